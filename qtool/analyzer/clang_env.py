@@ -1,0 +1,142 @@
+"""libclang as installed from PyPI: the library, its builtin headers, and the C walker.
+
+The `libclang-ng` wheel carries libclang.so together with clang's builtin headers of the same
+version (stddef.h, stdarg.h, stdatomic.h, the x86 intrinsics …).  Those must come from clang,
+not gcc: gcc's stdatomic.h and intrinsics headers use gcc builtins that clang rejects.  We point
+libclang at them with -resource-dir, so nothing but gcc's libc headers is needed on the machine.
+
+The walk over each parsed translation unit is walker.c, compiled once per machine with the C
+compiler into a cache directory and loaded next to libclang (see walker.c for why).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from functools import lru_cache
+
+from ..errors import UserError
+
+REQUIRED_MAJOR = 22
+WALKER_SOURCE = os.path.join(os.path.dirname(__file__), "walker.c")
+
+
+class _CXString(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("private_flags", ctypes.c_uint)]
+
+
+@lru_cache(maxsize=None)
+def cindex():
+    """The clang.cindex module, configured; a clear error when libclang is missing or wrong."""
+    try:
+        import clang
+        import clang.cindex as ci
+    except ImportError as e:  # pragma: no cover - depends on the installation
+        raise UserError(f"libclang Python bindings are not installed ({e}); "
+                        "install this package with pip to get libclang-ng") from None
+    native = os.path.join(os.path.dirname(clang.__file__), "native")
+    library = os.path.join(native, "libclang.so")
+    if not os.path.exists(library):
+        raise UserError(f"no libclang.so in {native}: the installed 'clang' package is not "
+                        "libclang-ng; run: pip install --force-reinstall 'libclang-ng>=22.1,<23'")
+    if not ci.Config.loaded:
+        ci.Config.set_library_file(library)
+    # Promote libclang to global symbol scope so the walker resolves its clang_* calls there.
+    ctypes.CDLL(library, mode=ctypes.RTLD_GLOBAL)
+    return ci
+
+
+@lru_cache(maxsize=None)
+def library_path() -> str:
+    import clang
+    return os.path.join(os.path.dirname(clang.__file__), "native", "libclang.so")
+
+
+@lru_cache(maxsize=None)
+def resource_dir() -> str:
+    import clang
+    cindex()
+    res = os.path.join(os.path.dirname(clang.__file__), "native", "resource")
+    if not os.path.exists(os.path.join(res, "include", "stddef.h")):
+        raise UserError(f"libclang's builtin headers are missing (looked in {res}/include); "
+                        "reinstall libclang-ng")
+    return res
+
+
+@lru_cache(maxsize=None)
+def version() -> str:
+    """libclang's own version string, e.g. 'clang version 22.1.4 (…)'."""
+    cindex()
+    lib = ctypes.CDLL(library_path())
+    lib.clang_getClangVersion.restype = _CXString
+    lib.clang_getCString.restype = ctypes.c_char_p
+    lib.clang_getCString.argtypes = [_CXString]
+    lib.clang_disposeString.argtypes = [_CXString]
+    s = lib.clang_getClangVersion()
+    try:
+        return (lib.clang_getCString(s) or b"").decode()
+    finally:
+        lib.clang_disposeString(s)
+
+
+def check_version() -> str:
+    v = version()
+    m = re.search(r"version (\d+)\.", v)
+    if not m or int(m.group(1)) != REQUIRED_MAJOR:
+        raise UserError(f"libclang {v!r} is in use, but qtool needs libclang {REQUIRED_MAJOR}.x "
+                        f"(its builtin headers and walker are matched to it); "
+                        f"run: pip install 'libclang-ng>={REQUIRED_MAJOR}.1,<{REQUIRED_MAJOR + 1}'")
+    return v
+
+
+def cache_dir() -> str:
+    base = os.environ.get("QPM_CACHE_DIR")
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        base = os.path.join(xdg, "qtool")
+    os.makedirs(base, exist_ok=True)
+    return base
+
+
+def walker_digest() -> str:
+    with open(WALKER_SOURCE, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=None)
+def walker():
+    """The compiled walker, built on first use; its qpm_walk(tu, &buf, &len) entry point."""
+    cindex()
+    path = os.path.join(cache_dir(), f"walker-{walker_digest()}.so")
+    if not os.path.exists(path):
+        _compile_walker(path)
+    lib = ctypes.CDLL(path)
+    lib.qpm_walk.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p),
+                             ctypes.POINTER(ctypes.c_size_t)]
+    lib.qpm_walk.restype = ctypes.c_int
+    lib.qpm_walk_free.argtypes = [ctypes.c_void_p]
+    lib.qpm_walk_free.restype = None
+    return lib
+
+
+def _compile_walker(path: str) -> None:
+    cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+    if not cc:
+        raise UserError("no C compiler found (set CC): qtool compiles its libclang walker once")
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(path))
+    os.close(fd)
+    cmd = [cc, "-std=c11", "-O2", "-fPIC", "-shared", "-o", tmp, WALKER_SOURCE]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise UserError(f"compiling the libclang walker failed: {' '.join(cmd)}\n"
+                            f"{proc.stderr.strip()}")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,78 @@
+"""Which files to analyse, and with which compiler flags."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+
+from ..errors import UserError
+
+# Flags that make sense to gcc but not to a parse (output, dependency files, code generation).
+_DROP_WITH_VALUE = {"-o", "-MF", "-MT", "-MQ", "-x"}
+_DROP = {"-c", "-S", "-E", "-M", "-MM", "-MD", "-MMD", "-MP", "-pipe"}
+_KEEP_PREFIXES = ("-I", "-D", "-U", "-std=", "-include", "-isystem", "-iquote", "-W", "-f", "-m")
+
+
+def find_sources(paths: list[str]) -> list[str]:
+    """C files named or found below directories (skipping build/ and hidden directories)."""
+    out: list[str] = []
+    for p in paths or ["."]:
+        if os.path.isdir(p):
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "build")
+                out.extend(os.path.join(root, f) for f in sorted(files) if f.endswith(".c"))
+        elif os.path.isfile(p):
+            out.append(p)
+        else:
+            raise UserError(f"no such file or directory: {p}")
+    seen: dict[str, None] = {}
+    for f in out:
+        seen.setdefault(os.path.normpath(os.path.abspath(f)), None)
+    return list(seen)
+
+
+def _clean(argv: list[str], directory: str) -> tuple[str, ...]:
+    out: list[str] = []
+    it = iter(argv[1:])
+    for a in it:
+        if a in _DROP_WITH_VALUE:
+            next(it, None)
+            continue
+        if a in _DROP or a.endswith((".c", ".o")) or not a.startswith("-"):
+            continue
+        if a in ("-I", "-D", "-U", "-include", "-isystem", "-iquote"):
+            value = next(it, "")
+            if a in ("-I", "-isystem", "-iquote", "-include"):
+                value = os.path.normpath(os.path.join(directory, value))
+            out += [a, value]
+            continue
+        if a.startswith(("-I", "-isystem", "-iquote")) and len(a) > 2:
+            flag = "-I" if a.startswith("-I") else ("-isystem" if a.startswith("-isystem") else "-iquote")
+            out.append(flag + os.path.normpath(os.path.join(directory, a[len(flag):])))
+            continue
+        if a.startswith(_KEEP_PREFIXES):
+            out.append(a)
+    return tuple(out)
+
+
+def load_compile_commands(path: str) -> dict[str, tuple[str, ...]]:
+    """Maps each absolute source path to its parse flags."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            entries = json.load(f)
+    except OSError as e:
+        raise UserError(f"cannot read compilation database: {e.strerror}", path) from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"not valid JSON: {e.msg}", path, e.lineno, e.colno) from None
+    if not isinstance(entries, list):
+        raise UserError("a compilation database is a JSON list of entries", path, 1, 1)
+    out: dict[str, tuple[str, ...]] = {}
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict) or "file" not in e or "directory" not in e:
+            raise UserError(f"entry {i} lacks 'file' or 'directory'", path)
+        directory = e["directory"]
+        argv = e.get("arguments") or shlex.split(e.get("command", ""))
+        file = os.path.normpath(os.path.join(directory, e["file"]))
+        out[file] = _clean(argv, directory)
+    return out

@@ -1,0 +1,258 @@
+"""One translation unit: parse it with libclang, walk it once, keep the facts.
+
+The facts of a unit are plain values (no clang objects) so they can come back from a worker
+process and be cached on disk.  The cache entry remembers every file the unit read; it stays valid
+while each of them has the same size and modification time, or failing that the same contents.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import pickle
+from dataclasses import dataclass, field, replace
+
+from .. import __version__
+from ..model import Annotation, Diagnostic, Field, FixIt, Location, Param, StructType
+from . import clang_env
+
+CLANG_ATTRS = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "clang_attrs"))
+
+_LINKAGE = {2: "internal", 3: "internal", 4: "external"}
+_SEVERITY = {1: "note", 2: "warning", 3: "error", 4: "error"}
+
+
+@dataclass(frozen=True)
+class FunctionDecl:
+    usr: str
+    name: str
+    location: Location
+    defined: bool
+    linkage: str
+    variadic: bool
+    static: bool
+    return_type: str
+    return_enc: str
+    function_type: str
+    annotations: tuple[Annotation, ...]
+    params: tuple[Param, ...]
+
+
+@dataclass(frozen=True)
+class GlobalDecl:
+    usr: str
+    name: str
+    location: Location
+    defined: bool
+    linkage: str
+    type: str
+    type_enc: str
+    annotations: tuple[Annotation, ...]
+
+
+@dataclass(frozen=True)
+class Call:
+    caller: str
+    callee: str          # USR for a direct call; the function type for an indirect one
+    name: str            # callee name, or the expression holding the pointer
+    location: Location
+    loops: int
+    branches: int
+
+
+@dataclass
+class UnitFacts:
+    path: str
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    functions: list[FunctionDecl] = field(default_factory=list)
+    globals: list[GlobalDecl] = field(default_factory=list)
+    structs: list[StructType] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
+    indirect: list[Call] = field(default_factory=list)
+    taken: list[tuple[str, str]] = field(default_factory=list)       # (holder, function)
+    refs: list[tuple[str, str, str]] = field(default_factory=list)   # (holder, global, r|w|a)
+    file_components: dict[str, tuple[str, Location]] = field(default_factory=dict)
+    deps: list[tuple[str, int, int, str]] = field(default_factory=list)
+
+
+def clang_args(args: tuple[str, ...]) -> list[str]:
+    return ["-resource-dir", clang_env.resource_dir(), "-I", CLANG_ATTRS, *args]
+
+
+def _annotations(text: str) -> tuple[Annotation, ...]:
+    if text == "-":
+        return ()
+    out = []
+    for item in text.split("\x1f"):
+        kind, _, arg = item[len("qpm_"):].partition(":")
+        out.append(Annotation(kind, arg.strip()))
+    return tuple(out)
+
+
+def parse_records(path: str, text: str, facts: UnitFacts) -> None:
+    """Turns the walker's records (see walker.c) into facts."""
+    files: dict[str, str] = {}
+    fn: FunctionDecl | None = None
+    params: list[Param] = []
+    struct: list | None = None
+    fields: list[Field] = []
+
+    def loc(fid: str, line: str, col: str) -> Location:
+        return Location(files.get(fid, "<unknown>"), int(line), int(col))
+
+    def flush():
+        nonlocal fn, struct
+        if fn is not None:
+            facts.functions.append(replace(fn, params=tuple(params)))
+            fn = None
+        if struct is not None:
+            facts.structs.append(StructType(*struct, fields=tuple(fields)))
+            struct = None
+
+    for line in text.split("\n"):
+        if not line:
+            continue
+        r = line.split("\t")
+        tag = r[0]
+        if tag == "N":
+            files[r[1]] = os.path.normpath(r[2])
+        elif tag == "P":
+            params.append(Param(int(r[1]), r[2], r[4], r[3], _annotations(r[5]),
+                                loc(r[6], r[7], r[8]), Location(files.get(r[6], ""), int(r[9]), int(r[10]))))
+        elif tag == "D":
+            fields.append(Field(r[1], r[3], r[2], _annotations(r[4]),
+                                Location(struct[3].file if struct else "", int(r[5]), int(r[6]))))
+        elif tag == "C":
+            facts.calls.append(Call(r[1], r[2], r[3], loc(r[4], r[5], r[6]), int(r[7]), int(r[8])))
+        elif tag == "I":
+            facts.indirect.append(Call(r[1], r[2], r[3], loc(r[4], r[5], r[6]), int(r[7]), int(r[8])))
+        elif tag == "T":
+            facts.taken.append((r[1], r[2]))
+        elif tag == "R":
+            facts.refs.append((r[1], r[2], r[3]))
+        elif tag == "F":
+            flush()
+            params = []
+            fn = FunctionDecl(r[1], r[2], loc(r[3], r[4], r[5]), r[6] == "1",
+                              _LINKAGE.get(int(r[7]), "none"), r[8] == "1", r[9] == "3",
+                              r[11], r[10], r[12], _annotations(r[13]), ())
+        elif tag == "G":
+            flush()
+            g = GlobalDecl(r[1], r[2], loc(r[3], r[4], r[5]), r[6] == "1",
+                           _LINKAGE.get(int(r[7]), "none"), r[9], r[8], _annotations(r[10]))
+            component = next((a.arg for a in g.annotations if a.kind == "file_component"), None)
+            if component is not None:
+                facts.file_components.setdefault(g.location.file, (component, g.location))
+            else:
+                facts.globals.append(g)
+        elif tag == "S":
+            flush()
+            fields = []
+            struct = [r[1], r[2], "union" if r[6] == "U" else "struct", loc(r[3], r[4], r[5])]
+    flush()
+
+
+def _digest(path: str) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _dep(path: str) -> tuple[str, int, int, str]:
+    st = os.stat(path)
+    return (path, st.st_size, st.st_mtime_ns, _digest(path))
+
+
+def _convert_diagnostic(d) -> Diagnostic | None:
+    severity = _SEVERITY.get(d.severity)
+    if severity is None:
+        return None
+    location = None
+    if d.location.file is not None:
+        location = Location(os.path.normpath(d.location.file.name), d.location.line, d.location.column)
+    message = d.spelling
+    if d.option:
+        message += f" [{d.option}]"
+    fixits = []
+    for fx in d.fixits:
+        start, end = fx.range.start, fx.range.end
+        if start.file is not None and (start.line, start.column) == (end.line, end.column):
+            fixits.append(FixIt(os.path.normpath(start.file.name), start.line, start.column, fx.value))
+    return Diagnostic(severity, "QPM001", message, location, tuple(fixits))
+
+
+_INDEX = None
+
+
+def parse_unit(path: str, args: tuple[str, ...]) -> UnitFacts:
+    """Parses one source file (function bodies included) and walks it."""
+    global _INDEX
+    ci = clang_env.cindex()
+    lib = clang_env.walker()
+    if _INDEX is None:
+        _INDEX = ci.Index.create()
+    facts = UnitFacts(path)
+    try:
+        tu = _INDEX.parse(path, args=clang_args(args))
+    except ci.TranslationUnitLoadError as e:
+        facts.diagnostics.append(Diagnostic("error", "QPM001", f"libclang could not parse this file: {e}",
+                                            Location(path, 0, 0)))
+        facts.deps = [_dep(path)] if os.path.exists(path) else []
+        return facts
+    for d in tu.diagnostics:
+        conv = _convert_diagnostic(d)
+        if conv is not None:
+            facts.diagnostics.append(conv)
+    buf = ctypes.c_void_p()
+    size = ctypes.c_size_t()
+    rc = lib.qpm_walk(tu.obj, ctypes.byref(buf), ctypes.byref(size))
+    if rc != 0:
+        raise MemoryError(f"walking {path} failed ({rc})")
+    try:
+        text = ctypes.string_at(buf, size.value).decode("utf-8", "replace")
+    finally:
+        lib.qpm_walk_free(buf)
+    parse_records(path, text, facts)
+    deps = {path} | {os.path.normpath(inc.include.name) for inc in tu.get_includes()}
+    facts.deps = [_dep(p) for p in sorted(deps) if os.path.exists(p)]
+    return facts
+
+
+# The per-unit cache.
+
+def _cache_file(path: str, args: tuple[str, ...]) -> str:
+    key = "\0".join([__version__, clang_env.walker_digest(), os.path.abspath(path), *args])
+    name = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return os.path.join(clang_env.cache_dir(), "units", name + ".pickle")
+
+
+def cached(path: str, args: tuple[str, ...]) -> UnitFacts | None:
+    """The cached facts of a unit if every file it read is unchanged, else None."""
+    try:
+        with open(_cache_file(path, args), "rb") as f:
+            facts = pickle.load(f)
+    except (OSError, pickle.PickleError, EOFError, AttributeError, TypeError, ValueError):
+        return None
+    if not isinstance(facts, UnitFacts) or not facts.deps:
+        return None
+    for dep, size, mtime, digest in facts.deps:
+        try:
+            st = os.stat(dep)
+        except OSError:
+            return None
+        if st.st_size != size:
+            return None
+        if st.st_mtime_ns != mtime and _digest(dep) != digest:
+            return None
+    return facts
+
+
+def store(path: str, args: tuple[str, ...], facts: UnitFacts) -> None:
+    from ..atomic import write_bytes
+    try:
+        write_bytes(_cache_file(path, args), pickle.dumps(facts, protocol=pickle.HIGHEST_PROTOCOL))
+    except OSError:
+        pass  # A cache that cannot be written only costs time.

@@ -1,0 +1,682 @@
+/*
+ * walker.c - the analyzer's one walk over a parsed translation unit.
+ *
+ * Walking a large translation unit cursor by cursor from Python costs seconds (half a million
+ * cursors in the SQLite amalgamation), so this walk runs in C against libclang's stable C API
+ * and emits only the facts the program model needs, as tab-separated records (one per line):
+ *
+ *   N idx path                                      a file name (these come first)
+ *   F usr name file line col isdef linkage variadic storage ret_enc ret_spelling fn_type annots
+ *   P idx name type_enc type_spelling annots line col end_line end_col    (after its F)
+ *   G usr name file line col isdef linkage type_enc type_spelling annots
+ *   S usr name file line col kind                   a struct or union definition ("S" or "U")
+ *   D name type_enc type_spelling annots line col   a field (after its S)
+ *   C caller callee_usr callee_name file line col loops branches          a direct call
+ *   I caller fn_type callee_text file line col loops branches             an indirect call
+ *   T holder target_usr                             a function whose address is taken
+ *   R holder var_usr mode                           a global read (r), written (w) or addressed (a)
+ *
+ * Types are encoded canonically: "*" pointer (then "c" when the pointee is const), "[N]" and
+ * "[]" arrays, "S<usr>"/"U<usr>" records, "E" enums, "F" functions, "V" void, "B<name>" other
+ * builtins, "A" atomic, "O<spelling>" anything else.  Declarations in system headers are
+ * skipped: they belong to no component.  The libclang declarations below mirror clang-c/Index.h,
+ * whose ABI is stable; the wheel ships the library but not that header.
+ */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef void *CXTranslationUnit;
+typedef void *CXFile;
+typedef void *CXClientData;
+typedef struct { int kind; int xdata; const void *data[3]; } CXCursor;
+typedef struct { int kind; void *data[2]; } CXType;
+typedef struct { const void *data; unsigned private_flags; } CXString;
+typedef struct { const void *ptr_data[2]; unsigned int_data; } CXSourceLocation;
+typedef struct { const void *ptr_data[2]; unsigned begin_int_data; unsigned end_int_data; } CXSourceRange;
+typedef int (*CXCursorVisitor)(CXCursor, CXCursor, CXClientData);
+
+extern CXCursor clang_getTranslationUnitCursor(CXTranslationUnit);
+extern unsigned clang_visitChildren(CXCursor, CXCursorVisitor, CXClientData);
+extern int clang_getCursorKind(CXCursor);
+extern CXCursor clang_getCursorReferenced(CXCursor);
+extern CXCursor clang_getCursorSemanticParent(CXCursor);
+extern CXCursor clang_getTypeDeclaration(CXType);
+extern CXString clang_getCursorUSR(CXCursor);
+extern CXString clang_getCursorSpelling(CXCursor);
+extern CXSourceLocation clang_getCursorLocation(CXCursor);
+extern CXSourceRange clang_getCursorExtent(CXCursor);
+extern CXSourceLocation clang_getRangeEnd(CXSourceRange);
+extern void clang_getExpansionLocation(CXSourceLocation, CXFile *, unsigned *, unsigned *, unsigned *);
+extern int clang_Location_isInSystemHeader(CXSourceLocation);
+extern CXString clang_getFileName(CXFile);
+extern const char *clang_getCString(CXString);
+extern void clang_disposeString(CXString);
+extern unsigned clang_isCursorDefinition(CXCursor);
+extern int clang_getCursorLinkage(CXCursor);
+extern int clang_Cursor_getStorageClass(CXCursor);
+extern int clang_Cursor_isVariadic(CXCursor);
+extern int clang_Cursor_getNumArguments(CXCursor);
+extern CXCursor clang_Cursor_getArgument(CXCursor, unsigned);
+extern CXType clang_getCursorType(CXCursor);
+extern CXType clang_getCursorResultType(CXCursor);
+extern CXType clang_getCanonicalType(CXType);
+extern CXType clang_getPointeeType(CXType);
+extern CXType clang_getArrayElementType(CXType);
+extern long long clang_getArraySize(CXType);
+extern CXType clang_Type_getValueType(CXType);
+extern unsigned clang_isConstQualifiedType(CXType);
+extern CXString clang_getTypeSpelling(CXType);
+extern int clang_getCursorBinaryOperatorKind(CXCursor);
+extern int clang_getCursorUnaryOperatorKind(CXCursor);
+extern int clang_Cursor_isNull(CXCursor);
+
+enum {
+    K_STRUCT = 2, K_UNION = 3, K_FIELD = 6, K_FUNCTION = 8, K_VAR = 9, K_PARM = 10,
+    K_UNEXPOSED_EXPR = 100, K_DECL_REF = 101, K_MEMBER_REF = 102, K_CALL = 103,
+    K_PAREN = 111, K_UNARY = 112, K_SUBSCRIPT = 113, K_BINARY = 114, K_COMPOUND_ASSIGN = 115,
+    K_CONDITIONAL = 116, K_CSTYLE_CAST = 117,
+    K_CASE = 203, K_DEFAULT = 204, K_IF = 205, K_SWITCH = 206, K_WHILE = 207, K_DO = 208,
+    K_FOR = 209, K_TRANSLATION_UNIT = 350, K_ANNOTATE = 406,
+};
+enum { VISIT_BREAK = 0, VISIT_CONTINUE = 1, VISIT_RECURSE = 2 };
+enum { BO_LAND = 20, BO_LOR = 21, BO_ASSIGN = 22, BO_COMMA = 33 };
+enum { UO_POSTINC = 1, UO_PREDEC = 4, UO_ADDROF = 5 };
+
+/* The output buffer grows geometrically; a failed allocation sticks and is reported once. */
+struct out {
+    char *buf;
+    size_t len, cap;
+    int oom;
+};
+
+static void out_reserve(struct out *o, size_t extra)
+{
+    if (o->oom || o->len + extra + 1 <= o->cap)
+        return;
+    size_t cap = o->cap ? o->cap : 1 << 16;
+    while (o->len + extra + 1 > cap)
+        cap *= 2;
+    char *p = realloc(o->buf, cap);
+    if (!p) {
+        o->oom = 1;
+        return;
+    }
+    o->buf = p;
+    o->cap = cap;
+}
+
+/* Appends a field, replacing the record separators (tab, newline) so a record stays one line. */
+static void out_field(struct out *o, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    out_reserve(o, n + 1);
+    if (o->oom)
+        return;
+    if (o->len && o->buf[o->len - 1] != '\n')
+        o->buf[o->len++] = '\t';
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        o->buf[o->len++] = (c == '\t' || c == '\n' || c == '\r') ? ' ' : c;
+    }
+    o->buf[o->len] = '\0';
+}
+
+static void out_num(struct out *o, long long v)
+{
+    char tmp[32];
+    snprintf(tmp, sizeof tmp, "%lld", v);
+    out_field(o, tmp);
+}
+
+static void out_str(struct out *o, CXString s)
+{
+    out_field(o, clang_getCString(s));
+    clang_disposeString(s);
+}
+
+static void out_end(struct out *o)
+{
+    out_reserve(o, 1);
+    if (!o->oom) {
+        o->buf[o->len++] = '\n';
+        o->buf[o->len] = '\0';
+    }
+}
+
+/* Files are numbered on first sight; a small open-addressing table maps CXFile to number. */
+struct walk {
+    struct out out;
+    struct out names;   /* N records, kept apart so they never split another record */
+    const void **files;
+    unsigned *file_ids;
+    size_t nfiles, file_cap;
+};
+
+static long file_id(struct walk *w, CXFile f)
+{
+    if (!f)
+        return -1;
+    if (w->nfiles * 2 >= w->file_cap) {
+        size_t cap = w->file_cap ? w->file_cap * 2 : 256;
+        const void **files = calloc(cap, sizeof *files);
+        unsigned *ids = calloc(cap, sizeof *ids);
+        if (!files || !ids) {
+            free(files);
+            free(ids);
+            w->out.oom = 1;
+            return -1;
+        }
+        for (size_t i = 0; i < w->file_cap; i++) {
+            if (!w->files[i])
+                continue;
+            size_t h = ((uintptr_t)w->files[i] >> 4) & (cap - 1);
+            while (files[h])
+                h = (h + 1) & (cap - 1);
+            files[h] = w->files[i];
+            ids[h] = w->file_ids[i];
+        }
+        free(w->files);
+        free(w->file_ids);
+        w->files = files;
+        w->file_ids = ids;
+        w->file_cap = cap;
+    }
+    size_t h = ((uintptr_t)f >> 4) & (w->file_cap - 1);
+    while (w->files[h]) {
+        if (w->files[h] == f)
+            return w->file_ids[h];
+        h = (h + 1) & (w->file_cap - 1);
+    }
+    w->files[h] = f;
+    w->file_ids[h] = (unsigned)w->nfiles;
+    out_field(&w->names, "N");
+    out_num(&w->names, (long long)w->nfiles);
+    out_str(&w->names, clang_getFileName(f));
+    out_end(&w->names);
+    return (long)w->nfiles++;
+}
+
+/* Emits "file line col" of a location, where macros are attributed to their expansion site. */
+static void out_location(struct walk *w, CXSourceLocation loc)
+{
+    CXFile f;
+    unsigned line, col, off;
+    clang_getExpansionLocation(loc, &f, &line, &col, &off);
+    long id = file_id(w, f);
+    out_num(&w->out, id);
+    out_num(&w->out, line);
+    out_num(&w->out, col);
+}
+
+
+static void type_encode_into(char **buf, size_t *len, size_t *cap, const char *s)
+{
+    size_t n = strlen(s);
+    if (*len + n + 1 > *cap) {
+        size_t c = *cap ? *cap : 64;
+        while (*len + n + 1 > c)
+            c *= 2;
+        char *p = realloc(*buf, c);
+        if (!p)
+            return;
+        *buf = p;
+        *cap = c;
+    }
+    memcpy(*buf + *len, s, n + 1);
+    *len += n;
+}
+
+/* Builds the canonical encoding of a type into a malloc'd string (see the header comment). */
+static void type_encode_str(char **buf, size_t *len, size_t *cap, CXType t, int depth)
+{
+    t = clang_getCanonicalType(t);
+    if (depth > 16) {
+        type_encode_into(buf, len, cap, "O...");
+        return;
+    }
+    char tmp[64];
+    switch (t.kind) {
+    case 2:
+        type_encode_into(buf, len, cap, "V");
+        return;
+    case 101: {
+        CXType p = clang_getPointeeType(t);
+        type_encode_into(buf, len, cap, clang_isConstQualifiedType(p) ? "*c" : "*");
+        type_encode_str(buf, len, cap, p, depth + 1);
+        return;
+    }
+    case 112:
+        snprintf(tmp, sizeof tmp, "[%lld]", clang_getArraySize(t));
+        type_encode_into(buf, len, cap, tmp);
+        type_encode_str(buf, len, cap, clang_getArrayElementType(t), depth + 1);
+        return;
+    case 114: case 115: case 116:
+        type_encode_into(buf, len, cap, "[]");
+        type_encode_str(buf, len, cap, clang_getArrayElementType(t), depth + 1);
+        return;
+    case 105: {
+        CXCursor d = clang_getTypeDeclaration(t);
+        type_encode_into(buf, len, cap, clang_getCursorKind(d) == K_UNION ? "U" : "S");
+        CXString usr = clang_getCursorUSR(d);
+        type_encode_into(buf, len, cap, clang_getCString(usr));
+        clang_disposeString(usr);
+        return;
+    }
+    case 106:
+        type_encode_into(buf, len, cap, "E");
+        return;
+    case 110: case 111:
+        type_encode_into(buf, len, cap, "F");
+        return;
+    case 177:
+        type_encode_into(buf, len, cap, "A");
+        type_encode_str(buf, len, cap, clang_Type_getValueType(t), depth + 1);
+        return;
+    default: {
+        CXString s = clang_getTypeSpelling(t);
+        const char *name = clang_getCString(s);
+        /* Qualifiers are the pointer's business ("*c"), not the builtin's name. */
+        for (int again = 1; again && name;) {
+            again = 0;
+            static const char *const quals[] = {"const ", "volatile ", "restrict "};
+            for (size_t i = 0; i < 3; i++) {
+                size_t n = strlen(quals[i]);
+                if (strncmp(name, quals[i], n) == 0) {
+                    name += n;
+                    again = 1;
+                }
+            }
+        }
+        type_encode_into(buf, len, cap, (t.kind >= 3 && t.kind <= 40) ? "B" : "O");
+        type_encode_into(buf, len, cap, name ? name : "?");
+        clang_disposeString(s);
+        return;
+    }
+    }
+}
+
+static void type_encode(struct out *o, CXType t, int depth)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    type_encode_str(&buf, &len, &cap, t, depth);
+    out_field(o, buf ? buf : "O?");
+    free(buf);
+}
+
+static void out_type(struct out *o, CXType t)
+{
+    type_encode(o, t, 0);
+    out_str(o, clang_getTypeSpelling(t));
+}
+
+/* Collects the annotate("...") attributes of a declaration, separated by \x1f. */
+struct annots {
+    char buf[4096];
+    size_t len;
+};
+
+static int annots_visit(CXCursor c, CXCursor parent, CXClientData data)
+{
+    (void)parent;
+    struct annots *a = data;
+    if (clang_getCursorKind(c) != K_ANNOTATE)
+        return VISIT_CONTINUE;
+    CXString s = clang_getCursorSpelling(c);
+    const char *t = clang_getCString(s);
+    if (t && strncmp(t, "qpm_", 4) == 0) {
+        size_t n = strlen(t);
+        if (a->len + n + 2 < sizeof a->buf) {
+            if (a->len)
+                a->buf[a->len++] = '\x1f';
+            memcpy(a->buf + a->len, t, n);
+            a->len += n;
+            a->buf[a->len] = '\0';
+        }
+    }
+    clang_disposeString(s);
+    return VISIT_CONTINUE;
+}
+
+static void out_annots(struct out *o, CXCursor c)
+{
+    struct annots a;
+    a.len = 0;
+    a.buf[0] = '\0';
+    clang_visitChildren(c, annots_visit, &a);
+    out_field(o, a.len ? a.buf : "-");
+}
+
+/* Context of the body walk: who holds the code, how deep it is in loops and branches, and
+ * whether the expression is the target of a write ('w'), of an address-of ('a') or read ('r').
+ * A node's children get their context from the node: body_visit computes it from the parent's
+ * kind and operator and the child's position. */
+struct body {
+    struct walk *w;
+    const char *holder;
+    int loops, branches;
+    char mode;
+    int parent_kind, parent_op, direct_call;
+    int index;
+};
+
+static int body_visit(CXCursor c, CXCursor parent, CXClientData data);
+
+static void body_walk(const struct body *ctx, CXCursor c, int kind, int direct_call)
+{
+    struct body child = *ctx;
+    child.parent_kind = kind;
+    child.parent_op = 0;
+    child.direct_call = direct_call;
+    child.index = 0;
+    if (kind == K_BINARY || kind == K_COMPOUND_ASSIGN)
+        child.parent_op = clang_getCursorBinaryOperatorKind(c);
+    else if (kind == K_UNARY)
+        child.parent_op = clang_getCursorUnaryOperatorKind(c);
+    clang_visitChildren(c, body_visit, &child);
+}
+
+static int is_global_var(CXCursor ref)
+{
+    if (clang_getCursorKind(ref) != K_VAR)
+        return 0;
+    int parent = clang_getCursorKind(clang_getCursorSemanticParent(ref));
+    return parent == K_TRANSLATION_UNIT &&
+           !clang_Location_isInSystemHeader(clang_getCursorLocation(ref));
+}
+
+static void out_holder(const struct body *b, const char *tag)
+{
+    out_field(&b->w->out, tag);
+    out_field(&b->w->out, b->holder);
+}
+
+/* Emits a call and returns whether it is direct (its first child, the callee, is then no
+ * address-taken function). */
+static int visit_call(const struct body *b, CXCursor c)
+{
+    struct out *o = &b->w->out;
+    CXCursor ref = clang_getCursorReferenced(c);
+    int have_ref = !clang_Cursor_isNull(ref);
+    int direct = have_ref && clang_getCursorKind(ref) == K_FUNCTION;
+    if (direct) {
+        out_holder(b, "C");
+        out_str(o, clang_getCursorUSR(ref));
+        out_str(o, clang_getCursorSpelling(ref));
+    } else {
+        /* The referenced cursor is the variable, parameter or field holding the pointer. */
+        out_holder(b, "I");
+        if (have_ref) {
+            CXType t = clang_getCanonicalType(clang_getCursorType(ref));
+            if (t.kind == 101)
+                t = clang_getPointeeType(t);
+            out_str(o, clang_getTypeSpelling(clang_getCanonicalType(t)));
+            out_str(o, clang_getCursorSpelling(ref));
+        } else {
+            out_field(o, "?");
+            out_field(o, "?");
+        }
+    }
+    out_location(b->w, clang_getCursorLocation(c));
+    out_num(o, b->loops);
+    out_num(o, b->branches);
+    out_end(o);
+    return direct;
+}
+
+static void visit_ref(const struct body *b, CXCursor c)
+{
+    CXCursor ref = clang_getCursorReferenced(c);
+    if (clang_Cursor_isNull(ref))
+        return;
+    if (clang_getCursorKind(ref) == K_FUNCTION) {
+        out_holder(b, "T");
+        out_str(&b->w->out, clang_getCursorUSR(ref));
+        out_end(&b->w->out);
+    } else if (is_global_var(ref)) {
+        char mode[2] = {b->mode, '\0'};
+        out_holder(b, "R");
+        out_str(&b->w->out, clang_getCursorUSR(ref));
+        out_field(&b->w->out, mode);
+        out_end(&b->w->out);
+    }
+}
+
+static int body_visit(CXCursor c, CXCursor parent, CXClientData data)
+{
+    (void)parent;
+    struct body *p = data;
+    int index = p->index++;
+    if (p->direct_call && index == 0)
+        return VISIT_CONTINUE;
+
+    /* This child's context, from its parent. */
+    struct body ctx = *p;
+    ctx.mode = 'r';
+    switch (p->parent_kind) {
+    case K_FOR: case K_WHILE: case K_DO:
+        ctx.loops++;
+        break;
+    case K_IF: case K_CONDITIONAL:
+        ctx.branches += index > 0;      /* the condition always runs, an arm only sometimes */
+        break;
+    case K_CASE: case K_DEFAULT:
+        ctx.branches++;
+        break;
+    case K_BINARY:
+        if (p->parent_op >= BO_ASSIGN && p->parent_op < BO_COMMA && index == 0)
+            ctx.mode = 'w';
+        else if ((p->parent_op == BO_LAND || p->parent_op == BO_LOR) && index > 0)
+            ctx.branches++;
+        break;
+    case K_COMPOUND_ASSIGN:
+        if (index == 0)
+            ctx.mode = 'w';
+        break;
+    case K_UNARY:
+        if (p->parent_op >= UO_POSTINC && p->parent_op <= UO_PREDEC)
+            ctx.mode = 'w';
+        else if (p->parent_op == UO_ADDROF)
+            ctx.mode = 'a';
+        break;
+    case K_UNEXPOSED_EXPR: case K_PAREN: case K_MEMBER_REF: case K_CSTYLE_CAST:
+        ctx.mode = p->mode;             /* (g), g.x and casts write what they wrap */
+        break;
+    case K_SUBSCRIPT:
+        if (index == 0)
+            ctx.mode = p->mode;         /* writing a[i] writes a; i is only read */
+        break;
+    default:
+        break;
+    }
+
+    int kind = clang_getCursorKind(c);
+    if (kind == K_DECL_REF) {
+        visit_ref(&ctx, c);
+        return VISIT_CONTINUE;
+    }
+    int direct = kind == K_CALL ? visit_call(&ctx, c) : 0;
+    body_walk(&ctx, c, kind, direct);
+    return VISIT_CONTINUE;
+}
+
+/* Declarations: functions with their parameters, globals, structs with their fields. */
+
+static int in_user_file(CXCursor c)
+{
+    CXSourceLocation loc = clang_getCursorLocation(c);
+    CXFile f;
+    unsigned line, col, off;
+    clang_getExpansionLocation(loc, &f, &line, &col, &off);
+    return f && !clang_Location_isInSystemHeader(loc);
+}
+
+static void out_decl_head(struct walk *w, const char *tag, CXCursor c)
+{
+    out_field(&w->out, tag);
+    out_str(&w->out, clang_getCursorUSR(c));
+    out_str(&w->out, clang_getCursorSpelling(c));
+    out_location(w, clang_getCursorLocation(c));
+}
+
+static void walk_holder_body(struct walk *w, CXCursor c, const char *holder)
+{
+    struct body b;
+    memset(&b, 0, sizeof b);
+    b.w = w;
+    b.holder = holder;
+    b.mode = 'r';
+    b.parent_kind = clang_getCursorKind(c);
+    clang_visitChildren(c, body_visit, &b);
+}
+
+static void visit_function(struct walk *w, CXCursor c)
+{
+    struct out *o = &w->out;
+    int isdef = clang_isCursorDefinition(c) != 0;
+    out_decl_head(w, "F", c);
+    out_num(o, isdef);
+    out_num(o, clang_getCursorLinkage(c));
+    out_num(o, clang_Cursor_isVariadic(c));
+    out_num(o, clang_Cursor_getStorageClass(c));
+    out_type(o, clang_getCursorResultType(c));
+    out_str(o, clang_getTypeSpelling(clang_getCanonicalType(clang_getCursorType(c))));
+    out_annots(o, c);
+    out_end(o);
+    int n = clang_Cursor_getNumArguments(c);
+    for (int i = 0; i < n; i++) {
+        CXCursor p = clang_Cursor_getArgument(c, (unsigned)i);
+        out_field(o, "P");
+        out_num(o, i);
+        out_str(o, clang_getCursorSpelling(p));
+        out_type(o, clang_getCursorType(p));
+        out_annots(o, p);
+        out_location(w, clang_getCursorLocation(p));
+        CXFile f;
+        unsigned line, col, off;
+        clang_getExpansionLocation(clang_getRangeEnd(clang_getCursorExtent(p)), &f, &line, &col, &off);
+        out_num(o, line);
+        out_num(o, col);
+        out_end(o);
+    }
+    if (isdef) {
+        CXString usr = clang_getCursorUSR(c);
+        walk_holder_body(w, c, clang_getCString(usr));
+        clang_disposeString(usr);
+    }
+}
+
+static void visit_global(struct walk *w, CXCursor c)
+{
+    struct out *o = &w->out;
+    out_decl_head(w, "G", c);
+    out_num(o, clang_isCursorDefinition(c) != 0);
+    out_num(o, clang_getCursorLinkage(c));
+    out_type(o, clang_getCursorType(c));
+    out_annots(o, c);
+    out_end(o);
+    /* An initializer may take functions' addresses (ops tables) or refer to other globals. */
+    CXString usr = clang_getCursorUSR(c);
+    walk_holder_body(w, c, clang_getCString(usr));
+    clang_disposeString(usr);
+}
+
+static int record_visit(CXCursor c, CXCursor parent, CXClientData data);
+
+static void visit_record(struct walk *w, CXCursor c)
+{
+    if (!clang_isCursorDefinition(c))
+        return;
+    out_decl_head(w, "S", c);
+    out_field(&w->out, clang_getCursorKind(c) == K_UNION ? "U" : "S");
+    out_end(&w->out);
+    clang_visitChildren(c, record_visit, w);
+}
+
+static int record_visit(CXCursor c, CXCursor parent, CXClientData data)
+{
+    (void)parent;
+    struct walk *w = data;
+    int kind = clang_getCursorKind(c);
+    if (kind == K_FIELD) {
+        out_field(&w->out, "D");
+        out_str(&w->out, clang_getCursorSpelling(c));
+        out_type(&w->out, clang_getCursorType(c));
+        out_annots(&w->out, c);
+        CXFile f;
+        unsigned line, col, off;
+        clang_getExpansionLocation(clang_getCursorLocation(c), &f, &line, &col, &off);
+        out_num(&w->out, line);
+        out_num(&w->out, col);
+        out_end(&w->out);
+    }
+    return VISIT_CONTINUE;
+}
+
+static int nested_records_visit(CXCursor c, CXCursor parent, CXClientData data)
+{
+    (void)parent;
+    int kind = clang_getCursorKind(c);
+    if (kind == K_STRUCT || kind == K_UNION) {
+        visit_record(data, c);
+        clang_visitChildren(c, nested_records_visit, data);
+    }
+    return VISIT_CONTINUE;
+}
+
+static int top_visit(CXCursor c, CXCursor parent, CXClientData data)
+{
+    (void)parent;
+    struct walk *w = data;
+    int kind = clang_getCursorKind(c);
+    if (kind != K_FUNCTION && kind != K_VAR && kind != K_STRUCT && kind != K_UNION)
+        return VISIT_CONTINUE;
+    if (!in_user_file(c))
+        return VISIT_CONTINUE;
+    switch (kind) {
+    case K_FUNCTION:
+        visit_function(w, c);
+        break;
+    case K_VAR:
+        visit_global(w, c);
+        break;
+    default:
+        visit_record(w, c);
+        clang_visitChildren(c, nested_records_visit, w);
+        break;
+    }
+    return VISIT_CONTINUE;
+}
+
+/* Walks the translation unit.  On success *out holds the records (free with qpm_walk_free)
+ * and 0 is returned; on allocation failure, -12 (ENOMEM). */
+int qpm_walk(CXTranslationUnit tu, char **out, size_t *len)
+{
+    struct walk w;
+    memset(&w, 0, sizeof w);
+    clang_visitChildren(clang_getTranslationUnitCursor(tu), top_visit, &w);
+    free(w.files);
+    free(w.file_ids);
+    /* File names first, so that a reader knows every number before it is used. */
+    out_reserve(&w.names, w.out.len);
+    if (w.out.oom || w.names.oom) {
+        free(w.out.buf);
+        free(w.names.buf);
+        return -12;
+    }
+    if (w.out.len)
+        memcpy(w.names.buf + w.names.len, w.out.buf, w.out.len + 1);
+    w.names.len += w.out.len;
+    free(w.out.buf);
+    *out = w.names.buf;
+    *len = w.names.len;
+    return 0;
+}
+
+void qpm_walk_free(char *p)
+{
+    free(p);
+}

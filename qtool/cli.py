@@ -1,0 +1,81 @@
+"""The qtool command: parses arguments and hands them to one stage module.
+
+Exit status: 0 clean, 1 diagnostics of severity error, 2 usage or input errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+from . import __version__
+from .commands import analyze, check
+from .errors import UserError
+
+COMMANDS = {
+    "analyze": analyze,
+    "check": check,
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # usage errors exit 2, as argparse does, with our prefix
+        self.print_usage(sys.stderr)
+        print(f"qtool: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _version() -> str:
+    from .analyzer import libclang_version
+    try:
+        clang = libclang_version()
+    except UserError as e:
+        clang = f"unusable ({e.message})"
+    return f"qtool {__version__}\nlibclang: {clang}"
+
+
+class _VersionAction(argparse.Action):
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(_version())
+        parser.exit()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="qtool", description="Quarantine: data-driven selective isolation for C servers.")
+    parser.add_argument("--version", action=_VersionAction, help="print qtool's and libclang's versions")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, module in COMMANDS.items():
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    options = parser.parse_args(argv)
+    if not getattr(options, "run", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return options.run(options)
+    except UserError as e:
+        print(e, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("qtool: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception:  # anything else is a bug in qtool, and says so
+        print("qtool: internal error (a bug in qtool; please report it with this trace):", file=sys.stderr)
+        traceback.print_exc()
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

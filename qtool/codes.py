@@ -1,0 +1,27 @@
+"""The stable diagnostic codes: one table, used for messages, SARIF rules and the docs."""
+
+CODES = {
+    "QPM001": "compiler diagnostic reported by clang",
+    "QPM010": "unannotated 'void *' parameter crosses a boundary",
+    "QPM011": "unannotated 'char *' parameter crosses a boundary",
+    "QPM012": "pointer to pointers crosses a boundary",
+    "QPM013": "function pointer crosses a boundary without QPM_CALLBACK",
+    "QPM014": "struct that cannot be copied crosses a boundary",
+    "QPM015": "returned pointer crosses a boundary without QPM_OPAQUE or QPM_RETURNS_STRING",
+    "QPM020": "count expression names no parameter",
+    "QPM021": "count expression uses a non-integer parameter",
+    "QPM022": "string annotation on something that is not a char pointer",
+    "QPM023": "annotation on the wrong kind of declaration",
+    "QPM024": "conflicting annotations",
+    "QPM025": "QPM_COUNT expression names no sibling field",
+    "QPM030": "variadic function called across a boundary",
+    "QPM031": "QPM_SHARED global holds pointers",
+    "QPM032": "non-shared global written and used on both sides of a boundary",
+    "QPM033": "QPM_INIT function with the wrong signature",
+    "QPM034": "function placed in two components",
+    "QPM035": "indirect call may reach another domain",
+    "QPM040": "plan names an unknown component",
+    "QPM041": "plan places a component twice",
+    "QPM042": "malformed plan",
+    "QPM043": "plan isolates the component holding main()",
+}

@@ -1,0 +1,38 @@
+"""qtool analyze: the program model and every diagnostic that needs no plan."""
+
+from __future__ import annotations
+
+import sys
+
+from .. import analyzer, marshal, output
+from .common import add_output_arguments, add_source_arguments, base_dir, emit, exit_code
+
+HELP = "build the program model: components, functions, calls, globals, diagnostics"
+
+
+def add_arguments(parser) -> None:
+    add_source_arguments(parser)
+    add_output_arguments(parser)
+
+
+def describe(a: str, b: str) -> str:
+    return f"between components '{a}' and '{b}', which a plan could separate"
+
+
+def run(options) -> int:
+    model = analyzer.analyze(options.paths, options.compile_commands, options.jobs)
+    extra = marshal.check_annotations(model)
+    # Every edge between two components is a potential boundary: its problems are warnings here
+    # and become errors under `qtool check` for the plans that really cut it.
+    extra += marshal.check_boundaries(model, lambda c: c, "warning", describe)
+    model = model.with_diagnostics(extra)
+    base = base_dir()
+    if options.format == "json":
+        text = output.model_json(model, base)
+    elif options.format == "sarif":
+        text = output.sarif(model.diagnostics, base)
+    else:
+        text = output.model_text(model, base)
+    emit(options, text)
+    print(output.summary(model.diagnostics), file=sys.stderr)
+    return exit_code(model.diagnostics)

@@ -1,0 +1,213 @@
+"""The program model: what the analyzer learns about a C program, shared by every later stage.
+
+Everything here is a frozen dataclass holding plain values (no clang objects), so a model can be
+cached, compared, sent between processes and serialised.  Functions, globals and struct types are
+keyed by their clang USR, which is unique per entity across translation units (a `static`
+function's USR names its file).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Iterable, NamedTuple
+
+SEVERITIES = ("error", "warning", "note")
+
+
+class Location(NamedTuple):
+    """A place in a source file; a tuple, because millions are made, compared and sorted."""
+
+    file: str
+    line: int = 0
+    column: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class FixIt:
+    """Insert `insert` at a place; what an IDE applies with one click."""
+
+    file: str
+    line: int
+    column: int
+    insert: str
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    severity: str            # error | warning | note
+    code: str                # QPM0xx, stable
+    message: str
+    location: Location | None = None
+    fixits: tuple[FixIt, ...] = ()
+
+    def sort_key(self):
+        loc = self.location or Location("")
+        return (loc.file, loc.line, loc.column, self.code, self.message)
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One qpm annotation: kind is `in`, `out`, `string`, `count` …; arg is its C text."""
+
+    kind: str
+    arg: str = ""
+
+    def __str__(self) -> str:
+        return f"QPM_{self.kind.upper()}({self.arg})" if self.arg else f"QPM_{self.kind.upper()}"
+
+
+@dataclass(frozen=True)
+class Param:
+    index: int
+    name: str
+    type: str                # as written (typedefs kept)
+    type_enc: str            # canonical encoding, see analyzer/walker.c
+    annotations: tuple[Annotation, ...] = ()
+    location: Location | None = None
+    end: Location | None = None   # end of the declarator: where a fix-it inserts
+
+    def annotation(self, *kinds: str) -> Annotation | None:
+        return next((a for a in self.annotations if a.kind in kinds), None)
+
+
+@dataclass(frozen=True)
+class Function:
+    usr: str
+    name: str
+    component: str | None    # None: declared in the program but defined nowhere in it
+    location: Location       # the definition, or the first declaration
+    defined: bool
+    linkage: str             # external | internal
+    variadic: bool
+    return_type: str
+    return_enc: str
+    annotations: tuple[Annotation, ...] = ()
+    params: tuple[Param, ...] = ()
+    declarations: tuple[Location, ...] = ()
+    frequency: float = 0.0   # estimated runs per run of the entry points
+
+    def annotation(self, *kinds: str) -> Annotation | None:
+        return next((a for a in self.annotations if a.kind in kinds), None)
+
+    @property
+    def signature(self) -> str:
+        args = ", ".join(f"{p.type} {p.name}".strip() for p in self.params) or "void"
+        if self.variadic:
+            args += ", ..."
+        return f"{self.return_type} {self.name}({args})"
+
+
+@dataclass(frozen=True)
+class CallSite:
+    location: Location
+    loops: int               # loop nesting depth at the call
+    branches: int            # conditional nesting depth at the call
+    local_weight: float      # expected runs per run of the caller
+
+
+@dataclass(frozen=True)
+class CallEdge:
+    caller: str              # USR
+    callee: str              # USR
+    sites: tuple[CallSite, ...]
+    weight: float            # expected calls per run of the entry points
+
+
+@dataclass(frozen=True)
+class IndirectCall:
+    caller: str
+    location: Location
+    function_type: str       # canonical type of the function called
+    through: str             # the variable, parameter or field holding the pointer
+    targets: tuple[str, ...] # USRs of address-taken functions of that type
+    local_weight: float
+    weight: float
+
+
+@dataclass(frozen=True)
+class Global:
+    usr: str
+    name: str
+    type: str
+    type_enc: str
+    location: Location
+    linkage: str
+    annotations: tuple[Annotation, ...] = ()
+    readers: tuple[str, ...] = ()    # USRs of functions (or initialised globals) reading it
+    writers: tuple[str, ...] = ()    # … writing it or taking its address
+
+    @property
+    def shared(self) -> bool:
+        return any(a.kind == "shared" for a in self.annotations)
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str
+    type_enc: str
+    annotations: tuple[Annotation, ...] = ()
+    location: Location | None = None
+
+    def annotation(self, *kinds: str) -> Annotation | None:
+        return next((a for a in self.annotations if a.kind in kinds), None)
+
+
+@dataclass(frozen=True)
+class StructType:
+    usr: str
+    name: str
+    kind: str                # struct | union
+    location: Location
+    fields: tuple[Field, ...] = ()
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    functions: tuple[str, ...]       # USRs
+    files: tuple[str, ...]
+    init_functions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProgramModel:
+    components: tuple[Component, ...]
+    functions: tuple[Function, ...]
+    edges: tuple[CallEdge, ...]
+    indirect_calls: tuple[IndirectCall, ...]
+    globals: tuple[Global, ...]
+    structs: tuple[StructType, ...]
+    translation_units: tuple[str, ...]
+    diagnostics: tuple[Diagnostic, ...] = field(default=())
+
+    @cached_property
+    def function_map(self) -> dict[str, Function]:
+        return {f.usr: f for f in self.functions}
+
+    @cached_property
+    def struct_map(self) -> dict[str, StructType]:
+        return {s.usr: s for s in self.structs}
+
+    @cached_property
+    def component_map(self) -> dict[str, Component]:
+        return {c.name: c for c in self.components}
+
+    def component_of(self, usr: str) -> str | None:
+        f = self.function_map.get(usr)
+        return f.component if f else None
+
+    def cross_component_edges(self) -> Iterable[CallEdge]:
+        for e in self.edges:
+            a, b = self.component_of(e.caller), self.component_of(e.callee)
+            if a and b and a != b:
+                yield e
+
+    def with_diagnostics(self, extra: Iterable[Diagnostic]) -> "ProgramModel":
+        merged = sorted(set(self.diagnostics) | set(extra), key=Diagnostic.sort_key)
+        return ProgramModel(self.components, self.functions, self.edges, self.indirect_calls,
+                            self.globals, self.structs, self.translation_units, tuple(merged))

@@ -1,0 +1,206 @@
+"""plan.yaml (SPEC §3): read it keeping line numbers, validate it, check it against a program.
+
+    load_plan(path) -> (Plan, [Diagnostic])        shape and values of the file itself
+    check_plan(plan, model) -> [Diagnostic]        components known, placed once, crossings marshal
+
+A YAML syntax error or an unreadable file is a UserError; everything else is a diagnostic that
+carries the plan file's line, so one run reports every problem.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import yaml
+
+from . import marshal
+from .errors import UserError
+from .model import Diagnostic, Location, ProgramModel
+
+MAIN_DOMAIN = "main"
+ON_FAULT = ("retry", "error", "abort")
+DEFAULTS = {"on_fault": "retry", "fault_value": None, "max_restarts": 5, "window_s": 60,
+            "call_timeout_ms": 0}
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class ComponentRef:
+    name: str
+    location: Location
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    components: tuple[ComponentRef, ...]
+    on_fault: str = "retry"
+    fault_value: int | float | None = None
+    max_restarts: int = 5
+    window_s: float = 60
+    call_timeout_ms: int = 0
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    path: str
+    version: int
+    domains: tuple[Domain, ...]
+
+    def domain_of(self, component: str) -> str:
+        for d in self.domains:
+            if any(c.name == component for c in d.components):
+                return d.name
+        return MAIN_DOMAIN
+
+    @property
+    def monolithic(self) -> bool:
+        return not self.domains
+
+
+def _loc(path: str, node) -> Location:
+    return Location(path, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _scalar(node):
+    """The Python value of a scalar node, by YAML's own resolution rules."""
+    return yaml.safe_load(yaml.serialize(node)) if node.tag != "tag:yaml.org,2002:str" else node.value
+
+
+def load_plan(path: str) -> tuple[Plan, list[Diagnostic]]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise UserError(f"cannot read plan: {e.strerror}", path) from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        raise UserError(f"plan is not valid YAML: {getattr(e, 'problem', None) or e}", path, line, col) from None
+
+    diags: list[Diagnostic] = []
+
+    def bad(node, msg: str) -> None:
+        diags.append(Diagnostic("error", "QPM042", msg, _loc(path, node) if node is not None else Location(path, 1, 1)))
+
+    if root is None or not isinstance(root, yaml.MappingNode):
+        bad(root, "a plan is a mapping with 'version: 1' and an 'isolate' list")
+        return Plan(path, 1, ()), diags
+    top = {k.value: (k, v) for k, v in root.value}
+    for key, (knode, _) in top.items():
+        if key not in ("version", "isolate"):
+            bad(knode, f"unknown key '{key}' in plan (expected 'version' and 'isolate')")
+    version = 1
+    if "version" not in top:
+        bad(root, "plan lacks 'version: 1'")
+    else:
+        vnode = top["version"][1]
+        if not isinstance(vnode, yaml.ScalarNode) or _scalar(vnode) != 1:
+            bad(vnode, "unsupported plan version (this qtool reads version 1)")
+    domains: list[Domain] = []
+    isolate = top.get("isolate", (None, None))[1]
+    if isolate is None or (isinstance(isolate, yaml.ScalarNode) and _scalar(isolate) is None):
+        return Plan(path, version, ()), diags
+    if not isinstance(isolate, yaml.SequenceNode):
+        bad(isolate, "'isolate' is a list of domains")
+        return Plan(path, version, ()), diags
+    for entry in isolate.value:
+        d = _domain(path, entry, bad)
+        if d is not None:
+            domains.append(d)
+    seen: dict[str, Domain] = {}
+    for d in domains:
+        if d.name == MAIN_DOMAIN:
+            diags.append(Diagnostic("error", "QPM042", f"domain name '{MAIN_DOMAIN}' is reserved for the "
+                                                       "domain holding main()", d.location))
+        elif d.name in seen:
+            diags.append(Diagnostic("error", "QPM042", f"domain '{d.name}' is defined twice "
+                                                       f"(first at line {seen[d.name].location.line})", d.location))
+        seen.setdefault(d.name, d)
+    return Plan(path, version, tuple(domains)), diags
+
+
+def _domain(path: str, node, bad) -> Domain | None:
+    if not isinstance(node, yaml.MappingNode):
+        bad(node, "each 'isolate' entry is a mapping with 'domain' and 'components'")
+        return None
+    fields = {k.value: (k, v) for k, v in node.value}
+    values = dict(DEFAULTS)
+    for key, (knode, vnode) in fields.items():
+        if key not in ("domain", "components", *DEFAULTS):
+            bad(knode, f"unknown key '{key}' in domain entry (expected domain, components, "
+                       f"{', '.join(DEFAULTS)})")
+            continue
+        if key in ("domain", "components"):
+            continue
+        if not isinstance(vnode, yaml.ScalarNode):
+            bad(vnode, f"'{key}' takes a single value")
+            continue
+        v = _scalar(vnode)
+        if key == "on_fault" and v not in ON_FAULT:
+            bad(vnode, f"on_fault is one of {', '.join(ON_FAULT)}, not '{v}'")
+        elif key in ("max_restarts", "call_timeout_ms") and (type(v) is not int or v < 0):
+            bad(vnode, f"{key} is a whole number >= 0, not '{vnode.value}'")
+        elif key == "window_s" and (type(v) not in (int, float) or v <= 0):
+            bad(vnode, f"window_s is a number of seconds > 0, not '{vnode.value}'")
+        elif key == "fault_value" and type(v) not in (int, float) and v is not None:
+            bad(vnode, f"fault_value is a number (a scalar return value), not '{vnode.value}'")
+        else:
+            values[key] = v
+    if "domain" not in fields:
+        bad(node, "domain entry lacks 'domain: <name>'")
+        return None
+    name_node = fields["domain"][1]
+    name = name_node.value if isinstance(name_node, yaml.ScalarNode) else ""
+    if not _NAME.match(name):
+        bad(name_node, f"domain name '{name}' is not a C identifier (it names an executable and symbols)")
+        return None
+    comps: list[ComponentRef] = []
+    cnode = fields.get("components", (None, None))[1]
+    if cnode is None:
+        bad(node, f"domain '{name}' lacks 'components: [...]'")
+    elif not isinstance(cnode, yaml.SequenceNode) or not cnode.value:
+        bad(cnode, f"'components' of domain '{name}' is a non-empty list of component names")
+    else:
+        for c in cnode.value:
+            if not isinstance(c, yaml.ScalarNode) or not c.value:
+                bad(c, "a component name is a plain word")
+            else:
+                comps.append(ComponentRef(c.value, _loc(path, c)))
+    if values["fault_value"] is not None and values["on_fault"] != "error":
+        bad(fields["fault_value"][1], "fault_value only applies with on_fault: error")
+    return Domain(name, tuple(comps), values["on_fault"], values["fault_value"], values["max_restarts"],
+                  values["window_s"], values["call_timeout_ms"], _loc(path, name_node))
+
+
+def check_plan(plan: Plan, model: ProgramModel) -> list[Diagnostic]:
+    """The plan against the program: names, placement, and every crossing it creates."""
+    diags: list[Diagnostic] = []
+    known = model.component_map
+    placed: dict[str, ComponentRef] = {}
+    for d in plan.domains:
+        for c in d.components:
+            if c.name not in known:
+                near = ", ".join(sorted(known)) or "none"
+                diags.append(Diagnostic("error", "QPM040", f"plan names unknown component '{c.name}' "
+                                                           f"(components: {near})", c.location))
+            elif c.name in placed:
+                diags.append(Diagnostic("error", "QPM041", f"component '{c.name}' is placed twice (first at "
+                                                           f"line {placed[c.name].location.line})", c.location))
+            else:
+                placed[c.name] = c
+    main = next((f for f in model.functions if f.name == "main" and f.defined and f.linkage == "external"), None)
+    if main is not None and main.component in placed:
+        ref = placed[main.component]
+        diags.append(Diagnostic("error", "QPM043", f"component '{main.component}' holds main() and cannot be "
+                                                   "isolated; move main() to a component of its own", ref.location))
+
+    def describe(a: str, b: str) -> str:
+        return f"across the boundary from domain '{a}' to '{b}' of plan {plan.path}"
+
+    diags += marshal.check_boundaries(model, lambda comp: plan.domain_of(comp), "error", describe)
+    return diags

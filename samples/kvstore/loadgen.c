@@ -1,0 +1,602 @@
+/*
+ * loadgen.c - load client for the kvstore sample server (not part of the server).
+ *
+ *   loadgen --port N [--threads T] [--requests R] [--set-ratio F] [--keys K] [--seconds S]
+ *
+ * Each of T threads opens one connection to 127.0.0.1:N and sends at most R requests,
+ * one at a time, stopping early once S seconds have passed.  About F of the requests are
+ * SETs; the rest are mostly GETs, with a few DELs and STATS.  Every reply is checked for
+ * the form the protocol promises.  Half of the SETs go to a key only this thread uses,
+ * and the next three requests check that key through the server: a GET must return
+ * exactly the value just set, a DEL must report DELETED, and a second GET must report
+ * NOT_FOUND (which also catches a cache that kept a deleted value).
+ *
+ * The last line on stdout is
+ *   loadgen: requests=<n> ok=<n> errors=<n> seconds=<f> rps=<f>
+ * and the exit status is 0 exactly when errors is 0.
+ */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Mirrors the server's limits; a reply never exceeds "VALUE " plus the largest value. */
+#define VALUE_MAX 4096
+#define LINE_CAP 8192
+#define KEY_CAP 64
+/* A request in flight when the time is up may still take this long to be answered. */
+#define GRACE_S 2.0
+#define CONNECT_TIMEOUT_S 5
+#define MAX_REPORTS 5 /* error messages printed per thread */
+
+struct config {
+    unsigned port;
+    unsigned threads;
+    unsigned long requests; /* per thread */
+    double set_ratio;
+    unsigned long keys;
+    double seconds;
+};
+
+/* What a reply must look like to count as ok. */
+enum expect {
+    EXPECT_STORED,
+    EXPECT_VALUE,     /* exactly "VALUE <the value this thread set>" */
+    EXPECT_DELETED,
+    EXPECT_NOT_FOUND,
+    EXPECT_ANY_GET,   /* "VALUE ..." or "NOT_FOUND" */
+    EXPECT_ANY_DEL,   /* "DELETED" or "NOT_FOUND" */
+    EXPECT_STATS
+};
+
+/* Steps of the check that follows a SET of a thread-private key. */
+enum phase { PHASE_FREE, PHASE_GET, PHASE_DEL, PHASE_GONE };
+
+struct reader {
+    int fd;
+    size_t start, end;
+    char buf[LINE_CAP];
+};
+
+struct worker {
+    pthread_t thread;
+    unsigned id;
+    const struct config *cfg;
+    double deadline;      /* no new request after this time */
+    int fd;
+    uint64_t rng;
+    unsigned long seq;    /* numbers this thread's private keys */
+    enum phase phase;
+    char own_key[KEY_CAP];
+    char own_value[VALUE_MAX + 1];
+    size_t own_value_len;
+    unsigned long requests, ok, errors;
+    unsigned reports;
+    struct reader rd;
+    char request[LINE_CAP];
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
+        perror("loadgen: clock_gettime");
+        exit(2);
+    }
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- Random numbers (xorshift64*, one state per thread) ---------------------------- */
+
+static uint64_t next_random(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return x * 2685821657736338717ull;
+}
+
+static double random_unit(uint64_t *state)
+{
+    return (double)(next_random(state) >> 11) / 9007199254740992.0; /* 2^53 */
+}
+
+/* Printable text with spaces, so that values exercise the "rest of the line" rule. */
+static size_t random_value(uint64_t *state, char *out, size_t cap)
+{
+    static const char alphabet[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -_.:";
+    /* Mostly short values; one in sixteen is longer than the server's cache keeps. */
+    size_t len = next_random(state) % 16 == 0 ? 900 + next_random(state) % 1200
+                                               : 1 + next_random(state) % 64;
+    if (len > cap)
+        len = cap;
+    for (size_t i = 0; i < len; i++)
+        out[i] = alphabet[next_random(state) % (sizeof alphabet - 1)];
+    return len;
+}
+
+/* ---- Options ----------------------------------------------------------------------- */
+
+static void usage(FILE *to)
+{
+    fprintf(to,
+            "usage: loadgen --port N [--threads T] [--requests R] [--set-ratio F]\n"
+            "               [--keys K] [--seconds S]\n"
+            "  --threads T    connections, one thread each (default 4)\n"
+            "  --requests R   requests per thread (default 1000)\n"
+            "  --set-ratio F  fraction of requests that are SETs, 0..1 (default 0.2)\n"
+            "  --keys K       size of the shared key space (default 1000)\n"
+            "  --seconds S    stop sending after S seconds (default 30)\n");
+}
+
+static int parse_ulong(const char *text, unsigned long min, unsigned long max,
+                       unsigned long *out)
+{
+    if (text == NULL || *text < '0' || *text > '9')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long value = strtoul(text, &end, 10);
+    if (errno != 0 || *end != '\0' || value < min || value > max)
+        return -1;
+    *out = value;
+    return 0;
+}
+
+static int parse_double(const char *text, double min, double max, double *out)
+{
+    if (text == NULL || *text == '\0')
+        return -1;
+    char *end;
+    errno = 0;
+    double value = strtod(text, &end);
+    if (errno != 0 || *end != '\0' || !(value >= min && value <= max))
+        return -1;
+    *out = value;
+    return 0;
+}
+
+static int parse_options(int argc, char **argv, struct config *cfg)
+{
+    *cfg = (struct config){.threads = 4, .requests = 1000, .set_ratio = 0.2,
+                           .keys = 1000, .seconds = 30.0};
+    bool have_port = false;
+    for (int i = 1; i < argc; i += 2) {
+        const char *name = argv[i];
+        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        unsigned long n;
+        int rc = 0;
+        if (strcmp(name, "--port") == 0) {
+            rc = parse_ulong(value, 1, 65535, &n);
+            cfg->port = (unsigned)n;
+            have_port = rc == 0;
+        } else if (strcmp(name, "--threads") == 0) {
+            rc = parse_ulong(value, 1, 1024, &n);
+            cfg->threads = (unsigned)n;
+        } else if (strcmp(name, "--requests") == 0) {
+            rc = parse_ulong(value, 1, 1000000000ul, &cfg->requests);
+        } else if (strcmp(name, "--keys") == 0) {
+            rc = parse_ulong(value, 1, 100000000ul, &cfg->keys);
+        } else if (strcmp(name, "--set-ratio") == 0) {
+            rc = parse_double(value, 0.0, 1.0, &cfg->set_ratio);
+        } else if (strcmp(name, "--seconds") == 0) {
+            rc = parse_double(value, 0.001, 86400.0, &cfg->seconds);
+        } else {
+            rc = -1;
+        }
+        if (rc != 0) {
+            fprintf(stderr, "loadgen: bad or incomplete option '%s'\n", name);
+            return -1;
+        }
+    }
+    if (!have_port) {
+        fprintf(stderr, "loadgen: --port is required\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- Connection -------------------------------------------------------------------- */
+
+/* Finishes a connect() that a signal interrupted; it keeps going in the background. */
+static int wait_connected(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    int n;
+    do {
+        n = poll(&p, 1, CONNECT_TIMEOUT_S * 1000);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+        if (n == 0)
+            errno = ETIMEDOUT;
+        return -1;
+    }
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        return -1;
+    if (err != 0) {
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+static int connect_server(unsigned port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    /* A send timeout also bounds a blocking connect() on Linux. */
+    struct timeval tv = {.tv_sec = CONNECT_TIMEOUT_S};
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == 0) {
+        int rc = connect(fd, (struct sockaddr *)&addr, sizeof addr);
+        if (rc != 0 && errno == EINTR)
+            rc = wait_connected(fd);
+        if (rc == 0)
+            return fd;
+    }
+    int saved = errno;
+    close(fd); /* nothing useful to do if closing a failed socket fails */
+    errno = saved;
+    return -1;
+}
+
+static int send_all(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Waits until fd is readable or the absolute time limit passes; 0 when readable. */
+static int wait_readable(int fd, double limit)
+{
+    for (;;) {
+        double left = limit - now_s();
+        if (left <= 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int n = poll(&p, 1, (int)(left * 1000.0) + 1);
+        if (n > 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+/* Reads one reply line, NUL-terminated and without "\r\n"; -1 on error, EOF or timeout. */
+static int read_line(struct reader *rd, double limit, char **line, size_t *len)
+{
+    for (;;) {
+        char *begin = rd->buf + rd->start;
+        char *nl = memchr(begin, '\n', rd->end - rd->start);
+        if (nl != NULL) {
+            size_t n = (size_t)(nl - begin);
+            if (n > 0 && begin[n - 1] == '\r')
+                n--;
+            begin[n] = '\0';
+            rd->start = (size_t)(nl - rd->buf) + 1;
+            *line = begin;
+            *len = n;
+            return 0;
+        }
+        if (rd->start > 0) {
+            memmove(rd->buf, begin, rd->end - rd->start);
+            rd->end -= rd->start;
+            rd->start = 0;
+        }
+        if (rd->end == sizeof rd->buf) {
+            errno = EMSGSIZE; /* no valid reply is this long */
+            return -1;
+        }
+        if (wait_readable(rd->fd, limit) != 0)
+            return -1;
+        ssize_t n;
+        do {
+            n = recv(rd->fd, rd->buf + rd->end, sizeof rd->buf - rd->end, 0);
+        } while (n < 0 && errno == EINTR);
+        if (n == 0)
+            errno = ECONNRESET;
+        if (n <= 0)
+            return -1;
+        rd->end += (size_t)n;
+    }
+}
+
+/* ---- Requests and their checks ----------------------------------------------------- */
+
+/* Appends text to the worker's request buffer; false if it would not fit. */
+static bool append(char *buf, size_t *used, const char *text, size_t len)
+{
+    if (len >= LINE_CAP - *used)
+        return false;
+    memcpy(buf + *used, text, len);
+    *used += len;
+    return true;
+}
+
+/* Builds "VERB key[ value]\n" in w->request; returns its length, 0 if too long. */
+static size_t build_request(struct worker *w, const char *verb, const char *key,
+                            const char *value, size_t value_len)
+{
+    size_t used = 0;
+    bool ok = append(w->request, &used, verb, strlen(verb));
+    if (ok && key != NULL)
+        ok = append(w->request, &used, " ", 1) && append(w->request, &used, key, strlen(key));
+    if (ok && value != NULL)
+        ok = append(w->request, &used, " ", 1) &&
+             append(w->request, &used, value, value_len);
+    if (ok)
+        ok = append(w->request, &used, "\n", 1);
+    return ok ? used : 0;
+}
+
+static void shared_key(struct worker *w, char *key)
+{
+    snprintf(key, KEY_CAP, "k:%lu", (unsigned long)(next_random(&w->rng) % w->cfg->keys));
+}
+
+/* Chooses the next request, writes it into w->request and returns its length. */
+static size_t next_request(struct worker *w, enum expect *expect)
+{
+    switch (w->phase) {
+    case PHASE_GET:
+        *expect = EXPECT_VALUE;
+        return build_request(w, "GET", w->own_key, NULL, 0);
+    case PHASE_DEL:
+        *expect = EXPECT_DELETED;
+        return build_request(w, "DEL", w->own_key, NULL, 0);
+    case PHASE_GONE:
+        *expect = EXPECT_NOT_FOUND;
+        return build_request(w, "GET", w->own_key, NULL, 0);
+    case PHASE_FREE:
+        break;
+    }
+
+    char key[KEY_CAP];
+    double r = random_unit(&w->rng);
+    if (r < w->cfg->set_ratio) {
+        *expect = EXPECT_STORED;
+        if (next_random(&w->rng) & 1) {
+            snprintf(w->own_key, sizeof w->own_key, "u:%ld:%u:%lu", (long)getpid(), w->id,
+                     w->seq++);
+            w->own_value_len = random_value(&w->rng, w->own_value, VALUE_MAX);
+            w->phase = PHASE_GET;
+            return build_request(w, "SET", w->own_key, w->own_value, w->own_value_len);
+        }
+        char value[VALUE_MAX];
+        size_t len = random_value(&w->rng, value, sizeof value);
+        shared_key(w, key);
+        return build_request(w, "SET", key, value, len);
+    }
+    /* Spread the remaining share: 90% GET, 7% DEL, 3% STATS. */
+    double rest = (r - w->cfg->set_ratio) / (1.0 - w->cfg->set_ratio);
+    if (rest < 0.03) {
+        *expect = EXPECT_STATS;
+        return build_request(w, "STATS", NULL, NULL, 0);
+    }
+    shared_key(w, key);
+    if (rest < 0.10) {
+        *expect = EXPECT_ANY_DEL;
+        return build_request(w, "DEL", key, NULL, 0);
+    }
+    *expect = EXPECT_ANY_GET;
+    return build_request(w, "GET", key, NULL, 0);
+}
+
+/* Accepts "name=digits" for each expected name in turn, separated by single spaces. */
+static bool is_stats_line(const char *s)
+{
+    static const char *const names[] = {"gets", "sets", "dels", "hits", "misses"};
+    if (strncmp(s, "STATS", 5) != 0)
+        return false;
+    s += 5;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        size_t len = strlen(names[i]);
+        if (s[0] != ' ' || strncmp(s + 1, names[i], len) != 0 || s[1 + len] != '=')
+            return false;
+        s += len + 2;
+        if (*s < '0' || *s > '9')
+            return false;
+        while (*s >= '0' && *s <= '9')
+            s++;
+    }
+    return *s == '\0';
+}
+
+static bool reply_ok(const struct worker *w, enum expect expect, const char *reply, size_t len)
+{
+    switch (expect) {
+    case EXPECT_STORED:
+        return strcmp(reply, "STORED") == 0;
+    case EXPECT_VALUE:
+        return len == 6 + w->own_value_len && memcmp(reply, "VALUE ", 6) == 0 &&
+               memcmp(reply + 6, w->own_value, w->own_value_len) == 0;
+    case EXPECT_DELETED:
+        return strcmp(reply, "DELETED") == 0;
+    case EXPECT_NOT_FOUND:
+        return strcmp(reply, "NOT_FOUND") == 0;
+    case EXPECT_ANY_GET:
+        return strcmp(reply, "NOT_FOUND") == 0 ||
+               (strncmp(reply, "VALUE ", 6) == 0 && len - 6 <= VALUE_MAX);
+    case EXPECT_ANY_DEL:
+        return strcmp(reply, "DELETED") == 0 || strcmp(reply, "NOT_FOUND") == 0;
+    case EXPECT_STATS:
+        return is_stats_line(reply);
+    }
+    return false;
+}
+
+static void report(struct worker *w, const char *what, const char *detail)
+{
+    if (w->reports++ >= MAX_REPORTS)
+        return;
+    size_t len = strcspn(w->request, "\n");
+    fprintf(stderr, "loadgen: thread %u: request '%.*s': %s%.80s\n", w->id,
+            (int)(len > 60 ? 60 : len), w->request, what, detail);
+}
+
+/* Advances the private-key check after a reply; a failed step abandons the chain. */
+static void advance_phase(struct worker *w, bool ok)
+{
+    static const enum phase after[] = {
+        [PHASE_FREE] = PHASE_FREE,
+        [PHASE_GET] = PHASE_DEL,
+        [PHASE_DEL] = PHASE_GONE,
+        [PHASE_GONE] = PHASE_FREE,
+    };
+    w->phase = ok ? after[w->phase] : PHASE_FREE;
+}
+
+/* Sends one request and checks its reply; false when the connection is unusable. */
+static bool one_request(struct worker *w)
+{
+    enum expect expect;
+    enum phase before = w->phase;
+    size_t len = next_request(w, &expect);
+    if (len == 0) {
+        w->errors++;
+        report(w, "request too long", "");
+        return false;
+    }
+
+    char *reply;
+    size_t reply_len;
+    w->requests++;
+    if (send_all(w->fd, w->request, len) != 0 ||
+        read_line(&w->rd, w->deadline + GRACE_S, &reply, &reply_len) != 0) {
+        w->errors++;
+        report(w, "connection failed: ", strerror(errno));
+        return false;
+    }
+
+    bool ok = reply_ok(w, expect, reply, reply_len);
+    if (ok) {
+        w->ok++;
+    } else {
+        w->errors++;
+        report(w, "unexpected reply: ", reply);
+    }
+    /* A private-key SET already moved the worker to PHASE_GET; only later steps advance. */
+    if (before != PHASE_FREE)
+        advance_phase(w, ok);
+    else if (!ok)
+        w->phase = PHASE_FREE;
+    return true;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    w->fd = connect_server(w->cfg->port);
+    if (w->fd < 0) {
+        w->errors++;
+        fprintf(stderr, "loadgen: thread %u: connect: %s\n", w->id, strerror(errno));
+        return NULL;
+    }
+    w->rd.fd = w->fd;
+    while (w->requests < w->cfg->requests && now_s() < w->deadline) {
+        if (!one_request(w))
+            break;
+    }
+    if (close(w->fd) != 0)
+        perror("loadgen: close");
+    return NULL;
+}
+
+/* ---- Main -------------------------------------------------------------------------- */
+
+static struct worker *start_workers(const struct config *cfg, double deadline)
+{
+    struct worker *workers = calloc(cfg->threads, sizeof *workers);
+    if (workers == NULL) {
+        fprintf(stderr, "loadgen: out of memory\n");
+        return NULL;
+    }
+    uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    for (unsigned i = 0; i < cfg->threads; i++) {
+        struct worker *w = &workers[i];
+        w->id = i;
+        w->cfg = cfg;
+        w->deadline = deadline;
+        w->fd = -1;
+        w->rng = (seed + 0x9e3779b97f4a7c15ull * (i + 1)) | 1; /* xorshift needs non-zero */
+        int rc = pthread_create(&w->thread, NULL, worker_main, w);
+        if (rc != 0) {
+            fprintf(stderr, "loadgen: pthread_create: %s\n", strerror(rc));
+            exit(2);
+        }
+    }
+    return workers;
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    if (parse_options(argc, argv, &cfg) != 0) {
+        usage(stderr);
+        return 2;
+    }
+
+    double start = now_s();
+    struct worker *workers = start_workers(&cfg, start + cfg.seconds);
+    if (workers == NULL)
+        return 2;
+
+    unsigned long requests = 0, ok = 0, errors = 0;
+    for (unsigned i = 0; i < cfg.threads; i++) {
+        int rc = pthread_join(workers[i].thread, NULL);
+        if (rc != 0) {
+            fprintf(stderr, "loadgen: pthread_join: %s\n", strerror(rc));
+            return 2;
+        }
+        requests += workers[i].requests;
+        ok += workers[i].ok;
+        errors += workers[i].errors;
+    }
+    free(workers);
+
+    double seconds = now_s() - start;
+    double rps = seconds > 0 ? (double)requests / seconds : 0.0;
+    printf("loadgen: requests=%lu ok=%lu errors=%lu seconds=%.3f rps=%.1f\n", requests, ok,
+           errors, seconds, rps);
+    if (fflush(stdout) != 0) {
+        perror("loadgen: stdout");
+        return 2;
+    }
+    return errors == 0 ? 0 : 1;
+}
