@@ -20,6 +20,7 @@ CODES = {
     "QPM033": "QPM_INIT function with the wrong signature",
     "QPM034": "function placed in two components",
     "QPM035": "indirect call may reach another domain",
+    "QPM036": "function defined twice in the program",
     "QPM040": "plan names an unknown component",
     "QPM041": "plan places a component twice",
     "QPM042": "malformed plan",

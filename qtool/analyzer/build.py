@@ -87,6 +87,12 @@ def build_model(units: list[UnitFacts]) -> ProgramModel:
             if (d.usr, d.location) not in seen_decl:     # a header seen by several units
                 seen_decl.add((d.usr, d.location))
                 by_usr[d.usr].append(d)
+    for usr, ds in by_usr.items():
+        defs = [d for d in ds if d.defined]
+        for extra in defs[1:]:
+            diags.append(Diagnostic("error", "QPM036", f"'{extra.name}' is defined twice in the program "
+                                                       f"(first at {defs[0].location}); analyse one program at a time",
+                                    extra.location))
     functions = {usr: _merge_function(ds, file_components, diags) for usr, ds in by_usr.items()}
     fn_types = {usr: ds[0].function_type for usr, ds in by_usr.items()}
 
