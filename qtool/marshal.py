@@ -169,7 +169,7 @@ def classify_param(model: ProgramModel, fn: Function, p: Param, severity: str,
     """How parameter p of fn crosses; unannotated problems get `severity`."""
     enc = p.type_enc
     structs = model.struct_map
-    what = f"parameter '{p.name or p.index + 1}' of '{fn.name}' ({p.type})"
+    what = f"'{fn.name}' is called {context}: parameter '{p.name or p.index + 1}' ({p.type})"
     ann = p.annotation(*POINTER_KINDS, "string", "opaque", "callback")
     diags: list[Diagnostic] = []
 
@@ -185,16 +185,16 @@ def classify_param(model: ProgramModel, fn: Function, p: Param, severity: str,
                                          "pass the pointed-to data in a struct with QPM_COUNT fields")
             why = struct_problem(elem, structs)
             if why:
-                return problem("QPM014", f"{what}: its struct cannot be copied: {why}")
+                return problem("QPM014", f"{what} points to a struct that cannot be copied: {why}")
             return Marshal(ann.kind, ann.arg, elem), diags
         return Marshal(ann.kind), diags     # string, opaque, callback: validated in check_annotations
 
     if not is_pointer(enc):
         if enc == "F":
-            return problem("QPM013", f"{what} is a function {context} without QPM_CALLBACK")
+            return problem("QPM013", f"{what} is a function without QPM_CALLBACK")
         why = struct_problem(enc, structs)
         if why:
-            return problem("QPM014", f"{what} is a struct that cannot be copied {context}: {why}")
+            return problem("QPM014", f"{what} is a struct that cannot be copied: {why}")
         kind = "struct" if enc[:1] in ("S", "U") else "scalar"
         if kind == "struct" and not pointer_free(enc, structs):
             kind = "deep"
@@ -205,28 +205,28 @@ def classify_param(model: ProgramModel, fn: Function, p: Param, severity: str,
     length = _length_param(fn, p)
     copy = "QPM_IN" if const else "QPM_INOUT"
     if inner == "F":
-        return problem("QPM013", f"{what} is a function pointer {context}; mark it QPM_CALLBACK "
+        return problem("QPM013", f"{what} is a function pointer; mark it QPM_CALLBACK "
                                  "to have calls come back across the boundary",
                        _fixit(p, "QPM_CALLBACK"))
     if inner == "V":
         fix = _fixit(p, f"{copy}({length.name})") if length else ()
         hint = f"; {copy}({length.name}) copies {length.name} bytes" if length else ""
-        return problem("QPM010", f"{what} is a 'void *' {context} without an annotation: say how "
+        return problem("QPM010", f"{what} has no annotation: say how "
                                  f"much to copy with QPM_IN/QPM_OUT/QPM_INOUT(count), or QPM_OPAQUE{hint}", fix)
     if inner.startswith("B") and inner[1:] in _CHARS:
         if length:
             fix, hint = _fixit(p, f"{copy}({length.name})"), f"{copy}({length.name})"
         else:
             fix, hint = _fixit(p, "QPM_STRING"), "QPM_STRING"
-        return problem("QPM011", f"{what} is a 'char *' {context} without an annotation: a string "
+        return problem("QPM011", f"{what} has no annotation: is it a string "
                                  f"(QPM_STRING) or a buffer (QPM_IN/QPM_OUT/QPM_INOUT(count))? "
                                  f"Perhaps {hint}", fix)
     if is_pointer(_strip_arrays(inner)):
-        return problem("QPM012", f"{what} is a pointer to pointers {context}: it cannot be copied; "
+        return problem("QPM012", f"{what} points to pointers, which cannot be copied; "
                                  "pass the data in a struct with QPM_COUNT fields, or mark it QPM_OPAQUE")
     why = struct_problem(inner, structs)
     if why:
-        return problem("QPM014", f"{what} points to a struct that cannot be copied {context}: {why}")
+        return problem("QPM014", f"{what} points to a struct that cannot be copied: {why}")
     return Marshal("in" if const else "inout", "1", inner), diags
 
 
@@ -244,13 +244,13 @@ def classify_return(model: ProgramModel, fn: Function, severity: str,
         if is_char_pointer(enc):
             fix = (FixIt(fn.location.file, fn.location.line, 1, "QPM_RETURNS_STRING "),)
         return None, [Diagnostic(severity, "QPM015",
-                                 f"'{fn.name}' returns a pointer ({fn.return_type}) {context}: mark it "
+                                 f"'{fn.name}' is called {context}: it returns a pointer ({fn.return_type}); mark it "
                                  "QPM_OPAQUE (a handle) or QPM_RETURNS_STRING (a string copied to the caller)",
                                  fn.location, fix)]
     why = struct_problem(enc, model.struct_map)
     if why:
-        return None, [Diagnostic(severity, "QPM014", f"'{fn.name}' returns a struct that cannot be "
-                                                     f"copied {context}: {why}", fn.location)]
+        return None, [Diagnostic(severity, "QPM014", f"'{fn.name}' is called {context}: it returns a struct "
+                                                     f"that cannot be copied: {why}", fn.location)]
     return Marshal("struct" if enc[:1] in ("S", "U") else "scalar"), []
 
 
@@ -258,8 +258,8 @@ def check_signature(model: ProgramModel, fn: Function, severity: str, context: s
     """Every problem with calling fn across a boundary."""
     diags: list[Diagnostic] = []
     if fn.variadic:
-        diags.append(Diagnostic(severity, "QPM030", f"'{fn.name}' is variadic and is called {context}: "
-                                                    "variadic arguments cannot be marshalled", fn.location))
+        diags.append(Diagnostic(severity, "QPM030", f"'{fn.name}' is called {context}: it is variadic, "
+                                                    "and variadic arguments cannot be marshalled", fn.location))
     for p in fn.params:
         diags += classify_param(model, fn, p, severity, context)[1]
     diags += classify_return(model, fn, severity, context)[1]
@@ -373,7 +373,10 @@ def check_boundaries(model: ProgramModel, domain_of: Callable[[str], str | None]
                                   "separate processes: mark it QPM_SHARED (pointer-free data travelling with "
                                   "each call) or keep them together", g.location))
     for ic in model.indirect_calls:
-        da = domain_of(fmap[ic.caller].component) if fmap[ic.caller].component else None
+        caller = fmap[ic.caller]
+        if any(p.name == ic.through for p in caller.params):
+            continue    # a pointer parameter: its own crossing is checked (QPM013, QPM_CALLBACK)
+        da = domain_of(caller.component) if caller.component else None
         far = sorted({fmap[t].name for t in ic.targets
                       if fmap[t].component and domain_of(fmap[t].component) != da})
         if far:

@@ -25,6 +25,12 @@ class Location(NamedTuple):
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}"
 
+    def short(self) -> str:
+        """As str(), with the path relative to the working directory when it lies below it."""
+        import os
+        rel = os.path.relpath(self.file, os.getcwd()) if self.file else self.file
+        return f"{self.file if rel.startswith('..') else rel}:{self.line}:{self.column}"
+
 
 @dataclass(frozen=True)
 class FixIt:

@@ -33,7 +33,7 @@ def _merge_annotations(groups: list[tuple[tuple[Annotation, ...], Location | Non
             if prev is None:
                 merged[a.kind] = (a, loc)
             elif prev[0].arg.replace(" ", "") != a.arg.replace(" ", ""):
-                where = f" (other declaration at {prev[1]})" if prev[1] else ""
+                where = f" (other declaration at {prev[1].short()})" if prev[1] else ""
                 code = "QPM034" if a.kind == "component" else "QPM024"
                 diags.append(Diagnostic("error", code,
                                         f"conflicting annotations on {what}: {prev[0]} and {a}{where}", loc))
@@ -91,7 +91,7 @@ def build_model(units: list[UnitFacts]) -> ProgramModel:
         defs = [d for d in ds if d.defined]
         for extra in defs[1:]:
             diags.append(Diagnostic("error", "QPM036", f"'{extra.name}' is defined twice in the program "
-                                                       f"(first at {defs[0].location}); analyse one program at a time",
+                                                       f"(first at {defs[0].location.short()}); analyse one program at a time",
                                     extra.location))
     functions = {usr: _merge_function(ds, file_components, diags) for usr, ds in by_usr.items()}
     fn_types = {usr: ds[0].function_type for usr, ds in by_usr.items()}

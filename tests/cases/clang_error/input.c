@@ -1,0 +1,5 @@
+#include "qpm.h"
+
+int broken(int x) { return x +; }
+
+int main(void) { return broken(1); }

@@ -1,0 +1,3 @@
+#include "qpm.h"
+
+QPM_COMPONENT(cache) int lookup(int key);

@@ -1,0 +1,2 @@
+int helper(void) { return 1; }
+int main(void) { return helper(); }

@@ -1,0 +1,1 @@
+int cache_get(int key) { return key; }

@@ -1,0 +1,1 @@
+int store_get(int key) { return key + 1; }
