@@ -19,6 +19,7 @@ from . import clang_env
 
 CLANG_ATTRS = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "clang_attrs"))
 
+FIXED_FLAGS = ("-Wno-unknown-warning-option", "-Wno-ignored-optimization-argument")
 _LINKAGE = {2: "internal", 3: "internal", 4: "external"}
 _SEVERITY = {1: "note", 2: "warning", 3: "error", 4: "error"}
 
@@ -77,7 +78,9 @@ class UnitFacts:
 
 
 def clang_args(args: tuple[str, ...]) -> list[str]:
-    return ["-resource-dir", clang_env.resource_dir(), "-I", CLANG_ATTRS, *args]
+    # Flags written for gcc (-Wno-stringop-truncation, -fno-tree-vectorize …) are not the program's
+    # problem: clang is told not to warn about options it does not know.
+    return ["-resource-dir", clang_env.resource_dir(), "-I", CLANG_ATTRS, *FIXED_FLAGS, *args]
 
 
 def _annotations(text: str) -> tuple[Annotation, ...]:
@@ -224,7 +227,7 @@ def parse_unit(path: str, args: tuple[str, ...]) -> UnitFacts:
 # The per-unit cache.
 
 def _cache_file(path: str, args: tuple[str, ...]) -> str:
-    key = "\0".join([__version__, clang_env.walker_digest(), os.path.abspath(path), *args])
+    key = "\0".join([__version__, clang_env.walker_digest(), *FIXED_FLAGS, os.path.abspath(path), *args])
     name = hashlib.sha256(key.encode()).hexdigest()[:32]
     return os.path.join(clang_env.cache_dir(), "units", name + ".pickle")
 
