@@ -199,6 +199,43 @@ static long file_id(struct walk *w, CXFile f)
     return (long)w->nfiles++;
 }
 
+/* clang's USR for an internal-linkage entity names only its file's base name, so `static int
+ * helper` in net/util.c and in store/util.c would be one entity; append the full path.  The
+ * result is malloc'd. */
+static char *usr_of(CXCursor c)
+{
+    CXString usr = clang_getCursorUSR(c);
+    const char *u = clang_getCString(usr);
+    const char *path = NULL;
+    CXString name = {0, 0};
+    if (clang_getCursorLinkage(c) == 2) {
+        CXFile f;
+        unsigned line, col, off;
+        clang_getExpansionLocation(clang_getCursorLocation(c), &f, &line, &col, &off);
+        if (f) {
+            name = clang_getFileName(f);
+            path = clang_getCString(name);
+        }
+    }
+    size_t n = strlen(u ? u : "") + (path ? strlen(path) + 1 : 0) + 1;
+    char *out = malloc(n);
+    if (out)
+        snprintf(out, n, path ? "%s@%s" : "%s", u ? u : "", path ? path : "");
+    clang_disposeString(usr);
+    if (path)
+        clang_disposeString(name);
+    return out;
+}
+
+static void out_usr(struct out *o, CXCursor c)
+{
+    char *u = usr_of(c);
+    if (!u)
+        o->oom = 1;
+    out_field(o, u ? u : "");
+    free(u);
+}
+
 /* Emits "file line col" of a location, where macros are attributed to their expansion site. */
 static void out_location(struct walk *w, CXSourceLocation loc)
 {
@@ -404,7 +441,7 @@ static int visit_call(const struct body *b, CXCursor c)
     int direct = have_ref && clang_getCursorKind(ref) == K_FUNCTION;
     if (direct) {
         out_holder(b, "C");
-        out_str(o, clang_getCursorUSR(ref));
+        out_usr(o, ref);
         out_str(o, clang_getCursorSpelling(ref));
     } else {
         /* The referenced cursor is the variable, parameter or field holding the pointer. */
@@ -434,12 +471,12 @@ static void visit_ref(const struct body *b, CXCursor c)
         return;
     if (clang_getCursorKind(ref) == K_FUNCTION) {
         out_holder(b, "T");
-        out_str(&b->w->out, clang_getCursorUSR(ref));
+        out_usr(&b->w->out, ref);
         out_end(&b->w->out);
     } else if (is_global_var(ref)) {
         char mode[2] = {b->mode, '\0'};
         out_holder(b, "R");
-        out_str(&b->w->out, clang_getCursorUSR(ref));
+        out_usr(&b->w->out, ref);
         out_field(&b->w->out, mode);
         out_end(&b->w->out);
     }
@@ -517,7 +554,7 @@ static int in_user_file(CXCursor c)
 static void out_decl_head(struct walk *w, const char *tag, CXCursor c)
 {
     out_field(&w->out, tag);
-    out_str(&w->out, clang_getCursorUSR(c));
+    out_usr(&w->out, c);
     out_str(&w->out, clang_getCursorSpelling(c));
     out_location(w, clang_getCursorLocation(c));
 }
@@ -563,9 +600,10 @@ static void visit_function(struct walk *w, CXCursor c)
         out_end(o);
     }
     if (isdef) {
-        CXString usr = clang_getCursorUSR(c);
-        walk_holder_body(w, c, clang_getCString(usr));
-        clang_disposeString(usr);
+        char *usr = usr_of(c);
+        if (usr)
+            walk_holder_body(w, c, usr);
+        free(usr);
     }
 }
 
@@ -573,15 +611,17 @@ static void visit_global(struct walk *w, CXCursor c)
 {
     struct out *o = &w->out;
     out_decl_head(w, "G", c);
-    out_num(o, clang_isCursorDefinition(c) != 0);
+    /* `int x;` at file scope is a (tentative) definition, which libclang does not call one. */
+    out_num(o, clang_isCursorDefinition(c) != 0 || clang_Cursor_getStorageClass(c) != 2);
     out_num(o, clang_getCursorLinkage(c));
     out_type(o, clang_getCursorType(c));
     out_annots(o, c);
     out_end(o);
     /* An initializer may take functions' addresses (ops tables) or refer to other globals. */
-    CXString usr = clang_getCursorUSR(c);
-    walk_holder_body(w, c, clang_getCString(usr));
-    clang_disposeString(usr);
+    char *usr = usr_of(c);
+    if (usr)
+        walk_holder_body(w, c, usr);
+    free(usr);
 }
 
 static int record_visit(CXCursor c, CXCursor parent, CXClientData data);

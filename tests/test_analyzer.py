@@ -1,0 +1,743 @@
+"""Stage 1: C sources -> ProgramModel.
+
+Each test writes a small C program into its own directory and checks what
+`qtool.analyzer.analyze` makes of it: annotations, header/definition merging, call edges and
+their static weights, indirect calls, globals, structs, diagnostics and the per-unit cache.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import textwrap
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from qtool import analyzer  # noqa: E402
+from qtool.analyzer import unit  # noqa: E402
+from qtool.model import Annotation, Location  # noqa: E402
+
+
+# Fixtures and helpers.
+
+@pytest.fixture(scope="session")
+def _analyzer_cache(tmp_path_factory):
+    """One cache directory for the session: the walker is compiled into it once."""
+    return tmp_path_factory.mktemp("analyzer-cache")
+
+
+@pytest.fixture(autouse=True)
+def _cache_env(_analyzer_cache, monkeypatch):
+    monkeypatch.setenv("QPM_CACHE_DIR", str(_analyzer_cache))
+
+
+def write(directory, name, text):
+    """Writes dedented C text to directory/name; returns (absolute path, text)."""
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = textwrap.dedent(text).lstrip("\n")
+    path.write_text(body)
+    return os.path.normpath(str(path)), body
+
+
+def line_of(text, needle):
+    """1-based line of the first line of text containing needle."""
+    for i, line in enumerate(text.splitlines(), 1):
+        if needle in line:
+            return i
+    raise AssertionError(f"{needle!r} not in text")
+
+
+def col_of(text, needle):
+    """1-based column of needle on its line."""
+    for line in text.splitlines():
+        if needle in line:
+            return line.index(needle) + 1
+    raise AssertionError(f"{needle!r} not in text")
+
+
+def analyze(directory):
+    return analyzer.analyze([str(directory)], progress=False)
+
+
+def fn(model, name):
+    found = [f for f in model.functions if f.name == name]
+    assert len(found) == 1, f"{name}: {found}"
+    return found[0]
+
+
+def glob(model, name):
+    found = [g for g in model.globals if g.name == name]
+    assert len(found) == 1, f"{name}: {found}"
+    return found[0]
+
+
+def struct(model, name):
+    found = [s for s in model.structs if s.name == name]
+    assert len(found) == 1, f"{name}: {found}"
+    return found[0]
+
+
+def edge(model, caller, callee):
+    a, b = fn(model, caller).usr, fn(model, callee).usr
+    found = [e for e in model.edges if e.caller == a and e.callee == b]
+    assert len(found) == 1, f"{caller}->{callee}: {model.edges}"
+    return found[0]
+
+
+def names(model, usrs):
+    return sorted(model.function_map[u].name for u in usrs)
+
+
+def param(function, name):
+    found = [p for p in function.params if p.name == name]
+    assert len(found) == 1, f"{name}: {function.params}"
+    return found[0]
+
+
+def field(st, name):
+    found = [f for f in st.fields if f.name == name]
+    assert len(found) == 1, f"{name}: {st.fields}"
+    return found[0]
+
+
+# Annotations.
+
+def test_component_annotations(tmp_path):
+    src = tmp_path / "src"
+    store, _ = write(src, "store.c", """
+        int store_get(int k) { return k; }
+        static int store_helper(void) { return 0; }
+    """)
+    net, _ = write(src, "net.c", """
+        #include "qpm.h"
+        QPM_FILE_COMPONENT(network);
+        int net_send(int x) { return x; }
+        QPM_COMPONENT(crypto) int net_sign(int x) { return x; }
+    """)
+    m = analyze(src)
+    assert m.diagnostics == ()
+    assert fn(m, "store_get").component == "store"
+    assert fn(m, "store_helper").component == "store"
+    assert fn(m, "net_send").component == "network"
+    assert fn(m, "net_send").annotations == ()
+    assert fn(m, "net_sign").component == "crypto"
+    assert fn(m, "net_sign").annotations == (Annotation("component", "crypto"),)
+    # The QPM_FILE_COMPONENT declaration is no global of the program.
+    assert [g.name for g in m.globals] == []
+    assert sorted(c.name for c in m.components) == ["crypto", "network", "store"]
+    assert names(m, m.component_map["store"].functions) == ["store_get", "store_helper"]
+    assert m.component_map["store"].files == (store,)
+    assert names(m, m.component_map["network"].functions) == ["net_send"]
+    assert m.component_map["network"].files == (net,)
+    assert names(m, m.component_map["crypto"].functions) == ["net_sign"]
+
+
+def test_parameter_annotations_with_argument_text(tmp_path):
+    src = tmp_path / "src"
+    write(src, "api.c", """
+        #include "qpm.h"
+        int put(const int *src QPM_IN(n), int n,
+                int *dst QPM_OUT(n + 1),
+                int *io QPM_INOUT(sizeof(int) * 2),
+                const char *s QPM_STRING,
+                void *h QPM_OPAQUE,
+                void (*cb)(int) QPM_CALLBACK,
+                int *plain)
+        { return n; }
+    """)
+    m = analyze(src)
+    assert m.diagnostics == ()
+    put = fn(m, "put")
+    assert [p.name for p in put.params] == ["src", "n", "dst", "io", "s", "h", "cb", "plain"]
+    assert [p.index for p in put.params] == list(range(8))
+    assert param(put, "src").annotations == (Annotation("in", "n"),)
+    assert param(put, "n").annotations == ()
+    assert param(put, "dst").annotations == (Annotation("out", "n + 1"),)
+    assert param(put, "io").annotations == (Annotation("inout", "sizeof(int) * 2"),)
+    assert param(put, "s").annotations == (Annotation("string", ""),)
+    assert param(put, "h").annotations == (Annotation("opaque", ""),)
+    assert param(put, "cb").annotations == (Annotation("callback", ""),)
+    assert param(put, "plain").annotations == ()
+    assert param(put, "src").type == "const int *"
+    assert param(put, "src").type_enc == "*cBint"
+    assert param(put, "dst").type_enc == "*Bint"
+    assert param(put, "h").type_enc == "*V"
+    assert param(put, "cb").type == "void (*)(int)"
+    assert param(put, "cb").type_enc == "*F"
+    assert param(put, "src").annotation("in", "out") == Annotation("in", "n")
+    assert str(param(put, "dst").annotations[0]) == "QPM_OUT(n + 1)"
+
+
+def test_function_annotations_returns_string_opaque_init(tmp_path):
+    src = tmp_path / "src"
+    path, _ = write(src, "svc.c", """
+        #include "qpm.h"
+        int state;
+        QPM_RETURNS_STRING char *svc_name(void) { return 0; }
+        QPM_OPAQUE void *svc_handle(void) { return 0; }
+        QPM_INIT void svc_setup(void) { state = 0; }
+        void svc_plain(void) {}
+        QPM_INIT void svc_reset(void) { state = 1; }
+    """)
+    m = analyze(src)
+    assert m.diagnostics == ()
+    assert fn(m, "svc_name").annotations == (Annotation("returns_string", ""),)
+    assert fn(m, "svc_name").return_type == "char *"
+    assert fn(m, "svc_name").return_enc == "*Bchar"
+    assert fn(m, "svc_handle").annotations == (Annotation("opaque", ""),)
+    assert fn(m, "svc_handle").return_enc == "*V"
+    assert fn(m, "svc_setup").annotations == (Annotation("init", ""),)
+    assert fn(m, "svc_plain").annotations == ()
+    comp = m.component_map["svc"]
+    assert comp.files == (path,)
+    assert comp.init_functions == (fn(m, "svc_setup").usr, fn(m, "svc_reset").usr)
+    assert names(m, comp.functions) == ["svc_handle", "svc_name", "svc_plain", "svc_reset", "svc_setup"]
+
+
+def test_shared_global_and_struct_fields(tmp_path):
+    src = tmp_path / "src"
+    path, text = write(src, "data.c", """
+        #include "qpm.h"
+        typedef int (*handler)(int);
+        struct blob {
+            char *name QPM_STRING;
+            unsigned n;
+            int *items QPM_COUNT(n * 2);
+            void *ctx QPM_OPAQUE;
+            handler on_event;
+            double ratio;
+        };
+        union either { int i; float f; };
+        int mode QPM_SHARED;
+        int plain_global;
+        void use(struct blob *b, union either *e) { (void)b; (void)e; }
+    """)
+    m = analyze(src)
+    assert m.diagnostics == ()
+    blob = struct(m, "blob")
+    assert blob.kind == "struct"
+    assert blob.location == Location(path, line_of(text, "struct blob {"), 8)
+    assert [f.name for f in blob.fields] == ["name", "n", "items", "ctx", "on_event", "ratio"]
+    assert field(blob, "name").annotations == (Annotation("string", ""),)
+    assert field(blob, "name").type == "char *"
+    assert field(blob, "name").type_enc == "*Bchar"
+    assert field(blob, "n").annotations == ()
+    assert field(blob, "n").type == "unsigned int"
+    assert field(blob, "items").annotations == (Annotation("count", "n * 2"),)
+    assert field(blob, "items").type == "int *"
+    assert field(blob, "ctx").annotations == (Annotation("opaque", ""),)
+    assert field(blob, "ctx").type == "void *"
+    assert field(blob, "on_event").type == "handler"
+    assert field(blob, "on_event").type_enc == "*F"
+    assert field(blob, "ratio").type_enc == "Bdouble"
+    assert field(blob, "items").location == Location(path, line_of(text, "*items"), col_of(text, "items"))
+    either = struct(m, "either")
+    assert either.kind == "union"
+    assert [(f.name, f.type) for f in either.fields] == [("i", "int"), ("f", "float")]
+    mode = glob(m, "mode")
+    assert mode.annotations == (Annotation("shared", ""),)
+    assert mode.shared
+    assert mode.type == "int"
+    assert mode.location == Location(path, line_of(text, "int mode"), 5)
+    assert not glob(m, "plain_global").shared
+    assert glob(m, "plain_global").annotations == ()
+
+
+# Header and definition merging.
+
+HEADER = """
+    #ifndef API_H
+    #define API_H
+    #include "qpm.h"
+    struct req { char *path QPM_STRING; int len; };
+    extern int api_level;
+    QPM_COMPONENT(server) int api_put(const char *key QPM_IN(klen), int klen, void *out QPM_OPAQUE);
+    static inline int api_twice(int x) { return api_put(0, x, 0) * 2; }
+    #endif
+"""
+
+
+def test_header_annotations_merge_into_definition(tmp_path):
+    src = tmp_path / "src"
+    hpath, htext = write(src, "api.h", HEADER)
+    cpath, ctext = write(src, "impl.c", """
+        #include "api.h"
+        int api_level;
+        int api_put(const char *k, int n, void *o) { api_level = n; return k != 0 && o != 0; }
+    """)
+    m = analyze(src)
+    assert m.diagnostics == ()
+    put = fn(m, "api_put")
+    assert put.defined
+    assert put.component == "server"
+    assert put.annotations == (Annotation("component", "server"),)
+    assert [p.name for p in put.params] == ["k", "n", "o"]
+    assert put.params[0].annotations == (Annotation("in", "klen"),)
+    assert put.params[1].annotations == ()
+    assert put.params[2].annotations == (Annotation("opaque", ""),)
+    assert put.params[0].location == Location(cpath, line_of(ctext, "int api_put"), col_of(ctext, "k, int n"))
+    def_loc = Location(cpath, line_of(ctext, "int api_put"), col_of(ctext, "api_put"))
+    decl_loc = Location(hpath, line_of(htext, "int api_put"), col_of(htext, "api_put"))
+    assert put.location == def_loc
+    assert put.declarations == tuple(sorted([def_loc, decl_loc]))
+    assert m.component_map["server"].files == (cpath,)
+
+
+def test_header_included_by_two_units_is_not_duplicated(tmp_path):
+    src = tmp_path / "src"
+    hpath, htext = write(src, "api.h", HEADER)
+    apath, atext = write(src, "a.c", """
+        #include "api.h"
+        int api_level = 0;
+        int api_put(const char *k, int n, void *o) { api_level = n; return k != 0 && o != 0; }
+    """)
+    bpath, btext = write(src, "b.c", """
+        #include "api.h"
+        int client(void) { return api_twice(api_level) + api_put("x", 1, 0); }
+    """)
+    m = analyze(src)
+    assert m.diagnostics == ()
+    assert m.translation_units == (apath, bpath)
+    assert sorted(f.name for f in m.functions) == ["api_put", "api_twice", "client"]
+    assert [s.name for s in m.structs] == ["req"]
+    assert [g.name for g in m.globals] == ["api_level"]
+    put = fn(m, "api_put")
+    assert len(put.declarations) == 2
+    twice = fn(m, "api_twice")
+    assert twice.linkage == "internal"
+    assert twice.declarations == (Location(hpath, line_of(htext, "api_twice"), col_of(htext, "api_twice")),)
+    # The call inside the header's inline function is one site, though both units saw it.
+    e = edge(m, "api_twice", "api_put")
+    assert [s.location for s in e.sites] == [Location(hpath, line_of(htext, "api_twice"),
+                                                      col_of(htext, "api_put(0"))]
+    assert [s.location for s in edge(m, "client", "api_put").sites] == [
+        Location(bpath, line_of(btext, "int client"), col_of(btext, "api_put("))]
+    assert edge(m, "client", "api_twice").weight == 1.0
+    lvl = glob(m, "api_level")
+    assert lvl.location == Location(apath, 2, 5)
+    assert lvl.writers == (put.usr,)
+    assert lvl.readers == (fn(m, "client").usr,)
+
+
+# Call edges and weights.
+
+def test_call_edges_and_libc_calls_are_not_edges(tmp_path):
+    src = tmp_path / "src"
+    path, text = write(src, "prog.c", """
+        #include <stdio.h>
+        #include <string.h>
+        #include <stdlib.h>
+        static int helper(int x) { return x + 1; }
+        void copy(char *d, const char *s, size_t n) {
+            memcpy(d, s, n);
+            printf("%d\\n", helper(1));
+        }
+        int main(void) {
+            char buf[8];
+            copy(buf, "abc", 4);
+            puts(buf);
+            return helper(2) + (int)strlen(buf) + abs(-1);
+        }
+    """)
+    m = analyze(src)
+    assert m.diagnostics == ()
+    assert sorted(f.name for f in m.functions) == ["copy", "helper", "main"]
+    got = sorted((m.function_map[e.caller].name, m.function_map[e.callee].name,
+                  tuple(s.location.line for s in e.sites)) for e in m.edges)
+    assert got == [
+        ("copy", "helper", (line_of(text, "helper(1)"),)),
+        ("main", "copy", (line_of(text, "copy(buf"),)),
+        ("main", "helper", (line_of(text, "helper(2)"),)),
+    ]
+    site = edge(m, "main", "copy").sites[0]
+    assert site.location == Location(path, line_of(text, "copy(buf"), col_of(text, "copy(buf"))
+    assert (site.loops, site.branches, site.local_weight) == (0, 0, 1.0)
+    assert fn(m, "helper").linkage == "internal"
+    assert fn(m, "copy").linkage == "external"
+
+
+def test_loop_and_branch_weights(tmp_path):
+    src = tmp_path / "src"
+    path, text = write(src, "w.c", """
+        void leaf(void) {}
+        void once(void) { leaf(); }
+        void looped(void) { for (int i = 0; i < 100; i++) leaf(); }
+        void nested(void) { for (int i = 0; i < 3; i++) { int j = 0; while (j++ < 3) leaf(); } }
+        void maybe(int x) { if (x) leaf(); }
+        void either(int x) { if (x) leaf(); else leaf(); }
+        void looped_maybe(int x) { for (;;) { if (x) leaf(); } }
+    """)
+    m = analyze(src)
+    assert m.diagnostics == ()
+    once, looped = edge(m, "once", "leaf"), edge(m, "looped", "leaf")
+    assert once.weight == 1.0
+    assert looped.weight == 10.0
+    assert looped.weight > once.weight
+    assert (looped.sites[0].loops, looped.sites[0].branches) == (1, 0)
+    assert edge(m, "nested", "leaf").weight == 100.0
+    assert edge(m, "nested", "leaf").sites[0].loops == 2
+    maybe = edge(m, "maybe", "leaf")
+    assert maybe.weight == 0.5
+    assert maybe.weight < once.weight
+    assert (maybe.sites[0].loops, maybe.sites[0].branches) == (0, 1)
+    both = edge(m, "either", "leaf")
+    assert [s.local_weight for s in both.sites] == [0.5, 0.5]
+    assert both.weight == 1.0
+    assert edge(m, "looped_maybe", "leaf").weight == 5.0
+    # No main: every function nothing calls is an entry point run once.
+    for name in ("once", "looped", "nested", "maybe", "either", "looped_maybe"):
+        assert fn(m, name).frequency == 1.0
+    assert fn(m, "leaf").frequency == 1.0 + 10.0 + 100.0 + 0.5 + 1.0 + 5.0
+
+
+def test_weights_propagate_from_main(tmp_path):
+    src = tmp_path / "src"
+    write(src, "p.c", """
+        void g(void) {}
+        void h(void) { g(); }
+        void k(void) { for (int i = 0; i < 4; i++) g(); }
+        int main(void) {
+            for (int i = 0; i < 10; i++) h();
+            for (int i = 0; i < 10; i++) k();
+            return 0;
+        }
+    """)
+    m = analyze(src)
+    assert fn(m, "main").frequency == 1.0
+    assert fn(m, "h").frequency == 10.0
+    assert fn(m, "k").frequency == 10.0
+    assert fn(m, "g").frequency == 10.0 * 1 + 10.0 * 10
+    assert edge(m, "main", "h").weight == 10.0
+    assert edge(m, "h", "g").weight == 10.0
+    assert edge(m, "k", "g").weight == 100.0
+
+
+def test_recursion_has_finite_weights(tmp_path):
+    src = tmp_path / "src"
+    write(src, "r.c", """
+        int fact(int n) { return n <= 1 ? 1 : n * fact(n - 1); }
+        int ping(int n);
+        int pong(int n) { for (int i = 0; i < n; i++) ping(i); return 0; }
+        int ping(int n) { return pong(n) + ping(n - 1); }
+        int main(void) { return fact(5) + ping(3); }
+    """)
+    m = analyze(src)
+    assert m.diagnostics == ()
+    assert fn(m, "main").frequency == 1.0
+    for f in m.functions:
+        assert math.isfinite(f.frequency), f
+    for e in m.edges:
+        assert math.isfinite(e.weight), e
+    # fact calls itself in one arm: 1 + 1/2 + 1/4 + ... = 2.
+    assert fn(m, "fact").frequency == pytest.approx(2.0)
+    assert edge(m, "fact", "fact").sites[0].branches == 1
+    assert 1.0 <= fn(m, "ping").frequency < 100.0
+    assert 0.0 < fn(m, "pong").frequency < 100.0
+
+
+# Indirect calls.
+
+def test_indirect_calls_through_variable_and_struct_field(tmp_path):
+    src = tmp_path / "src"
+    path, text = write(src, "ind.c", """
+        typedef int (*binop)(int, int);
+        struct ops { binop fn; int tag; };
+        int add(int a, int b) { return a + b; }
+        int sub(int a, int b) { return a - b; }
+        int mul(int a, int b) { return a * b; }
+        void show(double x) { (void)x; }
+        struct ops table = {.fn = add, .tag = 1};
+        void (*printer)(double) = show;
+        int via_var(int x) {
+            binop p = sub;
+            return p(x, 1);
+        }
+        int via_field(int x) { return table.fn(x, 2) + mul(x, x); }
+        int main(void) { printer(1.0); for (int i = 0; i < 10; i++) via_var(i); return via_field(3); }
+    """)
+    m = analyze(src)
+    assert m.diagnostics == ()
+    by_through = {c.through: c for c in m.indirect_calls}
+    assert sorted(by_through) == ["fn", "p", "printer"]
+    p = by_through["p"]
+    assert p.caller == fn(m, "via_var").usr
+    assert p.location == Location(path, line_of(text, "p(x, 1)"), col_of(text, "p(x, 1)"))
+    assert p.function_type == "int (int, int)"
+    assert names(m, p.targets) == ["add", "sub"]
+    assert p.local_weight == 1.0
+    assert p.weight == 10.0
+    f = by_through["fn"]
+    assert f.caller == fn(m, "via_field").usr
+    assert f.location.line == line_of(text, "table.fn(")
+    assert names(m, f.targets) == ["add", "sub"]
+    assert f.weight == 1.0
+    pr = by_through["printer"]
+    assert pr.function_type == "void (double)"
+    assert names(m, pr.targets) == ["show"]
+    # mul is called directly only: it is no indirect target, but an ordinary edge.
+    assert edge(m, "via_field", "mul").weight == 1.0
+    # Indirect calls carry frequency to their targets (split evenly between them).
+    assert fn(m, "sub").frequency == pytest.approx(10.0 * 0.5 + 1.0 * 0.5)
+    assert fn(m, "show").frequency == 1.0
+
+
+# Globals.
+
+def test_global_readers_and_writers(tmp_path):
+    src = tmp_path / "src"
+    path, text = write(src, "g.c", """
+        int ga, gb, gc, gd, ge, gf;
+        static int hidden;
+        int arr[4];
+        void w_assign(void) { ga = 1; }
+        void w_inc(void) { gb++; }
+        void w_comp(void) { gc += 2; }
+        int *w_addr(void) { return &gd; }
+        int r_plain(void) { return ge + 1; }
+        int r_copy(int *out) { *out = gf; return hidden; }
+        void w_static(void) { --hidden; }
+        void w_elem(int i) { arr[i] = 0; }
+    """)
+    m = analyze(src)
+    assert m.diagnostics == ()
+    u = lambda name: fn(m, name).usr  # noqa: E731
+    assert glob(m, "ga").writers == (u("w_assign"),)
+    assert glob(m, "ga").readers == ()
+    assert glob(m, "gb").writers == (u("w_inc"),)
+    assert glob(m, "gc").writers == (u("w_comp"),)
+    assert glob(m, "gd").writers == (u("w_addr"),)
+    assert glob(m, "gd").readers == ()
+    assert glob(m, "ge").readers == (u("r_plain"),)
+    assert glob(m, "ge").writers == ()
+    assert glob(m, "gf").readers == (u("r_copy"),)
+    assert glob(m, "gf").writers == ()
+    assert glob(m, "arr").writers == (u("w_elem"),)
+    hidden = glob(m, "hidden")
+    assert hidden.linkage == "internal"
+    assert glob(m, "ga").linkage == "external"
+    assert hidden.location == Location(path, line_of(text, "static int hidden"), 12)
+    assert hidden.readers == (u("r_copy"),)
+    assert hidden.writers == (u("w_static"),)
+
+
+def test_global_written_in_one_file_read_in_another(tmp_path):
+    src = tmp_path / "src"
+    write(src, "state.h", """
+        extern int level;
+        static int local_count;
+    """)
+    apath, _ = write(src, "setter.c", """
+        #include "state.h"
+        int level = 3;
+        void set_level(int v) { level = v; local_count = v; }
+    """)
+    write(src, "getter.c", """
+        #include "state.h"
+        int get_level(void) { return level + local_count; }
+    """)
+    m = analyze(src)
+    assert m.diagnostics == ()
+    level = glob(m, "level")
+    assert level.location == Location(apath, 2, 5)
+    assert level.linkage == "external"
+    assert level.writers == (fn(m, "set_level").usr,)
+    assert level.readers == (fn(m, "get_level").usr,)
+    assert fn(m, "set_level").component == "setter"
+    assert fn(m, "get_level").component == "getter"
+
+
+# Linkage, variadic functions, declarations without a definition.
+
+def test_linkage_and_variadic(tmp_path):
+    src = tmp_path / "src"
+    write(src, "v.c", """
+        int logf_(int level, ...) { return level; }
+        static int quiet(int x) { return x; }
+        int loud(int x) { return x; }
+        int ext(int x);
+        int main(void) { return logf_(1, 2, 3) + quiet(1) + loud(2) + ext(3); }
+    """)
+    m = analyze(src)
+    assert m.diagnostics == ()
+    logf = fn(m, "logf_")
+    assert logf.variadic is True
+    assert logf.signature == "int logf_(int level, ...)"
+    assert fn(m, "loud").variadic is False
+    assert fn(m, "quiet").linkage == "internal"
+    assert fn(m, "loud").linkage == "external"
+    ext = fn(m, "ext")
+    assert ext.defined is False
+    assert ext.component is None
+    assert edge(m, "main", "ext").weight == 1.0
+
+
+# Diagnostics from clang.
+
+def test_syntax_error_is_qpm001_with_line(tmp_path):
+    src = tmp_path / "src"
+    path, text = write(src, "bad.c", """
+        int ok(void) { return 1; }
+        int broken(void) {
+            return 1 +;
+        }
+    """)
+    m = analyze(src)
+    errors = [d for d in m.diagnostics if d.severity == "error"]
+    assert len(errors) == 1
+    d = errors[0]
+    assert d.code == "QPM001"
+    assert d.location.file == path
+    assert d.location.line == line_of(text, "1 +;")
+    assert d.location.column == col_of(text, "+;") + 1     # at the ';'
+    assert fn(m, "ok").defined
+
+
+def test_system_headers_parse_without_diagnostics(tmp_path):
+    src = tmp_path / "src"
+    write(src, "sys.c", """
+        #include <stdatomic.h>
+        #include <pthread.h>
+        #include <immintrin.h>
+        #include <stdarg.h>
+        #include <stddef.h>
+        #include "qpm.h"
+
+        atomic_int hits;
+        static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+        static void *worker(void *arg)
+        {
+            (void)arg;
+            atomic_fetch_add(&hits, 1);
+            return NULL;
+        }
+
+        int sum(int n, ...)
+        {
+            va_list ap;
+            va_start(ap, n);
+            int s = 0;
+            for (int i = 0; i < n; i++)
+                s += va_arg(ap, int);
+            va_end(ap);
+            return s;
+        }
+
+        float vec(void)
+        {
+            __m128 a = _mm_set1_ps(1.0f);
+            __m128 b = _mm_add_ps(a, a);
+            float out[4];
+            _mm_storeu_ps(out, b);
+            return out[0];
+        }
+
+        struct pair { int a; int b; };
+        size_t off(void) { return offsetof(struct pair, b); }
+
+        int main(void)
+        {
+            pthread_t t;
+            pthread_mutex_lock(&lock);
+            pthread_create(&t, NULL, worker, NULL);
+            pthread_join(t, NULL);
+            pthread_mutex_unlock(&lock);
+            return sum(2, 1, 2) + (int)vec() + (int)off() + atomic_load(&hits);
+        }
+    """)
+    m = analyze(src)
+    assert m.diagnostics == ()
+    assert sorted(f.name for f in m.functions) == ["main", "off", "sum", "vec", "worker"]
+    assert sorted(m.function_map[e.callee].name for e in m.edges) == ["off", "sum", "vec"]
+    assert fn(m, "sum").variadic
+    hits = glob(m, "hits")
+    assert hits.type == "atomic_int"
+    assert hits.type_enc == "ABint"
+    assert hits.writers == tuple(sorted([fn(m, "main").usr, fn(m, "worker").usr]))
+    assert [s.name for s in m.structs] == ["pair"]
+
+
+# The per-unit cache.
+
+def test_cache_reuses_units_and_sees_changes(tmp_path, monkeypatch):
+    src = tmp_path / "src"
+    write(src, "lib.c", """
+        int leaf(int x) { return x * 2; }
+    """)
+    write(src, "mid.c", """
+        int leaf(int x);
+        int mid(int x) { return leaf(x) + 1; }
+    """)
+    app, app_text = write(src, "app.c", """
+        int mid(int x);
+        int main(void) { return mid(1); }
+    """)
+    misses = []
+    real_cached = unit.cached
+
+    def counting(path, args):
+        hit = real_cached(path, args)
+        if hit is None:
+            misses.append(path)
+        return hit
+
+    monkeypatch.setattr(unit, "cached", counting)
+    first = analyze(src)
+    assert len(misses) == 3
+    assert first.diagnostics == ()
+
+    misses.clear()
+    second = analyze(src)
+    assert misses == []
+    assert second == first
+
+    with open(app, "a") as f:
+        f.write("int extra(void) { return mid(2) + mid(3); }\n")
+    misses.clear()
+    third = analyze(src)
+    assert misses == [app]
+    assert third != first
+    extra = fn(third, "extra")
+    assert extra.location == Location(app, line_of(app_text, "int main") + 1, 5)
+    assert extra.component == "app"
+    e = edge(third, "extra", "mid")
+    assert [s.location.line for s in e.sites] == [3, 3]
+    assert e.weight == 2.0
+    assert fn(third, "mid").frequency == 3.0
+    assert fn(first, "mid").frequency == 1.0
+    assert sorted(f.name for f in third.functions) == ["extra", "leaf", "main", "mid"]
+
+    misses.clear()
+    assert analyze(src) == third
+    assert misses == []
+
+
+def test_tentative_definition_is_the_globals_location(tmp_path):
+    src = tmp_path / "src"
+    write(src, "api.h", "extern int api_level;\n")
+    write(src, "a.c", '#include "api.h"\nint api_level;\nint main(void) { return api_level; }\n')
+    model = analyzer.analyze([str(src)])
+    (g,) = model.globals
+    assert g.location == Location(str(src / "a.c"), 2, 5)
+
+
+def test_static_entities_of_same_named_files_stay_apart(tmp_path):
+    src = tmp_path / "src"
+    write(src / "x", "util.c", "static int helper(void) { return 1; }\nint fx(void) { return helper(); }\n"
+                               "static int cnt;\nint gx(void) { return cnt; }\n")
+    write(src / "y", "util.c", "static int helper(void) { return 2; }\nint fy(void) { return helper(); }\n"
+                               "static int cnt;\nint gy(void) { return cnt; }\n")
+    model = analyzer.analyze([str(src)])
+    assert model.diagnostics == ()
+    helpers = [f for f in model.functions if f.name == "helper"]
+    assert len(helpers) == 2 and {h.location.file for h in helpers} == {str(src / "x" / "util.c"),
+                                                                       str(src / "y" / "util.c")}
+    fmap = model.function_map
+    callers = sorted((fmap[e.caller].name, fmap[e.callee].location.file) for e in model.edges)
+    assert callers == [("fx", str(src / "x" / "util.c")), ("fy", str(src / "y" / "util.c"))]
+    counters = sorted((tuple(fmap[u].name for u in g.readers)) for g in model.globals if g.name == "cnt")
+    assert counters == [("gx",), ("gy",)]
