@@ -50,7 +50,25 @@ class _Progress:
 
 def _job(item: tuple[int, tuple[str, tuple[str, ...]]]) -> tuple[int, unit.UnitFacts]:
     i, (path, args) = item
-    return i, unit.parse_unit(path, args)
+    facts = unit.parse_unit(path, args)
+    unit.store(path, args, facts)
+    return i, facts
+
+
+def _store_in_background(path: str, args: tuple[str, ...], facts: unit.UnitFacts) -> int | None:
+    """Writes a unit's cache entry from a forked child, so that pickling it overlaps building the
+    model on the other core; returns the child's pid, to be waited for before analyze() returns."""
+    try:
+        pid = os.fork()
+    except OSError:
+        unit.store(path, args, facts)
+        return None
+    if pid == 0:
+        try:
+            unit.store(path, args, facts)
+        finally:
+            os._exit(0)
+    return pid
 
 
 def analyze(paths: list[str], compile_commands: str | None = None, jobs: int | None = None,
@@ -73,6 +91,7 @@ def analyze(paths: list[str], compile_commands: str | None = None, jobs: int | N
 
     report = _Progress(len(items), progress)
     done = len(facts)
+    writers: list[int] = []
     jobs = jobs or min(len(stale), os.cpu_count() or 1)
     if len(stale) > 1 and jobs > 1:
         clang_env.walker()          # build it once, before the workers need it
@@ -81,15 +100,20 @@ def analyze(paths: list[str], compile_commands: str | None = None, jobs: int | N
             for i, result in pool.imap_unordered(_job, list(enumerate(stale))):
                 path, args = stale[i]
                 facts[path] = result
-                unit.store(path, args, result)
                 done += 1
                 report.step(done, path)
     else:
         for path, args in stale:
             result = unit.parse_unit(path, args)
             facts[path] = result
-            unit.store(path, args, result)
+            pid = _store_in_background(path, args, result)
+            if pid is not None:
+                writers.append(pid)
             done += 1
             report.step(done, path)
     report.close()
-    return build_model([facts[path] for path, _ in items])
+    try:
+        return build_model([facts[path] for path, _ in items])
+    finally:
+        for pid in writers:
+            os.waitpid(pid, 0)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from dataclasses import replace
 
 from ..model import (Annotation, CallEdge, CallSite, Component, Diagnostic, Function, Global,
                      IndirectCall, Location, Param, ProgramModel, StructType)
@@ -41,14 +40,20 @@ def _merge_annotations(groups: list[tuple[tuple[Annotation, ...], Location | Non
 
 
 def _merge_function(decls: list[FunctionDecl], file_components: dict[str, tuple[str, Location]],
-                    diags: list[Diagnostic]) -> Function:
+                    frequency: float, diags: list[Diagnostic]) -> Function:
     definition = next((d for d in decls if d.defined), None)
     primary = definition or decls[0]
     locations = sorted({d.location for d in decls})
     annotations = _merge_annotations([(d.annotations, d.location) for d in decls],
                                      f"function '{primary.name}'", diags)
     params = []
-    for p in primary.params:
+    if len(decls) == 1:     # the common case: nothing to merge
+        params = [p for p in primary.params]
+        for p in params:
+            if p.annotations:
+                _merge_annotations([(p.annotations, p.location)], f"parameter '{p.name or p.index}' of "
+                                   f"'{primary.name}'", diags)
+    for p in primary.params if len(decls) > 1 else ():
         same = [d.params[p.index] for d in decls if len(d.params) > p.index]
         named = next((q for q in same if q.name), p)
         if definition is not None and definition.params and len(definition.params) > p.index:
@@ -67,7 +72,7 @@ def _merge_function(decls: list[FunctionDecl], file_components: dict[str, tuple[
             component = os.path.splitext(os.path.basename(definition.location.file))[0]
     return Function(primary.usr, primary.name, component, primary.location, definition is not None,
                     primary.linkage, primary.variadic, primary.return_type, primary.return_enc,
-                    annotations, tuple(params), tuple(locations))
+                    annotations, tuple(params), tuple(locations), frequency)
 
 
 def build_model(units: list[UnitFacts]) -> ProgramModel:
@@ -93,26 +98,27 @@ def build_model(units: list[UnitFacts]) -> ProgramModel:
             diags.append(Diagnostic("error", "QPM036", f"'{extra.name}' is defined twice in the program "
                                                        f"(first at {defs[0].location.short()}); analyse one program at a time",
                                     extra.location))
-    functions = {usr: _merge_function(ds, file_components, diags) for usr, ds in by_usr.items()}
     fn_types = {usr: ds[0].function_type for usr, ds in by_usr.items()}
 
     # Direct calls, grouped by edge; a site seen by several units counts once.
     sites: dict[tuple[str, str], dict[Location, CallSite]] = defaultdict(dict)
     for u in units:
         for c in u.calls:
-            if c.caller in functions and c.callee in functions:
+            if c.caller in by_usr and c.callee in by_usr:
                 sites[(c.caller, c.callee)][c.location] = CallSite(
                     c.location, c.loops, c.branches, weights.local_weight(c.loops, c.branches))
 
     taken: set[str] = set()
     for u in units:
-        taken.update(t for _, t in u.taken if t in functions)
+        taken.update(t for _, t in u.taken if t in by_usr)
+    by_type: dict[str, list[str]] = defaultdict(list)
+    for t in sorted(taken):
+        by_type[fn_types[t]].append(t)
     indirect_raw: dict[tuple[str, Location], tuple] = {}
     for u in units:
         for c in u.indirect:
-            if c.caller in functions:
-                targets = tuple(sorted(t for t in taken if fn_types.get(t) == c.callee))
-                indirect_raw[(c.caller, c.location)] = (c, targets)
+            if c.caller in by_usr:
+                indirect_raw[(c.caller, c.location)] = (c, tuple(by_type.get(c.callee, ())))
 
     # Frequencies: per-call multipliers, then propagation from the entry points.
     succ: dict[str, dict[str, float]] = defaultdict(dict)
@@ -123,14 +129,12 @@ def build_model(units: list[UnitFacts]) -> ProgramModel:
         for t in targets:
             succ[c.caller][t] = succ[c.caller].get(t, 0.0) + share
     called = {b for a, bs in succ.items() for b in bs if b != a}
-    defined = [usr for usr, f in functions.items() if f.defined]
-    main = next((usr for usr in defined if functions[usr].name == "main"
-                 and functions[usr].linkage == "external"), None)
+    defined = [usr for usr, ds in by_usr.items() if any(d.defined for d in ds)]
     entries = {usr for usr in defined if usr not in called}
-    if main:
-        entries.add(main)
-    freq = weights.frequencies(sorted(functions), succ, entries)
-    functions = {usr: replace(f, frequency=freq.get(usr, 0.0)) for usr, f in functions.items()}
+    entries.update(usr for usr in defined if by_usr[usr][0].name == "main" and by_usr[usr][0].linkage == "external")
+    freq = weights.frequencies(sorted(by_usr), succ, entries)
+    functions = {usr: _merge_function(ds, file_components, freq.get(usr, 0.0), diags)
+                 for usr, ds in by_usr.items()}
 
     edges = tuple(sorted(
         (CallEdge(a, b, tuple(sorted(s.values(), key=lambda x: x.location)),

@@ -11,7 +11,7 @@ import ctypes
 import hashlib
 import os
 import pickle
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from .. import __version__
 from ..model import Annotation, Diagnostic, Field, FixIt, Location, Param, StructType
@@ -95,19 +95,16 @@ def _annotations(text: str) -> tuple[Annotation, ...]:
 
 def parse_records(path: str, text: str, facts: UnitFacts) -> None:
     """Turns the walker's records (see walker.c) into facts."""
-    files: dict[str, str] = {}
-    fn: FunctionDecl | None = None
+    files: dict[str, str] = {"-1": ""}
+    fn: tuple | None = None          # a function's fields, waiting for its parameters
     params: list[Param] = []
-    struct: list | None = None
+    struct: tuple | None = None      # a struct's fields, waiting for its members
     fields: list[Field] = []
-
-    def loc(fid: str, line: str, col: str) -> Location:
-        return Location(files.get(fid, "<unknown>"), int(line), int(col))
 
     def flush():
         nonlocal fn, struct
         if fn is not None:
-            facts.functions.append(replace(fn, params=tuple(params)))
+            facts.functions.append(FunctionDecl(*fn, tuple(params)))
             fn = None
         if struct is not None:
             facts.structs.append(StructType(*struct, fields=tuple(fields)))
@@ -118,31 +115,31 @@ def parse_records(path: str, text: str, facts: UnitFacts) -> None:
             continue
         r = line.split("\t")
         tag = r[0]
-        if tag == "N":
-            files[r[1]] = os.path.normpath(r[2])
-        elif tag == "P":
-            params.append(Param(int(r[1]), r[2], r[4], r[3], _annotations(r[5]),
-                                loc(r[6], r[7], r[8]), Location(files.get(r[6], ""), int(r[9]), int(r[10]))))
-        elif tag == "D":
-            fields.append(Field(r[1], r[3], r[2], _annotations(r[4]),
-                                Location(struct[3].file if struct else "", int(r[5]), int(r[6]))))
-        elif tag == "C":
-            facts.calls.append(Call(r[1], r[2], r[3], loc(r[4], r[5], r[6]), int(r[7]), int(r[8])))
-        elif tag == "I":
-            facts.indirect.append(Call(r[1], r[2], r[3], loc(r[4], r[5], r[6]), int(r[7]), int(r[8])))
-        elif tag == "T":
-            facts.taken.append((r[1], r[2]))
+        if tag == "C" or tag == "I":
+            call = Call(r[1], r[2], r[3], Location(files[r[4]], int(r[5]), int(r[6])), int(r[7]), int(r[8]))
+            (facts.calls if tag == "C" else facts.indirect).append(call)
         elif tag == "R":
             facts.refs.append((r[1], r[2], r[3]))
+        elif tag == "T":
+            facts.taken.append((r[1], r[2]))
+        elif tag == "P":
+            file = files[r[6]]
+            params.append(Param(int(r[1]), r[2], r[4], r[3], _annotations(r[5]),
+                                Location(file, int(r[7]), int(r[8])), Location(file, int(r[9]), int(r[10]))))
         elif tag == "F":
             flush()
             params = []
-            fn = FunctionDecl(r[1], r[2], loc(r[3], r[4], r[5]), r[6] == "1",
-                              _LINKAGE.get(int(r[7]), "none"), r[8] == "1", r[9] == "3",
-                              r[11], r[10], r[12], _annotations(r[13]), ())
+            fn = (r[1], r[2], Location(files[r[3]], int(r[4]), int(r[5])), r[6] == "1",
+                  _LINKAGE.get(int(r[7]), "none"), r[8] == "1", r[9] == "3",
+                  r[11], r[10], r[12], _annotations(r[13]))
+        elif tag == "N":
+            files[r[1]] = os.path.normpath(r[2])
+        elif tag == "D":
+            fields.append(Field(r[1], r[3], r[2], _annotations(r[4]),
+                                Location(struct[3].file if struct else "", int(r[5]), int(r[6]))))
         elif tag == "G":
             flush()
-            g = GlobalDecl(r[1], r[2], loc(r[3], r[4], r[5]), r[6] == "1",
+            g = GlobalDecl(r[1], r[2], Location(files[r[3]], int(r[4]), int(r[5])), r[6] == "1",
                            _LINKAGE.get(int(r[7]), "none"), r[9], r[8], _annotations(r[10]))
             component = next((a.arg for a in g.annotations if a.kind == "file_component"), None)
             if component is not None:
@@ -152,7 +149,8 @@ def parse_records(path: str, text: str, facts: UnitFacts) -> None:
         elif tag == "S":
             flush()
             fields = []
-            struct = [r[1], r[2], "union" if r[6] == "U" else "struct", loc(r[3], r[4], r[5])]
+            struct = (r[1], r[2], "union" if r[6] == "U" else "struct",
+                      Location(files[r[3]], int(r[4]), int(r[5])))
     flush()
 
 
