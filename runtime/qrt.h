@@ -1,0 +1,92 @@
+/*
+ * qrt.h - the Quarantine runtime, as seen by generated code.
+ *
+ * A split program is one main process and one process per isolated domain.  Each domain owns a
+ * shared-memory region (an anonymous memfd, so nothing is left behind when the processes go) of
+ * channels.  A channel is a conversation between one calling thread and one serving thread:
+ * messages alternate on it, so a call that calls back (a callback, or a call to a third domain,
+ * which the main process relays) is simply a nested message on the same channel.
+ *
+ * Public names are qrt_; functions return 0 or a negative errno.
+ */
+#ifndef QRT_H
+#define QRT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define QRT_MAIN_DOMAIN 0
+
+/* A message being written into a channel buffer.  Writes past the end set err to -E2BIG. */
+struct qrt_wr {
+    uint8_t *base;
+    size_t cap;
+    size_t len;
+    int err;
+};
+
+/* A message being read.  It lives in private memory (copied out of the channel first), so a
+ * peer cannot change it while it is checked and used; reads past the end set err to -EBADMSG. */
+struct qrt_rd {
+    const uint8_t *base;
+    size_t len;
+    size_t pos;
+    int err;
+};
+
+typedef void (*qrt_dispatch_fn)(struct qrt_rd *args, struct qrt_wr *reply);
+
+/* What generated code tells the runtime about the program. */
+struct qrt_program {
+    const char *name;                 /* program name, for messages */
+    int ndomains;                     /* including the main domain, index 0 */
+    const char *const *domains;       /* domain names; [0] is "main" */
+    uint32_t nfunctions;              /* function ids are 0 .. nfunctions-1 */
+    const char *const *functions;     /* their names, for messages */
+    const int *function_domain;       /* the domain implementing each function */
+    const qrt_dispatch_fn *dispatch;  /* this executable's dispatchers, by function id (may be NULL) */
+    void (*const *inits)(void);       /* QPM_INIT functions of this executable, NULL-terminated */
+};
+
+/* Main process: start every domain (called from a constructor before main()). */
+int qrt_start(const struct qrt_program *program);
+
+/* Domain executable: serve calls forever. */
+int qrt_domain_main(const struct qrt_program *program, int domain, int argc, char **argv);
+
+/* One crossing call: begin gives a writer for the arguments; invoke sends them, serves any calls
+ * that come back, and gives a reader for the reply; end releases the channel's reply. */
+struct qrt_call {
+    struct qrt_wr args;
+    struct qrt_rd reply;
+    uint32_t function;
+    void *chan;
+    uint8_t *scratch;     /* private copy of the reply */
+};
+
+int qrt_call_begin(struct qrt_call *call, uint32_t function);
+int qrt_call_invoke(struct qrt_call *call);
+void qrt_call_end(struct qrt_call *call);
+
+/* A failed crossing (a dead domain, a malformed message): report it and end the program. */
+void qrt_fatal(uint32_t function, int err) __attribute__((noreturn));
+
+/* Wire helpers. */
+void qrt_put(struct qrt_wr *w, const void *data, size_t n);
+void qrt_put_blob(struct qrt_wr *w, const void *data, size_t n);   /* length-prefixed, NULL allowed */
+void qrt_put_string(struct qrt_wr *w, const char *s);              /* length-prefixed, NULL allowed */
+void qrt_get(struct qrt_rd *r, void *out, size_t n);
+/* A blob of exactly `expect` bytes (or NULL): returns a pointer into the message or NULL. */
+const void *qrt_get_blob(struct qrt_rd *r, size_t expect, int *present);
+/* A string: returns a pointer into the message (NUL-terminated, checked) or NULL. */
+const char *qrt_get_string(struct qrt_rd *r, int *present, size_t *len);
+
+/* Element counts from count expressions, checked for overflow: -1 when they do not fit. */
+static inline size_t qrt_bytes(long long count, size_t elem)
+{
+    if (count < 0 || (elem && (unsigned long long)count > SIZE_MAX / elem))
+        return (size_t)-1;
+    return (size_t)count * elem;
+}
+
+#endif /* QRT_H */

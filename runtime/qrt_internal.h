@@ -1,0 +1,54 @@
+/* qrt_internal.h - what the runtime's own files share; generated code does not see it. */
+#ifndef QRT_INTERNAL_H
+#define QRT_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "qrt.h"
+
+#define QRT_MAX_DOMAINS 32
+#define QRT_CHANNELS 64                 /* concurrent calling threads per domain */
+#define QRT_CHAN_BUF (256u * 1024u)     /* the largest message, arguments or reply */
+#define QRT_SPIN_START 2000u
+#define QRT_SPIN_MIN 64u
+#define QRT_SPIN_MAX 20000u
+#define QRT_SLEEP_CHECK_NS 50000000L    /* a sleeper looks at its peer's health this often */
+#define QRT_START_TIMEOUT_S 10
+
+enum { QRT_IDLE = 0, QRT_TO_SERVER = 1, QRT_TO_CALLER = 2, QRT_DEAD = 3 };
+enum { QRT_K_CALL = 1, QRT_K_RETURN = 2, QRT_K_ERROR = 3 };
+enum { QRT_SIDE_CALLER = 0, QRT_SIDE_SERVER = 1 };
+enum { QRT_SLEEP_CALLER = 1, QRT_SLEEP_SERVER = 2 };
+
+struct qrt__chan {
+    _Atomic uint32_t state;      /* whose turn it is; the futex word */
+    _Atomic uint32_t sleepers;   /* which sides are (about to be) asleep on state */
+    _Atomic uint32_t owner;      /* 1 while a main-process thread holds the channel */
+    uint32_t domain;             /* the domain this channel leads to (set by main) */
+    volatile uint32_t kind, fn, len;
+    uint8_t pad[64 - 28];
+    volatile uint8_t buf[QRT_CHAN_BUF];
+};
+
+struct qrt__region {
+    _Atomic uint32_t ready;      /* the domain sets 1 once it serves; a futex word */
+    uint32_t nchan;
+    uint8_t pad[56];
+    struct qrt__chan chan[QRT_CHANNELS];
+};
+
+struct qrt__domain {
+    struct qrt__region *region;
+    pid_t pid;
+    int pidfd;
+    _Atomic int dead;
+};
+
+void qrt__set_program(const struct qrt_program *p, int self);
+struct qrt__domain *qrt__domain(int d);
+void qrt__serve(struct qrt__chan *c);
+void qrt__wake_all(_Atomic uint32_t *word);
+
+#endif /* QRT_INTERNAL_H */

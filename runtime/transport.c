@@ -1,0 +1,307 @@
+/*
+ * transport.c - channels in shared memory, the spin-then-sleep hand-off, and the conversation
+ * loop that serves nested calls.
+ *
+ * A channel carries one message at a time.  Its state word says whose turn it is: the caller
+ * side's (TO_CALLER) or the server side's (TO_SERVER).  The writer fills the header and buffer,
+ * then publishes the turn with a sequentially consistent store and wakes the peer only when the
+ * peer said it was going to sleep; the reader spins for a while (the peer usually answers within
+ * microseconds) and then sleeps on the state word with futex.  Every message is copied into
+ * private memory before it is decoded, so the peer cannot change it under our checks.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "qrt_internal.h"
+
+static const struct qrt_program *program;
+static int self_domain = -1;
+static struct qrt__domain domains[QRT_MAX_DOMAINS];
+
+/* The channel each of this thread's conversations uses: claimed per target domain in the main
+ * process, and the served one in a domain's server thread. */
+static __thread struct qrt__chan *tls_chan[QRT_MAX_DOMAINS];
+static __thread struct qrt__chan *tls_serving;
+static __thread unsigned tls_spin = QRT_SPIN_START;
+static pthread_key_t release_key;
+static pthread_once_t release_once = PTHREAD_ONCE_INIT;
+
+void qrt__set_program(const struct qrt_program *p, int self)
+{
+    program = p;
+    self_domain = self;
+}
+
+struct qrt__domain *qrt__domain(int d)
+{
+    return &domains[d];
+}
+
+static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *timeout)
+{
+    return syscall(SYS_futex, (uint32_t *)word, op, val, timeout, NULL, 0);
+}
+
+void qrt__wake_all(_Atomic uint32_t *word)
+{
+    futex(word, FUTEX_WAKE, INT_MAX, NULL);
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Publishes a message for the other side. */
+static void post(struct qrt__chan *c, int side, uint32_t kind, uint32_t fn, uint32_t len)
+{
+    c->kind = kind;
+    c->fn = fn;
+    c->len = len;
+    uint32_t turn = side == QRT_SIDE_CALLER ? QRT_TO_SERVER : QRT_TO_CALLER;
+    uint32_t expected = atomic_load(&c->state);
+    /* A channel marked dead stays dead: the peer is gone. */
+    while (expected != QRT_DEAD && !atomic_compare_exchange_weak(&c->state, &expected, turn))
+        ;
+    uint32_t peer = side == QRT_SIDE_CALLER ? QRT_SLEEP_SERVER : QRT_SLEEP_CALLER;
+    if (atomic_load(&c->sleepers) & peer)
+        futex(&c->state, FUTEX_WAKE, INT_MAX, NULL);
+}
+
+/* Whether the peer of this side is gone: the domain (seen from main) or main (from a domain). */
+static int peer_gone(const struct qrt__chan *c)
+{
+    if (self_domain == QRT_MAIN_DOMAIN)
+        return atomic_load(&domains[c->domain].dead);
+    return getppid() == 1;
+}
+
+/* Waits until it is this side's turn: 0, or -EPIPE when the peer died. */
+static int wait_turn(struct qrt__chan *c, int side)
+{
+    uint32_t want = side == QRT_SIDE_CALLER ? QRT_TO_CALLER : QRT_TO_SERVER;
+    unsigned budget = tls_spin;
+    for (unsigned i = 0; i < budget; i++) {
+        uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire);
+        if (s == want) {
+            /* The answer came while spinning: spinning pays, allow a little more of it. */
+            if (tls_spin < QRT_SPIN_MAX)
+                tls_spin += tls_spin / 4 + 1;
+            return 0;
+        }
+        if (s == QRT_DEAD)
+            return -EPIPE;
+        cpu_relax();
+    }
+    /* It did not: spin less next time, so that many waiting threads do not starve the cores. */
+    tls_spin = tls_spin / 2 > QRT_SPIN_MIN ? tls_spin / 2 : QRT_SPIN_MIN;
+    uint32_t mine = side == QRT_SIDE_CALLER ? QRT_SLEEP_CALLER : QRT_SLEEP_SERVER;
+    atomic_fetch_or(&c->sleepers, mine);
+    int rc = 0;
+    for (;;) {
+        uint32_t s = atomic_load(&c->state);
+        if (s == want)
+            break;
+        if (s == QRT_DEAD || peer_gone(c)) {
+            rc = -EPIPE;
+            break;
+        }
+        struct timespec t = {0, QRT_SLEEP_CHECK_NS};
+        futex(&c->state, FUTEX_WAIT, s, &t);
+    }
+    atomic_fetch_and(&c->sleepers, ~mine);
+    atomic_thread_fence(memory_order_acquire);
+    return rc;
+}
+
+/* Copies the message now in the channel into private memory: the only place it is read from. */
+static int take_message(struct qrt__chan *c, uint32_t *kind, uint32_t *fn, struct qrt_rd *r)
+{
+    uint32_t k = c->kind, f = c->fn, n = c->len;
+    if (n > QRT_CHAN_BUF)
+        return -EBADMSG;
+    uint8_t *copy = malloc(n ? n : 1);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, (const uint8_t *)c->buf, n);
+    *kind = k;
+    *fn = f;
+    r->base = copy;
+    r->len = n;
+    r->pos = 0;
+    r->err = 0;
+    return 0;
+}
+
+/* Serves one call that arrived on c (its message already in r) and posts the answer. */
+static void serve_one(struct qrt__chan *c, int side, uint32_t fn, struct qrt_rd *r)
+{
+    struct qrt_wr w = {(uint8_t *)c->buf, QRT_CHAN_BUF, 0, 0};
+    if (!program || fn >= program->nfunctions || !program->dispatch || !program->dispatch[fn]) {
+        post(c, side, QRT_K_ERROR, (uint32_t)ENOSYS, 0);
+        return;
+    }
+    struct qrt__chan *outer = tls_serving;
+    if (side == QRT_SIDE_SERVER)
+        tls_serving = c;
+    program->dispatch[fn](r, &w);
+    tls_serving = outer;
+    if (r->err || w.err)
+        post(c, side, QRT_K_ERROR, (uint32_t)-(r->err ? r->err : w.err), 0);
+    else
+        post(c, side, QRT_K_RETURN, 0, (uint32_t)w.len);
+}
+
+/* Sends the message in c's buffer, serves whatever calls come back, and returns the answer. */
+static int converse(struct qrt__chan *c, int side, uint32_t fn, uint32_t len, struct qrt_rd *reply)
+{
+    post(c, side, QRT_K_CALL, fn, len);
+    for (;;) {
+        int rc = wait_turn(c, side);
+        if (rc < 0)
+            return rc;
+        uint32_t kind, f;
+        struct qrt_rd r;
+        rc = take_message(c, &kind, &f, &r);
+        if (rc < 0)
+            return rc;
+        if (kind == QRT_K_RETURN) {
+            *reply = r;
+            return 0;
+        }
+        if (kind != QRT_K_CALL) {
+            free((void *)r.base);
+            return kind == QRT_K_ERROR && f > 0 && f < 4096 ? -(int)f : -EBADMSG;
+        }
+        serve_one(c, side, f, &r);
+        free((void *)r.base);
+    }
+}
+
+void qrt__serve(struct qrt__chan *c)
+{
+    tls_serving = c;
+    for (;;) {
+        if (wait_turn(c, QRT_SIDE_SERVER) < 0)
+            _exit(0);       /* main is gone; so are we */
+        uint32_t kind, f;
+        struct qrt_rd r;
+        if (take_message(c, &kind, &f, &r) < 0) {
+            post(c, QRT_SIDE_SERVER, QRT_K_ERROR, EBADMSG, 0);
+            continue;
+        }
+        if (kind == QRT_K_CALL)
+            serve_one(c, QRT_SIDE_SERVER, f, &r);
+        else
+            post(c, QRT_SIDE_SERVER, QRT_K_ERROR, EBADMSG, 0);
+        free((void *)r.base);
+    }
+}
+
+static void release_channels(void *unused)
+{
+    (void)unused;
+    for (int d = 0; d < QRT_MAX_DOMAINS; d++) {
+        if (tls_chan[d]) {
+            atomic_store(&tls_chan[d]->owner, 0);
+            tls_chan[d] = NULL;
+        }
+    }
+}
+
+static void make_release_key(void)
+{
+    if (pthread_key_create(&release_key, release_channels) != 0)
+        abort();    /* only fails when the process is out of keys: an invariant of ours broke */
+}
+
+/* The channel this main-process thread uses to talk to domain d, claimed on first use. */
+static int claim(int d, struct qrt__chan **out)
+{
+    if (tls_chan[d]) {
+        *out = tls_chan[d];
+        return 0;
+    }
+    pthread_once(&release_once, make_release_key);
+    struct qrt__region *region = domains[d].region;
+    for (;;) {
+        for (unsigned i = 0; i < QRT_CHANNELS; i++) {
+            uint32_t free_ = 0;
+            if (atomic_compare_exchange_strong(&region->chan[i].owner, &free_, 1)) {
+                tls_chan[d] = &region->chan[i];
+                pthread_setspecific(release_key, (void *)1);
+                *out = tls_chan[d];
+                return 0;
+            }
+        }
+        /* Every channel is in use by another thread: wait for one to be released. */
+        if (atomic_load(&domains[d].dead))
+            return -EPIPE;
+        struct timespec t = {0, 1000000};
+        nanosleep(&t, NULL);
+    }
+}
+
+int qrt_call_begin(struct qrt_call *call, uint32_t function)
+{
+    memset(call, 0, sizeof *call);
+    if (!program || function >= program->nfunctions)
+        return -EINVAL;
+    int target = program->function_domain[function];
+    struct qrt__chan *c;
+    if (self_domain == QRT_MAIN_DOMAIN) {
+        int rc = claim(target, &c);
+        if (rc < 0)
+            return rc;
+    } else {
+        /* From a domain, every call goes to main over the channel being served; main relays it. */
+        c = tls_serving;
+        if (!c)
+            return -EPERM;
+    }
+    call->function = function;
+    call->chan = c;
+    call->args.base = (uint8_t *)c->buf;
+    call->args.cap = QRT_CHAN_BUF;
+    return 0;
+}
+
+int qrt_call_invoke(struct qrt_call *call)
+{
+    struct qrt__chan *c = call->chan;
+    if (call->args.err)
+        return call->args.err;
+    int side = self_domain == QRT_MAIN_DOMAIN ? QRT_SIDE_CALLER : QRT_SIDE_SERVER;
+    int rc = converse(c, side, call->function, (uint32_t)call->args.len, &call->reply);
+    if (rc == 0)
+        call->scratch = (uint8_t *)call->reply.base;
+    return rc;
+}
+
+void qrt_call_end(struct qrt_call *call)
+{
+    free(call->scratch);
+    call->scratch = NULL;
+}
+
+void qrt_fatal(uint32_t function, int err)
+{
+    const char *name = program && function < program->nfunctions ? program->functions[function] : "?";
+    fprintf(stderr, "%s: quarantine: call to %s failed: %s\n",
+            program ? program->name : "program", name, strerror(-err));
+    _exit(70);
+}

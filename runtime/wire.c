@@ -1,0 +1,111 @@
+/*
+ * wire.c - encoding and decoding call messages.
+ *
+ * Blobs and strings are a 64-bit length (UINT64_MAX for NULL), padding to a 16-byte boundary, then
+ * the bytes: a reader can hand the callee a pointer into the (private, malloc'd) message for any
+ * element type without breaking its alignment.  Decoding
+ * reads from private memory and checks every length against what is left and against what the
+ * generated code expects before anything is used.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "qrt.h"
+
+#define QRT_NULL_LEN UINT64_MAX
+#define QRT_ALIGN 16u
+
+static size_t padding(size_t pos)
+{
+    return (QRT_ALIGN - pos % QRT_ALIGN) % QRT_ALIGN;
+}
+
+void qrt_put(struct qrt_wr *w, const void *data, size_t n)
+{
+    if (w->err)
+        return;
+    if (n > w->cap - w->len) {
+        w->err = -E2BIG;
+        return;
+    }
+    if (n)
+        memcpy(w->base + w->len, data, n);
+    w->len += n;
+}
+
+void qrt_put_blob(struct qrt_wr *w, const void *data, size_t n)
+{
+    static const uint8_t zeros[QRT_ALIGN];
+    uint64_t len = data ? (uint64_t)n : QRT_NULL_LEN;
+    qrt_put(w, &len, sizeof len);
+    if (data) {
+        qrt_put(w, zeros, padding(w->len));
+        qrt_put(w, data, n);
+    }
+}
+
+void qrt_put_string(struct qrt_wr *w, const char *s)
+{
+    qrt_put_blob(w, s, s ? strlen(s) + 1 : 0);
+}
+
+void qrt_get(struct qrt_rd *r, void *out, size_t n)
+{
+    if (r->err || n > r->len - r->pos) {
+        r->err = -EBADMSG;
+        memset(out, 0, n);
+        return;
+    }
+    memcpy(out, r->base + r->pos, n);
+    r->pos += n;
+}
+
+static const void *get_bytes(struct qrt_rd *r, uint64_t *len, int *present)
+{
+    qrt_get(r, len, sizeof *len);
+    *present = 0;
+    if (r->err || *len == QRT_NULL_LEN)
+        return NULL;
+    size_t pad = padding(r->pos);
+    if (pad > r->len - r->pos) {
+        r->err = -EBADMSG;
+        return NULL;
+    }
+    r->pos += pad;
+    if (*len > r->len - r->pos) {
+        r->err = -EBADMSG;
+        return NULL;
+    }
+    const void *p = r->base + r->pos;
+    r->pos += (size_t)*len;
+    *present = 1;
+    return p;
+}
+
+const void *qrt_get_blob(struct qrt_rd *r, size_t expect, int *present)
+{
+    uint64_t len;
+    const void *p = get_bytes(r, &len, present);
+    if (*present && len != expect) {
+        r->err = -EBADMSG;      /* the peer's count disagrees with ours */
+        *present = 0;
+        return NULL;
+    }
+    return p;
+}
+
+const char *qrt_get_string(struct qrt_rd *r, int *present, size_t *len)
+{
+    uint64_t n;
+    const char *p = get_bytes(r, &n, present);
+    if (!*present)
+        return NULL;
+    /* A string is at least its NUL, and its only NUL is its last byte. */
+    if (n == 0 || p[n - 1] != '\0' || memchr(p, '\0', (size_t)n - 1)) {
+        r->err = -EBADMSG;
+        *present = 0;
+        return NULL;
+    }
+    *len = (size_t)n - 1;
+    return p;
+}
