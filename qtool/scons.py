@@ -42,6 +42,19 @@ def _fail(message: str) -> int:
     return 1
 
 
+def _code_id(*folders: str) -> str:
+    """A digest of qtool's own code in these folders: outputs made by other code are made again."""
+    import hashlib
+    h = hashlib.sha256()
+    for folder in folders:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), folder)
+        for name in sorted(os.listdir(path)):
+            if name.endswith((".py", ".c")):
+                with open(os.path.join(path, name), "rb") as f:
+                    h.update(name.encode() + b"\0" + f.read())
+    return h.hexdigest()[:16]
+
+
 def _parse_args(env, target, source) -> tuple[str, ...]:
     from .analyzer.sources import _clean
     line = env.subst("$CC $CFLAGS $CCFLAGS $_CCCOMCOM", target=target, source=source)
@@ -198,16 +211,17 @@ def QpmRuntime(env):
 
 
 def generate(env):
-    env.SetDefault(QPM_BUILD_DIR="#build", QPMANALYZECOMSTR="analyse $SOURCE",
+    env.SetDefault(QPM_BUILD_DIR="#build", QPM_ANALYZER_ID=_code_id("analyzer"), QPM_GENERATOR_ID=_code_id(".", "analyzer"), QPMANALYZECOMSTR="analyse $SOURCE",
                    QPMSTUBSCOMSTR="generate stubs for $QPM_PROGRAM", QPMLINKCOMSTR="link $TARGET")
     env.AppendUnique(CPPPATH=[CLANG_ATTRS], CCFLAGS=["-pthread"], LINKFLAGS=["-pthread"])
     if "CompilationDatabase" not in env["BUILDERS"]:
         env.Tool("compilation_db")
     env["BUILDERS"]["QpmAnalyze"] = SCons.Builder.Builder(
-        action=SCons.Action.Action(_analyze_action, "$QPMANALYZECOMSTR"),
+        action=SCons.Action.Action(_analyze_action, "$QPMANALYZECOMSTR",
+                                   varlist=["QPM_ANALYZER_ID", "CFLAGS", "CCFLAGS", "CPPPATH", "CPPDEFINES"]),
         source_scanner=SCons.Tool.CScanner, suffix=".facts")
     env["BUILDERS"]["QpmStubs"] = SCons.Builder.Builder(
-        action=SCons.Action.Action(_stubs_action, "$QPMSTUBSCOMSTR", varlist=["QPM_PLAN", "QPM_PROGRAM"]))
+        action=SCons.Action.Action(_stubs_action, "$QPMSTUBSCOMSTR", varlist=["QPM_PLAN", "QPM_PROGRAM", "QPM_GENERATOR_ID"]))
     env["BUILDERS"]["QpmLink"] = SCons.Builder.Builder(
         action=SCons.Action.Action(_link_action, "$QPMLINKCOMSTR", varlist=["QPM_DOMAIN", "LIBS", "LINKFLAGS"]))
     env.AddMethod(QpmProgram, "QpmProgram")

@@ -30,7 +30,9 @@ BANNER = Template("""\
 
 # Arguments: banner, includes, body, program (the qrt_program definition), entry.
 FILE = Template("""\
-$banner#define _GNU_SOURCE
+$banner#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -63,6 +65,7 @@ $ret_value}
 DISPATCH = Template("""\
 static void qpm__d_$name(struct qrt_rd *qpm__in, struct qrt_wr *qpm__out)
 {
+    (void)qpm__out;
 $decode    if (qpm__in->err)
         return;
 $call$encode$cleanup}

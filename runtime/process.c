@@ -6,7 +6,9 @@
  * (PR_SET_PDEATHSIG), so even `kill -9` of the main process leaves no orphan.  An exec failure
  * comes back through a close-on-exec pipe.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

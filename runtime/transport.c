@@ -9,7 +9,9 @@
  * microseconds) and then sleeps on the state word with futex.  Every message is copied into
  * private memory before it is decoded, so the peer cannot change it under our checks.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>

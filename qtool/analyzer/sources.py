@@ -41,6 +41,8 @@ def _clean(argv: list[str], directory: str) -> tuple[str, ...]:
             continue
         if a in _DROP or a.endswith((".c", ".o")) or not a.startswith("-"):
             continue
+        if a == "-Werror" or a.startswith("-Werror="):
+            continue    # gcc enforces the program's warnings; clang's own extra ones stay warnings
         if a in ("-I", "-D", "-U", "-include", "-isystem", "-iquote"):
             value = next(it, "")
             if a in ("-I", "-isystem", "-iquote", "-include"):
