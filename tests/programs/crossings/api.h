@@ -1,0 +1,29 @@
+/* Every crossing the split build supports, in every direction. */
+#include "qpm.h"
+#include <stddef.h>
+
+struct point { int x, y; double w; };
+struct session;
+
+/* calc.c: isolated in calc_iso. */
+int calc_add(int a, int b);
+long calc_sum(const int *v QPM_IN(n), size_t n);
+int calc_fill(char *out QPM_OUT(cap), size_t cap);
+void calc_scale(double *v QPM_INOUT(n * 2), size_t n, double by);
+int calc_upper(char *s QPM_STRING);
+QPM_RETURNS_STRING char *calc_greet(const char *who QPM_STRING);
+struct point calc_move(struct point p, int dx);
+QPM_OPAQUE struct session *calc_open(int id);
+int calc_session_id(struct session *s QPM_OPAQUE);
+void calc_close(struct session *s QPM_OPAQUE);
+int calc_pid(void);
+int calc_inits(void);
+int calc_chain(int depth);
+int calc_via_relay(int x);
+QPM_INIT void calc_init(void);
+
+/* relay.c: isolated in relay_iso; called from calc (domain to domain). */
+int relay_triple(int x);
+
+/* app.c: stays in main; called back from calc (domain to main). */
+int app_chain(int depth);

@@ -1,0 +1,68 @@
+#include "api.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int app_chain(int depth) { return depth <= 0 ? 0 : 10 + calc_chain(depth - 1); }
+
+#define THREADS 16
+#define ROUNDS 500
+
+static void *hammer(void *arg)
+{
+    int base = (int)(long)arg;
+    int v[64];
+    for (int r = 0; r < ROUNDS; r++) {
+        long want = 0;
+        for (int i = 0; i < 64; i++) {
+            v[i] = base * 1000 + r + i;
+            want += v[i];
+        }
+        if (calc_sum(v, 64) != want)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+int main(void)
+{
+    int v[5] = {1, 2, 3, 4, 5};
+    char buf[32] = "";
+    double d[4] = {1, 2, 3, 4};
+    char word[] = "quarantine";
+    struct point p = {1, 2, 0.25};
+
+    printf("inits %d\n", calc_inits());
+    printf("add %d\n", calc_add(2, 40));
+    printf("sum %ld\n", calc_sum(v, 5));
+    printf("fill %d '%s'\n", calc_fill(buf, sizeof buf), buf);
+    calc_scale(d, 2, 1.5);
+    printf("scale %.2f %.2f %.2f %.2f\n", d[0], d[1], d[2], d[3]);
+    printf("upper %d %s\n", calc_upper(word), word);
+    char *g = calc_greet("world");
+    printf("greet %s\n", g);
+    free(g);
+    p = calc_move(p, 5);
+    printf("move %d %d %.2f\n", p.x, p.y, p.w);
+    struct session *s = calc_open(77);
+    printf("session %d\n", calc_session_id(s));
+    calc_close(s);
+    printf("chain %d\n", calc_chain(5));
+    printf("relay %d\n", calc_via_relay(7));
+
+    pthread_t t[THREADS];
+    for (long i = 0; i < THREADS; i++)
+        pthread_create(&t[i], NULL, hammer, (void *)i);
+    int bad = 0;
+    for (int i = 0; i < THREADS; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        bad += r != NULL;
+    }
+    printf("threads %d of %d agree\n", THREADS - bad, THREADS);
+    fprintf(stderr, "calc runs in %s process\n", calc_pid() == (int)getpid() ? "this" : "another");
+    return bad;
+}
