@@ -174,3 +174,11 @@ def test_header_vanishes_under_gcc_and_the_program_runs(tmp_path):
                     os.path.join(case, "kv.c"), "-o", exe], check=True)
     proc = subprocess.run([exe])
     assert proc.returncode == 4     # every call gave the expected value; p.x is 1 + 3
+
+
+def test_output_to_a_device_writes_to_it_instead_of_replacing_it(qtool, tmp_path):
+    rc, out, _ = qtool("analyze", KVSTORE, "-o", "/dev/null")
+    assert rc == 0 and out == ""
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+    import stat
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
