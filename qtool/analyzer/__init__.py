@@ -50,24 +50,27 @@ class _Progress:
 
 def _job(item: tuple[int, tuple[str, tuple[str, ...]]]) -> tuple[int, unit.UnitFacts]:
     i, (path, args) = item
-    facts = unit.parse_unit(path, args)
-    unit.store(path, args, facts)
-    return i, facts
+    return i, unit.parse_unit(path, args)
 
 
-def _store_in_background(path: str, args: tuple[str, ...], facts: unit.UnitFacts) -> int | None:
-    """Writes a unit's cache entry from a forked child, so that pickling it overlaps building the
-    model on the other core; returns the child's pid, to be waited for before analyze() returns."""
+def _store_in_background(fresh: list[tuple[str, tuple[str, ...], unit.UnitFacts]]) -> int | None:
+    """Writes the cache entries of freshly parsed units from a forked child, so that pickling
+    them overlaps building the model; returns the child's pid, waited for before analyze()
+    returns (so a following run sees the entries)."""
+    if not fresh:
+        return None
     try:
         pid = os.fork()
     except OSError:
-        unit.store(path, args, facts)
-        return None
-    if pid == 0:
+        pid = -1
+    if pid <= 0:
         try:
-            unit.store(path, args, facts)
+            for path, args, facts in fresh:
+                unit.store(path, args, facts)
         finally:
-            os._exit(0)
+            if pid == 0:
+                os._exit(0)
+        return None
     return pid
 
 
@@ -91,29 +94,27 @@ def analyze(paths: list[str], compile_commands: str | None = None, jobs: int | N
 
     report = _Progress(len(items), progress)
     done = len(facts)
-    writers: list[int] = []
+    fresh = []
     jobs = jobs or min(len(stale), os.cpu_count() or 1)
     if len(stale) > 1 and jobs > 1:
         clang_env.walker()          # build it once, before the workers need it
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(jobs) as pool:
             for i, result in pool.imap_unordered(_job, list(enumerate(stale))):
-                path, args = stale[i]
-                facts[path] = result
+                fresh.append((*stale[i], result))
                 done += 1
-                report.step(done, path)
+                report.step(done, stale[i][0])
     else:
         for path, args in stale:
-            result = unit.parse_unit(path, args)
-            facts[path] = result
-            pid = _store_in_background(path, args, result)
-            if pid is not None:
-                writers.append(pid)
+            fresh.append((path, args, unit.parse_unit(path, args)))
             done += 1
             report.step(done, path)
     report.close()
+    for path, _, result in fresh:
+        facts[path] = result
+    writer = _store_in_background(fresh)
     try:
         return build_model([facts[path] for path, _ in items])
     finally:
-        for pid in writers:
-            os.waitpid(pid, 0)
+        if writer is not None:
+            os.waitpid(writer, 0)

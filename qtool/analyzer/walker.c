@@ -72,6 +72,8 @@ extern CXString clang_getTypeSpelling(CXType);
 extern int clang_getCursorBinaryOperatorKind(CXCursor);
 extern int clang_getCursorUnaryOperatorKind(CXCursor);
 extern int clang_Cursor_isNull(CXCursor);
+extern CXCursor clang_getCursorDefinition(CXCursor);
+extern int clang_Location_isFromMainFile(CXSourceLocation);
 
 enum {
     K_STRUCT = 2, K_UNION = 3, K_FIELD = 6, K_FUNCTION = 8, K_VAR = 9, K_PARM = 10,
@@ -378,6 +380,15 @@ static int annots_visit(CXCursor c, CXCursor parent, CXClientData data)
     return VISIT_CONTINUE;
 }
 
+static int has_annotations(CXCursor c)
+{
+    struct annots a;
+    a.len = 0;
+    a.buf[0] = '\0';
+    clang_visitChildren(c, annots_visit, &a);
+    return a.len > 0;
+}
+
 static void out_annots(struct out *o, CXCursor c)
 {
     struct annots a;
@@ -570,10 +581,32 @@ static void walk_holder_body(struct walk *w, CXCursor c, const char *holder)
     clang_visitChildren(c, body_visit, &b);
 }
 
+static int has_annotations(CXCursor c);
+
+/* A prototype in a header matters to this unit only if the unit defines the function, or the
+ * prototype carries annotations; any other unit that uses it sees the same header.  Skipping the
+ * rest keeps a big project header (Python.h …) from being repeated in every unit's facts. */
+static int wanted_declaration(CXCursor c, int isdef)
+{
+    if (isdef || clang_Location_isFromMainFile(clang_getCursorLocation(c)))
+        return 1;
+    if (!clang_Cursor_isNull(clang_getCursorDefinition(c)))
+        return 1;
+    if (has_annotations(c))
+        return 1;
+    int n = clang_Cursor_getNumArguments(c);
+    for (int i = 0; i < n; i++)
+        if (has_annotations(clang_Cursor_getArgument(c, (unsigned)i)))
+            return 1;
+    return 0;
+}
+
 static void visit_function(struct walk *w, CXCursor c)
 {
     struct out *o = &w->out;
     int isdef = clang_isCursorDefinition(c) != 0;
+    if (!wanted_declaration(c, isdef))
+        return;
     out_decl_head(w, "F", c);
     out_num(o, isdef);
     out_num(o, clang_getCursorLinkage(c));
