@@ -1,0 +1,84 @@
+"""A hostile or broken peer cannot make the other side read or write out of bounds.
+
+Everything here runs under AddressSanitizer and UndefinedBehaviorSanitizer with recovery off, so
+a memory error ends the program with a sanitizer report instead of passing unnoticed.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCONS = os.path.join(os.path.dirname(sys.executable), "scons")
+HOSTILE = os.path.join(ROOT, "tests", "programs", "hostile")
+SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
+
+
+@pytest.fixture(scope="module")
+def asan_crossings(tmp_path_factory):
+    """tests/programs/crossings split, every object and the runtime built with sanitizers."""
+    work = tmp_path_factory.mktemp("asan") / "crossings"
+    shutil.copytree(os.path.join(ROOT, "tests", "programs", "crossings"), work)
+    flags = ", ".join(repr(f) for f in SANITIZE)
+    (work / "SConstruct").write_text(
+        "import qtool.scons\n"
+        "env = Environment(tools=['default', qtool.scons.tool],\n"
+        f"                  CCFLAGS=['-std=c11', '-D_GNU_SOURCE', '-O1', '-g', {flags}],\n"
+        f"                  LINKFLAGS=[{flags}])\n"
+        "env.QpmProgram('crossings', Glob('*.c'))\n")
+    proc = subprocess.run([SCONS, "-Q", "ISOLATE=split.yaml"], cwd=work, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return work / "build" / "split"
+
+
+def test_sanitized_split_build_runs_clean(asan_crossings):
+    proc = subprocess.run([str(asan_crossings / "crossings")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "threads 16 of 16 agree" in proc.stdout
+    assert "Sanitizer" not in proc.stderr and "runtime error" not in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def evil(asan_crossings, tmp_path_factory):
+    """The split program with its calc domain replaced by a domain that answers with garbage."""
+    work = tmp_path_factory.mktemp("evil")
+    shutil.copytree(asan_crossings, work / "split")
+    evil_exe = work / "split" / "crossings-calc_iso"
+    evil_exe.unlink()
+    subprocess.run(["gcc", "-std=c11", "-D_GNU_SOURCE", "-O1", "-g", *SANITIZE, "-pthread",
+                    "-I", os.path.join(ROOT, "runtime"), os.path.join(HOSTILE, "evil_domain.c"),
+                    os.path.join(ROOT, "runtime", "transport.c"), os.path.join(ROOT, "runtime", "wire.c"),
+                    "-o", evil_exe], check=True)
+    return work / "split" / "crossings"
+
+
+@pytest.mark.parametrize("mode, call", [
+    ("oversized", "calc_inits"),     # a reply longer than the channel
+    ("empty", "calc_inits"),         # a reply too short for its return value
+    ("kind", "calc_inits"),          # a message kind that does not exist
+    ("error", "calc_inits"),         # an error code out of range
+    ("zeros", "calc_fill"),          # a blob whose length disagrees with the caller's count
+    ("huge_blob", "calc_fill"),      # a blob length near 2^64
+])
+def test_hostile_reply_is_rejected_without_memory_errors(evil, mode, call):
+    proc = subprocess.run([str(evil)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "EVIL_MODE": mode})
+    assert "Sanitizer" not in proc.stderr and "runtime error" not in proc.stderr, proc.stderr
+    assert proc.returncode == 70, proc.stderr
+    assert f"call to {call} failed: Bad message" in proc.stderr
+
+
+def test_decoder_fuzz(tmp_path):
+    exe = tmp_path / "fuzz_wire"
+    subprocess.run(["gcc", "-std=c11", "-D_GNU_SOURCE", "-O1", "-g", *SANITIZE,
+                    "-I", os.path.join(ROOT, "runtime"), os.path.join(HOSTILE, "fuzz_wire.c"),
+                    os.path.join(ROOT, "runtime", "wire.c"), "-o", exe], check=True)
+    for seed in ("1", "2", "3"):
+        proc = subprocess.run([str(exe), seed, "100000"], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        accepted, rejected = (int(x) for x in proc.stdout.split()[1::2])
+        assert accepted + rejected == 100000
+        assert accepted > 1000 and rejected > 1000      # both paths really exercised
