@@ -158,3 +158,19 @@ def test_kvstore_split_serves_load_and_leaves_nothing_after_kill_9(kvstore):
             server.kill()
             server.wait()
     assert set(os.listdir("/dev/shm")) == shm_before
+
+
+def _disassembly(obj):
+    out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(obj)], capture_output=True, text=True,
+                         check=True).stdout
+    return [line for line in out.splitlines()[2:] if line.strip()]   # drop the file-name header
+
+
+def test_monolithic_objects_are_plain_gcc_code(crossings, tmp_path):
+    """The monolithic build adds nothing to a component's code: same instructions as plain gcc."""
+    for name in ("app", "calc", "relay"):
+        plain = tmp_path / f"{name}.o"
+        subprocess.run(["gcc", "-std=c11", "-D_GNU_SOURCE", "-O2", "-Wall", "-Wextra", "-Werror",
+                        "-I", os.path.join(ROOT, "clang_attrs"), "-c", str(crossings / f"{name}.c"),
+                        "-o", plain], check=True)
+        assert _disassembly(plain) == _disassembly(crossings / "build" / "obj" / f"{name}.o")
