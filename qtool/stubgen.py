@@ -151,8 +151,10 @@ def _header_of(f: Function) -> str:
                     f.location.file, f.location.line, f.location.column)
 
 
-def _elem_size(enc_pointee: str, name: str) -> str:
-    return "1" if enc_pointee == "V" else f"sizeof *{name}"
+def _bytes(m: marshal.Marshal, name: str) -> str:
+    """C for the byte size of a counted pointer parameter, (size_t)-1 when it overflows."""
+    elem = "1" if m.element == "V" else f"sizeof *{name}"
+    return f"qrt_bytes((long long)({m.count}), {elem})"
 
 
 def _param_name(p) -> str:
@@ -209,8 +211,7 @@ def _stub(model: ProgramModel, f: Function, fid: int) -> str:
     for p, m in zip(f.params, kinds):
         n = _param_name(p)
         if m.kind in ("in", "inout"):
-            size = f"qrt_bytes((long long)({m.count}), {_elem_size(m.element, n)})"
-            enc.append(f"        size_t qpm__n_{n} = {n} ? {size} : 0;\n"
+            enc.append(f"        size_t qpm__n_{n} = {n} ? {_bytes(m, n)} : 0;\n"
                        f"        if (qpm__n_{n} == (size_t)-1)\n            qrt_fatal({fid}, -EOVERFLOW);\n"
                        f"        qrt_put_blob(&qpm__c.args, {n}, qpm__n_{n});\n")
         elif m.kind == "out":
@@ -234,8 +235,7 @@ def _stub(model: ProgramModel, f: Function, fid: int) -> str:
     for p, m in zip(f.params, kinds):
         n = _param_name(p)
         if m.kind in ("out", "inout"):
-            size = f"qrt_bytes((long long)({m.count}), {_elem_size(m.element, n)})"
-            dec.append(f"    if ({n}) {{\n        int qpm__p;\n        size_t qpm__m = {size};\n"
+            dec.append(f"    if ({n}) {{\n        int qpm__p;\n        size_t qpm__m = {_bytes(m, n)};\n"
                        f"        const void *qpm__b = qrt_get_blob(&qpm__c.reply, qpm__m, &qpm__p);\n"
                        f"        if (qpm__p)\n            memcpy({n}, qpm__b, qpm__m);\n"
                        f"        else\n            qpm__c.reply.err = -EBADMSG;\n    }}\n")
@@ -260,7 +260,7 @@ def _dispatcher(model: ProgramModel, f: Function) -> str:
                        f"    {_decl(p.type, n)} = ({p.type})(uintptr_t)qpm__h_{n};\n")
     for p, m in zip(f.params, kinds):
         n = _param_name(p)
-        size = f"qrt_bytes((long long)({m.count}), {_elem_size(m.element, n)})" if m.count else ""
+        size = _bytes(m, n) if m.count else ""
         if m.kind in ("in", "inout"):
             dec.append(f"    {_decl(p.type, n)} = NULL;\n    size_t qpm__n_{n} = 0;\n"
                        f"    if (!qpm__in->err) {{\n        int qpm__p;\n        qpm__n_{n} = {size};\n"
