@@ -145,6 +145,8 @@ class Global:
     annotations: tuple[Annotation, ...] = ()
     readers: tuple[str, ...] = ()    # USRs of functions (or initialised globals) reading it
     writers: tuple[str, ...] = ()    # … writing it or taking its address
+    defined: bool = False            # a definition (not only extern declarations) was seen
+    declarations: tuple[Location, ...] = ()
 
     @property
     def shared(self) -> bool:

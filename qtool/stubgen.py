@@ -181,6 +181,27 @@ def _classify(model: ProgramModel, f: Function):
     return kinds, ret
 
 
+def _shared(model: ProgramModel):
+    return sorted((g for g in model.globals if g.shared), key=lambda g: g.name)
+
+
+def _shared_definitions(model: ProgramModel, linked: set[str]) -> tuple[list[str], str]:
+    """Headers to include and definitions to emit for shared globals that no object linked into
+    this executable defines (the generated code refers to them by name)."""
+    headers, defs = [], []
+    for g in _shared(model):
+        if g.defined and g.location.file in linked:
+            continue
+        header = next((loc.file for loc in g.declarations if loc.file.endswith(".h")), None)
+        if header is None:
+            raise UserError(f"QPM_SHARED global '{g.name}' is used across a boundary, but no header declares "
+                            "it: the generated code needs its declaration from a header",
+                            g.location.file, g.location.line, g.location.column)
+        headers.append(header)
+        defs.append(f"{_decl(g.type, g.name)};\n")
+    return headers, "".join(defs)
+
+
 def _signature(f: Function) -> str:
     params = ", ".join(f"{_decl(p.type, _param_name(p))}" for p in f.params) or "void"
     return f"{_decl(f.return_type, f.name, ret=True)}({params})"
@@ -244,6 +265,10 @@ def _stub(model: ProgramModel, f: Function, fid: int) -> str:
                        f"        const char *qpm__s = qrt_get_string(&qpm__c.reply, &qpm__p, &qpm__l);\n"
                        f"        if (qpm__p && qpm__l == strlen({n}))\n            memcpy({n}, qpm__s, qpm__l);\n"
                        f"        else\n            qpm__c.reply.err = -EBADMSG;\n    }}\n")
+    # QPM_SHARED globals travel with every call: after the arguments, and back after the reply.
+    for g in _shared(model):
+        enc.append(f"        qrt_put(&qpm__c.args, &{g.name}, sizeof {g.name});\n")
+        dec.append(f"    qrt_get(&qpm__c.reply, &{g.name}, sizeof {g.name});\n")
     return STUB.substitute(signature=_signature(f), id=fid, name=f.name, encode="".join(enc),
                            decode="".join(dec), ret_decl=ret_decl, ret_value=ret_value)
 
@@ -294,6 +319,11 @@ def _dispatcher(model: ProgramModel, f: Function) -> str:
         elif ret.kind == "string":
             enc.insert(0, "    qrt_put_string(qpm__out, qpm__ret);\n")
             cleanup.append("    free(qpm__ret);\n")
+    for i, g in enumerate(_shared(model)):
+        # Decoded into a copy first, so a malformed message leaves the global as it was.
+        dec.append(f"    __typeof__({g.name}) qpm__g{i};\n    qrt_get(qpm__in, &qpm__g{i}, sizeof qpm__g{i});\n")
+        call = f"    memcpy(&{g.name}, &qpm__g{i}, sizeof {g.name});\n" + call
+        enc.append(f"    qrt_put(qpm__out, &{g.name}, sizeof {g.name});\n")
     return DISPATCH.substitute(name=f.name, decode="".join(dec), call=call, encode="".join(enc),
                                cleanup="".join(cleanup))
 
@@ -307,12 +337,13 @@ def generate(model: ProgramModel, plan: Plan, lay: Layout, program: str) -> dict
     crossing = [fmap[u] for u in lay.crossing]
     index = {d: i for i, d in enumerate(lay.domains)}
     fdomain = [index[lay.component_domain[f.component]] for f in crossing]
-    headers = sorted({_header_of(f) for f in crossing})
-    includes = "".join(f"#include {_c_string(h)}\n" for h in headers)
+    headers = {_header_of(f) for f in crossing}
     banner = BANNER.substitute(source=os.path.basename(plan.path))
     out = {}
     for d in lay.domains:
         mine = index[d]
+        shared_headers, shared_defs = _shared_definitions(model, set(lay.files.get(d, ())))
+        includes = "".join(f"#include {_c_string(h)}\n" for h in sorted(headers | set(shared_headers)))
         stubs = [_stub(model, f, i) for i, f in enumerate(crossing) if fdomain[i] != mine]
         served = [f for i, f in enumerate(crossing) if d == MAIN_DOMAIN or fdomain[i] == mine]
         dispatchers = [_dispatcher(model, f) for f in served]
@@ -327,7 +358,7 @@ def generate(model: ProgramModel, plan: Plan, lay: Layout, program: str) -> dict
             dispatch=table, inits=", ".join([f.name for f in inits] + ["NULL"]),
             name=program, ndomains=len(lay.domains), nfunctions=len(crossing))
         entry = MAIN_ENTRY.substitute() if d == MAIN_DOMAIN else DOMAIN_ENTRY.substitute(index=mine)
-        body = init_decls + "\n" + "\n".join(stubs + dispatchers)
+        body = init_decls + shared_defs + "\n" + "\n".join(stubs + dispatchers)
         out[d] = FILE.substitute(banner=banner, includes=includes, body=body, program=program_c, entry=entry)
     return out
 

@@ -186,7 +186,8 @@ def _merge_globals(units: list[UnitFacts], functions: dict[str, Function],
         anns = _merge_annotations([(g.annotations, g.location) for g in ds],
                                   f"global '{primary.name}'", diags)
         out.append(Global(usr, primary.name, primary.type, primary.type_enc, primary.location,
-                          primary.linkage, anns, tuple(sorted(readers[usr])), tuple(sorted(writers[usr]))))
+                          primary.linkage, anns, tuple(sorted(readers[usr])), tuple(sorted(writers[usr])),
+                          primary.defined, tuple(sorted(by_loc))))
     return tuple(sorted(out, key=lambda g: (g.location, g.usr)))
 
 

@@ -3,6 +3,9 @@
 #include <stddef.h>
 
 struct point { int x, y; double w; };
+
+/* Travels with every crossing call, both ways (defined in app.c). */
+extern int generation QPM_SHARED;
 struct session;
 
 /* calc.c: isolated in calc_iso. */
@@ -20,6 +23,7 @@ int calc_pid(void);
 int calc_inits(void);
 int calc_chain(int depth);
 int calc_via_relay(int x);
+int calc_bump_generation(void);
 QPM_INIT void calc_init(void);
 
 /* relay.c: isolated in relay_iso; called from calc (domain to domain). */

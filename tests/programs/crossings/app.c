@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+int generation;
+
 int app_chain(int depth) { return depth <= 0 ? 0 : 10 + calc_chain(depth - 1); }
 
 #define THREADS 16
@@ -52,6 +54,9 @@ int main(void)
     calc_close(s);
     printf("chain %d\n", calc_chain(5));
     printf("relay %d\n", calc_via_relay(7));
+    generation = 5;
+    int bumped = calc_bump_generation();
+    printf("shared %d %d\n", bumped, generation);
 
     pthread_t t[THREADS];
     for (long i = 0; i < THREADS; i++)

@@ -69,3 +69,5 @@ int calc_pid(void) { return (int)getpid(); }
 int calc_chain(int depth) { return depth <= 0 ? 0 : 1 + app_chain(depth - 1); }
 
 int calc_via_relay(int x) { return relay_triple(x) + 1; }
+
+int calc_bump_generation(void) { return ++generation; }
