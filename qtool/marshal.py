@@ -251,7 +251,9 @@ def classify_return(model: ProgramModel, fn: Function, severity: str,
     if why:
         return None, [Diagnostic(severity, "QPM014", f"'{fn.name}' is called {context}: it returns a struct "
                                                      f"that cannot be copied: {why}", fn.location)]
-    return Marshal("struct" if enc[:1] in ("S", "U") else "scalar"), []
+    if enc[:1] in ("S", "U"):
+        return Marshal("struct" if pointer_free(enc, model.struct_map) else "deep"), []
+    return Marshal("scalar"), []
 
 
 def check_signature(model: ProgramModel, fn: Function, severity: str, context: str) -> list[Diagnostic]:

@@ -8,6 +8,16 @@ struct point { int x, y; double w; };
 extern int generation QPM_SHARED;
 struct session;
 
+/* Deep-copied structs: their pointer fields say what they point to. */
+struct tags { size_t n; const int *ids QPM_COUNT(n); };
+struct request {
+    const char *name QPM_STRING;
+    struct tags tags;
+    size_t len;
+    const unsigned char *body QPM_COUNT(len * 2);
+    void *cookie QPM_OPAQUE;
+};
+
 /* calc.c: isolated in calc_iso. */
 int calc_add(int a, int b);
 long calc_sum(const int *v QPM_IN(n), size_t n);
@@ -24,6 +34,9 @@ int calc_inits(void);
 int calc_chain(int depth);
 int calc_via_relay(int x);
 int calc_bump_generation(void);
+long calc_digest(const struct request *r);
+long calc_digest_all(const struct request *rs QPM_IN(n), size_t n);
+int calc_tags_total(struct tags t);
 QPM_INIT void calc_init(void);
 
 /* relay.c: isolated in relay_iso; called from calc (domain to domain). */

@@ -54,6 +54,13 @@ int main(void)
     calc_close(s);
     printf("chain %d\n", calc_chain(5));
     printf("relay %d\n", calc_via_relay(7));
+    int ids[3] = {1, 2, 3}, more[1] = {40};
+    unsigned char body[4] = {10, 20, 30, 40};
+    struct request rq[2] = {
+        {"alpha", {3, ids}, 2, body, (void *)0x1234},
+        {"be", {1, more}, 1, body + 2, NULL},
+    };
+    printf("deep %ld %ld %d\n", calc_digest(&rq[0]), calc_digest_all(rq, 2), calc_tags_total(rq[1].tags));
     generation = 5;
     int bumped = calc_bump_generation();
     printf("shared %d %d\n", bumped, generation);

@@ -71,3 +71,27 @@ int calc_chain(int depth) { return depth <= 0 ? 0 : 1 + app_chain(depth - 1); }
 int calc_via_relay(int x) { return relay_triple(x) + 1; }
 
 int calc_bump_generation(void) { return ++generation; }
+
+int calc_tags_total(struct tags t)
+{
+    int s = 0;
+    for (size_t i = 0; i < t.n; i++)
+        s += t.ids[i];
+    return s;
+}
+
+long calc_digest(const struct request *r)
+{
+    long s = (long)strlen(r->name) * 1000 + calc_tags_total(r->tags);
+    for (size_t i = 0; i < r->len * 2; i++)
+        s += r->body[i];
+    return s + (r->cookie == (void *)0x1234 ? 1000000 : 0);
+}
+
+long calc_digest_all(const struct request *rs, size_t n)
+{
+    long s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += calc_digest(&rs[i]);
+    return s;
+}
