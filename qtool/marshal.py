@@ -50,6 +50,15 @@ def pointee(enc: str) -> str:
     return enc[2:] if enc.startswith("*c") else enc[1:]
 
 
+def is_function(enc: str) -> bool:
+    """A function type: "F<canonical spelling>" (the spelling, e.g. "int (int, char *)")."""
+    return enc.startswith("F<")
+
+
+def function_spelling(enc: str) -> str:
+    return enc[2:-1]
+
+
 def is_integer(enc: str) -> bool:
     return enc == "E" or (enc.startswith("B") and enc[1:] in _INTEGERS)
 
@@ -68,7 +77,7 @@ def _strip_arrays(enc: str) -> str:
 
 def pointer_free(enc: str, structs: dict[str, StructType], seen: frozenset = frozenset()) -> bool:
     enc = _strip_arrays(enc)
-    if enc.startswith("*") or enc == "F":
+    if enc.startswith("*") or is_function(enc):
         return False
     if enc[:1] in ("S", "U"):
         s = structs.get(enc[1:])
@@ -101,7 +110,7 @@ def struct_problem(enc: str, structs: dict[str, StructType], seen: frozenset = f
                     return f"field '{f.name}' points to {'pointers' if not inner else inner}"
                 continue
             return f"field '{f.name}' ({f.type}) is a pointer with no QPM_COUNT, QPM_STRING or QPM_OPAQUE"
-        if fenc == "F":
+        if is_function(fenc):
             return f"field '{f.name}' is a function"
         if s.kind == "union" and not pointer_free(fenc, structs):
             return f"union member '{f.name}' holds pointers"
@@ -190,7 +199,7 @@ def classify_param(model: ProgramModel, fn: Function, p: Param, severity: str,
         return Marshal(ann.kind), diags     # string, opaque, callback: validated in check_annotations
 
     if not is_pointer(enc):
-        if enc == "F":
+        if is_function(enc):
             return problem("QPM013", f"{what} is a function without QPM_CALLBACK")
         why = struct_problem(enc, structs)
         if why:
@@ -204,7 +213,7 @@ def classify_param(model: ProgramModel, fn: Function, p: Param, severity: str,
     const = enc.startswith("*c")
     length = _length_param(fn, p)
     copy = "QPM_IN" if const else "QPM_INOUT"
-    if inner == "F":
+    if is_function(inner):
         return problem("QPM013", f"{what} is a function pointer; mark it QPM_CALLBACK "
                                  "to have calls come back across the boundary",
                        _fixit(p, "QPM_CALLBACK"))
@@ -330,7 +339,7 @@ def _param_annotation_problems(fn: Function, p: Param, a: Annotation, names: dic
         if not is_pointer(p.type_enc):
             out.append(Diagnostic("error", "QPM023", f"QPM_OPAQUE on {what}, which is not a pointer ({p.type})", p.location))
     elif a.kind == "callback":
-        if pointee(p.type_enc) != "F" or not is_pointer(p.type_enc):
+        if not is_pointer(p.type_enc) or not is_function(pointee(p.type_enc)):
             out.append(Diagnostic("error", "QPM023", f"QPM_CALLBACK on {what}, which is not a function pointer ({p.type})", p.location))
     else:
         out.append(Diagnostic("error", "QPM023", f"{a} cannot annotate a parameter ({what})", p.location))

@@ -167,7 +167,7 @@ def test_parameter_annotations_with_argument_text(tmp_path):
     assert param(put, "dst").type_enc == "*Bint"
     assert param(put, "h").type_enc == "*V"
     assert param(put, "cb").type == "void (*)(int)"
-    assert param(put, "cb").type_enc == "*F"
+    assert param(put, "cb").type_enc == "*F<void (int)>"
     assert param(put, "src").annotation("in", "out") == Annotation("in", "n")
     assert str(param(put, "dst").annotations[0]) == "QPM_OUT(n + 1)"
 
@@ -232,7 +232,7 @@ def test_shared_global_and_struct_fields(tmp_path):
     assert field(blob, "ctx").annotations == (Annotation("opaque", ""),)
     assert field(blob, "ctx").type == "void *"
     assert field(blob, "on_event").type == "handler"
-    assert field(blob, "on_event").type_enc == "*F"
+    assert field(blob, "on_event").type_enc == "*F<int (int)>"
     assert field(blob, "ratio").type_enc == "Bdouble"
     assert field(blob, "items").location == Location(path, line_of(text, "*items"), col_of(text, "items"))
     either = struct(m, "either")

@@ -17,8 +17,8 @@
  *   R holder var_usr mode                           a global read (r), written (w) or addressed (a)
  *
  * Types are encoded canonically: "*" pointer (then "c" when the pointee is const), "[N]" and
- * "[]" arrays, "S<usr>"/"U<usr>" records, "E" enums, "F" functions, "V" void, "B<name>" other
- * builtins, "A" atomic, "O<spelling>" anything else.  Declarations in system headers are
+ * "[]" arrays, "S<usr>"/"U<usr>" records, "E" enums, "V" void, "B<name>" other
+ * builtins, "A" atomic, "F<spelling>" functions, "O<spelling>" anything else.  Declarations in system headers are
  * skipped: they belong to no component.  The libclang declarations below mirror clang-c/Index.h,
  * whose ABI is stable; the wheel ships the library but not that header.
  */
@@ -307,9 +307,15 @@ static void type_encode_str(char **buf, size_t *len, size_t *cap, CXType t, int 
     case 106:
         type_encode_into(buf, len, cap, "E");
         return;
-    case 110: case 111:
-        type_encode_into(buf, len, cap, "F");
+    case 110: case 111: {
+        /* The spelling is kept, so that generated code can call through such a pointer. */
+        CXString s = clang_getTypeSpelling(t);
+        type_encode_into(buf, len, cap, "F<");
+        type_encode_into(buf, len, cap, clang_getCString(s));
+        type_encode_into(buf, len, cap, ">");
+        clang_disposeString(s);
         return;
+    }
     case 177:
         type_encode_into(buf, len, cap, "A");
         type_encode_str(buf, len, cap, clang_Type_getValueType(t), depth + 1);
