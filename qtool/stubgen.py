@@ -179,8 +179,7 @@ def _classify(model: ProgramModel, f: Function):
                                 "or a const pointer)", p.location.file, p.location.line, p.location.column)
             m = marshal.Marshal("deep_in", m.count, m.element)
         if m.kind == "callback":
-            raise UserError(f"'{f.name}': parameter '{p.name}' is a QPM_CALLBACK, which the split "
-                            "build does not do yet", p.location.file, p.location.line, p.location.column)
+            _split_function_type(marshal.function_spelling(marshal.pointee(p.type_enc)), p)
         kinds.append(m)
     ret, _ = marshal.classify_return(model, f, "error", "across the boundary")
     if ret.kind == "deep":
@@ -208,10 +207,11 @@ $get}
 class DeepCodecs:
     """Generates one put/get pair per struct type that needs a deep copy, nested ones first."""
 
-    def __init__(self, model: ProgramModel):
+    def __init__(self, model: ProgramModel, callbacks: dict[str, int] | None = None):
         self.model = model
         self.names: dict[str, str] = {}
         self.code: list[str] = []
+        self.callbacks = callbacks or {}    # callback type spelling -> its index in this program
 
     def name(self, enc: str, ctype: str) -> str:
         usr = enc[1:]
@@ -269,6 +269,148 @@ def _pointee_type(ctype: str) -> str:
     return t
 
 
+CALLBACK_DEPTH = 8      # callbacks of one type bound at once on a thread (nested calls)
+
+# Arguments: banner-free helpers shared by every callback type.
+CALLBACK_TOKENS = """\
+/* Function pointers this thread handed across, innermost last: only these may be called back. */
+static __thread uint64_t qpm__sent[64];
+static __thread int qpm__nsent;
+
+__attribute__((unused)) static void qpm__sent_push(uint64_t token)
+{
+    if (qpm__nsent < 64)
+        qpm__sent[qpm__nsent] = token;
+    qpm__nsent++;
+}
+
+static int qpm__sent_has(uint64_t token)
+{
+    for (int i = (qpm__nsent < 64 ? qpm__nsent : 64) - 1; i >= 0; i--)
+        if (qpm__sent[i] == token)
+            return 1;
+    return 0;
+}
+"""
+
+# Arguments: k, id, ret, params (declaration list), args (names), put, get_ret, ret_decl,
+# ret_value, tramps, fntype_ptr (e.g. "int (*)(int)"), spelling, dispatch_decode, dispatch_call,
+# dispatch_encode.
+CALLBACK = Template("""\
+/* Callbacks of type $spelling: trampolines bound to a token and the channel it came over. */
+__attribute__((unused)) static __thread struct { uint64_t token; void *chan; } qpm__cb${k}_bind[$depth];
+__attribute__((unused)) static __thread int qpm__cb${k}_depth;
+
+static $ret qpm__cb${k}_call(int qpm__slot$params_tail)
+{
+    struct qrt_call qpm__c;
+    int qpm__rc = qrt_callback_begin(&qpm__c, $id, qpm__cb${k}_bind[qpm__slot].chan);
+$ret_decl    if (qpm__rc == 0) {
+        qrt_put(&qpm__c.args, &qpm__cb${k}_bind[qpm__slot].token, sizeof(uint64_t));
+$put        qpm__rc = qrt_call_invoke(&qpm__c);
+    }
+    if (qpm__rc < 0)
+        qrt_fatal($id, qpm__rc);
+$get    if (qpm__c.reply.err)
+        qrt_fatal($id, qpm__c.reply.err);
+    qrt_call_end(&qpm__c);
+$ret_value}
+
+$tramps
+static void qpm__d_cb$k(struct qrt_rd *qpm__in, struct qrt_wr *qpm__out)
+{
+    (void)qpm__out;
+    uint64_t qpm__token;
+    qrt_get(qpm__in, &qpm__token, sizeof qpm__token);
+$dispatch_decode    if (qpm__in->err)
+        return;
+    if (!qpm__sent_has(qpm__token)) {
+        qpm__in->err = -EPERM;      /* never call an address this thread did not hand out */
+        return;
+    }
+$dispatch_call$dispatch_encode}
+""")
+
+
+def _split_function_type(spelling: str, where) -> tuple[str, list[str]]:
+    """'int (int, double)' -> ('int', ['int', 'double']); only by-value scalars cross in callbacks."""
+    depth, start = 0, None
+    for i, ch in enumerate(spelling):
+        if ch == "(":
+            if depth == 0 and start is None:
+                start = i
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+    ret = spelling[:start].strip() if start is not None else spelling
+    inner = spelling[start + 1:spelling.rindex(")")] if start is not None else ""
+    params, depth, cur = [], 0, ""
+    for ch in inner:
+        if ch == "," and depth == 0:
+            params.append(cur.strip())
+            cur = ""
+            continue
+        depth += ch == "("
+        depth -= ch == ")"
+        cur += ch
+    if cur.strip() and cur.strip() != "void":
+        params.append(cur.strip())
+    for t in [ret, *params]:
+        if "*" in t or "[" in t or "(" in t or t.startswith(("struct ", "union ")) or t == "...":
+            loc = where.location
+            raise UserError(f"callback type '{spelling}' passes '{t}': the split build calls back with "
+                            "scalar arguments and results only", loc.file, loc.line, loc.column)
+    return ret, params
+
+
+def _callback_types(model: ProgramModel, crossing: list[Function]) -> list[str]:
+    out = set()
+    for f in crossing:
+        for p in f.params:
+            if p.annotation("callback"):
+                out.add(marshal.function_spelling(marshal.pointee(p.type_enc)))
+    return sorted(out)
+
+
+def _callback_code(model: ProgramModel, k: int, spelling: str, cb_id: int) -> str:
+    ret, params = _split_function_type(spelling, model.functions[0])
+    names = [f"qpm__a{i}" for i in range(len(params))]
+    decls = [f"{t} {n}" for t, n in zip(params, names)]
+    put = "".join(f"        qrt_put(&qpm__c.args, &{n}, sizeof {n});\n" for n in names)
+    get, dec, enc = [], [], []
+    for g in _shared(model):
+        put += f"        qrt_put(&qpm__c.args, &{g.name}, sizeof {g.name});\n"
+    dec += [f"    {t} {n};\n    qrt_get(qpm__in, &{n}, sizeof {n});\n" for t, n in zip(params, names)]
+    void = ret == "void"
+    ret_decl = "" if void else f"    {ret} qpm__ret;\n    memset(&qpm__ret, 0, sizeof qpm__ret);\n"
+    ret_value = "" if void else "    return qpm__ret;\n"
+    if not void:
+        get.append("    qrt_get(&qpm__c.reply, &qpm__ret, sizeof qpm__ret);\n")
+        enc.append("    qrt_put(qpm__out, &qpm__ret, sizeof qpm__ret);\n")
+    shared_call = ""
+    for i, g in enumerate(_shared(model)):
+        get.append(f"    qrt_get(&qpm__c.reply, &{g.name}, sizeof {g.name});\n")
+        dec.append(f"    __typeof__({g.name}) qpm__g{i};\n    qrt_get(qpm__in, &qpm__g{i}, sizeof qpm__g{i});\n")
+        shared_call += f"    memcpy(&{g.name}, &qpm__g{i}, sizeof {g.name});\n"
+        enc.append(f"    qrt_put(qpm__out, &{g.name}, sizeof {g.name});\n")
+    fnptr = f"{ret} (*)({', '.join(params) or 'void'})"
+    call_args = ", ".join(names)
+    target = f"(({fnptr})(uintptr_t)qpm__token)({call_args})"
+    dispatch_call = shared_call + (f"    {target};\n" if void else f"    {ret} qpm__ret = {target};\n")
+    tramps = []
+    for slot in range(CALLBACK_DEPTH):
+        body = f"qpm__cb{k}_call({slot}{''.join(', ' + n for n in names)})"
+        tramps.append(f"static {ret} qpm__cb{k}_t{slot}({', '.join(decls) or 'void'})\n{{\n"
+                      f"    {'' if void else 'return '}{body};\n}}\n")
+    table = (f"__attribute__((unused)) static {ret} (*const qpm__cb{k}_tramps[])({', '.join(params) or 'void'}) = {{"
+             + ", ".join(f"qpm__cb{k}_t{i}" for i in range(CALLBACK_DEPTH)) + "};\n")
+    return CALLBACK.substitute(k=k, id=cb_id, ret=ret, depth=CALLBACK_DEPTH, spelling=spelling,
+                               params_tail="".join(", " + d for d in decls), put=put, get="".join(get),
+                               ret_decl=ret_decl, ret_value=ret_value, tramps="\n".join(tramps) + table,
+                               dispatch_decode="".join(dec), dispatch_call=dispatch_call,
+                               dispatch_encode="".join(enc))
+
+
 def _shared(model: ProgramModel):
     return sorted((g for g in model.globals if g.shared), key=lambda g: g.name)
 
@@ -317,6 +459,11 @@ def _stub(model: ProgramModel, f: Function, fid: int, codecs: DeepCodecs) -> str
         elif m.kind == "opaque":
             enc.append(f"        uint64_t qpm__h_{n} = (uint64_t)(uintptr_t){n};\n"
                        f"        qrt_put(&qpm__c.args, &qpm__h_{n}, sizeof qpm__h_{n});\n")
+        elif m.kind == "callback":
+            enc.append(f"        uint64_t qpm__t_{n} = (uint64_t)(uintptr_t){n};\n"
+                       f"        if ({n})\n            qpm__sent_push(qpm__t_{n});\n"
+                       f"        qrt_put(&qpm__c.args, &qpm__t_{n}, sizeof qpm__t_{n});\n")
+            dec.append(f"    if ({n})\n        qpm__nsent--;\n")
     for p, m in zip(f.params, kinds):
         n = _param_name(p)
         if m.kind in ("in", "inout"):
@@ -374,7 +521,7 @@ def _stub(model: ProgramModel, f: Function, fid: int, codecs: DeepCodecs) -> str
 
 def _dispatcher(model: ProgramModel, f: Function, codecs: DeepCodecs) -> str:
     kinds, ret = _classify(model, f)
-    dec, enc, cleanup = [], [], []
+    dec, enc, cleanup, bind = [], [], [], []
     for p, m in zip(f.params, kinds):
         n = _param_name(p)
         if m.kind in ("scalar", "struct"):
@@ -382,6 +529,17 @@ def _dispatcher(model: ProgramModel, f: Function, codecs: DeepCodecs) -> str:
         elif m.kind == "opaque":
             dec.append(f"    uint64_t qpm__h_{n};\n    qrt_get(qpm__in, &qpm__h_{n}, sizeof qpm__h_{n});\n"
                        f"    {_decl(p.type, n)} = ({p.type})(uintptr_t)qpm__h_{n};\n")
+        elif m.kind == "callback":
+            k = codecs.callbacks[marshal.function_spelling(marshal.pointee(p.type_enc))]
+            dec.append(f"    uint64_t qpm__t_{n};\n    qrt_get(qpm__in, &qpm__t_{n}, sizeof qpm__t_{n});\n"
+                       f"    {_decl(p.type, n)} = NULL;\n    int qpm__s_{n} = -1;\n")
+            bind.append(f"    if (qpm__t_{n}) {{\n        if (qpm__cb{k}_depth >= {CALLBACK_DEPTH}) {{\n"
+                        f"            qpm__in->err = -EMLINK;\n            return;\n        }}\n"
+                        f"        qpm__s_{n} = qpm__cb{k}_depth++;\n"
+                        f"        qpm__cb{k}_bind[qpm__s_{n}].token = qpm__t_{n};\n"
+                        f"        qpm__cb{k}_bind[qpm__s_{n}].chan = qrt_current_channel();\n"
+                        f"        {n} = qpm__cb{k}_tramps[qpm__s_{n}];\n    }}\n")
+            cleanup.append(f"    if (qpm__s_{n} >= 0)\n        qpm__cb{k}_depth--;\n")
     for p, m in zip(f.params, kinds):
         n = _param_name(p)
         size = _bytes(m, n) if m.count else ""
@@ -441,6 +599,7 @@ def _dispatcher(model: ProgramModel, f: Function, codecs: DeepCodecs) -> str:
         dec.append(f"    __typeof__({g.name}) qpm__g{i};\n    qrt_get(qpm__in, &qpm__g{i}, sizeof qpm__g{i});\n")
         call = f"    memcpy(&{g.name}, &qpm__g{i}, sizeof {g.name});\n" + call
         enc.append(f"    qrt_put(qpm__out, &{g.name}, sizeof {g.name});\n")
+    call = "".join(bind) + call
     return DISPATCH.substitute(name=f.name, decode="".join(dec), call=call, encode="".join(enc),
                                cleanup="".join(cleanup))
 
@@ -455,28 +614,33 @@ def generate(model: ProgramModel, plan: Plan, lay: Layout, program: str) -> dict
     index = {d: i for i, d in enumerate(lay.domains)}
     fdomain = [index[lay.component_domain[f.component]] for f in crossing]
     headers = {_header_of(f) for f in crossing}
+    cb_types = _callback_types(model, crossing)
+    cb_code = ([CALLBACK_TOKENS] if cb_types else []) + [
+        _callback_code(model, k, t, len(crossing) + k) for k, t in enumerate(cb_types)]
     banner = BANNER.substitute(source=os.path.basename(plan.path))
     out = {}
     for d in lay.domains:
         mine = index[d]
         shared_headers, shared_defs = _shared_definitions(model, set(lay.files.get(d, ())))
         includes = "".join(f"#include {_c_string(h)}\n" for h in sorted(headers | set(shared_headers)))
-        codecs = DeepCodecs(model)
+        codecs = DeepCodecs(model, {t: k for k, t in enumerate(cb_types)})
         stubs = [_stub(model, f, i, codecs) for i, f in enumerate(crossing) if fdomain[i] != mine]
         served = [f for i, f in enumerate(crossing) if d == MAIN_DOMAIN or fdomain[i] == mine]
         dispatchers = [_dispatcher(model, f, codecs) for f in served]
-        table = ", ".join(f"qpm__d_{f.name}" if f in served else "NULL" for f in crossing) or "NULL"
+        table = ", ".join([f"qpm__d_{f.name}" if f in served else "NULL" for f in crossing] +
+                          [f"qpm__d_cb{k}" for k in range(len(cb_types))]) or "NULL"
         inits = [fmap[u] for c in model.components if lay.component_domain[c.name] == d
                  for u in c.init_functions]
         init_decls = "".join(f"void {f.name}(void);\n" for f in inits)
         program_c = PROGRAM.substitute(
             domains=", ".join(_c_string(x) for x in lay.domains),
-            functions=", ".join(_c_string(f.name) for f in crossing) or "NULL",
-            function_domain=", ".join(str(x) for x in fdomain) or "0",
+            functions=", ".join([_c_string(f.name) for f in crossing] +
+                                [_c_string(f"callback {t}") for t in cb_types]) or "NULL",
+            function_domain=", ".join([str(x) for x in fdomain] + ["-1"] * len(cb_types)) or "0",
             dispatch=table, inits=", ".join([f.name for f in inits] + ["NULL"]),
-            name=program, ndomains=len(lay.domains), nfunctions=len(crossing))
+            name=program, ndomains=len(lay.domains), nfunctions=len(crossing) + len(cb_types))
         entry = MAIN_ENTRY.substitute() if d == MAIN_DOMAIN else DOMAIN_ENTRY.substitute(index=mine)
-        body = init_decls + shared_defs + "\n" + "\n".join(codecs.code + stubs + dispatchers)
+        body = init_decls + shared_defs + "\n" + "\n".join(codecs.code + cb_code + stubs + dispatchers)
         out[d] = FILE.substitute(banner=banner, includes=includes, body=body, program=program_c, entry=entry)
     return out
 

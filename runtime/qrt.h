@@ -65,6 +65,11 @@ struct qrt_call {
 };
 
 int qrt_call_begin(struct qrt_call *call, uint32_t function);
+
+/* Callbacks: a function pointer crosses as a token; the receiver binds it to the channel of the
+ * call it arrived with (qrt_current_channel) and calls back over that channel (callback_begin). */
+void *qrt_current_channel(void);
+int qrt_callback_begin(struct qrt_call *call, uint32_t id, void *chan);
 int qrt_call_invoke(struct qrt_call *call);
 void qrt_call_end(struct qrt_call *call);
 

@@ -34,6 +34,7 @@ static struct qrt__domain domains[QRT_MAX_DOMAINS];
  * process, and the served one in a domain's server thread. */
 static __thread struct qrt__chan *tls_chan[QRT_MAX_DOMAINS];
 static __thread struct qrt__chan *tls_serving;
+static __thread struct qrt__chan *tls_current;     /* the channel whose call this thread serves */
 static __thread unsigned tls_spin = QRT_SPIN_START;
 static pthread_key_t release_key;
 static pthread_once_t release_once = PTHREAD_ONCE_INIT;
@@ -157,11 +158,13 @@ static void serve_one(struct qrt__chan *c, int side, uint32_t fn, struct qrt_rd 
         post(c, side, QRT_K_ERROR, (uint32_t)ENOSYS, 0);
         return;
     }
-    struct qrt__chan *outer = tls_serving;
+    struct qrt__chan *outer = tls_serving, *outer_current = tls_current;
     if (side == QRT_SIDE_SERVER)
         tls_serving = c;
+    tls_current = c;
     program->dispatch[fn](r, &w);
     tls_serving = outer;
+    tls_current = outer_current;
     if (r->err || w.err)
         post(c, side, QRT_K_ERROR, (uint32_t)-(r->err ? r->err : w.err), 0);
     else
@@ -264,6 +267,8 @@ int qrt_call_begin(struct qrt_call *call, uint32_t function)
     if (!program || function >= program->nfunctions)
         return -EINVAL;
     int target = program->function_domain[function];
+    if (target < 0 || target >= program->ndomains)
+        return -EINVAL;
     struct qrt__chan *c;
     if (self_domain == QRT_MAIN_DOMAIN) {
         int rc = claim(target, &c);
@@ -276,6 +281,24 @@ int qrt_call_begin(struct qrt_call *call, uint32_t function)
             return -EPERM;
     }
     call->function = function;
+    call->chan = c;
+    call->args.base = (uint8_t *)c->buf;
+    call->args.cap = QRT_CHAN_BUF;
+    return 0;
+}
+
+void *qrt_current_channel(void)
+{
+    return tls_current;
+}
+
+int qrt_callback_begin(struct qrt_call *call, uint32_t id, void *chan)
+{
+    memset(call, 0, sizeof *call);
+    if (!program || id >= program->nfunctions || !chan)
+        return -EINVAL;
+    struct qrt__chan *c = chan;
+    call->function = id;
     call->chan = c;
     call->args.base = (uint8_t *)c->buf;
     call->args.cap = QRT_CHAN_BUF;

@@ -37,6 +37,8 @@ int calc_bump_generation(void);
 long calc_digest(const struct request *r);
 long calc_digest_all(const struct request *rs QPM_IN(n), size_t n);
 int calc_tags_total(struct tags t);
+int calc_each(int n, int (*fn)(int) QPM_CALLBACK);
+int calc_use_app_apply(int x);
 QPM_INIT void calc_init(void);
 
 /* relay.c: isolated in relay_iso; called from calc (domain to domain). */
@@ -44,3 +46,4 @@ int relay_triple(int x);
 
 /* app.c: stays in main; called back from calc (domain to main). */
 int app_chain(int depth);
+int app_apply(int x, int (*fn)(int) QPM_CALLBACK);

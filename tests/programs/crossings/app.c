@@ -8,6 +8,11 @@
 
 int generation;
 
+/* Called back from calc, and itself calling into calc again. */
+static int square(int x) { return x * x + calc_add(0, 0); }
+
+int app_apply(int x, int (*fn)(int)) { return fn(x) + 1; }
+
 int app_chain(int depth) { return depth <= 0 ? 0 : 10 + calc_chain(depth - 1); }
 
 #define THREADS 16
@@ -61,6 +66,7 @@ int main(void)
         {"be", {1, more}, 1, body + 2, NULL},
     };
     printf("deep %ld %ld %d\n", calc_digest(&rq[0]), calc_digest_all(rq, 2), calc_tags_total(rq[1].tags));
+    printf("callbacks %d %d\n", calc_each(4, square), calc_use_app_apply(3));
     generation = 5;
     int bumped = calc_bump_generation();
     printf("shared %d %d\n", bumped, generation);

@@ -95,3 +95,15 @@ long calc_digest_all(const struct request *rs, size_t n)
         s += calc_digest(&rs[i]);
     return s;
 }
+
+int calc_each(int n, int (*fn)(int))
+{
+    int s = 0;
+    for (int i = 0; i < n; i++)
+        s += fn(i);
+    return s;
+}
+
+static int twice_local(int v) { return 2 * v; }
+
+int calc_use_app_apply(int x) { return app_apply(x, twice_local); }
