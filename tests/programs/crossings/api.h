@@ -39,6 +39,9 @@ long calc_digest_all(const struct request *rs QPM_IN(n), size_t n);
 int calc_tags_total(struct tags t);
 int calc_each(int n, int (*fn)(int) QPM_CALLBACK);
 int calc_use_app_apply(int x);
+/* Parameter names that a careless generator would collide with. */
+int calc_names(int ret, const char *buf QPM_IN(len), size_t len, char *out QPM_OUT(n), size_t n,
+               int in, int rc, int w, int r, int i);
 QPM_INIT void calc_init(void);
 
 /* relay.c: isolated in relay_iso; called from calc (domain to domain). */

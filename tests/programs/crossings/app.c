@@ -67,6 +67,9 @@ int main(void)
     };
     printf("deep %ld %ld %d\n", calc_digest(&rq[0]), calc_digest_all(rq, 2), calc_tags_total(rq[1].tags));
     printf("callbacks %d %d\n", calc_each(4, square), calc_use_app_apply(3));
+    char names_out[6] = "";
+    int names = calc_names(1, "abc", 3, names_out, 5, 2, 3, 4, 5, 6);
+    printf("names %d %s\n", names, names_out);
     generation = 5;
     int bumped = calc_bump_generation();
     printf("shared %d %d\n", bumped, generation);

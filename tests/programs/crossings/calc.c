@@ -107,3 +107,11 @@ int calc_each(int n, int (*fn)(int))
 static int twice_local(int v) { return 2 * v; }
 
 int calc_use_app_apply(int x) { return app_apply(x, twice_local); }
+
+int calc_names(int ret, const char *buf, size_t len, char *out, size_t n, int in, int rc, int w,
+               int r, int i)
+{
+    for (size_t k = 0; k < n; k++)
+        out[k] = k < len ? buf[k] : '.';
+    return ret + in + rc + w + r + i;
+}
