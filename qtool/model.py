@@ -25,6 +25,10 @@ class Location(NamedTuple):
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}"
 
+    def __reduce__(self):
+        # Unpickled by tuple's own constructor: the generated __new__ is a Python call per object.
+        return (tuple.__new__, (Location, (self.file, self.line, self.column)))
+
     def short(self) -> str:
         """As str(), with the path relative to the working directory when it lies below it."""
         import os

@@ -9,6 +9,7 @@ only the units whose files changed.  This package is the only place that touches
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import sys
@@ -76,6 +77,19 @@ def _store_in_background(fresh: list[tuple[str, tuple[str, ...], unit.UnitFacts]
 
 def analyze(paths: list[str], compile_commands: str | None = None, jobs: int | None = None,
             extra_args: tuple[str, ...] = (), progress: bool = True) -> ProgramModel:
+    # Analysis makes hundreds of thousands of small objects and no reference cycles: the cyclic
+    # collector would only rescan them again and again.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _analyze(paths, compile_commands, jobs, extra_args, progress)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
+             extra_args: tuple[str, ...], progress: bool) -> ProgramModel:
     clang_env.check_version()
     flags = load_compile_commands(compile_commands) if compile_commands else {}
     sources = find_sources(paths)
