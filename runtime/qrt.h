@@ -58,10 +58,10 @@ int qrt_domain_main(const struct qrt_program *program, int domain, int argc, cha
  * that come back, and gives a reader for the reply; end releases the channel's reply. */
 struct qrt_call {
     struct qrt_wr args;
-    struct qrt_rd reply;
+    struct qrt_rd reply;        /* a private copy: in inline_reply when it fits, else malloc'd */
     uint32_t function;
     void *chan;
-    uint8_t *scratch;     /* private copy of the reply */
+    _Alignas(16) uint8_t inline_reply[256];
 };
 
 int qrt_call_begin(struct qrt_call *call, uint32_t function);

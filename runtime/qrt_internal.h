@@ -16,6 +16,7 @@
 #define QRT_SPIN_MAX 20000u
 #define QRT_SLEEP_CHECK_NS 50000000L    /* a sleeper looks at its peer's health this often */
 #define QRT_START_TIMEOUT_S 10
+#define QRT_SMALL_MESSAGE 512           /* messages up to this size are copied onto the stack */
 
 enum { QRT_IDLE = 0, QRT_TO_SERVER = 1, QRT_TO_CALLER = 2, QRT_DEAD = 3 };
 enum { QRT_K_CALL = 1, QRT_K_RETURN = 2, QRT_K_ERROR = 3 };

@@ -131,13 +131,16 @@ static int wait_turn(struct qrt__chan *c, int side)
     return rc;
 }
 
-/* Copies the message now in the channel into private memory: the only place it is read from. */
-static int take_message(struct qrt__chan *c, uint32_t *kind, uint32_t *fn, struct qrt_rd *r)
+/* Copies the message now in the channel into private memory: the only place it is read from.
+ * A message that fits `small` (16-byte aligned, like malloc's) goes there; a larger one is
+ * malloc'd (release_message frees it). */
+static int take_message(struct qrt__chan *c, uint32_t *kind, uint32_t *fn, struct qrt_rd *r,
+                        uint8_t *small, size_t small_cap)
 {
     uint32_t k = c->kind, f = c->fn, n = c->len;
     if (n > QRT_CHAN_BUF)
         return -EBADMSG;
-    uint8_t *copy = malloc(n ? n : 1);
+    uint8_t *copy = n <= small_cap ? small : malloc(n);
     if (!copy)
         return -ENOMEM;
     memcpy(copy, (const uint8_t *)c->buf, n);
@@ -148,6 +151,13 @@ static int take_message(struct qrt__chan *c, uint32_t *kind, uint32_t *fn, struc
     r->pos = 0;
     r->err = 0;
     return 0;
+}
+
+static void release_message(struct qrt_rd *r, const uint8_t *small)
+{
+    if (r->base != small)
+        free((void *)r->base);
+    r->base = NULL;
 }
 
 /* Serves one call that arrived on c (its message already in r) and posts the answer. */
@@ -171,29 +181,33 @@ static void serve_one(struct qrt__chan *c, int side, uint32_t fn, struct qrt_rd 
         post(c, side, QRT_K_RETURN, 0, (uint32_t)w.len);
 }
 
-/* Sends the message in c's buffer, serves whatever calls come back, and returns the answer. */
-static int converse(struct qrt__chan *c, int side, uint32_t fn, uint32_t len, struct qrt_rd *reply)
+/* Sends the message in c's buffer, serves whatever calls come back, and returns the answer (in
+ * reply_buf when it fits, else malloc'd). */
+static int converse(struct qrt__chan *c, int side, uint32_t fn, uint32_t len, struct qrt_rd *reply,
+                    uint8_t *reply_buf, size_t reply_cap)
 {
     post(c, side, QRT_K_CALL, fn, len);
     for (;;) {
         int rc = wait_turn(c, side);
         if (rc < 0)
             return rc;
-        uint32_t kind, f;
+        uint32_t kind = c->kind;
+        if (kind == QRT_K_RETURN) {
+            uint32_t f;
+            return take_message(c, &kind, &f, reply, reply_buf, reply_cap);
+        }
+        _Alignas(16) uint8_t small[QRT_SMALL_MESSAGE];
+        uint32_t f;
         struct qrt_rd r;
-        rc = take_message(c, &kind, &f, &r);
+        rc = take_message(c, &kind, &f, &r, small, sizeof small);
         if (rc < 0)
             return rc;
-        if (kind == QRT_K_RETURN) {
-            *reply = r;
-            return 0;
-        }
         if (kind != QRT_K_CALL) {
-            free((void *)r.base);
+            release_message(&r, small);
             return kind == QRT_K_ERROR && f > 0 && f < 4096 ? -(int)f : -EBADMSG;
         }
         serve_one(c, side, f, &r);
-        free((void *)r.base);
+        release_message(&r, small);
     }
 }
 
@@ -203,9 +217,10 @@ void qrt__serve(struct qrt__chan *c)
     for (;;) {
         if (wait_turn(c, QRT_SIDE_SERVER) < 0)
             _exit(0);       /* main is gone; so are we */
+        _Alignas(16) uint8_t small[QRT_SMALL_MESSAGE];
         uint32_t kind, f;
         struct qrt_rd r;
-        if (take_message(c, &kind, &f, &r) < 0) {
+        if (take_message(c, &kind, &f, &r, small, sizeof small) < 0) {
             post(c, QRT_SIDE_SERVER, QRT_K_ERROR, EBADMSG, 0);
             continue;
         }
@@ -213,7 +228,7 @@ void qrt__serve(struct qrt__chan *c)
             serve_one(c, QRT_SIDE_SERVER, f, &r);
         else
             post(c, QRT_SIDE_SERVER, QRT_K_ERROR, EBADMSG, 0);
-        free((void *)r.base);
+        release_message(&r, small);
     }
 }
 
@@ -263,7 +278,9 @@ static int claim(int d, struct qrt__chan **out)
 
 int qrt_call_begin(struct qrt_call *call, uint32_t function)
 {
-    memset(call, 0, sizeof *call);
+    call->args = (struct qrt_wr){0};
+    call->reply = (struct qrt_rd){0};
+    call->chan = NULL;
     if (!program || function >= program->nfunctions)
         return -EINVAL;
     int target = program->function_domain[function];
@@ -294,7 +311,9 @@ void *qrt_current_channel(void)
 
 int qrt_callback_begin(struct qrt_call *call, uint32_t id, void *chan)
 {
-    memset(call, 0, sizeof *call);
+    call->args = (struct qrt_wr){0};
+    call->reply = (struct qrt_rd){0};
+    call->chan = NULL;
     if (!program || id >= program->nfunctions || !chan)
         return -EINVAL;
     struct qrt__chan *c = chan;
@@ -311,16 +330,15 @@ int qrt_call_invoke(struct qrt_call *call)
     if (call->args.err)
         return call->args.err;
     int side = self_domain == QRT_MAIN_DOMAIN ? QRT_SIDE_CALLER : QRT_SIDE_SERVER;
-    int rc = converse(c, side, call->function, (uint32_t)call->args.len, &call->reply);
-    if (rc == 0)
-        call->scratch = (uint8_t *)call->reply.base;
-    return rc;
+    return converse(c, side, call->function, (uint32_t)call->args.len, &call->reply,
+                    call->inline_reply, sizeof call->inline_reply);
 }
 
 void qrt_call_end(struct qrt_call *call)
 {
-    free(call->scratch);
-    call->scratch = NULL;
+    if (call->reply.base && call->reply.base != call->inline_reply)
+        free((void *)call->reply.base);
+    call->reply.base = NULL;
 }
 
 void qrt_fatal(uint32_t function, int err)
