@@ -1,0 +1,682 @@
+#!/usr/bin/env python3
+"""Throughput of the kvstore sample built whole and split, under the same load, in one run.
+
+Run from the repository root:
+
+    .venv/bin/python bench/kvstore.py                    # 5 rounds
+    .venv/bin/python bench/kvstore.py --quick            # 2 rounds
+    .venv/bin/python bench/kvstore.py --threads 8 --requests 25000 --seconds 60 --rounds 5
+
+The four variants, each built by this script before anything is measured:
+
+  plain          gcc directly on samples/kvstore/*.c with the flags the SConstruct uses
+                 (-std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -pthread -Iclang_attrs);
+                 no qtool, no generated code, no runtime.  Built in a temporary directory.
+  mono           .venv/bin/scons -Q                     -> build/mono/kvstore
+  isolate-cache  .venv/bin/scons -Q ISOLATE=samples/kvstore/plans/isolate-cache.yaml
+  isolate-all    .venv/bin/scons -Q ISOLATE=samples/kvstore/plans/isolate-all.yaml
+
+The executables are copied into a temporary directory once built (a split program finds its
+domain executables beside itself), so a rebuild in build/ during the run changes nothing here.
+The load is build/tools/loadgen (built by the same scons run) with the same arguments for every
+variant: --threads T --requests R (per thread) --seconds S.
+
+Each variant first serves one short, untimed warm-up run, which also records the processes it
+runs as.  Then R rounds: in each round every variant runs once, the order rotating by one each
+round; a run starts a fresh server on --port 0 (the port is read from its first stdout line
+"kvstore listening on 127.0.0.1:<port>"), runs loadgen against it, samples the CPU time of the
+server's processes, sends SIGTERM and waits for it.  Reported: the median requests/s of each
+variant, ratios to mono (the median ratio and the range of the per-round ratios, each taken from
+runs of the same round), request errors, and the CPU time per request of the server (main
+process plus domain processes) and of loadgen.
+
+One extra, untimed run counts the calls between kvstore's components: a copy of the plain build
+linked with -Wl,--wrap counters around the functions of samples/kvstore/kvstore.h.  With each
+plan's placement this gives the crossings per request (calls whose caller and callee are in
+different processes) and the channel round trips they take (a call between two domains is
+relayed by the main process: two round trips).
+
+Servers bind 127.0.0.1 only.  Every run is bounded (loadgen's --seconds plus timeouts around
+every wait); a server and its domain processes form their own process group, which is killed
+on any error path and checked to be empty after every run.
+
+The exit status is 0 whatever the ratios are; 1 when a request failed or a server misbehaved
+(the numbers are then printed but not valid), 2 when something could not be built or run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import datetime
+import glob
+import os
+import platform
+import re
+import resource
+import select
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PY = os.path.join(".venv", "bin", "python")
+SCONS = os.path.join(".venv", "bin", "scons")
+PLANS = os.path.join("samples", "kvstore", "plans")
+CFLAGS = ["-std=c11", "-D_GNU_SOURCE", "-O2", "-g", "-Wall", "-Wextra", "-Werror", "-pthread",
+          "-Iclang_attrs"]
+VARIANTS = ("plain", "mono", "isolate-cache", "isolate-all")
+TICK = os.sysconf("SC_CLK_TCK")
+
+START_TIMEOUT_S = 15      # until the server prints its port
+STOP_TIMEOUT_S = 20       # from SIGTERM until the server has exited
+GROUP_GONE_TIMEOUT_S = 5  # until its domain processes are gone too
+LOAD_GRACE_S = 30         # loadgen's own --seconds plus this
+
+# The cross-component functions of samples/kvstore/kvstore.h that requests call, and the
+# component each is called from (cache_init and stats_init run once, before main()).
+FUNCTIONS = {
+    "proto_handle": ("int", "const char *line, char *reply, size_t cap", "line, reply, cap", "net"),
+    "store_get": ("int", "const char *key, char *out, size_t cap", "key, out, cap", "proto"),
+    "store_set": ("int", "const char *key, const char *val, size_t len", "key, val, len", "proto"),
+    "store_del": ("int", "const char *key", "key", "proto"),
+    "cache_get": ("int", "const char *key, char *out, size_t cap", "key, out, cap", "proto"),
+    "cache_put": ("void", "const char *key, const char *val, size_t len", "key, val, len", "proto"),
+    "cache_invalidate": ("void", "const char *key", "key", "proto"),
+    "stats_count": ("void", "int what", "what", "proto"),
+    "stats_format": ("int", "char *out, size_t cap", "out, cap", "proto"),
+}
+
+
+class Failure(Exception):
+    """Something could not be built or run: exit status 2."""
+
+
+def log(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def run(cmd: list[str], timeout: float = 600, quiet: bool = False) -> str:
+    """Runs a build step in the repository; its output is shown only when it fails."""
+    if not quiet:
+        log("  $ " + shlex.join(cmd))
+    try:
+        p = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise Failure(f"{shlex.join(cmd)}: {e}") from e
+    if p.returncode != 0:
+        raise Failure(f"{shlex.join(cmd)} exited {p.returncode}:\n{p.stdout}")
+    return p.stdout
+
+
+# ---- machine --------------------------------------------------------------------------------
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def loadavg() -> str:
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
+
+
+def git_describe() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
+                              capture_output=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "samples", "runtime", "qtool",
+                                "SConstruct", "clang_attrs"], cwd=REPO, text=True,
+                               capture_output=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return head + (" (uncommitted changes in samples/, runtime/, qtool/ or SConstruct)" if dirty else
+                   " (samples/, runtime/, qtool/, SConstruct as committed)")
+
+
+# ---- processes ------------------------------------------------------------------------------
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes whose process group is pgid (zombies are not counted)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(entry))
+    return found
+
+
+def children(pid: int) -> list[int]:
+    kids = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                kids += [int(c) for c in f.read().split()]
+    except OSError:
+        pass
+    return kids
+
+
+def proc_name(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return os.path.basename(f.read().split(b"\0")[0].decode())
+    except OSError:
+        return "?"
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(utime, stime) of a process, its finished threads included."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
+
+
+def context_switches(pid: int) -> int:
+    """Voluntary and involuntary context switches of a process's live threads."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/status") as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def become_subreaper() -> bool:
+    """Orphaned domain processes are re-parented to this script, which reaps them (no zombies)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def reap(pids: list[int], deadline: float) -> None:
+    """Waits for processes re-parented to this script; ignores any that are not its children."""
+    pending = list(pids)
+    while pending and time.monotonic() < deadline:
+        for pid in list(pending):
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    pending.remove(pid)
+            except ChildProcessError:
+                pending.remove(pid)
+        if pending:
+            time.sleep(0.01)
+
+
+def kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+class Server:
+    """One kvstore process (and its domain processes) in a process group of its own."""
+
+    def __init__(self, exe: str, workdir: str):
+        self.errfile = open(os.path.join(workdir, "server.err"), "w+")
+        self.proc = subprocess.Popen([exe, "--port", "0"], cwd=REPO, stdout=subprocess.PIPE,
+                                     stderr=self.errfile, start_new_session=True)
+        self.pgid = self.proc.pid
+        self.domains: list[int] = []
+        try:
+            self.port = self._read_port()
+        except BaseException:
+            self.kill()
+            raise
+
+    def _read_port(self) -> int:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        data = b""
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in data:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise Failure(f"server did not print its port within {START_TIMEOUT_S} s"
+                              + self.stderr_text())
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                raise Failure(f"server exited before printing its port (status {self.proc.wait(5)})"
+                              + self.stderr_text())
+            data += chunk
+        first, self.rest = data.split(b"\n", 1)
+        m = re.fullmatch(r"kvstore listening on 127\.0\.0\.1:(\d+)", first.decode(errors="replace"))
+        if not m:
+            raise Failure(f"unexpected first line from the server: {first!r}")
+        return int(m[1])
+
+    def stderr_text(self) -> str:
+        self.errfile.seek(0)
+        text = self.errfile.read().strip()
+        return f"\nserver stderr:\n{text}" if text else ""
+
+    def processes(self) -> list[int]:
+        kids = children(self.proc.pid)
+        self.domains = sorted(set(self.domains) | set(kids))
+        return [self.proc.pid] + kids
+
+    def cpu(self) -> tuple[float, float]:
+        """(user, system) seconds of the main process and its domain processes."""
+        times = [cpu_seconds(p) for p in self.processes()]
+        return sum(t[0] for t in times), sum(t[1] for t in times)
+
+    def domain_context_switches(self) -> int:
+        return sum(context_switches(p) for p in children(self.proc.pid))
+
+    def stop(self) -> tuple[int, str, int]:
+        """SIGTERM, then wait for the server and for its process group to empty.
+
+        Returns the exit status, stdout after the first line, and the main process's context
+        switches (all its threads, from the rusage of the reaped process)."""
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = self.proc.communicate(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise Failure(f"server did not exit within {STOP_TIMEOUT_S} s of SIGTERM")
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        switches = (after.ru_nvcsw - before.ru_nvcsw) + (after.ru_nivcsw - before.ru_nivcsw)
+        deadline = time.monotonic() + GROUP_GONE_TIMEOUT_S
+        reap(self.domains, deadline)
+        while group_members(self.pgid):
+            if time.monotonic() > deadline:
+                raise Failure(f"processes of the server's group still alive "
+                              f"{GROUP_GONE_TIMEOUT_S} s after it exited: {group_members(self.pgid)}")
+            time.sleep(0.02)
+        return self.proc.returncode, (self.rest + out).decode(errors="replace"), switches
+
+    def kill(self) -> None:
+        self.domains = sorted(set(self.domains) | set(children(self.proc.pid)))
+        kill_group(self.pgid)
+        try:
+            self.proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            pass
+        reap(self.domains, time.monotonic() + GROUP_GONE_TIMEOUT_S)
+        self.errfile.close()
+
+
+def run_loadgen(loadgen: str, port: int, load: list[str], seconds: float) -> tuple[dict, float]:
+    """Runs loadgen to completion; returns its parsed summary and its CPU seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.Popen([loadgen, "--port", str(port), *load], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=seconds + LOAD_GRACE_S)
+    except subprocess.TimeoutExpired:
+        kill_group(proc.pid)
+        proc.wait()
+        raise Failure(f"loadgen did not finish within {seconds + LOAD_GRACE_S:.0f} s")
+    except BaseException:
+        kill_group(proc.pid)
+        proc.wait()
+        raise
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    m = re.search(r"loadgen: requests=(\d+) ok=(\d+) errors=(\d+) seconds=([\d.]+) rps=([\d.]+)", out)
+    if not m or proc.returncode not in (0, 1):
+        raise Failure(f"loadgen exited {proc.returncode}:\n{out}{err}")
+    return ({"requests": int(m[1]), "ok": int(m[2]), "errors": int(m[3]), "seconds": float(m[4]),
+             "rps": float(m[5]), "exit": proc.returncode, "stderr": err.strip()}, cpu)
+
+
+def serve_and_load(exe: str, loadgen: str, load: list[str], seconds: float, workdir: str) -> dict:
+    """One measured run: fresh server, loadgen, CPU sample, SIGTERM, wait."""
+    server = Server(exe, workdir)
+    stopped = False
+    try:
+        procs = [f"{proc_name(p)}" for p in server.processes()]
+        result, load_cpu = run_loadgen(loadgen, server.port, load, seconds)
+        if server.proc.poll() is not None:
+            raise Failure(f"server exited during the load (status {server.proc.returncode})"
+                          + server.stderr_text())
+        server_user, server_sys = server.cpu()
+        domain_switches = server.domain_context_switches()
+        status, out, main_switches = server.stop()
+        stopped = True
+        err = server.stderr_text()
+    finally:
+        if not stopped:
+            server.kill()
+    server.errfile.close()
+    m = re.search(r"kvstore stats: connections=(\d+) requests=(\d+) gets=(\d+) sets=(\d+) dels=(\d+)"
+                  r" hits=(\d+) misses=(\d+)", out)
+    result.update(server_exit=status, server_cpu=server_user + server_sys, server_sys=server_sys,
+                  server_switches=main_switches + domain_switches, loadgen_cpu=load_cpu, procs=procs,
+                  server_stderr=err.strip(),
+                  server_stats=dict(zip(("connections", "requests", "gets", "sets", "dels", "hits",
+                                         "misses"), map(int, m.groups()))) if m else None)
+    return result
+
+
+def problems(r: dict) -> list[str]:
+    found = []
+    if r["errors"] or r["exit"]:
+        found.append(f"loadgen: {r['errors']} errors, exit {r['exit']}: {r['stderr'][:300]}")
+    if r["server_exit"] != 0:
+        found.append(f"server exited {r['server_exit']}")
+    if r["server_stats"] is None:
+        found.append("no final 'kvstore stats:' line from the server")
+    elif r["server_stats"]["requests"] != r["requests"]:
+        found.append(f"server served {r['server_stats']['requests']} requests, loadgen sent "
+                     f"{r['requests']}")
+    if r["server_stderr"]:
+        found.append(f"server stderr: {r['server_stderr'][:300]}")
+    return found
+
+
+# ---- builds ---------------------------------------------------------------------------------
+
+def kvstore_sources() -> list[str]:
+    return sorted(os.path.relpath(p, REPO)
+                  for p in glob.glob(os.path.join(REPO, "samples", "kvstore", "*.c")))
+
+
+def build_all(tmp: str) -> tuple[dict[str, str], str, list[str]]:
+    """Builds every variant and loadgen; returns the executables' copies in tmp."""
+    commands = []
+    exes = {}
+
+    plain_dir = os.path.join(tmp, "plain")
+    os.mkdir(plain_dir)
+    cmd = ["gcc", *CFLAGS, *kvstore_sources(), "-o", os.path.join(plain_dir, "kvstore")]
+    run(cmd)
+    commands.append(shlex.join(cmd[:len(CFLAGS) + 1]) + " samples/kvstore/*.c -o <tmp>/plain/kvstore")
+    exes["plain"] = os.path.join(plain_dir, "kvstore")
+
+    for variant in VARIANTS[1:]:
+        cmd = [SCONS, "-Q"]
+        if variant != "mono":
+            cmd.append(f"ISOLATE={os.path.join(PLANS, variant + '.yaml')}")
+        run(cmd)
+        commands.append(shlex.join(cmd) + f"   -> build/{variant}/kvstore*")
+        # Snapshot: kvstore and its kvstore-<domain> executables, kept together.
+        dest = os.path.join(tmp, variant)
+        os.mkdir(dest)
+        for path in glob.glob(os.path.join(REPO, "build", variant, "kvstore*")):
+            if os.path.isfile(path) and os.access(path, os.X_OK):
+                shutil.copy2(path, dest)
+        exes[variant] = os.path.join(dest, "kvstore")
+        if not os.path.exists(exes[variant]):
+            raise Failure(f"{shlex.join(cmd)} left no build/{variant}/kvstore")
+
+    loadgen = os.path.join(tmp, "loadgen")
+    shutil.copy2(os.path.join(REPO, "build", "tools", "loadgen"), loadgen)
+    try:
+        exes["counting"] = build_counting(tmp)
+    except Failure as e:
+        log(f"  (the call-counting build failed, call counts will be missing: {e})")
+    return exes, loadgen, commands
+
+
+def build_counting(tmp: str) -> str:
+    """The plain build with a call counter around each cross-component function."""
+    lines = ["#include <stdatomic.h>", "#include <stddef.h>", "#include <stdio.h>", "",
+             f"static atomic_ulong qb_count[{len(FUNCTIONS)}];", ""]
+    for i, (name, (ret, params, args, _)) in enumerate(FUNCTIONS.items()):
+        lines += [f"{ret} __real_{name}({params});",
+                  f"{ret} __wrap_{name}({params})",
+                  "{",
+                  f"    atomic_fetch_add_explicit(&qb_count[{i}], 1, memory_order_relaxed);",
+                  f"    {'return ' if ret != 'void' else ''}__real_{name}({args});",
+                  "}", ""]
+    fmt = " ".join(f"{n}=%lu" for n in FUNCTIONS)
+    vals = ", ".join(f"atomic_load(&qb_count[{i}])" for i in range(len(FUNCTIONS)))
+    lines += ["__attribute__((destructor)) static void qb_report(void)", "{",
+              f'    fprintf(stderr, "calls: {fmt}\\n", {vals});', "}"]
+    src = os.path.join(tmp, "counting.c")
+    with open(src, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    exe = os.path.join(tmp, "counting", "kvstore")
+    os.mkdir(os.path.dirname(exe))
+    run(["gcc", *CFLAGS, *kvstore_sources(), src, "-o", exe,
+         *(f"-Wl,--wrap={n}" for n in FUNCTIONS)], quiet=True)
+    return exe
+
+
+def count_calls(exe: str | None, tmp: str, loadgen: str, load: list[str],
+                seconds: float) -> dict[str, float] | None:
+    """Calls per request of each cross-component function, from one run of the counting build."""
+    if exe is None:
+        return None
+    try:
+        r = serve_and_load(exe, loadgen, load, seconds, tmp)
+    except Failure as e:
+        log(f"  (call counting skipped: {e})")
+        return None
+    m = re.search(r"calls: (.*)", r["server_stderr"])
+    if not m or r["errors"] or not r["requests"]:
+        log(f"  (call counting skipped: no counts; {problems(r)})")
+        return None
+    counts = {k: int(v) for k, v in (kv.split("=") for kv in m[1].split())}
+    counts["stats_format"] -= 1  # the server's own final stats line, not a request
+    return {k: v / r["requests"] for k, v in counts.items()}
+
+
+def placement(variant: str) -> dict[str, str]:
+    """component -> domain ("main" unless the plan isolates it)."""
+    if variant in ("plain", "mono"):
+        return {}
+    with open(os.path.join(REPO, PLANS, variant + ".yaml")) as f:
+        plan = yaml.safe_load(f)
+    return {c: d["domain"] for d in plan.get("isolate") or [] for c in d["components"]}
+
+
+def crossings(variant: str, per_request: dict[str, float]) -> tuple[float, float]:
+    """(calls crossing a process boundary, channel round trips) per request."""
+    where = placement(variant)
+    calls = trips = 0.0
+    for name, (_, _, _, caller) in FUNCTIONS.items():
+        a, b = where.get(caller, "main"), where.get(name.split("_")[0], "main")
+        if a != b:
+            calls += per_request[name]
+            trips += per_request[name] * (1 if "main" in (a, b) else 2)
+    return calls, trips
+
+
+# ---- report ---------------------------------------------------------------------------------
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="2 rounds instead of 5")
+    ap.add_argument("--rounds", type=int, help="measured rounds (default 5, --quick 2)")
+    ap.add_argument("--threads", type=int, default=8, help="loadgen connections (default 8)")
+    ap.add_argument("--requests", type=int, default=25000,
+                    help="requests per loadgen thread (default 25000)")
+    ap.add_argument("--seconds", type=float, default=60.0,
+                    help="loadgen stops sending after this long (default 60)")
+    args = ap.parse_args()
+    rounds = args.rounds or (2 if args.quick else 5)
+    if rounds < 1 or args.threads < 1 or args.requests < 1 or args.seconds <= 0:
+        ap.error("--rounds, --threads, --requests and --seconds must be positive")
+    load = ["--threads", str(args.threads), "--requests", str(args.requests),
+            "--seconds", f"{args.seconds:g}"]
+    warm = ["--threads", str(args.threads), "--requests", str(max(1, args.requests // 10)),
+            "--seconds", f"{args.seconds:g}"]
+
+    cmdline = shlex.join([PY, "bench/kvstore.py", *sys.argv[1:]])
+    log("kvstore throughput benchmark (bench/kvstore.py)")
+    log()
+    log(f"command:   {cmdline}   (in {REPO})")
+    log(f"date:      {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() or "?"
+    log(f"machine:   nproc {nproc} (os.cpu_count {os.cpu_count()}), {cpu_model()}, "
+        f"Linux {platform.release()}")
+    log(f"tools:     {subprocess.run(['gcc', '--version'], capture_output=True, text=True).stdout.splitlines()[0]}; "
+        f"Python {platform.python_version()}")
+    sources_before = git_describe()
+    log(f"sources:   {sources_before}")
+    load_before = loadavg()
+    if not become_subreaper():
+        log("note:      PR_SET_CHILD_SUBREAPER failed; exited domain processes are reaped by init")
+
+    tmp = tempfile.mkdtemp(prefix="bench-kvstore-")
+    try:
+        log()
+        log("build:")
+        exes, loadgen, commands = build_all(tmp)
+
+        log()
+        log(f"warm-up (untimed, --requests {max(1, args.requests // 10)}) and processes:")
+        layout = {}
+        warm_bad = []
+        for v in VARIANTS:
+            r = serve_and_load(exes[v], loadgen, warm, args.seconds, tmp)
+            layout[v] = r["procs"]
+            bad = problems(r)
+            warm_bad += [(v, "warm-up", p) for p in bad]
+            log(f"  {v:<14} {len(r['procs'])} process(es): {', '.join(r['procs'])}; "
+                f"{r['rps']:.0f} req/s" + (f"; PROBLEM: {'; '.join(bad)}" if bad else ""))
+
+        log()
+        log(f"measured runs (loadgen {' '.join(load)}):")
+        runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
+        for i in range(rounds):
+            order = VARIANTS[i % len(VARIANTS):] + VARIANTS[:i % len(VARIANTS)]
+            for v in order:
+                r = serve_and_load(exes[v], loadgen, load, args.seconds, tmp)
+                r["round"] = i
+                r["limited"] = r["requests"] < args.threads * args.requests
+                runs[v].append(r)
+                bad = problems(r)
+                log(f"  round {i + 1}/{rounds}  {v:<14} {r['rps']:>9.0f} req/s  {r['requests']:>7} requests"
+                    f" in {r['seconds']:6.2f} s  errors {r['errors']}  server cpu "
+                    f"{r['server_cpu']:.2f} s ({r['server_sys']:.2f} s system), "
+                    f"{r['server_switches']} context switches  loadgen cpu {r['loadgen_cpu']:.2f} s"
+                    + ("  (stopped by --seconds)" if r["limited"] else "")
+                    + (f"  PROBLEM: {'; '.join(bad)}" if bad else ""))
+
+        log()
+        log("call counting (untimed, plain build with -Wl,--wrap counters, same load):")
+        per_request = count_calls(exes.get("counting"), tmp, loadgen, load, args.seconds)
+        if per_request:
+            log("  calls per request: " + ", ".join(f"{k} {v:.2f}" for k, v in per_request.items()))
+    except Failure as e:
+        log(f"\nFAILED: {e}")
+        return 2
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    load_after = loadavg()
+    sources_after = git_describe()
+    medians = {v: statistics.median(r["rps"] for r in runs[v]) for v in VARIANTS}
+    base = medians["mono"]
+
+    def per_round(v: str, ref: str) -> list[float]:
+        return [a["rps"] / b["rps"] for a, b in zip(runs[v], runs[ref])]
+
+    log()
+    log("builds:")
+    for c in commands:
+        log(f"  {c}")
+    if sources_after != sources_before:
+        log(f"note:      the repository moved to {sources_after} during the run; the executables measured "
+            f"were built and copied at the start")
+    log(f"load:      build/tools/loadgen {' '.join(load)} (set-ratio 0.2, keys 1000: loadgen's defaults)")
+    limited = sum(r["limited"] for v in VARIANTS for r in runs[v])
+    log(f"rounds:    {rounds}; order rotates each round; fresh server per run; "
+        + (f"{limited} run(s) stopped by --seconds before sending all requests" if limited
+           else "every run sent all its requests"))
+    log(f"load avg:  1-min {load_before} before, {load_after} after (the load average counts runnable "
+        f"threads: the benchmark's own raise it)")
+    log()
+    head = (f"{'variant':<14}{'procs':>6}{'median rps':>11}{'min rps':>9}{'max rps':>9}{'vs mono':>8}"
+            f"{'per round':>11}{'errors':>7}{'srv cpu us/req':>15}{'(system)':>9}{'srv cs/req':>11}"
+            f"{'loadgen cpu us/req':>19}{'crossings/req':>14}{'trips/req':>10}")
+    log(head)
+    log("-" * len(head))
+    for v in VARIANTS:
+        rps = [r["rps"] for r in runs[v]]
+        ratios = per_round(v, "mono")
+        reqs = sum(r["requests"] for r in runs[v])
+        srv = 1e6 * sum(r["server_cpu"] for r in runs[v]) / reqs
+        srv_sys = 1e6 * sum(r["server_sys"] for r in runs[v]) / reqs
+        switches = sum(r["server_switches"] for r in runs[v]) / reqs
+        lg = 1e6 * sum(r["loadgen_cpu"] for r in runs[v]) / reqs
+        errors = sum(r["errors"] for r in runs[v])
+        cross = crossings(v, per_request) if per_request else None
+        log(f"{v:<14}{len(layout[v]):>6}{medians[v]:>11.0f}{min(rps):>9.0f}{max(rps):>9.0f}"
+            f"{medians[v] / base:>8.2f}{f'{min(ratios):.2f}-{max(ratios):.2f}':>11}{errors:>7}"
+            f"{srv:>15.1f}{srv_sys:>9.1f}{switches:>11.1f}{lg:>19.1f}"
+            + (f"{cross[0]:>14.2f}{cross[1]:>10.2f}" if cross else f"{'?':>14}{'?':>10}"))
+    log("  procs: processes the server runs as.  per round: the range of rps / mono's rps of the same round.")
+    log("  cpu us/req: CPU time (user+system; system alone in brackets) over all runs of the variant divided")
+    log("  by its requests; server = main process + domain processes, loadgen = the client.  srv cs/req: the")
+    log("  server's context switches (voluntary + involuntary, all processes) per request.  crossings/req:")
+    log("  calls whose caller and callee run in different processes (from the call counts); trips/req: the")
+    log("  channel round trips they take (a call between two domains is relayed by the main process: 2).")
+
+    log()
+    log("targets:")
+    mp = per_round("mono", "plain")
+    mp_med = medians["mono"] / medians["plain"]
+    # Noise: the larger relative spread (max - min) / median of plain's and mono's own runs.
+    noise = max((max(r["rps"] for r in runs[v]) - min(r["rps"] for r in runs[v])) / medians[v]
+                for v in ("plain", "mono"))
+    within = min(mp) <= 1.0 <= max(mp) or abs(mp_med - 1.0) <= noise
+    log(f"  mono/plain          {mp_med:.2f} (per round {min(mp):.2f}-{max(mp):.2f}; noise, the larger "
+        f"spread of plain's and mono's own runs: {100 * noise:.1f}%): "
+        + ("within noise of 1.00" if within else "NOT within noise of 1.00"))
+    ic = medians["isolate-cache"] / base
+    log(f"  isolate-cache/mono  {ic:.2f}: " + ("met (>= 0.95)" if ic >= 0.95 else "MISSED (target >= 0.95)"))
+    log(f"  isolate-all/mono    {medians['isolate-all'] / base:.2f} (no target)")
+    if per_request:
+        mono_cpu = sum(r["server_cpu"] for r in runs["mono"]) / sum(r["requests"] for r in runs["mono"])
+        for v in ("isolate-cache", "isolate-all"):
+            trips = crossings(v, per_request)[1]
+            cpu = sum(r["server_cpu"] for r in runs[v]) / sum(r["requests"] for r in runs[v])
+            if trips:
+                log(f"  {v}: {1e6 * (cpu - mono_cpu):.1f} us more server CPU per request than mono, "
+                    f"{1e6 * (cpu - mono_cpu) / trips:.1f} us per round trip")
+
+    bad = warm_bad + [(v, f"round {r['round'] + 1}", p) for v in VARIANTS for r in runs[v]
+                      for p in problems(r)]
+    log()
+    if bad:
+        for v, rnd, p in bad:
+            log(f"PROBLEM: {v}, {rnd}: {p}")
+        log("outcome: some runs failed (see above); the numbers are not valid")
+        return 1
+    log("outcome: every request of every run answered correctly; every server exited 0 and left no process")
+    return 0
+
+
+def interrupted(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+if __name__ == "__main__":
+    # SIGINT and SIGTERM unwind through the cleanup (servers killed, temporary directory removed).
+    signal.signal(signal.SIGINT, interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt as e:
+        print(f"\ninterrupted ({e}); servers stopped", file=sys.stderr)
+        sys.exit(130)
