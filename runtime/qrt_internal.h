@@ -12,9 +12,12 @@
 #define QRT_CHANNELS 64                 /* concurrent calling threads per domain */
 #define QRT_CHAN_BUF (256u * 1024u)     /* the largest message, arguments or reply */
 #define QRT_SPIN_START 2000u
-#define QRT_SPIN_MIN 64u
+#define QRT_SPIN_MIN 0u                 /* spinning that never pays stops (but is probed) */
 #define QRT_SPIN_MAX 20000u
-#define QRT_SLEEP_CHECK_NS 50000000L    /* a sleeper looks at its peer's health this often */
+#define QRT_SPIN_PROBE 256u             /* a thread that stopped spinning tries this much ... */
+#define QRT_SPIN_PROBE_EVERY 32u        /* ... once in this many waits */
+#define QRT_YIELD_ROUNDS 8              /* sched_yield rounds between spinning and sleeping */
+#define QRT_SLEEP_CHECK_S 1             /* a sleeper looks at its peer's health this often */
 #define QRT_START_TIMEOUT_S 10
 #define QRT_SMALL_MESSAGE 512           /* messages up to this size are copied onto the stack */
 
@@ -27,7 +30,7 @@ struct qrt__chan {
     _Atomic uint32_t state;      /* whose turn it is; the futex word */
     _Atomic uint32_t sleepers;   /* which sides are (about to be) asleep on state */
     _Atomic uint32_t owner;      /* 1 while a main-process thread holds the channel */
-    uint32_t domain;             /* the domain this channel leads to (set by main) */
+    uint32_t domain;             /* the domain this channel leads to (set by main; informative) */
     volatile uint32_t kind, fn, len;
     uint8_t pad[64 - 28];
     volatile uint8_t buf[QRT_CHAN_BUF];

@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@ static __thread struct qrt__chan *tls_chan[QRT_MAX_DOMAINS];
 static __thread struct qrt__chan *tls_serving;
 static __thread struct qrt__chan *tls_current;     /* the channel whose call this thread serves */
 static __thread unsigned tls_spin = QRT_SPIN_START;
+static __thread unsigned tls_probe;
 static pthread_key_t release_key;
 static pthread_once_t release_once = PTHREAD_ONCE_INIT;
 
@@ -85,33 +87,91 @@ static void post(struct qrt__chan *c, int side, uint32_t kind, uint32_t fn, uint
         futex(&c->state, FUTEX_WAKE, INT_MAX, NULL);
 }
 
+/* The region a channel belongs to, found from private data only: the channel's own fields live
+ * in shared memory, where the peer could have changed them. */
+static struct qrt__region *region_of(const struct qrt__chan *c, int *domain)
+{
+    if (self_domain != QRT_MAIN_DOMAIN) {
+        *domain = self_domain;
+        return domains[self_domain].region;
+    }
+    for (int d = 1; d < QRT_MAX_DOMAINS; d++) {
+        const struct qrt__region *r = domains[d].region;
+        if (r && c >= &r->chan[0] && c < &r->chan[QRT_CHANNELS]) {
+            *domain = d;
+            return domains[d].region;
+        }
+    }
+    abort();    /* a channel of no domain: our own bookkeeping is broken */
+}
+
 /* Whether the peer of this side is gone: the domain (seen from main) or main (from a domain). */
 static int peer_gone(const struct qrt__chan *c)
 {
+    int d;
+    region_of(c, &d);
     if (self_domain == QRT_MAIN_DOMAIN)
-        return atomic_load(&domains[c->domain].dead);
+        return atomic_load(&domains[d].dead);
     return getppid() == 1;
+}
+
+static unsigned spin_floor(void)
+{
+    static unsigned cached;
+    if (!cached) {
+        const char *env = getenv("QRT_SPIN_FLOOR");
+        cached = (env ? (unsigned)atoi(env) : QRT_SPIN_MIN) + 1;
+    }
+    return cached - 1;
+}
+
+static unsigned yield_rounds(void)
+{
+    static unsigned cached;
+    if (!cached) {
+        const char *env = getenv("QRT_YIELD_ROUNDS");
+        cached = (unsigned)(env ? atoi(env) : QRT_YIELD_ROUNDS) + 1;
+    }
+    return cached - 1;
 }
 
 /* Waits until it is this side's turn: 0, or -EPIPE when the peer died. */
 static int wait_turn(struct qrt__chan *c, int side)
 {
     uint32_t want = side == QRT_SIDE_CALLER ? QRT_TO_CALLER : QRT_TO_SERVER;
+    /* A thread whose spinning stopped paying spins no more, but probes now and then whether it
+     * pays again (the machine may have become idle). */
     unsigned budget = tls_spin;
-    for (unsigned i = 0; i < budget; i++) {
-        uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire);
-        if (s == want) {
-            /* The answer came while spinning: spinning pays, allow a little more of it. */
-            if (tls_spin < QRT_SPIN_MAX)
-                tls_spin += tls_spin / 4 + 1;
-            return 0;
+    if (budget == 0 && ++tls_probe % QRT_SPIN_PROBE_EVERY == 0)
+        budget = QRT_SPIN_PROBE;
+    if (budget) {
+        for (unsigned i = 0; i < budget; i++) {
+            uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire);
+            if (s == want || s == QRT_DEAD) {
+                /* The answer came while spinning: spinning pays, allow more of it. */
+                if (s == want)
+                    tls_spin = tls_spin ? (tls_spin * 2 < QRT_SPIN_MAX ? tls_spin * 2 : QRT_SPIN_MAX)
+                                        : QRT_SPIN_PROBE;
+                return s == want ? 0 : -EPIPE;
+            }
+            cpu_relax();
         }
+        /* It did not: spin less next time (halving down to the floor, or nothing when the
+         * floor is 0). */
+        tls_spin /= 2;
+        if (tls_spin < spin_floor())
+            tls_spin = spin_floor();
+    }
+    /* Before sleeping, give the CPU to whoever can run (often the peer, about to answer): when
+     * the answer comes within a few rounds, nobody pays for a futex wake-up. */
+    for (unsigned i = 0; i < yield_rounds(); i++) {
+        uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire);
+        if (s == want)
+            return 0;
         if (s == QRT_DEAD)
             return -EPIPE;
-        cpu_relax();
+        sched_yield();
     }
-    /* It did not: spin less next time, so that many waiting threads do not starve the cores. */
-    tls_spin = tls_spin / 2 > QRT_SPIN_MIN ? tls_spin / 2 : QRT_SPIN_MIN;
     uint32_t mine = side == QRT_SIDE_CALLER ? QRT_SLEEP_CALLER : QRT_SLEEP_SERVER;
     atomic_fetch_or(&c->sleepers, mine);
     int rc = 0;
@@ -119,12 +179,17 @@ static int wait_turn(struct qrt__chan *c, int side)
         uint32_t s = atomic_load(&c->state);
         if (s == want)
             break;
-        if (s == QRT_DEAD || peer_gone(c)) {
+        if (s == QRT_DEAD) {
             rc = -EPIPE;
             break;
         }
-        struct timespec t = {0, QRT_SLEEP_CHECK_NS};
-        futex(&c->state, FUTEX_WAIT, s, &t);
+        /* A dead peer marks the channel (main's supervisor) or takes us with it (the kernel, for
+         * a domain); the timeout is only a safety net for a peer that died unnoticed. */
+        struct timespec t = {QRT_SLEEP_CHECK_S, 0};
+        if (futex(&c->state, FUTEX_WAIT, s, &t) < 0 && errno == ETIMEDOUT && peer_gone(c)) {
+            rc = -EPIPE;
+            break;
+        }
     }
     atomic_fetch_and(&c->sleepers, ~mine);
     atomic_thread_fence(memory_order_acquire);
