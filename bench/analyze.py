@@ -56,6 +56,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from machine import cpu_model  # bench/machine.py: scripts here run with bench/ on sys.path
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(REPO, "bench", ".data")
 
@@ -473,17 +475,6 @@ def mib(kb: float) -> str:
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def first_line(argv: list[str]) -> str:

@@ -19,20 +19,11 @@ import subprocess
 import sys
 import tempfile
 
+from machine import cpu_model  # bench/machine.py: scripts here run with bench/ on sys.path
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.join(ROOT, "bench", "ipc")
 SCONS = os.path.join(os.path.dirname(sys.executable), "scons")
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def measure(cmd: list[str]) -> float:

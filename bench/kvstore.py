@@ -66,6 +66,8 @@ import time
 
 import yaml
 
+from machine import cpu_model  # bench/machine.py: scripts here run with bench/ on sys.path
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = os.path.join(".venv", "bin", "python")
 SCONS = os.path.join(".venv", "bin", "scons")
@@ -118,17 +120,6 @@ def run(cmd: list[str], timeout: float = 600, quiet: bool = False) -> str:
 
 
 # ---- machine --------------------------------------------------------------------------------
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
 
 def loadavg() -> str:
     with open("/proc/loadavg") as f:

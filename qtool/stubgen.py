@@ -46,12 +46,12 @@ $body
 $program
 $entry""")
 
-# Arguments: signature, id, name, encode, decode, ret_decl, ret_value.
+# Arguments: signature, begin (the qrt_*_begin call), id, encode, decode, ret_decl, ret_value.
 STUB = Template("""\
 $signature
 {
     struct qrt_call qpm__c;
-    int qpm__rc = qrt_call_begin(&qpm__c, $id);
+    int qpm__rc = $begin;
 $ret_decl    if (qpm__rc == 0) {
 $encode        qpm__rc = qrt_call_invoke(&qpm__c);
     }
@@ -293,29 +293,14 @@ static int qpm__sent_has(uint64_t token)
 }
 """
 
-# Arguments: k, id, ret, params (declaration list), args (names), put, get_ret, ret_decl,
-# ret_value, tramps, fntype_ptr (e.g. "int (*)(int)"), spelling, dispatch_decode, dispatch_call,
-# dispatch_encode.
+# Arguments: k, depth, spelling, caller (a STUB sending the call back), tramps, dispatch_decode,
+# dispatch_call, dispatch_encode.
 CALLBACK = Template("""\
 /* Callbacks of type $spelling: trampolines bound to a token and the channel it came over. */
 __attribute__((unused)) static __thread struct { uint64_t token; void *chan; } qpm__cb${k}_bind[$depth];
 __attribute__((unused)) static __thread int qpm__cb${k}_depth;
 
-static $ret qpm__cb${k}_call(int qpm__slot$params_tail)
-{
-    struct qrt_call qpm__c;
-    int qpm__rc = qrt_callback_begin(&qpm__c, $id, qpm__cb${k}_bind[qpm__slot].chan);
-$ret_decl    if (qpm__rc == 0) {
-        qrt_put(&qpm__c.args, &qpm__cb${k}_bind[qpm__slot].token, sizeof(uint64_t));
-$put        qpm__rc = qrt_call_invoke(&qpm__c);
-    }
-    if (qpm__rc < 0)
-        qrt_fatal($id, qpm__rc);
-$get    if (qpm__c.reply.err)
-        qrt_fatal($id, qpm__c.reply.err);
-    qrt_call_end(&qpm__c);
-$ret_value}
-
+$caller
 $tramps
 static void qpm__d_cb$k(struct qrt_rd *qpm__in, struct qrt_wr *qpm__out)
 {
@@ -404,9 +389,13 @@ def _callback_code(model: ProgramModel, k: int, spelling: str, cb_id: int) -> st
                       f"    {'' if void else 'return '}{body};\n}}\n")
     table = (f"__attribute__((unused)) static {ret} (*const qpm__cb{k}_tramps[])({', '.join(params) or 'void'}) = {{"
              + ", ".join(f"qpm__cb{k}_t{i}" for i in range(CALLBACK_DEPTH)) + "};\n")
-    return CALLBACK.substitute(k=k, id=cb_id, ret=ret, depth=CALLBACK_DEPTH, spelling=spelling,
-                               params_tail="".join(", " + d for d in decls), put=put, get="".join(get),
-                               ret_decl=ret_decl, ret_value=ret_value, tramps="\n".join(tramps) + table,
+    caller = STUB.substitute(
+        signature=f"static {ret} qpm__cb{k}_call(int qpm__slot{''.join(', ' + d for d in decls)})",
+        begin=f"qrt_callback_begin(&qpm__c, {cb_id}, qpm__cb{k}_bind[qpm__slot].chan)", id=cb_id,
+        encode=f"        qrt_put(&qpm__c.args, &qpm__cb{k}_bind[qpm__slot].token, sizeof(uint64_t));\n" + put,
+        decode="".join(get), ret_decl=ret_decl, ret_value=ret_value)
+    return CALLBACK.substitute(k=k, depth=CALLBACK_DEPTH, spelling=spelling, caller=caller,
+                               tramps="\n".join(tramps) + table,
                                dispatch_decode="".join(dec), dispatch_call=dispatch_call,
                                dispatch_encode="".join(enc))
 
@@ -515,7 +504,8 @@ def _stub(model: ProgramModel, f: Function, fid: int, codecs: DeepCodecs) -> str
     for g in _shared(model):
         enc.append(f"        qrt_put(&qpm__c.args, &{g.name}, sizeof {g.name});\n")
         dec.append(f"    qrt_get(&qpm__c.reply, &{g.name}, sizeof {g.name});\n")
-    return STUB.substitute(signature=_signature(f), id=fid, name=f.name, encode="".join(enc),
+    return STUB.substitute(signature=_signature(f), begin=f"qrt_call_begin(&qpm__c, {fid})", id=fid,
+                           encode="".join(enc),
                            decode="".join(dec), ret_decl=ret_decl, ret_value=ret_value)
 
 
