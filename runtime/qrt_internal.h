@@ -32,7 +32,7 @@ struct qrt__chan {
     _Atomic uint32_t owner;      /* 1 while a main-process thread holds the channel */
     uint32_t domain;             /* the domain this channel leads to (set by main; informative) */
     volatile uint32_t kind, fn, len;
-    uint8_t pad[64 - 28];
+    uint8_t pad[4];              /* the first 32 bytes of a message share the header's cache line */
     volatile uint8_t buf[QRT_CHAN_BUF];
 };
 
