@@ -46,17 +46,24 @@ $body
 $program
 $entry""")
 
-# Arguments: signature, begin (the qrt_*_begin call), id, encode, decode, ret_decl, ret_value.
+# Arguments: signature, begin (the qrt_*_begin call), id, pre (before the first try), encode,
+# decode, ret_decl, ret_value, fault_return (what a faulted call returns).
 STUB = Template("""\
 $signature
 {
     struct qrt_call qpm__c;
-    int qpm__rc = $begin;
-$ret_decl    if (qpm__rc == 0) {
-$encode        qpm__rc = qrt_call_invoke(&qpm__c);
+$ret_decl$pre    for (int qpm__try = 0;; qpm__try++) {
+        int qpm__rc = $begin;
+        if (qpm__rc == 0) {
+$encode            qpm__rc = qrt_call_invoke(&qpm__c);
+        }
+        if (qpm__rc == 0)
+            break;
+        qrt_call_end(&qpm__c);
+        /* The domain faulted: retry once on its fresh process, or fail, as the plan says. */
+        if (!qrt_fault($id, qpm__rc, qpm__try)) {
+$fault_return        }
     }
-    if (qpm__rc < 0)
-        qrt_fatal($id, qpm__rc);
 $decode    if (qpm__c.reply.err)
         qrt_fatal($id, qpm__c.reply.err);
     qrt_call_end(&qpm__c);
@@ -73,16 +80,24 @@ $decode    if (qpm__in->err)
 $call$encode$cleanup}
 """)
 
-# Arguments: domains, nfunctions, functions, function_domain, dispatch, inits, name.
+# Arguments: domains, nfunctions, functions, function_domain, dispatch, inits, name, ndomains,
+# policies, plan, domain_components, nsymbols, symbols, symbol_components.
 PROGRAM = Template("""\
 static const char *const qpm__domains[] = {$domains};
 static const char *const qpm__functions[] = {$functions};
 static const int qpm__function_domain[] = {$function_domain};
 static const qrt_dispatch_fn qpm__dispatch[] = {$dispatch};
 static void (*const qpm__inits[])(void) = {$inits};
+/* By domain: on_fault, max_restarts, window_ms, call_timeout_ms. */
+static const struct qrt_policy qpm__policies[] = {$policies};
+static const char *const qpm__domain_components[] = {$domain_components};
+/* Every function of the program and its component, by name, for crash reports. */
+static const char *const qpm__symbols[] = {$symbols};
+static const char *const qpm__symbol_components[] = {$symbol_components};
 static const struct qrt_program qpm__program = {
     "$name", $ndomains, qpm__domains, $nfunctions, qpm__functions, qpm__function_domain,
-    qpm__dispatch, qpm__inits,
+    qpm__dispatch, qpm__inits, qpm__policies, $plan, qpm__domain_components,
+    $nsymbols, qpm__symbols, qpm__symbol_components,
 };
 """)
 
@@ -391,9 +406,10 @@ def _callback_code(model: ProgramModel, k: int, spelling: str, cb_id: int) -> st
              + ", ".join(f"qpm__cb{k}_t{i}" for i in range(CALLBACK_DEPTH)) + "};\n")
     caller = STUB.substitute(
         signature=f"static {ret} qpm__cb{k}_call(int qpm__slot{''.join(', ' + d for d in decls)})",
-        begin=f"qrt_callback_begin(&qpm__c, {cb_id}, qpm__cb{k}_bind[qpm__slot].chan)", id=cb_id,
+        begin=f"qrt_callback_begin(&qpm__c, {cb_id}, qpm__cb{k}_bind[qpm__slot].chan)", id=cb_id, pre="",
         encode=f"        qrt_put(&qpm__c.args, &qpm__cb{k}_bind[qpm__slot].token, sizeof(uint64_t));\n" + put,
-        decode="".join(get), ret_decl=ret_decl, ret_value=ret_value)
+        decode="".join(get), ret_decl=ret_decl, ret_value=ret_value,
+        fault_return="            return;\n" if void else "            return qpm__ret;\n")
     return CALLBACK.substitute(k=k, depth=CALLBACK_DEPTH, spelling=spelling, caller=caller,
                                tramps="\n".join(tramps) + table,
                                dispatch_decode="".join(dec), dispatch_call=dispatch_call,
@@ -438,7 +454,7 @@ def _decl(ctype: str, name: str, ret: bool = False) -> str:
     return f"{ctype}{sep}{name}"
 
 
-def _stub(model: ProgramModel, f: Function, fid: int, codecs: DeepCodecs) -> str:
+def _stub(model: ProgramModel, f: Function, fid: int, codecs: DeepCodecs, fault_value) -> str:
     kinds, ret = _classify(model, f)
     enc, dec = [], []
     for p, m in zip(f.params, kinds):
@@ -452,7 +468,6 @@ def _stub(model: ProgramModel, f: Function, fid: int, codecs: DeepCodecs) -> str
             enc.append(f"        uint64_t qpm__t_{n} = (uint64_t)(uintptr_t){n};\n"
                        f"        if ({n})\n            qpm__sent_push(qpm__t_{n});\n"
                        f"        qrt_put(&qpm__c.args, &qpm__t_{n}, sizeof qpm__t_{n});\n")
-            dec.append(f"    if ({n})\n        qpm__nsent--;\n")
     for p, m in zip(f.params, kinds):
         n = _param_name(p)
         if m.kind in ("in", "inout"):
@@ -504,9 +519,20 @@ def _stub(model: ProgramModel, f: Function, fid: int, codecs: DeepCodecs) -> str
     for g in _shared(model):
         enc.append(f"        qrt_put(&qpm__c.args, &{g.name}, sizeof {g.name});\n")
         dec.append(f"    qrt_get(&qpm__c.reply, &{g.name}, sizeof {g.name});\n")
+    # Function pointers handed out by this call are callable back only while it is in progress.
+    has_callbacks = any(m.kind == "callback" for m in kinds)
+    pre = "    int qpm__mark = qpm__nsent;\n" if has_callbacks else ""
+    restore = "    qpm__nsent = qpm__mark;\n" if has_callbacks else ""
+    if ret.kind == "void":
+        fault_return = "            return;\n"
+    elif ret.kind == "scalar" and fault_value is not None:
+        fault_return = f"            return ({f.return_type})({fault_value!r});\n"
+    else:
+        fault_return = "            return qpm__ret;\n"     # zero: 0, NULL or a zeroed struct
     return STUB.substitute(signature=_signature(f), begin=f"qrt_call_begin(&qpm__c, {fid})", id=fid,
-                           encode="".join(enc),
-                           decode="".join(dec), ret_decl=ret_decl, ret_value=ret_value)
+                           pre=pre, encode="".join(enc), decode=restore + "".join(dec), ret_decl=ret_decl,
+                           ret_value=ret_value, fault_return="    " + restore + fault_return if restore
+                           else fault_return)
 
 
 def _dispatcher(model: ProgramModel, f: Function, codecs: DeepCodecs) -> str:
@@ -605,6 +631,13 @@ def generate(model: ProgramModel, plan: Plan, lay: Layout, program: str) -> dict
     fdomain = [index[lay.component_domain[f.component]] for f in crossing]
     headers = {_header_of(f) for f in crossing}
     cb_types = _callback_types(model, crossing)
+    fault_values = [None] + [d.fault_value if d.on_fault == "error" else None for d in plan.domains]
+    symbols = sorted((f.name, f.component) for f in model.functions if f.defined and f.component)
+    policies = ", ".join(["{0, 0, 1, 0}"] + [
+        f"{{{ {'retry': 0, 'error': 1, 'abort': 2}[d.on_fault] }, {d.max_restarts}, "
+        f"{int(d.window_s * 1000)}, {d.call_timeout_ms}}}" for d in plan.domains])
+    domain_components = ", ".join(_c_string(",".join(sorted(c for c, dd in lay.component_domain.items() if dd == d)))
+                                  for d in lay.domains)
     cb_code = ([CALLBACK_TOKENS] if cb_types else []) + [
         _callback_code(model, k, t, len(crossing) + k) for k, t in enumerate(cb_types)]
     banner = BANNER.substitute(source=os.path.basename(plan.path))
@@ -614,7 +647,8 @@ def generate(model: ProgramModel, plan: Plan, lay: Layout, program: str) -> dict
         shared_headers, shared_defs = _shared_definitions(model, set(lay.files.get(d, ())))
         includes = "".join(f"#include {_c_string(h)}\n" for h in sorted(headers | set(shared_headers)))
         codecs = DeepCodecs(model, {t: k for k, t in enumerate(cb_types)})
-        stubs = [_stub(model, f, i, codecs) for i, f in enumerate(crossing) if fdomain[i] != mine]
+        stubs = [_stub(model, f, i, codecs, fault_values[fdomain[i]])
+                 for i, f in enumerate(crossing) if fdomain[i] != mine]
         served = [f for i, f in enumerate(crossing) if d == MAIN_DOMAIN or fdomain[i] == mine]
         dispatchers = [_dispatcher(model, f, codecs) for f in served]
         table = ", ".join([f"qpm__d_{f.name}" if f in served else "NULL" for f in crossing] +
@@ -628,7 +662,10 @@ def generate(model: ProgramModel, plan: Plan, lay: Layout, program: str) -> dict
                                 [_c_string(f"callback {t}") for t in cb_types]) or "NULL",
             function_domain=", ".join([str(x) for x in fdomain] + ["-1"] * len(cb_types)) or "0",
             dispatch=table, inits=", ".join([f.name for f in inits] + ["NULL"]),
-            name=program, ndomains=len(lay.domains), nfunctions=len(crossing) + len(cb_types))
+            name=program, ndomains=len(lay.domains), nfunctions=len(crossing) + len(cb_types),
+            policies=policies, plan=_c_string(os.path.basename(plan.path)), domain_components=domain_components,
+            nsymbols=len(symbols), symbols=", ".join(_c_string(n) for n, _ in symbols) or "NULL",
+            symbol_components=", ".join(_c_string(c) for _, c in symbols) or "NULL")
         entry = MAIN_ENTRY.substitute() if d == MAIN_DOMAIN else DOMAIN_ENTRY.substitute(index=mine)
         body = init_decls + shared_defs + "\n" + "\n".join(codecs.code + cb_code + stubs + dispatchers)
         out[d] = FILE.substitute(banner=banner, includes=includes, body=body, program=program_c, entry=entry)

@@ -10,6 +10,8 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <execinfo.h>
+#include <link.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
@@ -53,14 +55,124 @@ static struct qrt__region *map_region(int fd)
     return p == MAP_FAILED ? NULL : p;
 }
 
+static char exe_path[PATH_MAX];
+
 /* Marks a dead domain's channels so that every thread waiting on one returns at once. */
 static void mark_dead(int d)
 {
     struct qrt__domain *dom = qrt__domain(d);
     atomic_store(&dom->dead, 1);
+    atomic_fetch_add(&dom->generation, 1);
     for (unsigned i = 0; i < QRT_CHANNELS; i++) {
         atomic_store(&dom->region->chan[i].state, QRT_DEAD);
         qrt__wake_all(&dom->region->chan[i].state);
+    }
+}
+
+void qrt__watchdog_fire(int d, uint32_t generation, uint32_t function)
+{
+    struct qrt__domain *dom = qrt__domain(d);
+    int expected = 0;
+    if (atomic_load(&dom->generation) == generation && atomic_compare_exchange_strong(&dom->hung, &expected, 1)) {
+        dom->hung_function = function;
+        kill(dom->pid, SIGKILL);
+    }
+}
+
+static int spawn(int d, const char *exe);
+static int await_ready(int d);
+
+static _Atomic uint32_t reports_pending;
+
+/* Whether one more restart of d stays within max_restarts per window; records it if so. */
+static int may_restart(int d, long long now)
+{
+    struct qrt__domain *dom = qrt__domain(d);
+    const struct qrt_policy *pol = &program->policies[d];
+    unsigned recent = 0, n = dom->nrestarts < 64 ? dom->nrestarts : 64;
+    for (unsigned i = 0; i < n; i++)
+        if (now - dom->restarts[i] < pol->window_ms)
+            recent++;
+    if ((int)recent >= pol->max_restarts)
+        return 0;
+    dom->restarts[dom->nrestarts++ % 64] = now;
+    return 1;
+}
+
+/* Ends the program as the domain ended: with its signal (SIGKILL for a hang). */
+static void escalate(int status, int hung)
+{
+    int sig = hung ? SIGKILL : WIFSIGNALED(status) ? WTERMSIG(status) : SIGABRT;
+    signal(sig, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    raise(sig);     /* directed at this thread, so it is delivered before raise returns */
+    _exit(128 + sig);
+}
+
+/* A domain died: contain it.  Callers in flight are released at once (their channels are marked
+ * dead), then the plan decides: restart the domain, re-running its QPM_INIT functions, or end the
+ * program; a report is written either way, by this process, which did not crash. */
+static void handle_death(int d, int status)
+{
+    struct qrt__domain *dom = qrt__domain(d);
+    long long start = qrt__now_ms();
+    struct qrt__crash crash;
+    memcpy(&crash, &dom->region->crash, sizeof crash);
+    int hung = atomic_load(&dom->hung);
+    if (hung) {
+        /* A killed domain recorded nothing; the caller whose deadline passed knows the call. */
+        memset(&crash, 0, sizeof crash);
+        crash.function = dom->hung_function;
+        atomic_store(&crash.written, 2);
+    }
+    mark_dead(d);
+    const struct qrt_policy *pol = &program->policies[d];
+    if (pol->on_fault == QRT_ON_FAULT_ABORT || !may_restart(d, start)) {
+        const char *why = pol->on_fault == QRT_ON_FAULT_ABORT ? "abort" : "abort: max_restarts exceeded";
+        qrt__write_crash_report(program, d, status, hung, &crash, -1, why);
+        escalate(status, hung);
+    }
+    /* Reset the region for the new process: nothing of the old one's state is kept. */
+    memset(&dom->region->crash, 0, sizeof dom->region->crash);
+    atomic_store(&dom->region->ready, 0);
+    for (unsigned i = 0; i < QRT_CHANNELS; i++) {
+        atomic_store(&dom->region->chan[i].sleepers, 0);
+        atomic_store(&dom->region->chan[i].state, QRT_IDLE);
+    }
+    atomic_store(&dom->hung, 0);
+    if (dom->pidfd >= 0)
+        close(dom->pidfd);
+    dom->pidfd = -1;
+    int rc = spawn(d, exe_path);
+    if (rc == 0)
+        rc = await_ready(d);
+    if (rc < 0) {
+        fprintf(stderr, "%s: quarantine: domain %s could not be restarted: %s\n", program->name,
+                program->domains[d], strerror(-rc));
+        qrt__write_crash_report(program, d, status, hung, &crash, -1, "abort: restart failed");
+        escalate(status, hung);
+    }
+    long long recovered = qrt__now_ms() - start;
+    /* Counted before the callers go on, so that the program cannot exit under the report. */
+    atomic_fetch_add(&reports_pending, 1);
+    atomic_store(&dom->dead, 0);
+    atomic_store(&dom->ready_generation, atomic_load(&dom->generation));
+    qrt__wake_all(&dom->ready_generation);
+    qrt__write_crash_report(program, d, status, hung, &crash, recovered, "restarted");
+    atomic_fetch_sub(&reports_pending, 1);
+    qrt__wake_all((_Atomic uint32_t *)&reports_pending);
+}
+
+/* At exit, the reports being written are finished first (for a few seconds at most). */
+static void finish_reports(void)
+{
+    long long until = qrt__now_ms() + 5000;
+    for (uint32_t n; (n = atomic_load(&reports_pending)) && qrt__now_ms() < until;) {
+        struct timespec t = {0, 50000000};
+        syscall(SYS_futex, (uint32_t *)&reports_pending, FUTEX_WAIT, n, &t, NULL, 0);
     }
 }
 
@@ -74,7 +186,7 @@ static void *supervise(void *arg)
         int n = 0;
         for (int d = 1; d < program->ndomains; d++) {
             struct qrt__domain *dom = qrt__domain(d);
-            if (!atomic_load(&dom->dead) && dom->pidfd >= 0) {
+            if (dom->pidfd >= 0) {
                 fds[n].fd = dom->pidfd;
                 fds[n].events = POLLIN;
                 map[n++] = d;
@@ -86,27 +198,24 @@ static void *supervise(void *arg)
         if (r < 0 && errno != EINTR)
             return NULL;
         for (int i = 0; i < n; i++) {
-            if (fds[i].revents) {
-                struct qrt__domain *dom = qrt__domain(map[i]);
-                int status;
-                while (waitpid(dom->pid, &status, 0) < 0 && errno == EINTR)
-                    ;
-                fprintf(stderr, "%s: quarantine: domain %s (pid %d) ended: %s %d\n", program->name,
-                        program->domains[map[i]], (int)dom->pid,
-                        WIFSIGNALED(status) ? "signal" : "exit status",
-                        WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-                mark_dead(map[i]);
-            }
+            if (!fds[i].revents)
+                continue;
+            struct qrt__domain *dom = qrt__domain(map[i]);
+            int status = 0;
+            while (waitpid(dom->pid, &status, 0) < 0 && errno == EINTR)
+                ;
+            handle_death(map[i], status);
         }
     }
 }
 
-static int spawn(int d, const char *exe)
+/* The domain's shared region: made once, kept across restarts. */
+static int make_region(int d)
 {
     struct qrt__domain *dom = qrt__domain(d);
     char name[64];
     snprintf(name, sizeof name, "qrt-%s", program->domains[d]);
-    int fd = memfd_create(name, 0);
+    int fd = memfd_create(name, MFD_CLOEXEC);
     if (fd < 0)
         return -errno;
     if (ftruncate(fd, sizeof(struct qrt__region)) < 0 || !(dom->region = map_region(fd))) {
@@ -116,7 +225,15 @@ static int spawn(int d, const char *exe)
     }
     for (unsigned i = 0; i < QRT_CHANNELS; i++)
         dom->region->chan[i].domain = (uint32_t)d;
+    dom->memfd = fd;
+    dom->pidfd = -1;
+    return 0;
+}
 
+static int spawn(int d, const char *exe)
+{
+    struct qrt__domain *dom = qrt__domain(d);
+    int fd = dom->memfd;
     char path[PATH_MAX + 64], fd_env[32], dom_env[32];
     snprintf(path, sizeof path, "%s-%s", exe, program->domains[d]);
     snprintf(fd_env, sizeof fd_env, "QRT_SHM_FD=%d", fd);
@@ -154,6 +271,7 @@ static int spawn(int d, const char *exe)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(127);
+        fcntl(fd, F_SETFD, 0);      /* the region is the one descriptor the domain inherits */
         execve(path, argv, envp);
         int e = errno;
         ssize_t unused = write(errpipe[1], &e, sizeof e);
@@ -162,7 +280,6 @@ static int spawn(int d, const char *exe)
     }
     free(envp);
     close(errpipe[1]);
-    close(fd);      /* the child has its own descriptor now; the mapping stays */
     int child_errno = 0;
     ssize_t r = read_retry(errpipe[0], &child_errno, sizeof child_errno);
     close(errpipe[0]);
@@ -203,13 +320,14 @@ int qrt_start(const struct qrt_program *p)
     run_inits(p);
     if (p->ndomains > QRT_MAX_DOMAINS)
         return -E2BIG;
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    ssize_t n = readlink("/proc/self/exe", exe_path, sizeof exe_path - 1);
     if (n < 0)
         return -errno;
-    exe[n] = '\0';
+    exe_path[n] = '\0';
     for (int d = 1; d < p->ndomains; d++) {
-        int rc = spawn(d, exe);
+        int rc = make_region(d);
+        if (rc == 0)
+            rc = spawn(d, exe_path);
         if (rc == 0)
             rc = await_ready(d);
         if (rc < 0) {
@@ -218,6 +336,7 @@ int qrt_start(const struct qrt_program *p)
             return rc;
         }
     }
+    atexit(finish_reports);
     pthread_t t;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -227,8 +346,64 @@ int qrt_start(const struct qrt_program *p)
     return -rc;
 }
 
+/* Crash capture, in a domain.  The handler only records (async-signal-safe, on an alternate
+ * stack so that a stack overflow can be recorded too) and then dies of the same signal; the main
+ * process writes the report. */
+static struct qrt__region *own_region;
+static uint64_t load_bias;
+
+static int first_object(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    *(uint64_t *)data = (uint64_t)info->dlpi_addr;
+    return 1;       /* the first object is the executable itself */
+}
+
+static void on_crash(int sig)
+{
+    struct qrt__crash *c = &own_region->crash;
+    uint32_t expected = 0;
+    if (atomic_compare_exchange_strong(&c->written, &expected, 1)) {
+        /* The first two frames are this handler and the kernel's signal trampoline. */
+        void *frames[QRT_CRASH_FRAMES + 2];
+        int n = backtrace(frames, QRT_CRASH_FRAMES + 2);
+        int skip = n > 2 ? 2 : 0;
+        for (int i = skip; i < n; i++)
+            c->frames[i - skip] = (uint64_t)(uintptr_t)frames[i];
+        c->nframes = (uint32_t)(n - skip);
+        c->bias = load_bias;
+        c->function = qrt__serving_fn;
+        c->signal = sig;
+        atomic_store(&c->written, 2);
+    }
+    raise(sig);     /* the handler was reset: this ends the process with sig */
+}
+
+static void install_crash_handlers(struct qrt__region *region)
+{
+    own_region = region;
+    dl_iterate_phdr(first_object, &load_bias);
+    void *warm[1];
+    backtrace(warm, 1);     /* loads the unwinder now, not inside a signal handler */
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_crash;
+    sa.sa_flags = SA_ONSTACK | SA_RESETHAND | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaction(sigs[i], &sa, NULL);
+}
+
 static void *serve_thread(void *arg)
 {
+    /* An alternate stack per thread: a thread that overflowed its stack can still be recorded. */
+    stack_t ss;
+    ss.ss_size = 64 * 1024;
+    ss.ss_sp = malloc(ss.ss_size);
+    ss.ss_flags = 0;
+    if (ss.ss_sp)
+        sigaltstack(&ss, NULL);
     qrt__serve(arg);
     return NULL;
 }
@@ -251,6 +426,7 @@ int qrt_domain_main(const struct qrt_program *p, int domain, int argc, char **ar
         return 1;
     }
     qrt__domain(domain)->region = region;
+    install_crash_handlers(region);
     run_inits(p);
     pthread_attr_t attr;
     pthread_attr_init(&attr);

@@ -36,6 +36,15 @@ struct qrt_rd {
 
 typedef void (*qrt_dispatch_fn)(struct qrt_rd *args, struct qrt_wr *reply);
 
+/* What the plan says to do when a domain faults (crashes, or hangs past call_timeout_ms). */
+enum { QRT_ON_FAULT_RETRY = 0, QRT_ON_FAULT_ERROR = 1, QRT_ON_FAULT_ABORT = 2 };
+struct qrt_policy {
+    int on_fault;
+    int max_restarts;       /* within window_ms; one more fault escalates to abort */
+    int window_ms;
+    int call_timeout_ms;    /* 0: no watchdog */
+};
+
 /* What generated code tells the runtime about the program. */
 struct qrt_program {
     const char *name;                 /* program name, for messages */
@@ -46,6 +55,12 @@ struct qrt_program {
     const int *function_domain;       /* the domain implementing each function */
     const qrt_dispatch_fn *dispatch;  /* this executable's dispatchers, by function id (may be NULL) */
     void (*const *inits)(void);       /* QPM_INIT functions of this executable, NULL-terminated */
+    const struct qrt_policy *policies;    /* by domain */
+    const char *plan;                     /* the plan file, for reports */
+    const char *const *domain_components; /* by domain: its components, comma-separated */
+    int nsymbols;                         /* every function of the program, sorted by name ... */
+    const char *const *symbols;
+    const char *const *symbol_components; /* ... and the component it belongs to */
 };
 
 /* Main process: start every domain (called from a constructor before main()). */
@@ -60,6 +75,9 @@ struct qrt_call {
     struct qrt_wr args;
     struct qrt_rd reply;        /* a private copy: in inline_reply when it fits, else malloc'd */
     uint32_t function;
+    int domain;                 /* the domain called (main process) */
+    uint32_t generation;        /* of that domain, when the call began */
+    long long deadline_ms;      /* the watchdog's, or 0 */
     void *chan;
     _Alignas(16) uint8_t inline_reply[256];
 };
@@ -73,8 +91,13 @@ int qrt_callback_begin(struct qrt_call *call, uint32_t id, void *chan);
 int qrt_call_invoke(struct qrt_call *call);
 void qrt_call_end(struct qrt_call *call);
 
-/* A failed crossing (a dead domain, a malformed message): report it and end the program. */
+/* A failed crossing (a malformed message, no such function): report it and end the program. */
 void qrt_fatal(uint32_t function, int err) __attribute__((noreturn));
+
+/* A call that failed with err on its attempt-th try (0 first): when the domain died, waits for it
+ * to serve again and returns 1 to retry the call or 0 to fail it (the fault_value), as the plan
+ * says; anything else is fatal.  Under on_fault: abort the program does not get this far. */
+int qrt_fault(uint32_t function, int err, int attempt);
 
 /* Wire helpers. */
 void qrt_put(struct qrt_wr *w, const void *data, size_t n);

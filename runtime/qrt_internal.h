@@ -36,19 +36,47 @@ struct qrt__chan {
     volatile uint8_t buf[QRT_CHAN_BUF];
 };
 
+#define QRT_CRASH_FRAMES 64
+
+/* What a crashing domain leaves behind for the main process, which trusts none of it blindly. */
+struct qrt__crash {
+    _Atomic uint32_t written;    /* the first crashing thread fills it */
+    int32_t signal;
+    uint32_t function;           /* the function id it was serving, or UINT32_MAX */
+    uint32_t nframes;
+    uint64_t bias;               /* load address of the domain executable */
+    uint64_t frames[QRT_CRASH_FRAMES];
+};
+
 struct qrt__region {
     _Atomic uint32_t ready;      /* the domain sets 1 once it serves; a futex word */
     uint32_t nchan;
     uint8_t pad[56];
+    struct qrt__crash crash;
     struct qrt__chan chan[QRT_CHANNELS];
 };
 
+/* The main process's private view of a domain. */
 struct qrt__domain {
     struct qrt__region *region;
+    int memfd;
     pid_t pid;
     int pidfd;
     _Atomic int dead;
+    _Atomic uint32_t generation;        /* bumped when the domain dies */
+    _Atomic uint32_t ready_generation;  /* = generation once (re)started; futex word */
+    _Atomic int hung;                   /* the watchdog killed it ... */
+    uint32_t hung_function;             /* ... during a call to this function */
+    _Atomic int restarting;
+    long long restarts[64];             /* monotonic ms of recent restarts, a ring */
+    unsigned nrestarts;
 };
+
+extern __thread uint32_t qrt__serving_fn;
+long long qrt__now_ms(void);
+void qrt__watchdog_fire(int domain, uint32_t generation, uint32_t function);
+void qrt__write_crash_report(const struct qrt_program *p, int domain, int status, int hung,
+                             const struct qrt__crash *crash, long long recovery_ms, const char *outcome);
 
 void qrt__set_program(const struct qrt_program *p, int self);
 struct qrt__domain *qrt__domain(int d);

@@ -36,6 +36,7 @@ static struct qrt__domain domains[QRT_MAX_DOMAINS];
 static __thread struct qrt__chan *tls_chan[QRT_MAX_DOMAINS];
 static __thread struct qrt__chan *tls_serving;
 static __thread struct qrt__chan *tls_current;     /* the channel whose call this thread serves */
+__thread uint32_t qrt__serving_fn = UINT32_MAX;     /* the function it serves, for crash reports */
 static __thread unsigned tls_spin = QRT_SPIN_START;
 static __thread unsigned tls_probe;
 static pthread_key_t release_key;
@@ -71,20 +72,45 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Publishes a message for the other side. */
-static void post(struct qrt__chan *c, int side, uint32_t kind, uint32_t fn, uint32_t len)
+/* Publishes a message for the other side: 0, or -EPIPE when the channel is dead (its peer is
+ * gone, and a dead channel stays dead until the domain is restarted). */
+static int post(struct qrt__chan *c, int side, uint32_t kind, uint32_t fn, uint32_t len)
 {
     c->kind = kind;
     c->fn = fn;
     c->len = len;
     uint32_t turn = side == QRT_SIDE_CALLER ? QRT_TO_SERVER : QRT_TO_CALLER;
     uint32_t expected = atomic_load(&c->state);
-    /* A channel marked dead stays dead: the peer is gone. */
     while (expected != QRT_DEAD && !atomic_compare_exchange_weak(&c->state, &expected, turn))
         ;
+    if (expected == QRT_DEAD)
+        return -EPIPE;
     uint32_t peer = side == QRT_SIDE_CALLER ? QRT_SLEEP_SERVER : QRT_SLEEP_CALLER;
     if (atomic_load(&c->sleepers) & peer)
         futex(&c->state, FUTEX_WAKE, INT_MAX, NULL);
+    return 0;
+}
+
+/* Who a wait is for: in the main process, the domain called, its generation when the call began
+ * (a restart in between ends the wait) and the watchdog's deadline. */
+struct waiter {
+    int domain;
+    uint32_t generation;
+    long long deadline_ms;
+    uint32_t function;
+};
+
+long long qrt__now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static int outlived(const struct waiter *w)
+{
+    return self_domain == QRT_MAIN_DOMAIN && w->domain > 0 &&
+           atomic_load(&domains[w->domain].generation) != w->generation;
 }
 
 /* The region a channel belongs to, found from private data only: the channel's own fields live
@@ -136,7 +162,7 @@ static unsigned yield_rounds(void)
 }
 
 /* Waits until it is this side's turn: 0, or -EPIPE when the peer died. */
-static int wait_turn(struct qrt__chan *c, int side)
+static int wait_turn(struct qrt__chan *c, int side, const struct waiter *w)
 {
     uint32_t want = side == QRT_SIDE_CALLER ? QRT_TO_CALLER : QRT_TO_SERVER;
     /* A thread whose spinning stopped paying spins no more, but probes now and then whether it
@@ -168,7 +194,7 @@ static int wait_turn(struct qrt__chan *c, int side)
         uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire);
         if (s == want)
             return 0;
-        if (s == QRT_DEAD)
+        if (s == QRT_DEAD || outlived(w))
             return -EPIPE;
         sched_yield();
     }
@@ -179,13 +205,24 @@ static int wait_turn(struct qrt__chan *c, int side)
         uint32_t s = atomic_load(&c->state);
         if (s == want)
             break;
-        if (s == QRT_DEAD) {
+        if (s == QRT_DEAD || outlived(w)) {
             rc = -EPIPE;
             break;
         }
         /* A dead peer marks the channel (main's supervisor) or takes us with it (the kernel, for
-         * a domain); the timeout is only a safety net for a peer that died unnoticed. */
-        struct timespec t = {QRT_SLEEP_CHECK_S, 0};
+         * a domain); the timeout is a safety net for a peer that died unnoticed, and the
+         * watchdog's clock. */
+        long long wait_ms = QRT_SLEEP_CHECK_S * 1000;
+        if (w->deadline_ms) {
+            long long left = w->deadline_ms - qrt__now_ms();
+            if (left <= 0) {
+                /* The domain will die: wait for that like for any other death. */
+                qrt__watchdog_fire(w->domain, w->generation, w->function);
+                left = QRT_SLEEP_CHECK_S * 1000;
+            }
+            wait_ms = left < wait_ms ? left : wait_ms;
+        }
+        struct timespec t = {wait_ms / 1000, (wait_ms % 1000) * 1000000};
         if (futex(&c->state, FUTEX_WAIT, s, &t) < 0 && errno == ETIMEDOUT && peer_gone(c)) {
             rc = -EPIPE;
             break;
@@ -237,7 +274,10 @@ static void serve_one(struct qrt__chan *c, int side, uint32_t fn, struct qrt_rd 
     if (side == QRT_SIDE_SERVER)
         tls_serving = c;
     tls_current = c;
+    uint32_t outer_fn = qrt__serving_fn;
+    qrt__serving_fn = fn;
     program->dispatch[fn](r, &w);
+    qrt__serving_fn = outer_fn;
     tls_serving = outer;
     tls_current = outer_current;
     if (r->err || w.err)
@@ -249,11 +289,12 @@ static void serve_one(struct qrt__chan *c, int side, uint32_t fn, struct qrt_rd 
 /* Sends the message in c's buffer, serves whatever calls come back, and returns the answer (in
  * reply_buf when it fits, else malloc'd). */
 static int converse(struct qrt__chan *c, int side, uint32_t fn, uint32_t len, struct qrt_rd *reply,
-                    uint8_t *reply_buf, size_t reply_cap)
+                    uint8_t *reply_buf, size_t reply_cap, const struct waiter *w)
 {
-    post(c, side, QRT_K_CALL, fn, len);
+    if (post(c, side, QRT_K_CALL, fn, len) < 0)
+        return -EPIPE;
     for (;;) {
-        int rc = wait_turn(c, side);
+        int rc = wait_turn(c, side, w);
         if (rc < 0)
             return rc;
         uint32_t kind = c->kind;
@@ -278,9 +319,10 @@ static int converse(struct qrt__chan *c, int side, uint32_t fn, uint32_t len, st
 
 void qrt__serve(struct qrt__chan *c)
 {
+    static const struct waiter none = {0, 0, 0, 0};
     tls_serving = c;
     for (;;) {
-        if (wait_turn(c, QRT_SIDE_SERVER) < 0)
+        if (wait_turn(c, QRT_SIDE_SERVER, &none) < 0)
             _exit(0);       /* main is gone; so are we */
         _Alignas(16) uint8_t small[QRT_SMALL_MESSAGE];
         uint32_t kind, f;
@@ -341,6 +383,14 @@ static int claim(int d, struct qrt__chan **out)
     }
 }
 
+static void set_waiter(struct qrt_call *call, int domain)
+{
+    call->domain = domain;
+    call->generation = domain > 0 ? atomic_load(&domains[domain].generation) : 0;
+    int timeout = domain > 0 && program->policies ? program->policies[domain].call_timeout_ms : 0;
+    call->deadline_ms = timeout > 0 ? qrt__now_ms() + timeout : 0;
+}
+
 int qrt_call_begin(struct qrt_call *call, uint32_t function)
 {
     call->args = (struct qrt_wr){0};
@@ -366,6 +416,7 @@ int qrt_call_begin(struct qrt_call *call, uint32_t function)
     call->chan = c;
     call->args.base = (uint8_t *)c->buf;
     call->args.cap = QRT_CHAN_BUF;
+    set_waiter(call, self_domain == QRT_MAIN_DOMAIN ? target : 0);
     return 0;
 }
 
@@ -386,6 +437,9 @@ int qrt_callback_begin(struct qrt_call *call, uint32_t id, void *chan)
     call->chan = c;
     call->args.base = (uint8_t *)c->buf;
     call->args.cap = QRT_CHAN_BUF;
+    int d = 0;
+    region_of(c, &d);
+    set_waiter(call, self_domain == QRT_MAIN_DOMAIN ? d : 0);
     return 0;
 }
 
@@ -395,8 +449,9 @@ int qrt_call_invoke(struct qrt_call *call)
     if (call->args.err)
         return call->args.err;
     int side = self_domain == QRT_MAIN_DOMAIN ? QRT_SIDE_CALLER : QRT_SIDE_SERVER;
+    struct waiter w = {call->domain, call->generation, call->deadline_ms, call->function};
     return converse(c, side, call->function, (uint32_t)call->args.len, &call->reply,
-                    call->inline_reply, sizeof call->inline_reply);
+                    call->inline_reply, sizeof call->inline_reply, &w);
 }
 
 void qrt_call_end(struct qrt_call *call)
@@ -412,4 +467,22 @@ void qrt_fatal(uint32_t function, int err)
     fprintf(stderr, "%s: quarantine: call to %s failed: %s\n",
             program ? program->name : "program", name, strerror(-err));
     _exit(70);
+}
+
+int qrt_fault(uint32_t function, int err, int attempt)
+{
+    int d = program && function < program->nfunctions ? program->function_domain[function] : -1;
+    if (err != -EPIPE || self_domain != QRT_MAIN_DOMAIN || d <= 0 || d >= program->ndomains)
+        qrt_fatal(function, err);
+    /* The supervisor restarts the domain (or, past max_restarts, ends the program): wait for it. */
+    struct qrt__domain *dom = &domains[d];
+    for (;;) {
+        uint32_t ready = atomic_load(&dom->ready_generation);
+        if (!atomic_load(&dom->dead) && ready == atomic_load(&dom->generation))
+            break;
+        struct timespec t = {0, 100000000};
+        futex(&dom->ready_generation, FUTEX_WAIT, ready, &t);
+    }
+    int policy = program->policies ? program->policies[d].on_fault : QRT_ON_FAULT_RETRY;
+    return policy == QRT_ON_FAULT_RETRY && attempt == 0;
 }

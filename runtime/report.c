@@ -1,0 +1,266 @@
+/*
+ * report.c - crash reports (qpm.crash/1), written by the main process about a domain that died.
+ *
+ * The dead domain left its signal, the function it was serving and raw return addresses in its
+ * shared region; none of it is trusted (counts are clamped, ids checked).  Addresses are turned
+ * into function, file and line by addr2line on the domain's executable, and each function into
+ * its component from the table the build generated.  The file is written under a temporary name
+ * and renamed, so a reader never sees half a report.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "qrt_internal.h"
+
+struct frame {
+    char function[256];
+    char file[PATH_MAX];
+    int line;
+    uint64_t address;
+};
+
+static void json_string(FILE *f, const char *s)
+{
+    if (!s) {
+        fputs("null", f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static const char *component_of(const struct qrt_program *p, const char *function)
+{
+    int lo = 0, hi = p->nsymbols - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        int cmp = strcmp(p->symbols[mid], function);
+        if (cmp == 0)
+            return p->symbol_components[mid];
+        if (cmp < 0)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return NULL;
+}
+
+static void copy_cut(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* Runs addr2line over the frames' executable-relative addresses; unknown frames stay "??". */
+static void symbolize(const char *exe, struct frame *frames, unsigned n, uint64_t bias)
+{
+    for (unsigned i = 0; i < n; i++) {
+        strcpy(frames[i].function, "??");
+        frames[i].file[0] = '\0';
+        frames[i].line = 0;
+    }
+    if (n == 0)
+        return;
+    char *argv[QRT_CRASH_FRAMES + 8];
+    char addrs[QRT_CRASH_FRAMES][24];
+    int k = 0;
+    argv[k++] = "addr2line";
+    argv[k++] = "-f";
+    argv[k++] = "-e";
+    argv[k++] = (char *)exe;
+    for (unsigned i = 0; i < n; i++) {
+        /* A return address points after its call: the call's line is one byte earlier. */
+        uint64_t rel = frames[i].address >= bias ? frames[i].address - bias : 0;
+        snprintf(addrs[i], sizeof addrs[i], "0x%llx", (unsigned long long)(rel ? rel - 1 : 0));
+        argv[k++] = addrs[i];
+    }
+    argv[k] = NULL;
+    int out[2];
+    if (pipe2(out, O_CLOEXEC) < 0)
+        return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(out[1], 1);
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0)
+            dup2(devnull, 2);
+        execvp("addr2line", argv);
+        _exit(127);
+    }
+    close(out[1]);
+    if (pid < 0) {
+        close(out[0]);
+        return;
+    }
+    FILE *f = fdopen(out[0], "r");
+    char fn[512], loc[PATH_MAX + 32];
+    for (unsigned i = 0; f && i < n; i++) {
+        if (!fgets(fn, sizeof fn, f) || !fgets(loc, sizeof loc, f))
+            break;
+        fn[strcspn(fn, "\n")] = '\0';
+        loc[strcspn(loc, "\n")] = '\0';
+        /* Names and paths too long for the report are cut, deliberately. */
+        copy_cut(frames[i].function, sizeof frames[i].function, fn);
+        char *colon = strrchr(loc, ':');
+        if (colon && strncmp(loc, "??", 2) != 0) {
+            *colon = '\0';
+            frames[i].line = atoi(colon + 1);
+            copy_cut(frames[i].file, sizeof frames[i].file, loc);
+        }
+    }
+    if (f)
+        fclose(f);
+    else
+        close(out[0]);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
+static void report_dir(char *out, size_t cap)
+{
+    const char *dir = getenv("QPM_REPORT_DIR");
+    snprintf(out, cap, "%s", dir && *dir ? dir : ".qpm");
+    /* Create it (and its parents) if need be. */
+    for (char *p = out + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(out, 0777);
+            *p = '/';
+        }
+    }
+    mkdir(out, 0777);
+}
+
+void qrt__write_crash_report(const struct qrt_program *p, int d, int status, int hung,
+                             const struct qrt__crash *crash, long long recovery_ms, const char *outcome)
+{
+    /* What the dead domain left, clamped and checked. */
+    int recorded = atomic_load(&((struct qrt__crash *)crash)->written) == 2;
+    unsigned n = recorded ? crash->nframes : 0;
+    if (n > QRT_CRASH_FRAMES)
+        n = QRT_CRASH_FRAMES;
+    uint32_t fn = recorded ? crash->function : UINT32_MAX;
+    const char *in_flight = fn < p->nfunctions ? p->functions[fn] : NULL;
+
+    struct frame *frames = calloc(QRT_CRASH_FRAMES, sizeof *frames);
+    if (!frames)
+        return;
+    for (unsigned i = 0; i < n; i++)
+        frames[i].address = crash->frames[i];
+    char self[PATH_MAX], exe[PATH_MAX + 64];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[len > 0 ? len : 0] = '\0';
+    snprintf(exe, sizeof exe, "%s-%s", self, p->domains[d]);
+    symbolize(exe, frames, n, recorded ? crash->bias : 0);
+
+    char sig[32];
+    if (hung)
+        snprintf(sig, sizeof sig, "hang");
+    else if (WIFSIGNALED(status))
+        snprintf(sig, sizeof sig, "SIG%s", sigabbrev_np(WTERMSIG(status)) ? sigabbrev_np(WTERMSIG(status)) : "?");
+    else
+        snprintf(sig, sizeof sig, "exit %d", WEXITSTATUS(status));
+
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct tm tm;
+    gmtime_r(&now.tv_sec, &tm);
+    char when[40], stamp[40], host[256] = "";
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", &tm);
+    gethostname(host, sizeof host - 1);
+
+    static _Atomic unsigned seq;
+    char dir[PATH_MAX], path[PATH_MAX + 128], tmp[PATH_MAX + 160];
+    report_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/crash-%s-%ld-%d-%u.json", dir, stamp, (long)getpid(), d,
+             atomic_fetch_add(&seq, 1));
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        fprintf(stderr, "%s: quarantine: cannot write crash report %s: %s\n", p->name, tmp, strerror(errno));
+        free(frames);
+        return;
+    }
+    fputs("{\n  \"schema\": \"qpm.crash/1\",\n  \"program\": ", f);
+    json_string(f, p->name);
+    fputs(",\n  \"plan\": ", f);
+    json_string(f, p->plan);
+    fputs(",\n  \"domain\": ", f);
+    json_string(f, p->domains[d]);
+    fputs(",\n  \"components\": [", f);
+    const char *comps = p->domain_components ? p->domain_components[d] : "";
+    for (const char *c = comps; c && *c;) {
+        size_t k = strcspn(c, ",");
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)(k < 255 ? k : 255), c);
+        if (c != comps)
+            fputs(", ", f);
+        json_string(f, name);
+        c += k + (c[k] == ',');
+    }
+    fputs("],\n  \"function\": ", f);
+    json_string(f, in_flight);
+    fputs(",\n  \"signal\": ", f);
+    json_string(f, sig);
+    fputs(",\n  \"time\": ", f);
+    json_string(f, when);
+    fputs(",\n  \"host\": ", f);
+    json_string(f, host);
+    fprintf(f, ",\n  \"pid\": %ld,\n  \"outcome\": ", (long)getpid());
+    json_string(f, outcome);
+    if (recovery_ms >= 0)
+        fprintf(f, ",\n  \"recovery_ms\": %lld", recovery_ms);
+    else
+        fputs(",\n  \"recovery_ms\": null", f);
+    fputs(",\n  \"backtrace\": [", f);
+    for (unsigned i = 0; i < n; i++) {
+        fprintf(f, "%s\n    {\"address\": \"0x%llx\", \"function\": ", i ? "," : "",
+                (unsigned long long)frames[i].address);
+        json_string(f, frames[i].function);
+        fputs(", \"file\": ", f);
+        json_string(f, frames[i].file[0] ? frames[i].file : NULL);
+        fprintf(f, ", \"line\": %d", frames[i].line);
+        const char *component = component_of(p, frames[i].function);
+        if (component) {
+            fputs(", \"component\": ", f);
+            json_string(f, component);
+        }
+        fputc('}', f);
+    }
+    fputs(n ? "\n  ]\n}\n" : "]\n}\n", f);
+    int failed = ferror(f);
+    if (fclose(f) != 0 || failed || rename(tmp, path) != 0) {
+        fprintf(stderr, "%s: quarantine: cannot write crash report %s\n", p->name, path);
+        unlink(tmp);
+    } else {
+        fprintf(stderr, "%s: quarantine: domain %s ended (%s) in %s; %s; report %s\n", p->name,
+                p->domains[d], sig, in_flight ? in_flight : "no call", outcome, path);
+    }
+    free(frames);
+}

@@ -1,0 +1,127 @@
+"""Fault containment end to end: real crashes and hangs inside an isolated component.
+
+tests/programs/faults has a component that dereferences NULL, aborts, overflows its stack or
+deadlocks on request; each plan in that directory applies another on_fault policy.
+"""
+
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCONS = os.path.join(os.path.dirname(sys.executable), "scons")
+PLANS = ("retry", "error", "abort", "escalate")
+
+
+@pytest.fixture(scope="module")
+def faults(tmp_path_factory):
+    work = tmp_path_factory.mktemp("faults") / "faults"
+    shutil.copytree(os.path.join(ROOT, "tests", "programs", "faults"), work)
+    for plan in PLANS:
+        proc = subprocess.run([SCONS, "-Q", f"ISOLATE={plan}.yaml"], cwd=work, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return work
+
+
+def _live_domains():
+    live = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                exe = f.read().split(b"\0")[0].decode(errors="replace")
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if exe.endswith("faults-faulty_iso") and state != "Z":
+            live.append(int(pid))
+    return live
+
+
+def run(faults, plan, *args, reports):
+    """Runs the program of one plan; returns (returncode, stdout lines, reports, stderr)."""
+    proc = subprocess.run([str(faults / "build" / plan / "faults"), *args], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "QPM_REPORT_DIR": str(reports)})
+    files = sorted(glob.glob(str(reports / "*")))
+    assert not [f for f in files if not f.endswith(".json")], "a report was left half-written"
+    docs = [json.load(open(f)) for f in files]
+    assert _live_domains() == [], "a domain process outlived its program"
+    return proc.returncode, proc.stdout.splitlines(), docs, proc.stderr
+
+
+SCENARIOS = {
+    "null": ("faulty_null", "SIGSEGV", "faulty.c"),
+    "abort": ("faulty_abort", "SIGABRT", "faulty.c"),
+    "overflow": ("faulty_overflow", "SIGSEGV", "faulty.c"),
+    "deadlock": ("faulty_deadlock", "hang", None),
+}
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_fault_is_contained_restarted_and_reported(faults, tmp_path, scenario):
+    function, sig, source = SCENARIOS[scenario]
+    rc, out, reports, err = run(faults, "error", scenario, reports=tmp_path)
+    # on_fault: error returns the plan's fault_value; the component restarted, QPM_INIT ran again.
+    assert rc == 0, err
+    assert out == ["result -7", "after 2", "inits 1", "restarted 1"]
+    (r,) = reports
+    assert r["schema"] == "qpm.crash/1"
+    assert (r["program"], r["plan"], r["domain"], r["components"]) == ("faults", "error.yaml", "faulty_iso", ["faulty"])
+    assert (r["function"], r["signal"], r["outcome"]) == (function, sig, "restarted")
+    assert isinstance(r["recovery_ms"], int) and 0 <= r["recovery_ms"] < 5000
+    assert r["host"] and r["time"].endswith("Z")
+    if source:
+        top = next(f for f in r["backtrace"] if f["function"] == function)
+        assert top["component"] == "faulty"
+        assert top["file"].endswith(source) and top["line"] > 0
+    else:
+        assert r["backtrace"] == []     # a hung domain is killed: it records nothing itself
+
+
+def test_retry_reissues_the_call_once_on_the_fresh_process(faults, tmp_path):
+    rc, out, reports, err = run(faults, "retry", "flaky", str(tmp_path / "marker"), reports=tmp_path / "r")
+    assert rc == 0, err
+    assert out == ["result 42", "after 2", "inits 1", "restarted 1"]
+    assert [r["function"] for r in reports] == ["faulty_flaky"]
+
+
+def test_retry_that_faults_again_fails_like_error(faults, tmp_path):
+    rc, out, reports, err = run(faults, "retry", "null", reports=tmp_path)
+    assert rc == 0, err
+    assert out == ["result 0", "after 2", "inits 1", "restarted 1"]      # no fault_value: zero
+    assert [r["outcome"] for r in reports] == ["restarted", "restarted"]
+
+
+def test_abort_ends_the_program_with_the_components_signal(faults, tmp_path):
+    rc, out, reports, _ = run(faults, "abort", "null", reports=tmp_path)
+    assert rc == -signal.SIGSEGV
+    assert out == []
+    assert [(r["outcome"], r["signal"]) for r in reports] == [("abort", "SIGSEGV")]
+
+
+def test_restart_intensity_past_max_restarts_escalates_to_abort(faults, tmp_path):
+    rc, out, reports, _ = run(faults, "escalate", "repeat", "5", reports=tmp_path)
+    assert rc == -signal.SIGSEGV
+    # max_restarts 3: the first call faults twice (retry), the second faults, restarts a third
+    # time, faults again on its retry and ends the program.
+    assert out == ["result 0"]
+    outcomes = [r["outcome"] for r in sorted(reports, key=lambda r: r["time"])]
+    assert outcomes.count("restarted") == 3
+    assert outcomes[-1] == "abort: max_restarts exceeded"
+
+
+def test_every_call_in_flight_gets_the_same_treatment(faults, tmp_path):
+    rc, out, reports, err = run(faults, "retry", "threads", str(tmp_path / "marker"), reports=tmp_path / "r")
+    assert rc == 0, err
+    # Six slow calls were in flight on other threads when the domain crashed: each was re-issued
+    # on the fresh process and returned its value, as was the call that crashed it.
+    assert out == ["result 42", "slow calls ok 6", "after 2", "inits 1", "restarted 1"]
+    assert len(reports) == 1
