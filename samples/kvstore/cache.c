@@ -12,6 +12,17 @@ QPM_FILE_COMPONENT(cache);
  *
  * Values longer than CACHE_VALUE_MAX are not cached: they would pin a lot of memory for
  * one slot, and the store serves them just as correctly.
+ *
+ * KVSTORE_CACHE_RACE=1 in the environment turns on an "optimisation" with a real concurrency
+ * bug, kept here on purpose to show what isolation contains: cache_get copies a hit's value
+ * after releasing the lock, to hold it shorter, and checks afterwards that the slot still holds
+ * the key.  Meanwhile another thread can evict the slot, which frees the value and sets its
+ * pointer to NULL: the copy then reads freed memory or dereferences NULL, and the process dies
+ * with SIGSEGV, at a moment that depends on the interleaving.  (It also skips setting the
+ * reference bit, to keep the hit path free of writes, so CLOCK may pick the slot being read.)
+ * On two cores the window is a few nanoseconds and rarely meets an eviction in a short run:
+ * KVSTORE_CACHE_RACE_US=N stands for N microseconds of other work done in the window (a large
+ * value, a page fault, a preemption), which makes the race show within seconds.
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -23,6 +34,7 @@ QPM_FILE_COMPONENT(cache);
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kvstore.h"
 
@@ -37,13 +49,15 @@ struct slot {
     uint64_t hash;
     size_t value_len;
     char key[KV_KEY_MAX + 1];
-    char value[CACHE_VALUE_MAX];
+    char *value; /* malloc'd, freed when the slot is dropped */
 };
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct slot slots[CACHE_SLOTS];
 static uint16_t heads[CACHE_BUCKETS]; /* 1-based slot index, 0 = empty bucket */
 static size_t clock_hand;
+static bool racy_reads; /* KVSTORE_CACHE_RACE: see the top of this file */
+static long race_window_us;
 
 /* A failing lock call means corrupted state; continuing would only spread the damage. */
 static void check_lock(int rc, const char *what)
@@ -110,6 +124,10 @@ static void drop_slot(size_t index)
     s->used = false;
     s->referenced = false;
     s->next = 0;
+    char *value = s->value;
+    s->value = NULL;
+    s->value_len = 0;
+    free(value);
 }
 
 /* Advances the CLOCK hand to a slot that may be reused, evicting its entry. */
@@ -133,9 +151,15 @@ static size_t claim_slot(void)
 void cache_init(void)
 {
     lock();
+    for (size_t i = 0; i < CACHE_SLOTS; i++)
+        free(slots[i].value);
     memset(slots, 0, sizeof slots);
     memset(heads, 0, sizeof heads);
     clock_hand = 0;
+    const char *race = getenv("KVSTORE_CACHE_RACE");
+    const char *window = getenv("KVSTORE_CACHE_RACE_US");
+    racy_reads = race && strcmp(race, "1") == 0;
+    race_window_us = window ? atol(window) : 0;
     unlock();
 }
 
@@ -150,10 +174,28 @@ int cache_get(const char *key, char *out, size_t cap)
     uint16_t index = *find_link(key, hash);
     if (index != 0) {
         struct slot *s = &slots[index - 1];
+        size_t len = s->value_len;
+        if (racy_reads) {
+            /* The bug: the copy runs after the lock is released, through s->value, which an
+             * eviction on another thread may free and clear at any moment. */
+            unlock();
+            if (len > cap)
+                return -1;
+            if (race_window_us > 0) {
+                struct timespec t = {0, race_window_us * 1000};
+                nanosleep(&t, NULL);
+            }
+            for (size_t i = 0; i < len; i++)
+                out[i] = s->value[i];
+            /* The check that was meant to make it safe comes too late to help. */
+            if (s->value_len != len || strcmp(s->key, key) != 0)
+                return -1;
+            return (int)len;
+        }
         s->referenced = true;
-        if (s->value_len <= cap && s->value_len > 0)
-            memcpy(out, s->value, s->value_len);
-        result = (int)s->value_len;
+        if (len <= cap && len > 0)
+            memcpy(out, s->value, len);
+        result = (int)len;
     }
     unlock();
     return result;
@@ -186,10 +228,18 @@ void cache_put(const char *key, const char *val, size_t len)
             *head = (uint16_t)(index + 1);
         }
         struct slot *s = &slots[index];
-        if (len > 0)
-            memcpy(s->value, val, len);
-        s->value_len = len;
-        s->referenced = true;
+        char *copy = malloc(len ? len : 1);
+        if (copy == NULL) {
+            /* No memory for the copy: forget the key rather than keep a stale value. */
+            drop_slot(index);
+        } else {
+            if (len > 0)
+                memcpy(copy, val, len);
+            free(s->value);
+            s->value = copy;
+            s->value_len = len;
+            s->referenced = true;
+        }
     }
     unlock();
 }
