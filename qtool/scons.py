@@ -105,7 +105,7 @@ def _stubs_action(target, source, env):
                          f"qtool: {len(errors)} error(s): nothing generated")
         gen_dir = os.path.dirname(target[0].abspath)
         if plan is None:
-            files = {"mono": stubgen.generate_mono(model)}
+            files = {"mono": stubgen.generate_mono(model, env["QPM_PROGRAM"])}
             placement = {"mono": sorted({f.location.file for f in model.functions if f.defined})}
         else:
             lay = stubgen.layout(model, plan)
@@ -184,12 +184,12 @@ def QpmProgram(env, target, sources, plan=None):
     gen_env.AppendUnique(CPPPATH=[RUNTIME], CCFLAGS=["-Wall", "-Wextra", "-Werror"])
     outputs = []
     exe_dir = build.Dir(variant)
+    runtime = env.QpmRuntime()
     if not plan:
         gen_obj = gen_env.Object(gen_dir.File("mono.o"), generated[0])
-        outputs += env.QpmLink(exe_dir.File(name), objects + gen_obj + [layout], QPM_DOMAIN="mono",
-                               QPM_OBJECT_OF=object_of)
+        outputs += env.QpmLink(exe_dir.File(name), objects + gen_obj + runtime + [layout], QPM_DOMAIN="mono",
+                               QPM_OBJECT_OF=object_of, LIBS=env.get("LIBS", []) + ["pthread"])
         return outputs
-    runtime = env.QpmRuntime()
     for i, d in enumerate(domains):
         gen_obj = gen_env.Object(gen_dir.File(f"{d}.o"), generated[i])
         exe = exe_dir.File(name if d == "main" else f"{name}-{d}")

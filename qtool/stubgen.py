@@ -118,11 +118,27 @@ int main(int argc, char **argv)
 """)
 
 MONO = Template("""\
-$banner$decls
-/* QPM_INIT functions run once before main(), as they would at each start of a domain. */
+$banner#include <stddef.h>
+#include "qrt.h"
+
+$decls
+static void (*const qpm__inits[])(void) = {$inits};
+static const char *const qpm__domains[] = {"main"};
+static const char *const qpm__domain_components[] = {$components};
+/* Every function of the program and its component, by name, for crash reports. */
+static const char *const qpm__symbols[] = {$symbols};
+static const char *const qpm__symbol_components[] = {$symbol_components};
+static const struct qrt_program qpm__program = {
+    "$name", 1, qpm__domains, 0, NULL, NULL, NULL, qpm__inits, NULL, NULL,
+    qpm__domain_components, $nsymbols, qpm__symbols, qpm__symbol_components,
+};
+
+/* Before main(): the QPM_INIT functions run once, as they would at each start of a domain, and a
+ * watcher process is started that reports a crash.  Nothing here is on any call path. */
 __attribute__((constructor)) static void qpm__init(void)
 {
-$calls}
+    qrt_mono_start(&qpm__program);
+}
 """)
 
 
@@ -672,10 +688,14 @@ def generate(model: ProgramModel, plan: Plan, lay: Layout, program: str) -> dict
     return out
 
 
-def generate_mono(model: ProgramModel) -> str:
+def generate_mono(model: ProgramModel, program: str) -> str:
     fmap = model.function_map
     inits = [fmap[u] for c in model.components for u in c.init_functions]
-    decls = "".join(f"void {f.name}(void);\n" for f in inits)
-    calls = "".join(f"    {f.name}();\n" for f in inits)
-    return MONO.substitute(banner=BANNER.substitute(source="the sources (monolithic build)"),
-                           decls=decls, calls=calls)
+    symbols = sorted((f.name, f.component) for f in model.functions if f.defined and f.component)
+    return MONO.substitute(
+        banner=BANNER.substitute(source="the sources (monolithic build)"), name=program,
+        decls="".join(f"void {f.name}(void);\n" for f in inits),
+        inits=", ".join([f.name for f in inits] + ["NULL"]),
+        components=_c_string(",".join(c.name for c in model.components)),
+        nsymbols=len(symbols), symbols=", ".join(_c_string(n) for n, _ in symbols) or "NULL",
+        symbol_components=", ".join(_c_string(c) for _, c in symbols) or "NULL")

@@ -66,6 +66,9 @@ struct qrt_program {
 /* Main process: start every domain (called from a constructor before main()). */
 int qrt_start(const struct qrt_program *program);
 
+/* Monolithic build: run the QPM_INIT functions and watch for a crash to report. */
+int qrt_mono_start(const struct qrt_program *program);
+
 /* Domain executable: serve calls forever. */
 int qrt_domain_main(const struct qrt_program *program, int domain, int argc, char **argv);
 

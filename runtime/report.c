@@ -175,7 +175,10 @@ void qrt__write_crash_report(const struct qrt_program *p, int d, int status, int
     char self[PATH_MAX], exe[PATH_MAX + 64];
     ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
     self[len > 0 ? len : 0] = '\0';
-    snprintf(exe, sizeof exe, "%s-%s", self, p->domains[d]);
+    if (d == 0)
+        snprintf(exe, sizeof exe, "%s", self);      /* the monolithic program itself */
+    else
+        snprintf(exe, sizeof exe, "%s-%s", self, p->domains[d]);
     symbolize(exe, frames, n, recorded ? crash->bias : 0);
 
     char sig[32];

@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 
+import select
+
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -125,3 +127,29 @@ def test_every_call_in_flight_gets_the_same_treatment(faults, tmp_path):
     # on the fresh process and returned its value, as was the call that crashed it.
     assert out == ["result 42", "slow calls ok 6", "after 2", "inits 1", "restarted 1"]
     assert len(reports) == 1
+
+
+def _wait_for_report(directory, deadline_s=10):
+    """The watcher writes the report once the program is gone: wait for the file, with a limit."""
+    import time
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        files = glob.glob(str(directory / "*.json"))
+        if files:
+            return files
+        select.select([], [], [], 0.02)
+    return []
+
+
+def test_monolithic_crash_writes_a_report_too(faults, tmp_path):
+    proc = subprocess.run([SCONS, "-Q"], cwd=faults, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    done = subprocess.run([str(faults / "build" / "mono" / "faults"), "null"], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "QPM_REPORT_DIR": str(tmp_path)})
+    assert done.returncode == -signal.SIGSEGV       # nothing contains it: the whole program dies
+    (path,) = _wait_for_report(tmp_path)
+    r = json.load(open(path))
+    assert (r["schema"], r["program"], r["plan"], r["domain"]) == ("qpm.crash/1", "faults", None, "main")
+    assert (r["signal"], r["outcome"], r["components"]) == ("SIGSEGV", "program died", ["app", "faulty"])
+    frames = [(f["function"], f.get("component")) for f in r["backtrace"]]
+    assert frames[:2] == [("faulty_null", "faulty"), ("main", "app")]
