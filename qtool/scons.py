@@ -104,7 +104,7 @@ def _stubs_action(target, source, env):
             return _fail(output.diagnostics_text(errors, os.getcwd()) +
                          f"qtool: {len(errors)} error(s): nothing generated")
         gen_dir = os.path.dirname(target[0].abspath)
-        if plan is None:
+        if plan is None or plan.monolithic:     # no plan, or isolate: [], is the monolithic build
             files = {"mono": stubgen.generate_mono(model, env["QPM_PROGRAM"])}
             placement = {"mono": sorted({f.location.file for f in model.functions if f.defined})}
         else:
@@ -174,7 +174,8 @@ def QpmProgram(env, target, sources, plan=None):
         facts += env.QpmAnalyze(build.File(f"analysis/{rel}.facts"), src)
 
     gen_dir = build.Dir(f"{variant}/{name}.qpm")
-    domains = ["main", *_plan_domains(plan)] if plan else ["mono"]
+    isolated = _plan_domains(plan) if plan else []
+    domains = ["main", *isolated] if isolated else ["mono"]
     gen_targets = [gen_dir.File(f"{d}.c") for d in domains] + [gen_dir.File("layout.json")]
     gen_sources = facts + ([env.File(plan)] if plan else [])
     generated = env.QpmStubs(gen_targets, gen_sources, QPM_PLAN=plan or "", QPM_PROGRAM=name)
@@ -185,7 +186,7 @@ def QpmProgram(env, target, sources, plan=None):
     outputs = []
     exe_dir = build.Dir(variant)
     runtime = env.QpmRuntime()
-    if not plan:
+    if not isolated:
         gen_obj = gen_env.Object(gen_dir.File("mono.o"), generated[0])
         outputs += env.QpmLink(exe_dir.File(name), objects + gen_obj + runtime + [layout], QPM_DOMAIN="mono",
                                QPM_OBJECT_OF=object_of, LIBS=env.get("LIBS", []) + ["pthread"])

@@ -261,6 +261,8 @@ void qrt__write_crash_report(const struct qrt_program *p, int d, int status, int
     if (fclose(f) != 0 || failed || rename(tmp, path) != 0) {
         fprintf(stderr, "%s: quarantine: cannot write crash report %s\n", p->name, path);
         unlink(tmp);
+    } else if (d == 0) {
+        fprintf(stderr, "%s: quarantine: the program died (%s); report %s\n", p->name, sig, path);
     } else {
         fprintf(stderr, "%s: quarantine: domain %s ended (%s) in %s; %s; report %s\n", p->name,
                 p->domains[d], sig, in_flight ? in_flight : "no call", outcome, path);

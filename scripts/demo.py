@@ -1,15 +1,20 @@
 """The main job: kvstore built whole and split by each of its plans, driven by the same load.
 
 Run through ./demo.sh, which installs everything first.  For each plan it prints where the
-components run, then the load client's outcome.
+components run, then the load client's outcome; then it turns on a real race in the cache and
+shows the monolithic server dying of it while the isolated cache is restarted under the load.
 """
 
 from __future__ import annotations
 
+import glob
+import json
 import os
 import re
 import subprocess
 import sys
+import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLANS = os.path.join("samples", "kvstore", "plans")
@@ -36,23 +41,62 @@ def children(pid: int) -> list[str]:
     return names
 
 
-def serve_and_load(variant: str) -> dict:
+def serve_and_load(variant: str, env: dict | None = None, load: list[str] = LOAD) -> dict:
     server = subprocess.Popen([os.path.join("build", variant, "kvstore"), "--port", "0"], cwd=ROOT,
-                              stdout=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, text=True, env=env)
     try:
         first = server.stdout.readline().strip()
         port = first.rsplit(":", 1)[1]
         print(f"{first}; main pid {server.pid}; domain processes: {', '.join(children(server.pid)) or 'none'}")
-        load = sh([os.path.join("build", "tools", "loadgen"), "--port", port, *LOAD],
+        load = sh([os.path.join("build", "tools", "loadgen"), "--port", port, *load],
                   capture_output=True, text=True, timeout=120)
         print(load.stdout.strip())
     finally:
-        server.terminate()
+        if server.poll() is None:
+            server.terminate()
         rest, _ = server.communicate(timeout=20)
     print(rest.strip())
     m = re.search(r"ok=(\d+) errors=(\d+) .*rps=([\d.]+)", load.stdout)
     return {"variant": variant, "ok": int(m[1]), "errors": int(m[2]), "rps": float(m[3]),
             "exit": load.returncode, "server_exit": server.returncode}
+
+
+def reports_in(directory: str, at_least: int = 0) -> list[dict]:
+    """The crash reports written so far (waiting, within a limit, for at_least of them)."""
+    end = time.monotonic() + 10
+    while True:
+        files = sorted(glob.glob(os.path.join(directory, "crash-*.json")))
+        if len(files) >= at_least or time.monotonic() > end:
+            return [json.load(open(f)) for f in files]
+        time.sleep(0.05)
+
+
+def containment() -> bool:
+    """The real race in the cache, under the same load: whole, then with the cache isolated."""
+    step("a real race in the cache (KVSTORE_CACHE_RACE=1): whole, then with the cache isolated")
+    race_load = ["--threads", "8", "--requests", "20000", "--seconds", "30"]
+    outcome = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for variant in ("mono", "isolate-cache"):
+            reports = os.path.join(tmp, variant)
+            env = {**os.environ, "KVSTORE_CACHE_RACE": "1", "KVSTORE_CACHE_RACE_US": "30",
+                   "QPM_REPORT_DIR": reports}
+            r = serve_and_load(variant, env, race_load)
+            found = reports_in(reports, 1 if r["server_exit"] not in (0,) else 0)
+            outcome[variant] = (r, found)
+            print(f"{variant}: server exit {r['server_exit']}, requests ok {r['ok']}, failed {r['errors']}, "
+                  f"crash reports {len(found)}")
+            for rep in found[:3]:
+                top = next((f for f in rep["backtrace"] if f.get("component")), None)
+                where = f"{top['function']} ({top['file']}:{top['line']}, component {top['component']})" if top else "?"
+                print(f"  {rep['signal']} in {where}; {rep['outcome']}"
+                      + (f" in {rep['recovery_ms']} ms" if rep["recovery_ms"] is not None else ""))
+    mono, iso = outcome["mono"], outcome["isolate-cache"]
+    ok = mono[0]["server_exit"] != 0 and iso[0]["server_exit"] == 0 and iso[0]["errors"] == 0
+    print("outcome: " + ("the whole server died of the race; with the cache isolated it kept serving, "
+                         f"restarted the cache {len(iso[1])} time(s) and no request failed" if ok
+                         else "containment did not show as expected"))
+    return ok
 
 
 def main() -> int:
@@ -80,7 +124,8 @@ def main() -> int:
     failed = [r for r in results if r["errors"] or r["exit"] or r["server_exit"]]
     print("outcome: " + ("every request answered correctly under every plan" if not failed
                          else f"failures under {', '.join(r['variant'] for r in failed)}"))
-    return 1 if failed else 0
+    contained = containment()
+    return 1 if failed or not contained else 0
 
 
 if __name__ == "__main__":

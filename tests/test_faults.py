@@ -7,12 +7,11 @@ deadlocks on request; each plan in that directory applies another on_fault polic
 import glob
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
 import sys
-
-import select
 
 import pytest
 
