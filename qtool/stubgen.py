@@ -61,8 +61,11 @@ $encode            qpm__rc = qrt_call_invoke(&qpm__c);
             break;
         qrt_call_end(&qpm__c);
         /* The domain faulted: retry once on its fresh process, or fail, as the plan says. */
-        if (!qrt_fault($id, qpm__rc, qpm__try)) {
+        int qpm__next = qrt_fault(&qpm__c, qpm__rc, qpm__try);
+        if (qpm__next == QRT_FAULT_FAIL) {
 $fault_return        }
+        if (qpm__next == QRT_FAULT_WAITED)
+            qpm__try--;
     }
 $decode    if (qpm__c.reply.err)
         qrt_fatal($id, qpm__c.reply.err);

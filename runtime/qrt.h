@@ -98,9 +98,14 @@ void qrt_call_end(struct qrt_call *call);
 void qrt_fatal(uint32_t function, int err) __attribute__((noreturn));
 
 /* A call that failed with err on its attempt-th try (0 first): when the domain died, waits for it
- * to serve again and returns 1 to retry the call or 0 to fail it (the fault_value), as the plan
- * says; anything else is fatal.  Under on_fault: abort the program does not get this far. */
-int qrt_fault(uint32_t function, int err, int attempt);
+ * to serve again and says what to do, as the plan says; anything else is fatal.  Under
+ * on_fault: abort the program does not get this far. */
+enum {
+    QRT_FAULT_FAIL = 0,     /* return the fault_value */
+    QRT_FAULT_RETRY = 1,    /* re-issue the call on the fresh process (once) */
+    QRT_FAULT_WAITED = 2,   /* the call arrived during the restart: issue it now, no fault of its own */
+};
+int qrt_fault(struct qrt_call *call, int err, int attempt);
 
 /* Wire helpers. */
 void qrt_put(struct qrt_wr *w, const void *data, size_t n);

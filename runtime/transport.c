@@ -469,8 +469,9 @@ void qrt_fatal(uint32_t function, int err)
     _exit(70);
 }
 
-int qrt_fault(uint32_t function, int err, int attempt)
+int qrt_fault(struct qrt_call *call, int err, int attempt)
 {
+    uint32_t function = call->function;
     int d = program && function < program->nfunctions ? program->function_domain[function] : -1;
     if (err != -EPIPE || self_domain != QRT_MAIN_DOMAIN || d <= 0 || d >= program->ndomains)
         qrt_fatal(function, err);
@@ -483,6 +484,9 @@ int qrt_fault(uint32_t function, int err, int attempt)
         struct timespec t = {0, 100000000};
         futex(&dom->ready_generation, FUTEX_WAIT, ready, &t);
     }
+    /* A call that began while the domain was down never reached it: it just waited. */
+    if (call->generation == atomic_load(&dom->ready_generation))
+        return QRT_FAULT_WAITED;
     int policy = program->policies ? program->policies[d].on_fault : QRT_ON_FAULT_RETRY;
-    return policy == QRT_ON_FAULT_RETRY && attempt == 0;
+    return policy == QRT_ON_FAULT_RETRY && attempt == 0 ? QRT_FAULT_RETRY : QRT_FAULT_FAIL;
 }
