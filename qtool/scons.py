@@ -34,7 +34,7 @@ import SCons.Tool
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLANG_ATTRS = os.path.join(ROOT, "clang_attrs")
 RUNTIME = os.path.join(ROOT, "runtime")
-RUNTIME_SOURCES = ("transport.c", "process.c", "wire.c", "report.c")
+RUNTIME_SOURCES = ("transport.c", "process.c", "wire.c", "report.c", "stats.c")
 
 
 def _fail(message: str) -> int:

@@ -338,6 +338,7 @@ int qrt_start(const struct qrt_program *p)
         }
     }
     atexit(finish_reports);
+    qrt__stats_start(p);
     pthread_t t;
     pthread_attr_t attr;
     pthread_attr_init(&attr);

@@ -73,6 +73,11 @@ struct qrt__domain {
 };
 
 extern __thread uint32_t qrt__serving_fn;
+void qrt__report_dir(char *out, size_t cap);
+void qrt__stats_start(const struct qrt_program *p);
+int qrt__stats_timed(void);
+long long qrt__stats_clock(void);
+void qrt__stats_count(int caller, uint32_t function, size_t bytes, long long ns);
 long long qrt__now_ms(void);
 void qrt__watchdog_fire(int domain, uint32_t generation, uint32_t function);
 void qrt__write_crash_report(const struct qrt_program *p, int domain, int status, int hung,

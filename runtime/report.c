@@ -141,7 +141,7 @@ static void symbolize(const char *exe, struct frame *frames, unsigned n, uint64_
         ;
 }
 
-static void report_dir(char *out, size_t cap)
+void qrt__report_dir(char *out, size_t cap)
 {
     const char *dir = getenv("QPM_REPORT_DIR");
     snprintf(out, cap, "%s", dir && *dir ? dir : ".qpm");
@@ -200,7 +200,7 @@ void qrt__write_crash_report(const struct qrt_program *p, int d, int status, int
 
     static _Atomic unsigned seq;
     char dir[PATH_MAX], path[PATH_MAX + 128], tmp[PATH_MAX + 160];
-    report_dir(dir, sizeof dir);
+    qrt__report_dir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/crash-%s-%ld-%d-%u.json", dir, stamp, (long)getpid(), d,
              atomic_fetch_add(&seq, 1));
     snprintf(tmp, sizeof tmp, "%s.tmp", path);

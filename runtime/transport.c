@@ -276,7 +276,14 @@ static void serve_one(struct qrt__chan *c, int side, uint32_t fn, struct qrt_rd 
     tls_current = c;
     uint32_t outer_fn = qrt__serving_fn;
     qrt__serving_fn = fn;
+    int timed = self_domain == QRT_MAIN_DOMAIN && qrt__stats_timed();
+    long long t0 = timed ? qrt__stats_clock() : 0;
     program->dispatch[fn](r, &w);
+    if (self_domain == QRT_MAIN_DOMAIN && program->function_domain[fn] == QRT_MAIN_DOMAIN) {
+        int caller;     /* a domain calling a function of the main process */
+        region_of(c, &caller);
+        qrt__stats_count(caller, fn, r->len + w.len, timed ? qrt__stats_clock() - t0 : -1);
+    }
     qrt__serving_fn = outer_fn;
     tls_serving = outer;
     tls_current = outer_current;
@@ -450,8 +457,21 @@ int qrt_call_invoke(struct qrt_call *call)
         return call->args.err;
     int side = self_domain == QRT_MAIN_DOMAIN ? QRT_SIDE_CALLER : QRT_SIDE_SERVER;
     struct waiter w = {call->domain, call->generation, call->deadline_ms, call->function};
-    return converse(c, side, call->function, (uint32_t)call->args.len, &call->reply,
-                    call->inline_reply, sizeof call->inline_reply, &w);
+    int timed = self_domain == QRT_MAIN_DOMAIN && qrt__stats_timed();
+    long long t0 = timed ? qrt__stats_clock() : 0;
+    int rc = converse(c, side, call->function, (uint32_t)call->args.len, &call->reply,
+                      call->inline_reply, sizeof call->inline_reply, &w);
+    if (rc == 0 && self_domain == QRT_MAIN_DOMAIN) {
+        /* A call the main process makes while serving a domain's call to another domain is a
+         * relay: the edge is that domain's. */
+        int caller = QRT_MAIN_DOMAIN;
+        uint32_t served = qrt__serving_fn;
+        if (tls_current && served < program->nfunctions && program->function_domain[served] > QRT_MAIN_DOMAIN)
+            region_of(tls_current, &caller);
+        qrt__stats_count(caller, call->function, call->args.len + call->reply.len,
+                         timed ? qrt__stats_clock() - t0 : -1);
+    }
+    return rc;
 }
 
 void qrt_call_end(struct qrt_call *call)

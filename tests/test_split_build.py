@@ -174,3 +174,21 @@ def test_monolithic_objects_are_plain_gcc_code(crossings, tmp_path):
                         "-I", os.path.join(ROOT, "clang_attrs"), "-c", str(crossings / f"{name}.c"),
                         "-o", plain], check=True)
         assert _disassembly(plain) == _disassembly(crossings / "build" / "obj" / f"{name}.o")
+
+
+def test_stats_count_every_crossing_edge(crossings, tmp_path):
+    proc = subprocess.run([str(crossings / "build" / "split" / "crossings")], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "QPM_REPORT_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    (path,) = tmp_path.glob("stats-*.json")
+    import json
+    doc = json.loads(path.read_text())
+    assert (doc["schema"], doc["program"], doc["plan"]) == ("qpm.stats/1", "crossings", "split.yaml")
+    edges = {(e["caller_domain"], e["callee"]): e for e in doc["edges"]}
+    assert edges[("main", "calc_sum")]["calls"] == 1 + 16 * 500     # once, then 16 threads x 500
+    assert edges[("main", "calc_sum")]["bytes"] > 16 * 500 * 64 * 4  # each copies 64 ints in
+    assert edges[("main", "calc_sum")]["time_ns"] > 0
+    assert edges[("calc_iso", "relay_triple")]["calls"] == 1        # domain to domain, relayed
+    assert edges[("calc_iso", "app_chain")]["calls"] == 3           # domain to main
+    assert edges[("main", "calc_add")]["calls"] == 5                # 1 + 4 from callbacks in main
+    assert ("calc_iso", "calc_add") not in edges
