@@ -51,7 +51,8 @@ struct qrt__crash {
 struct qrt__region {
     _Atomic uint32_t ready;      /* the domain sets 1 once it serves; a futex word */
     uint32_t nchan;
-    uint8_t pad[56];
+    _Atomic uint32_t claims;     /* bumped by main when it claims a channel; a futex word */
+    uint8_t pad[52];
     struct qrt__crash crash;
     struct qrt__chan chan[QRT_CHANNELS];
 };
@@ -81,7 +82,7 @@ void qrt__stats_count(int caller, uint32_t function, size_t bytes, long long ns)
 long long qrt__now_ms(void);
 void qrt__watchdog_fire(int domain, uint32_t generation, uint32_t function);
 void qrt__write_crash_report(const struct qrt_program *p, int domain, int status, int hung,
-                             const struct qrt__crash *crash, long long recovery_ms, const char *outcome);
+                             const struct qrt__crash *crash, long long recovery_ns, const char *outcome);
 
 void qrt__set_program(const struct qrt_program *p, int self);
 struct qrt__domain *qrt__domain(int d);

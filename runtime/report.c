@@ -157,7 +157,7 @@ void qrt__report_dir(char *out, size_t cap)
 }
 
 void qrt__write_crash_report(const struct qrt_program *p, int d, int status, int hung,
-                             const struct qrt__crash *crash, long long recovery_ms, const char *outcome)
+                             const struct qrt__crash *crash, long long recovery_ns, const char *outcome)
 {
     /* What the dead domain left, clamped and checked. */
     int recorded = atomic_load(&((struct qrt__crash *)crash)->written) == 2;
@@ -237,8 +237,8 @@ void qrt__write_crash_report(const struct qrt_program *p, int d, int status, int
     json_string(f, host);
     fprintf(f, ",\n  \"pid\": %ld,\n  \"outcome\": ", (long)getpid());
     json_string(f, outcome);
-    if (recovery_ms >= 0)
-        fprintf(f, ",\n  \"recovery_ms\": %lld", recovery_ms);
+    if (recovery_ns >= 0)
+        fprintf(f, ",\n  \"recovery_ms\": %.3f", recovery_ns / 1e6);
     else
         fputs(",\n  \"recovery_ms\": null", f);
     fputs(",\n  \"backtrace\": [", f);

@@ -378,6 +378,9 @@ static int claim(int d, struct qrt__chan **out)
             if (atomic_compare_exchange_strong(&region->chan[i].owner, &free_, 1)) {
                 tls_chan[d] = &region->chan[i];
                 pthread_setspecific(release_key, (void *)1);
+                /* The domain starts a serving thread for a channel when it is first claimed. */
+                atomic_fetch_add(&region->claims, 1);
+                futex(&region->claims, FUTEX_WAKE, 1, NULL);
                 *out = tls_chan[d];
                 return 0;
             }

@@ -77,7 +77,7 @@ def test_fault_is_contained_restarted_and_reported(faults, tmp_path, scenario):
     assert r["schema"] == "qpm.crash/1"
     assert (r["program"], r["plan"], r["domain"], r["components"]) == ("faults", "error.yaml", "faulty_iso", ["faulty"])
     assert (r["function"], r["signal"], r["outcome"]) == (function, sig, "restarted")
-    assert isinstance(r["recovery_ms"], int) and 0 <= r["recovery_ms"] < 5000
+    assert isinstance(r["recovery_ms"], (int, float)) and 0 < r["recovery_ms"] < 5000
     assert r["host"] and r["time"].endswith("Z")
     if source:
         top = next(f for f in r["backtrace"] if f["function"] == function)
