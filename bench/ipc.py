@@ -45,7 +45,7 @@ def main() -> int:
         pingpong = os.path.join(tmp, "pingpong")
         subprocess.run(["gcc", "-O2", "-std=c11", os.path.join(HERE, "pingpong.c"), "-o", pingpong], check=True)
         prog = os.path.join(tmp, "prog")
-        shutil.copytree(os.path.join(HERE, "prog"), prog)
+        shutil.copytree(os.path.join(ROOT, "qtool", "calibrate"), prog)
         subprocess.run([SCONS, "-Q", "ISOLATE=split.yaml"], cwd=prog, check=True, stdout=subprocess.DEVNULL)
         ipc = os.path.join(prog, "build", "split", "ipc")
 

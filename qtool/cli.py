@@ -10,12 +10,13 @@ import sys
 import traceback
 
 from . import __version__
-from .commands import analyze, check
+from .commands import analyze, check, cut
 from .errors import UserError
 
 COMMANDS = {
     "analyze": analyze,
     "check": check,
+    "cut": cut,
 }
 
 

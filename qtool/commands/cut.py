@@ -1,0 +1,128 @@
+"""qtool cut --suggest: where to cut, from the call graph and what a crossing costs here."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+
+from .. import analyzer, cut
+from ..atomic import write_text
+from ..errors import UserError
+from .common import add_source_arguments, emit
+
+HELP = "propose the cheapest domains that isolate the given (or crash-prone) components"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--suggest", action="store_true", required=True,
+                        help="propose a plan (the only mode)")
+    add_source_arguments(parser)
+    parser.add_argument("--isolate", nargs="+", metavar="C", default=[],
+                        help="components to isolate (default: those crash reports blame)")
+    parser.add_argument("--profile", action="append", default=[], metavar="DIR",
+                        help="directory of stats-*.json (measured calls) and crash-*.json files")
+    parser.add_argument("-o", dest="output_plan", metavar="plan.yaml", help="write the best plan here")
+    parser.add_argument("--dot", metavar="FILE", help="write a Graphviz picture (and FILE.svg when dot is installed)")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def _profile(dirs: list[str]) -> tuple[dict[str, float], Counter]:
+    calls: dict[str, float] = {}
+    culprits: Counter = Counter()
+    stats = [f for d in dirs for f in sorted(glob.glob(os.path.join(d, "stats-*.json")))]
+    for path in stats:
+        try:
+            doc = json.load(open(path))
+            for e in doc["edges"]:
+                calls[e["callee"]] = calls.get(e["callee"], 0.0) + float(e["calls"]) / len(stats)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise UserError(f"not a qpm.stats/1 file: {err}", path) from None
+    for d in dirs:
+        if not os.path.isdir(d):
+            raise UserError(f"no such directory: {d}")
+        for path in sorted(glob.glob(os.path.join(d, "crash-*.json"))):
+            try:
+                doc = json.load(open(path))
+                frame = next((f for f in doc.get("backtrace", []) if f.get("component")), None)
+                comps = doc.get("components") or []
+                culprit = frame["component"] if frame else (comps[0] if len(comps) == 1 else None)
+            except (OSError, ValueError, TypeError) as err:
+                raise UserError(f"not a qpm.crash/1 file: {err}", path) from None
+            if culprit:
+                culprits[culprit] += 1
+    return calls, culprits
+
+
+def _plan_yaml(s: cut.Suggestion) -> str:
+    best = s.candidates[0]
+    lines = ["# Suggested by qtool cut --suggest: "
+             f"{best.crossings:.3g} crossings and {best.cost_ns / 1e3:.3g} us per run predicted.",
+             "version: 1", "isolate:"]
+    for d, comps in best.domains:
+        lines += [f"  - domain: {d}", f"    components: [{', '.join(comps)}]", "    on_fault: retry",
+                  "    max_restarts: 5", "    window_s: 60", "    call_timeout_ms: 2000"]
+    return "\n".join(lines) + "\n"
+
+
+def _text(s: cut.Suggestion, culprits: Counter) -> str:
+    out = [f"suspects: {', '.join(s.suspects)}" + (f" (crash reports: {dict(culprits)})" if culprits else ""),
+           f"main program: component '{s.main_component}'",
+           f"cost of a crossing: {s.costs.ns_per_call:.0f} ns + {s.costs.ns_per_byte:.3f} ns/byte ({s.costs.source})",
+           f"cut: {s.bound}"]
+    for rank, c in enumerate(s.candidates, 1):
+        out.append(f"\n{rank}. {c.name}: {c.crossings:.3g} crossings, {c.cost_ns / 1e3:.3g} us per run — {c.why}")
+        for d, comps in c.domains:
+            out.append(f"   domain {d}: {', '.join(comps)}")
+        for e in c.cut:
+            out.append(f"   cut {e.a} -- {e.b}: {e.crossings:.3g} crossings/run, {e.cost_ns / 1e3:.3g} us/run "
+                       f"({', '.join(e.functions)})")
+    if s.articulation_points:
+        out.append(f"\nnatural boundaries (articulation points of the component graph): "
+                   f"{', '.join(s.articulation_points)}")
+    out += [f"note: {n}" for n in s.notes]
+    return "\n".join(out) + "\n"
+
+
+def _json(s: cut.Suggestion, culprits: Counter) -> str:
+    return json.dumps({
+        "schema": "qpm.cut/1", "suspects": list(s.suspects), "culprits": dict(culprits),
+        "main_component": s.main_component, "bound": s.bound,
+        "costs": {"ns_per_call": s.costs.ns_per_call, "ns_per_byte": s.costs.ns_per_byte, "source": s.costs.source},
+        "candidates": [{
+            "name": c.name, "crossings_per_run": c.crossings, "cost_ns_per_run": c.cost_ns, "why": c.why,
+            "domains": [{"domain": d, "components": list(comps)} for d, comps in c.domains],
+            "cut": [{"a": e.a, "b": e.b, "crossings_per_run": e.crossings, "bytes_per_run": e.bytes,
+                     "cost_ns_per_run": e.cost_ns, "functions": list(e.functions)} for e in c.cut],
+        } for c in s.candidates],
+        "articulation_points": list(s.articulation_points), "notes": list(s.notes),
+    }, indent=2) + "\n"
+
+
+def run(options) -> int:
+    from ..costs import crossing_costs
+    calls, culprits = _profile(options.profile)
+    suspects = options.isolate or [c for c, _ in culprits.most_common()]
+    if not suspects:
+        raise UserError("nothing to isolate: name components with --isolate, or give --profile directories "
+                        "holding crash reports")
+    model = analyzer.analyze(options.paths, options.compile_commands, options.jobs)
+    s = cut.suggest(model, suspects, crossing_costs(), calls or None)
+    if options.output_plan:
+        write_text(options.output_plan, _plan_yaml(s))
+    if options.dot:
+        picture = cut.dot(model, s)
+        write_text(options.dot, picture)
+        if shutil.which("dot"):
+            svg = subprocess.run(["dot", "-Tsvg"], input=picture, capture_output=True, text=True)
+            if svg.returncode == 0:
+                write_text(os.path.splitext(options.dot)[0] + ".svg", svg.stdout)
+    options.output = None
+    emit(options, _json(s, culprits) if options.format == "json" else _text(s, culprits))
+    best = "; ".join(f"{d}: {' '.join(comps)}" for d, comps in s.candidates[0].domains)
+    print(f"best: {best}", file=sys.stderr)
+    return 0

@@ -1,0 +1,182 @@
+"""qtool cut --suggest on programs whose best cut is known by construction."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCONS = os.path.join(os.path.dirname(sys.executable), "scons")
+
+
+@pytest.fixture(autouse=True)
+def fixed_costs(monkeypatch):
+    # A known cost per crossing keeps predictions exact; calibration has its own test.
+    monkeypatch.setenv("QPM_CROSSING_NS", "100")
+    monkeypatch.setenv("QPM_CROSSING_NS_PER_BYTE", "0")
+
+
+def write(root, files):
+    root.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (root / name).write_text(textwrap.dedent(text).lstrip())
+    return root
+
+
+HOT_HELPER = {
+    "api.h": """
+        #include "qpm.h"
+        int parse(int n);
+        int util_step(int x);
+    """,
+    "app.c": """
+        #include <stdio.h>
+        #include "api.h"
+        int main(void) { printf("%d\\n", parse(50)); return 0; }
+    """,
+    "parser.c": """
+        #include "api.h"
+        int parse(int n) { int s = 0; for (int i = 0; i < n; i++) s += util_step(i); return s; }
+    """,
+    "util.c": """
+        #include "api.h"
+        int util_step(int x) { return x * 2; }
+    """,
+}
+
+
+def cut_json(qtool, src, *args):
+    rc, out, err = qtool("cut", "--suggest", src, "--format", "json", *args)
+    assert rc == 0, err
+    return json.loads(out)
+
+
+def domains(candidate):
+    return {d["domain"]: d["components"] for d in candidate["domains"]}
+
+
+def test_hot_helper_joins_the_isolated_component(qtool, tmp_path):
+    src = write(tmp_path / "src", HOT_HELPER)
+    doc = cut_json(qtool, src, "--isolate", "parser")
+    assert doc["schema"] == "qpm.cut/1" and doc["bound"] == "exact (minimum s-t cut)"
+    best, naive = doc["candidates"]
+    assert domains(best) == {"parser_iso": ["parser", "util"]}
+    assert [(e["a"], e["b"]) for e in best["cut"]] == [("app", "parser")]
+    assert best["crossings_per_run"] == pytest.approx(1.0)
+    assert best["cost_ns_per_run"] == pytest.approx(100.0)
+    # Leaving the helper behind would cut the loop (a loop counts 10 trips statically) and the
+    # call into parser: 11 crossings per run.
+    assert domains(naive) == {"parser_iso": ["parser"]}
+    assert naive["crossings_per_run"] == pytest.approx(11.0)
+    assert doc["articulation_points"] == ["parser"]
+
+
+def test_suggested_plan_checks_builds_and_runs(qtool, tmp_path):
+    src = write(tmp_path / "src", HOT_HELPER)
+    (src / "SConstruct").write_text(
+        "import qtool.scons\nenv = Environment(tools=['default', qtool.scons.tool])\n"
+        "env.QpmProgram('prog', Glob('*.c'))\n")
+    rc, out, err = qtool("cut", "--suggest", src, "--isolate", "parser", "-o", src / "plan.yaml",
+                         "--dot", tmp_path / "cut.dot")
+    assert rc == 0, err
+    assert "1. cheapest: 1 crossings, 0.1 us per run" in out
+    rc, _, err = qtool("check", "--plan", src / "plan.yaml", src)
+    assert rc == 0, err
+    for args in ([], ["ISOLATE=plan.yaml"]):
+        proc = subprocess.run([SCONS, "-Q", *args], cwd=src, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    mono = subprocess.run([str(src / "build" / "mono" / "prog")], capture_output=True, text=True)
+    split = subprocess.run([str(src / "build" / "plan" / "prog")], capture_output=True, text=True)
+    assert mono.stdout == split.stdout == "2450\n"
+    assert (src / "build" / "plan" / "prog-parser_iso").exists()
+    picture = (tmp_path / "cut.dot").read_text()
+    assert 'subgraph "cluster_parser_iso"' in picture
+    assert '"app" -- "parser" [color=red, penwidth=2, label="1/run"]' in picture
+
+
+def test_components_sharing_a_global_stay_together(qtool, tmp_path):
+    src = write(tmp_path / "src", {
+        "app.c": """
+            int parse(void); int state_get(void);
+            int main(void) { int s = 0; for (int i = 0; i < 10; i++) s += state_get(); return parse() + s; }
+        """,
+        "parser.c": "extern int level; int parse(void) { return ++level; }\n",
+        "state.c": "int level; int state_get(void) { return level; }\n",
+    })
+    doc = cut_json(qtool, src, "--isolate", "parser")
+    (best,) = doc["candidates"]
+    assert domains(best) == {"parser_iso": ["parser", "state"]}
+    assert best["crossings_per_run"] == pytest.approx(11.0)
+    assert doc["notes"] and "both use global 'level'" in doc["notes"][0]
+
+
+def test_an_edge_that_cannot_be_marshalled_cannot_be_cut(qtool, tmp_path):
+    src = write(tmp_path / "src", {
+        "app.c": "int parse(void *blob); int main(void) { char b[4] = {0}; return parse(b); }\n",
+        "parser.c": "int parse(void *blob) { return blob != 0; }\n",
+    })
+    rc, out, err = qtool("cut", "--suggest", src, "--isolate", "parser")
+    assert rc == 2 and out == ""
+    assert "'parser' cannot be separated from 'app'" in err and "Traceback" not in err
+
+
+def test_several_suspects_share_helpers_where_cheapest(qtool, tmp_path):
+    src = write(tmp_path / "src", {
+        "app.c": "int a_run(void); int b_run(void); int main(void) { return a_run() + b_run(); }\n",
+        "a.c": "int h(int); int a_run(void) { int s = 0; for (int i = 0; i < 10; i++) for (int j = 0; j < 10; j++) s += h(j); return s; }\n",
+        "b.c": "int h(int); int b_run(void) { return h(1); }\n",
+        "h.c": "int h(int x) { return x + 1; }\n",
+    })
+    doc = cut_json(qtool, src, "--isolate", "a", "b")
+    best = doc["candidates"][0]
+    assert doc["bound"] == "exact (every assignment enumerated)"
+    assert domains(best) == {"a_iso": ["a", "h"], "b_iso": ["b"]}
+    assert best["crossings_per_run"] == pytest.approx(3.0)     # app-a, app-b, b-h
+
+
+def test_suspects_come_from_crash_reports(qtool, tmp_path):
+    src = write(tmp_path / "src", HOT_HELPER)
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    crash = {"schema": "qpm.crash/1", "components": ["app", "parser", "util"], "backtrace": [
+        {"function": "??", "file": None, "line": 0},
+        {"function": "util_step", "file": "util.c", "line": 2, "component": "util"}]}
+    (reports / "crash-1.json").write_text(json.dumps(crash))
+    doc = cut_json(qtool, src, "--profile", reports)
+    assert doc["suspects"] == ["util"] and doc["culprits"] == {"util": 1}
+
+
+def test_measured_calls_replace_static_weights(qtool, tmp_path):
+    src = write(tmp_path / "src", HOT_HELPER)
+    reports = tmp_path / "stats"
+    reports.mkdir()
+    stats = {"schema": "qpm.stats/1", "edges": [
+        {"caller_domain": "main", "callee": "parse", "calls": 7, "bytes": 0, "time_ns": 0},
+        {"caller_domain": "main", "callee": "util_step", "calls": 2, "bytes": 0, "time_ns": 0}]}
+    (reports / "stats-1.json").write_text(json.dumps(stats))
+    doc = cut_json(qtool, src, "--isolate", "parser", "--profile", reports)
+    best = doc["candidates"][0]
+    # Measured: 7 calls of parse per run (statically 1), and 2 of util_step (statically 10).
+    assert domains(best) == {"parser_iso": ["parser", "util"]}
+    assert best["crossings_per_run"] == pytest.approx(7.0)
+    assert doc["candidates"][1]["crossings_per_run"] == pytest.approx(9.0)
+
+
+def test_unknown_component_is_a_clear_error(qtool, tmp_path):
+    src = write(tmp_path / "src", HOT_HELPER)
+    rc, _, err = qtool("cut", "--suggest", src, "--isolate", "nope")
+    assert rc == 2 and "no component 'nope'" in err
+
+
+def test_calibration_measures_the_runtime(monkeypatch, tmp_path):
+    monkeypatch.delenv("QPM_CROSSING_NS")
+    monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path))
+    from qtool.costs import crossing_costs
+    first = crossing_costs()
+    assert first.source.startswith("measured now")
+    assert 10 < first.ns_per_call < 100_000 and first.ns_per_byte >= 0
+    again = crossing_costs()
+    assert again.source.startswith("measured, cached") and again.ns_per_call == first.ns_per_call
