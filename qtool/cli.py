@@ -10,13 +10,15 @@ import sys
 import traceback
 
 from . import __version__
-from .commands import analyze, check, cut
+from .commands import analyze, check, cut, learn, report
 from .errors import UserError
 
 COMMANDS = {
     "analyze": analyze,
     "check": check,
     "cut": cut,
+    "learn": learn,
+    "report": report,
 }
 
 

@@ -204,3 +204,15 @@ def check_plan(plan: Plan, model: ProgramModel) -> list[Diagnostic]:
 
     diags += marshal.check_boundaries(model, lambda comp: plan.domain_of(comp), "error", describe)
     return diags
+
+
+def render(domains: list[tuple[str, list[str]]], header: str, on_fault: str = "retry") -> str:
+    """plan.yaml text for these domains (none: the monolithic plan)."""
+    lines = [f"# {line}" for line in header.splitlines()] + ["version: 1"]
+    if not domains:
+        return "\n".join(lines + ["isolate: []"]) + "\n"
+    lines.append("isolate:")
+    for d, comps in domains:
+        lines += [f"  - domain: {d}", f"    components: [{', '.join(comps)}]", f"    on_fault: {on_fault}",
+                  "    max_restarts: 5", "    window_s: 60", "    call_timeout_ms: 2000"]
+    return "\n".join(lines) + "\n"

@@ -13,6 +13,7 @@ from collections import Counter
 from .. import analyzer, cut
 from ..atomic import write_text
 from ..errors import UserError
+from ..plan import render
 from .common import add_source_arguments, emit
 
 HELP = "propose the cheapest domains that isolate the given (or crash-prone) components"
@@ -60,13 +61,9 @@ def _profile(dirs: list[str]) -> tuple[dict[str, float], Counter]:
 
 def _plan_yaml(s: cut.Suggestion) -> str:
     best = s.candidates[0]
-    lines = ["# Suggested by qtool cut --suggest: "
-             f"{best.crossings:.3g} crossings and {best.cost_ns / 1e3:.3g} us per run predicted.",
-             "version: 1", "isolate:"]
-    for d, comps in best.domains:
-        lines += [f"  - domain: {d}", f"    components: [{', '.join(comps)}]", "    on_fault: retry",
-                  "    max_restarts: 5", "    window_s: 60", "    call_timeout_ms: 2000"]
-    return "\n".join(lines) + "\n"
+    return render([(d, list(c)) for d, c in best.domains],
+                  f"Suggested by qtool cut --suggest: {best.crossings:.3g} crossings and "
+                  f"{best.cost_ns / 1e3:.3g} us per run predicted.")
 
 
 def _text(s: cut.Suggestion, culprits: Counter) -> str:

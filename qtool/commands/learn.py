@@ -1,0 +1,89 @@
+"""qtool learn: a new plan from crash reports and measurements, with the reasons."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+
+from .. import analyzer, learn
+from ..atomic import write_text
+from ..errors import UserError
+from ..plan import load_plan, render
+from ..reports import Store
+from .common import add_source_arguments, emit
+
+HELP = "decide from reports which components to isolate, and write the plan"
+
+
+def add_arguments(parser) -> None:
+    add_source_arguments(parser)
+    add_store_arguments(parser)
+    parser.add_argument("--policy", choices=learn.POLICIES, required=True)
+    parser.add_argument("--current", metavar="plan.yaml", help="the plan running now")
+    parser.add_argument("-o", dest="output_plan", metavar="plan.yaml", required=True, help="where to write the plan")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--restart-cost-s", type=float, default=learn.Params.restart_cost_s,
+                        help="seconds of service a whole-program restart costs, lost work included (default 1)")
+    parser.add_argument("--merge-after-s", type=float, default=learn.Params.merge_after_s,
+                        help="optimistic: fault-free seconds before a domain merges back (default 3600)")
+    parser.add_argument("--trust-calls", type=int, default=learn.Params.trust_calls,
+                        help="pessimistic: fault-free calls that make a component trusted (default 10000)")
+
+
+def add_store_arguments(parser) -> None:
+    parser.add_argument("--reports", nargs="+", required=True, metavar="DIR",
+                        help="directories of crash-*.json and stats-*.json (from any number of hosts)")
+    parser.add_argument("--db", default=os.path.join(".qpm", "reports.sqlite"),
+                        help="the report store, added to on every run (default .qpm/reports.sqlite)")
+
+
+def _num(x: float) -> float | None:
+    return None if math.isinf(x) else x
+
+
+def run(options) -> int:
+    from ..costs import crossing_costs
+    store = Store(options.db)
+    added = store.ingest(options.reports)
+    current = None
+    if options.current:
+        plan, diags = load_plan(options.current)
+        if any(d.severity == "error" for d in diags):
+            raise UserError(diags[0].message, options.current, diags[0].location.line if diags[0].location else 0)
+        current = [c.name for d in plan.domains for c in d.components]
+    model = analyzer.analyze(options.paths, options.compile_commands, options.jobs)
+    params = learn.Params(options.restart_cost_s, options.merge_after_s, options.trust_calls)
+    d = learn.decide(model, store, options.policy, params, crossing_costs(), current)
+    domains = [(name, list(comps)) for name, comps in d.suggestion.candidates[0].domains] if d.suggestion else []
+    write_text(options.output_plan, render(domains, f"Learned by qtool learn --policy {d.policy} from "
+                                                    f"{len(store.faults())} fault(s) in {d.runs} run(s)."))
+    if options.format == "json":
+        text = json.dumps({
+            "schema": "qpm.learn/1", "policy": d.policy, "observed_s": d.observed_s, "runs": d.runs,
+            "hosts": list(d.hosts), "recovery_s": d.recovery_s, "ingested": added,
+            "isolate": list(d.isolated), "domains": [{"domain": n, "components": c} for n, c in domains],
+            "components": [{
+                "name": c.name, "isolate": c.isolate, "reason": c.reason, "faults": c.faults,
+                "hosts_with_faults": c.hosts_with_faults, "last_fault": c.last_fault, "calls": c.calls,
+                "rate_per_s": c.rate, "rate_upper_per_s": c.rate_upper, "boundary_s_per_s": _num(c.boundary_s),
+                "fault_cost_together_s_per_s": c.together_s, "fault_cost_isolated_s_per_s": c.isolated_s,
+            } for c in d.components],
+            "notes": list(d.notes),
+        }, indent=2) + "\n"
+    else:
+        lines = [f"policy {d.policy}: {d.runs} run(s), {d.observed_s:.3g} s observed, hosts: "
+                 f"{', '.join(d.hosts) or 'none'}; restart of a domain {d.recovery_s * 1000:.3g} ms",
+                 f"ingested {added['crashes']} new crash report(s), {added['runs']} new stats report(s) "
+                 f"({added['seen']} read) into {options.db}"]
+        for c in d.components:
+            lines.append(f"  {c.name:<12} {'ISOLATE' if c.isolate else 'together':<8} faults {c.faults:<3} "
+                         f"rate {c.rate:.3g}/s (<= {c.rate_upper:.3g}) boundary {c.boundary_s:.3g} s/s: {c.reason}")
+        lines.append("plan: " + ("; ".join(f"{n} = {', '.join(c)}" for n, c in domains) or "monolithic (isolate: [])"))
+        lines += [f"note: {n}" for n in d.notes]
+        text = "\n".join(lines) + "\n"
+    options.output = None
+    emit(options, text)
+    print(f"wrote {options.output_plan}", file=sys.stderr)
+    return 0
