@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from . import cut
+from .errors import UserError
 from .model import ProgramModel
 from .reports import Store
 
@@ -121,9 +122,9 @@ def decide(model: ProgramModel, store: Store, policy: str, params: Params, costs
         try:
             s = cut.suggest(model, [name], costs, calls or None)
             boundary = s.candidates[0].cost_ns * 1e-9 / per_run_s
-        except Exception as e:  # an isolation the constraints forbid costs "infinitely"
+        except UserError as e:  # an isolation the constraints forbid costs "infinitely"
             boundary = math.inf
-            notes.append(f"{name}: {getattr(e, 'message', e)}")
+            notes.append(f"{name}: {e.message}")
         together = rate * params.restart_cost_s
         isolated = rate * recovery_s
         last = max((f.time for f in mine if f.time), default=None)
