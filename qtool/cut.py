@@ -51,6 +51,17 @@ class CutEdge:
 
 
 @dataclass(frozen=True)
+class CallCut:
+    """The detailed view: one call between functions that the cut makes a crossing."""
+
+    caller: str
+    callee: str
+    caller_component: str
+    callee_component: str
+    crossings: float        # per run
+
+
+@dataclass(frozen=True)
 class Candidate:
     name: str
     domains: tuple[tuple[str, tuple[str, ...]], ...]     # (domain, components)
@@ -58,6 +69,7 @@ class Candidate:
     crossings: float
     cost_ns: float
     why: str
+    calls: tuple[CallCut, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -84,9 +96,12 @@ def _element_size(enc: str) -> int:
     return 64
 
 
-def _edge_bytes(model: ProgramModel, callee: str) -> float:
-    """Bytes one call copies, where counts are literals; 64 per counted pointer otherwise."""
+def _edge_bytes(model: ProgramModel, callee: str, measured: dict[str, float] | None = None) -> float:
+    """Bytes one call copies: measured (stats) when known, else from literal counts, else 64 per
+    counted pointer."""
     f = model.function_map[callee]
+    if measured and f.name in measured:
+        return measured[f.name]
     total = 16.0
     for p in f.params:
         m, _ = marshal.classify_param(model, f, p, "note", "")
@@ -104,7 +119,8 @@ def _edge_bytes(model: ProgramModel, callee: str) -> float:
     return total
 
 
-def component_graph(model: ProgramModel, costs: Costs, calls: dict[str, float] | None = None) -> nx.Graph:
+def component_graph(model: ProgramModel, costs: Costs, calls: dict[str, float] | None = None,
+                    bytes_per_call: dict[str, float] | None = None) -> nx.Graph:
     """Components and what cutting between each two would cost per run (edge attribute 'cost')."""
     g = nx.Graph()
     fmap = model.function_map
@@ -123,8 +139,10 @@ def component_graph(model: ProgramModel, costs: Costs, calls: dict[str, float] |
         if name in measured and by_callee_weight.get(e.callee):
             # Measured calls, shared among the callee's callers as the static weights share them.
             crossings = measured[name] * e.weight / by_callee_weight[e.callee]
-        nbytes = crossings * _edge_bytes(model, e.callee)
-        data = g.get_edge_data(a, b) or {"crossings": 0.0, "bytes": 0.0, "functions": set(), "blocked": []}
+        nbytes = crossings * _edge_bytes(model, e.callee, bytes_per_call)
+        data = g.get_edge_data(a, b) or {"crossings": 0.0, "bytes": 0.0, "functions": set(), "blocked": [],
+                                          "calls": []}
+        data["calls"].append(CallCut(fmap[e.caller].name, name, a, b, crossings))
         data["crossings"] += crossings
         data["bytes"] += nbytes
         data["functions"].add(name)
@@ -141,7 +159,7 @@ def component_graph(model: ProgramModel, costs: Costs, calls: dict[str, float] |
         comps = sorted({fmap[u].component for u in (*gl.readers, *gl.writers) if u in fmap and fmap[u].component})
         for a, b in itertools.combinations(comps, 2):
             data = g.get_edge_data(a, b) or {"crossings": 0.0, "bytes": 0.0, "functions": set(), "blocked": [],
-                                              "cost": 0.0}
+                                              "cost": 0.0, "calls": []}
             data["blocked"] = data["blocked"] + [f"both use global '{gl.name}'"]
             g.add_edge(a, b, **data)
     for a, b, data in g.edges(data=True):
@@ -201,11 +219,21 @@ def _candidate(g: nx.Graph, name: str, side: dict[str, str], suspects: list[str]
             crossings += d["crossings"]
             cost += d["cost"]
     domains = tuple((f"{s}_iso", tuple(sorted(n for n, t in side.items() if t == s))) for s in suspects)
-    return Candidate(name, domains, tuple(sorted(cut, key=lambda e: -e.cost_ns)), crossings, cost, why)
+    return Candidate(name, domains, tuple(sorted(cut, key=lambda e: -e.cost_ns)), crossings, cost, why,
+                     _call_cuts(g, side))
+
+
+def _call_cuts(g: nx.Graph, side: dict[str, str]) -> tuple[CallCut, ...]:
+    """The function-level edges behind the component edges a cut crosses, heaviest first."""
+    out = []
+    for a, b, d in g.edges(data=True):
+        if side[a] != side[b]:
+            out += d.get("calls", [])
+    return tuple(sorted(out, key=lambda c: (-c.crossings, c.caller, c.callee)))
 
 
 def suggest(model: ProgramModel, suspects: list[str], costs: Costs,
-            calls: dict[str, float] | None = None) -> Suggestion:
+            calls: dict[str, float] | None = None, bytes_per_call: dict[str, float] | None = None) -> Suggestion:
     known = {c.name for c in model.components}
     for s in suspects:
         if s not in known:
@@ -213,7 +241,7 @@ def suggest(model: ProgramModel, suspects: list[str], costs: Costs,
     main = next((f.component for f in model.functions if f.name == "main" and f.defined), None)
     if main in suspects:
         raise UserError(f"component '{main}' holds main() and cannot be isolated")
-    g = component_graph(model, costs, calls)
+    g = component_graph(model, costs, calls, bytes_per_call)
     terminals = list(suspects) + ([main] if main else [])
     if len(terminals) < 2:
         side = {n: (suspects[0] if n == suspects[0] else "\0rest") for n in g.nodes}
@@ -244,6 +272,39 @@ def suggest(model: ProgramModel, suspects: list[str], costs: Costs,
     candidates.sort(key=lambda c: c.cost_ns)
     points = tuple(sorted(nx.articulation_points(g))) if g.number_of_nodes() > 2 else ()
     return Suggestion(tuple(suspects), main, tuple(candidates), points, costs, bound, notes)
+
+
+def dot_functions(model: ProgramModel, s: Suggestion) -> str:
+    """The detailed picture: functions inside their components inside their domains; the calls
+    the cut makes crossings red, labelled with their crossings per run."""
+    best = s.candidates[0]
+    placed = {c: d for d, comps in best.domains for c in comps}
+    crossing = {(c.caller, c.callee): c for c in best.calls}
+    fmap = model.function_map
+    lines = ["digraph quarantine {", '  node [shape=box, style=rounded, fontname="Helvetica", fontsize=10];',
+             '  edge [fontname="Helvetica", fontsize=9];', "  compound=true;"]
+    domains: dict[str, list] = {}
+    for comp in model.components:
+        domains.setdefault(placed.get(comp.name, "main"), []).append(comp)
+    for d, comps in sorted(domains.items()):
+        lines.append(f'  subgraph "cluster_d_{d}" {{ label="{d}"; color={"red" if d != "main" else "gray"};')
+        for comp in comps:
+            lines.append(f'    subgraph "cluster_c_{comp.name}" {{ label="{comp.name}"; color=gray70;')
+            lines += [f'      "{comp.name}.{fmap[u].name}" [label="{fmap[u].name}"];' for u in comp.functions]
+            lines.append("    }")
+        lines.append("  }")
+    for e in model.edges:
+        f, g = fmap[e.caller], fmap[e.callee]
+        if not f.component or not g.component:
+            continue
+        a, b = f"{f.component}.{f.name}", f"{g.component}.{g.name}"     # static names repeat across files
+        if (f.name, g.name) in crossing and f.component != g.component:
+            lines.append(f'  "{a}" -> "{b}" [color=red, penwidth=2, '
+                         f'label="{crossing[(f.name, g.name)].crossings:.3g}/run"];')
+        else:
+            lines.append(f'  "{a}" -> "{b}" [color=gray60];')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
 
 
 def dot(model: ProgramModel, s: Suggestion) -> str:

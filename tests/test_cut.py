@@ -180,3 +180,31 @@ def test_calibration_measures_the_runtime(monkeypatch, tmp_path):
     assert 10 < first.ns_per_call < 100_000 and first.ns_per_byte >= 0
     again = crossing_costs()
     assert again.source.startswith("measured, cached") and again.ns_per_call == first.ns_per_call
+
+
+def test_detailed_view_lists_the_calls_that_cross(qtool, tmp_path):
+    src = write(tmp_path / "src", HOT_HELPER)
+    rc, out, err = qtool("cut", "--suggest", src, "--isolate", "parser", "--detail", "--dot", tmp_path / "f.dot")
+    assert rc == 0, err
+    assert "     call app.main -> parser.parse: 1/run" in out
+    assert "     call parser.parse -> util.util_step: 10/run" in out      # the naive candidate's
+    picture = (tmp_path / "f.dot").read_text()
+    assert '"app.main" -> "parser.parse" [color=red, penwidth=2, label="1/run"];' in picture
+    assert '"parser.parse" -> "util.util_step" [color=gray60];' in picture
+    assert 'subgraph "cluster_c_util"' in picture
+
+
+def test_measured_bytes_price_the_crossings(qtool, tmp_path, monkeypatch):
+    src = write(tmp_path / "src", HOT_HELPER)
+    reports = tmp_path / "stats"
+    reports.mkdir()
+    stats = {"schema": "qpm.stats/1", "edges": [
+        {"caller_domain": "main", "callee": "parse", "calls": 4, "bytes": 4000, "time_ns": 0}]}
+    (reports / "stats-1.json").write_text(json.dumps(stats))
+    monkeypatch.setenv("QPM_CROSSING_NS_PER_BYTE", "1")
+    doc = cut_json(qtool, src, "--isolate", "parser", "--profile", reports)
+    best = doc["candidates"][0]
+    assert best["cut"][0]["bytes_per_run"] == pytest.approx(4000.0)      # 4 calls x 1000 bytes
+    assert best["cost_ns_per_run"] == pytest.approx(4 * 100 + 4000 * 1)
+    assert best["calls"] == [{"caller": "main", "callee": "parse", "caller_component": "app",
+                              "callee_component": "parser", "crossings_per_run": 4.0}]

@@ -29,11 +29,16 @@ def add_arguments(parser) -> None:
                         help="directory of stats-*.json (measured calls) and crash-*.json files")
     parser.add_argument("-o", dest="output_plan", metavar="plan.yaml", help="write the best plan here")
     parser.add_argument("--dot", metavar="FILE", help="write a Graphviz picture (and FILE.svg when dot is installed)")
+    parser.add_argument("--detail", action="store_true",
+                        help="the function-level view: every call the cut makes a crossing (text), "
+                             "functions in the picture")
     parser.add_argument("--format", choices=("text", "json"), default="text")
 
 
-def _profile(dirs: list[str]) -> tuple[dict[str, float], Counter]:
+def _profile(dirs: list[str]) -> tuple[dict[str, float], dict[str, float], Counter]:
+    """Measured calls per run and bytes per call of every function, and the crashes' culprits."""
     calls: dict[str, float] = {}
+    total_bytes: dict[str, float] = {}
     culprits: Counter = Counter()
     stats = [f for d in dirs for f in sorted(glob.glob(os.path.join(d, "stats-*.json")))]
     for path in stats:
@@ -41,8 +46,10 @@ def _profile(dirs: list[str]) -> tuple[dict[str, float], Counter]:
             doc = json.load(open(path))
             for e in doc["edges"]:
                 calls[e["callee"]] = calls.get(e["callee"], 0.0) + float(e["calls"]) / len(stats)
+                total_bytes[e["callee"]] = total_bytes.get(e["callee"], 0.0) + float(e["bytes"]) / len(stats)
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise UserError(f"not a qpm.stats/1 file: {err}", path) from None
+    per_call = {f: total_bytes[f] / n for f, n in calls.items() if n > 0}
     for d in dirs:
         if not os.path.isdir(d):
             raise UserError(f"no such directory: {d}")
@@ -56,7 +63,7 @@ def _profile(dirs: list[str]) -> tuple[dict[str, float], Counter]:
                 raise UserError(f"not a qpm.crash/1 file: {err}", path) from None
             if culprit:
                 culprits[culprit] += 1
-    return calls, culprits
+    return calls, per_call, culprits
 
 
 def _plan_yaml(s: cut.Suggestion) -> str:
@@ -66,7 +73,7 @@ def _plan_yaml(s: cut.Suggestion) -> str:
                   f"{best.cost_ns / 1e3:.3g} us per run predicted.")
 
 
-def _text(s: cut.Suggestion, culprits: Counter) -> str:
+def _text(s: cut.Suggestion, culprits: Counter, detail: bool = False) -> str:
     out = [f"suspects: {', '.join(s.suspects)}" + (f" (crash reports: {dict(culprits)})" if culprits else ""),
            f"main program: component '{s.main_component}'",
            f"cost of a crossing: {s.costs.ns_per_call:.0f} ns + {s.costs.ns_per_byte:.3f} ns/byte ({s.costs.source})",
@@ -78,6 +85,10 @@ def _text(s: cut.Suggestion, culprits: Counter) -> str:
         for e in c.cut:
             out.append(f"   cut {e.a} -- {e.b}: {e.crossings:.3g} crossings/run, {e.cost_ns / 1e3:.3g} us/run "
                        f"({', '.join(e.functions)})")
+        if detail:
+            for call in c.calls:
+                out.append(f"     call {call.caller_component}.{call.caller} -> {call.callee_component}.{call.callee}: "
+                           f"{call.crossings:.3g}/run")
     if s.articulation_points:
         out.append(f"\nnatural boundaries (articulation points of the component graph): "
                    f"{', '.join(s.articulation_points)}")
@@ -95,6 +106,9 @@ def _json(s: cut.Suggestion, culprits: Counter) -> str:
             "domains": [{"domain": d, "components": list(comps)} for d, comps in c.domains],
             "cut": [{"a": e.a, "b": e.b, "crossings_per_run": e.crossings, "bytes_per_run": e.bytes,
                      "cost_ns_per_run": e.cost_ns, "functions": list(e.functions)} for e in c.cut],
+            "calls": [{"caller": x.caller, "callee": x.callee, "caller_component": x.caller_component,
+                       "callee_component": x.callee_component, "crossings_per_run": x.crossings}
+                      for x in c.calls],
         } for c in s.candidates],
         "articulation_points": list(s.articulation_points), "notes": list(s.notes),
     }, indent=2) + "\n"
@@ -102,24 +116,24 @@ def _json(s: cut.Suggestion, culprits: Counter) -> str:
 
 def run(options) -> int:
     from ..costs import crossing_costs
-    calls, culprits = _profile(options.profile)
+    calls, bytes_per_call, culprits = _profile(options.profile)
     suspects = options.isolate or [c for c, _ in culprits.most_common()]
     if not suspects:
         raise UserError("nothing to isolate: name components with --isolate, or give --profile directories "
                         "holding crash reports")
     model = analyzer.analyze(options.paths, options.compile_commands, options.jobs)
-    s = cut.suggest(model, suspects, crossing_costs(), calls or None)
+    s = cut.suggest(model, suspects, crossing_costs(), calls or None, bytes_per_call or None)
     if options.output_plan:
         write_text(options.output_plan, _plan_yaml(s))
     if options.dot:
-        picture = cut.dot(model, s)
+        picture = cut.dot_functions(model, s) if options.detail else cut.dot(model, s)
         write_text(options.dot, picture)
         if shutil.which("dot"):
             svg = subprocess.run(["dot", "-Tsvg"], input=picture, capture_output=True, text=True)
             if svg.returncode == 0:
                 write_text(os.path.splitext(options.dot)[0] + ".svg", svg.stdout)
     options.output = None
-    emit(options, _json(s, culprits) if options.format == "json" else _text(s, culprits))
+    emit(options, _json(s, culprits) if options.format == "json" else _text(s, culprits, options.detail))
     best = "; ".join(f"{d}: {' '.join(comps)}" for d, comps in s.candidates[0].domains)
     print(f"best: {best}", file=sys.stderr)
     return 0
