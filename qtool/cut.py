@@ -70,6 +70,7 @@ class Candidate:
     cost_ns: float
     why: str
     calls: tuple[CallCut, ...] = ()
+    risk_ns: float = 0.0    # state put at risk: trusted components sharing a suspect's restarts
 
 
 @dataclass(frozen=True)
@@ -209,18 +210,20 @@ def _multiway(g: nx.Graph, terminals: list[str]) -> tuple[dict[str, str], str]:
 
 
 def _candidate(g: nx.Graph, name: str, side: dict[str, str], suspects: list[str], why: str) -> Candidate:
-    cut, crossings, cost = [], 0.0, 0.0
+    cut, crossings, cost, risk = [], 0.0, 0.0, 0.0
     for a, b, d in g.edges(data=True):
         if side[a] != side[b]:
             if d["blocked"]:
                 raise UserError(f"isolating {', '.join(suspects)} this way separates '{a}' and '{b}', "
                                 f"which must stay together: {'; '.join(d['blocked'])}")
-            cut.append(CutEdge(a, b, d["crossings"], d["bytes"], d["cost"], tuple(sorted(d["functions"]))))
+            risk += d.get("risk", 0.0)
+            if d["crossings"] or d["cost"]:
+                cut.append(CutEdge(a, b, d["crossings"], d["bytes"], d["cost"], tuple(sorted(d["functions"]))))
             crossings += d["crossings"]
             cost += d["cost"]
     domains = tuple((f"{s}_iso", tuple(sorted(n for n, t in side.items() if t == s))) for s in suspects)
     return Candidate(name, domains, tuple(sorted(cut, key=lambda e: -e.cost_ns)), crossings, cost, why,
-                     _call_cuts(g, side))
+                     _call_cuts(g, side), risk)
 
 
 def _call_cuts(g: nx.Graph, side: dict[str, str]) -> tuple[CallCut, ...]:
@@ -233,7 +236,11 @@ def _call_cuts(g: nx.Graph, side: dict[str, str]) -> tuple[CallCut, ...]:
 
 
 def suggest(model: ProgramModel, suspects: list[str], costs: Costs,
-            calls: dict[str, float] | None = None, bytes_per_call: dict[str, float] | None = None) -> Suggestion:
+            calls: dict[str, float] | None = None, bytes_per_call: dict[str, float] | None = None,
+            risk: dict[str, float] | None = None) -> Suggestion:
+    """risk[c]: what it costs (ns per run) to put component c in a suspect's domain, where the
+    suspect's faults restart it too and lose its state; an edge from c to main carries it, so
+    that a cut taking c along pays for it."""
     known = {c.name for c in model.components}
     for s in suspects:
         if s not in known:
@@ -242,6 +249,14 @@ def suggest(model: ProgramModel, suspects: list[str], costs: Costs,
     if main in suspects:
         raise UserError(f"component '{main}' holds main() and cannot be isolated")
     g = component_graph(model, costs, calls, bytes_per_call)
+    points = tuple(sorted(nx.articulation_points(g))) if g.number_of_nodes() > 2 else ()
+    for c, value in (risk or {}).items():
+        if main and c in g and c != main and c not in suspects and value > 0:
+            d = g.get_edge_data(c, main) or {"crossings": 0.0, "bytes": 0.0, "functions": set(), "blocked": [],
+                                              "cost": 0.0, "calls": [], "capacity": 0.0}
+            d["risk"] = d.get("risk", 0.0) + value
+            d["capacity"] = min(UNCUTTABLE, d["capacity"] + value)
+            g.add_edge(c, main, **d)
     terminals = list(suspects) + ([main] if main else [])
     if len(terminals) < 2:
         side = {n: (suspects[0] if n == suspects[0] else "\0rest") for n in g.nodes}
@@ -269,8 +284,7 @@ def suggest(model: ProgramModel, suspects: list[str], costs: Costs,
         notes = (f"isolating the suspects alone is impossible: {e.message}",)
     else:
         notes = ()
-    candidates.sort(key=lambda c: c.cost_ns)
-    points = tuple(sorted(nx.articulation_points(g))) if g.number_of_nodes() > 2 else ()
+    candidates.sort(key=lambda c: c.cost_ns + c.risk_ns)
     return Suggestion(tuple(suspects), main, tuple(candidates), points, costs, bound, notes)
 
 

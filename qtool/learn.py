@@ -22,7 +22,9 @@ for uncertainty, its upper bound (mean + 2 standard deviations).
                   upper bound of the pooled rate: a component that failed on other hosts is
                   isolated on a host that never saw it fail.
 
-The chosen components go through the cut stage, so trusted helpers go where they are cheapest.
+The chosen components go through the cut stage, so trusted helpers go where they are cheapest;
+one that keeps state (writes globals) pays, to join a suspect's domain, the suspect's fault rate
+times restart_cost_s: its state would be lost at each of the suspect's faults.
 """
 
 from __future__ import annotations
@@ -155,6 +157,12 @@ def decide(model: ProgramModel, store: Store, policy: str, params: Params, costs
         # matter for the plan, but the explanation lists merges by the boundary cost they save.
         facts.sort(key=lambda c: (c.isolate, -c.boundary_s if c.boundary_s != math.inf else 0))
     chosen = [c.name for c in facts if c.isolate]
-    suggestion = cut.suggest(model, chosen, costs, calls or None) if chosen else None
+    # A component that keeps state (writes globals) and joins a suspect's domain is restarted with
+    # it, losing that state at each of the suspect's faults: as costly as a whole restart.
+    worst_rate = max((c.rate for c in facts if c.isolate), default=0.0)
+    stateful = {fmap[u].component for g in model.globals if not g.type.startswith("const ")
+                for u in g.writers if u in fmap and fmap[u].component}
+    risk = {c: worst_rate * params.restart_cost_s * per_run_s * 1e9 for c in stateful}
+    suggestion = cut.suggest(model, chosen, costs, calls or None, risk=risk) if chosen else None
     return Decision(policy, observed, len(runs), tuple(store.hosts()), recovery_s, tuple(facts), suggestion,
                     tuple(notes))

@@ -206,7 +206,8 @@ def check_plan(plan: Plan, model: ProgramModel) -> list[Diagnostic]:
     return diags
 
 
-def render(domains: list[tuple[str, list[str]]], header: str, on_fault: str = "retry") -> str:
+def render(domains: list[tuple[str, list[str]]], header: str, on_fault: str = "retry",
+           max_restarts: int = 5) -> str:
     """plan.yaml text for these domains (none: the monolithic plan)."""
     lines = [f"# {line}" for line in header.splitlines()] + ["version: 1"]
     if not domains:
@@ -214,5 +215,5 @@ def render(domains: list[tuple[str, list[str]]], header: str, on_fault: str = "r
     lines.append("isolate:")
     for d, comps in domains:
         lines += [f"  - domain: {d}", f"    components: [{', '.join(comps)}]", f"    on_fault: {on_fault}",
-                  "    max_restarts: 5", "    window_s: 60", "    call_timeout_ms: 2000"]
+                  f"    max_restarts: {max_restarts}", "    window_s: 60", "    call_timeout_ms: 2000"]
     return "\n".join(lines) + "\n"

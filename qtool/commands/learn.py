@@ -57,8 +57,12 @@ def run(options) -> int:
     params = learn.Params(options.restart_cost_s, options.merge_after_s, options.trust_calls)
     d = learn.decide(model, store, options.policy, params, crossing_costs(), current)
     domains = [(name, list(comps)) for name, comps in d.suggestion.candidates[0].domains] if d.suggestion else []
+    # Room for the faults the data predicts: four times the worst expected rate over the window.
+    worst = max((c.rate_upper for c in d.components if c.isolate), default=0.0)
+    max_restarts = max(5, math.ceil(worst * 60 * 4))
     write_text(options.output_plan, render(domains, f"Learned by qtool learn --policy {d.policy} from "
-                                                    f"{len(store.faults())} fault(s) in {d.runs} run(s)."))
+                                                    f"{len(store.faults())} fault(s) in {d.runs} run(s).",
+                                           max_restarts=max_restarts))
     if options.format == "json":
         text = json.dumps({
             "schema": "qpm.learn/1", "policy": d.policy, "observed_s": d.observed_s, "runs": d.runs,
