@@ -79,7 +79,7 @@ def containment() -> bool:
     with tempfile.TemporaryDirectory() as tmp:
         for variant in ("mono", "isolate-cache"):
             reports = os.path.join(tmp, variant)
-            env = {**os.environ, "KVSTORE_CACHE_RACE": "1", "KVSTORE_CACHE_RACE_US": "30",
+            env = {**os.environ, "KVSTORE_CACHE_RACE": "1", "KVSTORE_CACHE_RACE_US": "60",
                    "QPM_REPORT_DIR": reports}
             r = serve_and_load(variant, env, race_load)
             found = reports_in(reports, 1 if r["server_exit"] not in (0,) else 0)
