@@ -89,16 +89,31 @@ def _parse_time(text: str | None) -> datetime | None:
         return None
 
 
+def program_of(model: ProgramModel, store: Store) -> str | None:
+    """The program in the store whose reports match the analysed sources best (a store may pool
+    reports of several programs): by crashes blamed on its components and calls to its functions."""
+    comps = {c.name for c in model.components}
+    names = {f.name for f in model.functions if f.defined}
+    best, score = None, 0
+    for program in store.programs():
+        n = sum(1 for f in store.faults(program) if f.culprit in comps)
+        n += sum(1 for callee in store.calls(program) if callee in names)
+        if n > score:
+            best, score = program, n
+    return best
+
+
 def decide(model: ProgramModel, store: Store, policy: str, params: Params, costs: cut.Costs,
-           current: list[str] | None = None) -> Decision:
-    faults = store.faults()
-    runs = store.runs()
+           current: list[str] | None = None, program: str | None = None) -> Decision:
+    program = program or program_of(model, store)
+    faults = store.faults(program)
+    runs = store.runs(program)
     observed = sum((d or 0) for _, _, d in runs) / 1000.0
     notes = []
     if observed <= 0:
         observed = 1.0
         notes.append("no stats reports: rates are per run of 1 s, crossings static")
-    calls = store.calls()
+    calls = store.calls(program)
     recoveries = sorted(f.recovery_ms for f in faults if f.recovery_ms is not None)
     recovery_s = (recoveries[len(recoveries) // 2] / 1000.0) if recoveries else 0.001
     main = next((f.component for f in model.functions if f.name == "main" and f.defined), None)
@@ -164,5 +179,8 @@ def decide(model: ProgramModel, store: Store, policy: str, params: Params, costs
                 for u in g.writers if u in fmap and fmap[u].component}
     risk = {c: worst_rate * params.restart_cost_s * per_run_s * 1e9 for c in stateful}
     suggestion = cut.suggest(model, chosen, costs, calls or None, risk=risk) if chosen else None
-    return Decision(policy, observed, len(runs), tuple(store.hosts()), recovery_s, tuple(facts), suggestion,
+    hosts = sorted({f.host for f in faults if f.host} | {r[0] for r in runs if r[0]})
+    if program:
+        notes.append(f"reports of program '{program}'")
+    return Decision(policy, observed, len(runs), tuple(hosts), recovery_s, tuple(facts), suggestion,
                     tuple(notes))

@@ -127,17 +127,27 @@ class Store:
                                "recovery_ms, outcome FROM crashes ORDER BY time").fetchall()
         return [Fault(*r) for r in rows if program is None or r[1] == program]
 
-    def calls(self) -> dict[str, float]:
-        """Calls per function, summed over every run."""
-        return {callee: float(n) for callee, n in
-                self.db.execute("SELECT callee, SUM(calls) FROM edges GROUP BY callee")}
+    def calls(self, program: str | None = None) -> dict[str, float]:
+        """Calls per function, summed over every run (of one program, when named)."""
+        rows = self.db.execute("SELECT runs.program, callee, SUM(calls) FROM edges JOIN runs ON edges.run = runs.id "
+                               "GROUP BY runs.program, callee").fetchall()
+        out: dict[str, float] = {}
+        for prog, callee, n in rows:
+            if program is None or prog == program:
+                out[callee] = out.get(callee, 0.0) + float(n)
+        return out
+
+    def programs(self) -> list[str]:
+        return sorted({r[0] for r in self.db.execute("SELECT program FROM crashes UNION SELECT program FROM runs")
+                       if r[0]})
 
     def edge_costs(self) -> list[tuple[str, str, int, int, int]]:
         return self.db.execute("SELECT caller_domain, callee, SUM(calls), SUM(bytes), SUM(time_ns) FROM edges "
                                "GROUP BY caller_domain, callee ORDER BY SUM(time_ns) DESC").fetchall()
 
-    def runs(self) -> list[tuple[str, str, int]]:
-        return self.db.execute("SELECT host, time, duration_ms FROM runs ORDER BY time").fetchall()
+    def runs(self, program: str | None = None) -> list[tuple[str, str, int]]:
+        rows = self.db.execute("SELECT host, time, duration_ms, program FROM runs ORDER BY time").fetchall()
+        return [r[:3] for r in rows if program is None or r[3] == program]
 
     def hosts(self) -> list[str]:
         return sorted({r[0] for r in self.db.execute("SELECT host FROM crashes UNION SELECT host FROM runs")

@@ -138,3 +138,18 @@ def test_a_file_that_is_not_a_report_is_a_clear_error(qtool, tmp_path):
     (reports / "crash-bad.json").write_text("{not json")
     rc, out, err = qtool("report", "--reports", reports, "--db", tmp_path / "s.sqlite")
     assert rc == 2 and out == "" and "crash-bad.json" in err and "not valid JSON" in err
+
+
+def test_reports_of_another_program_in_the_store_are_left_out(qtool, program, tmp_path):
+    reports = tmp_path / "r"
+    reports.mkdir()
+    crash(reports, 1, "logger", "log_line")
+    other = {"schema": "qpm.crash/1", "program": "other", "plan": None, "domain": "main", "components": [],
+             "function": None, "signal": "SIGSEGV", "time": "2026-11-27T10:00:00Z", "host": "alpha", "pid": 9,
+             "outcome": "program died", "recovery_ms": None,
+             "backtrace": [{"function": "x", "file": "x.c", "line": 1, "component": "util"}]}
+    (reports / "crash-other.json").write_text(json.dumps(other))
+    stats(reports, 1, {"parse": 10, "log_line": 10})
+    doc, _ = learn(qtool, program, tmp_path, "--reports", reports, "--policy", "optimistic")
+    assert doc["isolate"] == ["logger"]        # util's crash belongs to program 'other'
+    assert "reports of program 'prog'" in doc["notes"]

@@ -24,6 +24,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--current", metavar="plan.yaml", help="the plan running now")
     parser.add_argument("-o", dest="output_plan", metavar="plan.yaml", required=True, help="where to write the plan")
     parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--program", help="use the reports of this program only (default: the one whose "
+                                          "reports match the sources best)")
     parser.add_argument("--restart-cost-s", type=float, default=learn.Params.restart_cost_s,
                         help="seconds of service a whole-program restart costs, lost work included (default 1)")
     parser.add_argument("--merge-after-s", type=float, default=learn.Params.merge_after_s,
@@ -55,13 +57,14 @@ def run(options) -> int:
         current = [c.name for d in plan.domains for c in d.components]
     model = analyzer.analyze(options.paths, options.compile_commands, options.jobs)
     params = learn.Params(options.restart_cost_s, options.merge_after_s, options.trust_calls)
-    d = learn.decide(model, store, options.policy, params, crossing_costs(), current)
+    d = learn.decide(model, store, options.policy, params, crossing_costs(), current, options.program)
     domains = [(name, list(comps)) for name, comps in d.suggestion.candidates[0].domains] if d.suggestion else []
     # Room for the faults the data predicts: four times the worst expected rate over the window.
     worst = max((c.rate_upper for c in d.components if c.isolate), default=0.0)
     max_restarts = max(5, math.ceil(worst * 60 * 4))
+    faults = sum(c.faults for c in d.components)
     write_text(options.output_plan, render(domains, f"Learned by qtool learn --policy {d.policy} from "
-                                                    f"{len(store.faults())} fault(s) in {d.runs} run(s).",
+                                                    f"{faults} fault(s) in {d.runs} run(s).",
                                            max_restarts=max_restarts))
     if options.format == "json":
         text = json.dumps({
