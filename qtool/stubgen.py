@@ -57,8 +57,11 @@ $ret_decl$pre    for (int qpm__try = 0;; qpm__try++) {
         if (qpm__rc == 0) {
 $encode            qpm__rc = qrt_call_invoke(&qpm__c);
         }
-        if (qpm__rc == 0)
-            break;
+        if (qpm__rc == 0) {
+$decode            qpm__rc = qpm__c.reply.err;     /* a malformed reply is the domain's fault too */
+            if (qpm__rc == 0)
+                break;
+        }
         qrt_call_end(&qpm__c);
         /* The domain faulted: retry once on its fresh process, or fail, as the plan says. */
         int qpm__next = qrt_fault(&qpm__c, qpm__rc, qpm__try);
@@ -67,8 +70,6 @@ $fault_return        }
         if (qpm__next == QRT_FAULT_WAITED)
             qpm__try--;
     }
-$decode    if (qpm__c.reply.err)
-        qrt_fatal($id, qpm__c.reply.err);
     qrt_call_end(&qpm__c);
 $ret_value}
 """)

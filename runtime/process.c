@@ -72,9 +72,17 @@ static void mark_dead(int d)
 
 void qrt__watchdog_fire(int d, uint32_t generation, uint32_t function)
 {
+    qrt__kill_domain(d, generation, function, -ETIMEDOUT);
+}
+
+/* Kills the domain's current process (once per generation) for a reason the report will give:
+ * a hang (-ETIMEDOUT) or a malformed message. */
+void qrt__kill_domain(int d, uint32_t generation, uint32_t function, int why)
+{
     struct qrt__domain *dom = qrt__domain(d);
     int expected = 0;
-    if (atomic_load(&dom->generation) == generation && atomic_compare_exchange_strong(&dom->hung, &expected, 1)) {
+    if (atomic_load(&dom->generation) == generation &&
+        atomic_compare_exchange_strong(&dom->hung, &expected, why == -ETIMEDOUT ? 1 : 2)) {
         dom->hung_function = function;
         kill(dom->pid, SIGKILL);
     }

@@ -66,7 +66,7 @@ struct qrt__domain {
     _Atomic int dead;
     _Atomic uint32_t generation;        /* bumped when the domain dies */
     _Atomic uint32_t ready_generation;  /* = generation once (re)started; futex word */
-    _Atomic int hung;                   /* the watchdog killed it ... */
+    _Atomic int hung;                   /* main killed it: 1 hung, 2 malformed messages ... */
     uint32_t hung_function;             /* ... during a call to this function */
     _Atomic int restarting;
     long long restarts[64];             /* monotonic ms of recent restarts, a ring */
@@ -81,6 +81,7 @@ long long qrt__stats_clock(void);
 void qrt__stats_count(int caller, uint32_t function, size_t bytes, long long ns);
 long long qrt__now_ms(void);
 void qrt__watchdog_fire(int domain, uint32_t generation, uint32_t function);
+void qrt__kill_domain(int domain, uint32_t generation, uint32_t function, int why);
 void qrt__write_crash_report(const struct qrt_program *p, int domain, int status, int hung,
                              const struct qrt__crash *crash, long long recovery_ns, const char *outcome);
 

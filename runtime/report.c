@@ -182,7 +182,9 @@ void qrt__write_crash_report(const struct qrt_program *p, int d, int status, int
     symbolize(exe, frames, n, recorded ? crash->bias : 0);
 
     char sig[32];
-    if (hung)
+    if (hung == 2)
+        snprintf(sig, sizeof sig, "bad message");
+    else if (hung)
         snprintf(sig, sizeof sig, "hang");
     else if (WIFSIGNALED(status))
         snprintf(sig, sizeof sig, "SIG%s", sigabbrev_np(WTERMSIG(status)) ? sigabbrev_np(WTERMSIG(status)) : "?");

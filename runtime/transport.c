@@ -496,8 +496,14 @@ int qrt_fault(struct qrt_call *call, int err, int attempt)
 {
     uint32_t function = call->function;
     int d = program && function < program->nfunctions ? program->function_domain[function] : -1;
-    if (err != -EPIPE || self_domain != QRT_MAIN_DOMAIN || d <= 0 || d >= program->ndomains)
+    int protocol = err == -EBADMSG || err == -EPROTO || err == -ENOSYS;
+    if ((err != -EPIPE && !protocol) || self_domain != QRT_MAIN_DOMAIN || d <= 0 || d >= program->ndomains)
         qrt_fatal(function, err);
+    if (protocol) {
+        /* The domain answered with something malformed: it is broken (or hostile) and is treated
+         * like a crashed one: killed, restarted, and the call handled by the plan's policy. */
+        qrt__kill_domain(d, call->generation, function, err);
+    }
     /* The supervisor restarts the domain (or, past max_restarts, ends the program): wait for it. */
     struct qrt__domain *dom = &domains[d];
     for (;;) {
