@@ -3,6 +3,7 @@
 #define QRT_INTERNAL_H
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -75,6 +76,7 @@ struct qrt__domain {
 
 extern __thread uint32_t qrt__serving_fn;
 void qrt__report_dir(char *out, size_t cap);
+void qrt__json_string(FILE *f, const char *s);      /* a JSON string literal, or null */
 void qrt__stats_start(const struct qrt_program *p);
 int qrt__stats_timed(void);
 long long qrt__stats_clock(void);

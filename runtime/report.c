@@ -32,7 +32,7 @@ struct frame {
     uint64_t address;
 };
 
-static void json_string(FILE *f, const char *s)
+void qrt__json_string(FILE *f, const char *s)
 {
     if (!s) {
         fputs("null", f);
@@ -213,11 +213,11 @@ void qrt__write_crash_report(const struct qrt_program *p, int d, int status, int
         return;
     }
     fputs("{\n  \"schema\": \"qpm.crash/1\",\n  \"program\": ", f);
-    json_string(f, p->name);
+    qrt__json_string(f, p->name);
     fputs(",\n  \"plan\": ", f);
-    json_string(f, p->plan);
+    qrt__json_string(f, p->plan);
     fputs(",\n  \"domain\": ", f);
-    json_string(f, p->domains[d]);
+    qrt__json_string(f, p->domains[d]);
     fputs(",\n  \"components\": [", f);
     const char *comps = p->domain_components ? p->domain_components[d] : "";
     for (const char *c = comps; c && *c;) {
@@ -226,19 +226,19 @@ void qrt__write_crash_report(const struct qrt_program *p, int d, int status, int
         snprintf(name, sizeof name, "%.*s", (int)(k < 255 ? k : 255), c);
         if (c != comps)
             fputs(", ", f);
-        json_string(f, name);
+        qrt__json_string(f, name);
         c += k + (c[k] == ',');
     }
     fputs("],\n  \"function\": ", f);
-    json_string(f, in_flight);
+    qrt__json_string(f, in_flight);
     fputs(",\n  \"signal\": ", f);
-    json_string(f, sig);
+    qrt__json_string(f, sig);
     fputs(",\n  \"time\": ", f);
-    json_string(f, when);
+    qrt__json_string(f, when);
     fputs(",\n  \"host\": ", f);
-    json_string(f, host);
+    qrt__json_string(f, host);
     fprintf(f, ",\n  \"pid\": %ld,\n  \"outcome\": ", (long)getpid());
-    json_string(f, outcome);
+    qrt__json_string(f, outcome);
     if (recovery_ns >= 0)
         fprintf(f, ",\n  \"recovery_ms\": %.3f", recovery_ns / 1e6);
     else
@@ -247,14 +247,14 @@ void qrt__write_crash_report(const struct qrt_program *p, int d, int status, int
     for (unsigned i = 0; i < n; i++) {
         fprintf(f, "%s\n    {\"address\": \"0x%llx\", \"function\": ", i ? "," : "",
                 (unsigned long long)frames[i].address);
-        json_string(f, frames[i].function);
+        qrt__json_string(f, frames[i].function);
         fputs(", \"file\": ", f);
-        json_string(f, frames[i].file[0] ? frames[i].file : NULL);
+        qrt__json_string(f, frames[i].file[0] ? frames[i].file : NULL);
         fprintf(f, ", \"line\": %d", frames[i].line);
         const char *component = component_of(p, frames[i].function);
         if (component) {
             fputs(", \"component\": ", f);
-            json_string(f, component);
+            qrt__json_string(f, component);
         }
         fputc('}', f);
     }

@@ -120,11 +120,16 @@ static void write_stats(void)
     FILE *f = fopen(tmp, "w");
     if (!f)
         goto out;
-    fprintf(f, "{\n  \"schema\": \"qpm.stats/1\",\n  \"program\": \"%s\",\n  \"plan\": \"%s\",\n"
-               "  \"host\": \"%s\",\n  \"pid\": %ld,\n  \"time\": \"%s\",\n  \"duration_ms\": %lld,\n"
-               "  \"edges\": [",
-            program->name, program->plan ? program->plan : "", host, (long)getpid(), when,
-            qrt__now_ms() - started_ms);
+    /* Names come from the build and the machine: escaped like every other report string. */
+    fputs("{\n  \"schema\": \"qpm.stats/1\",\n  \"program\": ", f);
+    qrt__json_string(f, program->name);
+    fputs(",\n  \"plan\": ", f);
+    qrt__json_string(f, program->plan ? program->plan : "");
+    fputs(",\n  \"host\": ", f);
+    qrt__json_string(f, host);
+    fprintf(f, ",\n  \"pid\": %ld,\n  \"time\": ", (long)getpid());
+    qrt__json_string(f, when);
+    fprintf(f, ",\n  \"duration_ms\": %lld,\n  \"edges\": [", qrt__now_ms() - started_ms);
     int first = 1;
     for (int d = 0; d < program->ndomains; d++) {
         for (uint32_t fn = 0; fn < program->nfunctions; fn++) {
@@ -133,10 +138,13 @@ static void write_stats(void)
                 continue;
             int callee = program->function_domain[fn];
             uint64_t ns = tcalls[i] ? (uint64_t)((double)tns[i] / (double)tcalls[i] * (double)calls[i]) : 0;
-            fprintf(f, "%s\n    {\"caller_domain\": \"%s\", \"callee\": \"%s\", \"callee_domain\": \"%s\", "
-                       "\"calls\": %llu, \"bytes\": %llu, \"time_ns\": %llu}",
-                    first ? "" : ",", program->domains[d], program->functions[fn],
-                    callee >= 0 ? program->domains[callee] : "caller",
+            fputs(first ? "\n    {\"caller_domain\": " : ",\n    {\"caller_domain\": ", f);
+            qrt__json_string(f, program->domains[d]);
+            fputs(", \"callee\": ", f);
+            qrt__json_string(f, program->functions[fn]);
+            fputs(", \"callee_domain\": ", f);
+            qrt__json_string(f, callee >= 0 ? program->domains[callee] : "caller");
+            fprintf(f, ", \"calls\": %llu, \"bytes\": %llu, \"time_ns\": %llu}",
                     (unsigned long long)calls[i], (unsigned long long)bytes[i], (unsigned long long)ns);
             first = 0;
         }

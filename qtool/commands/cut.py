@@ -14,6 +14,7 @@ from .. import analyzer, cut
 from ..atomic import write_text
 from ..errors import UserError
 from ..plan import render
+from ..reports import attribute
 from .common import add_source_arguments, emit
 
 HELP = "propose the cheapest domains that isolate the given (or crash-prone) components"
@@ -55,11 +56,8 @@ def _profile(dirs: list[str]) -> tuple[dict[str, float], dict[str, float], Count
             raise UserError(f"no such directory: {d}")
         for path in sorted(glob.glob(os.path.join(d, "crash-*.json"))):
             try:
-                doc = json.load(open(path))
-                frame = next((f for f in doc.get("backtrace", []) if f.get("component")), None)
-                comps = doc.get("components") or []
-                culprit = frame["component"] if frame else (comps[0] if len(comps) == 1 else None)
-            except (OSError, ValueError, TypeError) as err:
+                culprit, _ = attribute(json.load(open(path)))
+            except (OSError, ValueError, TypeError, AttributeError) as err:
                 raise UserError(f"not a qpm.crash/1 file: {err}", path) from None
             if culprit:
                 culprits[culprit] += 1
