@@ -199,8 +199,12 @@ def check_plan(plan: Plan, model: ProgramModel) -> list[Diagnostic]:
         diags.append(Diagnostic("error", "QPM043", f"component '{main.component}' holds main() and cannot be "
                                                    "isolated; move main() to a component of its own", ref.location))
 
+    lines = {d.name: d.location.line for d in plan.domains if d.location}
+
     def describe(a: str, b: str) -> str:
-        return f"across the boundary from domain '{a}' to '{b}' of plan {plan.path}"
+        # The plan's line that draws this boundary: the isolated domain's entry.
+        line = lines.get(b if b != MAIN_DOMAIN else a, 0)
+        return f"across the boundary from domain '{a}' to '{b}' drawn at {plan.path}:{line}"
 
     diags += marshal.check_boundaries(model, lambda comp: plan.domain_of(comp), "error", describe)
     return diags
