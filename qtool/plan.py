@@ -9,6 +9,7 @@ carries the plan file's line, so one run reports every problem.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -23,6 +24,11 @@ ON_FAULT = ("retry", "error", "abort")
 DEFAULTS = {"on_fault": "retry", "fault_value": None, "max_restarts": 5, "window_s": 60,
             "call_timeout_ms": 0}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Enforced ranges (SPEC §3), inclusive.
+MAX_RESTARTS = (1, 10000)
+WINDOW_S = (0.001, 86400)
+CALL_TIMEOUT_MS = (0, 3600000)          # 0: no watchdog
+FAULT_VALUE = (-(2 ** 63 - 1), 2 ** 63 - 1)   # a whole fault_value is a C constant of 64 bits
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,41 @@ def _scalar(node):
     return yaml.safe_load(yaml.serialize(node)) if node.tag != "tag:yaml.org,2002:str" else node.value
 
 
+def _repeated_keys(root, bad) -> None:
+    """Every mapping of the document: a key given twice is an error at its second occurrence
+    (YAML would silently keep the last value)."""
+    seen_nodes: set[int] = set()
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        if node is None or id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode):
+                    if k.value in first:
+                        bad(k, f"'{k.value}' is given twice in the same mapping (first at line {first[k.value]}); "
+                               "keep one")
+                    else:
+                        first[k.value] = k.start_mark.line + 1
+                todo += [k, v]
+        elif isinstance(node, yaml.SequenceNode):
+            todo += node.value
+
+
+def _fields(node, bad) -> dict:
+    """A mapping node's keys (plain words) to their (key node, value node), first occurrence."""
+    fields: dict = {}
+    for k, v in node.value:
+        if not isinstance(k, yaml.ScalarNode):
+            bad(k, "a key of the plan is a plain word")
+        else:
+            fields.setdefault(k.value, (k, v))
+    return fields
+
+
 def load_plan(path: str) -> tuple[Plan, list[Diagnostic]]:
     try:
         with open(path, encoding="utf-8") as f:
@@ -90,7 +131,8 @@ def load_plan(path: str) -> tuple[Plan, list[Diagnostic]]:
     if root is None or not isinstance(root, yaml.MappingNode):
         bad(root, "a plan is a mapping with 'version: 1' and an 'isolate' list")
         return Plan(path, 1, ()), diags
-    top = {k.value: (k, v) for k, v in root.value}
+    _repeated_keys(root, bad)
+    top = _fields(root, bad)
     for key, (knode, _) in top.items():
         if key not in ("version", "isolate"):
             bad(knode, f"unknown key '{key}' in plan (expected 'version' and 'isolate')")
@@ -128,7 +170,7 @@ def _domain(path: str, node, bad) -> Domain | None:
     if not isinstance(node, yaml.MappingNode):
         bad(node, "each 'isolate' entry is a mapping with 'domain' and 'components'")
         return None
-    fields = {k.value: (k, v) for k, v in node.value}
+    fields = _fields(node, bad)
     values = dict(DEFAULTS)
     for key, (knode, vnode) in fields.items():
         if key not in ("domain", "components", *DEFAULTS):
@@ -141,14 +183,24 @@ def _domain(path: str, node, bad) -> Domain | None:
             bad(vnode, f"'{key}' takes a single value")
             continue
         v = _scalar(vnode)
+        # bool is not a number here: 'max_restarts: true' is a mistake, not 1.
+        whole = type(v) is int
+        number = whole or (type(v) is float and math.isfinite(v))
         if key == "on_fault" and v not in ON_FAULT:
-            bad(vnode, f"on_fault is one of {', '.join(ON_FAULT)}, not '{v}'")
-        elif key in ("max_restarts", "call_timeout_ms") and (type(v) is not int or v < 0):
-            bad(vnode, f"{key} is a whole number >= 0, not '{vnode.value}'")
-        elif key == "window_s" and (type(v) not in (int, float) or v <= 0):
-            bad(vnode, f"window_s is a number of seconds > 0, not '{vnode.value}'")
-        elif key == "fault_value" and type(v) not in (int, float) and v is not None:
-            bad(vnode, f"fault_value is a number (a scalar return value), not '{vnode.value}'")
+            bad(vnode, f"on_fault is one of {', '.join(ON_FAULT)}, not '{vnode.value}'")
+        elif key == "max_restarts" and not (whole and MAX_RESTARTS[0] <= v <= MAX_RESTARTS[1]):
+            bad(vnode, f"max_restarts is a whole number from {MAX_RESTARTS[0]} to {MAX_RESTARTS[1]}, "
+                       f"not '{vnode.value}'")
+        elif key == "call_timeout_ms" and not (whole and CALL_TIMEOUT_MS[0] <= v <= CALL_TIMEOUT_MS[1]):
+            bad(vnode, f"call_timeout_ms is a whole number of milliseconds from {CALL_TIMEOUT_MS[0]} "
+                       f"(no watchdog) to {CALL_TIMEOUT_MS[1]}, not '{vnode.value}'")
+        elif key == "window_s" and not (number and WINDOW_S[0] <= v <= WINDOW_S[1]):
+            bad(vnode, f"window_s is a number of seconds from {WINDOW_S[0]} to {WINDOW_S[1]}, "
+                       f"not '{vnode.value}'")
+        elif key == "fault_value" and v is not None and not (
+                (whole and FAULT_VALUE[0] <= v <= FAULT_VALUE[1]) or (type(v) is float and number)):
+            bad(vnode, f"fault_value is a finite number (a scalar return value; a whole one from "
+                       f"{FAULT_VALUE[0]} to {FAULT_VALUE[1]}), not '{vnode.value}'")
         else:
             values[key] = v
     if "domain" not in fields:
@@ -171,8 +223,9 @@ def _domain(path: str, node, bad) -> Domain | None:
                 bad(c, "a component name is a plain word")
             else:
                 comps.append(ComponentRef(c.value, _loc(path, c)))
-    if values["fault_value"] is not None and values["on_fault"] != "error":
-        bad(fields["fault_value"][1], "fault_value only applies with on_fault: error")
+    if values["fault_value"] is not None and values["on_fault"] not in ("error", "retry"):
+        bad(fields["fault_value"][1], "fault_value only applies with on_fault: error or retry "
+                                      "(what the culprit gets after a failed retry)")
     return Domain(name, tuple(comps), values["on_fault"], values["fault_value"], values["max_restarts"],
                   values["window_s"], values["call_timeout_ms"], _loc(path, name_node))
 
@@ -212,7 +265,9 @@ def check_plan(plan: Plan, model: ProgramModel) -> list[Diagnostic]:
 
 def render(domains: list[tuple[str, list[str]]], header: str, on_fault: str = "retry",
            max_restarts: int = 5) -> str:
-    """plan.yaml text for these domains (none: the monolithic plan)."""
+    """plan.yaml text for these domains (none: the monolithic plan).  max_restarts is clamped
+    into its range, so what is written always loads."""
+    max_restarts = _clamp_restarts(max_restarts)
     lines = [f"# {line}" for line in header.splitlines()] + ["version: 1"]
     if not domains:
         return "\n".join(lines + ["isolate: []"]) + "\n"
@@ -221,3 +276,17 @@ def render(domains: list[tuple[str, list[str]]], header: str, on_fault: str = "r
         lines += [f"  - domain: {d}", f"    components: [{', '.join(comps)}]", f"    on_fault: {on_fault}",
                   f"    max_restarts: {max_restarts}", "    window_s: 60", "    call_timeout_ms: 2000"]
     return "\n".join(lines) + "\n"
+
+
+def _clamp_restarts(n) -> int:
+    """max_restarts into MAX_RESTARTS: a whole number, whatever arithmetic produced it."""
+    lo, hi = MAX_RESTARTS
+    if isinstance(n, int):
+        return min(max(int(n), lo), hi)
+    try:
+        f = float(n)
+    except (TypeError, ValueError, OverflowError):
+        return DEFAULTS["max_restarts"]
+    if math.isnan(f):
+        return DEFAULTS["max_restarts"]
+    return int(min(max(math.ceil(f) if math.isfinite(f) else f, lo), hi))

@@ -85,7 +85,8 @@ $call$encode$cleanup}
 """)
 
 # Arguments: domains, nfunctions, functions, function_domain, dispatch, inits, name, ndomains,
-# policies, plan, domain_components, nsymbols, symbols, symbol_components.
+# policies, plan, domain_components, nsymbols, symbols, symbol_components, symbol_files,
+# symbol_lines.
 PROGRAM = Template("""\
 static const char *const qpm__domains[] = {$domains};
 static const char *const qpm__functions[] = {$functions};
@@ -95,13 +96,16 @@ static void (*const qpm__inits[])(void) = {$inits};
 /* By domain: on_fault, max_restarts, window_ms, call_timeout_ms. */
 static const struct qrt_policy qpm__policies[] = {$policies};
 static const char *const qpm__domain_components[] = {$domain_components};
-/* Every function of the program and its component, by name, for crash reports. */
+/* Every function of the program, by name: its component and where it is defined, for crash
+ * reports (the file and line of a frame that has no debug information). */
 static const char *const qpm__symbols[] = {$symbols};
 static const char *const qpm__symbol_components[] = {$symbol_components};
+static const char *const qpm__symbol_files[] = {$symbol_files};
+static const int qpm__symbol_lines[] = {$symbol_lines};
 static const struct qrt_program qpm__program = {
     "$name", $ndomains, qpm__domains, $nfunctions, qpm__functions, qpm__function_domain,
     qpm__dispatch, qpm__inits, qpm__policies, $plan, qpm__domain_components,
-    $nsymbols, qpm__symbols, qpm__symbol_components,
+    $nsymbols, qpm__symbols, qpm__symbol_components, qpm__symbol_files, qpm__symbol_lines,
 };
 """)
 
@@ -129,12 +133,16 @@ $decls
 static void (*const qpm__inits[])(void) = {$inits};
 static const char *const qpm__domains[] = {"main"};
 static const char *const qpm__domain_components[] = {$components};
-/* Every function of the program and its component, by name, for crash reports. */
+/* Every function of the program, by name: its component and where it is defined, for crash
+ * reports (the file and line of a frame that has no debug information). */
 static const char *const qpm__symbols[] = {$symbols};
 static const char *const qpm__symbol_components[] = {$symbol_components};
+static const char *const qpm__symbol_files[] = {$symbol_files};
+static const int qpm__symbol_lines[] = {$symbol_lines};
 static const struct qrt_program qpm__program = {
     "$name", 1, qpm__domains, 0, NULL, NULL, NULL, qpm__inits, NULL, NULL,
-    qpm__domain_components, $nsymbols, qpm__symbols, qpm__symbol_components,
+    qpm__domain_components, $nsymbols, qpm__symbols, qpm__symbol_components, qpm__symbol_files,
+    qpm__symbol_lines,
 };
 
 /* Before main(): the QPM_INIT functions run once, as they would at each start of a domain, and a
@@ -644,6 +652,28 @@ def _c_string(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _c_literal(s: str) -> str:
+    """Any text as a C string literal: bytes outside printable ASCII (and '?', against trigraphs)
+    are octal escapes, so a path with quotes, newlines or UTF-8 in it compiles to itself."""
+    out = []
+    for b in s.encode("utf-8", "surrogateescape"):
+        c = chr(b)
+        out.append(c if 0x20 <= b < 0x7f and c not in '"\\?' else f"\\{b:03o}")
+    return '"' + "".join(out) + '"'
+
+
+def _symbol_table(model: ProgramModel) -> dict[str, str]:
+    """Every defined function of the program, sorted by name (then component, file, line): the
+    template arguments nsymbols, symbols, symbol_components, symbol_files and symbol_lines."""
+    symbols = sorted((f.name, f.component, f.location.file, f.location.line)
+                     for f in model.functions if f.defined and f.component)
+    return {"nsymbols": str(len(symbols)),
+            "symbols": ", ".join(_c_string(n) for n, _, _, _ in symbols) or "NULL",
+            "symbol_components": ", ".join(_c_string(c) for _, c, _, _ in symbols) or "NULL",
+            "symbol_files": ", ".join(_c_literal(f) if f else "NULL" for _, _, f, _ in symbols) or "NULL",
+            "symbol_lines": ", ".join(str(max(int(n or 0), 0)) for _, _, _, n in symbols) or "0"}
+
+
 def generate(model: ProgramModel, plan: Plan, lay: Layout, program: str) -> dict[str, str]:
     fmap = model.function_map
     crossing = [fmap[u] for u in lay.crossing]
@@ -651,11 +681,12 @@ def generate(model: ProgramModel, plan: Plan, lay: Layout, program: str) -> dict
     fdomain = [index[lay.component_domain[f.component]] for f in crossing]
     headers = {_header_of(f) for f in crossing}
     cb_types = _callback_types(model, crossing)
-    fault_values = [None] + [d.fault_value if d.on_fault == "error" else None for d in plan.domains]
-    symbols = sorted((f.name, f.component) for f in model.functions if f.defined and f.component)
+    # What a culprit gets when its call fails: under 'error' at once, under 'retry' after the retry.
+    fault_values = [None] + [d.fault_value if d.on_fault in ("error", "retry") else None for d in plan.domains]
+    symbol_table = _symbol_table(model)
     policies = ", ".join(["{0, 0, 1, 0}"] + [
         f"{{{ {'retry': 0, 'error': 1, 'abort': 2}[d.on_fault] }, {d.max_restarts}, "
-        f"{int(d.window_s * 1000)}, {d.call_timeout_ms}}}" for d in plan.domains])
+        f"{max(1, round(d.window_s * 1000))}, {d.call_timeout_ms}}}" for d in plan.domains])
     domain_components = ", ".join(_c_string(",".join(sorted(c for c, dd in lay.component_domain.items() if dd == d)))
                                   for d in lay.domains)
     cb_code = ([CALLBACK_TOKENS] if cb_types else []) + [
@@ -684,8 +715,7 @@ def generate(model: ProgramModel, plan: Plan, lay: Layout, program: str) -> dict
             dispatch=table, inits=", ".join([f.name for f in inits] + ["NULL"]),
             name=program, ndomains=len(lay.domains), nfunctions=len(crossing) + len(cb_types),
             policies=policies, plan=_c_string(os.path.basename(plan.path)), domain_components=domain_components,
-            nsymbols=len(symbols), symbols=", ".join(_c_string(n) for n, _ in symbols) or "NULL",
-            symbol_components=", ".join(_c_string(c) for _, c in symbols) or "NULL")
+            **symbol_table)
         entry = MAIN_ENTRY.substitute() if d == MAIN_DOMAIN else DOMAIN_ENTRY.substitute(index=mine)
         body = init_decls + shared_defs + "\n" + "\n".join(codecs.code + cb_code + stubs + dispatchers)
         out[d] = FILE.substitute(banner=banner, includes=includes, body=body, program=program_c, entry=entry)
@@ -695,11 +725,8 @@ def generate(model: ProgramModel, plan: Plan, lay: Layout, program: str) -> dict
 def generate_mono(model: ProgramModel, program: str) -> str:
     fmap = model.function_map
     inits = [fmap[u] for c in model.components for u in c.init_functions]
-    symbols = sorted((f.name, f.component) for f in model.functions if f.defined and f.component)
     return MONO.substitute(
         banner=BANNER.substitute(source="the sources (monolithic build)"), name=program,
         decls="".join(f"void {f.name}(void);\n" for f in inits),
         inits=", ".join([f.name for f in inits] + ["NULL"]),
-        components=_c_string(",".join(c.name for c in model.components)),
-        nsymbols=len(symbols), symbols=", ".join(_c_string(n) for n, _ in symbols) or "NULL",
-        symbol_components=", ".join(_c_string(c) for _, c in symbols) or "NULL")
+        components=_c_string(",".join(c.name for c in model.components)), **_symbol_table(model))

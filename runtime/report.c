@@ -4,8 +4,10 @@
  * The dead domain left its signal, the function it was serving and raw return addresses in its
  * shared region; none of it is trusted (counts are clamped, ids checked).  Addresses are turned
  * into function, file and line by addr2line on the domain's executable, and each function into
- * its component from the table the build generated.  The file is written under a temporary name
- * and renamed, so a reader never sees half a report.
+ * its component from the table the build generated.  A program built without debug information
+ * still gets a file and line for its own functions: the table also holds where the analyzer saw
+ * each one defined, and a frame says which it carries ("line_source": "debug" or "definition").
+ * The file is written under a temporary name and renamed, so a reader never sees half a report.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -30,6 +32,8 @@ struct frame {
     char file[PATH_MAX];
     int line;
     uint64_t address;
+    const char *component;      /* from the program table, or NULL */
+    const char *line_source;    /* "debug", "definition", or NULL: no line known */
 };
 
 void qrt__json_string(FILE *f, const char *s)
@@ -51,22 +55,6 @@ void qrt__json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static const char *component_of(const struct qrt_program *p, const char *function)
-{
-    int lo = 0, hi = p->nsymbols - 1;
-    while (lo <= hi) {
-        int mid = (lo + hi) / 2;
-        int cmp = strcmp(p->symbols[mid], function);
-        if (cmp == 0)
-            return p->symbol_components[mid];
-        if (cmp < 0)
-            lo = mid + 1;
-        else
-            hi = mid - 1;
-    }
-    return NULL;
-}
-
 static void copy_cut(char *dst, size_t cap, const char *src)
 {
     size_t n = strlen(src);
@@ -74,6 +62,139 @@ static void copy_cut(char *dst, size_t cap, const char *src)
         n = cap - 1;
     memcpy(dst, src, n);
     dst[n] = '\0';
+}
+
+/* A table name against the first len bytes of name, ordered as strcmp orders them. */
+static int compare_name(const char *entry, const char *name, size_t len)
+{
+    int cmp = strncmp(entry, name, len);
+    return cmp ? cmp : entry[len] != '\0';
+}
+
+/* The first and one-past-last index of `name` (its first `len` bytes) in the sorted table. */
+static int symbol_range(const struct qrt_program *p, const char *name, size_t len, int *end)
+{
+    int lo = 0, hi = p->nsymbols;
+    while (lo < hi) {       /* the first entry not below name */
+        int mid = lo + (hi - lo) / 2;
+        if (compare_name(p->symbols[mid], name, len) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    int first = lo;
+    while (lo < p->nsymbols && compare_name(p->symbols[lo], name, len) == 0)
+        lo++;
+    *end = lo;
+    return first;
+}
+
+static int in_list(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *c = list; c && *c;) {
+        size_t k = strcspn(c, ",");
+        if (k == n && strncmp(c, name, n) == 0)
+            return 1;
+        c += k + (c[k] == ',');
+    }
+    return 0;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/*
+ * The program's own function behind a symbolized frame: its component and, when the table says
+ * where it is defined, that file and line.  A compiler's clone of a function ("f.constprop.0",
+ * "f.part.1", "f.cold") is the function.  Two static functions of one name are told apart by the
+ * crashed domain's components, then by the file addr2line found (a file symbol survives without
+ * debug information); a definition that stays ambiguous is not guessed.
+ */
+static void lookup_symbol(const struct qrt_program *p, int d, struct frame *fr, const char **file, int *line)
+{
+    *file = NULL;
+    *line = 0;
+    fr->component = NULL;
+    if (!p->symbols || !p->symbol_components || p->nsymbols <= 0)
+        return;
+    const char *name = fr->function;
+    size_t len = strlen(name);
+    int end, first = symbol_range(p, name, len, &end);
+    if (first == end) {
+        const char *dot = strchr(name, '.');
+        if (!dot || dot == name)
+            return;
+        len = (size_t)(dot - name);
+        first = symbol_range(p, name, len, &end);
+        if (first == end)
+            return;
+    }
+    /* Narrow the candidates: those of the crashed domain's components, then of addr2line's file. */
+    int cand[64], n = 0;
+    for (int i = first; i < end && n < 64; i++)
+        cand[n++] = i;
+    const char *mine = p->domain_components && d >= 0 && d < p->ndomains ? p->domain_components[d] : NULL;
+    if (n > 1 && mine) {
+        int m = 0;
+        for (int i = 0; i < n; i++)
+            if (in_list(mine, p->symbol_components[cand[i]]))
+                cand[m++] = cand[i];
+        if (m > 0)
+            n = m;
+    }
+    if (n > 1 && fr->file[0] && p->symbol_files) {
+        int m = 0;
+        for (int i = 0; i < n; i++) {
+            const char *f = p->symbol_files[cand[i]];
+            if (f && strcmp(base_name(f), base_name(fr->file)) == 0)
+                cand[m++] = cand[i];
+        }
+        if (m > 0)
+            n = m;
+    }
+    const char *component = p->symbol_components[cand[0]];
+    for (int i = 1; i < n && component; i++)
+        if (strcmp(p->symbol_components[cand[i]], component) != 0)
+            component = NULL;       /* ambiguous: better none than a wrong one */
+    fr->component = component;
+    if (!p->symbol_files || !p->symbol_lines)
+        return;
+    const char *f = p->symbol_files[cand[0]];
+    int l = p->symbol_lines[cand[0]];
+    for (int i = 1; i < n && f; i++) {
+        const char *g = p->symbol_files[cand[i]];
+        if (!g || strcmp(g, f) != 0 || p->symbol_lines[cand[i]] != l)
+            f = NULL;
+    }
+    if (f && *f && l > 0) {
+        *file = f;
+        *line = l;
+    }
+}
+
+/* Each frame's component, and a file and line for the program's own functions: from the debug
+ * information when addr2line found a line, else the function's definition from the table. */
+static void attribute(const struct qrt_program *p, int d, struct frame *frames, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        struct frame *fr = &frames[i];
+        const char *file;
+        int line;
+        lookup_symbol(p, d, fr, &file, &line);
+        if (fr->file[0] && fr->line > 0) {
+            fr->line_source = "debug";
+        } else if (file) {
+            copy_cut(fr->file, sizeof fr->file, file);
+            fr->line = line;
+            fr->line_source = "definition";
+        } else {
+            fr->line_source = NULL;
+        }
+    }
 }
 
 /* Runs addr2line over the frames' executable-relative addresses; unknown frames stay "??". */
@@ -180,6 +301,7 @@ void qrt__write_crash_report(const struct qrt_program *p, int d, int status, int
     else
         snprintf(exe, sizeof exe, "%s-%s", self, p->domains[d]);
     symbolize(exe, frames, n, recorded ? crash->bias : 0);
+    attribute(p, d, frames, n);
 
     char sig[32];
     if (hung == 2)
@@ -250,11 +372,11 @@ void qrt__write_crash_report(const struct qrt_program *p, int d, int status, int
         qrt__json_string(f, frames[i].function);
         fputs(", \"file\": ", f);
         qrt__json_string(f, frames[i].file[0] ? frames[i].file : NULL);
-        fprintf(f, ", \"line\": %d", frames[i].line);
-        const char *component = component_of(p, frames[i].function);
-        if (component) {
+        fprintf(f, ", \"line\": %d, \"line_source\": ", frames[i].line);
+        qrt__json_string(f, frames[i].line_source);
+        if (frames[i].component) {
             fputs(", \"component\": ", f);
-            qrt__json_string(f, component);
+            qrt__json_string(f, frames[i].component);
         }
         fputc('}', f);
     }

@@ -1,0 +1,1 @@
+int f_get(int key) { return key; }

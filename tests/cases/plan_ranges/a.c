@@ -1,0 +1,1 @@
+int a_get(int key) { return key; }

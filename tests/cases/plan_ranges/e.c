@@ -1,0 +1,1 @@
+int e_get(int key) { return key; }

@@ -1,0 +1,1 @@
+int d_get(int key) { return key; }

@@ -1,0 +1,1 @@
+int c_get(int key) { return key; }
