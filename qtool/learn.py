@@ -12,7 +12,12 @@ One cost model serves every policy, in seconds of service lost per second of run
 
 where rate(c) is c's faults per second of observed running, pooled over every run and host:
 the mean of a Gamma posterior (Jeffreys prior, shape faults + 1/2, rate seconds observed) and,
-for uncertainty, its upper bound (mean + 2 standard deviations).
+for uncertainty, its upper bound (mean + 2 standard deviations).  Seconds observed are the real
+running time the stats reports measured (their duration_ms, summed over runs; a run killed by a
+signal counts up to its last periodic write).  Without any stats report the observation time is
+unknown: the decision then says so (Decision.observed_known, and a note) and its arithmetic
+takes one second as a stand-in, which makes every rate "faults per run" and the crossings the
+static ones from the analysis.
 
     optimistic    run together; isolate a component that crashed; merge it back once it has run
                   merge_after_s without a fault.
@@ -74,6 +79,7 @@ class Decision:
     components: tuple[ComponentFacts, ...]
     suggestion: cut.Suggestion | None
     notes: tuple[str, ...] = field(default=())
+    observed_known: bool = True     # False: no stats report measured a running time (observed_s is 1)
 
     @property
     def isolated(self) -> tuple[str, ...]:
@@ -110,9 +116,19 @@ def decide(model: ProgramModel, store: Store, policy: str, params: Params, costs
     runs = store.runs(program)
     observed = sum((d or 0) for _, _, d in runs) / 1000.0
     notes = []
-    if observed <= 0:
+    observed_known = observed > 0
+    if not runs:
+        notes.append("no statistics: observation time unknown (no stats report); rates assume 1 s of "
+                     "running, crossings are the analysis's static counts")
+    elif not observed_known:
+        notes.append(f"no statistics: observation time unknown ({len(runs)} stats report(s) without a "
+                     f"duration); rates assume 1 s of running")
+    if not observed_known:
         observed = 1.0
-        notes.append("no stats reports: rates are per run of 1 s, crossings static")
+    unfinished = store.unfinished_runs(program)
+    if unfinished:
+        notes.append(f"{unfinished} run(s) without a stats write at exit (killed, or still running): "
+                     f"observed up to their last periodic write")
     calls = store.calls(program)
     recoveries = sorted(f.recovery_ms for f in faults if f.recovery_ms is not None)
     recovery_s = (recoveries[len(recoveries) // 2] / 1000.0) if recoveries else 0.001
@@ -183,4 +199,4 @@ def decide(model: ProgramModel, store: Store, policy: str, params: Params, costs
     if program:
         notes.append(f"reports of program '{program}'")
     return Decision(policy, observed, len(runs), tuple(hosts), recovery_s, tuple(facts), suggestion,
-                    tuple(notes))
+                    tuple(notes), observed_known)

@@ -3,9 +3,12 @@
     Store(path).ingest(dirs) -> counts        crash-*.json and stats-*.json, idempotent
     Store.faults(), Store.calls(), ...         what the learning stage and `qtool report` read
 
-The store is an SQLite file with a versioned schema.  A report is keyed by the digest of its
-contents, so ingesting the same file twice (or the same report collected from two places) adds
-it once.  Each crash is attributed to a culprit component, the first frame of its backtrace that
+The store is an SQLite file with a versioned schema.  A crash report is keyed by the digest of
+its contents, so ingesting the same file twice (or the same report collected from two places)
+adds it once.  A stats report is keyed by its run (host, program, pid and start time): the
+runtime rewrites one file per run as the run goes on, so a later version of it replaces the
+run's figures when it covers a longer time, and adds no second run (stats reports that carry no
+start time, from older runtimes, are keyed by their contents' digest).  Each crash is attributed to a culprit component, the first frame of its backtrace that
 belongs to a component (runtime and libc frames belong to none), or for a hang the component of
 the function in flight; its signature, Socorro-style, is the signal and the first three program
 frames.
@@ -22,18 +25,33 @@ from dataclasses import dataclass
 
 from .errors import UserError
 
-SCHEMA_VERSION = 1
+
+def run_key(doc: dict) -> str | None:
+    """The identity of the run a stats report describes (every write of its file has the same),
+    or None for a report that does not say when its run started."""
+    if not doc.get("started") or doc.get("pid") is None:
+        return None
+    ident = json.dumps(["run", doc.get("host"), doc.get("program"), doc.get("pid"), doc.get("started")])
+    return "run:" + hashlib.sha256(ident.encode()).hexdigest()
+
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS crashes (
     id TEXT PRIMARY KEY, host TEXT, program TEXT, plan TEXT, domain TEXT, signal TEXT,
     function TEXT, time TEXT, culprit TEXT, signature TEXT, recovery_ms REAL, outcome TEXT);
 CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY, host TEXT, program TEXT, plan TEXT, time TEXT, duration_ms INTEGER);
+    id TEXT PRIMARY KEY, host TEXT, program TEXT, plan TEXT, time TEXT, duration_ms INTEGER,
+    started TEXT, final INTEGER);
 CREATE TABLE IF NOT EXISTS edges (
     run TEXT NOT NULL REFERENCES runs(id), caller_domain TEXT, callee TEXT, callee_domain TEXT,
-    calls INTEGER, bytes INTEGER, time_ns INTEGER);
+    calls INTEGER, bytes INTEGER, time_ns INTEGER, faulted INTEGER NOT NULL DEFAULT 0);
 """
+# What each older schema needs to become the current one.
+MIGRATIONS = {
+    1: ["ALTER TABLE runs ADD COLUMN started TEXT", "ALTER TABLE runs ADD COLUMN final INTEGER",
+        "ALTER TABLE edges ADD COLUMN faulted INTEGER NOT NULL DEFAULT 0"],
+}
 
 
 @dataclass(frozen=True)
@@ -77,12 +95,20 @@ class Store:
         if row is None:
             self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             self.db.commit()
+        elif int(row[0]) in MIGRATIONS:
+            with self.db:
+                for version in range(int(row[0]), SCHEMA_VERSION):
+                    for statement in MIGRATIONS[version]:
+                        self.db.execute(statement)
+                self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
         elif int(row[0]) != SCHEMA_VERSION:
             raise UserError(f"report store has schema {row[0]}; this qtool reads {SCHEMA_VERSION}", path)
         self.path = path
 
     def ingest(self, dirs: list[str]) -> dict[str, int]:
-        added = {"crashes": 0, "runs": 0, "seen": 0}
+        """Adds the reports below dirs.  Counts: new crashes, new runs, runs whose figures a
+        later version of their stats file replaced (updated), and report files read (seen)."""
+        added = {"crashes": 0, "runs": 0, "updated": 0, "seen": 0}
         for d in dirs:
             if not os.path.isdir(d):
                 raise UserError(f"no such directory: {d}")
@@ -107,20 +133,43 @@ class Store:
                          doc.get("recovery_ms"), doc.get("outcome")))
                     added["crashes"] += cur.rowcount
                 elif doc.get("schema") == "qpm.stats/1":
-                    cur = self.db.execute("INSERT OR IGNORE INTO runs VALUES (?,?,?,?,?,?)",
-                                          (key, doc.get("host"), doc.get("program"), doc.get("plan"),
-                                           doc.get("time"), doc.get("duration_ms")))
-                    if cur.rowcount:
-                        added["runs"] += 1
-                        self.db.executemany(
-                            "INSERT INTO edges VALUES (?,?,?,?,?,?,?)",
-                            [(key, e.get("caller_domain"), e.get("callee"), e.get("callee_domain"),
-                              int(e.get("calls", 0)), int(e.get("bytes", 0)), int(e.get("time_ns", 0)))
-                             for e in doc.get("edges", [])])
+                    outcome = self._ingest_run(doc, key, path)
+                    if outcome:
+                        added[outcome] += 1
                 else:
                     raise UserError("not a qpm.crash/1 or qpm.stats/1 report", path)
         self.db.commit()
         return added
+
+    def _ingest_run(self, doc: dict, digest: str, path: str) -> str | None:
+        """One stats report: "runs" if it adds a run, "updated" if it replaces the figures of a
+        run already in the store (a later write of the same run's file), None if it adds nothing."""
+        try:
+            duration = doc.get("duration_ms")
+            duration = None if duration is None else int(duration)
+            edges = [(e.get("caller_domain"), e.get("callee"), e.get("callee_domain"), int(e.get("calls", 0)),
+                      int(e.get("bytes", 0)), int(e.get("time_ns", 0)), int(e.get("faulted", 0)))
+                     for e in doc.get("edges") or []]
+        except (TypeError, ValueError, AttributeError):
+            raise UserError("malformed qpm.stats/1 report (duration_ms and edge figures must be integers)",
+                            path) from None
+        final = bool(doc.get("final", True))
+        key = run_key(doc) or digest
+        row = self.db.execute("SELECT duration_ms, final FROM runs WHERE id = ?", (key,)).fetchone()
+        if row is not None:
+            old_duration, old_final = row[0] or 0, bool(row[1])
+            # A later write covers more time; at equal time the one written at exit wins.
+            if not ((duration or 0) > old_duration or ((duration or 0) == old_duration and final and not old_final)):
+                return None
+            self.db.execute("DELETE FROM edges WHERE run = ?", (key,))
+            self.db.execute("DELETE FROM runs WHERE id = ?", (key,))
+        self.db.execute("INSERT INTO runs (id, host, program, plan, time, duration_ms, started, final) "
+                        "VALUES (?,?,?,?,?,?,?,?)",
+                        (key, doc.get("host"), doc.get("program"), doc.get("plan"), doc.get("time"), duration,
+                         doc.get("started"), int(final)))
+        self.db.executemany("INSERT INTO edges (run, caller_domain, callee, callee_domain, calls, bytes, time_ns, "
+                            "faulted) VALUES (?,?,?,?,?,?,?,?)", [(key, *e) for e in edges])
+        return "runs" if row is None else "updated"
 
     def faults(self, program: str | None = None) -> list[Fault]:
         rows = self.db.execute("SELECT host, program, plan, domain, signal, function, time, culprit, signature, "
@@ -141,13 +190,20 @@ class Store:
         return sorted({r[0] for r in self.db.execute("SELECT program FROM crashes UNION SELECT program FROM runs")
                        if r[0]})
 
-    def edge_costs(self) -> list[tuple[str, str, int, int, int]]:
-        return self.db.execute("SELECT caller_domain, callee, SUM(calls), SUM(bytes), SUM(time_ns) FROM edges "
-                               "GROUP BY caller_domain, callee ORDER BY SUM(time_ns) DESC").fetchall()
+    def edge_costs(self) -> list[tuple[str, str, int, int, int, int]]:
+        """Per edge (caller domain, function): calls, bytes, time_ns, faulted calls."""
+        return self.db.execute("SELECT caller_domain, callee, SUM(calls), SUM(bytes), SUM(time_ns), SUM(faulted) "
+                               "FROM edges GROUP BY caller_domain, callee ORDER BY SUM(time_ns) DESC").fetchall()
 
     def runs(self, program: str | None = None) -> list[tuple[str, str, int]]:
+        """(host, time of the last write, duration_ms) per run with stats."""
         rows = self.db.execute("SELECT host, time, duration_ms, program FROM runs ORDER BY time").fetchall()
         return [r[:3] for r in rows if program is None or r[3] == program]
+
+    def unfinished_runs(self, program: str | None = None) -> int:
+        """Runs whose last stats write was not the one at exit: killed by a signal, or still going."""
+        rows = self.db.execute("SELECT program FROM runs WHERE final = 0").fetchall()
+        return sum(1 for r in rows if program is None or r[0] == program)
 
     def hosts(self) -> list[str]:
         return sorted({r[0] for r in self.db.execute("SELECT host FROM crashes UNION SELECT host FROM runs")

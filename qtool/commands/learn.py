@@ -68,8 +68,10 @@ def run(options) -> int:
                                            max_restarts=max_restarts))
     if options.format == "json":
         text = json.dumps({
-            "schema": "qpm.learn/1", "policy": d.policy, "observed_s": d.observed_s, "runs": d.runs,
-            "hosts": list(d.hosts), "recovery_s": d.recovery_s, "ingested": added,
+            "schema": "qpm.learn/1", "policy": d.policy, "observed_s": d.observed_s,
+            "observed_known": d.observed_known, "runs": d.runs,
+            "hosts": list(d.hosts), "recovery_s": d.recovery_s,
+            "ingested": {k: added[k] for k in ("crashes", "runs", "seen")}, "runs_updated": added["updated"],
             "isolate": list(d.isolated), "domains": [{"domain": n, "components": c} for n, c in domains],
             "components": [{
                 "name": c.name, "isolate": c.isolate, "reason": c.reason, "faults": c.faults,
@@ -80,10 +82,11 @@ def run(options) -> int:
             "notes": list(d.notes),
         }, indent=2) + "\n"
     else:
-        lines = [f"policy {d.policy}: {d.runs} run(s), {d.observed_s:.3g} s observed, hosts: "
+        observed = f"{d.observed_s:.3g} s observed" if d.observed_known else "observation time unknown"
+        lines = [f"policy {d.policy}: {d.runs} run(s), {observed}, hosts: "
                  f"{', '.join(d.hosts) or 'none'}; restart of a domain {d.recovery_s * 1000:.3g} ms",
-                 f"ingested {added['crashes']} new crash report(s), {added['runs']} new stats report(s) "
-                 f"({added['seen']} read) into {options.db}"]
+                 f"ingested {added['crashes']} new crash report(s), {added['runs']} new stats report(s), "
+                 f"{added['updated']} run(s) updated ({added['seen']} read) into {options.db}"]
         for c in d.components:
             lines.append(f"  {c.name:<12} {'ISOLATE' if c.isolate else 'together':<8} faults {c.faults:<3} "
                          f"rate {c.rate:.3g}/s (<= {c.rate_upper:.3g}) boundary {c.boundary_s:.3g} s/s: {c.reason}")
