@@ -2,13 +2,22 @@
  * process.c - starting domain processes, watching them, and a domain's own main().
  *
  * Each domain gets an anonymous shared-memory file (memfd): it has no name, so nothing outlives
- * the processes that map it.  The child asks the kernel to kill it when its parent dies
- * (PR_SET_PDEATHSIG), so even `kill -9` of the main process leaves no orphan.  An exec failure
- * comes back through a close-on-exec pipe.
+ * the processes that map it.  Domains are started by the supervisor thread, which lives as long
+ * as the main process: the kernel kills a child whose parent *thread* ends (PR_SET_PDEATHSIG), so
+ * even `kill -9` of the main process leaves no orphan, and no application thread's exit does.
+ * A domain is started with clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD) like posix_spawn, so a
+ * large main process costs no page-table copy, and its pidfd comes with it: every signal and
+ * every wait goes through that pidfd, so no PID can be reused under us.  It sends no SIGCHLD:
+ * an application that reaps any child (waitpid(-1)) never reaps a domain.  The domain starts
+ * with descriptors 0, 1 and 2 and its region only.
+ *
+ * A watcher process, forked before main() (monolithic and split builds alike), waits on a pidfd
+ * of the main process opened before the fork and writes the report when main crashes.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <dirent.h>
 #include <errno.h>
 #include <stddef.h>
 #include <execinfo.h>
@@ -18,12 +27,15 @@
 #include <linux/futex.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -31,17 +43,28 @@
 
 #include "qrt_internal.h"
 
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+/* Main asks a hung domain thread for its backtrace with this signal before killing the domain. */
+#define QRT_DUMP_SIGNAL (SIGRTMIN + 6)
+
 extern char **environ;
 
 static const struct qrt_program *program;
+static char exe_path[PATH_MAX];
 
-static ssize_t read_retry(int fd, void *buf, size_t n)
+static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *timeout)
 {
-    ssize_t r;
-    do
-        r = read(fd, buf, n);
-    while (r < 0 && errno == EINTR);
-    return r;
+    return syscall(SYS_futex, (uint32_t *)word, op, val, timeout, NULL, 0);
+}
+
+static int pidfd_signal(int pidfd, int sig)
+{
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
 }
 
 static void run_inits(const struct qrt_program *p)
@@ -56,55 +79,88 @@ static struct qrt__region *map_region(int fd)
     return p == MAP_FAILED ? NULL : p;
 }
 
-static char exe_path[PATH_MAX];
-
-/* Marks a dead domain's channels so that every thread waiting on one returns at once. */
+/* Marks a dead domain's channels so that every thread waiting on one looks again, and finds its
+ * generation gone. */
 static void mark_dead(int d)
 {
     struct qrt__domain *dom = qrt__domain(d);
+    pthread_mutex_lock(&dom->lock);
     atomic_store(&dom->dead, 1);
     atomic_fetch_add(&dom->generation, 1);
-    for (unsigned i = 0; i < QRT_CHANNELS; i++) {
+    atomic_store(&dom->nwanted, 0);
+    pthread_mutex_unlock(&dom->lock);
+    uint32_t n = atomic_load(&dom->nopen);
+    for (uint32_t i = 0; i < n; i++) {
         atomic_store(&dom->region->chan[i].state, QRT_DEAD);
         qrt__wake_all(&dom->region->chan[i].state);
     }
-}
-
-void qrt__watchdog_fire(int d, uint32_t generation, uint32_t function)
-{
-    qrt__kill_domain(d, generation, function, -ETIMEDOUT);
+    qrt__wake_all(&dom->released);
 }
 
 /* Kills the domain's current process (once per generation) for a reason the report will give:
- * a hang (-ETIMEDOUT) or a malformed message. */
-void qrt__kill_domain(int d, uint32_t generation, uint32_t function, int why)
+ * a hang (-ETIMEDOUT) or a malformed message, on the call running on `channel`.  A hung thread
+ * is asked for its backtrace first, and given QRT_DUMP_WAIT_MS to record it. */
+void qrt__kill_domain(int d, uint32_t generation, uint32_t function, uint32_t channel, int why)
 {
     struct qrt__domain *dom = qrt__domain(d);
-    int expected = 0;
-    if (atomic_load(&dom->generation) == generation &&
+    int expected = 0, dump = 0;
+    pthread_mutex_lock(&dom->lock);
+    if (atomic_load(&dom->generation) == generation && dom->pidfd >= 0 &&
         atomic_compare_exchange_strong(&dom->hung, &expected, why == -ETIMEDOUT ? 1 : 2)) {
         dom->hung_function = function;
-        kill(dom->pid, SIGKILL);
+        dom->hung_channel = channel;
+        if (why == -ETIMEDOUT && channel < QRT_MAX_CHANNELS) {
+            atomic_store(&dom->region->dump, channel);
+            dump = pidfd_signal(dom->pidfd, QRT_DUMP_SIGNAL) == 0;
+        }
+        if (!dump)
+            pidfd_signal(dom->pidfd, SIGKILL);
     }
+    pthread_mutex_unlock(&dom->lock);
+    if (!dump)
+        return;
+    long long until = qrt__now_ms() + QRT_DUMP_WAIT_MS;
+    for (uint32_t w; (w = atomic_load(&dom->region->crash.written)) != 2;) {
+        long long left = until - qrt__now_ms();
+        if (left <= 0)
+            break;
+        struct timespec t = {0, (left < 10 ? left : 10) * 1000000};
+        futex(&dom->region->crash.written, FUTEX_WAIT, w, &t);
+    }
+    pthread_mutex_lock(&dom->lock);
+    if (atomic_load(&dom->generation) == generation && dom->pidfd >= 0)
+        pidfd_signal(dom->pidfd, SIGKILL);
+    pthread_mutex_unlock(&dom->lock);
 }
 
-static int spawn(int d, const char *exe);
+uint32_t qrt__blame_of(int d, uint32_t generation)
+{
+    struct qrt__blame *b = &qrt__domain(d)->blame[generation % QRT_BLAME_RING];
+    uint32_t channel = atomic_load(&b->channel);
+    /* Forgotten (64 deaths later): nobody can be cleared, so every call is taken for a culprit. */
+    return atomic_load(&b->generation) == generation + 1 ? channel : QRT_BLAME_ALL;
+}
+
+static int spawn(int d);
 static int await_ready(int d);
 
 static _Atomic uint32_t reports_pending;
 
-/* Whether one more restart of d stays within max_restarts per window; records it if so. */
+/* Whether one more restart of d stays within max_restarts per window; records it if so.  The
+ * ring holds the last max_restarts restart times: one more is refused exactly when the oldest
+ * of them is still inside the window. */
 static int may_restart(int d, long long now)
 {
     struct qrt__domain *dom = qrt__domain(d);
     const struct qrt_policy *pol = &program->policies[d];
-    unsigned recent = 0, n = dom->nrestarts < 64 ? dom->nrestarts : 64;
-    for (unsigned i = 0; i < n; i++)
-        if (now - dom->restarts[i] < pol->window_ms)
-            recent++;
-    if ((int)recent >= pol->max_restarts)
+    unsigned cap = pol->max_restarts > 0 ? (unsigned)pol->max_restarts : 0;
+    if (cap == 0 || !dom->restarts)
         return 0;
-    dom->restarts[dom->nrestarts++ % 64] = now;
+    long long *slot = &dom->restarts[dom->nrestarts % cap];
+    if (dom->nrestarts >= cap && now - *slot < pol->window_ms)
+        return 0;
+    *slot = now;
+    dom->nrestarts++;
     return 1;
 }
 
@@ -112,7 +168,7 @@ static int may_restart(int d, long long now)
 static void escalate(int status, int hung)
 {
     int sig = hung ? SIGKILL : WIFSIGNALED(status) ? WTERMSIG(status) : SIGABRT;
-    signal(sig, SIG_DFL);
+    signal(sig, SIG_DFL);     /* the main process's own crash handler must not report this */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, sig);
@@ -121,8 +177,20 @@ static void escalate(int status, int hung)
     _exit(128 + sig);
 }
 
-/* A domain died: contain it.  Callers in flight are released at once (their channels are marked
- * dead), then the plan decides: restart the domain, re-running its QPM_INIT functions, or end the
+/* Who is to blame for a death: the channel of the call whose thread crashed or hung, or every
+ * call in flight when the thread that died served none (or the domain left no record). */
+static uint32_t blame(struct qrt__domain *dom, const struct qrt__crash *crash, int hung)
+{
+    uint32_t n = atomic_load(&dom->nopen);
+    if (hung)
+        return dom->hung_channel < n ? dom->hung_channel : QRT_BLAME_ALL;
+    if (atomic_load(&((struct qrt__crash *)crash)->written) == 2 && crash->channel < n)
+        return crash->channel;
+    return QRT_BLAME_ALL;
+}
+
+/* A domain died: contain it.  Callers in flight are released at once (their generation is gone),
+ * then the plan decides: restart the domain, re-running its QPM_INIT functions, or end the
  * program; a report is written either way, by this process, which did not crash. */
 static void handle_death(int d, int status)
 {
@@ -132,11 +200,22 @@ static void handle_death(int d, int status)
     memcpy(&crash, &dom->region->crash, sizeof crash);
     int hung = atomic_load(&dom->hung);
     if (hung) {
-        /* A killed domain recorded nothing; the caller whose deadline passed knows the call. */
-        memset(&crash, 0, sizeof crash);
+        /* A killed domain recorded nothing but, for a hang, the hung thread's backtrace; the
+         * caller whose deadline passed knows the call. */
+        int dumped = hung == 1 && atomic_load(&crash.written) == 2 && crash.signal == 0;
+        if (!dumped)
+            memset(&crash, 0, sizeof crash);
         crash.function = dom->hung_function;
+        crash.channel = dom->hung_channel;
         atomic_store(&crash.written, 2);
     }
+    uint32_t culprit = blame(dom, &crash, hung);
+    if (culprit == QRT_BLAME_ALL && !hung)
+        crash.function = UINT32_MAX;    /* no one call: the report says every call in flight */
+    struct qrt__blame *b = &dom->blame[atomic_load(&dom->generation) % QRT_BLAME_RING];
+    atomic_store(&b->generation, 0);
+    atomic_store(&b->channel, culprit);
+    atomic_store(&b->generation, atomic_load(&dom->generation) + 1);
     mark_dead(d);
     const struct qrt_policy *pol = &program->policies[d];
     if (pol->on_fault == QRT_ON_FAULT_ABORT || !may_restart(d, qrt__now_ms())) {
@@ -147,15 +226,20 @@ static void handle_death(int d, int status)
     /* Reset the region for the new process: nothing of the old one's state is kept. */
     memset(&dom->region->crash, 0, sizeof dom->region->crash);
     atomic_store(&dom->region->ready, 0);
-    for (unsigned i = 0; i < QRT_CHANNELS; i++) {
+    atomic_store(&dom->region->wanted, 0);
+    atomic_store(&dom->region->dump, QRT_NO_CHANNEL);
+    uint32_t n = atomic_load(&dom->nopen);
+    for (uint32_t i = 0; i < n; i++) {
         atomic_store(&dom->region->chan[i].sleepers, 0);
         atomic_store(&dom->region->chan[i].state, QRT_IDLE);
     }
-    atomic_store(&dom->hung, 0);
+    pthread_mutex_lock(&dom->lock);
     if (dom->pidfd >= 0)
         close(dom->pidfd);
     dom->pidfd = -1;
-    int rc = spawn(d, exe_path);
+    atomic_store(&dom->hung, 0);
+    pthread_mutex_unlock(&dom->lock);
+    int rc = spawn(d);
     if (rc == 0)
         rc = await_ready(d);
     if (rc < 0) {
@@ -181,16 +265,107 @@ static void finish_reports(void)
     long long until = qrt__now_ms() + 5000;
     for (uint32_t n; (n = atomic_load(&reports_pending)) && qrt__now_ms() < until;) {
         struct timespec t = {0, 50000000};
-        syscall(SYS_futex, (uint32_t *)&reports_pending, FUTEX_WAIT, n, &t, NULL, 0);
+        futex(&reports_pending, FUTEX_WAIT, n, &t);
     }
 }
 
-/* Watches every domain's pidfd and reacts to a death the moment it happens. */
+/* Reaps a domain through its pidfd: a wait status as waitpid would give it, or -1. */
+static int reap(int pidfd)
+{
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    int r;
+    do
+        r = waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, WEXITED | __WALL);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return -1;
+    if (info.si_code == CLD_EXITED)
+        return (info.si_status & 0xff) << 8;
+    return info.si_status & 0x7f;       /* killed or dumped: WIFSIGNALED, WTERMSIG = the signal */
+}
+
+/*
+ * The main thread may end with pthread_exit while other threads go on; the process then ends when
+ * the last of them does.  The runtime's own threads (named "qrt-...") must not keep it alive: once
+ * the main thread is gone, the supervisor looks now and then whether any application thread is
+ * left, and ends the process as the last one would have (exit(0)).
+ */
+static int wake_fd = -1;                /* an eventfd: wakes the supervisor */
+static _Atomic int main_thread_gone;
+static pthread_key_t main_key;
+
+static void on_main_thread_exit(void *unused)
+{
+    (void)unused;
+    atomic_store(&main_thread_gone, 1);
+    uint64_t one = 1;
+    ssize_t unused_rc = write(wake_fd, &one, sizeof one);
+    (void)unused_rc;
+}
+
+static int application_threads_left(void)
+{
+    DIR *dir = opendir("/proc/self/task");
+    if (!dir)
+        return 1;
+    int left = 0;
+    for (struct dirent *e; !left && (e = readdir(dir));) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], stat[512];
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, stat, sizeof stat - 1);
+        close(fd);
+        if (n <= 0)
+            continue;
+        stat[n] = '\0';
+        char *open_paren = strchr(stat, '('), *close_paren = strrchr(stat, ')');
+        if (!open_paren || !close_paren || close_paren[1] == '\0')
+            continue;
+        char state = close_paren[2];
+        int ours = strncmp(open_paren + 1, "qrt-", 4) == 0;
+        if (!ours && state != 'Z' && state != 'X')
+            left = 1;
+    }
+    closedir(dir);
+    return left;
+}
+
+/* Set by the supervisor once every domain was started the first time (or failed to). */
+static _Atomic uint32_t started_word;
+static int start_result;
+
+static int start_domains(void)
+{
+    for (int d = 1; d < program->ndomains; d++) {
+        int rc = spawn(d);
+        if (rc == 0)
+            rc = await_ready(d);
+        if (rc < 0) {
+            fprintf(stderr, "%s: quarantine: domain %s did not start: %s\n", program->name,
+                    program->domains[d], strerror(-rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Starts every domain, then watches their pidfds and reacts to a death the moment it happens. */
 static void *supervise(void *arg)
 {
     (void)arg;
-    struct pollfd fds[QRT_MAX_DOMAINS];
-    int map[QRT_MAX_DOMAINS];
+    prctl(PR_SET_NAME, "qrt-supervise");
+    start_result = start_domains();
+    atomic_store(&started_word, 1);
+    qrt__wake_all(&started_word);
+    if (start_result < 0)
+        return NULL;
+    struct pollfd fds[QRT_MAX_DOMAINS + 1];
+    int map[QRT_MAX_DOMAINS + 1];
     for (;;) {
         int n = 0;
         for (int d = 1; d < program->ndomains; d++) {
@@ -201,19 +376,26 @@ static void *supervise(void *arg)
                 map[n++] = d;
             }
         }
-        if (n == 0)
-            return NULL;
-        int r = poll(fds, (nfds_t)n, -1);
+        fds[n].fd = wake_fd;
+        fds[n].events = POLLIN;
+        map[n++] = 0;
+        int gone = atomic_load(&main_thread_gone);
+        int r = poll(fds, (nfds_t)n, gone ? 20 : -1);
         if (r < 0 && errno != EINTR)
             return NULL;
-        for (int i = 0; i < n; i++) {
+        if (gone && !application_threads_left())
+            exit(0);
+        for (int i = 0; i < n && r > 0; i++) {
             if (!fds[i].revents)
                 continue;
+            if (map[i] == 0) {
+                uint64_t v;
+                ssize_t unused = read(wake_fd, &v, sizeof v);
+                (void)unused;
+                continue;
+            }
             struct qrt__domain *dom = qrt__domain(map[i]);
-            int status = 0;
-            while (waitpid(dom->pid, &status, 0) < 0 && errno == EINTR)
-                ;
-            handle_death(map[i], status);
+            handle_death(map[i], reap(dom->pidfd));
         }
     }
 }
@@ -227,25 +409,61 @@ static int make_region(int d)
     int fd = memfd_create(name, MFD_CLOEXEC);
     if (fd < 0)
         return -errno;
+    /* Sparse: only the pages of channels in use are ever touched. */
     if (ftruncate(fd, sizeof(struct qrt__region)) < 0 || !(dom->region = map_region(fd))) {
         int e = -errno;
         close(fd);
         return e;
     }
-    for (unsigned i = 0; i < QRT_CHANNELS; i++)
-        dom->region->chan[i].domain = (uint32_t)d;
     dom->memfd = fd;
     dom->pidfd = -1;
+    atomic_store(&dom->region->dump, QRT_NO_CHANNEL);
+    if (posix_memalign((void **)&dom->slots, 64, QRT_MAX_CHANNELS * sizeof *dom->slots) != 0)
+        return -ENOMEM;
+    memset(dom->slots, 0, QRT_MAX_CHANNELS * sizeof *dom->slots);
+    pthread_mutex_init(&dom->lock, NULL);
+    int cap = program->policies[d].max_restarts;
+    dom->restarts = cap > 0 ? calloc((size_t)cap, sizeof *dom->restarts) : NULL;
+    if (cap > 0 && !dom->restarts)
+        return -ENOMEM;
     return 0;
 }
 
-static int spawn(int d, const char *exe)
+/* What the cloned child needs, prepared before the clone: it may call no function that locks or
+ * allocates, since it shares the memory of a process whose other threads go on running. */
+struct spawn_args {
+    const char *path;
+    char **argv, **envp;
+    int memfd;
+    pid_t parent;
+    int maxfd;
+    volatile int err;
+};
+
+static int spawn_child(void *arg)
+{
+    struct spawn_args *a = arg;
+    /* Die with the main process, even when it is killed with SIGKILL. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != a->parent)
+        _exit(127);
+    /* Only 0, 1, 2 and the region cross the exec: none of the program's sockets and files. */
+    if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) < 0)
+        for (int fd = 3; fd < a->maxfd; fd++)
+            fcntl(fd, F_SETFD, FD_CLOEXEC);
+    fcntl(a->memfd, F_SETFD, 0);
+    /* Every signal is blocked (by the parent, around the clone); the domain unblocks them. */
+    execve(a->path, a->argv, a->envp);
+    a->err = errno ? errno : ENOEXEC;
+    _exit(127);
+}
+
+static int spawn(int d)
 {
     struct qrt__domain *dom = qrt__domain(d);
-    int fd = dom->memfd;
     char path[PATH_MAX + 64], fd_env[32], dom_env[32];
-    snprintf(path, sizeof path, "%s-%s", exe, program->domains[d]);
-    snprintf(fd_env, sizeof fd_env, "QRT_SHM_FD=%d", fd);
+    snprintf(path, sizeof path, "%s-%s", exe_path, program->domains[d]);
+    snprintf(fd_env, sizeof fd_env, "QRT_SHM_FD=%d", dom->memfd);
     snprintf(dom_env, sizeof dom_env, "QRT_DOMAIN=%d", d);
     size_t nenv = 0;
     while (environ[nenv])
@@ -260,46 +478,40 @@ static int spawn(int d, const char *exe)
     envp[k++] = fd_env;
     envp[k++] = dom_env;
     char *argv[] = {path, NULL};
-
-    int errpipe[2];
-    if (pipe2(errpipe, O_CLOEXEC) < 0) {
+    struct rlimit rl = {1024, 1024};
+    getrlimit(RLIMIT_NOFILE, &rl);
+    struct spawn_args a = {path, argv, envp, dom->memfd, getpid(),
+                           rl.rlim_cur < 65536 ? (int)rl.rlim_cur : 65536, 0};
+    size_t stack_size = 64 * 1024;
+    void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
         free(envp);
         return -errno;
     }
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        int e = -errno;
-        free(envp);
-        close(errpipe[0]);
-        close(errpipe[1]);
-        return e;
-    }
-    if (pid == 0) {
-        /* Die with the main process, even when it is killed with SIGKILL. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        fcntl(fd, F_SETFD, 0);      /* the region is the one descriptor the domain inherits */
-        execve(path, argv, envp);
-        int e = errno;
-        ssize_t unused = write(errpipe[1], &e, sizeof e);
-        (void)unused;
-        _exit(127);
-    }
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int pidfd = -1;
+    /* No exit signal (the low byte is 0): the domain is no SIGCHLD child of the program's. */
+    pid_t pid = clone(spawn_child, (char *)stack + stack_size, CLONE_VM | CLONE_VFORK | CLONE_PIDFD, &a,
+                      &pidfd);
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    munmap(stack, stack_size);
     free(envp);
-    close(errpipe[1]);
-    int child_errno = 0;
-    ssize_t r = read_retry(errpipe[0], &child_errno, sizeof child_errno);
-    close(errpipe[0]);
-    if (r == (ssize_t)sizeof child_errno) {
+    if (pid < 0)
+        return -clone_errno;
+    if (a.err) {
         fprintf(stderr, "%s: quarantine: cannot start domain %s: %s: %s\n", program->name,
-                program->domains[d], path, strerror(child_errno));
-        waitpid(pid, NULL, 0);
-        return -child_errno;
+                program->domains[d], path, strerror(a.err));
+        reap(pidfd);
+        close(pidfd);
+        return -a.err;
     }
+    pthread_mutex_lock(&dom->lock);
     dom->pid = pid;
-    dom->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    dom->pidfd = pidfd;
+    pthread_mutex_unlock(&dom->lock);
     return 0;
 }
 
@@ -307,18 +519,173 @@ static int spawn(int d, const char *exe)
 static int await_ready(int d)
 {
     struct qrt__domain *dom = qrt__domain(d);
-    struct timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    long long until = qrt__now_ms() + QRT_START_TIMEOUT_S * 1000;
     while (!atomic_load(&dom->region->ready)) {
-        int status;
-        if (waitpid(dom->pid, &status, WNOHANG) == dom->pid)
+        struct pollfd pfd = {dom->pidfd, POLLIN, 0};
+        if (poll(&pfd, 1, 0) > 0) {
+            reap(dom->pidfd);
             return -ECHILD;
-        struct timespec now, t = {0, 10000000};
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec - start.tv_sec > QRT_START_TIMEOUT_S)
+        }
+        if (qrt__now_ms() > until)
             return -ETIMEDOUT;
-        syscall(SYS_futex, (uint32_t *)&dom->region->ready, FUTEX_WAIT, 0, &t, NULL, 0);
+        struct timespec t = {0, 10000000};
+        futex(&dom->region->ready, FUTEX_WAIT, 0, &t);
     }
+    return 0;
+}
+
+/* Crash capture.  The handler only records (async-signal-safe, on an alternate stack so that a
+ * stack overflow can be recorded too) and then dies of the same signal; another process writes
+ * the report: main for a domain, the watcher for main. */
+static struct qrt__crash *own_crash;
+static uint64_t load_bias;
+static pid_t main_pid;                          /* in a domain: the process that may ask for dumps */
+static _Atomic pid_t *serving_tids;             /* in a domain: the thread serving each channel */
+
+static int first_object(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    *(uint64_t *)data = (uint64_t)info->dlpi_addr;
+    return 1;       /* the first object is the executable itself */
+}
+
+/* Records this thread's backtrace, once per process; signal 0 means "asked for, not a crash". */
+__attribute__((noinline)) static void record(int sig)
+{
+    struct qrt__crash *c = own_crash;
+    uint32_t expected = 0;
+    if (!atomic_compare_exchange_strong(&c->written, &expected, 1))
+        return;
+    /* The first two frames are the handler's (record and its caller); the kernel's signal
+     * trampoline follows. */
+    void *frames[QRT_CRASH_FRAMES + 3];
+    int n = backtrace(frames, QRT_CRASH_FRAMES + 3);
+    int skip = n > 3 ? 3 : 0;
+    for (int i = skip; i < n; i++)
+        c->frames[i - skip] = (uint64_t)(uintptr_t)frames[i];
+    c->nframes = (uint32_t)(n - skip);
+    c->bias = load_bias;
+    c->function = qrt__serving_fn;
+    c->channel = qrt__serving_channel;
+    c->signal = sig;
+    atomic_store(&c->written, 2);
+    qrt__wake_all(&c->written);
+}
+
+static void on_crash(int sig)
+{
+    record(sig);
+    raise(sig);     /* the handler was reset: this ends the process with sig */
+}
+
+/* Main asked for the backtrace of the thread serving one channel (it hung): that thread records
+ * it; any other thread that gets the signal passes it on to that one. */
+static void on_dump(int sig, siginfo_t *info, void *ctx)
+{
+    (void)ctx;
+    if (!own_crash || (info->si_pid != main_pid && info->si_pid != getpid()))
+        return;
+    struct qrt__region *region = (struct qrt__region *)((char *)own_crash - offsetof(struct qrt__region, crash));
+    uint32_t want = atomic_load(&region->dump);
+    if (want >= QRT_MAX_CHANNELS)
+        return;
+    if (qrt__serving_channel == want) {
+        int saved = errno;
+        record(0);
+        errno = saved;
+        return;
+    }
+    pid_t tid = serving_tids ? atomic_load(&serving_tids[want]) : 0;
+    if (info->si_pid == main_pid && tid > 0)
+        syscall(SYS_tgkill, getpid(), tid, sig);
+}
+
+static void install_crash_handlers(struct qrt__crash *crash)
+{
+    own_crash = crash;
+    dl_iterate_phdr(first_object, &load_bias);
+    void *warm[1];
+    backtrace(warm, 1);     /* loads the unwinder now, not inside a signal handler */
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_crash;
+    sa.sa_flags = SA_ONSTACK | SA_RESETHAND | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaction(sigs[i], &sa, NULL);
+}
+
+/* An alternate signal stack for this thread: a thread that overflowed its stack can still be
+ * recorded. */
+#define QRT_ALTSTACK (64 * 1024)
+static __thread void *altstack;
+
+static void alternate_stack(void)
+{
+    stack_t ss;
+    ss.ss_size = QRT_ALTSTACK;
+    ss.ss_sp = altstack = malloc(ss.ss_size);
+    ss.ss_flags = 0;
+    if (ss.ss_sp)
+        sigaltstack(&ss, NULL);
+}
+
+/* The watcher: a process that outlives the program's main process just long enough to report its
+ * crash.  It waits on a pidfd opened before the fork (so even a crash in the first microseconds
+ * is seen) and holds none of the program's descriptors but that one and stderr. */
+static void watch_program(int pidfd, struct qrt__crash *crash)
+{
+    prctl(PR_SET_NAME, "qpm-watcher");
+    /* The watcher must outlive the program, so it leaves its process group's signals alone. */
+    setsid();
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+    }
+    if (pidfd > 3)
+        close_range(3, (unsigned)pidfd - 1, 0);
+    close_range((unsigned)pidfd + 1, ~0u, 0);
+    struct pollfd pfd = {pidfd, POLLIN, 0};
+    while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+        ;
+    /* Only a crash leaves a record; a normal exit (or an escalation, reported already) none. */
+    if (atomic_load(&crash->written) == 2 && crash->signal != 0) {
+        int sig = crash->signal;
+        int status = sig > 0 && sig < 65 ? sig : SIGSEGV;   /* as waitpid would say: killed by sig */
+        crash->function = UINT32_MAX;       /* main serves calls, but its crash is its own */
+        crash->channel = QRT_NO_CHANNEL;
+        qrt__write_crash_report(program, 0, status, 0, crash, -1, "program died");
+    }
+    _exit(0);
+}
+
+/* Starts the watcher and the main process's crash capture: both builds, before main(). */
+static int watch_main(void)
+{
+    struct qrt__crash *crash = mmap(NULL, sizeof *crash, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (crash == MAP_FAILED)
+        return -errno;
+    crash->channel = QRT_NO_CHANNEL;
+    crash->function = UINT32_MAX;
+    int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (pidfd < 0)
+        return -errno;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = -errno;
+        close(pidfd);
+        return e;
+    }
+    if (pid == 0)
+        watch_program(pidfd, crash);
+    close(pidfd);
+    install_crash_handlers(crash);
+    /* So that the main thread's stack overflow is recorded too. */
+    static char main_altstack[QRT_ALTSTACK];
+    stack_t ss = {.ss_sp = main_altstack, .ss_size = sizeof main_altstack, .ss_flags = 0};
+    sigaltstack(&ss, NULL);
     return 0;
 }
 
@@ -333,110 +700,43 @@ int qrt_start(const struct qrt_program *p)
     if (n < 0)
         return -errno;
     exe_path[n] = '\0';
-    for (int d = 1; d < p->ndomains; d++) {
-        int rc = make_region(d);
-        if (rc == 0)
-            rc = spawn(d, exe_path);
-        if (rc == 0)
-            rc = await_ready(d);
-        if (rc < 0) {
-            fprintf(stderr, "%s: quarantine: domain %s did not start: %s\n", p->name, p->domains[d],
-                    strerror(-rc));
-            return rc;
-        }
+    int rc = watch_main();
+    for (int d = 1; rc == 0 && d < p->ndomains; d++)
+        rc = make_region(d);
+    if (rc < 0) {
+        fprintf(stderr, "%s: quarantine: cannot set up the domains: %s\n", p->name, strerror(-rc));
+        return rc;
     }
+    wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_fd < 0 || pthread_key_create(&main_key, on_main_thread_exit) != 0)
+        return -EAGAIN;
+    pthread_setspecific(main_key, (void *)1);
     atexit(finish_reports);
     qrt__stats_start(p);
+    /* The supervisor starts the domains: they die with it, and it lives as long as the process. */
     pthread_t t;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&t, &attr, supervise, NULL);
+    rc = pthread_create(&t, &attr, supervise, NULL);
     pthread_attr_destroy(&attr);
-    return -rc;
+    if (rc != 0)
+        return -rc;
+    while (!atomic_load(&started_word))
+        futex(&started_word, FUTEX_WAIT, 0, NULL);
+    return start_result;
 }
 
-/* Crash capture, in a domain.  The handler only records (async-signal-safe, on an alternate
- * stack so that a stack overflow can be recorded too) and then dies of the same signal; the main
- * process writes the report. */
+/* In a domain: one serving thread per channel main opened, started when main first uses it. */
 static struct qrt__region *own_region;
-static uint64_t load_bias;
-
-static int first_object(struct dl_phdr_info *info, size_t size, void *data)
-{
-    (void)size;
-    *(uint64_t *)data = (uint64_t)info->dlpi_addr;
-    return 1;       /* the first object is the executable itself */
-}
-
-static void on_crash(int sig)
-{
-    struct qrt__crash *c = &own_region->crash;
-    uint32_t expected = 0;
-    if (atomic_compare_exchange_strong(&c->written, &expected, 1)) {
-        /* The first two frames are this handler and the kernel's signal trampoline. */
-        void *frames[QRT_CRASH_FRAMES + 2];
-        int n = backtrace(frames, QRT_CRASH_FRAMES + 2);
-        int skip = n > 2 ? 2 : 0;
-        for (int i = skip; i < n; i++)
-            c->frames[i - skip] = (uint64_t)(uintptr_t)frames[i];
-        c->nframes = (uint32_t)(n - skip);
-        c->bias = load_bias;
-        c->function = qrt__serving_fn;
-        c->signal = sig;
-        atomic_store(&c->written, 2);
-    }
-    raise(sig);     /* the handler was reset: this ends the process with sig */
-}
-
-static void install_crash_handlers(struct qrt__region *region)
-{
-    own_region = region;
-    dl_iterate_phdr(first_object, &load_bias);
-    void *warm[1];
-    backtrace(warm, 1);     /* loads the unwinder now, not inside a signal handler */
-    static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP};
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_crash;
-    sa.sa_flags = SA_ONSTACK | SA_RESETHAND | SA_NODEFER;
-    sigemptyset(&sa.sa_mask);
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        sigaction(sigs[i], &sa, NULL);
-}
 
 static void *serve_thread(void *arg)
 {
-    /* An alternate stack per thread: a thread that overflowed its stack can still be recorded. */
-    stack_t ss;
-    ss.ss_size = 64 * 1024;
-    ss.ss_sp = malloc(ss.ss_size);
-    ss.ss_flags = 0;
-    if (ss.ss_sp)
-        sigaltstack(&ss, NULL);
-    qrt__serve(arg);
+    uint32_t i = (uint32_t)(uintptr_t)arg;
+    atomic_store(&serving_tids[i], (pid_t)syscall(SYS_gettid));
+    alternate_stack();
+    qrt__serve(&own_region->chan[i]);
     return NULL;
-}
-
-/* Starts a serving thread for every claimed channel that has none yet. */
-static int serve_claimed(struct qrt__region *region)
-{
-    static unsigned char started[QRT_CHANNELS];
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = 0;
-    for (unsigned i = 0; i < QRT_CHANNELS && rc == 0; i++) {
-        if (started[i] || !atomic_load(&region->chan[i].owner))
-            continue;
-        pthread_t t;
-        rc = pthread_create(&t, &attr, serve_thread, &region->chan[i]);
-        if (rc != 0)
-            fprintf(stderr, "quarantine: starting a server thread: %s\n", strerror(rc));
-        started[i] = 1;
-    }
-    pthread_attr_destroy(&attr);
-    return -rc;
 }
 
 int qrt_domain_main(const struct qrt_program *p, int domain, int argc, char **argv)
@@ -444,6 +744,9 @@ int qrt_domain_main(const struct qrt_program *p, int domain, int argc, char **ar
     (void)argc;
     program = p;
     qrt__set_program(p, domain);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);      /* main blocked every signal around the start */
     const char *fd_text = getenv("QRT_SHM_FD");
     const char *dom_text = getenv("QRT_DOMAIN");
     if (!fd_text || !dom_text || atoi(dom_text) != domain) {
@@ -451,75 +754,53 @@ int qrt_domain_main(const struct qrt_program *p, int domain, int argc, char **ar
                 argv[0], p->domains[domain], p->name);
         return 2;
     }
+    main_pid = getppid();
     struct qrt__region *region = map_region(atoi(fd_text));
-    if (!region) {
+    serving_tids = calloc(QRT_MAX_CHANNELS, sizeof *serving_tids);
+    unsigned char *started = calloc(QRT_MAX_CHANNELS, 1);
+    if (!region || !serving_tids || !started) {
         perror("quarantine: mapping the domain's channels");
         return 1;
     }
+    own_region = region;
     qrt__domain(domain)->region = region;
-    install_crash_handlers(region);
+    install_crash_handlers(&region->crash);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_dump;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(QRT_DUMP_SIGNAL, &sa, NULL);
     run_inits(p);
-    /* A serving thread per channel in use: the ones main's threads hold now are started before
-     * the domain says it is ready (after a restart, that is every thread that had a call going),
-     * the rest as main claims them.  Starting all 64 up front would triple the restart time. */
-    if (serve_claimed(region) < 0)
-        return 1;
     atomic_store(&region->ready, 1);
     qrt__wake_all(&region->ready);
-    for (;;) {
-        uint32_t seen = atomic_load(&region->claims);
-        if (serve_claimed(region) < 0)
-            return 1;
-        syscall(SYS_futex, (uint32_t *)&region->claims, FUTEX_WAIT, seen, NULL, NULL, 0);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    for (uint32_t consumed = 0;;) {
+        uint32_t seen = atomic_load(&region->wanted);
+        if (seen - consumed > QRT_MAX_CHANNELS)
+            consumed = seen - QRT_MAX_CHANNELS;
+        for (; consumed != seen; consumed++) {
+            uint32_t i = region->want[consumed % QRT_MAX_CHANNELS];
+            if (i >= QRT_MAX_CHANNELS || started[i])
+                continue;
+            pthread_t t;
+            int rc = pthread_create(&t, &attr, serve_thread, (void *)(uintptr_t)i);
+            if (rc != 0) {
+                fprintf(stderr, "quarantine: starting a server thread: %s\n", strerror(rc));
+                return 1;
+            }
+            started[i] = 1;
+        }
+        futex(&region->wanted, FUTEX_WAIT, seen, NULL);
     }
 }
 
-/* The monolithic build: no domain, no channel, nothing on any call path.  A watcher process,
- * forked before main() runs, waits for the program to die; a crash handler in the program only
- * records its signal and return addresses in memory shared with the watcher, which writes the
- * report (the process that crashed is in no state to). */
-static void watch_program(pid_t program_pid, struct qrt__region *region)
-{
-    prctl(PR_SET_NAME, "qpm-watcher");
-    int pidfd = (int)syscall(SYS_pidfd_open, program_pid, 0);
-    if (pidfd < 0)
-        _exit(0);
-    struct pollfd pfd = {pidfd, POLLIN, 0};
-    while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
-        ;
-    /* Only a crash leaves a record; a normal exit leaves nothing to report. */
-    if (atomic_load(&region->crash.written) == 2) {
-        int sig = region->crash.signal;
-        int status = sig > 0 && sig < 65 ? sig : SIGSEGV;   /* as waitpid would say: killed by sig */
-        qrt__write_crash_report(program, 0, status, 0, &region->crash, -1, "program died");
-    }
-    _exit(0);
-}
-
+/* The monolithic build: no domain, no channel, nothing on any call path; only the watcher. */
 int qrt_mono_start(const struct qrt_program *p)
 {
     program = p;
     run_inits(p);
-    /* Only the region's head (its crash record) is used here. */
-    struct qrt__region *region = mmap(NULL, offsetof(struct qrt__region, chan), PROT_READ | PROT_WRITE,
-                                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (region == MAP_FAILED)
-        return -errno;
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0)
-        return -errno;
-    if (pid == 0) {
-        /* The watcher must outlive the program, so it leaves its process group's signals alone. */
-        setsid();
-        watch_program(parent, region);
-    }
-    install_crash_handlers(region);
-    stack_t ss;     /* so that the main thread's stack overflow is recorded too */
-    ss.ss_size = 64 * 1024;
-    ss.ss_sp = malloc(ss.ss_size);
-    ss.ss_flags = 0;
-    if (ss.ss_sp)
-        sigaltstack(&ss, NULL);
-    return 0;
+    return watch_main();
 }

@@ -5,7 +5,9 @@
  * shared-memory region (an anonymous memfd, so nothing is left behind when the processes go) of
  * channels.  A channel is a conversation between one calling thread and one serving thread:
  * messages alternate on it, so a call that calls back (a callback, or a call to a third domain,
- * which the main process relays) is simply a nested message on the same channel.
+ * which the main process relays) is simply a nested message on the same channel.  A calling
+ * thread holds a channel for the length of its outermost call into a domain only: any number of
+ * threads share a pool of channels that grows with the calls in flight at once.
  *
  * Public names are qrt_; functions return 0 or a negative errno.
  */
@@ -61,6 +63,8 @@ struct qrt_program {
     int nsymbols;                         /* every function of the program, sorted by name ... */
     const char *const *symbols;
     const char *const *symbol_components; /* ... and the component it belongs to */
+    const char *const *symbol_files;      /* ... the file of its definition, as the model has it */
+    const int *symbol_lines;              /* ... and the line (both may be NULL: not known) */
 };
 
 /* Main process: start every domain (called from a constructor before main()). */
@@ -80,6 +84,8 @@ struct qrt_call {
     uint32_t function;
     int domain;                 /* the domain called (main process) */
     uint32_t generation;        /* of that domain, when the call began */
+    uint32_t slot;              /* the channel's index in that domain (main process) */
+    int acquired;               /* begin took the channel (or a nesting level of it): end gives it back */
     long long deadline_ms;      /* the watchdog's, or 0 */
     void *chan;
     _Alignas(16) uint8_t inline_reply[256];
@@ -98,12 +104,13 @@ void qrt_call_end(struct qrt_call *call);
 void qrt_fatal(uint32_t function, int err) __attribute__((noreturn));
 
 /* A call that failed with err on its attempt-th try (0 first): when the domain died, waits for it
- * to serve again and says what to do, as the plan says; anything else is fatal.  Under
- * on_fault: abort the program does not get this far. */
+ * to serve again and says what to do.  The call whose thread crashed or hung is the culprit and
+ * gets the plan's on_fault; every other call in flight is innocent and is issued again, as is a
+ * call that arrived during the restart.  Under on_fault: abort the program does not get this far. */
 enum {
     QRT_FAULT_FAIL = 0,     /* return the fault_value */
     QRT_FAULT_RETRY = 1,    /* re-issue the call on the fresh process (once) */
-    QRT_FAULT_WAITED = 2,   /* the call arrived during the restart: issue it now, no fault of its own */
+    QRT_FAULT_WAITED = 2,   /* innocent, or arrived during the restart: issue it again, no try used */
 };
 int qrt_fault(struct qrt_call *call, int err, int attempt);
 

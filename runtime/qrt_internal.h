@@ -2,6 +2,7 @@
 #ifndef QRT_INTERNAL_H
 #define QRT_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -10,7 +11,7 @@
 #include "qrt.h"
 
 #define QRT_MAX_DOMAINS 32
-#define QRT_CHANNELS 64                 /* concurrent calling threads per domain */
+#define QRT_MAX_CHANNELS 4096           /* calls in flight at once into one domain */
 #define QRT_CHAN_BUF (256u * 1024u)     /* the largest message, arguments or reply */
 #define QRT_SPIN_START 2000u
 #define QRT_SPIN_MIN 0u                 /* spinning that never pays stops (but is probed) */
@@ -21,6 +22,8 @@
 #define QRT_SLEEP_CHECK_S 1             /* a sleeper looks at its peer's health this often */
 #define QRT_START_TIMEOUT_S 10
 #define QRT_SMALL_MESSAGE 512           /* messages up to this size are copied onto the stack */
+#define QRT_DUMP_WAIT_MS 200            /* how long a hung thread gets to record its backtrace */
+#define QRT_NO_CHANNEL UINT32_MAX
 
 enum { QRT_IDLE = 0, QRT_TO_SERVER = 1, QRT_TO_CALLER = 2, QRT_DEAD = 3 };
 enum { QRT_K_CALL = 1, QRT_K_RETURN = 2, QRT_K_ERROR = 3 };
@@ -30,8 +33,7 @@ enum { QRT_SLEEP_CALLER = 1, QRT_SLEEP_SERVER = 2 };
 struct qrt__chan {
     _Atomic uint32_t state;      /* whose turn it is; the futex word */
     _Atomic uint32_t sleepers;   /* which sides are (about to be) asleep on state */
-    _Atomic uint32_t owner;      /* 1 while a main-process thread holds the channel */
-    uint32_t domain;             /* the domain this channel leads to (set by main; informative) */
+    uint32_t unused[2];
     volatile uint32_t kind, fn, len;
     uint8_t pad[4];              /* the first 32 bytes of a message share the header's cache line */
     volatile uint8_t buf[QRT_CHAN_BUF];
@@ -42,25 +44,55 @@ struct qrt__chan {
 /* What a crashing domain leaves behind for the main process, which trusts none of it blindly. */
 struct qrt__crash {
     _Atomic uint32_t written;    /* the first crashing thread fills it */
-    int32_t signal;
+    int32_t signal;              /* 0: no crash, the backtrace of a hung thread asked for by main */
     uint32_t function;           /* the function id it was serving, or UINT32_MAX */
+    uint32_t channel;            /* the channel it was serving, or QRT_NO_CHANNEL */
     uint32_t nframes;
+    uint32_t pad;
     uint64_t bias;               /* load address of the domain executable */
     uint64_t frames[QRT_CRASH_FRAMES];
 };
 
+/* Shared by main and one domain.  Channels are opened on demand: main writes the index of each
+ * channel that needs a serving thread into `want` and bumps `wanted` (a futex word); the domain
+ * starts one thread per index. */
 struct qrt__region {
     _Atomic uint32_t ready;      /* the domain sets 1 once it serves; a futex word */
-    uint32_t nchan;
-    _Atomic uint32_t claims;     /* bumped by main when it claims a channel; a futex word */
+    _Atomic uint32_t wanted;     /* entries written into want[]; a futex word */
+    _Atomic uint32_t dump;       /* a channel whose serving thread should record its backtrace */
     uint8_t pad[52];
     struct qrt__crash crash;
-    struct qrt__chan chan[QRT_CHANNELS];
+    uint32_t want[QRT_MAX_CHANNELS];
+    struct qrt__chan chan[QRT_MAX_CHANNELS];
+};
+
+/* The main process's private view of one channel of a domain: who may use it.  Nothing here is
+ * in shared memory, so a domain cannot change who owns what. */
+enum { QRT_SLOT_FREE = 0, QRT_SLOT_CACHED = 1, QRT_SLOT_BUSY = 2 };
+struct qrt__slot {
+    _Atomic uint32_t state;      /* FREE: nobody's; CACHED: idle, kept by its last user; BUSY */
+    _Atomic uint32_t started;    /* generation + 1 of the domain whose thread serves it, or 0 */
+    uint32_t function;           /* the outermost call running on it (for blame) */
+    uint8_t pad[52];             /* one cache line per slot: no false sharing between callers */
+};
+
+/* The blame for one death of a domain, kept for the callers of that generation to read. */
+#define QRT_BLAME_ALL UINT32_MAX      /* a thread serving no call died: every call is a culprit */
+#define QRT_BLAME_RING 64
+struct qrt__blame {
+    _Atomic uint32_t generation;      /* the generation that died, + 1 (0: empty) */
+    _Atomic uint32_t channel;         /* the culprit's channel, or QRT_BLAME_ALL */
 };
 
 /* The main process's private view of a domain. */
 struct qrt__domain {
     struct qrt__region *region;
+    struct qrt__slot *slots;            /* [QRT_MAX_CHANNELS] */
+    _Atomic uint32_t nopen;             /* channels opened so far (slots 0 .. nopen-1 in use) */
+    _Atomic uint32_t released;          /* bumped when a channel is released while waiters wait */
+    _Atomic uint32_t waiters;           /* threads waiting for a channel */
+    _Atomic uint32_t nwanted;           /* serving threads asked of this generation (want[]) */
+    pthread_mutex_t lock;               /* opening channels, asking for threads, signalling */
     int memfd;
     pid_t pid;
     int pidfd;
@@ -68,22 +100,26 @@ struct qrt__domain {
     _Atomic uint32_t generation;        /* bumped when the domain dies */
     _Atomic uint32_t ready_generation;  /* = generation once (re)started; futex word */
     _Atomic int hung;                   /* main killed it: 1 hung, 2 malformed messages ... */
-    uint32_t hung_function;             /* ... during a call to this function */
+    uint32_t hung_function;             /* ... during a call to this function ... */
+    uint32_t hung_channel;              /* ... on this channel */
     _Atomic int restarting;
-    long long restarts[64];             /* monotonic ms of recent restarts, a ring */
+    long long *restarts;                /* monotonic ms of the last max_restarts restarts, a ring */
     unsigned nrestarts;
+    struct qrt__blame blame[QRT_BLAME_RING];
 };
 
 extern __thread uint32_t qrt__serving_fn;
+extern __thread uint32_t qrt__serving_channel;
 void qrt__report_dir(char *out, size_t cap);
 void qrt__json_string(FILE *f, const char *s);      /* a JSON string literal, or null */
 void qrt__stats_start(const struct qrt_program *p);
 int qrt__stats_timed(void);
 long long qrt__stats_clock(void);
 void qrt__stats_count(int caller, uint32_t function, size_t bytes, long long ns);
+void qrt__stats_faulted(int caller, uint32_t function);     /* a call attempt that faulted */
 long long qrt__now_ms(void);
-void qrt__watchdog_fire(int domain, uint32_t generation, uint32_t function);
-void qrt__kill_domain(int domain, uint32_t generation, uint32_t function, int why);
+void qrt__kill_domain(int domain, uint32_t generation, uint32_t function, uint32_t channel, int why);
+uint32_t qrt__blame_of(int domain, uint32_t generation);
 void qrt__write_crash_report(const struct qrt_program *p, int domain, int status, int hung,
                              const struct qrt__crash *crash, long long recovery_ns, const char *outcome);
 

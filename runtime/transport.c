@@ -31,12 +31,17 @@ static const struct qrt_program *program;
 static int self_domain = -1;
 static struct qrt__domain domains[QRT_MAX_DOMAINS];
 
-/* The channel each of this thread's conversations uses: claimed per target domain in the main
- * process, and the served one in a domain's server thread. */
+/* In the main process: per target domain, the channel this thread used last (kept while idle,
+ * so that its next call usually finds it at hand) and how deep its calls into that domain are
+ * nested now (a nested call reuses the channel of the outermost one).  In a domain: the channel
+ * this serving thread serves. */
 static __thread struct qrt__chan *tls_chan[QRT_MAX_DOMAINS];
+static __thread uint32_t tls_slot[QRT_MAX_DOMAINS];
+static __thread uint32_t tls_depth[QRT_MAX_DOMAINS];
 static __thread struct qrt__chan *tls_serving;
 static __thread struct qrt__chan *tls_current;     /* the channel whose call this thread serves */
 __thread uint32_t qrt__serving_fn = UINT32_MAX;     /* the function it serves, for crash reports */
+__thread uint32_t qrt__serving_channel = QRT_NO_CHANNEL;
 static __thread unsigned tls_spin = QRT_SPIN_START;
 static __thread unsigned tls_probe;
 static pthread_key_t release_key;
@@ -92,12 +97,13 @@ static int post(struct qrt__chan *c, int side, uint32_t kind, uint32_t fn, uint3
 }
 
 /* Who a wait is for: in the main process, the domain called, its generation when the call began
- * (a restart in between ends the wait) and the watchdog's deadline. */
+ * (a restart in between ends the wait), the watchdog's deadline, and the call's channel. */
 struct waiter {
     int domain;
     uint32_t generation;
     long long deadline_ms;
     uint32_t function;
+    uint32_t slot;
 };
 
 long long qrt__now_ms(void)
@@ -107,38 +113,35 @@ long long qrt__now_ms(void)
     return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+/* Whether the domain this wait is for died since the call began: main's own record, never a word
+ * of shared memory, decides. */
 static int outlived(const struct waiter *w)
 {
     return self_domain == QRT_MAIN_DOMAIN && w->domain > 0 &&
            atomic_load(&domains[w->domain].generation) != w->generation;
 }
 
-/* The region a channel belongs to, found from private data only: the channel's own fields live
- * in shared memory, where the peer could have changed them. */
-static struct qrt__region *region_of(const struct qrt__chan *c, int *domain)
+/* The domain a channel leads to, found from private data only. */
+static int domain_of(const struct qrt__chan *c)
 {
-    if (self_domain != QRT_MAIN_DOMAIN) {
-        *domain = self_domain;
-        return domains[self_domain].region;
-    }
+    if (self_domain != QRT_MAIN_DOMAIN)
+        return self_domain;
     for (int d = 1; d < QRT_MAX_DOMAINS; d++) {
         const struct qrt__region *r = domains[d].region;
-        if (r && c >= &r->chan[0] && c < &r->chan[QRT_CHANNELS]) {
-            *domain = d;
-            return domains[d].region;
-        }
+        if (r && c >= &r->chan[0] && c < &r->chan[QRT_MAX_CHANNELS])
+            return d;
     }
     abort();    /* a channel of no domain: our own bookkeeping is broken */
 }
 
+static pid_t main_pid;      /* in a domain: the main process, its parent */
+
 /* Whether the peer of this side is gone: the domain (seen from main) or main (from a domain). */
-static int peer_gone(const struct qrt__chan *c)
+static int peer_gone(const struct qrt__chan *c, const struct waiter *w)
 {
-    int d;
-    region_of(c, &d);
     if (self_domain == QRT_MAIN_DOMAIN)
-        return atomic_load(&domains[d].dead);
-    return getppid() == 1;
+        return w->domain > 0 ? outlived(w) : atomic_load(&domains[domain_of(c)].dead);
+    return getppid() != main_pid;
 }
 
 static unsigned spin_floor(void)
@@ -161,6 +164,31 @@ static unsigned yield_rounds(void)
     return cached - 1;
 }
 
+/* Whether a state word that is not our turn means the conversation is over.  In a domain, DEAD is
+ * main's word that the channel is gone.  In main, only main's own generation counts: a domain
+ * that writes DEAD into the shared word changes nothing. */
+static int ended(uint32_t s, const struct waiter *w)
+{
+    if (self_domain == QRT_MAIN_DOMAIN)
+        return outlived(w);
+    return s == QRT_DEAD;
+}
+
+/* Spinning pays only while the peer has a core to answer on: with more waiting threads than
+ * cores, a spinner takes the core its peer needs.  So no more threads of this process spin at
+ * once than there are cores but one (at least one). */
+static _Atomic int spinners;
+
+static int max_spinners(void)
+{
+    static int cached;
+    if (!cached) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cached = n > 2 ? (int)n - 1 : 1;
+    }
+    return cached;
+}
+
 /* Waits until it is this side's turn: 0, or -EPIPE when the peer died. */
 static int wait_turn(struct qrt__chan *c, int side, const struct waiter *w)
 {
@@ -170,18 +198,26 @@ static int wait_turn(struct qrt__chan *c, int side, const struct waiter *w)
     unsigned budget = tls_spin;
     if (budget == 0 && ++tls_probe % QRT_SPIN_PROBE_EVERY == 0)
         budget = QRT_SPIN_PROBE;
+    if (budget && atomic_load_explicit(&spinners, memory_order_relaxed) >= max_spinners())
+        budget = 0;
     if (budget) {
+        atomic_fetch_add_explicit(&spinners, 1, memory_order_relaxed);
         for (unsigned i = 0; i < budget; i++) {
             uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire);
-            if (s == want || s == QRT_DEAD) {
+            if (s == want) {
                 /* The answer came while spinning: spinning pays, allow more of it. */
-                if (s == want)
-                    tls_spin = tls_spin ? (tls_spin * 2 < QRT_SPIN_MAX ? tls_spin * 2 : QRT_SPIN_MAX)
-                                        : QRT_SPIN_PROBE;
-                return s == want ? 0 : -EPIPE;
+                tls_spin = tls_spin ? (tls_spin * 2 < QRT_SPIN_MAX ? tls_spin * 2 : QRT_SPIN_MAX)
+                                    : QRT_SPIN_PROBE;
+                atomic_fetch_sub_explicit(&spinners, 1, memory_order_relaxed);
+                return 0;
+            }
+            if (s == QRT_DEAD && ended(s, w)) {
+                atomic_fetch_sub_explicit(&spinners, 1, memory_order_relaxed);
+                return -EPIPE;
             }
             cpu_relax();
         }
+        atomic_fetch_sub_explicit(&spinners, 1, memory_order_relaxed);
         /* It did not: spin less next time (halving down to the floor, or nothing when the
          * floor is 0). */
         tls_spin /= 2;
@@ -194,7 +230,7 @@ static int wait_turn(struct qrt__chan *c, int side, const struct waiter *w)
         uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire);
         if (s == want)
             return 0;
-        if (s == QRT_DEAD || outlived(w))
+        if (ended(s, w))
             return -EPIPE;
         sched_yield();
     }
@@ -205,7 +241,7 @@ static int wait_turn(struct qrt__chan *c, int side, const struct waiter *w)
         uint32_t s = atomic_load(&c->state);
         if (s == want)
             break;
-        if (s == QRT_DEAD || outlived(w)) {
+        if (ended(s, w)) {
             rc = -EPIPE;
             break;
         }
@@ -216,14 +252,14 @@ static int wait_turn(struct qrt__chan *c, int side, const struct waiter *w)
         if (w->deadline_ms) {
             long long left = w->deadline_ms - qrt__now_ms();
             if (left <= 0) {
-                /* The domain will die: wait for that like for any other death. */
-                qrt__watchdog_fire(w->domain, w->generation, w->function);
+                /* The call hung: its domain will be killed; wait for that like for any death. */
+                qrt__kill_domain(w->domain, w->generation, w->function, w->slot, -ETIMEDOUT);
                 left = QRT_SLEEP_CHECK_S * 1000;
             }
             wait_ms = left < wait_ms ? left : wait_ms;
         }
         struct timespec t = {wait_ms / 1000, (wait_ms % 1000) * 1000000};
-        if (futex(&c->state, FUTEX_WAIT, s, &t) < 0 && errno == ETIMEDOUT && peer_gone(c)) {
+        if (futex(&c->state, FUTEX_WAIT, s, &t) < 0 && errno == ETIMEDOUT && peer_gone(c, w)) {
             rc = -EPIPE;
             break;
         }
@@ -280,9 +316,8 @@ static void serve_one(struct qrt__chan *c, int side, uint32_t fn, struct qrt_rd 
     long long t0 = timed ? qrt__stats_clock() : 0;
     program->dispatch[fn](r, &w);
     if (self_domain == QRT_MAIN_DOMAIN && program->function_domain[fn] == QRT_MAIN_DOMAIN) {
-        int caller;     /* a domain calling a function of the main process */
-        region_of(c, &caller);
-        qrt__stats_count(caller, fn, r->len + w.len, timed ? qrt__stats_clock() - t0 : -1);
+        /* A domain calling a function of the main process. */
+        qrt__stats_count(domain_of(c), fn, r->len + w.len, timed ? qrt__stats_clock() - t0 : -1);
     }
     qrt__serving_fn = outer_fn;
     tls_serving = outer;
@@ -326,8 +361,11 @@ static int converse(struct qrt__chan *c, int side, uint32_t fn, uint32_t len, st
 
 void qrt__serve(struct qrt__chan *c)
 {
-    static const struct waiter none = {0, 0, 0, 0};
+    static const struct waiter none = {0, 0, 0, 0, QRT_NO_CHANNEL};
+    if (!main_pid)
+        main_pid = getppid();
     tls_serving = c;
+    qrt__serving_channel = (uint32_t)(c - domains[self_domain].region->chan);
     for (;;) {
         if (wait_turn(c, QRT_SIDE_SERVER, &none) < 0)
             _exit(0);       /* main is gone; so are we */
@@ -346,14 +384,26 @@ void qrt__serve(struct qrt__chan *c)
     }
 }
 
+/*
+ * Channels, in the main process.  A thread takes a channel of domain d for its outermost call
+ * into d and gives it back when that call ends; calls nested inside it (a callback that calls
+ * into d again) use the same channel, where d's serving thread is waiting.  A channel given back
+ * stays CACHED for the thread that used it, which takes it again with one compare-and-swap on a
+ * cache line of its own; a thread with none takes a FREE one, steals a CACHED one, or opens a new
+ * one (the domain starts a serving thread for it), and only when all QRT_MAX_CHANNELS are busy
+ * waits for one, for no longer than the call's deadline.
+ */
+
+/* A thread that ends gives up the channels it keeps. */
 static void release_channels(void *unused)
 {
     (void)unused;
     for (int d = 0; d < QRT_MAX_DOMAINS; d++) {
-        if (tls_chan[d]) {
-            atomic_store(&tls_chan[d]->owner, 0);
-            tls_chan[d] = NULL;
+        if (tls_chan[d] && !tls_depth[d]) {
+            uint32_t cached = QRT_SLOT_CACHED;
+            atomic_compare_exchange_strong(&domains[d].slots[tls_slot[d]].state, &cached, QRT_SLOT_FREE);
         }
+        tls_chan[d] = NULL;
     }
 }
 
@@ -363,33 +413,98 @@ static void make_release_key(void)
         abort();    /* only fails when the process is out of keys: an invariant of ours broke */
 }
 
-/* The channel this main-process thread uses to talk to domain d, claimed on first use. */
-static int claim(int d, struct qrt__chan **out)
+/* Asks domain d (at generation gen) for a serving thread on channel i, once per generation. */
+static int want_thread(int d, uint32_t i, uint32_t gen)
 {
-    if (tls_chan[d]) {
-        *out = tls_chan[d];
-        return 0;
+    struct qrt__domain *dom = &domains[d];
+    int rc = 0;
+    pthread_mutex_lock(&dom->lock);
+    if (atomic_load(&dom->dead) || atomic_load(&dom->generation) != gen) {
+        rc = -EPIPE;        /* it died meanwhile: the call faults and is issued again */
+    } else if (atomic_load(&dom->slots[i].started) != gen + 1) {
+        uint32_t n = atomic_load(&dom->nwanted);
+        dom->region->want[n % QRT_MAX_CHANNELS] = i;
+        atomic_store(&dom->nwanted, n + 1);
+        atomic_store(&dom->region->wanted, n + 1);
+        futex(&dom->region->wanted, FUTEX_WAKE, 1, NULL);
+        atomic_store(&dom->slots[i].started, gen + 1);
     }
+    pthread_mutex_unlock(&dom->lock);
+    return rc;
+}
+
+static int try_take(struct qrt__slot *s, uint32_t from)
+{
+    return atomic_load_explicit(&s->state, memory_order_relaxed) == from &&
+           atomic_compare_exchange_strong(&s->state, &from, QRT_SLOT_BUSY);
+}
+
+/* A channel of domain d for this thread's outermost call: its index, or a negative errno. */
+static long acquire(int d, long long deadline_ms)
+{
+    struct qrt__domain *dom = &domains[d];
+    if (tls_chan[d] && try_take(&dom->slots[tls_slot[d]], QRT_SLOT_CACHED))
+        return tls_slot[d];
     pthread_once(&release_once, make_release_key);
-    struct qrt__region *region = domains[d].region;
+    pthread_setspecific(release_key, (void *)1);
+    /* Start the search at a place of this thread's own, so that threads spread out. */
+    uintptr_t seed = (uintptr_t)&tls_spin >> 6;
     for (;;) {
-        for (unsigned i = 0; i < QRT_CHANNELS; i++) {
-            uint32_t free_ = 0;
-            if (atomic_compare_exchange_strong(&region->chan[i].owner, &free_, 1)) {
-                tls_chan[d] = &region->chan[i];
-                pthread_setspecific(release_key, (void *)1);
-                /* The domain starts a serving thread for a channel when it is first claimed. */
-                atomic_fetch_add(&region->claims, 1);
-                futex(&region->claims, FUTEX_WAKE, 1, NULL);
-                *out = tls_chan[d];
-                return 0;
+        uint32_t n = atomic_load(&dom->nopen);
+        uint32_t start = n ? (uint32_t)(seed % n) : 0;
+        for (int pass = 0; pass < 2; pass++) {
+            uint32_t from = pass == 0 ? QRT_SLOT_FREE : QRT_SLOT_CACHED;
+            for (uint32_t k = 0; k < n; k++) {
+                uint32_t i = (start + k) % n;
+                if (try_take(&dom->slots[i], from))
+                    return i;
             }
         }
-        /* Every channel is in use by another thread: wait for one to be released. */
-        if (atomic_load(&domains[d].dead))
-            return -EPIPE;
-        struct timespec t = {0, 1000000};
-        nanosleep(&t, NULL);
+        if (n < QRT_MAX_CHANNELS) {
+            pthread_mutex_lock(&dom->lock);
+            uint32_t i = atomic_load(&dom->nopen);
+            if (i < QRT_MAX_CHANNELS) {
+                atomic_store(&dom->slots[i].state, QRT_SLOT_BUSY);
+                atomic_store(&dom->nopen, i + 1);
+            }
+            pthread_mutex_unlock(&dom->lock);
+            if (i < QRT_MAX_CHANNELS)
+                return i;
+            continue;
+        }
+        /* Every channel is busy with a call: wait for one to be given back. */
+        atomic_fetch_add(&dom->waiters, 1);
+        uint32_t seen = atomic_load(&dom->released);
+        int found = -1;
+        for (uint32_t i = 0; i < n && found < 0; i++)
+            if (try_take(&dom->slots[i], QRT_SLOT_FREE) || try_take(&dom->slots[i], QRT_SLOT_CACHED))
+                found = (int)i;
+        if (found < 0) {
+            long long wait_ms = QRT_SLEEP_CHECK_S * 1000;
+            if (deadline_ms) {
+                long long left = deadline_ms - qrt__now_ms();
+                if (left <= 0) {
+                    atomic_fetch_sub(&dom->waiters, 1);
+                    return -ETIMEDOUT;
+                }
+                wait_ms = left < wait_ms ? left : wait_ms;
+            }
+            struct timespec t = {wait_ms / 1000, (wait_ms % 1000) * 1000000};
+            futex(&dom->released, FUTEX_WAIT, seen, &t);
+        }
+        atomic_fetch_sub(&dom->waiters, 1);
+        if (found >= 0)
+            return found;
+    }
+}
+
+static void release(int d, uint32_t i)
+{
+    struct qrt__domain *dom = &domains[d];
+    atomic_store(&dom->slots[i].state, QRT_SLOT_CACHED);
+    if (atomic_load(&dom->waiters)) {
+        atomic_fetch_add(&dom->released, 1);
+        futex(&dom->released, FUTEX_WAKE, 1, NULL);
     }
 }
 
@@ -401,32 +516,65 @@ static void set_waiter(struct qrt_call *call, int domain)
     call->deadline_ms = timeout > 0 ? qrt__now_ms() + timeout : 0;
 }
 
-int qrt_call_begin(struct qrt_call *call, uint32_t function)
+static void reset_call(struct qrt_call *call)
 {
     call->args = (struct qrt_wr){0};
     call->reply = (struct qrt_rd){0};
     call->chan = NULL;
+    call->slot = QRT_NO_CHANNEL;
+    call->acquired = 0;
+    call->domain = 0;
+}
+
+int qrt_call_begin(struct qrt_call *call, uint32_t function)
+{
+    reset_call(call);
+    call->function = function;
     if (!program || function >= program->nfunctions)
         return -EINVAL;
     int target = program->function_domain[function];
-    if (target < 0 || target >= program->ndomains)
+    if (target < 0 || target >= program->ndomains || (self_domain == QRT_MAIN_DOMAIN && target == QRT_MAIN_DOMAIN))
         return -EINVAL;
     struct qrt__chan *c;
     if (self_domain == QRT_MAIN_DOMAIN) {
-        int rc = claim(target, &c);
-        if (rc < 0)
-            return rc;
+        struct qrt__domain *dom = &domains[target];
+        set_waiter(call, target);
+        if (tls_depth[target]) {
+            /* Nested in a call into the same domain: its serving thread waits on that channel. */
+            c = tls_chan[target];
+            call->slot = tls_slot[target];
+        } else {
+            if (atomic_load(&dom->dead))
+                return -EPIPE;      /* restarting: the call waits for it and is then issued */
+            long i = acquire(target, call->deadline_ms);
+            if (i < 0)
+                return (int)i;
+            struct qrt__slot *s = &dom->slots[i];
+            if (atomic_load_explicit(&s->started, memory_order_relaxed) != call->generation + 1) {
+                int rc = want_thread(target, (uint32_t)i, call->generation);
+                if (rc < 0) {
+                    release(target, (uint32_t)i);
+                    return rc;
+                }
+            }
+            s->function = function;
+            c = &dom->region->chan[i];
+            tls_chan[target] = c;
+            tls_slot[target] = (uint32_t)i;
+            call->slot = (uint32_t)i;
+        }
+        tls_depth[target]++;
+        call->acquired = 1;
     } else {
         /* From a domain, every call goes to main over the channel being served; main relays it. */
         c = tls_serving;
         if (!c)
             return -EPERM;
+        set_waiter(call, 0);
     }
-    call->function = function;
     call->chan = c;
     call->args.base = (uint8_t *)c->buf;
     call->args.cap = QRT_CHAN_BUF;
-    set_waiter(call, self_domain == QRT_MAIN_DOMAIN ? target : 0);
     return 0;
 }
 
@@ -437,20 +585,29 @@ void *qrt_current_channel(void)
 
 int qrt_callback_begin(struct qrt_call *call, uint32_t id, void *chan)
 {
-    call->args = (struct qrt_wr){0};
-    call->reply = (struct qrt_rd){0};
-    call->chan = NULL;
+    reset_call(call);
+    call->function = id;
     if (!program || id >= program->nfunctions || !chan)
         return -EINVAL;
     struct qrt__chan *c = chan;
-    call->function = id;
     call->chan = c;
     call->args.base = (uint8_t *)c->buf;
     call->args.cap = QRT_CHAN_BUF;
-    int d = 0;
-    region_of(c, &d);
+    int d = domain_of(c);
     set_waiter(call, self_domain == QRT_MAIN_DOMAIN ? d : 0);
+    if (self_domain == QRT_MAIN_DOMAIN)
+        call->slot = (uint32_t)(c - domains[d].region->chan);
     return 0;
+}
+
+/* The calling side of a crossing edge made by this main-process thread: a call it makes while
+ * serving a domain's call to another domain is a relay, and the edge is that domain's. */
+static int edge_caller(void)
+{
+    uint32_t served = qrt__serving_fn;
+    if (tls_current && served < program->nfunctions && program->function_domain[served] > QRT_MAIN_DOMAIN)
+        return domain_of(tls_current);
+    return QRT_MAIN_DOMAIN;
 }
 
 int qrt_call_invoke(struct qrt_call *call)
@@ -459,21 +616,14 @@ int qrt_call_invoke(struct qrt_call *call)
     if (call->args.err)
         return call->args.err;
     int side = self_domain == QRT_MAIN_DOMAIN ? QRT_SIDE_CALLER : QRT_SIDE_SERVER;
-    struct waiter w = {call->domain, call->generation, call->deadline_ms, call->function};
+    struct waiter w = {call->domain, call->generation, call->deadline_ms, call->function, call->slot};
     int timed = self_domain == QRT_MAIN_DOMAIN && qrt__stats_timed();
     long long t0 = timed ? qrt__stats_clock() : 0;
     int rc = converse(c, side, call->function, (uint32_t)call->args.len, &call->reply,
                       call->inline_reply, sizeof call->inline_reply, &w);
-    if (rc == 0 && self_domain == QRT_MAIN_DOMAIN) {
-        /* A call the main process makes while serving a domain's call to another domain is a
-         * relay: the edge is that domain's. */
-        int caller = QRT_MAIN_DOMAIN;
-        uint32_t served = qrt__serving_fn;
-        if (tls_current && served < program->nfunctions && program->function_domain[served] > QRT_MAIN_DOMAIN)
-            region_of(tls_current, &caller);
-        qrt__stats_count(caller, call->function, call->args.len + call->reply.len,
+    if (rc == 0 && self_domain == QRT_MAIN_DOMAIN)
+        qrt__stats_count(edge_caller(), call->function, call->args.len + call->reply.len,
                          timed ? qrt__stats_clock() - t0 : -1);
-    }
     return rc;
 }
 
@@ -482,6 +632,11 @@ void qrt_call_end(struct qrt_call *call)
     if (call->reply.base && call->reply.base != call->inline_reply)
         free((void *)call->reply.base);
     call->reply.base = NULL;
+    if (call->acquired) {
+        call->acquired = 0;
+        if (--tls_depth[call->domain] == 0)
+            release(call->domain, call->slot);
+    }
 }
 
 void qrt_fatal(uint32_t function, int err)
@@ -495,14 +650,27 @@ void qrt_fatal(uint32_t function, int err)
 int qrt_fault(struct qrt_call *call, int err, int attempt)
 {
     uint32_t function = call->function;
-    int d = program && function < program->nfunctions ? program->function_domain[function] : -1;
+    int d = call->domain;
     int protocol = err == -EBADMSG || err == -EPROTO || err == -ENOSYS;
-    if ((err != -EPIPE && !protocol) || self_domain != QRT_MAIN_DOMAIN || d <= 0 || d >= program->ndomains)
+    if ((err != -EPIPE && err != -ETIMEDOUT && !protocol) || self_domain != QRT_MAIN_DOMAIN || d <= 0 ||
+        d >= program->ndomains)
         qrt_fatal(function, err);
+    int caller = edge_caller();
+    if (err == -ETIMEDOUT && call->slot == QRT_NO_CHANNEL) {
+        /* Every channel stayed busy until the call's deadline: it never reached the domain. */
+        qrt__stats_faulted(caller, function);
+        return QRT_FAULT_FAIL;
+    }
     if (protocol) {
         /* The domain answered with something malformed: it is broken (or hostile) and is treated
          * like a crashed one: killed, restarted, and the call handled by the plan's policy. */
-        qrt__kill_domain(d, call->generation, function, err);
+        qrt__kill_domain(d, call->generation, function, call->slot, err);
+    }
+    if (tls_depth[d]) {
+        /* Nested inside another call into the same domain, which died with it: that outer call
+         * decides what happens, once this one has returned. */
+        qrt__stats_faulted(caller, function);
+        return QRT_FAULT_FAIL;
     }
     /* The supervisor restarts the domain (or, past max_restarts, ends the program): wait for it. */
     struct qrt__domain *dom = &domains[d];
@@ -513,9 +681,13 @@ int qrt_fault(struct qrt_call *call, int err, int attempt)
         struct timespec t = {0, 100000000};
         futex(&dom->ready_generation, FUTEX_WAIT, ready, &t);
     }
-    /* A call that began while the domain was down never reached it: it just waited. */
-    if (call->generation == atomic_load(&dom->ready_generation))
+    /* A call that never reached the domain, or began after it died, just waited. */
+    if (call->slot == QRT_NO_CHANNEL || call->generation == atomic_load(&dom->ready_generation))
         return QRT_FAULT_WAITED;
+    uint32_t blame = qrt__blame_of(d, call->generation);
+    if (blame != QRT_BLAME_ALL && blame != call->slot)
+        return QRT_FAULT_WAITED;      /* innocent: issued again on the fresh process */
+    qrt__stats_faulted(caller, function);
     int policy = program->policies ? program->policies[d].on_fault : QRT_ON_FAULT_RETRY;
     return policy == QRT_ON_FAULT_RETRY && attempt == 0 ? QRT_FAULT_RETRY : QRT_FAULT_FAIL;
 }

@@ -59,16 +59,16 @@ def run(faults, plan, *args, reports):
 
 
 SCENARIOS = {
-    "null": ("faulty_null", "SIGSEGV", "faulty.c"),
-    "abort": ("faulty_abort", "SIGABRT", "faulty.c"),
-    "overflow": ("faulty_overflow", "SIGSEGV", "faulty.c"),
-    "deadlock": ("faulty_deadlock", "hang", None),
+    "null": ("faulty_null", "SIGSEGV"),
+    "abort": ("faulty_abort", "SIGABRT"),
+    "overflow": ("faulty_overflow", "SIGSEGV"),
+    "deadlock": ("faulty_deadlock", "hang"),
 }
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_fault_is_contained_restarted_and_reported(faults, tmp_path, scenario):
-    function, sig, source = SCENARIOS[scenario]
+    function, sig = SCENARIOS[scenario]
     rc, out, reports, err = run(faults, "error", scenario, reports=tmp_path)
     # on_fault: error returns the plan's fault_value; the component restarted, QPM_INIT ran again.
     assert rc == 0, err
@@ -79,12 +79,11 @@ def test_fault_is_contained_restarted_and_reported(faults, tmp_path, scenario):
     assert (r["function"], r["signal"], r["outcome"]) == (function, sig, "restarted")
     assert isinstance(r["recovery_ms"], (int, float)) and 0 < r["recovery_ms"] < 5000
     assert r["host"] and r["time"].endswith("Z")
-    if source:
-        top = next(f for f in r["backtrace"] if f["function"] == function)
-        assert top["component"] == "faulty"
-        assert top["file"].endswith(source) and top["line"] > 0
-    else:
-        assert r["backtrace"] == []     # a hung domain is killed: it records nothing itself
+    # A hung thread is asked for its backtrace before its domain is killed: both kinds name the
+    # function where it happened.
+    top = next(f for f in r["backtrace"] if f["function"] == function)
+    assert top["component"] == "faulty"
+    assert top["file"].endswith("faulty.c") and top["line"] > 0
 
 
 def test_retry_reissues_the_call_once_on_the_fresh_process(faults, tmp_path):

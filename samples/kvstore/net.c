@@ -42,9 +42,9 @@ QPM_FILE_COMPONENT(net);
 /* The longest valid request is "SET <key> <value>"; anything past this is rejected whole. */
 #define LINE_CAP 8192u
 #define THREAD_STACK (256u * 1024u)
-#define DEFAULT_MAX_CONNS 128u
+#define DEFAULT_MAX_CONNS 2048u
 #define SHUTDOWN_GRACE_S 5
-#define LISTEN_BACKLOG 128
+#define LISTEN_BACKLOG 1024
 
 struct options {
     unsigned port;

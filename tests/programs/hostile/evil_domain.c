@@ -33,8 +33,16 @@ int main(void)
         return 1;
     atomic_store(&r->ready, 1);
     qrt__wake_all(&r->ready);
+    static unsigned char open_[QRT_MAX_CHANNELS];
     for (unsigned n = 0;; n++) {
-        for (unsigned i = 0; i < QRT_CHANNELS; i++) {
+        /* The channels main opened: the ones it asked a serving thread for. */
+        uint32_t wanted = atomic_load(&r->wanted);
+        for (uint32_t k = 0; k < wanted && k < QRT_MAX_CHANNELS; k++)
+            if (r->want[k] < QRT_MAX_CHANNELS)
+                open_[r->want[k]] = 1;
+        for (unsigned i = 0; i < QRT_MAX_CHANNELS; i++) {
+            if (!open_[i])
+                continue;
             struct qrt__chan *c = &r->chan[i];
             if (atomic_load(&c->state) != QRT_TO_SERVER)
                 continue;
