@@ -333,8 +333,11 @@ def run_loadgen(loadgen: str, port: int, load: list[str], seconds: float) -> tup
     m = re.search(r"loadgen: requests=(\d+) ok=(\d+) errors=(\d+) seconds=([\d.]+) rps=([\d.]+)", out)
     if not m or proc.returncode not in (0, 1):
         raise Failure(f"loadgen exited {proc.returncode}:\n{out}{err}")
-    return ({"requests": int(m[1]), "ok": int(m[2]), "errors": int(m[3]), "seconds": float(m[4]),
-             "rps": float(m[5]), "exit": proc.returncode, "stderr": err.strip()}, cpu)
+    result = {"requests": int(m[1]), "ok": int(m[2]), "errors": int(m[3]), "seconds": float(m[4]),
+              "rps": float(m[5]), "exit": proc.returncode, "stderr": err.strip()}
+    for key, value in re.findall(r"(p50_ms|p99_ms|p999_ms|max_ms)=([\d.]+)", out):
+        result[key] = float(value)
+    return result, cpu
 
 
 def serve_and_load(exe: str, loadgen: str, load: list[str], seconds: float, workdir: str) -> dict:

@@ -109,6 +109,7 @@ void qrt__kill_domain(int d, uint32_t generation, uint32_t function, uint32_t ch
         atomic_compare_exchange_strong(&dom->hung, &expected, why == -ETIMEDOUT ? 1 : 2)) {
         dom->hung_function = function;
         dom->hung_channel = channel;
+        dom->killed_ns = qrt__stats_clock();
         if (why == -ETIMEDOUT && channel < QRT_MAX_CHANNELS) {
             atomic_store(&dom->region->dump, channel);
             dump = pidfd_signal(dom->pidfd, QRT_DUMP_SIGNAL) == 0;
@@ -209,9 +210,36 @@ static void handle_death(int d, int status)
         crash.channel = dom->hung_channel;
         atomic_store(&crash.written, 2);
     }
+    /* When the fault happened: the dying thread's own clock reading (it shares CLOCK_MONOTONIC
+     * with us, and a value that is not in the last few seconds is not believed), or when main
+     * killed the domain. */
+    long long fault_ns = hung ? dom->killed_ns : start;
+    if (!hung && atomic_load(&crash.written) == 2 && crash.when_ns <= (uint64_t)start &&
+        (uint64_t)start - crash.when_ns < 10000000000ull)
+        fault_ns = (long long)crash.when_ns;
+    if (fault_ns <= 0 || fault_ns > start)
+        fault_ns = start;
     uint32_t culprit = blame(dom, &crash, hung);
     if (culprit == QRT_BLAME_ALL && !hung)
         crash.function = UINT32_MAX;    /* no one call: the report says every call in flight */
+    struct qrt__death death;
+    memset(&death, 0, sizeof death);
+    death.pid = dom->pid;
+    death.blame_all = culprit == QRT_BLAME_ALL;
+    death.detect_ns = start - fault_ns;
+    uint32_t nopen = atomic_load(&dom->nopen);
+    for (uint32_t i = 0; i < nopen; i++) {
+        if (atomic_load(&dom->slots[i].state) != QRT_SLOT_BUSY)
+            continue;
+        uint32_t fn = dom->slots[i].function;
+        unsigned k = 0;
+        while (k < death.nflight && death.flight[k] != fn)
+            k++;
+        if (k == death.nflight && k < QRT_CRASH_FRAMES)
+            death.flight[death.nflight++] = fn;
+        if (k < death.nflight)
+            death.flight_calls[k]++;
+    }
     struct qrt__blame *b = &dom->blame[atomic_load(&dom->generation) % QRT_BLAME_RING];
     atomic_store(&b->generation, 0);
     atomic_store(&b->channel, culprit);
@@ -220,7 +248,7 @@ static void handle_death(int d, int status)
     const struct qrt_policy *pol = &program->policies[d];
     if (pol->on_fault == QRT_ON_FAULT_ABORT || !may_restart(d, qrt__now_ms())) {
         const char *why = pol->on_fault == QRT_ON_FAULT_ABORT ? "abort" : "abort: max_restarts exceeded";
-        qrt__write_crash_report(program, d, status, hung, &crash, -1, why);
+        qrt__write_crash_report(program, d, status, hung, &crash, &death, -1, why);
         escalate(status, hung);
     }
     /* Reset the region for the new process: nothing of the old one's state is kept. */
@@ -245,16 +273,16 @@ static void handle_death(int d, int status)
     if (rc < 0) {
         fprintf(stderr, "%s: quarantine: domain %s could not be restarted: %s\n", program->name,
                 program->domains[d], strerror(-rc));
-        qrt__write_crash_report(program, d, status, hung, &crash, -1, "abort: restart failed");
+        qrt__write_crash_report(program, d, status, hung, &crash, &death, -1, "abort: restart failed");
         escalate(status, hung);
     }
-    long long recovered = qrt__stats_clock() - start;     /* ns: from the death seen to serving */
+    long long recovered = qrt__stats_clock() - fault_ns;  /* ns: from the fault to serving again */
     /* Counted before the callers go on, so that the program cannot exit under the report. */
     atomic_fetch_add(&reports_pending, 1);
     atomic_store(&dom->dead, 0);
     atomic_store(&dom->ready_generation, atomic_load(&dom->generation));
     qrt__wake_all(&dom->ready_generation);
-    qrt__write_crash_report(program, d, status, hung, &crash, recovered, "restarted");
+    qrt__write_crash_report(program, d, status, hung, &crash, &death, recovered, "restarted");
     atomic_fetch_sub(&reports_pending, 1);
     qrt__wake_all((_Atomic uint32_t *)&reports_pending);
 }
@@ -564,6 +592,9 @@ __attribute__((noinline)) static void record(int sig)
     for (int i = skip; i < n; i++)
         c->frames[i - skip] = (uint64_t)(uintptr_t)frames[i];
     c->nframes = (uint32_t)(n - skip);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    c->when_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
     c->bias = load_bias;
     c->function = qrt__serving_fn;
     c->channel = qrt__serving_channel;
@@ -634,7 +665,7 @@ static void alternate_stack(void)
 /* The watcher: a process that outlives the program's main process just long enough to report its
  * crash.  It waits on a pidfd opened before the fork (so even a crash in the first microseconds
  * is seen) and holds none of the program's descriptors but that one and stderr. */
-static void watch_program(int pidfd, struct qrt__crash *crash)
+static void watch_program(int pidfd, pid_t program_pid, struct qrt__crash *crash)
 {
     prctl(PR_SET_NAME, "qpm-watcher");
     /* The watcher must outlive the program, so it leaves its process group's signals alone. */
@@ -656,7 +687,10 @@ static void watch_program(int pidfd, struct qrt__crash *crash)
         int status = sig > 0 && sig < 65 ? sig : SIGSEGV;   /* as waitpid would say: killed by sig */
         crash->function = UINT32_MAX;       /* main serves calls, but its crash is its own */
         crash->channel = QRT_NO_CHANNEL;
-        qrt__write_crash_report(program, 0, status, 0, crash, -1, "program died");
+        struct qrt__death death;
+        memset(&death, 0, sizeof death);
+        death.pid = program_pid;
+        qrt__write_crash_report(program, 0, status, 0, crash, &death, -1, "program died");
     }
     _exit(0);
 }
@@ -669,7 +703,8 @@ static int watch_main(void)
         return -errno;
     crash->channel = QRT_NO_CHANNEL;
     crash->function = UINT32_MAX;
-    int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    pid_t self = getpid();
+    int pidfd = (int)syscall(SYS_pidfd_open, self, 0);
     if (pidfd < 0)
         return -errno;
     pid_t pid = fork();
@@ -679,7 +714,7 @@ static int watch_main(void)
         return e;
     }
     if (pid == 0)
-        watch_program(pidfd, crash);
+        watch_program(pidfd, self, crash);
     close(pidfd);
     install_crash_handlers(crash);
     /* So that the main thread's stack overflow is recorded too. */

@@ -49,6 +49,7 @@ struct qrt__crash {
     uint32_t channel;            /* the channel it was serving, or QRT_NO_CHANNEL */
     uint32_t nframes;
     uint32_t pad;
+    uint64_t when_ns;            /* CLOCK_MONOTONIC when it was recorded */
     uint64_t bias;               /* load address of the domain executable */
     uint64_t frames[QRT_CRASH_FRAMES];
 };
@@ -101,7 +102,8 @@ struct qrt__domain {
     _Atomic uint32_t ready_generation;  /* = generation once (re)started; futex word */
     _Atomic int hung;                   /* main killed it: 1 hung, 2 malformed messages ... */
     uint32_t hung_function;             /* ... during a call to this function ... */
-    uint32_t hung_channel;              /* ... on this channel */
+    uint32_t hung_channel;              /* ... on this channel, ... */
+    long long killed_ns;                /* ... at this time (qrt__stats_clock) */
     _Atomic int restarting;
     long long *restarts;                /* monotonic ms of the last max_restarts restarts, a ring */
     unsigned nrestarts;
@@ -120,8 +122,18 @@ void qrt__stats_faulted(int caller, uint32_t function);     /* a call attempt th
 long long qrt__now_ms(void);
 void qrt__kill_domain(int domain, uint32_t generation, uint32_t function, uint32_t channel, int why);
 uint32_t qrt__blame_of(int domain, uint32_t generation);
+/* What main knows of a death beyond the dead process's own record. */
+struct qrt__death {
+    pid_t pid;                  /* the process that died */
+    long long detect_ns;        /* from the fault to main seeing the process gone */
+    int blame_all;              /* no one call was to blame: every call in flight was */
+    unsigned nflight;           /* the functions of the calls in flight then (distinct) ... */
+    uint32_t flight[QRT_CRASH_FRAMES];
+    unsigned flight_calls[QRT_CRASH_FRAMES];     /* ... and how many calls of each */
+};
 void qrt__write_crash_report(const struct qrt_program *p, int domain, int status, int hung,
-                             const struct qrt__crash *crash, long long recovery_ns, const char *outcome);
+                             const struct qrt__crash *crash, const struct qrt__death *death,
+                             long long recovery_ns, const char *outcome);
 
 void qrt__set_program(const struct qrt_program *p, int self);
 struct qrt__domain *qrt__domain(int d);

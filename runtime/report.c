@@ -278,7 +278,8 @@ void qrt__report_dir(char *out, size_t cap)
 }
 
 void qrt__write_crash_report(const struct qrt_program *p, int d, int status, int hung,
-                             const struct qrt__crash *crash, long long recovery_ns, const char *outcome)
+                             const struct qrt__crash *crash, const struct qrt__death *death,
+                             long long recovery_ns, const char *outcome)
 {
     /* What the dead domain left, clamped and checked. */
     int recorded = atomic_load(&((struct qrt__crash *)crash)->written) == 2;
@@ -359,12 +360,28 @@ void qrt__write_crash_report(const struct qrt_program *p, int d, int status, int
     qrt__json_string(f, when);
     fputs(",\n  \"host\": ", f);
     qrt__json_string(f, host);
-    fprintf(f, ",\n  \"pid\": %ld,\n  \"outcome\": ", (long)getpid());
+    fprintf(f, ",\n  \"pid\": %ld,\n  \"outcome\": ", death ? (long)death->pid : (long)getpid());
     qrt__json_string(f, outcome);
+    if (death && d > 0) {
+        /* Whom the fault was charged to: the call whose thread died, or every call in flight. */
+        fputs(",\n  \"blame\": ", f);
+        qrt__json_string(f, death->blame_all ? "every call in flight" : "culprit");
+        fputs(",\n  \"in_flight\": [", f);
+        unsigned k = death->nflight < QRT_CRASH_FRAMES ? death->nflight : QRT_CRASH_FRAMES;
+        for (unsigned i = 0; i < k; i++) {
+            uint32_t id = death->flight[i];
+            fputs(i ? ", {\"function\": " : "{\"function\": ", f);
+            qrt__json_string(f, id < p->nfunctions ? p->functions[id] : NULL);
+            fprintf(f, ", \"calls\": %u}", death->flight_calls[i]);
+        }
+        fputc(']', f);
+    }
     if (recovery_ns >= 0)
         fprintf(f, ",\n  \"recovery_ms\": %.3f", recovery_ns / 1e6);
     else
         fputs(",\n  \"recovery_ms\": null", f);
+    if (death && d > 0)
+        fprintf(f, ",\n  \"detect_ms\": %.3f", death->detect_ns / 1e6);
     fputs(",\n  \"backtrace\": [", f);
     for (unsigned i = 0; i < n; i++) {
         fprintf(f, "%s\n    {\"address\": \"0x%llx\", \"function\": ", i ? "," : "",
@@ -389,7 +406,8 @@ void qrt__write_crash_report(const struct qrt_program *p, int d, int status, int
         fprintf(stderr, "%s: quarantine: the program died (%s); report %s\n", p->name, sig, path);
     } else {
         fprintf(stderr, "%s: quarantine: domain %s ended (%s) in %s; %s; report %s\n", p->name,
-                p->domains[d], sig, in_flight ? in_flight : "no call", outcome, path);
+                p->domains[d], sig, in_flight ? in_flight : death && death->blame_all && death->nflight
+                ? "a thread serving no call (every call in flight blamed)" : "no call", outcome, path);
     }
     free(frames);
 }

@@ -127,7 +127,7 @@ def kvstore(tmp_path_factory):
     scons(work / "kvstore", "ISOLATE=plans/isolate-cache.yaml")
     loadgen = work / "loadgen"
     subprocess.run(["gcc", "-std=c11", "-D_GNU_SOURCE", "-O2", "-pthread",
-                    os.path.join(ROOT, "samples", "loadgen", "loadgen.c"), "-o", loadgen], check=True)
+                    os.path.join(ROOT, "samples", "loadgen", "loadgen.c"), "-o", loadgen, "-lm"], check=True)
     return work / "kvstore" / "build" / "isolate-cache" / "kvstore", loadgen
 
 

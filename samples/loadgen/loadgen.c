@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -42,6 +43,25 @@
 #define GRACE_S 2.0
 #define CONNECT_TIMEOUT_S 5
 #define MAX_REPORTS 5 /* error messages printed per thread */
+
+/* Round trips are counted in buckets a tenth of a power of two wide, from 1 us up. */
+#define LATENCY_BUCKETS 400
+#define LATENCY_STEPS 10.0
+
+static unsigned latency_bucket(double seconds)
+{
+    double us = seconds * 1e6;
+    if (us <= 1.0)
+        return 0;
+    double b = log2(us) * LATENCY_STEPS;
+    return b >= LATENCY_BUCKETS - 1 ? LATENCY_BUCKETS - 1 : (unsigned)b + 1;
+}
+
+/* The upper edge of a bucket, in milliseconds. */
+static double latency_edge_ms(unsigned bucket)
+{
+    return exp2(bucket / LATENCY_STEPS) / 1e3;
+}
 
 struct config {
     unsigned port;
@@ -88,6 +108,8 @@ struct worker {
     unsigned reports;
     struct reader rd;
     char request[LINE_CAP];
+    unsigned long latency[LATENCY_BUCKETS]; /* answered requests by round-trip time */
+    double max_latency;
 };
 
 static double now_s(void)
@@ -497,12 +519,17 @@ static bool one_request(struct worker *w)
     char *reply;
     size_t reply_len;
     w->requests++;
+    double sent = now_s();
     if (send_all(w->fd, w->request, len) != 0 ||
         read_line(&w->rd, w->deadline + GRACE_S, &reply, &reply_len) != 0) {
         w->errors++;
         report(w, "connection failed: ", strerror(errno));
         return false;
     }
+    double took = now_s() - sent;
+    w->latency[latency_bucket(took)]++;
+    if (took > w->max_latency)
+        w->max_latency = took;
 
     bool ok = reply_ok(w, expect, reply, reply_len);
     if (ok) {
@@ -577,7 +604,9 @@ int main(int argc, char **argv)
     if (workers == NULL)
         return 2;
 
-    unsigned long requests = 0, ok = 0, errors = 0;
+    unsigned long requests = 0, ok = 0, errors = 0, answered = 0;
+    static unsigned long latency[LATENCY_BUCKETS];
+    double max_latency = 0;
     for (unsigned i = 0; i < cfg.threads; i++) {
         int rc = pthread_join(workers[i].thread, NULL);
         if (rc != 0) {
@@ -587,13 +616,32 @@ int main(int argc, char **argv)
         requests += workers[i].requests;
         ok += workers[i].ok;
         errors += workers[i].errors;
+        for (unsigned b = 0; b < LATENCY_BUCKETS; b++) {
+            latency[b] += workers[i].latency[b];
+            answered += workers[i].latency[b];
+        }
+        if (workers[i].max_latency > max_latency)
+            max_latency = workers[i].max_latency;
     }
     free(workers);
+    /* Percentiles as bucket edges: at most 7% above the true value. */
+    double pct[3] = {0.5, 0.99, 0.999}, at[3] = {0, 0, 0};
+    for (int k = 0; k < 3; k++) {
+        unsigned long need = (unsigned long)ceil(pct[k] * (double)answered), seen = 0;
+        for (unsigned b = 0; b < LATENCY_BUCKETS && answered; b++) {
+            seen += latency[b];
+            if (seen >= need) {
+                at[k] = latency_edge_ms(b);
+                break;
+            }
+        }
+    }
 
     double seconds = now_s() - start;
     double rps = seconds > 0 ? (double)requests / seconds : 0.0;
-    printf("loadgen: requests=%lu ok=%lu errors=%lu seconds=%.3f rps=%.1f\n", requests, ok,
-           errors, seconds, rps);
+    printf("loadgen: requests=%lu ok=%lu errors=%lu seconds=%.3f rps=%.1f p50_ms=%.3f p99_ms=%.3f "
+           "p999_ms=%.3f max_ms=%.3f\n", requests, ok, errors, seconds, rps, at[0], at[1], at[2],
+           max_latency * 1e3);
     if (fflush(stdout) != 0) {
         perror("loadgen: stdout");
         return 2;

@@ -1,0 +1,263 @@
+"""Many threads, calls in flight during a crash, descriptors, and the main process's own fate.
+
+tests/programs/pool has a component `pool` that many threads call at once; app.c picks a scenario
+from its arguments and prints one fact a line, each answer checked in C.  error.yaml isolates
+`pool` with on_fault: error (fault_value -7), retry.yaml with on_fault: retry.  Every wait in the
+C program is bounded (barriers, condition variables with deadlines) and every run here has a
+subprocess timeout, so a runtime that deadlocks fails a test instead of hanging the suite.
+"""
+
+import glob
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCONS = os.path.join(os.path.dirname(sys.executable), "scons")
+PLANS = ("error", "retry")
+DOMAIN_EXE = "pool-pool_iso"
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory):
+    work = tmp_path_factory.mktemp("pool") / "pool"
+    shutil.copytree(os.path.join(ROOT, "tests", "programs", "pool"), work)
+    for args in ([], *([f"ISOLATE={plan}.yaml"] for plan in PLANS)):
+        proc = subprocess.run([SCONS, "-Q", *args], cwd=work, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return work
+
+
+def _pause(seconds):
+    select.select([], [], [], seconds)
+
+
+def _live_domains(work):
+    """Domain processes of this program's builds that are still alive (zombies do not count)."""
+    prefix = os.path.realpath(work)
+    live = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                exe = f.read().split(b"\0")[0].decode(errors="replace")
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if exe.endswith(DOMAIN_EXE) and os.path.realpath(exe).startswith(prefix) and state != "Z":
+            live.append(int(pid))
+    return live
+
+
+def _domains_gone(work, deadline_s=5):
+    """A domain is killed when its program ends; give the kernel a bounded moment to finish it."""
+    end = time.monotonic() + deadline_s
+    while _live_domains(work) and time.monotonic() < end:
+        _pause(0.02)
+    return _live_domains(work) == []
+
+
+def _wait_for_report(directory, deadline_s=10):
+    """The watcher writes the report once the program is gone: wait for the file, with a limit."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        files = glob.glob(str(directory / "crash-*.json"))
+        if files:
+            return files
+        _pause(0.02)
+    return []
+
+
+def _crash_reports(directory):
+    files = sorted(glob.glob(str(directory / "*")))
+    assert not [f for f in files if not f.endswith(".json")], "a report was left half-written"
+    docs = []
+    for f in files:
+        if os.path.basename(f).startswith("crash-"):
+            with open(f) as fh:
+                docs.append(json.load(fh))
+    return docs
+
+
+def run(pool, variant, *args, reports, timeout=60, pass_fds=()):
+    """Runs build/<variant>/pool; returns (returncode, stdout lines, crash reports, stderr)."""
+    proc = subprocess.run([str(pool / "build" / variant / "pool"), *args], capture_output=True, text=True,
+                          timeout=timeout, pass_fds=pass_fds,
+                          env={**os.environ, "QPM_REPORT_DIR": str(reports)})
+    docs = _crash_reports(reports)
+    assert _domains_gone(pool), "a domain process outlived its program"
+    return proc.returncode, proc.stdout.splitlines(), docs, proc.stderr
+
+
+def _frame(report, function):
+    return next((f for f in report["backtrace"] if f["function"] == function), None)
+
+
+# 1. A pool of a thousand live threads.
+
+@pytest.mark.parametrize("variant", ["mono", "error"])
+def test_a_thousand_threads_calling_at_once_all_get_their_answers(pool, tmp_path, variant):
+    # 1000 threads with 64 KiB stacks wait at a barrier, so all are alive together, then each
+    # makes 20 calls f(x) = 3x + 1 with its own arguments; the C side checks every answer.
+    rc, out, reports, err = run(pool, variant, "pool", "1000", "20", reports=tmp_path, timeout=120)
+    assert rc == 0, err
+    assert out == ["threads 1000", "correct 20000 of 20000"], err
+    assert reports == []
+
+
+def test_a_thousand_calls_are_inside_the_domain_at_the_same_time(pool, tmp_path):
+    # Each of 1000 calls blocks inside the domain until all 1000 have arrived there (or 30 s have
+    # passed): a runtime that made one call wait for another to end could not meet this.
+    rc, out, reports, err = run(pool, "error", "rendezvous", "1000", reports=tmp_path, timeout=120)
+    assert rc == 0, err
+    assert out == ["met 1000 of 1000"], err
+    assert reports == []
+
+
+def test_a_crash_among_a_thousand_callers_fails_only_the_culprit(pool, tmp_path):
+    # Thread 0 makes one extra call, pool_crash, halfway through its 20 while the other 999 threads
+    # are calling: that call gets the fault_value, every one of the 20000 others its right answer.
+    rc, out, reports, err = run(pool, "error", "poolcrash", "1000", "20", reports=tmp_path, timeout=120)
+    assert rc == 0, err
+    assert out == ["threads 1000", "correct 20000 of 20000", "culprit -7"], err
+    assert [(r["function"], r["outcome"]) for r in reports] == [("pool_crash", "restarted")]
+
+
+# 2. Innocent calls in flight while another call crashes the domain.
+
+SLOW = [f"slow {x} {3 * x + 1}" for x in range(100, 108)]
+
+
+def test_innocent_calls_in_flight_are_reissued_and_the_culprit_gets_fault_value(pool, tmp_path):
+    # Eight pool_slow calls have entered the domain (it says so) and wait there when pool_crash
+    # kills it: the culprit gets -7, the eight are re-issued on the fresh process and return
+    # their own answers.
+    rc, out, reports, err = run(pool, "error", "innocent", "crash", reports=tmp_path)
+    assert rc == 0, err
+    assert out == ["entered 8", "culprit -7", "release 1", *SLOW, "restarted 1"], err
+    (r,) = reports
+    assert (r["domain"], r["function"], r["signal"], r["outcome"]) == ("pool_iso", "pool_crash", "SIGSEGV",
+                                                                     "restarted")
+    top = _frame(r, "pool_crash")
+    assert top is not None and top["component"] == "pool", r["backtrace"]
+
+
+def test_innocent_calls_in_flight_survive_a_retried_culprit(pool, tmp_path):
+    # Under retry, the culprit crashes once (it leaves a marker) and its re-issued call succeeds:
+    # it gets its own answer, and so do the eight calls that were in flight beside it.
+    rc, out, reports, err = run(pool, "retry", "innocent", "flaky", str(tmp_path / "marker"),
+                                reports=tmp_path / "r")
+    assert rc == 0, err
+    assert out == ["entered 8", "culprit 16", "release 1", *SLOW, "restarted 1"], err
+    assert [(r["function"], r["outcome"]) for r in reports] == [("pool_flaky", "restarted")]
+
+
+# 3. Descriptors of a domain at its first start and after a restart.
+
+def _domain_fds(out, when):
+    fds = {}
+    for line in out:
+        if line.startswith(when + " "):
+            fd, _, target = line[len(when) + 1:].partition("=")
+            fds[int(fd)] = target
+    return fds
+
+
+def test_a_domain_holds_no_descriptor_of_the_program_before_or_after_a_restart(pool, tmp_path):
+    # The program starts with a pipe, a socket and a file inherited without O_CLOEXEC, and opens
+    # 20 more (pipes, /dev/null, sockets, socket pairs) before the domain is restarted: the domain
+    # has 0, 1, 2 and its shared-memory memfd, the first time and after the restart.
+    r, w = os.pipe()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        rc, out, reports, err = run(pool, "error", "fds", reports=tmp_path, pass_fds=(r, w, sock.fileno(), null))
+    finally:
+        os.close(r)
+        os.close(w)
+        os.close(null)
+        sock.close()
+    assert rc == 0, err
+    assert "main opened 20 inheritable 20" in out
+    assert "crash -7" in out and "restarted 1" in out, out
+    first, after = _domain_fds(out, "first"), _domain_fds(out, "after")
+    for fds in (first, after):
+        extra = {fd: target for fd, target in fds.items() if fd > 2}
+        assert len(extra) == 1, f"the domain holds more than its memfd: {fds}"
+        assert next(iter(extra.values())).startswith("/memfd:"), fds
+        assert {0, 1, 2} <= set(fds), fds
+        assert len(fds) <= 5, fds
+    assert set(first) == set(after), (first, after)
+    assert [rep["function"] for rep in reports] == ["pool_crash"]
+
+
+# 4. main() calls pthread_exit while other threads go on calling.
+
+def test_pthread_exit_in_main_leaves_the_workers_calling_and_ends_cleanly(pool, tmp_path):
+    # Worker 0 joins the main thread, so all 4 workers make their 200 calls each after main() has
+    # gone.  The program ends by itself with status 0 when the last worker ends.
+    rc, out, reports, err = run(pool, "error", "exitmain", reports=tmp_path, timeout=60)
+    assert rc == 0, err
+    assert out[:2] == ["main leaves", "main joined 0"], out
+    assert sorted(out[2:]) == [f"worker {i} ok 200 same process 1" for i in range(4)], err
+    assert reports == [], "a crash was reported"
+    assert "quarantine" not in err, err
+
+
+# 5. A monolithic build that crashes in its first millisecond.
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_a_monolithic_crash_at_the_start_of_main_is_reported(pool, tmp_path, attempt):
+    done = subprocess.run([str(pool / "build" / "mono" / "pool"), "early"], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "QPM_REPORT_DIR": str(tmp_path)})
+    assert done.returncode == -signal.SIGSEGV, done.stderr
+    (path,) = _wait_for_report(tmp_path)
+    with open(path) as f:
+        r = json.load(f)
+    assert (r["schema"], r["program"], r["plan"], r["domain"]) == ("qpm.crash/1", "pool", None, "main")
+    assert (r["signal"], r["outcome"]) == ("SIGSEGV", "program died")
+    frames = [(f["function"], f.get("component")) for f in r["backtrace"]]
+    assert frames[:2] == [("app_early_crash", "app"), ("main", "app")], frames
+
+
+# 6. The main process of a split build crashes.
+
+def test_a_crash_of_the_split_main_process_is_reported_and_takes_its_domain_along(pool, tmp_path):
+    done = subprocess.run([str(pool / "build" / "error" / "pool"), "maincrash"], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "QPM_REPORT_DIR": str(tmp_path)})
+    assert done.returncode == -signal.SIGSEGV, done.stderr
+    assert done.stdout.splitlines() == ["call 7"]
+    (path,) = _wait_for_report(tmp_path)
+    with open(path) as f:
+        r = json.load(f)
+    assert (r["schema"], r["program"], r["plan"]) == ("qpm.crash/1", "pool", "error.yaml")
+    assert (r["domain"], r["signal"], r["outcome"]) == ("main", "SIGSEGV", "program died")
+    top = _frame(r, "main")
+    assert top is not None and top["component"] == "app", r["backtrace"]
+    assert _domains_gone(pool), "a domain process outlived its crashed program"
+
+
+# 7. A crash on a domain thread that serves no call.
+
+def test_a_crash_on_a_thread_serving_no_call_blames_every_call_in_flight(pool, tmp_path):
+    # pool_thread_crash starts a thread that dereferences NULL and joins it; two pool_slow calls
+    # are in flight at that moment.  No one call is the culprit: all three are, and each gets -7.
+    rc, out, reports, err = run(pool, "error", "threadcrash", reports=tmp_path)
+    assert rc == 0, err
+    assert out == ["entered 2", "culprit -7", "release 1", "slow 100 -7", "slow 101 -7", "after 16",
+                   "restarted 1"], err
+    (r,) = reports
+    assert (r["domain"], r["function"], r["signal"], r["outcome"]) == ("pool_iso", None, "SIGSEGV", "restarted")
+    assert r.get("blame") == "every call in flight", r
+    top = _frame(r, "crasher")
+    assert top is not None and top["component"] == "pool", r["backtrace"]
