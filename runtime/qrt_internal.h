@@ -16,6 +16,8 @@
 #define QRT_SPIN_START 2000u
 #define QRT_SPIN_MIN 0u                 /* spinning that never pays stops (but is probed) */
 #define QRT_SPIN_MAX 20000u
+#define QRT_SPIN_FREE 32u               /* spins before a thread counts among the spinners */
+#define QRT_CHANNEL_POLL_MS 1           /* a thread waiting for a free channel looks this often */
 #define QRT_SPIN_PROBE 256u             /* a thread that stopped spinning tries this much ... */
 #define QRT_SPIN_PROBE_EVERY 32u        /* ... once in this many waits */
 #define QRT_YIELD_ROUNDS 8              /* sched_yield rounds between spinning and sleeping */

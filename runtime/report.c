@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,8 @@
 #include <unistd.h>
 
 #include "qrt_internal.h"
+
+extern char **environ;
 
 struct frame {
     char function[256];
@@ -224,17 +227,20 @@ static void symbolize(const char *exe, struct frame *frames, unsigned n, uint64_
     int out[2];
     if (pipe2(out, O_CLOEXEC) < 0)
         return;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(out[1], 1);
-        int devnull = open("/dev/null", O_WRONLY);
-        if (devnull >= 0)
-            dup2(devnull, 2);
-        execvp("addr2line", argv);
-        _exit(127);
+    /* posix_spawn, not fork: the main process may be large and have many threads.  Only the
+     * pipe and /dev/null reach addr2line (everything else here is close-on-exec or not ours to
+     * close, and addr2line closes nothing it did not open). */
+    posix_spawn_file_actions_t fa;
+    pid_t pid = -1;
+    int spawned = posix_spawn_file_actions_init(&fa) == 0;
+    if (spawned) {
+        posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+        spawned = posix_spawnp(&pid, "addr2line", &fa, NULL, argv, environ) == 0;
+        posix_spawn_file_actions_destroy(&fa);
     }
     close(out[1]);
-    if (pid < 0) {
+    if (!spawned) {
         close(out[0]);
         return;
     }

@@ -184,9 +184,10 @@ static int max_spinners(void)
     static int cached;
     if (!cached) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        cached = n > 2 ? (int)n - 1 : 1;
+        const char *env = getenv("QRT_SPINNERS");
+        cached = (env ? atoi(env) : n > 2 ? (int)n - 1 : 1) + 1;
     }
-    return cached;
+    return cached - 1;
 }
 
 /* Waits until it is this side's turn: 0, or -EPIPE when the peer died. */
@@ -198,6 +199,14 @@ static int wait_turn(struct qrt__chan *c, int side, const struct waiter *w)
     unsigned budget = tls_spin;
     if (budget == 0 && ++tls_probe % QRT_SPIN_PROBE_EVERY == 0)
         budget = QRT_SPIN_PROBE;
+    /* The first few spins are free (a quick answer usually comes within them); past them a
+     * thread counts itself among the spinners, or stops when there are enough. */
+    for (unsigned i = 0; budget && i < QRT_SPIN_FREE; i++) {
+        uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire);
+        if (s == want)
+            return 0;
+        cpu_relax();
+    }
     if (budget && atomic_load_explicit(&spinners, memory_order_relaxed) >= max_spinners())
         budget = 0;
     if (budget) {
@@ -480,7 +489,7 @@ static long acquire(int d, long long deadline_ms)
             if (try_take(&dom->slots[i], QRT_SLOT_FREE) || try_take(&dom->slots[i], QRT_SLOT_CACHED))
                 found = (int)i;
         if (found < 0) {
-            long long wait_ms = QRT_SLEEP_CHECK_S * 1000;
+            long long wait_ms = QRT_CHANNEL_POLL_MS;
             if (deadline_ms) {
                 long long left = deadline_ms - qrt__now_ms();
                 if (left <= 0) {
@@ -498,11 +507,14 @@ static long acquire(int d, long long deadline_ms)
     }
 }
 
+/* Gives a channel back.  A plain release store: a thread waiting for a channel (all 4096 busy)
+ * that misses this one for want of a full fence finds it at its next look, within
+ * QRT_CHANNEL_POLL_MS. */
 static void release(int d, uint32_t i)
 {
     struct qrt__domain *dom = &domains[d];
-    atomic_store(&dom->slots[i].state, QRT_SLOT_CACHED);
-    if (atomic_load(&dom->waiters)) {
+    atomic_store_explicit(&dom->slots[i].state, QRT_SLOT_CACHED, memory_order_release);
+    if (atomic_load_explicit(&dom->waiters, memory_order_relaxed)) {
         atomic_fetch_add(&dom->released, 1);
         futex(&dom->released, FUTEX_WAKE, 1, NULL);
     }

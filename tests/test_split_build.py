@@ -193,3 +193,24 @@ def test_stats_count_every_crossing_edge(crossings, tmp_path):
     assert edges[("calc_iso", "app_chain")]["calls"] == 3           # domain to main
     assert edges[("main", "calc_add")]["calls"] == 5                # 1 + 4 from callbacks in main
     assert ("calc_iso", "calc_add") not in edges
+
+
+def test_kvstore_split_serves_300_connections_through_injected_crashes(kvstore, tmp_path):
+    """300 connections, a thread each, while every 2000th cache_get crashes the cache process:
+    only the crashing calls fault, they are retried, and no request fails."""
+    server_exe, loadgen = kvstore
+    env = {**os.environ, "KVSTORE_CACHE_CRASH_EVERY": "2000", "QPM_REPORT_DIR": str(tmp_path)}
+    server = subprocess.Popen([str(server_exe), "--port", "0"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        port = server.stdout.readline().strip().rsplit(":", 1)[1]
+        load = subprocess.run([str(loadgen), "--port", port, "--threads", "300", "--requests", "40",
+                               "--seconds", "60"], capture_output=True, text=True, timeout=120)
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=30)
+    assert re.search(r"requests=12000 ok=12000 errors=0", load.stdout), load.stdout + load.stderr[-2000:]
+    import json
+    reports = [json.loads(p.read_text()) for p in tmp_path.glob("crash-*.json")]
+    assert reports, err
+    assert {(r["function"], r["blame"], r["outcome"]) for r in reports} == {("cache_get", "culprit", "restarted")}

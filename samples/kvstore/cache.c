@@ -23,12 +23,16 @@ QPM_FILE_COMPONENT(cache);
  * On two cores the window is a few nanoseconds and rarely meets an eviction in a short run:
  * KVSTORE_CACHE_RACE_US=N stands for N microseconds of other work done in the window (a large
  * value, a page fault, a preemption), which makes the race show within seconds.
+ *
+ * KVSTORE_CACHE_CRASH_EVERY=N injects a fault instead, at a rate a benchmark can count on:
+ * every Nth cache_get of a process dereferences NULL.
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -58,6 +62,8 @@ static uint16_t heads[CACHE_BUCKETS]; /* 1-based slot index, 0 = empty bucket */
 static size_t clock_hand;
 static bool racy_reads; /* KVSTORE_CACHE_RACE: see the top of this file */
 static long race_window_us;
+static long crash_every;         /* KVSTORE_CACHE_CRASH_EVERY: see the top of this file */
+static _Atomic long gets;
 
 /* A failing lock call means corrupted state; continuing would only spread the damage. */
 static void check_lock(int rc, const char *what)
@@ -160,6 +166,8 @@ void cache_init(void)
     const char *window = getenv("KVSTORE_CACHE_RACE_US");
     racy_reads = race && strcmp(race, "1") == 0;
     race_window_us = window ? atol(window) : 0;
+    const char *every = getenv("KVSTORE_CACHE_CRASH_EVERY");
+    crash_every = every ? atol(every) : 0;
     unlock();
 }
 
@@ -167,6 +175,10 @@ int cache_get(const char *key, char *out, size_t cap)
 {
     if (!key_fits(key) || (out == NULL && cap > 0))
         return -1;
+    if (crash_every > 0 && atomic_fetch_add(&gets, 1) % crash_every == crash_every - 1) {
+        char *volatile nowhere = NULL;
+        out[0] = *nowhere;      /* the injected fault */
+    }
     uint64_t hash = hash_key(key);
     int result = -1;
 
