@@ -6,12 +6,16 @@ Every parameter and return of a function called across a boundary is classified:
     struct      a pointer-free struct by value
     deep        a struct whose pointer fields all say how to copy them, deep-copied
     in/out/inout  a pointer to `count` elements (bytes for void *), copied in and/or back
+    deep_in     a pointer to `count` structs with pointers, each deep-copied in (never back)
     string      a NUL-terminated char string
     opaque      a handle passed through, never dereferenced by the receiver
-    callback    a function pointer, called back across the boundary
+    callback    a function pointer, called back across the boundary (scalar arguments and result)
 
-and anything else is a diagnostic.  Types are read from the analyzer's canonical encoding (see
-analyzer/walker.c): "*" pointer ("*c" to const), "S<usr>" struct, "B<name>" builtin, …
+and anything else is a diagnostic.  This module is the one place that decides how a value
+crosses: `qtool check` reports what it refuses, and the stub generator builds exactly what it
+accepts.  An array parameter (`T a[N]`) is the pointer C makes of it, with N elements unless
+annotated.  Types are read from the analyzer's canonical encoding (see analyzer/walker.c): "*"
+pointer ("*c" to const), "[N]" array, "S<usr>" struct, "B<name>" builtin, …
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ POINTER_KINDS = ("in", "out", "inout")
 
 @dataclass(frozen=True)
 class Marshal:
-    kind: str                  # scalar | struct | deep | in | out | inout | string | opaque | callback | void
+    kind: str                  # scalar | struct | deep | in | out | inout | deep_in | string | opaque | callback | void
     count: str | None = None   # the C expression, for in/out/inout
     element: str = ""          # element type encoding, for in/out/inout
 
@@ -65,6 +69,59 @@ def is_integer(enc: str) -> bool:
 
 def is_char_pointer(enc: str) -> bool:
     return is_pointer(enc) and pointee(enc)[1:] in _CHARS and pointee(enc).startswith("B")
+
+
+def param_enc(p: Param) -> str:
+    """The type a parameter really has: C makes an array parameter a pointer to its element
+    (const when the element is; the canonical encoding of an array does not say, its spelling
+    does)."""
+    enc = p.type_enc
+    if not enc.startswith("["):
+        return enc
+    return ("*c" if _array_element_const(p.type) else "*") + enc[enc.index("]") + 1:]
+
+
+def array_length(p: Param) -> int | None:
+    """N for an array parameter `T a[N]`, else None."""
+    m = re.match(r"\[(\d+)\]", p.type_enc)
+    return int(m.group(1)) if m else None
+
+
+def _array_element_const(spelling: str) -> bool:
+    base = spelling.split("[", 1)[0].strip()
+    if "*" in base:             # an array of pointers: is the pointer itself const?
+        return base.endswith("const")
+    return bool(re.search(r"(^|\s)const(\s|$)", base))
+
+
+def callback_signature(spelling: str) -> tuple[str, list[str], str | None]:
+    """'int (int, double)' -> ('int', ['int', 'double'], None).  The third item says what stops
+    the type from being called back across a boundary: only by-value scalars cross in callbacks."""
+    depth, start = 0, None
+    for i, ch in enumerate(spelling):
+        if ch == "(":
+            if depth == 0 and start is None:
+                start = i
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+    ret = spelling[:start].strip() if start is not None else spelling
+    inner = spelling[start + 1:spelling.rindex(")")] if start is not None else ""
+    params, depth, cur = [], 0, ""
+    for ch in inner:
+        if ch == "," and depth == 0:
+            params.append(cur.strip())
+            cur = ""
+            continue
+        depth += ch == "("
+        depth -= ch == ")"
+        cur += ch
+    if cur.strip() and cur.strip() != "void":
+        params.append(cur.strip())
+    for t in [ret, *params]:
+        if "*" in t or "[" in t or "(" in t or t.startswith(("struct ", "union ")) or t == "...":
+            return ret, params, t
+    return ret, params, None
 
 
 def _strip_arrays(enc: str) -> str:
@@ -99,6 +156,8 @@ def struct_problem(enc: str, structs: dict[str, StructType], seen: frozenset = f
         return "it is recursive"
     for f in s.fields:
         fenc = _strip_arrays(f.type_enc)
+        if is_pointer(fenc) and fenc != f.type_enc:
+            return f"field '{f.name}' ({f.type}) is an array of pointers"
         if is_pointer(fenc):
             if f.annotation("opaque"):
                 continue
@@ -176,7 +235,7 @@ def _fixit(p: Param, text: str) -> tuple[FixIt, ...]:
 def classify_param(model: ProgramModel, fn: Function, p: Param, severity: str,
                    context: str) -> tuple[Marshal | None, list[Diagnostic]]:
     """How parameter p of fn crosses; unannotated problems get `severity`."""
-    enc = p.type_enc
+    enc = param_enc(p)
     structs = model.struct_map
     what = f"'{fn.name}' is called {context}: parameter '{p.name or p.index + 1}' ({p.type})"
     ann = p.annotation(*POINTER_KINDS, "string", "opaque", "callback")
@@ -185,6 +244,19 @@ def classify_param(model: ProgramModel, fn: Function, p: Param, severity: str,
     def problem(code: str, msg: str, fixits=()) -> tuple[None, list[Diagnostic]]:
         diags.append(Diagnostic(severity, code, msg, p.location, tuple(fixits)))
         return None, diags
+
+    def pointed(kind: str, count: str, elem: str, how: str) -> tuple[Marshal | None, list[Diagnostic]]:
+        """A pointer to `count` elements: structs with pointers are deep-copied, in only."""
+        if pointer_free(elem, structs):
+            return Marshal(kind, count, elem), diags
+        if elem.startswith("["):
+            return problem("QPM014", f"{what} points to arrays of structs with pointers, which the split "
+                                     "build does not deep-copy; pass a pointer to the structs themselves")
+        if kind != "in":
+            return problem("QPM014", f"{what} points to structs with pointers and is {how}: such structs "
+                                     "are deep-copied in only, so pass them as QPM_IN (or through a const "
+                                     "pointer) and return results some other way")
+        return Marshal("deep_in", count, elem), diags
 
     if ann is not None:
         if ann.kind in POINTER_KINDS:
@@ -195,7 +267,14 @@ def classify_param(model: ProgramModel, fn: Function, p: Param, severity: str,
             why = struct_problem(elem, structs)
             if why:
                 return problem("QPM014", f"{what} points to a struct that cannot be copied: {why}")
-            return Marshal(ann.kind, ann.arg, elem), diags
+            return pointed(ann.kind, ann.arg, elem, str(ann))
+        if ann.kind == "callback" and is_pointer(enc) and is_function(pointee(enc)):
+            spelling = function_spelling(pointee(enc))
+            bad = callback_signature(spelling)[2]
+            if bad is not None:
+                return problem("QPM013", f"{what} is a callback of type '{spelling}', which passes '{bad}': "
+                                         "calls come back across the boundary with scalar arguments and "
+                                         "results only (integers, floating point, enums)")
         return Marshal(ann.kind), diags     # string, opaque, callback: validated in check_annotations
 
     if not is_pointer(enc):
@@ -213,6 +292,8 @@ def classify_param(model: ProgramModel, fn: Function, p: Param, severity: str,
     const = enc.startswith("*c")
     length = _length_param(fn, p)
     copy = "QPM_IN" if const else "QPM_INOUT"
+    n = array_length(p)
+    count = str(n) if n is not None else "1"
     if is_function(inner):
         return problem("QPM013", f"{what} is a function pointer; mark it QPM_CALLBACK "
                                  "to have calls come back across the boundary",
@@ -222,7 +303,7 @@ def classify_param(model: ProgramModel, fn: Function, p: Param, severity: str,
         hint = f"; {copy}({length.name}) copies {length.name} bytes" if length else ""
         return problem("QPM010", f"{what} has no annotation: say how "
                                  f"much to copy with QPM_IN/QPM_OUT/QPM_INOUT(count), or QPM_OPAQUE{hint}", fix)
-    if inner.startswith("B") and inner[1:] in _CHARS:
+    if inner.startswith("B") and inner[1:] in _CHARS and n is None:
         if length:
             fix, hint = _fixit(p, f"{copy}({length.name})"), f"{copy}({length.name})"
         else:
@@ -236,7 +317,8 @@ def classify_param(model: ProgramModel, fn: Function, p: Param, severity: str,
     why = struct_problem(inner, structs)
     if why:
         return problem("QPM014", f"{what} points to a struct that cannot be copied: {why}")
-    return Marshal("in" if const else "inout", "1", inner), diags
+    return pointed("in" if const else "inout", count, inner,
+                   f"{copy}({count}) by default (not const)" if not const else copy)
 
 
 def classify_return(model: ProgramModel, fn: Function, severity: str,
@@ -257,11 +339,14 @@ def classify_return(model: ProgramModel, fn: Function, severity: str,
                                  "QPM_OPAQUE (a handle) or QPM_RETURNS_STRING (a string copied to the caller)",
                                  fn.location, fix)]
     why = struct_problem(enc, model.struct_map)
+    if not why and enc[:1] in ("S", "U") and not pointer_free(enc, model.struct_map):
+        why = ("it has pointers, and what they point to would have no owner in the caller's process "
+               "(structs with pointers cross as arguments only)")
     if why:
         return None, [Diagnostic(severity, "QPM014", f"'{fn.name}' is called {context}: it returns a struct "
                                                      f"that cannot be copied: {why}", fn.location)]
     if enc[:1] in ("S", "U"):
-        return Marshal("struct" if pointer_free(enc, model.struct_map) else "deep"), []
+        return Marshal("struct"), []
     return Marshal("scalar"), []
 
 
@@ -327,19 +412,20 @@ def check_annotations(model: ProgramModel) -> list[Diagnostic]:
 def _param_annotation_problems(fn: Function, p: Param, a: Annotation, names: dict[str, str],
                                what: str) -> list[Diagnostic]:
     out = []
+    enc = param_enc(p)
     if a.kind in POINTER_KINDS:
-        if not is_pointer(p.type_enc):
+        if not is_pointer(enc):
             out.append(Diagnostic("error", "QPM023", f"{a} on {what}, which is not a pointer ({p.type})", p.location))
         for code, msg in count_problems(a.arg, names):
             out.append(Diagnostic("error", code, f"{what}: {msg}", p.location))
     elif a.kind == "string":
-        if not is_char_pointer(p.type_enc):
+        if not is_char_pointer(enc):
             out.append(Diagnostic("error", "QPM022", f"QPM_STRING on {what} ({p.type}), which is not a char pointer", p.location))
     elif a.kind == "opaque":
         if not is_pointer(p.type_enc):
             out.append(Diagnostic("error", "QPM023", f"QPM_OPAQUE on {what}, which is not a pointer ({p.type})", p.location))
     elif a.kind == "callback":
-        if not is_pointer(p.type_enc) or not is_function(pointee(p.type_enc)):
+        if not is_pointer(enc) or not is_function(pointee(enc)):
             out.append(Diagnostic("error", "QPM023", f"QPM_CALLBACK on {what}, which is not a function pointer ({p.type})", p.location))
     else:
         out.append(Diagnostic("error", "QPM023", f"{a} cannot annotate a parameter ({what})", p.location))

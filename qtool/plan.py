@@ -260,6 +260,10 @@ def check_plan(plan: Plan, model: ProgramModel) -> list[Diagnostic]:
         return f"across the boundary from domain '{a}' to '{b}' drawn at {plan.path}:{line}"
 
     diags += marshal.check_boundaries(model, lambda comp: plan.domain_of(comp), "error", describe)
+    if plan.domains:
+        # What else the split build by this plan would refuse: reported here first.
+        from .stubgen import build_problems
+        diags += build_problems(model, plan.domain_of, describe)
     return diags
 
 

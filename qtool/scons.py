@@ -180,6 +180,9 @@ def QpmProgram(env, target, sources, plan=None):
     gen_sources = facts + ([env.File(plan)] if plan else [])
     generated = env.QpmStubs(gen_targets, gen_sources, QPM_PLAN=plan or "", QPM_PROGRAM=name)
     layout = generated[-1]
+    # A plan that check refuses stops the build before anything is compiled (order only: a new
+    # plan does not recompile a component).
+    env.Requires(objects, generated)
 
     gen_env = env.Clone()
     gen_env.AppendUnique(CPPPATH=[RUNTIME], CCFLAGS=["-Wall", "-Wextra", "-Werror"])

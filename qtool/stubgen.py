@@ -11,17 +11,24 @@ process serves every id (calling a stub relays a call between two domains), a do
 
 Generated names start with qpm__ (parameters keep the user's names, because count expressions
 are written over them), the output is sorted, and each file starts with a do-not-edit banner.
+
+How each value crosses is marshal's decision (the same one `qtool check` reports from); this
+module only writes the C for it.  The peer is not trusted: a caller stub decodes and checks the
+whole reply into temporaries before it writes anything of the caller's (a reply is used whole
+or not at all), and a dispatcher bounds every size the peer sends before allocating for it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from string import Template
+from textwrap import indent
 
 from . import marshal
 from .errors import UserError
-from .model import Function, ProgramModel
+from .model import Diagnostic, Function, ProgramModel
 from .plan import MAIN_DOMAIN, Plan
 
 POINTER_KINDS = ("in", "out", "inout")
@@ -36,18 +43,22 @@ $banner#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "qrt.h"
 $includes
+/* The largest message (the runtime's channel buffer): no reply can carry a bigger buffer back. */
+#define QPM__MESSAGE_MAX ((size_t)256 * 1024)
 $body
 $program
 $entry""")
 
-# Arguments: signature, begin (the qrt_*_begin call), id, pre (before the first try), encode,
-# decode, ret_decl, ret_value, fault_return (what a faulted call returns).
+# Arguments: signature, begin (the qrt_*_begin call), pre (before the first try), encode,
+# after_invoke, decode (into temporaries, pointers into the private reply allowed), commit (the
+# checked reply into the caller's memory), ret_decl, ret_value, fault_return.
 STUB = Template("""\
 $signature
 {
@@ -56,11 +67,15 @@ $ret_decl$pre    for (int qpm__try = 0;; qpm__try++) {
         int qpm__rc = $begin;
         if (qpm__rc == 0) {
 $encode            qpm__rc = qrt_call_invoke(&qpm__c);
-        }
+$after_invoke        }
         if (qpm__rc == 0) {
-$decode            qpm__rc = qpm__c.reply.err;     /* a malformed reply is the domain's fault too */
-            if (qpm__rc == 0)
-                break;
+            /* The whole reply is decoded and checked before anything of the caller's is written. */
+$decode            if (!qpm__c.reply.err && qpm__c.reply.pos != qpm__c.reply.len)
+                qpm__c.reply.err = -EBADMSG;    /* longer than its contents */
+            qpm__rc = qpm__c.reply.err;     /* a malformed reply is the domain's fault too */
+            if (qpm__rc == 0) {
+$commit                break;
+            }
         }
         qrt_call_end(&qpm__c);
         /* The domain faulted: retry once on its fresh process, or fail, as the plan says. */
@@ -74,14 +89,18 @@ $fault_return        }
 $ret_value}
 """)
 
-# Arguments: name, decode, call, encode, cleanup.
+# Arguments: name, decode, release (frees what decode allocated) and release_early (the same,
+# indented for the error path), call, encode, cleanup.
 DISPATCH = Template("""\
 static void qpm__d_$name(struct qrt_rd *qpm__in, struct qrt_wr *qpm__out)
 {
     (void)qpm__out;
-$decode    if (qpm__in->err)
-        return;
-$call$encode$cleanup}
+$decode    if (!qpm__in->err && qpm__in->pos != qpm__in->len)
+        qpm__in->err = -EBADMSG;    /* longer than its contents */
+    if (qpm__in->err) {
+$release_early        return;
+    }
+$call$encode$cleanup$release}
 """)
 
 # Arguments: domains, nfunctions, functions, function_domain, dispatch, inits, name, ndomains,
@@ -102,10 +121,15 @@ static const char *const qpm__symbols[] = {$symbols};
 static const char *const qpm__symbol_components[] = {$symbol_components};
 static const char *const qpm__symbol_files[] = {$symbol_files};
 static const int qpm__symbol_lines[] = {$symbol_lines};
+/* By domain: the function and callback ids its code calls, the only ones the main process serves
+ * it or relays for it (the main domain's code calls what it likes). */
+$may_call_rows
+static const unsigned char *const qpm__may_call[] = {$may_call};
 static const struct qrt_program qpm__program = {
     "$name", $ndomains, qpm__domains, $nfunctions, qpm__functions, qpm__function_domain,
     qpm__dispatch, qpm__inits, qpm__policies, $plan, qpm__domain_components,
     $nsymbols, qpm__symbols, qpm__symbol_components, qpm__symbol_files, qpm__symbol_lines,
+    qpm__may_call,
 };
 """)
 
@@ -142,7 +166,7 @@ static const int qpm__symbol_lines[] = {$symbol_lines};
 static const struct qrt_program qpm__program = {
     "$name", 1, qpm__domains, 0, NULL, NULL, NULL, qpm__inits, NULL, NULL,
     qpm__domain_components, $nsymbols, qpm__symbols, qpm__symbol_components, qpm__symbol_files,
-    qpm__symbol_lines,
+    qpm__symbol_lines, NULL,
 };
 
 /* Before main(): the QPM_INIT functions run once, as they would at each start of a domain, and a
@@ -162,15 +186,83 @@ class Layout:
     files: dict                              # domain -> source files linked into it
 
 
+def _crossing(model: ProgramModel, domain_of) -> set[str]:
+    """USRs of the functions called from another domain."""
+    fmap = model.function_map
+    out = set()
+    for e in model.edges:
+        a, b = fmap[e.caller].component, fmap[e.callee].component
+        if a and b and domain_of(a) != domain_of(b):
+            out.add(e.callee)
+    return out
+
+
+# Type names the generated code knows without the program's headers: C's own, and the standard
+# ones of the headers every generated file includes.
+_KNOWN_WORDS = frozenset("""
+    void char short int long signed unsigned float double _Bool bool const volatile restrict
+    size_t ssize_t off_t pid_t uid_t gid_t ptrdiff_t intptr_t uintptr_t intmax_t uintmax_t
+    int8_t int16_t int32_t int64_t uint8_t uint16_t uint32_t uint64_t sizeof
+""".split())
+_WORD = re.compile(r"(?<!\w)[A-Za-z_]\w*")
+
+
+def _self_declared(f: Function) -> bool:
+    """Whether the generated code can declare f itself, from its signature alone: every type in
+    it is C's own or a standard one (a struct, enum or typedef of the program needs its header)."""
+    params = {p.name for p in f.params if p.name}
+    texts = [f.return_type, *(p.type for p in f.params)]
+    words = {w for t in texts for w in _WORD.findall(t)}
+    words |= {w for p in f.params for a in p.annotations for w in _WORD.findall(a.arg)} - params
+    return not f.variadic and words <= _KNOWN_WORDS
+
+
+def _global_self_declared(g) -> bool:
+    return set(_WORD.findall(g.type)) <= _KNOWN_WORDS
+
+
+def build_problems(model: ProgramModel, domain_of, describe) -> list[Diagnostic]:
+    """What stops a split build by this placement other than marshalling (which marshal
+    decides): a file whose functions land in two domains (a file is linked into one process),
+    and a crossing function or QPM_SHARED global that the generated code cannot declare (no header
+    declares it, and its type needs one).  `qtool check` reports these; the build refuses them."""
+    out: list[Diagnostic] = []
+    owner: dict[str, tuple[str, Function]] = {}
+    for f in sorted((f for f in model.functions if f.defined and f.component is not None),
+                    key=lambda f: (f.location.file, f.location.line, f.location.column, f.name)):
+        d = domain_of(f.component)
+        prev = owner.setdefault(f.location.file, (d, f))
+        if prev[0] != d:
+            out.append(Diagnostic("error", "QPM042", f"'{f.name}' is in component '{f.component}' (domain '{d}'), "
+                                  f"but '{prev[1].name}' of the same file is in domain '{prev[0]}', "
+                                  f"{describe(prev[0], d)}: a file is linked into one process, so split the "
+                                  "file or keep its components together", f.location))
+    fmap = model.function_map
+    crossing = _crossing(model, domain_of)
+    for u in sorted(crossing):
+        f = fmap[u]
+        if _header_of(f) is None and not _self_declared(f):
+            d = domain_of(f.component)
+            other = next((domain_of(fmap[e.caller].component) for e in model.edges if e.callee == u
+                          and fmap[e.caller].component and domain_of(fmap[e.caller].component) != d), d)
+            out.append(Diagnostic("error", "QPM042", f"'{f.name}' is called {describe(other, d)}, but no "
+                                  "header declares it, and its types need their declarations: declare it "
+                                  "in a header (the generated code includes it)", f.location))
+    if crossing:
+        for g in _shared(model):
+            if _global_header(g) is None and not _global_self_declared(g):
+                out.append(Diagnostic("error", "QPM042", f"QPM_SHARED global '{g.name}' travels with every "
+                                      "crossing call, but no header declares it, and its type needs its "
+                                      "declaration: declare it in a header (the generated code includes it)",
+                                      g.location))
+    return out
+
+
 def layout(model: ProgramModel, plan: Plan) -> Layout:
     domains = (MAIN_DOMAIN, *(d.name for d in plan.domains))
     comp_domain = {c.name: plan.domain_of(c.name) for c in model.components}
     fmap = model.function_map
-    crossing = set()
-    for e in model.edges:
-        a, b = fmap[e.caller].component, fmap[e.callee].component
-        if a and b and comp_domain[a] != comp_domain[b]:
-            crossing.add(e.callee)
+    crossing = _crossing(model, lambda c: comp_domain[c])
     files: dict[str, set] = {d: set() for d in domains}
     owner: dict[str, str] = {}
     for f in model.functions:
@@ -187,13 +279,26 @@ def layout(model: ProgramModel, plan: Plan) -> Layout:
     return Layout(domains, comp_domain, order, {d: tuple(sorted(fs)) for d, fs in files.items()})
 
 
-def _header_of(f: Function) -> str:
-    for loc in f.declarations:
-        if loc.file.endswith(".h"):
-            return loc.file
-    raise UserError(f"'{f.name}' is called across a boundary, but no header declares it: the generated "
-                    "stub includes the prototype from a header, so declare it in one",
-                    f.location.file, f.location.line, f.location.column)
+def _header_of(f: Function) -> str | None:
+    """The header declaring f, which the generated code includes, or None."""
+    return next((loc.file for loc in f.declarations if loc.file.endswith(".h")), None)
+
+
+def _global_header(g) -> str | None:
+    return next((loc.file for loc in g.declarations if loc.file.endswith(".h")), None)
+
+
+def _declarations(f: Function) -> tuple[str | None, str]:
+    """(header to include, prototype to emit) for a crossing function: its header when one
+    declares it, else a prototype from its signature, when that needs no header of the program."""
+    header = _header_of(f)
+    if header is not None:
+        return header, ""
+    if not _self_declared(f):
+        raise UserError(f"'{f.name}' is called across a boundary, but no header declares it, and its types "
+                        "need their declarations: declare it in a header (the generated code includes it)",
+                        f.location.file, f.location.line, f.location.column)
+    return None, f"{_signature(f)};\n"
 
 
 def _bytes(m: marshal.Marshal, name: str) -> str:
@@ -207,48 +312,78 @@ def _param_name(p) -> str:
 
 
 def _classify(model: ProgramModel, f: Function):
+    """How f's parameters and result cross: marshal's decision, which `qtool check` reported
+    from; the build refuses here only what check would have refused first."""
     problems = marshal.check_signature(model, f, "error", "across the boundary")
     if problems:
         d = problems[0]
         raise UserError(d.message, d.location.file if d.location else None,
                         d.location.line if d.location else 0, d.location.column if d.location else 0)
-    kinds = []
-    for p in f.params:
-        m, _ = marshal.classify_param(model, f, p, "error", "across the boundary")
-        if m.kind in POINTER_KINDS and not marshal.pointer_free(m.element, model.struct_map):
-            if m.kind != "in":
-                raise UserError(f"'{f.name}': parameter '{p.name}' points to structs with pointers and is "
-                                f"{m.kind.upper()}; the split build deep-copies such structs in only (QPM_IN "
-                                "or a const pointer)", p.location.file, p.location.line, p.location.column)
-            m = marshal.Marshal("deep_in", m.count, m.element)
-        if m.kind == "callback":
-            _split_function_type(marshal.function_spelling(marshal.pointee(p.type_enc)), p)
-        kinds.append(m)
+    kinds = [marshal.classify_param(model, f, p, "error", "across the boundary")[0] for p in f.params]
     ret, _ = marshal.classify_return(model, f, "error", "across the boundary")
-    if ret.kind == "deep":
-        raise UserError(f"'{f.name}' returns a struct with pointers, which the split build does not copy yet",
-                        f.location.file, f.location.line, f.location.column)
     return kinds, ret
 
 
-# Arguments: name, ctype, put, get.
+def _plain_ctype(ctype: str) -> str:
+    """A type spelling without its leading const: 'const struct msg' -> 'struct msg'."""
+    t = ctype.strip()
+    return t[len("const "):].strip() if t.startswith("const ") else t
+
+
+def _element_ctype(ctype: str, dims: int) -> str:
+    """The element type of an array type spelled `ctype` with `dims` dimensions."""
+    if "[" in ctype:
+        return _plain_ctype(ctype[:ctype.index("[")])
+    return f"__typeof__((*({ctype} *)0){'[0]' * dims})"
+
+
+def _param_ctype(p) -> str:
+    """The type a parameter has inside a function: an array parameter is a pointer."""
+    if not p.type_enc.startswith("["):
+        return p.type
+    t = p.type
+    if "[" in t:
+        i = t.index("[")
+        elem, rest = t[:i].rstrip(), t[t.index("]", i) + 1:]
+        return f"{elem} (*){rest}" if rest else f"{elem} *"
+    return f"__typeof__((*({t} *)0)[0]) *"
+
+
+# Arguments: name, ctype, put (the pointer fields), get (the same).
 DEEP = Template("""\
-/* Deep copy of $ctype: its bytes, then what its pointer fields point to. */
+/* Deep copy of $ctype: its bytes, then what its pointer fields point to (putp and getp: those
+ * alone, for a struct whose bytes travel with something else). */
+__attribute__((unused)) static void qpm__putp_$name(struct qrt_wr *qpm__w, const $ctype *qpm__v)
+{
+    (void)qpm__w;
+    (void)qpm__v;
+$put}
+
 __attribute__((unused)) static void qpm__put_$name(struct qrt_wr *qpm__w, const $ctype *qpm__v)
 {
     qrt_put(qpm__w, qpm__v, sizeof *qpm__v);
-$put}
+    qpm__putp_$name(qpm__w, qpm__v);
+}
 
-/* The pointers it sets point into the (private) message, valid for the call. */
+/* The pointers it sets point into the (private) message, valid for the call; structs pointed to
+ * are fixed up in place there. */
+__attribute__((unused)) static void qpm__getp_$name(struct qrt_rd *qpm__r, $ctype *qpm__v)
+{
+    (void)qpm__r;
+    (void)qpm__v;
+$get}
+
 __attribute__((unused)) static void qpm__get_$name(struct qrt_rd *qpm__r, $ctype *qpm__v)
 {
     qrt_get(qpm__r, qpm__v, sizeof *qpm__v);
-$get}
+    qpm__getp_$name(qpm__r, qpm__v);
+}
 """)
 
 
 class DeepCodecs:
-    """Generates one put/get pair per struct type that needs a deep copy, nested ones first."""
+    """Generates the put/get functions of every struct type that needs a deep copy, nested ones
+    first.  What may be deep-copied is marshal's decision (struct_problem); this writes it."""
 
     def __init__(self, model: ProgramModel, callbacks: dict[str, int] | None = None):
         self.model = model
@@ -260,11 +395,12 @@ class DeepCodecs:
         usr = enc[1:]
         if usr not in self.names:
             self.names[usr] = f"s{len(self.names)}"
-            self._emit(usr, ctype)
+            self._emit(usr, _plain_ctype(ctype))
         return self.names[usr]
 
     def _emit(self, usr: str, ctype: str) -> None:
         s = self.model.struct_map[usr]
+        structs = self.model.struct_map
         fields = {f.name for f in s.fields}
         put, get = [], []
         for f in s.fields:
@@ -274,31 +410,55 @@ class DeepCodecs:
                 if f.annotation("opaque"):
                     continue        # the handle's value is in the struct's bytes already
                 if f.annotation("string"):
-                    put.append(f"    qrt_put_string(qpm__w, {ref});\n")
-                    get.append(f"    {{\n        int qpm__p;\n        size_t qpm__l;\n"
-                               f"        {ref} = (void *)qrt_get_string(qpm__r, &qpm__p, &qpm__l);\n    }}\n")
+                    put.append(f"qrt_put_string(qpm__w, {ref});\n")
+                    get.append(f"{{\n    int qpm__p;\n    size_t qpm__l;\n"
+                               f"    {ref} = (void *)qrt_get_string(qpm__r, &qpm__p, &qpm__l);\n}}\n")
                     continue
                 count = _field_count(f.annotation("count").arg, fields)
                 elem = marshal.pointee(enc)
-                if not marshal.pointer_free(elem, self.model.struct_map):
-                    raise UserError(f"field '{f.name}' of '{s.name}' points to structs with pointers, which the "
-                                    "split build does not deep-copy yet", f.location.file, f.location.line,
-                                    f.location.column)
                 size = f"qrt_bytes((long long)({count}), {'1' if elem == 'V' else f'sizeof *{ref}'})"
-                put.append(f"    qrt_put_blob(qpm__w, {ref}, {ref} ? {size} : 0);\n")
-                get.append(f"    {{\n        int qpm__p;\n        size_t qpm__n = {size};\n"
-                           f"        {ref} = qpm__n == (size_t)-1 ? NULL : (void *)qrt_get_blob(qpm__r, qpm__n, &qpm__p);\n"
-                           f"        if (qpm__n == (size_t)-1)\n            qpm__r->err = -EBADMSG;\n    }}\n")
-            elif enc[:1] in ("S", "U") and not marshal.pointer_free(enc, self.model.struct_map):
-                inner = self.name(enc, f.type)
-                put.append(f"    qpm__put_{inner}(qpm__w, &{ref});\n")
-                get.append(f"    qpm__get_{inner}(qpm__r, &{ref});\n")
-        self.code.append(DEEP.substitute(name=self.names[usr], ctype=ctype, put="".join(put), get="".join(get)))
+                if marshal.pointer_free(elem, structs):
+                    put.append(f"qrt_put_blob(qpm__w, {ref}, {ref} ? {size} : 0);\n")
+                    get.append(f"{{\n    int qpm__p;\n    size_t qpm__n = {size};\n"
+                               f"    {ref} = qpm__n == (size_t)-1 ? NULL : (void *)qrt_get_blob(qpm__r, qpm__n, &qpm__p);\n"
+                               f"    if (qpm__n == (size_t)-1)\n        qpm__r->err = -EBADMSG;\n}}\n")
+                    continue
+                # Structs with pointers: their bytes as one blob, then each one's pointed-to data.
+                inner = self.name(elem, _pointee_type(f.type))
+                put.append(f"{{\n    size_t qpm__n = {size};\n"
+                           f"    qrt_put_blob(qpm__w, {ref}, {ref} ? qpm__n : 0);\n"
+                           f"    for (size_t qpm__i = 0; {ref} && qpm__n != (size_t)-1 && qpm__i < qpm__n / sizeof *{ref}; qpm__i++)\n"
+                           f"        qpm__putp_{inner}(qpm__w, &{ref}[qpm__i]);\n}}\n")
+                get.append(f"{{\n    int qpm__p;\n    size_t qpm__n = {size};\n"
+                           f"    {ref} = qpm__n == (size_t)-1 ? NULL : (void *)qrt_get_blob(qpm__r, qpm__n, &qpm__p);\n"
+                           f"    if (qpm__n == (size_t)-1)\n        qpm__r->err = -EBADMSG;\n"
+                           f"    for (size_t qpm__i = 0; {ref} && !qpm__r->err && qpm__i < qpm__n / sizeof *{ref}; qpm__i++)\n"
+                           f"        qpm__getp_{inner}(qpm__r, (void *)&{ref}[qpm__i]);\n}}\n")
+                continue
+            base = marshal._strip_arrays(enc)
+            if base[:1] not in ("S", "U") or marshal.pointer_free(base, structs):
+                continue            # its bytes are all there is
+            dims = enc.count("[") if enc.startswith("[") else 0
+            inner = self.name(base, _element_ctype(f.type, dims))
+            if not dims:
+                put.append(f"qpm__putp_{inner}(qpm__w, &{ref});\n")
+                get.append(f"qpm__getp_{inner}(qpm__r, &{ref});\n")
+                continue
+            # An array of structs with pointers: each element's pointed-to data.
+            loops, index = "", ref
+            for k in range(dims):
+                loops += (" " * 4 * k + f"for (size_t qpm__i{k} = 0; qpm__i{k} < sizeof {index} / sizeof {index}[0]; "
+                          f"qpm__i{k}++)\n")
+                index += f"[qpm__i{k}]"
+            pad = " " * 4 * dims
+            put.append(loops + f"{pad}qpm__putp_{inner}(qpm__w, &{index});\n")
+            get.append(loops + f"{pad}qpm__getp_{inner}(qpm__r, &{index});\n")
+        self.code.append(DEEP.substitute(name=self.names[usr], ctype=ctype,
+                                         put=indent("".join(put), "    "), get=indent("".join(get), "    ")))
 
 
 def _field_count(expr: str, fields: set[str]) -> str:
     """A QPM_COUNT expression over sibling fields, rewritten to read them through qpm__v."""
-    import re
     return re.sub(r"\b([A-Za-z_]\w*)\b", lambda m: f"qpm__v->{m[1]}" if m[1] in fields else m[1], expr)
 
 
@@ -307,30 +467,33 @@ def _pointee_type(ctype: str) -> str:
     t = ctype.strip()
     if t.endswith("*"):
         t = t[:-1].strip()
-    if t.startswith("const "):
-        t = t[len("const "):]
-    return t
+    return _plain_ctype(t)
 
 
 CALLBACK_DEPTH = 8      # callbacks of one type bound at once on a thread (nested calls)
 
-# Arguments: banner-free helpers shared by every callback type.
+# Helpers shared by every callback type.
 CALLBACK_TOKENS = """\
-/* Function pointers this thread handed across, innermost last: only these may be called back. */
-static __thread uint64_t qpm__sent[64];
+/* Function pointers this thread handed across, innermost last, each with its callback type and
+ * the channel of the call that carried it: only these may be called back, through that type's
+ * dispatcher, over that channel. */
+static __thread struct { uint64_t token; void *chan; int type; } qpm__sent[64];
 static __thread int qpm__nsent;
 
-__attribute__((unused)) static void qpm__sent_push(uint64_t token)
+__attribute__((unused)) static void qpm__sent_push(uint64_t token, int type, void *chan)
 {
-    if (qpm__nsent < 64)
-        qpm__sent[qpm__nsent] = token;
+    if (qpm__nsent < 64) {
+        qpm__sent[qpm__nsent].token = token;
+        qpm__sent[qpm__nsent].chan = chan;
+        qpm__sent[qpm__nsent].type = type;
+    }
     qpm__nsent++;
 }
 
-static int qpm__sent_has(uint64_t token)
+static int qpm__sent_has(uint64_t token, int type, void *chan)
 {
     for (int i = (qpm__nsent < 64 ? qpm__nsent : 64) - 1; i >= 0; i--)
-        if (qpm__sent[i] == token)
+        if (qpm__sent[i].token == token && qpm__sent[i].type == type && qpm__sent[i].chan == chan)
             return 1;
     return 0;
 }
@@ -350,45 +513,17 @@ static void qpm__d_cb$k(struct qrt_rd *qpm__in, struct qrt_wr *qpm__out)
     (void)qpm__out;
     uint64_t qpm__token;
     qrt_get(qpm__in, &qpm__token, sizeof qpm__token);
-$dispatch_decode    if (qpm__in->err)
+$dispatch_decode    if (!qpm__in->err && qpm__in->pos != qpm__in->len)
+        qpm__in->err = -EBADMSG;    /* longer than its contents */
+    if (qpm__in->err)
         return;
-    if (!qpm__sent_has(qpm__token)) {
-        qpm__in->err = -EPERM;      /* never call an address this thread did not hand out */
+    if (!qpm__sent_has(qpm__token, $k, qrt_current_channel())) {
+        /* Never call an address this thread did not hand out, as this type, with this call. */
+        qpm__in->err = -EPERM;
         return;
     }
 $dispatch_call$dispatch_encode}
 """)
-
-
-def _split_function_type(spelling: str, where) -> tuple[str, list[str]]:
-    """'int (int, double)' -> ('int', ['int', 'double']); only by-value scalars cross in callbacks."""
-    depth, start = 0, None
-    for i, ch in enumerate(spelling):
-        if ch == "(":
-            if depth == 0 and start is None:
-                start = i
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-    ret = spelling[:start].strip() if start is not None else spelling
-    inner = spelling[start + 1:spelling.rindex(")")] if start is not None else ""
-    params, depth, cur = [], 0, ""
-    for ch in inner:
-        if ch == "," and depth == 0:
-            params.append(cur.strip())
-            cur = ""
-            continue
-        depth += ch == "("
-        depth -= ch == ")"
-        cur += ch
-    if cur.strip() and cur.strip() != "void":
-        params.append(cur.strip())
-    for t in [ret, *params]:
-        if "*" in t or "[" in t or "(" in t or t.startswith(("struct ", "union ")) or t == "...":
-            loc = where.location
-            raise UserError(f"callback type '{spelling}' passes '{t}': the split build calls back with "
-                            "scalar arguments and results only", loc.file, loc.line, loc.column)
-    return ret, params
 
 
 def _callback_types(model: ProgramModel, crossing: list[Function]) -> list[str]:
@@ -396,28 +531,44 @@ def _callback_types(model: ProgramModel, crossing: list[Function]) -> list[str]:
     for f in crossing:
         for p in f.params:
             if p.annotation("callback"):
-                out.add(marshal.function_spelling(marshal.pointee(p.type_enc)))
+                out.add(marshal.function_spelling(marshal.pointee(marshal.param_enc(p))))
     return sorted(out)
 
 
+def _stub_text(signature: str, begin: str, encode: list[str], decode: list[str], commit: list[str],
+               ret_decl: str = "", ret_value: str = "", fault_return: str = "return;\n", pre: str = "",
+               after_invoke: str = "") -> str:
+    """A STUB from fragments written at no indentation."""
+    return STUB.substitute(signature=signature, begin=begin, pre=indent(pre, "    "),
+                           encode=indent("".join(encode), " " * 12), after_invoke=indent(after_invoke, " " * 12),
+                           decode=indent("".join(decode), " " * 12), commit=indent("".join(commit), " " * 16),
+                           ret_decl=indent(ret_decl, "    "), ret_value=indent(ret_value, "    "),
+                           fault_return=indent(fault_return, " " * 12))
+
+
 def _callback_code(model: ProgramModel, k: int, spelling: str, cb_id: int) -> str:
-    ret, params = _split_function_type(spelling, model.functions[0])
+    ret, params, bad = marshal.callback_signature(spelling)
+    if bad is not None:     # marshal refused it at the parameter; check reported it there
+        raise UserError(f"callback type '{spelling}' passes '{bad}': callbacks carry scalar arguments "
+                        "and results only")
     names = [f"qpm__a{i}" for i in range(len(params))]
     decls = [f"{t} {n}" for t, n in zip(params, names)]
-    put = "".join(f"        qrt_put(&qpm__c.args, &{n}, sizeof {n});\n" for n in names)
-    get, dec, enc = [], [], []
-    for g in _shared(model):
-        put += f"        qrt_put(&qpm__c.args, &{g.name}, sizeof {g.name});\n"
+    put = [f"qrt_put(&qpm__c.args, &qpm__cb{k}_bind[qpm__slot].token, sizeof(uint64_t));\n"]
+    put += [f"qrt_put(&qpm__c.args, &{n}, sizeof {n});\n" for n in names]
+    get, commit, dec, enc = [], [], [], []
     dec += [f"    {t} {n};\n    qrt_get(qpm__in, &{n}, sizeof {n});\n" for t, n in zip(params, names)]
     void = ret == "void"
-    ret_decl = "" if void else f"    {ret} qpm__ret;\n    memset(&qpm__ret, 0, sizeof qpm__ret);\n"
-    ret_value = "" if void else "    return qpm__ret;\n"
+    ret_decl = "" if void else f"{ret} qpm__ret;\nmemset(&qpm__ret, 0, sizeof qpm__ret);\n"
+    ret_value = "" if void else "return qpm__ret;\n"
     if not void:
-        get.append("    qrt_get(&qpm__c.reply, &qpm__ret, sizeof qpm__ret);\n")
+        get.append(f"{ret} qpm__rv;\nqrt_get(&qpm__c.reply, &qpm__rv, sizeof qpm__rv);\n")
+        commit.append("qpm__ret = qpm__rv;\n")
         enc.append("    qrt_put(qpm__out, &qpm__ret, sizeof qpm__ret);\n")
     shared_call = ""
     for i, g in enumerate(_shared(model)):
-        get.append(f"    qrt_get(&qpm__c.reply, &{g.name}, sizeof {g.name});\n")
+        put.append(f"qrt_put(&qpm__c.args, &{g.name}, sizeof {g.name});\n")
+        get.append(f"__typeof__({g.name}) qpm__sg{i};\nqrt_get(&qpm__c.reply, &qpm__sg{i}, sizeof qpm__sg{i});\n")
+        commit.append(f"memcpy(&{g.name}, &qpm__sg{i}, sizeof {g.name});\n")
         dec.append(f"    __typeof__({g.name}) qpm__g{i};\n    qrt_get(qpm__in, &qpm__g{i}, sizeof qpm__g{i});\n")
         shared_call += f"    memcpy(&{g.name}, &qpm__g{i}, sizeof {g.name});\n"
         enc.append(f"    qrt_put(qpm__out, &{g.name}, sizeof {g.name});\n")
@@ -432,12 +583,11 @@ def _callback_code(model: ProgramModel, k: int, spelling: str, cb_id: int) -> st
                       f"    {'' if void else 'return '}{body};\n}}\n")
     table = (f"__attribute__((unused)) static {ret} (*const qpm__cb{k}_tramps[])({', '.join(params) or 'void'}) = {{"
              + ", ".join(f"qpm__cb{k}_t{i}" for i in range(CALLBACK_DEPTH)) + "};\n")
-    caller = STUB.substitute(
+    caller = _stub_text(
         signature=f"static {ret} qpm__cb{k}_call(int qpm__slot{''.join(', ' + d for d in decls)})",
-        begin=f"qrt_callback_begin(&qpm__c, {cb_id}, qpm__cb{k}_bind[qpm__slot].chan)", id=cb_id, pre="",
-        encode=f"        qrt_put(&qpm__c.args, &qpm__cb{k}_bind[qpm__slot].token, sizeof(uint64_t));\n" + put,
-        decode="".join(get), ret_decl=ret_decl, ret_value=ret_value,
-        fault_return="            return;\n" if void else "            return qpm__ret;\n")
+        begin=f"qrt_callback_begin(&qpm__c, {cb_id}, qpm__cb{k}_bind[qpm__slot].chan)",
+        encode=put, decode=get, commit=commit, ret_decl=ret_decl, ret_value=ret_value,
+        fault_return="return;\n" if void else "return qpm__ret;\n")
     return CALLBACK.substitute(k=k, depth=CALLBACK_DEPTH, spelling=spelling, caller=caller,
                                tramps="\n".join(tramps) + table,
                                dispatch_decode="".join(dec), dispatch_call=dispatch_call,
@@ -453,15 +603,17 @@ def _shared_definitions(model: ProgramModel, linked: set[str]) -> tuple[list[str
     this executable defines (the generated code refers to them by name)."""
     headers, defs = [], []
     for g in _shared(model):
-        if g.defined and g.location.file in linked:
-            continue
-        header = next((loc.file for loc in g.declarations if loc.file.endswith(".h")), None)
+        header = _global_header(g)
         if header is None:
-            raise UserError(f"QPM_SHARED global '{g.name}' is used across a boundary, but no header declares "
-                            "it: the generated code needs its declaration from a header",
-                            g.location.file, g.location.line, g.location.column)
-        headers.append(header)
-        defs.append(f"{_decl(g.type, g.name)};\n")
+            if not _global_self_declared(g):
+                raise UserError(f"QPM_SHARED global '{g.name}' is used across a boundary, but no header declares "
+                                "it, and its type needs its declaration: declare it in a header",
+                                g.location.file, g.location.line, g.location.column)
+            defs.append(f"extern {_decl(g.type, g.name)};\n")
+        else:
+            headers.append(header)
+        if not (g.defined and g.location.file in linked):
+            defs.append(f"{_decl(g.type, g.name)};\n")
     return headers, "".join(defs)
 
 
@@ -483,89 +635,102 @@ def _decl(ctype: str, name: str, ret: bool = False) -> str:
 
 
 def _stub(model: ProgramModel, f: Function, fid: int, codecs: DeepCodecs, fault_value) -> str:
+    """The caller's side of a crossing: encode, call, then decode the whole reply into
+    temporaries (pointers into the private reply, valid until qrt_call_end) and check it; only a
+    reply that checked out whole is copied into the caller's buffers, strings, globals and result.
+    A failed call leaves them all as they were and returns the fault value (or zero)."""
     kinds, ret = _classify(model, f)
-    enc, dec = [], []
+    enc, dec, commit = [], [], []
     for p, m in zip(f.params, kinds):
         n = _param_name(p)
         if m.kind in ("scalar", "struct"):
-            enc.append(f"        qrt_put(&qpm__c.args, &{n}, sizeof {n});\n")
+            enc.append(f"qrt_put(&qpm__c.args, &{n}, sizeof {n});\n")
         elif m.kind == "opaque":
-            enc.append(f"        uint64_t qpm__h_{n} = (uint64_t)(uintptr_t){n};\n"
-                       f"        qrt_put(&qpm__c.args, &qpm__h_{n}, sizeof qpm__h_{n});\n")
+            enc.append(f"uint64_t qpm__h_{n} = (uint64_t)(uintptr_t){n};\n"
+                       f"qrt_put(&qpm__c.args, &qpm__h_{n}, sizeof qpm__h_{n});\n")
         elif m.kind == "callback":
-            enc.append(f"        uint64_t qpm__t_{n} = (uint64_t)(uintptr_t){n};\n"
-                       f"        if ({n})\n            qpm__sent_push(qpm__t_{n});\n"
-                       f"        qrt_put(&qpm__c.args, &qpm__t_{n}, sizeof qpm__t_{n});\n")
+            k = codecs.callbacks[marshal.function_spelling(marshal.pointee(marshal.param_enc(p)))]
+            enc.append(f"uint64_t qpm__t_{n} = (uint64_t)(uintptr_t){n};\n"
+                       f"if ({n})\n    qpm__sent_push(qpm__t_{n}, {k}, qpm__c.chan);\n"
+                       f"qrt_put(&qpm__c.args, &qpm__t_{n}, sizeof qpm__t_{n});\n")
     for p, m in zip(f.params, kinds):
         n = _param_name(p)
         if m.kind in ("in", "inout"):
-            enc.append(f"        size_t qpm__n_{n} = {n} ? {_bytes(m, n)} : 0;\n"
-                       f"        if (qpm__n_{n} == (size_t)-1)\n            qrt_fatal({fid}, -EOVERFLOW);\n"
-                       f"        qrt_put_blob(&qpm__c.args, {n}, qpm__n_{n});\n")
+            enc.append(f"size_t qpm__n_{n} = {n} ? {_bytes(m, n)} : 0;\n"
+                       f"if (qpm__n_{n} == (size_t)-1)\n    qrt_fatal({fid}, -EOVERFLOW);\n"
+                       f"qrt_put_blob(&qpm__c.args, {n}, qpm__n_{n});\n")
         elif m.kind == "out":
-            enc.append(f"        qrt_put_blob(&qpm__c.args, {n} ? \"\" : NULL, 0);\n")
+            enc.append(f"if ({n} && {_bytes(m, n)} > QPM__MESSAGE_MAX)\n"
+                       f"    qrt_fatal({fid}, -EMSGSIZE);      /* no reply could carry it back */\n"
+                       f"qrt_put_blob(&qpm__c.args, {n} ? \"\" : NULL, 0);\n")
         elif m.kind == "string":
-            enc.append(f"        qrt_put_string(&qpm__c.args, {n});\n")
+            enc.append(f"qrt_put_string(&qpm__c.args, {n});\n")
         elif m.kind == "deep":
-            enc.append(f"        qpm__put_{codecs.name(p.type_enc, p.type)}(&qpm__c.args, &{n});\n")
+            enc.append(f"qpm__put_{codecs.name(p.type_enc, p.type)}(&qpm__c.args, &{n});\n")
         elif m.kind == "deep_in":
-            codec = codecs.name(m.element, _pointee_type(p.type))
-            enc.append(f"        uint64_t qpm__k_{n} = UINT64_MAX;\n"
-                       f"        if ({n}) {{\n            if ({_bytes(m, n)} == (size_t)-1)\n"
-                       f"                qrt_fatal({fid}, -EOVERFLOW);\n"
-                       f"            qpm__k_{n} = (uint64_t)({m.count});\n        }}\n"
-                       f"        qrt_put(&qpm__c.args, &qpm__k_{n}, sizeof qpm__k_{n});\n"
-                       f"        for (uint64_t qpm__i = 0; {n} && qpm__i < qpm__k_{n}; qpm__i++)\n"
-                       f"            qpm__put_{codec}(&qpm__c.args, &{n}[qpm__i]);\n")
+            codec = codecs.name(m.element, _pointee_type(_param_ctype(p)))
+            enc.append(f"uint64_t qpm__k_{n} = UINT64_MAX;\n"
+                       f"if ({n}) {{\n    if ({_bytes(m, n)} == (size_t)-1)\n"
+                       f"        qrt_fatal({fid}, -EOVERFLOW);\n"
+                       f"    qpm__k_{n} = (uint64_t)({m.count});\n}}\n"
+                       f"qrt_put(&qpm__c.args, &qpm__k_{n}, sizeof qpm__k_{n});\n"
+                       f"for (uint64_t qpm__i = 0; {n} && qpm__i < qpm__k_{n}; qpm__i++)\n"
+                       f"    qpm__put_{codec}(&qpm__c.args, &{n}[qpm__i]);\n")
     ret_decl = ret_value = ""
     if ret.kind != "void":
-        ret_decl = f"    {_decl(f.return_type, 'qpm__ret')};\n    memset(&qpm__ret, 0, sizeof qpm__ret);\n"
-        ret_value = "    return qpm__ret;\n"
+        ret_decl = f"{_decl(f.return_type, 'qpm__ret')};\nmemset(&qpm__ret, 0, sizeof qpm__ret);\n"
+        ret_value = "return qpm__ret;\n"
         if ret.kind in ("scalar", "struct"):
-            dec.append("    qrt_get(&qpm__c.reply, &qpm__ret, sizeof qpm__ret);\n")
+            dec.append(f"{_decl(f.return_type, 'qpm__rv')};\nqrt_get(&qpm__c.reply, &qpm__rv, sizeof qpm__rv);\n")
+            commit.append("memcpy(&qpm__ret, &qpm__rv, sizeof qpm__ret);\n")
         elif ret.kind == "opaque":
-            dec.append("    uint64_t qpm__h;\n    qrt_get(&qpm__c.reply, &qpm__h, sizeof qpm__h);\n"
-                       f"    qpm__ret = ({f.return_type})(uintptr_t)qpm__h;\n")
+            dec.append("uint64_t qpm__h;\nqrt_get(&qpm__c.reply, &qpm__h, sizeof qpm__h);\n")
+            commit.append(f"qpm__ret = ({f.return_type})(uintptr_t)qpm__h;\n")
         elif ret.kind == "string":
-            dec.append("    int qpm__rp;\n    size_t qpm__rl;\n"
-                       "    const char *qpm__rs = qrt_get_string(&qpm__c.reply, &qpm__rp, &qpm__rl);\n"
-                       "    if (qpm__rp && !(qpm__ret = strdup(qpm__rs)))\n"
-                       f"        qrt_fatal({fid}, -ENOMEM);\n")
+            dec.append("int qpm__rp;\nsize_t qpm__rl = 0;\n"
+                       "const char *qpm__rs = qrt_get_string(&qpm__c.reply, &qpm__rp, &qpm__rl);\n")
+            commit.append("if (qpm__rp) {\n    if (!(qpm__ret = malloc(qpm__rl + 1)))\n"
+                          f"        qrt_fatal({fid}, -ENOMEM);\n    memcpy(qpm__ret, qpm__rs, qpm__rl + 1);\n}}\n")
     for p, m in zip(f.params, kinds):
         n = _param_name(p)
         if m.kind in ("out", "inout"):
-            dec.append(f"    if ({n}) {{\n        int qpm__p;\n        size_t qpm__m = {_bytes(m, n)};\n"
-                       f"        const void *qpm__b = qrt_get_blob(&qpm__c.reply, qpm__m, &qpm__p);\n"
-                       f"        if (qpm__p)\n            memcpy({n}, qpm__b, qpm__m);\n"
-                       f"        else\n            qpm__c.reply.err = -EBADMSG;\n    }}\n")
-        elif m.kind == "string" and not p.type_enc.startswith("*c"):
-            dec.append(f"    if ({n}) {{\n        int qpm__p;\n        size_t qpm__l;\n"
-                       f"        const char *qpm__s = qrt_get_string(&qpm__c.reply, &qpm__p, &qpm__l);\n"
-                       f"        if (qpm__p && qpm__l == strlen({n}))\n            memcpy({n}, qpm__s, qpm__l);\n"
-                       f"        else\n            qpm__c.reply.err = -EBADMSG;\n    }}\n")
+            # The reply carries the buffer back exactly when the caller passed one.
+            dec.append(f"size_t qpm__m_{n} = {n} ? {_bytes(m, n)} : 0;\n"
+                       f"int qpm__p_{n};\n"
+                       f"const void *qpm__b_{n} = qrt_get_blob(&qpm__c.reply, qpm__m_{n}, &qpm__p_{n});\n"
+                       f"if (qpm__p_{n} != ({n} != NULL))\n    qpm__c.reply.err = -EBADMSG;\n")
+            commit.append(f"if ({n})\n    memcpy({n}, qpm__b_{n}, qpm__m_{n});\n")
+        elif m.kind == "string" and not marshal.param_enc(p).startswith("*c"):
+            # Back at the same length, or not at all.
+            dec.append(f"int qpm__p_{n};\nsize_t qpm__l_{n} = 0;\n"
+                       f"const char *qpm__s_{n} = qrt_get_string(&qpm__c.reply, &qpm__p_{n}, &qpm__l_{n});\n"
+                       f"if (qpm__p_{n} != ({n} != NULL) || ({n} && qpm__l_{n} != strlen({n})))\n"
+                       f"    qpm__c.reply.err = -EBADMSG;\n")
+            commit.append(f"if ({n})\n    memcpy({n}, qpm__s_{n}, qpm__l_{n});\n")
     # QPM_SHARED globals travel with every call: after the arguments, and back after the reply.
-    for g in _shared(model):
-        enc.append(f"        qrt_put(&qpm__c.args, &{g.name}, sizeof {g.name});\n")
-        dec.append(f"    qrt_get(&qpm__c.reply, &{g.name}, sizeof {g.name});\n")
+    for i, g in enumerate(_shared(model)):
+        enc.append(f"qrt_put(&qpm__c.args, &{g.name}, sizeof {g.name});\n")
+        dec.append(f"__typeof__({g.name}) qpm__sg{i};\nqrt_get(&qpm__c.reply, &qpm__sg{i}, sizeof qpm__sg{i});\n")
+        commit.append(f"memcpy(&{g.name}, &qpm__sg{i}, sizeof {g.name});\n")
     # Function pointers handed out by this call are callable back only while it is in progress.
     has_callbacks = any(m.kind == "callback" for m in kinds)
-    pre = "    int qpm__mark = qpm__nsent;\n" if has_callbacks else ""
-    restore = "    qpm__nsent = qpm__mark;\n" if has_callbacks else ""
+    pre = "int qpm__mark = qpm__nsent;\n" if has_callbacks else ""
+    after = "qpm__nsent = qpm__mark;\n" if has_callbacks else ""
     if ret.kind == "void":
-        fault_return = "            return;\n"
+        fault_return = "return;\n"
     elif ret.kind == "scalar" and fault_value is not None:
-        fault_return = f"            return ({f.return_type})({fault_value!r});\n"
+        fault_return = f"return ({f.return_type})({fault_value!r});\n"
     else:
-        fault_return = "            return qpm__ret;\n"     # zero: 0, NULL or a zeroed struct
-    return STUB.substitute(signature=_signature(f), begin=f"qrt_call_begin(&qpm__c, {fid})", id=fid,
-                           pre=pre, encode="".join(enc), decode=restore + "".join(dec), ret_decl=ret_decl,
-                           ret_value=ret_value, fault_return="    " + restore + fault_return if restore
-                           else fault_return)
+        fault_return = "return qpm__ret;\n"     # zero: 0, NULL or a zeroed struct
+    return _stub_text(_signature(f), f"qrt_call_begin(&qpm__c, {fid})", enc, dec, commit, ret_decl,
+                      ret_value, fault_return, pre, after)
 
 
 def _dispatcher(model: ProgramModel, f: Function, codecs: DeepCodecs) -> str:
+    """The callee's side: decode the peer's arguments (every size bounded by what the message
+    holds before anything is allocated for it), call, encode the reply."""
     kinds, ret = _classify(model, f)
-    dec, enc, cleanup, bind = [], [], [], []
+    dec, enc, release, cleanup, bind = [], [], [], [], []
     for p, m in zip(f.params, kinds):
         n = _param_name(p)
         if m.kind in ("scalar", "struct"):
@@ -574,57 +739,58 @@ def _dispatcher(model: ProgramModel, f: Function, codecs: DeepCodecs) -> str:
             dec.append(f"    uint64_t qpm__h_{n};\n    qrt_get(qpm__in, &qpm__h_{n}, sizeof qpm__h_{n});\n"
                        f"    {_decl(p.type, n)} = ({p.type})(uintptr_t)qpm__h_{n};\n")
         elif m.kind == "callback":
-            k = codecs.callbacks[marshal.function_spelling(marshal.pointee(p.type_enc))]
+            k = codecs.callbacks[marshal.function_spelling(marshal.pointee(marshal.param_enc(p)))]
             dec.append(f"    uint64_t qpm__t_{n};\n    qrt_get(qpm__in, &qpm__t_{n}, sizeof qpm__t_{n});\n"
                        f"    {_decl(p.type, n)} = NULL;\n    int qpm__s_{n} = -1;\n")
-            bind.append(f"    if (qpm__t_{n}) {{\n        if (qpm__cb{k}_depth >= {CALLBACK_DEPTH}) {{\n"
-                        f"            qpm__in->err = -EMLINK;\n            return;\n        }}\n"
-                        f"        qpm__s_{n} = qpm__cb{k}_depth++;\n"
-                        f"        qpm__cb{k}_bind[qpm__s_{n}].token = qpm__t_{n};\n"
-                        f"        qpm__cb{k}_bind[qpm__s_{n}].chan = qrt_current_channel();\n"
-                        f"        {n} = qpm__cb{k}_tramps[qpm__s_{n}];\n    }}\n")
+            bind.append((n, k))
             cleanup.append(f"    if (qpm__s_{n} >= 0)\n        qpm__cb{k}_depth--;\n")
     for p, m in zip(f.params, kinds):
         n = _param_name(p)
+        ctype = _param_ctype(p)
         size = _bytes(m, n) if m.count else ""
         if m.kind in ("in", "inout"):
-            dec.append(f"    {_decl(p.type, n)} = NULL;\n    size_t qpm__n_{n} = 0;\n"
+            dec.append(f"    {_decl(ctype, n)} = NULL;\n    size_t qpm__n_{n} = 0;\n"
                        f"    if (!qpm__in->err) {{\n        int qpm__p;\n        qpm__n_{n} = {size};\n"
                        f"        {n} = (void *)qrt_get_blob(qpm__in, qpm__n_{n}, &qpm__p);\n    }}\n")
             if m.kind == "inout":
                 enc.append(f"    qrt_put_blob(qpm__out, {n}, qpm__n_{n});\n")
         elif m.kind == "out":
-            dec.append(f"    {_decl(p.type, n)} = NULL;\n    size_t qpm__n_{n} = 0;\n"
+            # The size comes from the peer's scalars: bounded by what a reply can carry.
+            dec.append(f"    {_decl(ctype, n)} = NULL;\n    size_t qpm__n_{n} = 0;\n"
                        f"    if (!qpm__in->err) {{\n        int qpm__p;\n"
                        f"        qrt_get_blob(qpm__in, 0, &qpm__p);\n        qpm__n_{n} = {size};\n"
-                       f"        if (qpm__n_{n} == (size_t)-1)\n            qpm__in->err = -EBADMSG;\n"
+                       f"        if (qpm__n_{n} == (size_t)-1 || qpm__n_{n} > QPM__MESSAGE_MAX)\n"
+                       f"            qpm__in->err = -EBADMSG;\n"
                        f"        else if (qpm__p && !({n} = calloc(1, qpm__n_{n} ? qpm__n_{n} : 1)))\n"
                        f"            qpm__in->err = -ENOMEM;\n    }}\n")
             enc.append(f"    qrt_put_blob(qpm__out, {n}, qpm__n_{n});\n")
-            cleanup.append(f"    free((void *){n});\n")
+            release.append(f"    free((void *){n});\n")
         elif m.kind == "string":
-            dec.append(f"    {_decl(p.type, n)} = NULL;\n    if (!qpm__in->err) {{\n        int qpm__p;\n"
+            dec.append(f"    {_decl(ctype, n)} = NULL;\n    if (!qpm__in->err) {{\n        int qpm__p;\n"
                        f"        size_t qpm__l;\n        {n} = (char *)qrt_get_string(qpm__in, &qpm__p, &qpm__l);\n    }}\n")
-            if not p.type_enc.startswith("*c"):
+            if not marshal.param_enc(p).startswith("*c"):
                 enc.append(f"    qrt_put_string(qpm__out, {n});\n")
         elif m.kind == "deep":
             dec.append(f"    {_decl(p.type, n)};\n    memset(&{n}, 0, sizeof {n});\n"
                        f"    if (!qpm__in->err)\n        qpm__get_{codecs.name(p.type_enc, p.type)}(qpm__in, &{n});\n")
         elif m.kind == "deep_in":
-            elem = _pointee_type(p.type)
+            elem = _pointee_type(ctype)
             codec = codecs.name(m.element, elem)
-            dec.append(f"    {elem} *qpm__a_{n} = NULL;\n    {_decl(p.type, n)} = NULL;\n"
+            # Each element takes at least its own bytes in the message: a count the message cannot
+            # hold is refused before anything is allocated for it.
+            dec.append(f"    {elem} *qpm__a_{n} = NULL;\n    {_decl(ctype, n)} = NULL;\n"
                        f"    if (!qpm__in->err) {{\n        uint64_t qpm__k;\n"
                        f"        qrt_get(qpm__in, &qpm__k, sizeof qpm__k);\n"
                        f"        if (!qpm__in->err && qpm__k != UINT64_MAX) {{\n"
-                       f"            if ({_bytes(m, 'qpm__a_' + n)} == (size_t)-1 || qpm__k != (uint64_t)({m.count}))\n"
+                       f"            if (qpm__k > (qpm__in->len - qpm__in->pos) / sizeof *qpm__a_{n} ||\n"
+                       f"                {_bytes(m, 'qpm__a_' + n)} == (size_t)-1 || qpm__k != (uint64_t)({m.count}))\n"
                        f"                qpm__in->err = -EBADMSG;\n"
                        f"            else if (!(qpm__a_{n} = calloc(qpm__k ? qpm__k : 1, sizeof *qpm__a_{n})))\n"
                        f"                qpm__in->err = -ENOMEM;\n"
                        f"            for (uint64_t qpm__i = 0; !qpm__in->err && qpm__i < qpm__k; qpm__i++)\n"
                        f"                qpm__get_{codec}(qpm__in, &qpm__a_{n}[qpm__i]);\n"
                        f"            {n} = qpm__a_{n};\n        }}\n    }}\n")
-            cleanup.append(f"    free(qpm__a_{n});\n")
+            release.append(f"    free(qpm__a_{n});\n")
     args = ", ".join(_param_name(p) for p in f.params)
     if ret.kind == "void":
         call = f"    {f.name}({args});\n"
@@ -643,9 +809,23 @@ def _dispatcher(model: ProgramModel, f: Function, codecs: DeepCodecs) -> str:
         dec.append(f"    __typeof__({g.name}) qpm__g{i};\n    qrt_get(qpm__in, &qpm__g{i}, sizeof qpm__g{i});\n")
         call = f"    memcpy(&{g.name}, &qpm__g{i}, sizeof {g.name});\n" + call
         enc.append(f"    qrt_put(qpm__out, &{g.name}, sizeof {g.name});\n")
-    call = "".join(bind) + call
-    return DISPATCH.substitute(name=f.name, decode="".join(dec), call=call, encode="".join(enc),
-                               cleanup="".join(cleanup))
+    # Callbacks bind to trampolines last: nothing is left to fail after one is bound, but too
+    # many bound at once.
+    bound = ""
+    for i, (n, k) in enumerate(bind):
+        bound += (f"    if (qpm__t_{n}) {{\n        if (qpm__cb{k}_depth >= {CALLBACK_DEPTH}) {{\n"
+                  f"            qpm__in->err = -EMLINK;\n"
+                  + "".join(f"            if (qpm__s_{nn} >= 0)\n                qpm__cb{kk}_depth--;\n"
+                            for nn, kk in bind[:i])
+                  + f"{indent(''.join(release), '        ')}            return;\n        }}\n"
+                  f"        qpm__s_{n} = qpm__cb{k}_depth++;\n"
+                  f"        qpm__cb{k}_bind[qpm__s_{n}].token = qpm__t_{n};\n"
+                  f"        qpm__cb{k}_bind[qpm__s_{n}].chan = qrt_current_channel();\n"
+                  f"        {n} = qpm__cb{k}_tramps[qpm__s_{n}];\n    }}\n")
+    call = bound + call
+    return DISPATCH.substitute(name=f.name, decode="".join(dec), release="".join(release),
+                               release_early=indent("".join(release), "    "), call=call,
+                               encode="".join(enc), cleanup="".join(cleanup))
 
 
 def _c_string(s: str) -> str:
@@ -674,12 +854,42 @@ def _symbol_table(model: ProgramModel) -> dict[str, str]:
             "symbol_lines": ", ".join(str(max(int(n or 0), 0)) for _, _, _, n in symbols) or "0"}
 
 
+def may_call(model: ProgramModel, lay: Layout, cb_types: list[str]) -> dict[str, list[int]]:
+    """By isolated domain: over every id (crossing functions, then callback types), 1 where the
+    domain's code calls it, so that the main process serves it the call or relays it: a call edge
+    from one of its components to a function of another domain, or a callback type whose
+    pointers main hands it (a function it serves takes one)."""
+    fmap = model.function_map
+    ids = {u: i for i, u in enumerate(lay.crossing)}
+    cb_index = {t: k for k, t in enumerate(cb_types)}
+    rows = {d: [0] * (len(lay.crossing) + len(cb_types)) for d in lay.domains if d != MAIN_DOMAIN}
+    for e in model.edges:
+        a, b = fmap[e.caller].component, fmap[e.callee].component
+        if not a or not b or e.callee not in ids:
+            continue
+        da, db = lay.component_domain[a], lay.component_domain[b]
+        if da != db and da in rows:
+            rows[da][ids[e.callee]] = 1
+    for u in lay.crossing:
+        f = fmap[u]
+        d = lay.component_domain[f.component]
+        if d not in rows:
+            continue
+        for p in f.params:
+            if p.annotation("callback"):
+                t = marshal.function_spelling(marshal.pointee(marshal.param_enc(p)))
+                rows[d][len(lay.crossing) + cb_index[t]] = 1
+    return rows
+
+
 def generate(model: ProgramModel, plan: Plan, lay: Layout, program: str) -> dict[str, str]:
     fmap = model.function_map
     crossing = [fmap[u] for u in lay.crossing]
     index = {d: i for i, d in enumerate(lay.domains)}
     fdomain = [index[lay.component_domain[f.component]] for f in crossing]
-    headers = {_header_of(f) for f in crossing}
+    declared = [_declarations(f) for f in crossing]
+    headers = {h for h, _ in declared if h}
+    prototypes = "".join(proto for _, proto in declared)
     cb_types = _callback_types(model, crossing)
     # What a culprit gets when its call fails: under 'error' at once, under 'retry' after the retry.
     fault_values = [None] + [d.fault_value if d.on_fault in ("error", "retry") else None for d in plan.domains]
@@ -692,6 +902,10 @@ def generate(model: ProgramModel, plan: Plan, lay: Layout, program: str) -> dict
     cb_code = ([CALLBACK_TOKENS] if cb_types else []) + [
         _callback_code(model, k, t, len(crossing) + k) for k, t in enumerate(cb_types)]
     banner = BANNER.substitute(source=os.path.basename(plan.path))
+    rows = may_call(model, lay, cb_types)
+    may_call_rows = "".join(f"static const unsigned char qpm__may_call_{index[d]}[] = "
+                            f"{{{', '.join(str(x) for x in row) or '0'}}};\n" for d, row in rows.items())
+    may_call_table = ", ".join("NULL" if d == MAIN_DOMAIN else f"qpm__may_call_{index[d]}" for d in lay.domains)
     out = {}
     for d in lay.domains:
         mine = index[d]
@@ -715,9 +929,9 @@ def generate(model: ProgramModel, plan: Plan, lay: Layout, program: str) -> dict
             dispatch=table, inits=", ".join([f.name for f in inits] + ["NULL"]),
             name=program, ndomains=len(lay.domains), nfunctions=len(crossing) + len(cb_types),
             policies=policies, plan=_c_string(os.path.basename(plan.path)), domain_components=domain_components,
-            **symbol_table)
+            may_call_rows=may_call_rows.rstrip("\n"), may_call=may_call_table, **symbol_table)
         entry = MAIN_ENTRY.substitute() if d == MAIN_DOMAIN else DOMAIN_ENTRY.substitute(index=mine)
-        body = init_decls + shared_defs + "\n" + "\n".join(codecs.code + cb_code + stubs + dispatchers)
+        body = init_decls + prototypes + shared_defs + "\n" + "\n".join(codecs.code + cb_code + stubs + dispatchers)
         out[d] = FILE.substitute(banner=banner, includes=includes, body=body, program=program_c, entry=entry)
     return out
 

@@ -106,7 +106,7 @@ void qrt__kill_domain(int d, uint32_t generation, uint32_t function, uint32_t ch
     int expected = 0, dump = 0;
     pthread_mutex_lock(&dom->lock);
     if (atomic_load(&dom->generation) == generation && dom->pidfd >= 0 &&
-        atomic_compare_exchange_strong(&dom->hung, &expected, why == -ETIMEDOUT ? 1 : 2)) {
+        atomic_compare_exchange_strong(&dom->hung, &expected, why == -ETIMEDOUT ? 1 : why == -ELOOP ? 3 : 2)) {
         dom->hung_function = function;
         dom->hung_channel = channel;
         dom->killed_ns = qrt__stats_clock();
@@ -251,6 +251,7 @@ static void handle_death(int d, int status)
         qrt__write_crash_report(program, d, status, hung, &crash, &death, -1, why);
         escalate(status, hung);
     }
+    qrt__handles_forget(d);
     /* Reset the region for the new process: nothing of the old one's state is kept. */
     memset(&dom->region->crash, 0, sizeof dom->region->crash);
     atomic_store(&dom->region->ready, 0);

@@ -65,6 +65,9 @@ struct qrt_program {
     const char *const *symbol_components; /* ... and the component it belongs to */
     const char *const *symbol_files;      /* ... the file of its definition, as the model has it */
     const int *symbol_lines;              /* ... and the line (both may be NULL: not known) */
+    /* By domain: may_call[d][id] is 1 when domain d's code calls function (or callback) id,
+     * which the main process then serves it or relays for it; NULL for the main domain. */
+    const unsigned char *const *may_call;
 };
 
 /* Main process: start every domain (called from a constructor before main()). */
@@ -113,6 +116,14 @@ enum {
     QRT_FAULT_WAITED = 2,   /* innocent, or arrived during the restart: issue it again, no try used */
 };
 int qrt_fault(struct qrt_call *call, int err, int attempt);
+
+/* QPM_OPAQUE values in the main process: a pointer of main's crosses to domain d as a token, and
+ * only a token main handed to d turns back into a pointer (else -EBADMSG); the domain's own
+ * handles pass unchanged.  Identity in a domain.  qrt_peer_domain: the domain a call goes to
+ * (call) or, with NULL, the domain whose call this thread is serving. */
+uint64_t qrt_handle_out(int domain, const void *p);
+int qrt_handle_in(int domain, uint64_t v, void **out);
+int qrt_peer_domain(const struct qrt_call *call);
 
 /* Wire helpers. */
 void qrt_put(struct qrt_wr *w, const void *data, size_t n);

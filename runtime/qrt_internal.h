@@ -24,6 +24,7 @@
 #define QRT_SLEEP_CHECK_S 1             /* a sleeper looks at its peer's health this often */
 #define QRT_START_TIMEOUT_S 10
 #define QRT_SMALL_MESSAGE 512           /* messages up to this size are copied onto the stack */
+#define QRT_MAX_NESTING 32              /* calls nested across a boundary on one thread, both ways */
 #define QRT_DUMP_WAIT_MS 200            /* how long a hung thread gets to record its backtrace */
 #define QRT_NO_CHANNEL UINT32_MAX
 
@@ -102,7 +103,8 @@ struct qrt__domain {
     _Atomic int dead;
     _Atomic uint32_t generation;        /* bumped when the domain dies */
     _Atomic uint32_t ready_generation;  /* = generation once (re)started; futex word */
-    _Atomic int hung;                   /* main killed it: 1 hung, 2 malformed messages ... */
+    _Atomic int hung;                   /* main killed it: 1 hung, 2 malformed messages, 3 nesting
+                                         * past the bound ... */
     uint32_t hung_function;             /* ... during a call to this function ... */
     uint32_t hung_channel;              /* ... on this channel, ... */
     long long killed_ns;                /* ... at this time (qrt__stats_clock) */
@@ -138,6 +140,7 @@ void qrt__write_crash_report(const struct qrt_program *p, int domain, int status
                              long long recovery_ns, const char *outcome);
 
 void qrt__set_program(const struct qrt_program *p, int self);
+void qrt__handles_forget(int domain);       /* a domain died: its tokens with it */
 struct qrt__domain *qrt__domain(int d);
 void qrt__serve(struct qrt__chan *c);
 void qrt__wake_all(_Atomic uint32_t *word);

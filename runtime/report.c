@@ -311,7 +311,9 @@ void qrt__write_crash_report(const struct qrt_program *p, int d, int status, int
     attribute(p, d, frames, n);
 
     char sig[32];
-    if (hung == 2)
+    if (hung == 3)
+        snprintf(sig, sizeof sig, "nesting too deep");
+    else if (hung == 2)
         snprintf(sig, sizeof sig, "bad message");
     else if (hung)
         snprintf(sig, sizeof sig, "hang");

@@ -42,6 +42,7 @@ static __thread struct qrt__chan *tls_serving;
 static __thread struct qrt__chan *tls_current;     /* the channel whose call this thread serves */
 __thread uint32_t qrt__serving_fn = UINT32_MAX;     /* the function it serves, for crash reports */
 __thread uint32_t qrt__serving_channel = QRT_NO_CHANNEL;
+static __thread unsigned tls_nesting;      /* nested calls this thread is serving now */
 static __thread unsigned tls_spin = QRT_SPIN_START;
 static __thread unsigned tls_probe;
 static pthread_key_t release_key;
@@ -79,17 +80,32 @@ static inline void cpu_relax(void)
 
 /* Publishes a message for the other side: 0, or -EPIPE when the channel is dead (its peer is
  * gone, and a dead channel stays dead until the domain is restarted). */
+#ifdef QRT_HOSTILE
+/* Test builds only (tests/programs/hostile/hostile_transport.c): a domain that lies.  It may change
+ * the message about to be posted, or answer by itself (1: post nothing more). */
+static int hostile_post(struct qrt__chan *c, uint32_t *kind, uint32_t *fn, uint32_t *len);
+#endif
+
 static int post(struct qrt__chan *c, int side, uint32_t kind, uint32_t fn, uint32_t len)
 {
+#ifdef QRT_HOSTILE
+    if (self_domain != QRT_MAIN_DOMAIN && hostile_post(c, &kind, &fn, &len))
+        return 0;
+#endif
     c->kind = kind;
     c->fn = fn;
     c->len = len;
     uint32_t turn = side == QRT_SIDE_CALLER ? QRT_TO_SERVER : QRT_TO_CALLER;
-    uint32_t expected = atomic_load(&c->state);
-    while (expected != QRT_DEAD && !atomic_compare_exchange_weak(&c->state, &expected, turn))
-        ;
-    if (expected == QRT_DEAD)
-        return -EPIPE;
+    if (self_domain == QRT_MAIN_DOMAIN) {
+        /* Main believes only its own generation: a DEAD the domain wrote changes nothing. */
+        atomic_store(&c->state, turn);
+    } else {
+        uint32_t expected = atomic_load(&c->state);
+        while (expected != QRT_DEAD && !atomic_compare_exchange_weak(&c->state, &expected, turn))
+            ;
+        if (expected == QRT_DEAD)
+            return -EPIPE;
+    }
     uint32_t peer = side == QRT_SIDE_CALLER ? QRT_SLEEP_SERVER : QRT_SLEEP_CALLER;
     if (atomic_load(&c->sleepers) & peer)
         futex(&c->state, FUTEX_WAKE, INT_MAX, NULL);
@@ -307,8 +323,9 @@ static void release_message(struct qrt_rd *r, const uint8_t *small)
     r->base = NULL;
 }
 
-/* Serves one call that arrived on c (its message already in r) and posts the answer. */
-static void serve_one(struct qrt__chan *c, int side, uint32_t fn, struct qrt_rd *r)
+/* Serves one call that arrived on c (its message already in r) and posts the answer; w is the
+ * conversation it arrived in. */
+static void serve_one(struct qrt__chan *c, int side, uint32_t fn, struct qrt_rd *r, const struct waiter *conv)
 {
     struct qrt_wr w = {(uint8_t *)c->buf, QRT_CHAN_BUF, 0, 0};
     if (!program || fn >= program->nfunctions || !program->dispatch || !program->dispatch[fn]) {
@@ -331,17 +348,37 @@ static void serve_one(struct qrt__chan *c, int side, uint32_t fn, struct qrt_rd 
     qrt__serving_fn = outer_fn;
     tls_serving = outer;
     tls_current = outer_current;
+    if (r->err && self_domain == QRT_MAIN_DOMAIN) {
+        /* A domain's call that did not decode: the domain is broken or hostile.  Nothing was run;
+         * the domain is killed and its outer call ends as the death decides. */
+        qrt__kill_domain(conv->domain, conv->generation, conv->function, conv->slot, -EBADMSG);
+        return;
+    }
     if (r->err || w.err)
         post(c, side, QRT_K_ERROR, (uint32_t)-(r->err ? r->err : w.err), 0);
     else
         post(c, side, QRT_K_RETURN, 0, (uint32_t)w.len);
 }
 
+/* Whether domain d may have the main process run function (or callback) id for it: only what
+ * that domain's own code calls (the build's table). */
+static int may_call(int d, uint32_t id)
+{
+    if (id >= program->nfunctions)
+        return 0;
+    if (!program->may_call || !program->may_call[d])
+        return 1;       /* a program table without the allow-list: every id main serves */
+    return program->may_call[d][id];
+}
+
 /* Sends the message in c's buffer, serves whatever calls come back, and returns the answer (in
- * reply_buf when it fits, else malloc'd). */
+ * reply_buf when it fits, else malloc'd).  In the main process, anything from the domain that is
+ * not a well-formed answer or an allowed nested call within the nesting bound is a bad message:
+ * the domain is killed, and the call ends as the death decides (-EPIPE). */
 static int converse(struct qrt__chan *c, int side, uint32_t fn, uint32_t len, struct qrt_rd *reply,
                     uint8_t *reply_buf, size_t reply_cap, const struct waiter *w)
 {
+    int in_main = self_domain == QRT_MAIN_DOMAIN;
     if (post(c, side, QRT_K_CALL, fn, len) < 0)
         return -EPIPE;
     for (;;) {
@@ -351,20 +388,42 @@ static int converse(struct qrt__chan *c, int side, uint32_t fn, uint32_t len, st
         uint32_t kind = c->kind;
         if (kind == QRT_K_RETURN) {
             uint32_t f;
-            return take_message(c, &kind, &f, reply, reply_buf, reply_cap);
+            rc = take_message(c, &kind, &f, reply, reply_buf, reply_cap);
+            if (rc == 0 && f != 0)
+                rc = -EBADMSG;
+            if (rc < 0 && in_main) {
+                qrt__kill_domain(w->domain, w->generation, w->function, w->slot, -EBADMSG);
+                continue;       /* the death ends the wait */
+            }
+            return rc;
         }
         _Alignas(16) uint8_t small[QRT_SMALL_MESSAGE];
         uint32_t f;
         struct qrt_rd r;
         rc = take_message(c, &kind, &f, &r, small, sizeof small);
-        if (rc < 0)
-            return rc;
-        if (kind != QRT_K_CALL) {
+        int why = rc < 0 ? -EBADMSG : 0;
+        if (rc == 0 && kind != QRT_K_CALL) {
             release_message(&r, small);
-            return kind == QRT_K_ERROR && f > 0 && f < 4096 ? -(int)f : -EBADMSG;
+            if (!in_main)
+                return kind == QRT_K_ERROR && f > 0 && f < 4096 ? -(int)f : -EBADMSG;
+            why = -EBADMSG;     /* an error, or a kind that does not exist: the domain's fault */
+        } else if (rc == 0 && in_main && (!may_call(w->domain, f) || tls_nesting >= QRT_MAX_NESTING)) {
+            release_message(&r, small);
+            why = tls_nesting >= QRT_MAX_NESTING ? -ELOOP : -EBADMSG;
         }
-        serve_one(c, side, f, &r);
+        if (why) {
+            if (!in_main)
+                return why;
+            qrt__kill_domain(w->domain, w->generation, w->function, w->slot, why);
+            continue;
+        }
+        tls_nesting++;
+        serve_one(c, side, f, &r, w);
+        tls_nesting--;
         release_message(&r, small);
+        /* A call that keeps calling back is still one call: its deadline holds. */
+        if (in_main && w->deadline_ms && qrt__now_ms() >= w->deadline_ms)
+            qrt__kill_domain(w->domain, w->generation, w->function, w->slot, -ETIMEDOUT);
     }
 }
 
@@ -386,7 +445,7 @@ void qrt__serve(struct qrt__chan *c)
             continue;
         }
         if (kind == QRT_K_CALL)
-            serve_one(c, QRT_SIDE_SERVER, f, &r);
+            serve_one(c, QRT_SIDE_SERVER, f, &r, &none);
         else
             post(c, QRT_SIDE_SERVER, QRT_K_ERROR, EBADMSG, 0);
         release_message(&r, small);
@@ -663,16 +722,18 @@ int qrt_fault(struct qrt_call *call, int err, int attempt)
 {
     uint32_t function = call->function;
     int d = call->domain;
-    int protocol = err == -EBADMSG || err == -EPROTO || err == -ENOSYS;
-    if ((err != -EPIPE && err != -ETIMEDOUT && !protocol) || self_domain != QRT_MAIN_DOMAIN || d <= 0 ||
-        d >= program->ndomains)
+    if (self_domain != QRT_MAIN_DOMAIN || d <= 0 || d >= program->ndomains)
         qrt_fatal(function, err);
     int caller = edge_caller();
-    if (err == -ETIMEDOUT && call->slot == QRT_NO_CHANNEL) {
-        /* Every channel stayed busy until the call's deadline: it never reached the domain. */
+    if (err != -EPIPE && err != -EBADMSG && err != -EPROTO) {
+        /* The call could not be made at all, and the domain had no part in it: every channel
+         * stayed busy until the deadline (-ETIMEDOUT), or this side could not write or hold the
+         * message (-E2BIG, -ENOMEM).  It fails; nothing is restarted. */
         qrt__stats_faulted(caller, function);
         return QRT_FAULT_FAIL;
     }
+    /* A reply that did not decode is the domain's fault, never main's end. */
+    int protocol = err != -EPIPE;
     if (protocol) {
         /* The domain answered with something malformed: it is broken (or hostile) and is treated
          * like a crashed one: killed, restarted, and the call handled by the plan's policy. */
@@ -703,3 +764,128 @@ int qrt_fault(struct qrt_call *call, int err, int attempt)
     int policy = program->policies ? program->policies[d].on_fault : QRT_ON_FAULT_RETRY;
     return policy == QRT_ON_FAULT_RETRY && attempt == 0 ? QRT_FAULT_RETRY : QRT_FAULT_FAIL;
 }
+
+/*
+ * Opaque handles, in the main process.  A pointer of main's that crosses to domain d as
+ * QPM_OPAQUE crosses as a token (bit 63 set, which no user-space address has), and a token that
+ * comes back is turned into that pointer again; a token main never handed to d is a bad message,
+ * so the domain cannot make main use an address of its choosing.  A domain's own handles (bit 63
+ * clear) pass through unchanged: main never looks inside them.  A domain's tokens die with it.
+ */
+#define QRT_TOKEN (1ull << 63)
+
+struct handles {
+    pthread_mutex_t lock;
+    uintptr_t *ptr;         /* by token index */
+    uint32_t n, cap;
+    uint32_t *index;        /* open addressing, pointer -> token index + 1 */
+    uint32_t slots;
+};
+
+static struct handles handle_tables[QRT_MAX_DOMAINS] = {
+    [0 ... QRT_MAX_DOMAINS - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER},
+};
+
+static uint32_t hash_ptr(uintptr_t p, uint32_t slots)
+{
+    uint64_t x = (uint64_t)p * 0x9e3779b97f4a7c15ull;
+    return (uint32_t)(x >> 32) & (slots - 1);
+}
+
+/* Makes room for one more handle: 0, or -ENOMEM. */
+static int handles_grow(struct handles *h)
+{
+    if (h->n < h->cap && (h->n + 1) * 2 <= h->slots)
+        return 0;
+    uint32_t cap = h->cap ? h->cap * 2 : 64, slots = cap * 2;
+    uintptr_t *ptr = realloc(h->ptr, cap * sizeof *ptr);
+    uint32_t *index = calloc(slots, sizeof *index);
+    if (!ptr || !index) {
+        if (ptr)
+            h->ptr = ptr;
+        free(index);
+        return -ENOMEM;
+    }
+    h->ptr = ptr;
+    h->cap = cap;
+    free(h->index);
+    h->index = index;
+    h->slots = slots;
+    for (uint32_t i = 0; i < h->n; i++) {
+        uint32_t k = hash_ptr(h->ptr[i], slots);
+        while (index[k])
+            k = (k + 1) & (slots - 1);
+        index[k] = i + 1;
+    }
+    return 0;
+}
+
+uint64_t qrt_handle_out(int d, const void *p)
+{
+    if (!p || self_domain != QRT_MAIN_DOMAIN || d <= 0 || d >= QRT_MAX_DOMAINS)
+        return (uint64_t)(uintptr_t)p;
+    if ((uint64_t)(uintptr_t)p & QRT_TOKEN)
+        return (uint64_t)(uintptr_t)p;      /* a handle the domain made, going home */
+    struct handles *h = &handle_tables[d];
+    uintptr_t v = (uintptr_t)p;
+    pthread_mutex_lock(&h->lock);
+    uint64_t token = 0;
+    if (h->slots) {
+        for (uint32_t k = hash_ptr(v, h->slots); h->index[k]; k = (k + 1) & (h->slots - 1))
+            if (h->ptr[h->index[k] - 1] == v) {
+                token = QRT_TOKEN | (h->index[k] - 1);
+                break;
+            }
+    }
+    if (!token && handles_grow(h) == 0) {
+        uint32_t i = h->n++;
+        h->ptr[i] = v;
+        uint32_t k = hash_ptr(v, h->slots);
+        while (h->index[k])
+            k = (k + 1) & (h->slots - 1);
+        h->index[k] = i + 1;
+        token = QRT_TOKEN | i;
+    }
+    pthread_mutex_unlock(&h->lock);
+    if (!token)
+        qrt_fatal(UINT32_MAX, -ENOMEM);     /* main itself is out of memory */
+    return token;
+}
+
+int qrt_handle_in(int d, uint64_t v, void **out)
+{
+    if (self_domain != QRT_MAIN_DOMAIN || !(v & QRT_TOKEN)) {
+        *out = (void *)(uintptr_t)v;        /* NULL, or the domain's own handle */
+        return 0;
+    }
+    if (d <= 0 || d >= QRT_MAX_DOMAINS)
+        return -EBADMSG;
+    struct handles *h = &handle_tables[d];
+    int rc = -EBADMSG;
+    pthread_mutex_lock(&h->lock);
+    uint64_t i = v & ~QRT_TOKEN;
+    if (i < h->n) {
+        *out = (void *)h->ptr[i];
+        rc = 0;
+    }
+    pthread_mutex_unlock(&h->lock);
+    return rc;
+}
+
+void qrt__handles_forget(int d)
+{
+    struct handles *h = &handle_tables[d];
+    pthread_mutex_lock(&h->lock);
+    h->n = 0;
+    if (h->index)
+        memset(h->index, 0, h->slots * sizeof *h->index);
+    pthread_mutex_unlock(&h->lock);
+}
+
+int qrt_peer_domain(const struct qrt_call *call)
+{
+    if (call)
+        return call->domain;
+    return self_domain == QRT_MAIN_DOMAIN && tls_current ? domain_of(tls_current) : QRT_MAIN_DOMAIN;
+}
+

@@ -20,6 +20,8 @@ import time
 
 import pytest
 
+from procs import live_processes, wait_for_files
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCONS = os.path.join(os.path.dirname(sys.executable), "scons")
 PLANS = ("error", "retry")
@@ -43,20 +45,7 @@ def _pause(seconds):
 def _live_domains(work):
     """Domain processes of this program's builds that are still alive (zombies do not count)."""
     prefix = os.path.realpath(work)
-    live = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                exe = f.read().split(b"\0")[0].decode(errors="replace")
-            with open(f"/proc/{pid}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if exe.endswith(DOMAIN_EXE) and os.path.realpath(exe).startswith(prefix) and state != "Z":
-            live.append(int(pid))
-    return live
+    return live_processes(lambda exe: exe.endswith(DOMAIN_EXE) and os.path.realpath(exe).startswith(prefix))
 
 
 def _domains_gone(work, deadline_s=5):
@@ -69,13 +58,7 @@ def _domains_gone(work, deadline_s=5):
 
 def _wait_for_report(directory, deadline_s=10):
     """The watcher writes the report once the program is gone: wait for the file, with a limit."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        files = glob.glob(str(directory / "crash-*.json"))
-        if files:
-            return files
-        _pause(0.02)
-    return []
+    return wait_for_files(directory / "crash-*.json", deadline_s)
 
 
 def _crash_reports(directory):

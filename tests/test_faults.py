@@ -15,6 +15,8 @@ import sys
 
 import pytest
 
+from procs import live_processes, wait_for_files
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCONS = os.path.join(os.path.dirname(sys.executable), "scons")
 PLANS = ("retry", "error", "abort", "escalate")
@@ -31,20 +33,7 @@ def faults(tmp_path_factory):
 
 
 def _live_domains():
-    live = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                exe = f.read().split(b"\0")[0].decode(errors="replace")
-            with open(f"/proc/{pid}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if exe.endswith("faults-faulty_iso") and state != "Z":
-            live.append(int(pid))
-    return live
+    return live_processes(lambda exe: exe.endswith("faults-faulty_iso"))
 
 
 def run(faults, plan, *args, reports):
@@ -129,14 +118,7 @@ def test_every_call_in_flight_gets_the_same_treatment(faults, tmp_path):
 
 def _wait_for_report(directory, deadline_s=10):
     """The watcher writes the report once the program is gone: wait for the file, with a limit."""
-    import time
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        files = glob.glob(str(directory / "*.json"))
-        if files:
-            return files
-        select.select([], [], [], 0.02)
-    return []
+    return wait_for_files(directory / "*.json", deadline_s)
 
 
 def test_monolithic_crash_writes_a_report_too(faults, tmp_path):

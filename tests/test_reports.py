@@ -19,6 +19,8 @@ import time
 
 import pytest
 
+from procs import wait_for_files
+
 from qtool.plan import MAX_RESTARTS, load_plan, render
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,13 +78,7 @@ def _definition_line(work, function):
 
 def _wait_for_reports(directory, deadline_s=10):
     """A monolithic program's watcher writes the report once the program is gone."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        files = glob.glob(str(directory / "crash-*.json"))
-        if files:
-            return files
-        select.select([], [], [], 0.02)
-    return []
+    return wait_for_files(directory / "crash-*.json", deadline_s)
 
 
 def _run(exe, *args, reports):

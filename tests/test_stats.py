@@ -18,6 +18,8 @@ import time
 
 import pytest
 
+from procs import live_processes
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCONS = os.path.join(os.path.dirname(sys.executable), "scons")
 SOURCES = ("app.c", "work.c", "work.h")
@@ -83,20 +85,7 @@ def _read_stats(reports, proc=None):
 
 
 def _domain_processes(exe):
-    live = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                argv0 = f.read().split(b"\0")[0].decode(errors="replace")
-            with open(f"/proc/{pid}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if argv0 == f"{exe}-work_iso" and state != "Z":
-            live.append(int(pid))
-    return live
+    return live_processes(lambda argv0: argv0 == f"{exe}-work_iso")
 
 
 def _threads(pid):

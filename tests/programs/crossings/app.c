@@ -36,6 +36,13 @@ static void *hammer(void *arg)
 
 int main(void)
 {
+    /* CROSSINGS_DEEP=N: a mutual recursion N calls deep across the boundary, then one more call. */
+    const char *deep = getenv("CROSSINGS_DEEP");
+    if (deep) {
+        printf("deep %d\n", calc_chain(atoi(deep)));
+        printf("add %d\n", calc_add(2, 40));
+        return 0;
+    }
     int v[5] = {1, 2, 3, 4, 5};
     char buf[32] = "";
     double d[4] = {1, 2, 3, 4};

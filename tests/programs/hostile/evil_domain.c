@@ -1,7 +1,9 @@
 /*
  * evil_domain.c - stands in for a domain executable and answers every call with a malicious
  * reply, chosen by EVIL_MODE.  The main process must reject each one cleanly (exit status 70,
- * "Bad message") with no memory error under AddressSanitizer.
+ * "Bad message") with no memory error under AddressSanitizer.  EVIL_PREFIX (comma-separated
+ * lengths) first answers that many calls with that many zero bytes each, the well-formed replies
+ * of scalar calls, so that the garbage reaches a later call.
  */
 #include <stdatomic.h>
 #include <stdint.h>
@@ -34,6 +36,7 @@ int main(void)
     atomic_store(&r->ready, 1);
     qrt__wake_all(&r->ready);
     static unsigned char open_[QRT_MAX_CHANNELS];
+    const char *prefix = getenv("EVIL_PREFIX");
     for (unsigned n = 0;; n++) {
         /* The channels main opened: the ones it asked a serving thread for. */
         uint32_t wanted = atomic_load(&r->wanted);
@@ -48,7 +51,12 @@ int main(void)
                 continue;
             uint8_t *buf = (uint8_t *)c->buf;
             memset(buf, 0, 64);
-            if (!strcmp(mode, "oversized")) {
+            if (prefix && *prefix) {
+                char *end;
+                unsigned long len = strtoul(prefix, &end, 10);
+                prefix = *end == ',' ? end + 1 : end;
+                reply(c, QRT_K_RETURN, 0, (uint32_t)(len < 64 ? len : 64));
+            } else if (!strcmp(mode, "oversized")) {
                 reply(c, QRT_K_RETURN, 0, QRT_CHAN_BUF + 4096);
             } else if (!strcmp(mode, "empty")) {
                 reply(c, QRT_K_RETURN, 0, 0);
