@@ -70,14 +70,19 @@ def main() -> int:
     ap.add_argument("--total", type=int, default=60000, help="requests per run (default 60000)")
     ap.add_argument("--seconds", type=float, default=120, help="loadgen's time limit per run")
     ap.add_argument("--quick", action="store_true", help="1 round of 30000 requests")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="which builds (default: all three)")
+    ap.add_argument("--threads", default=",".join(map(str, THREADS)), help="thread counts; the first is the base")
+    ap.add_argument("--no-faults", action="store_true", help="skip the runs with injected faults")
     opts = ap.parse_args()
+    variants = tuple(v for v in opts.variants.split(",") if v)
+    thread_counts = tuple(int(t) for t in opts.threads.split(","))
     rounds, total = (1, 30000) if opts.quick else (opts.rounds, opts.total)
     os.chdir(kv.REPO)
     bad = []
     with tempfile.TemporaryDirectory(prefix="qpm-threads-") as tmp:
         exes, loadgen, commands = kv.build_all(tmp)
-        runs: dict[tuple[str, int], list[dict]] = {(v, t): [] for v in VARIANTS for t in THREADS}
-        order = [(v, t) for t in THREADS for v in VARIANTS]
+        runs: dict[tuple[str, int], list[dict]] = {(v, t): [] for v in variants for t in thread_counts}
+        order = [(v, t) for t in thread_counts for v in variants]
         for r in range(rounds):
             shift = r % len(order)
             for v, t in order[shift:] + order[:shift]:
@@ -89,8 +94,8 @@ def main() -> int:
                 kv.log(f"  round {r + 1}: {v:<14} {t:>5} threads  {res['rps']:>9.0f} req/s  "
                        f"errors {res['errors']}  p99 {res.get('p99_ms', float('nan')):.1f} ms")
         races = []
-        for v in VARIANTS[1:]:
-            for t in THREADS[1:]:
+        for v in [] if opts.no_faults else [v for v in variants if v != "mono"]:
+            for t in thread_counts[1:]:
                 reports = os.path.join(tmp, f"faults-{v}-{t}")
                 res = one_run(exes[v], loadgen, t, total, opts.seconds, tmp,
                               {"KVSTORE_CACHE_CRASH_EVERY": "10000", "QPM_REPORT_DIR": reports})
@@ -105,13 +110,13 @@ def main() -> int:
     print(f"machine:  {os.cpu_count()} cores, {cpu_model()}, Linux {platform.release()}; load client on the same cores")
     print(f"runs:     {rounds} round(s); {total} requests a run, split over the threads\n")
     print(f"{'variant':<15}{'threads':>8}{'req/s':>10}{'errors':>8}{'p50 ms':>9}{'p99 ms':>9}"
-          f"{'max ms':>9}   ratio to 64 threads (median, range)")
-    for v in VARIANTS:
-        for t in THREADS:
+          f"{'max ms':>9}   ratio to {thread_counts[0]} threads (median, range)")
+    for v in variants:
+        for t in thread_counts:
             rs = runs[(v, t)]
             ratio = ""
-            if t != THREADS[0]:
-                base = {x["round"]: x["rps"] for x in runs[(v, THREADS[0])]}
+            if t != thread_counts[0]:
+                base = {x["round"]: x["rps"] for x in runs[(v, thread_counts[0])]}
                 ratio = spread([x["rps"] / base[x["round"]] for x in rs])
             print(f"{v:<15}{t:>8}{statistics.median(x['rps'] for x in rs):>10.0f}"
                   f"{sum(x['errors'] for x in rs):>8}{statistics.median(x.get('p50_ms', 0) for x in rs):>9.1f}"
