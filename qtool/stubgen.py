@@ -16,6 +16,9 @@ How each value crosses is marshal's decision (the same one `qtool check` reports
 module only writes the C for it.  The peer is not trusted: a caller stub decodes and checks the
 whole reply into temporaries before it writes anything of the caller's (a reply is used whole
 or not at all), and a dispatcher bounds every size the peer sends before allocating for it.
+The main process's code also translates every QPM_OPAQUE value that crosses, alone or as a field
+of a deep-copied struct (HANDLES): a domain never sees a pointer of main's, only a token, and
+cannot make main use an address of its choosing.  A domain's code passes opaque values raw.
 """
 
 from __future__ import annotations
@@ -50,8 +53,6 @@ $banner#ifndef _GNU_SOURCE
 #include <unistd.h>
 #include "qrt.h"
 $includes
-/* The largest message (the runtime's channel buffer): no reply can carry a bigger buffer back. */
-#define QPM__MESSAGE_MAX ((size_t)256 * 1024)
 $body
 $program
 $entry""")
@@ -176,6 +177,73 @@ __attribute__((constructor)) static void qpm__init(void)
     qrt_mono_start(&qpm__program);
 }
 """)
+
+
+# The main process's side of QPM_OPAQUE (SPEC §3, trust), in its generated code only: a domain's
+# generated code passes the values it is given and gives back unchanged.
+HANDLES = """\
+/*
+ * QPM_OPAQUE values in the main process.  The code of main holds three kinds of opaque value:
+ *
+ *  - a value that is no address: NULL, one below 64 KiB (where nothing is mapped unless a program
+ *    asks for that address: an integer in a pointer) or one of the last 64 KiB ((void *)-1, an
+ *    error code in a pointer): it crosses as itself, both ways;
+ *  - a pointer of main's own: it crosses to domain d as a token (qrt_handle_out), and only a token
+ *    main handed to d comes back as that pointer; any other token is a bad message (the domain is
+ *    killed and the call ends by the plan's policy), so a domain cannot make main use an address
+ *    of its choosing;
+ *  - a handle a domain made (a value of its own, not a token): main holds it with bit 62 set
+ *    (QPM__FOREIGN), a value that is no address of main's, and gives it back as it was, to that
+ *    domain or to any other.  A value from a domain with bit 62 set (and not 63) is neither a
+ *    token nor a handle of its own, so a bad message.  A domain that sends a raw address of
+ *    main's sends a handle of its own as far as main can tell: main holds it marked, never as
+ *    that address (code of main's that took it for a pointer of its own would fault on it, not
+ *    read or write that memory).
+ *
+ * Relays.  When main relays a call from domain A to domain B (its dispatcher of B's function
+ * calls B's stub), an opaque value is decoded from A's form into main's, then encoded for B as
+ * any of main's values: a token of A's comes back as main's pointer and goes to B as a token of
+ * B's (which B can hand back to main, or to A through main); a handle of A's own goes to B as A
+ * made it (B cannot use it but can hand it back).  A token is only ever seen by the domain it
+ * was made for.  The same holds for what B answers, on the way back to A.  A domain's tokens
+ * die with its process (the runtime forgets them when it restarts).
+ *
+ * Other values of main's with bit 62 or 63 set are no user-space addresses and cannot cross
+ * intact: with bit 62, main takes one for a domain's handle; with 63, it comes back as a bad
+ * message.
+ */
+#define QPM__FOREIGN (UINT64_C(1) << 62)
+#define QPM__NO_ADDRESS(v) ((v) < UINT64_C(0x10000) || (v) > UINT64_MAX - UINT64_C(0x10000))
+_Static_assert(sizeof(void *) == sizeof(uint64_t), "QPM_OPAQUE values cross as 64-bit handles");
+
+/* A value of main's, for domain d. */
+__attribute__((unused)) static uint64_t qpm__hout(int qpm__d, const void *qpm__p)
+{
+    uint64_t qpm__v = (uint64_t)(uintptr_t)qpm__p;
+    if (QPM__NO_ADDRESS(qpm__v))
+        return qpm__v;
+    if ((qpm__v >> 62) == 1)
+        return qpm__v & ~QPM__FOREIGN;      /* a domain's own handle, as it made it */
+    return qrt_handle_out(qpm__d, qpm__p);
+}
+
+/* A value from domain d, for main: 0, or -EBADMSG (and NULL) when it is a token main did not hand
+ * to d, or no value d can have. */
+__attribute__((unused)) static int qpm__hin(int qpm__d, uint64_t qpm__v, void **qpm__p)
+{
+    *qpm__p = NULL;
+    if (QPM__NO_ADDRESS(qpm__v)) {
+        *qpm__p = (void *)(uintptr_t)qpm__v;
+        return 0;
+    }
+    if (qpm__v >> 63)
+        return qrt_handle_in(qpm__d, qpm__v, qpm__p) ? -EBADMSG : 0;
+    if (qpm__v & QPM__FOREIGN)
+        return -EBADMSG;
+    *qpm__p = (void *)(uintptr_t)(qpm__v | QPM__FOREIGN);
+    return 0;
+}
+"""
 
 
 @dataclass(frozen=True)
@@ -349,47 +417,72 @@ def _param_ctype(p) -> str:
     return f"__typeof__((*({t} *)0)[0]) *"
 
 
-# Arguments: name, ctype, put (the pointer fields), get (the same).
+# Arguments: name, ctype, put (the pointer fields), get (the same), put_bytes and get_bytes (the
+# struct's own bytes), handles (hput/hget, or nothing), dparam and darg (the peer domain, in the
+# main process's code: its codecs translate QPM_OPAQUE fields), dvoid.
 DEEP = Template("""\
-/* Deep copy of $ctype: its bytes, then what its pointer fields point to (putp and getp: those
+${handles}/* Deep copy of $ctype: its bytes, then what its pointer fields point to (putp and getp: those
  * alone, for a struct whose bytes travel with something else). */
-__attribute__((unused)) static void qpm__putp_$name(struct qrt_wr *qpm__w, const $ctype *qpm__v)
+__attribute__((unused)) static void qpm__putp_$name(struct qrt_wr *qpm__w, const $ctype *qpm__v$dparam)
 {
     (void)qpm__w;
     (void)qpm__v;
-$put}
+$dvoid$put}
 
-__attribute__((unused)) static void qpm__put_$name(struct qrt_wr *qpm__w, const $ctype *qpm__v)
+__attribute__((unused)) static void qpm__put_$name(struct qrt_wr *qpm__w, const $ctype *qpm__v$dparam)
 {
-    qrt_put(qpm__w, qpm__v, sizeof *qpm__v);
-    qpm__putp_$name(qpm__w, qpm__v);
+$put_bytes    qpm__putp_$name(qpm__w, qpm__v$darg);
 }
 
 /* The pointers it sets point into the (private) message, valid for the call; structs pointed to
  * are fixed up in place there. */
-__attribute__((unused)) static void qpm__getp_$name(struct qrt_rd *qpm__r, $ctype *qpm__v)
+__attribute__((unused)) static void qpm__getp_$name(struct qrt_rd *qpm__r, $ctype *qpm__v$dparam)
 {
     (void)qpm__r;
     (void)qpm__v;
-$get}
+$dvoid$get}
 
-__attribute__((unused)) static void qpm__get_$name(struct qrt_rd *qpm__r, $ctype *qpm__v)
+__attribute__((unused)) static void qpm__get_$name(struct qrt_rd *qpm__r, $ctype *qpm__v$dparam)
 {
-    qrt_get(qpm__r, qpm__v, sizeof *qpm__v);
-    qpm__getp_$name(qpm__r, qpm__v);
+$get_bytes    qpm__getp_$name(qpm__r, qpm__v$darg);
 }
+""")
+
+# Arguments: name, ctype, hput, hget.  The main process's codecs only.
+DEEP_HANDLES = Template("""\
+/* The QPM_OPAQUE fields of $ctype, its nested structs' included (not what it points to: those
+ * travel apart).  hput writes, at qpm__m, the message's copy of qpm__v's bytes, the values for
+ * domain qpm__d (read from main's own memory, never back from the message, which the domain
+ * shares); hget turns those of a struct decoded from domain qpm__d into main's, and sets
+ * *qpm__err to -EBADMSG when one is not a value that domain can send. */
+__attribute__((unused)) static void qpm__hput_$name(uint8_t *qpm__m, const $ctype *qpm__v, int qpm__d)
+{
+$hput}
+
+__attribute__((unused)) static void qpm__hget_$name($ctype *qpm__v, int qpm__d, int *qpm__err)
+{
+$hget}
+
 """)
 
 
 class DeepCodecs:
     """Generates the put/get functions of every struct type that needs a deep copy, nested ones
-    first.  What may be deep-copied is marshal's decision (struct_problem); this writes it."""
+    first.  What may be deep-copied is marshal's decision (struct_problem); this writes it.
 
-    def __init__(self, model: ProgramModel, callbacks: dict[str, int] | None = None):
+    With `handles` (the main process's code), every codec takes the peer domain (qpm__d) and
+    translates the struct's QPM_OPAQUE fields (see HANDLES): put writes them into the message as
+    the domain's values, get turns the domain's values into main's.  Without (a domain's code),
+    opaque fields travel as the struct's raw bytes."""
+
+    def __init__(self, model: ProgramModel, callbacks: dict[str, int] | None = None, handles: bool = False):
         self.model = model
         self.names: dict[str, str] = {}
         self.code: list[str] = []
         self.callbacks = callbacks or {}    # callback type spelling -> its index in this program
+        self.handles = handles
+        self.uses_handles = False           # the code calls qpm__hout/qpm__hin (HANDLES needed)
+        self._has_opaque: dict[str, bool] = {}
 
     def name(self, enc: str, ctype: str) -> str:
         usr = enc[1:]
@@ -398,17 +491,69 @@ class DeepCodecs:
             self._emit(usr, _plain_ctype(ctype))
         return self.names[usr]
 
+    def peer(self, enc: str, expr: str) -> str:
+        """The peer-domain argument of a call to the codecs of struct type `enc`: ', expr' in the
+        main process's code, when the struct holds QPM_OPAQUE fields or points to structs that do."""
+        return f", {expr}" if self.handles and self.reaches_opaque(enc[1:]) else ""
+
+    def reaches_opaque(self, usr: str, seen: frozenset = frozenset()) -> bool:
+        """Whether a deep copy of the struct carries QPM_OPAQUE fields: its own, its nested
+        structs', or those of the structs its QPM_COUNT fields point to."""
+        if self.has_opaque(usr):
+            return True
+        structs = self.model.struct_map
+        for f in structs[usr].fields:
+            enc = marshal.pointee(f.type_enc) if f.type_enc.startswith("*") else marshal._strip_arrays(f.type_enc)
+            if (enc[:1] in ("S", "U") and enc[1:] in structs and enc[1:] not in seen
+                    and not marshal.pointer_free(enc, structs) and self.reaches_opaque(enc[1:], seen | {usr})):
+                return True
+        return False
+
+    def has_opaque(self, usr: str) -> bool:
+        """Whether the struct's own bytes hold QPM_OPAQUE fields (its nested structs' included;
+        what its pointers point to travels apart)."""
+        if usr not in self._has_opaque:
+            self._has_opaque[usr] = False       # by-value nesting cannot recurse; this ends it anyway
+            structs = self.model.struct_map
+            found = False
+            for f in structs[usr].fields:
+                if f.type_enc.startswith("*"):
+                    found = found or bool(f.annotation("opaque"))
+                    continue
+                base = marshal._strip_arrays(f.type_enc)
+                if base[:1] in ("S", "U") and base[1:] in structs and not marshal.pointer_free(base, structs):
+                    found = found or self.has_opaque(base[1:])
+            self._has_opaque[usr] = found
+        return self._has_opaque[usr]
+
     def _emit(self, usr: str, ctype: str) -> None:
         s = self.model.struct_map[usr]
         structs = self.model.struct_map
         fields = {f.name for f in s.fields}
-        put, get = [], []
+        # The codecs of a struct that carries no opaque value take no peer domain.
+        d = self.peer("S" + usr, "qpm__d")
+        translate = self.handles and self.has_opaque(usr)
+        put, get, hput, hget = [], [], [], []
+
+        def at(ref: str) -> str:
+            """Where field `ref` of qpm__v is in the message's copy of its bytes."""
+            return f"qpm__m + ((const uint8_t *)&{ref} - (const uint8_t *)qpm__v)"
+
         for f in s.fields:
             ref = f"qpm__v->{f.name}"
             enc = f.type_enc
             if enc.startswith("*"):
                 if f.annotation("opaque"):
-                    continue        # the handle's value is in the struct's bytes already
+                    # Its value is in the struct's bytes; the main process's code translates it.
+                    hput.append(f"{{\n    const void *qpm__p;\n    memcpy(&qpm__p, (const void *)&{ref}, sizeof qpm__p);\n"
+                                f"    uint64_t qpm__h = qpm__hout(qpm__d, qpm__p);\n"
+                                f"    memcpy({at(ref)}, &qpm__h, sizeof qpm__h);\n}}\n")
+                    hget.append(f"{{\n    uint64_t qpm__h;\n    void *qpm__p;\n"
+                                f"    memcpy(&qpm__h, (const void *)&{ref}, sizeof qpm__h);\n"
+                                f"    if (qpm__hin(qpm__d, qpm__h, &qpm__p) && !*qpm__err)\n"
+                                f"        *qpm__err = -EBADMSG;\n"
+                                f"    memcpy((void *)&{ref}, &qpm__p, sizeof qpm__p);\n}}\n")
+                    continue
                 if f.annotation("string"):
                     put.append(f"qrt_put_string(qpm__w, {ref});\n")
                     get.append(f"{{\n    int qpm__p;\n    size_t qpm__l;\n"
@@ -425,24 +570,40 @@ class DeepCodecs:
                     continue
                 # Structs with pointers: their bytes as one blob, then each one's pointed-to data.
                 inner = self.name(elem, _pointee_type(f.type))
+                di = self.peer(elem, "qpm__d")
+                fix_put = fix_get = ""
+                if self.handles and self.has_opaque(elem[1:]):
+                    # The blob's copy of each element gets the domain's values (main's code).
+                    fix_put = (f"    for (size_t qpm__i = 0; {ref} && !qpm__w->err && qpm__i < qpm__n / sizeof *{ref}; qpm__i++)\n"
+                               f"        qpm__hput_{inner}(qpm__w->base + qpm__w->len - qpm__n + qpm__i * sizeof *{ref},\n"
+                               f"                          &{ref}[qpm__i], qpm__d);\n")
+                    fix_get = f"        qpm__hget_{inner}((void *)&{ref}[qpm__i], qpm__d, &qpm__r->err);\n"
                 put.append(f"{{\n    size_t qpm__n = {size};\n"
-                           f"    qrt_put_blob(qpm__w, {ref}, {ref} ? qpm__n : 0);\n"
+                           f"    qrt_put_blob(qpm__w, {ref}, {ref} ? qpm__n : 0);\n{fix_put}"
                            f"    for (size_t qpm__i = 0; {ref} && qpm__n != (size_t)-1 && qpm__i < qpm__n / sizeof *{ref}; qpm__i++)\n"
-                           f"        qpm__putp_{inner}(qpm__w, &{ref}[qpm__i]);\n}}\n")
+                           f"        qpm__putp_{inner}(qpm__w, &{ref}[qpm__i]{di});\n}}\n")
                 get.append(f"{{\n    int qpm__p;\n    size_t qpm__n = {size};\n"
                            f"    {ref} = qpm__n == (size_t)-1 ? NULL : (void *)qrt_get_blob(qpm__r, qpm__n, &qpm__p);\n"
                            f"    if (qpm__n == (size_t)-1)\n        qpm__r->err = -EBADMSG;\n"
-                           f"    for (size_t qpm__i = 0; {ref} && !qpm__r->err && qpm__i < qpm__n / sizeof *{ref}; qpm__i++)\n"
-                           f"        qpm__getp_{inner}(qpm__r, (void *)&{ref}[qpm__i]);\n}}\n")
+                           f"    for (size_t qpm__i = 0; {ref} && !qpm__r->err && qpm__i < qpm__n / sizeof *{ref}; qpm__i++)"
+                           + (f" {{\n{fix_get}        qpm__getp_{inner}(qpm__r, (void *)&{ref}[qpm__i]{di});\n    }}\n}}\n"
+                              if fix_get else
+                              f"\n        qpm__getp_{inner}(qpm__r, (void *)&{ref}[qpm__i]{di});\n}}\n"))
                 continue
             base = marshal._strip_arrays(enc)
             if base[:1] not in ("S", "U") or marshal.pointer_free(base, structs):
                 continue            # its bytes are all there is
             dims = enc.count("[") if enc.startswith("[") else 0
-            inner = self.name(base, _element_ctype(f.type, dims))
+            elem_ctype = _element_ctype(f.type, dims)
+            inner = self.name(base, elem_ctype)
+            di = self.peer(base, "qpm__d")
+            nested = self.handles and self.has_opaque(base[1:])
             if not dims:
-                put.append(f"qpm__putp_{inner}(qpm__w, &{ref});\n")
-                get.append(f"qpm__getp_{inner}(qpm__r, &{ref});\n")
+                put.append(f"qpm__putp_{inner}(qpm__w, &{ref}{di});\n")
+                get.append(f"qpm__getp_{inner}(qpm__r, &{ref}{di});\n")
+                if nested:
+                    hput.append(f"qpm__hput_{inner}({at(ref)}, &{ref}, qpm__d);\n")
+                    hget.append(f"qpm__hget_{inner}((void *)&{ref}, qpm__d, qpm__err);\n")
                 continue
             # An array of structs with pointers: each element's pointed-to data.
             loops, index = "", ref
@@ -451,10 +612,27 @@ class DeepCodecs:
                           f"qpm__i{k}++)\n")
                 index += f"[qpm__i{k}]"
             pad = " " * 4 * dims
-            put.append(loops + f"{pad}qpm__putp_{inner}(qpm__w, &{index});\n")
-            get.append(loops + f"{pad}qpm__getp_{inner}(qpm__r, &{index});\n")
+            put.append(loops + f"{pad}qpm__putp_{inner}(qpm__w, &{index}{di});\n")
+            get.append(loops + f"{pad}qpm__getp_{inner}(qpm__r, &{index}{di});\n")
+            if nested:
+                hput.append(loops + f"{pad}qpm__hput_{inner}({at(index)}, &{index}, qpm__d);\n")
+                hget.append(loops + f"{pad}qpm__hget_{inner}((void *)&{index}, qpm__d, qpm__err);\n")
+        put_bytes = "    qrt_put(qpm__w, qpm__v, sizeof *qpm__v);\n"
+        get_bytes = "    qrt_get(qpm__r, qpm__v, sizeof *qpm__v);\n"
+        handles = ""
+        if translate:
+            self.uses_handles = True
+            name = self.names[usr]
+            put_bytes = (f"    size_t qpm__at = qpm__w->len;\n{put_bytes}    if (!qpm__w->err)\n"
+                         f"        qpm__hput_{name}(qpm__w->base + qpm__at, qpm__v, qpm__d);\n")
+            get_bytes += f"    if (!qpm__r->err)\n        qpm__hget_{name}(qpm__v, qpm__d, &qpm__r->err);\n"
+            handles = DEEP_HANDLES.substitute(name=name, ctype=ctype, hput=indent("".join(hput), "    "),
+                                              hget=indent("".join(hget), "    "))
         self.code.append(DEEP.substitute(name=self.names[usr], ctype=ctype,
-                                         put=indent("".join(put), "    "), get=indent("".join(get), "    ")))
+                                         put=indent("".join(put), "    "), get=indent("".join(get), "    "),
+                                         put_bytes=put_bytes, get_bytes=get_bytes, handles=handles,
+                                         dparam=", int qpm__d" if d else "", darg=d,
+                                         dvoid="    (void)qpm__d;\n" if d else ""))
 
 
 def _field_count(expr: str, fields: set[str]) -> str:
@@ -646,7 +824,12 @@ def _stub(model: ProgramModel, f: Function, fid: int, codecs: DeepCodecs, fault_
         if m.kind in ("scalar", "struct"):
             enc.append(f"qrt_put(&qpm__c.args, &{n}, sizeof {n});\n")
         elif m.kind == "opaque":
-            enc.append(f"uint64_t qpm__h_{n} = (uint64_t)(uintptr_t){n};\n"
+            if codecs.handles:      # main's pointer as a token of the domain called (HANDLES)
+                codecs.uses_handles = True
+                value = f"qpm__hout(qrt_peer_domain(&qpm__c), (const void *)(uintptr_t){n})"
+            else:
+                value = f"(uint64_t)(uintptr_t){n}"
+            enc.append(f"uint64_t qpm__h_{n} = {value};\n"
                        f"qrt_put(&qpm__c.args, &qpm__h_{n}, sizeof qpm__h_{n});\n")
         elif m.kind == "callback":
             k = codecs.callbacks[marshal.function_spelling(marshal.pointee(marshal.param_enc(p)))]
@@ -660,13 +843,14 @@ def _stub(model: ProgramModel, f: Function, fid: int, codecs: DeepCodecs, fault_
                        f"if (qpm__n_{n} == (size_t)-1)\n    qrt_fatal({fid}, -EOVERFLOW);\n"
                        f"qrt_put_blob(&qpm__c.args, {n}, qpm__n_{n});\n")
         elif m.kind == "out":
-            enc.append(f"if ({n} && {_bytes(m, n)} > QPM__MESSAGE_MAX)\n"
+            enc.append(f"if ({n} && {_bytes(m, n)} > QRT_MESSAGE_MAX)\n"
                        f"    qrt_fatal({fid}, -EMSGSIZE);      /* no reply could carry it back */\n"
                        f"qrt_put_blob(&qpm__c.args, {n} ? \"\" : NULL, 0);\n")
         elif m.kind == "string":
             enc.append(f"qrt_put_string(&qpm__c.args, {n});\n")
         elif m.kind == "deep":
-            enc.append(f"qpm__put_{codecs.name(p.type_enc, p.type)}(&qpm__c.args, &{n});\n")
+            enc.append(f"qpm__put_{codecs.name(p.type_enc, p.type)}(&qpm__c.args, &{n}"
+                       f"{codecs.peer(p.type_enc, 'qrt_peer_domain(&qpm__c)')});\n")
         elif m.kind == "deep_in":
             codec = codecs.name(m.element, _pointee_type(_param_ctype(p)))
             enc.append(f"uint64_t qpm__k_{n} = UINT64_MAX;\n"
@@ -675,7 +859,7 @@ def _stub(model: ProgramModel, f: Function, fid: int, codecs: DeepCodecs, fault_
                        f"    qpm__k_{n} = (uint64_t)({m.count});\n}}\n"
                        f"qrt_put(&qpm__c.args, &qpm__k_{n}, sizeof qpm__k_{n});\n"
                        f"for (uint64_t qpm__i = 0; {n} && qpm__i < qpm__k_{n}; qpm__i++)\n"
-                       f"    qpm__put_{codec}(&qpm__c.args, &{n}[qpm__i]);\n")
+                       f"    qpm__put_{codec}(&qpm__c.args, &{n}[qpm__i]{codecs.peer(m.element, 'qrt_peer_domain(&qpm__c)')});\n")
     ret_decl = ret_value = ""
     if ret.kind != "void":
         ret_decl = f"{_decl(f.return_type, 'qpm__ret')};\nmemset(&qpm__ret, 0, sizeof qpm__ret);\n"
@@ -685,7 +869,16 @@ def _stub(model: ProgramModel, f: Function, fid: int, codecs: DeepCodecs, fault_
             commit.append("memcpy(&qpm__ret, &qpm__rv, sizeof qpm__ret);\n")
         elif ret.kind == "opaque":
             dec.append("uint64_t qpm__h;\nqrt_get(&qpm__c.reply, &qpm__h, sizeof qpm__h);\n")
-            commit.append(f"qpm__ret = ({f.return_type})(uintptr_t)qpm__h;\n")
+            if codecs.handles:
+                # Only a token main handed to this domain comes back as main's pointer: any other
+                # is a bad reply, the domain's fault (HANDLES).
+                codecs.uses_handles = True
+                dec.append("void *qpm__hp = NULL;\n"
+                           "if (!qpm__c.reply.err && qpm__hin(qrt_peer_domain(&qpm__c), qpm__h, &qpm__hp))\n"
+                           "    qpm__c.reply.err = -EBADMSG;\n")
+                commit.append(f"qpm__ret = ({f.return_type})(uintptr_t)qpm__hp;\n")
+            else:
+                commit.append(f"qpm__ret = ({f.return_type})(uintptr_t)qpm__h;\n")
         elif ret.kind == "string":
             dec.append("int qpm__rp;\nsize_t qpm__rl = 0;\n"
                        "const char *qpm__rs = qrt_get_string(&qpm__c.reply, &qpm__rp, &qpm__rl);\n")
@@ -736,8 +929,17 @@ def _dispatcher(model: ProgramModel, f: Function, codecs: DeepCodecs) -> str:
         if m.kind in ("scalar", "struct"):
             dec.append(f"    {_decl(p.type, n)};\n    qrt_get(qpm__in, &{n}, sizeof {n});\n")
         elif m.kind == "opaque":
-            dec.append(f"    uint64_t qpm__h_{n};\n    qrt_get(qpm__in, &qpm__h_{n}, sizeof qpm__h_{n});\n"
-                       f"    {_decl(p.type, n)} = ({p.type})(uintptr_t)qpm__h_{n};\n")
+            dec.append(f"    uint64_t qpm__h_{n};\n    qrt_get(qpm__in, &qpm__h_{n}, sizeof qpm__h_{n});\n")
+            if codecs.handles:
+                # The calling domain's value into main's: a token main did not hand it is a bad
+                # message, and the domain is killed before anything is called (HANDLES).
+                codecs.uses_handles = True
+                dec.append(f"    void *qpm__hp_{n} = NULL;\n"
+                           f"    if (!qpm__in->err && qpm__hin(qpm__peer, qpm__h_{n}, &qpm__hp_{n}))\n"
+                           f"        qpm__in->err = -EBADMSG;\n"
+                           f"    {_decl(p.type, n)} = ({p.type})(uintptr_t)qpm__hp_{n};\n")
+            else:
+                dec.append(f"    {_decl(p.type, n)} = ({p.type})(uintptr_t)qpm__h_{n};\n")
         elif m.kind == "callback":
             k = codecs.callbacks[marshal.function_spelling(marshal.pointee(marshal.param_enc(p)))]
             dec.append(f"    uint64_t qpm__t_{n};\n    qrt_get(qpm__in, &qpm__t_{n}, sizeof qpm__t_{n});\n"
@@ -759,7 +961,7 @@ def _dispatcher(model: ProgramModel, f: Function, codecs: DeepCodecs) -> str:
             dec.append(f"    {_decl(ctype, n)} = NULL;\n    size_t qpm__n_{n} = 0;\n"
                        f"    if (!qpm__in->err) {{\n        int qpm__p;\n"
                        f"        qrt_get_blob(qpm__in, 0, &qpm__p);\n        qpm__n_{n} = {size};\n"
-                       f"        if (qpm__n_{n} == (size_t)-1 || qpm__n_{n} > QPM__MESSAGE_MAX)\n"
+                       f"        if (qpm__n_{n} == (size_t)-1 || qpm__n_{n} > QRT_MESSAGE_MAX)\n"
                        f"            qpm__in->err = -EBADMSG;\n"
                        f"        else if (qpm__p && !({n} = calloc(1, qpm__n_{n} ? qpm__n_{n} : 1)))\n"
                        f"            qpm__in->err = -ENOMEM;\n    }}\n")
@@ -772,7 +974,8 @@ def _dispatcher(model: ProgramModel, f: Function, codecs: DeepCodecs) -> str:
                 enc.append(f"    qrt_put_string(qpm__out, {n});\n")
         elif m.kind == "deep":
             dec.append(f"    {_decl(p.type, n)};\n    memset(&{n}, 0, sizeof {n});\n"
-                       f"    if (!qpm__in->err)\n        qpm__get_{codecs.name(p.type_enc, p.type)}(qpm__in, &{n});\n")
+                       f"    if (!qpm__in->err)\n        qpm__get_{codecs.name(p.type_enc, p.type)}(qpm__in, &{n}"
+                       f"{codecs.peer(p.type_enc, 'qpm__peer')});\n")
         elif m.kind == "deep_in":
             elem = _pointee_type(ctype)
             codec = codecs.name(m.element, elem)
@@ -788,7 +991,7 @@ def _dispatcher(model: ProgramModel, f: Function, codecs: DeepCodecs) -> str:
                        f"            else if (!(qpm__a_{n} = calloc(qpm__k ? qpm__k : 1, sizeof *qpm__a_{n})))\n"
                        f"                qpm__in->err = -ENOMEM;\n"
                        f"            for (uint64_t qpm__i = 0; !qpm__in->err && qpm__i < qpm__k; qpm__i++)\n"
-                       f"                qpm__get_{codec}(qpm__in, &qpm__a_{n}[qpm__i]);\n"
+                       f"                qpm__get_{codec}(qpm__in, &qpm__a_{n}[qpm__i]{codecs.peer(m.element, 'qpm__peer')});\n"
                        f"            {n} = qpm__a_{n};\n        }}\n    }}\n")
             release.append(f"    free(qpm__a_{n});\n")
     args = ", ".join(_param_name(p) for p in f.params)
@@ -799,7 +1002,12 @@ def _dispatcher(model: ProgramModel, f: Function, codecs: DeepCodecs) -> str:
         if ret.kind in ("scalar", "struct"):
             enc.insert(0, "    qrt_put(qpm__out, &qpm__ret, sizeof qpm__ret);\n")
         elif ret.kind == "opaque":
-            enc.insert(0, "    uint64_t qpm__h = (uint64_t)(uintptr_t)qpm__ret;\n"
+            if codecs.handles:      # main's value as the calling domain's (HANDLES)
+                codecs.uses_handles = True
+                value = "qpm__hout(qpm__peer, (const void *)(uintptr_t)qpm__ret)"
+            else:
+                value = "(uint64_t)(uintptr_t)qpm__ret"
+            enc.insert(0, f"    uint64_t qpm__h = {value};\n"
                           "    qrt_put(qpm__out, &qpm__h, sizeof qpm__h);\n")
         elif ret.kind == "string":
             enc.insert(0, "    qrt_put_string(qpm__out, qpm__ret);\n")
@@ -823,6 +1031,8 @@ def _dispatcher(model: ProgramModel, f: Function, codecs: DeepCodecs) -> str:
                   f"        qpm__cb{k}_bind[qpm__s_{n}].chan = qrt_current_channel();\n"
                   f"        {n} = qpm__cb{k}_tramps[qpm__s_{n}];\n    }}\n")
     call = bound + call
+    if "qpm__peer" in "".join(dec + enc):
+        dec.insert(0, "    int qpm__peer = qrt_peer_domain(NULL);    /* the domain whose call this is */\n")
     return DISPATCH.substitute(name=f.name, decode="".join(dec), release="".join(release),
                                release_early=indent("".join(release), "    "), call=call,
                                encode="".join(enc), cleanup="".join(cleanup))
@@ -911,7 +1121,8 @@ def generate(model: ProgramModel, plan: Plan, lay: Layout, program: str) -> dict
         mine = index[d]
         shared_headers, shared_defs = _shared_definitions(model, set(lay.files.get(d, ())))
         includes = "".join(f"#include {_c_string(h)}\n" for h in sorted(headers | set(shared_headers)))
-        codecs = DeepCodecs(model, {t: k for k, t in enumerate(cb_types)})
+        # Only the main process translates QPM_OPAQUE values (HANDLES); a domain keeps them raw.
+        codecs = DeepCodecs(model, {t: k for k, t in enumerate(cb_types)}, handles=d == MAIN_DOMAIN)
         stubs = [_stub(model, f, i, codecs, fault_values[fdomain[i]])
                  for i, f in enumerate(crossing) if fdomain[i] != mine]
         served = [f for i, f in enumerate(crossing) if d == MAIN_DOMAIN or fdomain[i] == mine]
@@ -931,7 +1142,9 @@ def generate(model: ProgramModel, plan: Plan, lay: Layout, program: str) -> dict
             policies=policies, plan=_c_string(os.path.basename(plan.path)), domain_components=domain_components,
             may_call_rows=may_call_rows.rstrip("\n"), may_call=may_call_table, **symbol_table)
         entry = MAIN_ENTRY.substitute() if d == MAIN_DOMAIN else DOMAIN_ENTRY.substitute(index=mine)
-        body = init_decls + prototypes + shared_defs + "\n" + "\n".join(codecs.code + cb_code + stubs + dispatchers)
+        handles = [HANDLES] if codecs.uses_handles else []
+        body = init_decls + prototypes + shared_defs + "\n" + "\n".join(handles + codecs.code + cb_code + stubs +
+                                                                         dispatchers)
         out[d] = FILE.substitute(banner=banner, includes=includes, body=body, program=program_c, entry=entry)
     return out
 

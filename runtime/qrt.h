@@ -19,6 +19,9 @@
 
 #define QRT_MAIN_DOMAIN 0
 
+/* The largest message, arguments or reply (a channel's buffer): no reply can carry back more. */
+#define QRT_MESSAGE_MAX (256u * 1024u)
+
 /* A message being written into a channel buffer.  Writes past the end set err to -E2BIG. */
 struct qrt_wr {
     uint8_t *base;

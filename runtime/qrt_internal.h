@@ -12,7 +12,7 @@
 
 #define QRT_MAX_DOMAINS 32
 #define QRT_MAX_CHANNELS 4096           /* calls in flight at once into one domain */
-#define QRT_CHAN_BUF (256u * 1024u)     /* the largest message, arguments or reply */
+#define QRT_CHAN_BUF QRT_MESSAGE_MAX    /* the largest message, arguments or reply */
 #define QRT_SPIN_START 2000u
 #define QRT_SPIN_MIN 0u                 /* spinning that never pays stops (but is probed) */
 #define QRT_SPIN_MAX 20000u

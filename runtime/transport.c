@@ -825,7 +825,7 @@ uint64_t qrt_handle_out(int d, const void *p)
     if (!p || self_domain != QRT_MAIN_DOMAIN || d <= 0 || d >= QRT_MAX_DOMAINS)
         return (uint64_t)(uintptr_t)p;
     if ((uint64_t)(uintptr_t)p & QRT_TOKEN)
-        return (uint64_t)(uintptr_t)p;      /* a handle the domain made, going home */
+        return (uint64_t)(uintptr_t)p;      /* no address of main's: nothing to stand in for */
     struct handles *h = &handle_tables[d];
     uintptr_t v = (uintptr_t)p;
     pthread_mutex_lock(&h->lock);

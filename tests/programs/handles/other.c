@@ -1,0 +1,3 @@
+#include "api.h"
+
+void *other_hold(void *p) { return p; }
