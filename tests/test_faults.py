@@ -19,7 +19,7 @@ from procs import live_processes, wait_for_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCONS = os.path.join(os.path.dirname(sys.executable), "scons")
-PLANS = ("retry", "error", "abort", "escalate")
+PLANS = ("retry", "error", "abort", "escalate", "escalate70")
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +133,38 @@ def test_monolithic_crash_writes_a_report_too(faults, tmp_path):
     assert (r["signal"], r["outcome"], r["components"]) == ("SIGSEGV", "program died", ["app", "faulty"])
     frames = [(f["function"], f.get("component")) for f in r["backtrace"]]
     assert frames[:2] == [("faulty_null", "faulty"), ("main", "app")]
+
+
+def test_max_restarts_is_exact_past_64(faults, tmp_path):
+    """max_restarts 70: seventy restarts, and the seventy-first fault ends the program."""
+    rc, out, reports, _ = run(faults, "escalate70", "repeat", "80", reports=tmp_path)
+    assert rc == -signal.SIGSEGV
+    assert out == ["result -7"] * 70
+    outcomes = [r["outcome"] for r in reports]
+    assert outcomes.count("restarted") == 70
+    assert outcomes.count("abort: max_restarts exceeded") == 1
+
+
+def test_a_reply_larger_than_a_message_faults_by_policy(faults, tmp_path):
+    """A 3 MiB returned string does not fit a message: the domain's call faults (error: NULL),
+    main goes on."""
+    rc, out, reports, err = run(faults, "error", "big", reports=tmp_path)
+    assert rc == 0, err
+    assert out == ["big null", "after 2", "inits 1", "restarted 1"]
+    assert [(r["function"], r["signal"]) for r in reports] == [("faulty_big", "bad message")]
+
+
+def test_a_call_that_keeps_calling_back_past_its_deadline_is_a_hang(faults, tmp_path):
+    rc, out, reports, err = run(faults, "error", "chatty", reports=tmp_path)
+    assert rc == 0, err
+    assert out == ["result -7", "after 2", "inits 1", "restarted 1"]
+    assert [(r["function"], r["signal"]) for r in reports] == [("faulty_chatty", "hang")]
+
+
+def test_a_domain_dying_while_main_runs_its_callback(faults, tmp_path):
+    """Main is inside a callback for one call when another call crashes the domain: the crashing
+    call is the culprit (-7); the callback's call is innocent and is issued again."""
+    rc, out, reports, err = run(faults, "error", "cbcrash", reports=tmp_path)
+    assert rc == 0, err
+    assert out == ["result -7", "callback call 41", "after 2", "inits 1", "restarted 1"]
+    assert [(r["function"], r["blame"]) for r in reports] == [("faulty_null", "culprit")]

@@ -7,6 +7,29 @@
 #include <string.h>
 #include <unistd.h>
 
+static int one(int x) { return x; }
+
+/* A callback that main is still running when the domain that called it dies. */
+static int cb_fd[2];
+static volatile int in_callback;
+
+static int slow_cb(int x)
+{
+    char c;
+    if (!in_callback++) {
+        /* The first time: wait until main's other thread has crashed the domain. */
+        if (read(cb_fd[0], &c, 1) != 1)
+            return -100;
+    }
+    return x * 10;
+}
+
+static void *callback_caller(void *arg)
+{
+    (void)arg;
+    return (void *)(long)faulty_callback(slow_cb, 4);
+}
+
 static void *slow_caller(void *arg)
 {
     (void)arg;
@@ -33,6 +56,29 @@ int main(int argc, char **argv)
     else if (!strcmp(s, "repeat")) {
         for (int i = 0; i < atoi(argv[2]); i++)
             printf("result %d\n", faulty_null(1));
+    } else if (!strcmp(s, "big")) {
+        /* A reply larger than a message: a fault by the plan, not the end of main. */
+        char *b = faulty_big(3);
+        printf("big %s\n", b ? "string" : "null");
+        free(b);
+    } else if (!strcmp(s, "chatty")) {
+        /* A call that keeps calling back past its deadline is a hang. */
+        printf("result %d\n", faulty_chatty(one));
+    } else if (!strcmp(s, "cbcrash")) {
+        /* The domain dies while main runs a callback for another of its calls: that call is
+         * innocent, and is issued again. */
+        if (pipe(cb_fd) != 0)
+            return 2;
+        pthread_t t;
+        pthread_create(&t, NULL, callback_caller, NULL);
+        while (!in_callback)
+            usleep(1000);
+        printf("result %d\n", faulty_null(1));
+        if (write(cb_fd[1], "x", 1) != 1)
+            return 2;
+        void *r;
+        pthread_join(t, &r);
+        printf("callback call %ld\n", (long)r);
     } else if (!strcmp(s, "threads")) {
         /* Calls in flight on other threads when the domain dies get the same treatment. */
         pthread_t t[6];

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,4 +61,30 @@ int faulty_slow(int ms)
     struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000};
     nanosleep(&t, NULL);
     return ms;
+}
+
+/* A string of mib MiB: more than one message can carry. */
+char *faulty_big(int mib)
+{
+    size_t n = (size_t)mib << 20;
+    char *s = malloc(n + 1);
+    if (s) {
+        memset(s, 'b', n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+/* Calls back for ever: each call back is quick, the call as a whole never ends. */
+int faulty_chatty(int (*cb)(int))
+{
+    int s = 0;
+    for (;;)
+        s += cb(1);
+    return s;
+}
+
+int faulty_callback(int (*cb)(int), int x)
+{
+    return cb(x) + 1;
 }

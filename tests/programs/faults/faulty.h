@@ -10,4 +10,7 @@ int faulty_flaky(const char *marker QPM_STRING);
 int faulty_slow(int ms);
 int faulty_inits(void);
 int faulty_pid(void);
+QPM_RETURNS_STRING char *faulty_big(int mib);
+int faulty_chatty(int (*cb)(int) QPM_CALLBACK);
+int faulty_callback(int (*cb)(int) QPM_CALLBACK, int x);
 QPM_INIT void faulty_init(void);
