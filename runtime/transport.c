@@ -511,8 +511,6 @@ static int try_take(struct qrt__slot *s, uint32_t from)
 static long acquire(int d, long long deadline_ms)
 {
     struct qrt__domain *dom = &domains[d];
-    if (tls_chan[d] && try_take(&dom->slots[tls_slot[d]], QRT_SLOT_CACHED))
-        return tls_slot[d];
     pthread_once(&release_once, make_release_key);
     pthread_setspecific(release_key, (void *)1);
     /* Start the search at a place of this thread's own, so that threads spread out. */
@@ -597,9 +595,39 @@ static void reset_call(struct qrt_call *call)
     call->domain = 0;
 }
 
+/* The slow part of taking a channel for an outermost call into `target`: a channel of its own
+ * (free, stolen or newly opened), and a serving thread for it in this generation. */
+static int begin_outermost(struct qrt_call *call, int target)
+{
+    struct qrt__domain *dom = &domains[target];
+    if (atomic_load(&dom->dead))
+        return -EPIPE;      /* restarting: the call waits for it and is then issued */
+    long i = tls_chan[target] && try_take(&dom->slots[tls_slot[target]], QRT_SLOT_CACHED)
+             ? (long)tls_slot[target] : acquire(target, call->deadline_ms);
+    if (i < 0)
+        return (int)i;
+    struct qrt__slot *s = &dom->slots[i];
+    if (atomic_load_explicit(&s->started, memory_order_relaxed) != call->generation + 1) {
+        int rc = want_thread(target, (uint32_t)i, call->generation);
+        if (rc < 0) {
+            release(target, (uint32_t)i);
+            return rc;
+        }
+    }
+    tls_chan[target] = &dom->region->chan[i];
+    tls_slot[target] = (uint32_t)i;
+    return (int)i;
+}
+
 int qrt_call_begin(struct qrt_call *call, uint32_t function)
 {
-    reset_call(call);
+    call->args = (struct qrt_wr){0};
+    call->reply.base = NULL;
+    call->reply.err = 0;
+    call->chan = NULL;
+    call->slot = QRT_NO_CHANNEL;
+    call->acquired = 0;
+    call->domain = 0;
     call->function = function;
     if (!program || function >= program->nfunctions)
         return -EINVAL;
@@ -610,30 +638,30 @@ int qrt_call_begin(struct qrt_call *call, uint32_t function)
     if (self_domain == QRT_MAIN_DOMAIN) {
         struct qrt__domain *dom = &domains[target];
         set_waiter(call, target);
+        uint32_t i = tls_slot[target];
         if (tls_depth[target]) {
             /* Nested in a call into the same domain: its serving thread waits on that channel. */
             c = tls_chan[target];
-            call->slot = tls_slot[target];
         } else {
-            if (atomic_load(&dom->dead))
-                return -EPIPE;      /* restarting: the call waits for it and is then issued */
-            long i = acquire(target, call->deadline_ms);
-            if (i < 0)
-                return (int)i;
+            /* The fast path: the channel this thread used last, idle, served in this generation
+             * (a domain that died since has a new generation, and takes the slow path). */
             struct qrt__slot *s = &dom->slots[i];
-            if (atomic_load_explicit(&s->started, memory_order_relaxed) != call->generation + 1) {
-                int rc = want_thread(target, (uint32_t)i, call->generation);
-                if (rc < 0) {
-                    release(target, (uint32_t)i);
+            uint32_t cached = QRT_SLOT_CACHED;
+            if (tls_chan[target] &&
+                atomic_load_explicit(&s->started, memory_order_relaxed) == call->generation + 1 &&
+                atomic_compare_exchange_strong_explicit(&s->state, &cached, QRT_SLOT_BUSY,
+                                                        memory_order_acquire, memory_order_relaxed)) {
+                c = tls_chan[target];
+            } else {
+                int rc = begin_outermost(call, target);
+                if (rc < 0)
                     return rc;
-                }
+                i = (uint32_t)rc;
+                c = tls_chan[target];
             }
-            s->function = function;
-            c = &dom->region->chan[i];
-            tls_chan[target] = c;
-            tls_slot[target] = (uint32_t)i;
-            call->slot = (uint32_t)i;
+            dom->slots[i].function = function;
         }
+        call->slot = i;
         tls_depth[target]++;
         call->acquired = 1;
     } else {
