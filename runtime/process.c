@@ -100,7 +100,7 @@ static void mark_dead(int d)
 /* Kills the domain's current process (once per generation) for a reason the report will give:
  * a hang (-ETIMEDOUT) or a malformed message, on the call running on `channel`.  A hung thread
  * is asked for its backtrace first, and given QRT_DUMP_WAIT_MS to record it. */
-void qrt__kill_domain(int d, uint32_t generation, uint32_t function, uint32_t channel, int why)
+void qrt__kill_domain(int d, uint32_t generation, uint32_t function, uint32_t channel, uint32_t seq, int why)
 {
     struct qrt__domain *dom = qrt__domain(d);
     int expected = 0, dump = 0;
@@ -109,6 +109,7 @@ void qrt__kill_domain(int d, uint32_t generation, uint32_t function, uint32_t ch
         atomic_compare_exchange_strong(&dom->hung, &expected, why == -ETIMEDOUT ? 1 : why == -ELOOP ? 3 : 2)) {
         dom->hung_function = function;
         dom->hung_channel = channel;
+        dom->hung_seq = seq;
         dom->killed_ns = qrt__stats_clock();
         if (why == -ETIMEDOUT && channel < QRT_MAX_CHANNELS) {
             atomic_store(&dom->region->dump, channel);
@@ -134,12 +135,14 @@ void qrt__kill_domain(int d, uint32_t generation, uint32_t function, uint32_t ch
     pthread_mutex_unlock(&dom->lock);
 }
 
-uint32_t qrt__blame_of(int d, uint32_t generation)
+int qrt__blamed(int d, uint32_t generation, uint32_t channel, uint32_t seq)
 {
     struct qrt__blame *b = &qrt__domain(d)->blame[generation % QRT_BLAME_RING];
-    uint32_t channel = atomic_load(&b->channel);
+    uint32_t culprit = atomic_load(&b->channel), culprit_seq = atomic_load(&b->seq);
     /* Forgotten (64 deaths later): nobody can be cleared, so every call is taken for a culprit. */
-    return atomic_load(&b->generation) == generation + 1 ? channel : QRT_BLAME_ALL;
+    if (atomic_load(&b->generation) != generation + 1 || culprit == QRT_BLAME_ALL)
+        return 1;
+    return culprit == channel && culprit_seq == seq;
 }
 
 static int spawn(int d);
@@ -185,6 +188,7 @@ static uint32_t blame(struct qrt__domain *dom, const struct qrt__crash *crash, i
     uint32_t n = atomic_load(&dom->nopen);
     if (hung)
         return dom->hung_channel < n ? dom->hung_channel : QRT_BLAME_ALL;
+    /* The call on that channel is the one whose number the dying thread had taken from it. */
     if (atomic_load(&((struct qrt__crash *)crash)->written) == 2 && crash->channel < n)
         return crash->channel;
     return QRT_BLAME_ALL;
@@ -208,6 +212,7 @@ static void handle_death(int d, int status)
             memset(&crash, 0, sizeof crash);
         crash.function = dom->hung_function;
         crash.channel = dom->hung_channel;
+        crash.seq = dom->hung_seq;
         atomic_store(&crash.written, 2);
     }
     /* When the fault happened: the dying thread's own clock reading (it shares CLOCK_MONOTONIC
@@ -229,7 +234,7 @@ static void handle_death(int d, int status)
     death.detect_ns = start - fault_ns;
     uint32_t nopen = atomic_load(&dom->nopen);
     for (uint32_t i = 0; i < nopen; i++) {
-        if (atomic_load(&dom->slots[i].state) != QRT_SLOT_BUSY)
+        if (!atomic_load(&dom->slots[i].busy))
             continue;
         uint32_t fn = dom->slots[i].function;
         unsigned k = 0;
@@ -243,6 +248,7 @@ static void handle_death(int d, int status)
     struct qrt__blame *b = &dom->blame[atomic_load(&dom->generation) % QRT_BLAME_RING];
     atomic_store(&b->generation, 0);
     atomic_store(&b->channel, culprit);
+    atomic_store(&b->seq, crash.seq);
     atomic_store(&b->generation, atomic_load(&dom->generation) + 1);
     mark_dead(d);
     const struct qrt_policy *pol = &program->policies[d];
@@ -599,6 +605,7 @@ __attribute__((noinline)) static void record(int sig)
     c->bias = load_bias;
     c->function = qrt__serving_fn;
     c->channel = qrt__serving_channel;
+    c->seq = qrt__serving_seq;
     c->signal = sig;
     atomic_store(&c->written, 2);
     qrt__wake_all(&c->written);
@@ -743,6 +750,7 @@ int qrt_start(const struct qrt_program *p)
         fprintf(stderr, "%s: quarantine: cannot set up the domains: %s\n", p->name, strerror(-rc));
         return rc;
     }
+    qrt__channels_init();
     wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wake_fd < 0 || pthread_key_create(&main_key, on_main_thread_exit) != 0)
         return -EAGAIN;

@@ -90,7 +90,8 @@ struct qrt_call {
     uint32_t function;
     int domain;                 /* the domain called (main process) */
     uint32_t generation;        /* of that domain, when the call began */
-    uint32_t slot;              /* the channel's index in that domain (main process) */
+    uint32_t slot;              /* the channel's index in that domain (main process) ... */
+    uint32_t seq;               /* ... and which of the calls on that channel this one is */
     int acquired;               /* begin took the channel (or a nesting level of it): end gives it back */
     long long deadline_ms;      /* the watchdog's, or 0 */
     void *chan;

@@ -36,7 +36,8 @@ enum { QRT_SLEEP_CALLER = 1, QRT_SLEEP_SERVER = 2 };
 struct qrt__chan {
     _Atomic uint32_t state;      /* whose turn it is; the futex word */
     _Atomic uint32_t sleepers;   /* which sides are (about to be) asleep on state */
-    uint32_t unused[2];
+    volatile uint32_t seq;       /* which call on this channel a message belongs to (for blame) */
+    uint32_t unused;
     volatile uint32_t kind, fn, len;
     uint8_t pad[4];              /* the first 32 bytes of a message share the header's cache line */
     volatile uint8_t buf[QRT_CHAN_BUF];
@@ -51,7 +52,7 @@ struct qrt__crash {
     uint32_t function;           /* the function id it was serving, or UINT32_MAX */
     uint32_t channel;            /* the channel it was serving, or QRT_NO_CHANNEL */
     uint32_t nframes;
-    uint32_t pad;
+    uint32_t seq;                /* the call on that channel (main's number for it) */
     uint64_t when_ns;            /* CLOCK_MONOTONIC when it was recorded */
     uint64_t bias;               /* load address of the domain executable */
     uint64_t frames[QRT_CRASH_FRAMES];
@@ -71,13 +72,18 @@ struct qrt__region {
 };
 
 /* The main process's private view of one channel of a domain: who may use it.  Nothing here is
- * in shared memory, so a domain cannot change who owns what. */
-enum { QRT_SLOT_FREE = 0, QRT_SLOT_CACHED = 1, QRT_SLOT_BUSY = 2 };
+ * in shared memory, so a domain cannot change who owns what.  A channel belongs to the thread
+ * that used it last (owner) until another thread takes it while it is idle (busy 0): the owner's
+ * side of that hand-over is plain stores and loads, the taker's a claim and an asymmetric fence
+ * (see transport.c). */
 struct qrt__slot {
-    _Atomic uint32_t state;      /* FREE: nobody's; CACHED: idle, kept by its last user; BUSY */
+    _Atomic uint32_t owner;      /* the thread holding it (a number of its own), 0: nobody */
+    _Atomic uint32_t busy;       /* 1 while its owner's call runs on it */
+    _Atomic uint32_t claim;      /* 1 while another thread tries to take it */
     _Atomic uint32_t started;    /* generation + 1 of the domain whose thread serves it, or 0 */
-    uint32_t function;           /* the outermost call running on it (for blame) */
-    uint8_t pad[52];             /* one cache line per slot: no false sharing between callers */
+    uint32_t function;           /* the outermost call running on it (for blame) ... */
+    uint32_t seq;                /* ... and its number among the calls on this channel */
+    uint8_t pad[40];             /* one cache line per slot: no false sharing between callers */
 };
 
 /* The blame for one death of a domain, kept for the callers of that generation to read. */
@@ -85,7 +91,8 @@ struct qrt__slot {
 #define QRT_BLAME_RING 64
 struct qrt__blame {
     _Atomic uint32_t generation;      /* the generation that died, + 1 (0: empty) */
-    _Atomic uint32_t channel;         /* the culprit's channel, or QRT_BLAME_ALL */
+    _Atomic uint32_t channel;         /* the culprit's channel, or QRT_BLAME_ALL ... */
+    _Atomic uint32_t seq;             /* ... and which call on it */
 };
 
 /* The main process's private view of a domain. */
@@ -107,6 +114,7 @@ struct qrt__domain {
                                          * past the bound ... */
     uint32_t hung_function;             /* ... during a call to this function ... */
     uint32_t hung_channel;              /* ... on this channel, ... */
+    uint32_t hung_seq;                  /* ... the call of this number on it, ... */
     long long killed_ns;                /* ... at this time (qrt__stats_clock) */
     _Atomic int restarting;
     long long *restarts;                /* monotonic ms of the last max_restarts restarts, a ring */
@@ -116,6 +124,7 @@ struct qrt__domain {
 
 extern __thread uint32_t qrt__serving_fn;
 extern __thread uint32_t qrt__serving_channel;
+extern __thread uint32_t qrt__serving_seq;
 void qrt__report_dir(char *out, size_t cap);
 void qrt__json_string(FILE *f, const char *s);      /* a JSON string literal, or null */
 void qrt__stats_start(const struct qrt_program *p);
@@ -124,8 +133,10 @@ long long qrt__stats_clock(void);
 void qrt__stats_count(int caller, uint32_t function, size_t bytes, long long ns);
 void qrt__stats_faulted(int caller, uint32_t function);     /* a call attempt that faulted */
 long long qrt__now_ms(void);
-void qrt__kill_domain(int domain, uint32_t generation, uint32_t function, uint32_t channel, int why);
-uint32_t qrt__blame_of(int domain, uint32_t generation);
+void qrt__kill_domain(int domain, uint32_t generation, uint32_t function, uint32_t channel, uint32_t seq,
+                      int why);
+/* Whether the call of number seq on channel was to blame for the death of generation. */
+int qrt__blamed(int domain, uint32_t generation, uint32_t channel, uint32_t seq);
 /* What main knows of a death beyond the dead process's own record. */
 struct qrt__death {
     pid_t pid;                  /* the process that died */
@@ -141,6 +152,7 @@ void qrt__write_crash_report(const struct qrt_program *p, int domain, int status
 
 void qrt__set_program(const struct qrt_program *p, int self);
 void qrt__handles_forget(int domain);       /* a domain died: its tokens with it */
+void qrt__channels_init(void);              /* main, before any call: how channels change hands */
 struct qrt__domain *qrt__domain(int d);
 void qrt__serve(struct qrt__chan *c);
 void qrt__wake_all(_Atomic uint32_t *word);

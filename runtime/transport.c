@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/membarrier.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,6 +43,7 @@ static __thread struct qrt__chan *tls_serving;
 static __thread struct qrt__chan *tls_current;     /* the channel whose call this thread serves */
 __thread uint32_t qrt__serving_fn = UINT32_MAX;     /* the function it serves, for crash reports */
 __thread uint32_t qrt__serving_channel = QRT_NO_CHANNEL;
+__thread uint32_t qrt__serving_seq;                 /* main's number for the call served */
 static __thread unsigned tls_nesting;      /* nested calls this thread is serving now */
 static __thread unsigned tls_spin = QRT_SPIN_START;
 static __thread unsigned tls_probe;
@@ -120,6 +122,7 @@ struct waiter {
     long long deadline_ms;
     uint32_t function;
     uint32_t slot;
+    uint32_t seq;
 };
 
 long long qrt__now_ms(void)
@@ -278,7 +281,7 @@ static int wait_turn(struct qrt__chan *c, int side, const struct waiter *w)
             long long left = w->deadline_ms - qrt__now_ms();
             if (left <= 0) {
                 /* The call hung: its domain will be killed; wait for that like for any death. */
-                qrt__kill_domain(w->domain, w->generation, w->function, w->slot, -ETIMEDOUT);
+                qrt__kill_domain(w->domain, w->generation, w->function, w->slot, w->seq, -ETIMEDOUT);
                 left = QRT_SLEEP_CHECK_S * 1000;
             }
             wait_ms = left < wait_ms ? left : wait_ms;
@@ -351,7 +354,7 @@ static void serve_one(struct qrt__chan *c, int side, uint32_t fn, struct qrt_rd 
     if (r->err && self_domain == QRT_MAIN_DOMAIN) {
         /* A domain's call that did not decode: the domain is broken or hostile.  Nothing was run;
          * the domain is killed and its outer call ends as the death decides. */
-        qrt__kill_domain(conv->domain, conv->generation, conv->function, conv->slot, -EBADMSG);
+        qrt__kill_domain(conv->domain, conv->generation, conv->function, conv->slot, conv->seq, -EBADMSG);
         return;
     }
     if (r->err || w.err)
@@ -379,6 +382,8 @@ static int converse(struct qrt__chan *c, int side, uint32_t fn, uint32_t len, st
                     uint8_t *reply_buf, size_t reply_cap, const struct waiter *w)
 {
     int in_main = self_domain == QRT_MAIN_DOMAIN;
+    if (in_main)
+        c->seq = w->seq;        /* which call this is, for the domain to name if it dies */
     if (post(c, side, QRT_K_CALL, fn, len) < 0)
         return -EPIPE;
     for (;;) {
@@ -392,7 +397,7 @@ static int converse(struct qrt__chan *c, int side, uint32_t fn, uint32_t len, st
             if (rc == 0 && f != 0)
                 rc = -EBADMSG;
             if (rc < 0 && in_main) {
-                qrt__kill_domain(w->domain, w->generation, w->function, w->slot, -EBADMSG);
+                qrt__kill_domain(w->domain, w->generation, w->function, w->slot, w->seq, -EBADMSG);
                 continue;       /* the death ends the wait */
             }
             return rc;
@@ -414,7 +419,7 @@ static int converse(struct qrt__chan *c, int side, uint32_t fn, uint32_t len, st
         if (why) {
             if (!in_main)
                 return why;
-            qrt__kill_domain(w->domain, w->generation, w->function, w->slot, why);
+            qrt__kill_domain(w->domain, w->generation, w->function, w->slot, w->seq, why);
             continue;
         }
         tls_nesting++;
@@ -423,13 +428,13 @@ static int converse(struct qrt__chan *c, int side, uint32_t fn, uint32_t len, st
         release_message(&r, small);
         /* A call that keeps calling back is still one call: its deadline holds. */
         if (in_main && w->deadline_ms && qrt__now_ms() >= w->deadline_ms)
-            qrt__kill_domain(w->domain, w->generation, w->function, w->slot, -ETIMEDOUT);
+            qrt__kill_domain(w->domain, w->generation, w->function, w->slot, w->seq, -ETIMEDOUT);
     }
 }
 
 void qrt__serve(struct qrt__chan *c)
 {
-    static const struct waiter none = {0, 0, 0, 0, QRT_NO_CHANNEL};
+    static const struct waiter none = {0, 0, 0, 0, QRT_NO_CHANNEL, 0};
     if (!main_pid)
         main_pid = getppid();
     tls_serving = c;
@@ -444,6 +449,7 @@ void qrt__serve(struct qrt__chan *c)
             post(c, QRT_SIDE_SERVER, QRT_K_ERROR, EBADMSG, 0);
             continue;
         }
+        qrt__serving_seq = c->seq;
         if (kind == QRT_K_CALL)
             serve_one(c, QRT_SIDE_SERVER, f, &r, &none);
         else
@@ -454,22 +460,85 @@ void qrt__serve(struct qrt__chan *c)
 
 /*
  * Channels, in the main process.  A thread takes a channel of domain d for its outermost call
- * into d and gives it back when that call ends; calls nested inside it (a callback that calls
- * into d again) use the same channel, where d's serving thread is waiting.  A channel given back
- * stays CACHED for the thread that used it, which takes it again with one compare-and-swap on a
- * cache line of its own; a thread with none takes a FREE one, steals a CACHED one, or opens a new
- * one (the domain starts a serving thread for it), and only when all QRT_MAX_CHANNELS are busy
- * waits for one, for no longer than the call's deadline.
+ * into d; calls nested inside it (a callback that calls into d again) use the same channel,
+ * where d's serving thread is waiting.  Between calls the channel stays the thread's own (its
+ * owner), and its next call takes it back with plain stores and loads: no locked instruction on
+ * the call path.  A thread with no channel takes one nobody owns, or opens a new one (the domain
+ * starts a serving thread for it), or, when all are open, takes an idle one from its owner; only
+ * when every channel is busy with a call does it wait, for no longer than the call's deadline.
+ *
+ * Taking an idle channel from its owner is a Dekker hand-shake made asymmetric: the owner
+ * announces its call (busy = 1), then looks for a claim; the taker announces its claim, then
+ * forces a full fence on every thread of the process (membarrier), then looks whether the owner
+ * is busy.  One of the two sees the other: never both use the channel.  Where membarrier is not
+ * to be had, both sides use a full fence instead.
  */
+static uint32_t thread_number(void)
+{
+    static _Atomic uint32_t next = 1;
+    static __thread uint32_t me;
+    if (!me)
+        me = atomic_fetch_add(&next, 1);
+    return me;
+}
+
+static int fenced;      /* no membarrier: the owner's side takes a full fence too */
+
+void qrt__channels_init(void)
+{
+    fenced = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0;
+}
+
+static inline void owner_fence(void)
+{
+    if (fenced)
+        atomic_thread_fence(memory_order_seq_cst);
+    else
+        atomic_signal_fence(memory_order_seq_cst);
+}
+
+static void taker_fence(void)
+{
+    if (fenced || syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+        atomic_thread_fence(memory_order_seq_cst);
+}
+
+/* The owner's side: announces a call on s and says whether s is still this thread's. */
+static inline int enter(struct qrt__slot *s, uint32_t me)
+{
+    atomic_store_explicit(&s->busy, 1, memory_order_relaxed);
+    owner_fence();
+    while (atomic_load_explicit(&s->claim, memory_order_acquire))
+        cpu_relax();        /* a taker is deciding: wait for its verdict */
+    return atomic_load_explicit(&s->owner, memory_order_relaxed) == me;
+}
+
+/* The taker's side: takes s from an owner that is not in a call on it (or from nobody). */
+static int take(struct qrt__slot *s, uint32_t me)
+{
+    uint32_t no = 0;
+    if (atomic_load_explicit(&s->busy, memory_order_relaxed) ||
+        !atomic_compare_exchange_strong(&s->claim, &no, 1))
+        return 0;
+    taker_fence();
+    int idle = !atomic_load_explicit(&s->busy, memory_order_relaxed);
+    if (idle) {
+        atomic_store_explicit(&s->owner, me, memory_order_relaxed);
+        atomic_store_explicit(&s->busy, 1, memory_order_relaxed);
+    }
+    atomic_store_explicit(&s->claim, 0, memory_order_release);
+    return idle;
+}
 
 /* A thread that ends gives up the channels it keeps. */
 static void release_channels(void *unused)
 {
     (void)unused;
+    uint32_t me = thread_number();
     for (int d = 0; d < QRT_MAX_DOMAINS; d++) {
         if (tls_chan[d] && !tls_depth[d]) {
-            uint32_t cached = QRT_SLOT_CACHED;
-            atomic_compare_exchange_strong(&domains[d].slots[tls_slot[d]].state, &cached, QRT_SLOT_FREE);
+            uint32_t mine = me;
+            atomic_compare_exchange_strong(&domains[d].slots[tls_slot[d]].owner, &mine, 0);
         }
         tls_chan[d] = NULL;
     }
@@ -501,16 +570,35 @@ static int want_thread(int d, uint32_t i, uint32_t gen)
     return rc;
 }
 
-static int try_take(struct qrt__slot *s, uint32_t from)
+/* The most channels a domain opens: QRT_MAX_CHANNELS, or fewer with QRT_CHANNELS in the
+ * environment (for tests of the waiting and taking paths, and to bound a domain's threads). */
+static uint32_t max_channels(void)
 {
-    return atomic_load_explicit(&s->state, memory_order_relaxed) == from &&
-           atomic_compare_exchange_strong(&s->state, &from, QRT_SLOT_BUSY);
+    static uint32_t cached;
+    if (!cached) {
+        const char *env = getenv("QRT_CHANNELS");
+        long n = env ? atol(env) : QRT_MAX_CHANNELS;
+        cached = n >= 1 && n <= QRT_MAX_CHANNELS ? (uint32_t)n : QRT_MAX_CHANNELS;
+    }
+    return cached;
 }
 
-/* A channel of domain d for this thread's outermost call: its index, or a negative errno. */
+/* A channel nobody owns, made this thread's and busy. */
+static int take_free(struct qrt__slot *s, uint32_t me)
+{
+    uint32_t nobody = 0;
+    if (atomic_load_explicit(&s->owner, memory_order_relaxed) != 0 ||
+        !atomic_compare_exchange_strong(&s->owner, &nobody, me))
+        return 0;
+    return enter(s, me);
+}
+
+/* A channel of domain d for this thread's outermost call, made busy: its index, or a negative
+ * errno. */
 static long acquire(int d, long long deadline_ms)
 {
     struct qrt__domain *dom = &domains[d];
+    uint32_t me = thread_number();
     pthread_once(&release_once, make_release_key);
     pthread_setspecific(release_key, (void *)1);
     /* Start the search at a place of this thread's own, so that threads spread out. */
@@ -518,33 +606,33 @@ static long acquire(int d, long long deadline_ms)
     for (;;) {
         uint32_t n = atomic_load(&dom->nopen);
         uint32_t start = n ? (uint32_t)(seed % n) : 0;
-        for (int pass = 0; pass < 2; pass++) {
-            uint32_t from = pass == 0 ? QRT_SLOT_FREE : QRT_SLOT_CACHED;
-            for (uint32_t k = 0; k < n; k++) {
-                uint32_t i = (start + k) % n;
-                if (try_take(&dom->slots[i], from))
-                    return i;
-            }
+        for (uint32_t k = 0; k < n; k++) {
+            uint32_t i = (start + k) % n;
+            if (take_free(&dom->slots[i], me))
+                return i;
         }
-        if (n < QRT_MAX_CHANNELS) {
+        if (n < max_channels()) {
             pthread_mutex_lock(&dom->lock);
             uint32_t i = atomic_load(&dom->nopen);
-            if (i < QRT_MAX_CHANNELS) {
-                atomic_store(&dom->slots[i].state, QRT_SLOT_BUSY);
+            if (i < max_channels()) {
+                atomic_store(&dom->slots[i].owner, me);
+                atomic_store(&dom->slots[i].busy, 1);
                 atomic_store(&dom->nopen, i + 1);
             }
             pthread_mutex_unlock(&dom->lock);
-            if (i < QRT_MAX_CHANNELS)
+            if (i < max_channels())
                 return i;
             continue;
         }
-        /* Every channel is busy with a call: wait for one to be given back. */
+        /* All open: take an idle one from its owner, or wait for one to be given back. */
         atomic_fetch_add(&dom->waiters, 1);
         uint32_t seen = atomic_load(&dom->released);
         int found = -1;
-        for (uint32_t i = 0; i < n && found < 0; i++)
-            if (try_take(&dom->slots[i], QRT_SLOT_FREE) || try_take(&dom->slots[i], QRT_SLOT_CACHED))
+        for (uint32_t k = 0; k < n && found < 0; k++) {
+            uint32_t i = (start + k) % n;
+            if (take_free(&dom->slots[i], me) || take(&dom->slots[i], me))
                 found = (int)i;
+        }
         if (found < 0) {
             long long wait_ms = QRT_CHANNEL_POLL_MS;
             if (deadline_ms) {
@@ -564,13 +652,13 @@ static long acquire(int d, long long deadline_ms)
     }
 }
 
-/* Gives a channel back.  A plain release store: a thread waiting for a channel (all 4096 busy)
- * that misses this one for want of a full fence finds it at its next look, within
+/* Ends the call on a channel: it stays this thread's, idle.  A thread waiting for a channel (all
+ * busy) that misses this one for want of a full fence finds it at its next look, within
  * QRT_CHANNEL_POLL_MS. */
 static void release(int d, uint32_t i)
 {
     struct qrt__domain *dom = &domains[d];
-    atomic_store_explicit(&dom->slots[i].state, QRT_SLOT_CACHED, memory_order_release);
+    atomic_store_explicit(&dom->slots[i].busy, 0, memory_order_release);
     if (atomic_load_explicit(&dom->waiters, memory_order_relaxed)) {
         atomic_fetch_add(&dom->released, 1);
         futex(&dom->released, FUTEX_WAKE, 1, NULL);
@@ -591,18 +679,20 @@ static void reset_call(struct qrt_call *call)
     call->reply = (struct qrt_rd){0};
     call->chan = NULL;
     call->slot = QRT_NO_CHANNEL;
+    call->seq = 0;
     call->acquired = 0;
     call->domain = 0;
 }
 
-/* The slow part of taking a channel for an outermost call into `target`: a channel of its own
- * (free, stolen or newly opened), and a serving thread for it in this generation. */
+/* The slow part of taking a channel for an outermost call into `target`: a channel (its own,
+ * nobody's, new or taken), and a serving thread for it in this generation. */
 static int begin_outermost(struct qrt_call *call, int target)
 {
     struct qrt__domain *dom = &domains[target];
     if (atomic_load(&dom->dead))
         return -EPIPE;      /* restarting: the call waits for it and is then issued */
-    long i = tls_chan[target] && try_take(&dom->slots[tls_slot[target]], QRT_SLOT_CACHED)
+    long i = tls_chan[target] && atomic_load(&dom->slots[tls_slot[target]].owner) == thread_number() &&
+             enter(&dom->slots[tls_slot[target]], thread_number())
              ? (long)tls_slot[target] : acquire(target, call->deadline_ms);
     if (i < 0)
         return (int)i;
@@ -626,6 +716,7 @@ int qrt_call_begin(struct qrt_call *call, uint32_t function)
     call->reply.err = 0;
     call->chan = NULL;
     call->slot = QRT_NO_CHANNEL;
+    call->seq = 0;
     call->acquired = 0;
     call->domain = 0;
     call->function = function;
@@ -646,11 +737,10 @@ int qrt_call_begin(struct qrt_call *call, uint32_t function)
             /* The fast path: the channel this thread used last, idle, served in this generation
              * (a domain that died since has a new generation, and takes the slow path). */
             struct qrt__slot *s = &dom->slots[i];
-            uint32_t cached = QRT_SLOT_CACHED;
+            uint32_t me = thread_number();
             if (tls_chan[target] &&
                 atomic_load_explicit(&s->started, memory_order_relaxed) == call->generation + 1 &&
-                atomic_compare_exchange_strong_explicit(&s->state, &cached, QRT_SLOT_BUSY,
-                                                        memory_order_acquire, memory_order_relaxed)) {
+                atomic_load_explicit(&s->owner, memory_order_relaxed) == me && enter(s, me)) {
                 c = tls_chan[target];
             } else {
                 int rc = begin_outermost(call, target);
@@ -660,8 +750,10 @@ int qrt_call_begin(struct qrt_call *call, uint32_t function)
                 c = tls_chan[target];
             }
             dom->slots[i].function = function;
+            dom->slots[i].seq++;        /* the slot is this thread's while busy */
         }
         call->slot = i;
+        call->seq = dom->slots[i].seq;
         tls_depth[target]++;
         call->acquired = 1;
     } else {
@@ -694,8 +786,10 @@ int qrt_callback_begin(struct qrt_call *call, uint32_t id, void *chan)
     call->args.cap = QRT_CHAN_BUF;
     int d = domain_of(c);
     set_waiter(call, self_domain == QRT_MAIN_DOMAIN ? d : 0);
-    if (self_domain == QRT_MAIN_DOMAIN)
+    if (self_domain == QRT_MAIN_DOMAIN) {
         call->slot = (uint32_t)(c - domains[d].region->chan);
+        call->seq = domains[d].slots[call->slot].seq;   /* part of the call running there */
+    }
     return 0;
 }
 
@@ -715,7 +809,7 @@ int qrt_call_invoke(struct qrt_call *call)
     if (call->args.err)
         return call->args.err;
     int side = self_domain == QRT_MAIN_DOMAIN ? QRT_SIDE_CALLER : QRT_SIDE_SERVER;
-    struct waiter w = {call->domain, call->generation, call->deadline_ms, call->function, call->slot};
+    struct waiter w = {call->domain, call->generation, call->deadline_ms, call->function, call->slot, call->seq};
     int timed = self_domain == QRT_MAIN_DOMAIN && qrt__stats_timed();
     long long t0 = timed ? qrt__stats_clock() : 0;
     int rc = converse(c, side, call->function, (uint32_t)call->args.len, &call->reply,
@@ -765,7 +859,7 @@ int qrt_fault(struct qrt_call *call, int err, int attempt)
     if (protocol) {
         /* The domain answered with something malformed: it is broken (or hostile) and is treated
          * like a crashed one: killed, restarted, and the call handled by the plan's policy. */
-        qrt__kill_domain(d, call->generation, function, call->slot, err);
+        qrt__kill_domain(d, call->generation, function, call->slot, call->seq, err);
     }
     if (tls_depth[d]) {
         /* Nested inside another call into the same domain, which died with it: that outer call
@@ -773,11 +867,16 @@ int qrt_fault(struct qrt_call *call, int err, int attempt)
         qrt__stats_faulted(caller, function);
         return QRT_FAULT_FAIL;
     }
-    /* The supervisor restarts the domain (or, past max_restarts, ends the program): wait for it. */
+    /* The supervisor restarts the domain (or, past max_restarts, ends the program): wait for it.
+     * A call that reached the domain waits for the death of its own generation to be handled
+     * (a domain killed for a bad message may not be dead yet); one that never reached it, for
+     * the domain to serve. */
     struct qrt__domain *dom = &domains[d];
+    int sent = call->slot != QRT_NO_CHANNEL;
     for (;;) {
         uint32_t ready = atomic_load(&dom->ready_generation);
-        if (!atomic_load(&dom->dead) && ready == atomic_load(&dom->generation))
+        uint32_t now = atomic_load(&dom->generation);
+        if (!atomic_load(&dom->dead) && ready == now && (!sent || now != call->generation))
             break;
         struct timespec t = {0, 100000000};
         futex(&dom->ready_generation, FUTEX_WAIT, ready, &t);
@@ -785,8 +884,7 @@ int qrt_fault(struct qrt_call *call, int err, int attempt)
     /* A call that never reached the domain, or began after it died, just waited. */
     if (call->slot == QRT_NO_CHANNEL || call->generation == atomic_load(&dom->ready_generation))
         return QRT_FAULT_WAITED;
-    uint32_t blame = qrt__blame_of(d, call->generation);
-    if (blame != QRT_BLAME_ALL && blame != call->slot)
+    if (!qrt__blamed(d, call->generation, call->slot, call->seq))
         return QRT_FAULT_WAITED;      /* innocent: issued again on the fresh process */
     qrt__stats_faulted(caller, function);
     int policy = program->policies ? program->policies[d].on_fault : QRT_ON_FAULT_RETRY;

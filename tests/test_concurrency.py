@@ -244,3 +244,24 @@ def test_a_crash_on_a_thread_serving_no_call_blames_every_call_in_flight(pool, t
     assert r.get("blame") == "every call in flight", r
     top = _frame(r, "crasher")
     assert top is not None and top["component"] == "pool", r["backtrace"]
+
+
+def test_more_callers_than_channels_wait_their_turn_and_steal_idle_channels(pool, tmp_path):
+    """With the domain held to 4 channels (QRT_CHANNELS), 200 threads calling at once take idle
+    channels from each other and wait for busy ones: every call is answered, nobody deadlocks."""
+    proc = subprocess.run([str(pool / "build" / "error" / "pool"), "pool", "200", "20"], capture_output=True,
+                          text=True, timeout=120,
+                          env={**os.environ, "QPM_REPORT_DIR": str(tmp_path), "QRT_CHANNELS": "4"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["threads 200", "correct 4000 of 4000"], proc.stderr
+    assert not list(tmp_path.glob("crash-*.json"))
+
+
+def test_a_crash_blames_the_call_not_the_channel_it_ran_on(pool, tmp_path):
+    """With 2 channels, the culprit's channel is taken by another thread's call at once: that
+    call is innocent (it is issued again), only the crashing call gets the fault value."""
+    proc = subprocess.run([str(pool / "build" / "error" / "pool"), "poolcrash", "100", "30"], capture_output=True,
+                          text=True, timeout=120,
+                          env={**os.environ, "QPM_REPORT_DIR": str(tmp_path), "QRT_CHANNELS": "2"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-2:] == ["correct 3000 of 3000", "culprit -7"], proc.stdout
