@@ -655,7 +655,7 @@ static long acquire(int d, long long deadline_ms)
 /* Ends the call on a channel: it stays this thread's, idle.  A thread waiting for a channel (all
  * busy) that misses this one for want of a full fence finds it at its next look, within
  * QRT_CHANNEL_POLL_MS. */
-static void release(int d, uint32_t i)
+static inline void release(int d, uint32_t i)
 {
     struct qrt__domain *dom = &domains[d];
     atomic_store_explicit(&dom->slots[i].busy, 0, memory_order_release);
@@ -665,7 +665,7 @@ static void release(int d, uint32_t i)
     }
 }
 
-static void set_waiter(struct qrt_call *call, int domain)
+static inline void set_waiter(struct qrt_call *call, int domain)
 {
     call->domain = domain;
     call->generation = domain > 0 ? atomic_load(&domains[domain].generation) : 0;
@@ -686,7 +686,7 @@ static void reset_call(struct qrt_call *call)
 
 /* The slow part of taking a channel for an outermost call into `target`: a channel (its own,
  * nobody's, new or taken), and a serving thread for it in this generation. */
-static int begin_outermost(struct qrt_call *call, int target)
+__attribute__((noinline, cold)) static int begin_outermost(struct qrt_call *call, int target)
 {
     struct qrt__domain *dom = &domains[target];
     if (atomic_load(&dom->dead))
