@@ -13,6 +13,8 @@ import sys
 
 import pytest
 
+from builds import scons
+
 from qtool import analyzer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -108,10 +110,7 @@ def test_every_case_check_accepts_builds_split(name, tmp_path):
                        check=True)
 
 
-def _scons(cwd, *args):
-    proc = subprocess.run([SCONS, "-Q", *args], cwd=cwd, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
+_scons = scons
 
 
 @pytest.fixture(scope="module")

@@ -12,18 +12,16 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 
+from builds import SANITIZE, SCONS, scons, write_sanitized_sconstruct
 from procs import live_processes
 from qtool import analyzer, stubgen
 from qtool.plan import load_plan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROGRAMS = os.path.join(ROOT, "tests", "programs")
-SCONS = os.path.join(os.path.dirname(sys.executable), "scons")
-SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
 
 
 @pytest.fixture(scope="module")
@@ -105,15 +103,8 @@ def test_sanitized_split_build_runs_clean(tmp_path):
     """The same, every object and the runtime built with AddressSanitizer and UBSan."""
     work = tmp_path / "handles"
     shutil.copytree(os.path.join(PROGRAMS, "handles"), work)
-    flags = ", ".join(repr(f) for f in SANITIZE)
-    (work / "SConstruct").write_text(
-        "import qtool.scons\n"
-        "env = Environment(tools=['default', qtool.scons.tool],\n"
-        f"                  CCFLAGS=['-std=c11', '-D_GNU_SOURCE', '-O1', '-g', {flags}],\n"
-        f"                  LINKFLAGS=[{flags}])\n"
-        "env.QpmProgram('handles', Glob('*.c'))\n")
-    proc = subprocess.run([SCONS, "-Q", "ISOLATE=split.yaml"], cwd=work, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    write_sanitized_sconstruct(work, "handles")
+    scons(work, "ISOLATE=split.yaml")
     for args in ([], ["forge"]):
         proc = _run(work / "build" / "split" / "handles", *args, reports=tmp_path / "reports")
         assert proc.returncode == 0, proc.stderr

@@ -9,14 +9,13 @@ import os
 import signal
 import shutil
 import subprocess
-import sys
 
 import pytest
 
+from builds import SANITIZE, scons, write_sanitized_sconstruct
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCONS = os.path.join(os.path.dirname(sys.executable), "scons")
 HOSTILE = os.path.join(ROOT, "tests", "programs", "hostile")
-SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
 
 
 @pytest.fixture(scope="module")
@@ -24,15 +23,8 @@ def asan_crossings(tmp_path_factory):
     """tests/programs/crossings split, every object and the runtime built with sanitizers."""
     work = tmp_path_factory.mktemp("asan") / "crossings"
     shutil.copytree(os.path.join(ROOT, "tests", "programs", "crossings"), work)
-    flags = ", ".join(repr(f) for f in SANITIZE)
-    (work / "SConstruct").write_text(
-        "import qtool.scons\n"
-        "env = Environment(tools=['default', qtool.scons.tool],\n"
-        f"                  CCFLAGS=['-std=c11', '-D_GNU_SOURCE', '-O1', '-g', {flags}],\n"
-        f"                  LINKFLAGS=[{flags}])\n"
-        "env.QpmProgram('crossings', Glob('*.c'))\n")
-    proc = subprocess.run([SCONS, "-Q", "ISOLATE=split.yaml"], cwd=work, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    write_sanitized_sconstruct(work, "crossings")
+    scons(work, "ISOLATE=split.yaml")
     return work / "build" / "split"
 
 

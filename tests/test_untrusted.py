@@ -15,18 +15,17 @@ import sys
 
 import pytest
 
+from builds import SANITIZE, scons
+
 from qtool import analyzer, stubgen
 from qtool.plan import load_plan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROGRAMS = os.path.join(ROOT, "tests", "programs")
 SCONS = os.path.join(os.path.dirname(sys.executable), "scons")
-SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
 
 
-def _scons(cwd, *args):
-    proc = subprocess.run([SCONS, "-Q", *args], cwd=cwd, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+_scons = scons
 
 
 @pytest.fixture(scope="module")
