@@ -25,3 +25,15 @@ def write_sanitized_sconstruct(work, program):
         f"                  CCFLAGS=['-std=c11', '-D_GNU_SOURCE', '-O1', '-g', {flags}],\n"
         f"                  LINKFLAGS=[{flags}])\n"
         f"env.QpmProgram('{program}', Glob('*.c'))\n")
+
+
+def build_program(tmp_path_factory, name, *plans):
+    """tests/programs/<name> copied into a fresh directory and built monolithic and split by each
+    plan; returns the copy's path."""
+    import shutil
+    work = tmp_path_factory.mktemp(name) / name
+    shutil.copytree(os.path.join(os.path.dirname(os.path.abspath(__file__)), "programs", name), work)
+    scons(work)
+    for plan in plans:
+        scons(work, f"ISOLATE={plan}")
+    return work

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from builds import scons
+from builds import build_program, scons
 
 from qtool import analyzer
 
@@ -115,11 +115,7 @@ _scons = scons
 
 @pytest.fixture(scope="module")
 def deep_arrays(tmp_path_factory):
-    work = tmp_path_factory.mktemp("deep_arrays") / "deep_arrays"
-    shutil.copytree(os.path.join(PROGRAMS, "deep_arrays"), work)
-    _scons(work)
-    _scons(work, "ISOLATE=split.yaml")
-    return work
+    return build_program(tmp_path_factory, "deep_arrays", "split.yaml")
 
 
 def test_arrays_of_deep_structs_are_deep_copied(deep_arrays):

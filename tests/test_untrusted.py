@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from builds import SANITIZE, scons
+from builds import SANITIZE, build_program, scons
 
 from qtool import analyzer, stubgen
 from qtool.plan import load_plan
@@ -30,11 +30,7 @@ _scons = scons
 
 @pytest.fixture(scope="module")
 def untrusted(tmp_path_factory):
-    work = tmp_path_factory.mktemp("untrusted") / "untrusted"
-    shutil.copytree(os.path.join(PROGRAMS, "untrusted"), work)
-    _scons(work)
-    _scons(work, "ISOLATE=split.yaml")
-    return work
+    return build_program(tmp_path_factory, "untrusted", "split.yaml")
 
 
 def test_split_gives_the_monolithic_result(untrusted):
