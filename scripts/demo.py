@@ -32,10 +32,14 @@ def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 
 
 def children(pid: int) -> list[str]:
+    """The domain processes of a program: its children but the crash watcher."""
     names = []
     for task in os.listdir(f"/proc/{pid}/task"):
         with open(f"/proc/{pid}/task/{task}/children") as f:
             for child in f.read().split():
+                with open(f"/proc/{child}/comm") as c:
+                    if c.read().strip() == "qpm-watcher":
+                        continue
                 with open(f"/proc/{child}/cmdline") as c:
                     names.append(f"{os.path.basename(c.read().split(chr(0))[0])} (pid {child})")
     return names
