@@ -698,6 +698,11 @@ __attribute__((noinline, cold)) static int begin_outermost(struct qrt_call *call
         return (int)i;
     struct qrt__slot *s = &dom->slots[i];
     if (atomic_load_explicit(&s->started, memory_order_relaxed) != call->generation + 1) {
+        /* No thread serves this channel in this generation yet, so nobody reads it: clear what a
+         * call of the generation before may have left in it, so that the new thread waits for
+         * this call's message and serves nothing stale. */
+        atomic_store(&dom->region->chan[i].state, QRT_IDLE);
+        atomic_store(&dom->region->chan[i].sleepers, 0);
         int rc = want_thread(target, (uint32_t)i, call->generation);
         if (rc < 0) {
             release(target, (uint32_t)i);
