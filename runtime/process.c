@@ -204,6 +204,8 @@ static void handle_death(int d, int status)
     struct qrt__crash crash;
     memcpy(&crash, &dom->region->crash, sizeof crash);
     int hung = atomic_load(&dom->hung);
+    if (hung == 1 && atomic_load(&crash.written) == 2 && crash.signal != 0)
+        hung = 0;       /* it crashed before the watchdog's kill: the crash is the fault */
     if (hung) {
         /* A killed domain recorded nothing but, for a hang, the hung thread's backtrace; the
          * caller whose deadline passed knows the call. */
@@ -234,7 +236,8 @@ static void handle_death(int d, int status)
     death.detect_ns = start - fault_ns;
     uint32_t nopen = atomic_load(&dom->nopen);
     for (uint32_t i = 0; i < nopen; i++) {
-        if (!atomic_load(&dom->slots[i].busy))
+        uint32_t busy = atomic_load(&dom->slots[i].busy);
+        if (!busy || busy != atomic_load(&dom->slots[i].owner))
             continue;
         uint32_t fn = dom->slots[i].function;
         unsigned k = 0;
@@ -715,15 +718,22 @@ static int watch_main(void)
     int pidfd = (int)syscall(SYS_pidfd_open, self, 0);
     if (pidfd < 0)
         return -errno;
+    /* Forked twice, so that the watcher is no child of the program: a program that waits for
+     * all its children (while (wait(&st) > 0)) must not find one more than its own. */
     pid_t pid = fork();
     if (pid < 0) {
         int e = -errno;
         close(pidfd);
         return e;
     }
-    if (pid == 0)
-        watch_program(pidfd, self, crash);
+    if (pid == 0) {
+        if (fork() == 0)
+            watch_program(pidfd, self, crash);
+        _exit(0);
+    }
     close(pidfd);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
     install_crash_handlers(crash);
     /* So that the main thread's stack overflow is recorded too. */
     static char main_altstack[QRT_ALTSTACK];

@@ -39,6 +39,7 @@ static struct qrt__domain domains[QRT_MAX_DOMAINS];
 static __thread struct qrt__chan *tls_chan[QRT_MAX_DOMAINS];
 static __thread uint32_t tls_slot[QRT_MAX_DOMAINS];
 static __thread uint32_t tls_depth[QRT_MAX_DOMAINS];
+static __thread uint32_t tls_generation[QRT_MAX_DOMAINS];  /* of the outermost call, per domain */
 static __thread struct qrt__chan *tls_serving;
 static __thread struct qrt__chan *tls_current;     /* the channel whose call this thread serves */
 __thread uint32_t qrt__serving_fn = UINT32_MAX;     /* the function it serves, for crash reports */
@@ -484,9 +485,29 @@ static uint32_t thread_number(void)
 
 static int fenced;      /* no membarrier: the owner's side takes a full fence too */
 
+/* A process forked from the main process after it started shares its domains' memory but not
+ * their supervision: calls across a boundary from it would be answered to the wrong process.
+ * They fail there instead (the plan's fault value), and the first says why. */
+static int forked;
+
+static void after_fork_in_child(void)
+{
+    forked = 1;
+}
+
+static int refuse_forked(void)
+{
+    static _Atomic int said;
+    if (!atomic_exchange(&said, 1))
+        fprintf(stderr, "%s: quarantine: process %ld was forked from the split program after it started; "
+                "calls across a boundary fail in it\n", program ? program->name : "program", (long)getpid());
+    return -ECHILD;
+}
+
 void qrt__channels_init(void)
 {
     fenced = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0;
+    pthread_atfork(NULL, NULL, after_fork_in_child);
 }
 
 static inline void owner_fence(void)
@@ -506,7 +527,7 @@ static void taker_fence(void)
 /* The owner's side: announces a call on s and says whether s is still this thread's. */
 static inline int enter(struct qrt__slot *s, uint32_t me)
 {
-    atomic_store_explicit(&s->busy, 1, memory_order_relaxed);
+    atomic_store_explicit(&s->busy, me, memory_order_relaxed);
     owner_fence();
     while (atomic_load_explicit(&s->claim, memory_order_acquire))
         cpu_relax();        /* a taker is deciding: wait for its verdict */
@@ -517,14 +538,16 @@ static inline int enter(struct qrt__slot *s, uint32_t me)
 static int take(struct qrt__slot *s, uint32_t me)
 {
     uint32_t no = 0;
-    if (atomic_load_explicit(&s->busy, memory_order_relaxed) ||
-        !atomic_compare_exchange_strong(&s->claim, &no, 1))
+    if (!atomic_compare_exchange_strong(&s->claim, &no, 1))
         return 0;
     taker_fence();
-    int idle = !atomic_load_explicit(&s->busy, memory_order_relaxed);
+    /* busy holds the number of the thread in a call on it: anything but the owner's (0, or a
+     * thread that lost the channel before it could see so) is no call. */
+    uint32_t busy = atomic_load_explicit(&s->busy, memory_order_acquire);
+    int idle = busy == 0 || busy != atomic_load_explicit(&s->owner, memory_order_relaxed);
     if (idle) {
         atomic_store_explicit(&s->owner, me, memory_order_relaxed);
-        atomic_store_explicit(&s->busy, 1, memory_order_relaxed);
+        atomic_store_explicit(&s->busy, me, memory_order_relaxed);
     }
     atomic_store_explicit(&s->claim, 0, memory_order_release);
     return idle;
@@ -616,7 +639,7 @@ static long acquire(int d, long long deadline_ms)
             uint32_t i = atomic_load(&dom->nopen);
             if (i < max_channels()) {
                 atomic_store(&dom->slots[i].owner, me);
-                atomic_store(&dom->slots[i].busy, 1);
+                atomic_store(&dom->slots[i].busy, me);
                 atomic_store(&dom->nopen, i + 1);
             }
             pthread_mutex_unlock(&dom->lock);
@@ -732,12 +755,18 @@ int qrt_call_begin(struct qrt_call *call, uint32_t function)
         return -EINVAL;
     struct qrt__chan *c;
     if (self_domain == QRT_MAIN_DOMAIN) {
+        if (forked) {
+            call->domain = target;
+            return refuse_forked();
+        }
         struct qrt__domain *dom = &domains[target];
         set_waiter(call, target);
         uint32_t i = tls_slot[target];
         if (tls_depth[target]) {
-            /* Nested in a call into the same domain: its serving thread waits on that channel. */
+            /* Nested in a call into the same domain: its serving thread waits on that channel,
+             * in the generation of the outermost call (a restart since ends this one at once). */
             c = tls_chan[target];
+            call->generation = tls_generation[target];
         } else {
             /* The fast path: the channel this thread used last, idle, served in this generation
              * (a domain that died since has a new generation, and takes the slow path). */
@@ -759,6 +788,8 @@ int qrt_call_begin(struct qrt_call *call, uint32_t function)
         }
         call->slot = i;
         call->seq = dom->slots[i].seq;
+        if (tls_depth[target] == 0)
+            tls_generation[target] = call->generation;
         tls_depth[target]++;
         call->acquired = 1;
     } else {
@@ -793,7 +824,9 @@ int qrt_callback_begin(struct qrt_call *call, uint32_t id, void *chan)
     set_waiter(call, self_domain == QRT_MAIN_DOMAIN ? d : 0);
     if (self_domain == QRT_MAIN_DOMAIN) {
         call->slot = (uint32_t)(c - domains[d].region->chan);
-        call->seq = domains[d].slots[call->slot].seq;   /* part of the call running there */
+        call->seq = domains[d].slots[call->slot].seq;   /* part of the call running there ... */
+        if (tls_depth[d])
+            call->generation = tls_generation[d];       /* ... and of its generation */
     }
     return 0;
 }

@@ -168,3 +168,20 @@ def test_a_domain_dying_while_main_runs_its_callback(faults, tmp_path):
     assert rc == 0, err
     assert out == ["result -7", "callback call 41", "after 2", "inits 1", "restarted 1"]
     assert [(r["function"], r["blame"]) for r in reports] == [("faulty_null", "culprit")]
+
+
+@pytest.mark.parametrize("plan", ["error", "mono"])
+def test_a_child_forked_after_the_start(faults, tmp_path, plan):
+    """A child forked after the start cannot call across the boundary (split: it gets the fault
+    value, and the program says why).  The crash watcher is no child of the program; a split
+    program's domains are, and no wait of the program's reaps one."""
+    if plan == "mono":
+        scons = subprocess.run([SCONS, "-Q"], cwd=faults, capture_output=True, text=True)
+        assert scons.returncode == 0, scons.stdout + scons.stderr
+    proc = subprocess.run([str(faults / "build" / plan / "faults"), "fork"], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "QPM_REPORT_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    child = "child result -7" if plan == "error" else "child result 2"
+    others = "other children running" if plan == "error" else "other children none"
+    assert sorted(proc.stdout.splitlines()[:3]) == sorted([child, "reaped 1", others])
+    assert ("forked from the split program" in proc.stderr) == (plan == "error")

@@ -1,10 +1,13 @@
 /* app SCENARIO [ARG]: drives faulty and prints what came back, one result per line. */
 #include "faulty.h"
 
+#include <errno.h>
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int one(int x) { return x; }
@@ -56,6 +59,20 @@ int main(int argc, char **argv)
     else if (!strcmp(s, "repeat")) {
         for (int i = 0; i < atoi(argv[2]); i++)
             printf("result %d\n", faulty_null(1));
+    } else if (!strcmp(s, "fork")) {
+        /* A child forked after the start: its calls across the boundary fail (they would be
+         * answered to the wrong process); and the program's only children are its own. */
+        pid_t child = fork();
+        if (child == 0) {
+            printf("child result %d\n", faulty_ok(1));
+            _exit(0);
+        }
+        int status;
+        printf("reaped %d\n", waitpid(child, &status, 0) == child);
+        /* The crash watcher is no child of the program's; a split program's domains are, but
+         * send no SIGCHLD, and no wait of the program's reaps them. */
+        int other = waitpid(-1, &status, WNOHANG);
+        printf("other children %s\n", other < 0 && errno == ECHILD ? "none" : other == 0 ? "running" : "reaped");
     } else if (!strcmp(s, "big")) {
         /* A reply larger than a message: a fault by the plan, not the end of main. */
         char *b = faulty_big(3);
