@@ -181,17 +181,21 @@ static void escalate(int status, int hung)
     _exit(128 + sig);
 }
 
-/* Who is to blame for a death: the channel of the call whose thread crashed or hung, or every
- * call in flight when the thread that died served none (or the domain left no record). */
-static uint32_t blame(struct qrt__domain *dom, const struct qrt__crash *crash, int hung)
+/* Who is to blame for a death: the channel of the call whose thread crashed or hung (the record
+ * names it, with the call's number), or every call in flight when the thread that died served
+ * none or the domain left no record. */
+static uint32_t blame(const struct qrt__crash *crash, uint32_t nopen)
 {
-    uint32_t n = atomic_load(&dom->nopen);
-    if (hung)
-        return dom->hung_channel < n ? dom->hung_channel : QRT_BLAME_ALL;
-    /* The call on that channel is the one whose number the dying thread had taken from it. */
-    if (atomic_load(&((struct qrt__crash *)crash)->written) == 2 && crash->channel < n)
+    if (atomic_load(&((struct qrt__crash *)crash)->written) == 2 && crash->channel < nopen)
         return crash->channel;
     return QRT_BLAME_ALL;
+}
+
+/* Starts domain d's process and waits until it serves: 0, or a negative errno. */
+static int start_domain(int d)
+{
+    int rc = spawn(d);
+    return rc < 0 ? rc : await_ready(d);
 }
 
 /* A domain died: contain it.  Callers in flight are released at once (their generation is gone),
@@ -226,7 +230,8 @@ static void handle_death(int d, int status)
         fault_ns = (long long)crash.when_ns;
     if (fault_ns <= 0 || fault_ns > start)
         fault_ns = start;
-    uint32_t culprit = blame(dom, &crash, hung);
+    uint32_t nopen = atomic_load(&dom->nopen);
+    uint32_t culprit = blame(&crash, nopen);
     if (culprit == QRT_BLAME_ALL && !hung)
         crash.function = UINT32_MAX;    /* no one call: the report says every call in flight */
     struct qrt__death death;
@@ -234,10 +239,8 @@ static void handle_death(int d, int status)
     death.pid = dom->pid;
     death.blame_all = culprit == QRT_BLAME_ALL;
     death.detect_ns = start - fault_ns;
-    uint32_t nopen = atomic_load(&dom->nopen);
     for (uint32_t i = 0; i < nopen; i++) {
-        uint32_t busy = atomic_load(&dom->slots[i].busy);
-        if (!busy || busy != atomic_load(&dom->slots[i].owner))
+        if (!atomic_load(&dom->slots[i].busy))
             continue;
         uint32_t fn = dom->slots[i].function;
         unsigned k = 0;
@@ -266,8 +269,9 @@ static void handle_death(int d, int status)
     atomic_store(&dom->region->ready, 0);
     atomic_store(&dom->region->wanted, 0);
     atomic_store(&dom->region->dump, QRT_NO_CHANNEL);
-    uint32_t n = atomic_load(&dom->nopen);
-    for (uint32_t i = 0; i < n; i++) {
+    /* Read again: a call that passed the dead check just before the death may have opened one. */
+    nopen = atomic_load(&dom->nopen);
+    for (uint32_t i = 0; i < nopen; i++) {
         atomic_store(&dom->region->chan[i].sleepers, 0);
         atomic_store(&dom->region->chan[i].state, QRT_IDLE);
     }
@@ -277,9 +281,7 @@ static void handle_death(int d, int status)
     dom->pidfd = -1;
     atomic_store(&dom->hung, 0);
     pthread_mutex_unlock(&dom->lock);
-    int rc = spawn(d);
-    if (rc == 0)
-        rc = await_ready(d);
+    int rc = start_domain(d);
     if (rc < 0) {
         fprintf(stderr, "%s: quarantine: domain %s could not be restarted: %s\n", program->name,
                 program->domains[d], strerror(-rc));
@@ -380,9 +382,7 @@ static int start_result;
 static int start_domains(void)
 {
     for (int d = 1; d < program->ndomains; d++) {
-        int rc = spawn(d);
-        if (rc == 0)
-            rc = await_ready(d);
+        int rc = start_domain(d);
         if (rc < 0) {
             fprintf(stderr, "%s: quarantine: domain %s did not start: %s\n", program->name,
                     program->domains[d], strerror(-rc));
@@ -577,7 +577,6 @@ static int await_ready(int d)
  * the report: main for a domain, the watcher for main. */
 static struct qrt__crash *own_crash;
 static uint64_t load_bias;
-static pid_t main_pid;                          /* in a domain: the process that may ask for dumps */
 static _Atomic pid_t *serving_tids;             /* in a domain: the thread serving each channel */
 
 static int first_object(struct dl_phdr_info *info, size_t size, void *data)
@@ -625,7 +624,7 @@ static void on_crash(int sig)
 static void on_dump(int sig, siginfo_t *info, void *ctx)
 {
     (void)ctx;
-    if (!own_crash || (info->si_pid != main_pid && info->si_pid != getpid()))
+    if (!own_crash || (info->si_pid != qrt__main_pid && info->si_pid != getpid()))
         return;
     struct qrt__region *region = (struct qrt__region *)((char *)own_crash - offsetof(struct qrt__region, crash));
     uint32_t want = atomic_load(&region->dump);
@@ -638,7 +637,7 @@ static void on_dump(int sig, siginfo_t *info, void *ctx)
         return;
     }
     pid_t tid = serving_tids ? atomic_load(&serving_tids[want]) : 0;
-    if (info->si_pid == main_pid && tid > 0)
+    if (info->si_pid == qrt__main_pid && tid > 0)
         syscall(SYS_tgkill, getpid(), tid, sig);
 }
 
@@ -808,7 +807,7 @@ int qrt_domain_main(const struct qrt_program *p, int domain, int argc, char **ar
                 argv[0], p->domains[domain], p->name);
         return 2;
     }
-    main_pid = getppid();
+    qrt__main_pid = getppid();
     struct qrt__region *region = map_region(atoi(fd_text));
     serving_tids = calloc(QRT_MAX_CHANNELS, sizeof *serving_tids);
     unsigned char *started = calloc(QRT_MAX_CHANNELS, 1);

@@ -45,6 +45,7 @@ static __thread struct qrt__chan *tls_current;     /* the channel whose call thi
 __thread uint32_t qrt__serving_fn = UINT32_MAX;     /* the function it serves, for crash reports */
 __thread uint32_t qrt__serving_channel = QRT_NO_CHANNEL;
 __thread uint32_t qrt__serving_seq;                 /* main's number for the call served */
+pid_t qrt__main_pid;
 static __thread unsigned tls_nesting;      /* nested calls this thread is serving now */
 static __thread unsigned tls_spin = QRT_SPIN_START;
 static __thread unsigned tls_probe;
@@ -154,33 +155,36 @@ static int domain_of(const struct qrt__chan *c)
     abort();    /* a channel of no domain: our own bookkeeping is broken */
 }
 
-static pid_t main_pid;      /* in a domain: the main process, its parent */
 
 /* Whether the peer of this side is gone: the domain (seen from main) or main (from a domain). */
 static int peer_gone(const struct qrt__chan *c, const struct waiter *w)
 {
     if (self_domain == QRT_MAIN_DOMAIN)
         return w->domain > 0 ? outlived(w) : atomic_load(&domains[domain_of(c)].dead);
-    return getppid() != main_pid;
+    return getppid() != qrt__main_pid;
+}
+
+/* A tuning knob from the environment, read once by each caller (which caches it + 1, so that 0
+ * means "not read yet"): its value, or fallback when it is not set. */
+static long env_number(const char *name, long fallback)
+{
+    const char *env = getenv(name);
+    return env ? atol(env) : fallback;
 }
 
 static unsigned spin_floor(void)
 {
     static unsigned cached;
-    if (!cached) {
-        const char *env = getenv("QRT_SPIN_FLOOR");
-        cached = (env ? (unsigned)atoi(env) : QRT_SPIN_MIN) + 1;
-    }
+    if (!cached)
+        cached = (unsigned)env_number("QRT_SPIN_FLOOR", QRT_SPIN_MIN) + 1;
     return cached - 1;
 }
 
 static unsigned yield_rounds(void)
 {
     static unsigned cached;
-    if (!cached) {
-        const char *env = getenv("QRT_YIELD_ROUNDS");
-        cached = (unsigned)(env ? atoi(env) : QRT_YIELD_ROUNDS) + 1;
-    }
+    if (!cached)
+        cached = (unsigned)env_number("QRT_YIELD_ROUNDS", QRT_YIELD_ROUNDS) + 1;
     return cached - 1;
 }
 
@@ -204,8 +208,7 @@ static int max_spinners(void)
     static int cached;
     if (!cached) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        const char *env = getenv("QRT_SPINNERS");
-        cached = (env ? atoi(env) : n > 2 ? (int)n - 1 : 1) + 1;
+        cached = (int)env_number("QRT_SPINNERS", n > 2 ? n - 1 : 1) + 1;
     }
     return cached - 1;
 }
@@ -436,8 +439,6 @@ static int converse(struct qrt__chan *c, int side, uint32_t fn, uint32_t len, st
 void qrt__serve(struct qrt__chan *c)
 {
     static const struct waiter none = {0, 0, 0, 0, QRT_NO_CHANNEL, 0};
-    if (!main_pid)
-        main_pid = getppid();
     tls_serving = c;
     qrt__serving_channel = (uint32_t)(c - domains[self_domain].region->chan);
     for (;;) {
@@ -469,7 +470,7 @@ void qrt__serve(struct qrt__chan *c)
  * when every channel is busy with a call does it wait, for no longer than the call's deadline.
  *
  * Taking an idle channel from its owner is a Dekker hand-shake made asymmetric: the owner
- * announces its call (busy = 1), then looks for a claim; the taker announces its claim, then
+ * announces its call (busy = its thread number), then looks for a claim; the taker announces its claim, then
  * forces a full fence on every thread of the process (membarrier), then looks whether the owner
  * is busy.  One of the two sees the other: never both use the channel.  Where membarrier is not
  * to be had, both sides use a full fence instead.
@@ -541,10 +542,11 @@ static int take(struct qrt__slot *s, uint32_t me)
     if (!atomic_compare_exchange_strong(&s->claim, &no, 1))
         return 0;
     taker_fence();
-    /* busy holds the number of the thread in a call on it: anything but the owner's (0, or a
-     * thread that lost the channel before it could see so) is no call. */
-    uint32_t busy = atomic_load_explicit(&s->busy, memory_order_acquire);
-    int idle = busy == 0 || busy != atomic_load_explicit(&s->owner, memory_order_relaxed);
+    /* Any non-zero busy counts as a call: a thread that lost the channel in enter() may have
+     * stored its own number after a taker's, while the taker's call runs, so a busy that is not
+     * the owner's cannot be taken for idle.  (Such a stale word keeps an idle channel from being
+     * taken until its owner's next call clears it.) */
+    int idle = atomic_load_explicit(&s->busy, memory_order_acquire) == 0;
     if (idle) {
         atomic_store_explicit(&s->owner, me, memory_order_relaxed);
         atomic_store_explicit(&s->busy, me, memory_order_relaxed);
@@ -599,8 +601,7 @@ static uint32_t max_channels(void)
 {
     static uint32_t cached;
     if (!cached) {
-        const char *env = getenv("QRT_CHANNELS");
-        long n = env ? atol(env) : QRT_MAX_CHANNELS;
+        long n = env_number("QRT_CHANNELS", QRT_MAX_CHANNELS);
         cached = n >= 1 && n <= QRT_MAX_CHANNELS ? (uint32_t)n : QRT_MAX_CHANNELS;
     }
     return cached;
@@ -696,7 +697,7 @@ static inline void set_waiter(struct qrt_call *call, int domain)
     call->deadline_ms = timeout > 0 ? qrt__now_ms() + timeout : 0;
 }
 
-static void reset_call(struct qrt_call *call)
+static inline void reset_call(struct qrt_call *call)
 {
     call->args = (struct qrt_wr){0};
     call->reply = (struct qrt_rd){0};
@@ -739,14 +740,7 @@ __attribute__((noinline, cold)) static int begin_outermost(struct qrt_call *call
 
 int qrt_call_begin(struct qrt_call *call, uint32_t function)
 {
-    call->args = (struct qrt_wr){0};
-    call->reply.base = NULL;
-    call->reply.err = 0;
-    call->chan = NULL;
-    call->slot = QRT_NO_CHANNEL;
-    call->seq = 0;
-    call->acquired = 0;
-    call->domain = 0;
+    reset_call(call);
     call->function = function;
     if (!program || function >= program->nfunctions)
         return -EINVAL;
