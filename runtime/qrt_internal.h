@@ -99,16 +99,17 @@ struct qrt__blame {
 struct qrt__domain {
     struct qrt__region *region;
     struct qrt__slot *slots;            /* [QRT_MAX_CHANNELS] */
+    _Atomic int dead;
+    _Atomic uint32_t generation;        /* bumped when the domain dies */
     _Atomic uint32_t nopen;             /* channels opened so far (slots 0 .. nopen-1 in use) */
-    _Atomic uint32_t released;          /* bumped when a channel is released while waiters wait */
+    /* Written by threads that wait for a channel: a cache line away from what every call reads. */
+    _Alignas(64) _Atomic uint32_t released;     /* bumped when a channel is released while waiters wait */
     _Atomic uint32_t waiters;           /* threads waiting for a channel */
-    _Atomic uint32_t nwanted;           /* serving threads asked of this generation (want[]) */
+    _Alignas(64) _Atomic uint32_t nwanted;      /* serving threads asked of this generation (want[]) */
     pthread_mutex_t lock;               /* opening channels, asking for threads, signalling */
     int memfd;
     pid_t pid;
     int pidfd;
-    _Atomic int dead;
-    _Atomic uint32_t generation;        /* bumped when the domain dies */
     _Atomic uint32_t ready_generation;  /* = generation once (re)started; futex word */
     _Atomic int hung;                   /* main killed it: 1 hung, 2 malformed messages, 3 nesting
                                          * past the bound ... */

@@ -38,7 +38,7 @@
 
 #include "qrt_internal.h"
 
-#define QRT_STATS_SAMPLE 16u
+#define QRT_STATS_SAMPLE 64u
 #define QRT_STATS_STRIDE 7u                 /* coprime with QRT_STATS_SAMPLE */
 #define QRT_STATS_INTERVAL_MS 10000LL       /* QPM_STATS_INTERVAL_S unset or invalid */
 #define QRT_STATS_INTERVAL_MIN_MS 10LL

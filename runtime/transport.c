@@ -36,10 +36,15 @@ static struct qrt__domain domains[QRT_MAX_DOMAINS];
  * so that its next call usually finds it at hand) and how deep its calls into that domain are
  * nested now (a nested call reuses the channel of the outermost one).  In a domain: the channel
  * this serving thread serves. */
-static __thread struct qrt__chan *tls_chan[QRT_MAX_DOMAINS];
-static __thread uint32_t tls_slot[QRT_MAX_DOMAINS];
-static __thread uint32_t tls_depth[QRT_MAX_DOMAINS];
-static __thread uint32_t tls_generation[QRT_MAX_DOMAINS];  /* of the outermost call, per domain */
+/* A main-process thread's link to each domain, in one place (the fast path reads all of it). */
+struct tls_link {
+    struct qrt__chan *chan;     /* the channel it used last (kept while idle), or NULL */
+    struct qrt__slot *s;        /* its slot ... */
+    uint32_t slot;              /* ... and index */
+    uint32_t depth;             /* calls into the domain this thread is in now (nested ones too) */
+    uint32_t generation;        /* of the outermost of those */
+};
+static __thread struct tls_link tls_to[QRT_MAX_DOMAINS];
 static __thread struct qrt__chan *tls_serving;
 static __thread struct qrt__chan *tls_current;     /* the channel whose call this thread serves */
 __thread uint32_t qrt__serving_fn = UINT32_MAX;     /* the function it serves, for crash reports */
@@ -202,6 +207,8 @@ static int ended(uint32_t s, const struct waiter *w)
  * cores, a spinner takes the core its peer needs.  So no more threads of this process spin at
  * once than there are cores but one (at least one). */
 static _Atomic int spinners;
+static _Atomic int waiting_threads;         /* threads of this process that ever waited here */
+static __thread int tls_waited;
 
 static int max_spinners(void)
 {
@@ -217,6 +224,10 @@ static int max_spinners(void)
 static int wait_turn(struct qrt__chan *c, int side, const struct waiter *w)
 {
     uint32_t want = side == QRT_SIDE_CALLER ? QRT_TO_CALLER : QRT_TO_SERVER;
+    if (__builtin_expect(!tls_waited, 0)) {
+        tls_waited = 1;
+        atomic_fetch_add(&waiting_threads, 1);
+    }
     /* A thread whose spinning stopped paying spins no more, but probes now and then whether it
      * pays again (the machine may have become idle). */
     unsigned budget = tls_spin;
@@ -230,26 +241,31 @@ static int wait_turn(struct qrt__chan *c, int side, const struct waiter *w)
             return 0;
         cpu_relax();
     }
-    if (budget && atomic_load_explicit(&spinners, memory_order_relaxed) >= max_spinners())
+    /* Only a process with more waiting threads than spinners allowed counts them: one with
+     * fewer never touches the shared counter (a locked instruction on every wait). */
+    int counted = budget && atomic_load_explicit(&waiting_threads, memory_order_relaxed) > max_spinners();
+    if (counted && atomic_load_explicit(&spinners, memory_order_relaxed) >= max_spinners())
         budget = 0;
     if (budget) {
-        atomic_fetch_add_explicit(&spinners, 1, memory_order_relaxed);
-        for (unsigned i = 0; i < budget; i++) {
-            uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire);
-            if (s == want) {
-                /* The answer came while spinning: spinning pays, allow more of it. */
-                tls_spin = tls_spin ? (tls_spin * 2 < QRT_SPIN_MAX ? tls_spin * 2 : QRT_SPIN_MAX)
-                                    : QRT_SPIN_PROBE;
-                atomic_fetch_sub_explicit(&spinners, 1, memory_order_relaxed);
-                return 0;
-            }
-            if (s == QRT_DEAD && ended(s, w)) {
-                atomic_fetch_sub_explicit(&spinners, 1, memory_order_relaxed);
-                return -EPIPE;
-            }
+        if (counted)
+            atomic_fetch_add_explicit(&spinners, 1, memory_order_relaxed);
+        unsigned i = 0;
+        uint32_t s = 0;
+        for (; i < budget; i++) {
+            s = atomic_load_explicit(&c->state, memory_order_acquire);
+            if (s == want || (s == QRT_DEAD && ended(s, w)))
+                break;
             cpu_relax();
         }
-        atomic_fetch_sub_explicit(&spinners, 1, memory_order_relaxed);
+        if (counted)
+            atomic_fetch_sub_explicit(&spinners, 1, memory_order_relaxed);
+        if (i < budget) {
+            if (s != want)
+                return -EPIPE;
+            /* The answer came while spinning: spinning pays, allow more of it. */
+            tls_spin = tls_spin ? (tls_spin * 2 < QRT_SPIN_MAX ? tls_spin * 2 : QRT_SPIN_MAX) : QRT_SPIN_PROBE;
+            return 0;
+        }
         /* It did not: spin less next time (halving down to the floor, or nothing when the
          * floor is 0). */
         tls_spin /= 2;
@@ -561,11 +577,11 @@ static void release_channels(void *unused)
     (void)unused;
     uint32_t me = thread_number();
     for (int d = 0; d < QRT_MAX_DOMAINS; d++) {
-        if (tls_chan[d] && !tls_depth[d]) {
+        if (tls_to[d].chan && !tls_to[d].depth) {
             uint32_t mine = me;
-            atomic_compare_exchange_strong(&domains[d].slots[tls_slot[d]].owner, &mine, 0);
+            atomic_compare_exchange_strong(&domains[d].slots[tls_to[d].slot].owner, &mine, 0);
         }
-        tls_chan[d] = NULL;
+        tls_to[d].chan = NULL;
     }
 }
 
@@ -715,9 +731,10 @@ __attribute__((noinline, cold)) static int begin_outermost(struct qrt_call *call
     struct qrt__domain *dom = &domains[target];
     if (atomic_load(&dom->dead))
         return -EPIPE;      /* restarting: the call waits for it and is then issued */
-    long i = tls_chan[target] && atomic_load(&dom->slots[tls_slot[target]].owner) == thread_number() &&
-             enter(&dom->slots[tls_slot[target]], thread_number())
-             ? (long)tls_slot[target] : acquire(target, call->deadline_ms);
+    struct tls_link *t = &tls_to[target];
+    long i = t->chan && atomic_load(&dom->slots[t->slot].owner) == thread_number() &&
+             enter(&dom->slots[t->slot], thread_number())
+             ? (long)t->slot : acquire(target, call->deadline_ms);
     if (i < 0)
         return (int)i;
     struct qrt__slot *s = &dom->slots[i];
@@ -733,8 +750,9 @@ __attribute__((noinline, cold)) static int begin_outermost(struct qrt_call *call
             return rc;
         }
     }
-    tls_chan[target] = &dom->region->chan[i];
-    tls_slot[target] = (uint32_t)i;
+    t->chan = &dom->region->chan[i];
+    t->s = s;
+    t->slot = (uint32_t)i;
     return (int)i;
 }
 
@@ -754,37 +772,38 @@ int qrt_call_begin(struct qrt_call *call, uint32_t function)
             return refuse_forked();
         }
         struct qrt__domain *dom = &domains[target];
+        struct tls_link *t = &tls_to[target];
         set_waiter(call, target);
-        uint32_t i = tls_slot[target];
-        if (tls_depth[target]) {
+        uint32_t generation = call->generation, i = t->slot;
+        if (t->depth) {
             /* Nested in a call into the same domain: its serving thread waits on that channel,
              * in the generation of the outermost call (a restart since ends this one at once). */
-            c = tls_chan[target];
-            call->generation = tls_generation[target];
+            c = t->chan;
+            call->generation = t->generation;
+            call->seq = dom->slots[i].seq;
         } else {
-            /* The fast path: the channel this thread used last, idle, served in this generation
-             * (a domain that died since has a new generation, and takes the slow path). */
-            struct qrt__slot *s = &dom->slots[i];
+            /* The fast path: the channel this thread used last, still its own, idle, in the
+             * generation of its last call (a domain that died since takes the slow path, which
+             * makes sure a thread of the new one serves the channel). */
+            struct qrt__slot *s = t->s;
             uint32_t me = thread_number();
-            if (tls_chan[target] &&
-                atomic_load_explicit(&s->started, memory_order_relaxed) == call->generation + 1 &&
+            if (__builtin_expect(t->chan != NULL, 1) && t->generation == generation &&
                 atomic_load_explicit(&s->owner, memory_order_relaxed) == me && enter(s, me)) {
-                c = tls_chan[target];
+                c = t->chan;
             } else {
                 int rc = begin_outermost(call, target);
                 if (rc < 0)
                     return rc;
                 i = (uint32_t)rc;
-                c = tls_chan[target];
+                c = t->chan;
+                s = t->s;
             }
-            dom->slots[i].function = function;
-            dom->slots[i].seq++;        /* the slot is this thread's while busy */
+            s->function = function;
+            call->seq = ++s->seq;       /* the slot is this thread's while busy */
+            t->generation = generation;
         }
         call->slot = i;
-        call->seq = dom->slots[i].seq;
-        if (tls_depth[target] == 0)
-            tls_generation[target] = call->generation;
-        tls_depth[target]++;
+        t->depth++;
         call->acquired = 1;
     } else {
         /* From a domain, every call goes to main over the channel being served; main relays it. */
@@ -819,8 +838,8 @@ int qrt_callback_begin(struct qrt_call *call, uint32_t id, void *chan)
     if (self_domain == QRT_MAIN_DOMAIN) {
         call->slot = (uint32_t)(c - domains[d].region->chan);
         call->seq = domains[d].slots[call->slot].seq;   /* part of the call running there ... */
-        if (tls_depth[d])
-            call->generation = tls_generation[d];       /* ... and of its generation */
+        if (tls_to[d].depth)
+            call->generation = tls_to[d].generation;    /* ... and of its generation */
     }
     return 0;
 }
@@ -859,7 +878,7 @@ void qrt_call_end(struct qrt_call *call)
     call->reply.base = NULL;
     if (call->acquired) {
         call->acquired = 0;
-        if (--tls_depth[call->domain] == 0)
+        if (--tls_to[call->domain].depth == 0)
             release(call->domain, call->slot);
     }
 }
@@ -893,7 +912,7 @@ int qrt_fault(struct qrt_call *call, int err, int attempt)
          * like a crashed one: killed, restarted, and the call handled by the plan's policy. */
         qrt__kill_domain(d, call->generation, function, call->slot, call->seq, err);
     }
-    if (tls_depth[d]) {
+    if (tls_to[d].depth) {
         /* Nested inside another call into the same domain, which died with it: that outer call
          * decides what happens, once this one has returned. */
         qrt__stats_faulted(caller, function);

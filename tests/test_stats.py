@@ -173,18 +173,18 @@ def test_an_invalid_interval_is_the_default(program, tmp_path, value):
 
 
 def test_threads_that_make_one_call_each_are_timed(program, tmp_path):
-    proc = subprocess.run([str(program), "threads", "64"], env=_env(tmp_path), capture_output=True, text=True,
+    proc = subprocess.run([str(program), "threads", "128"], env=_env(tmp_path), capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "ok 64\n"
+    assert proc.stdout == "ok 128\n"
     doc = _read_stats(tmp_path)
     edges = {(e["caller_domain"], e["callee"]): e for e in doc["edges"]}
     edge = edges[("main", "work_sleep")]
-    assert edge["calls"] == 64
-    # One call in 16 is timed across threads, whatever each thread's own count: 64 threads of one
-    # call each start at every sampling offset four times over.
-    assert edge["timed_calls"] == 4
-    assert edge["time_ns"] >= 64 * 1_000_000        # each call sleeps 1 ms in the domain
+    assert edge["calls"] == 128
+    # One call in 64 is timed across threads, whatever each thread's own count: 128 threads of one
+    # call each start at every sampling offset twice over.
+    assert edge["timed_calls"] == 2
+    assert edge["time_ns"] >= 2 * 1_000_000         # each call sleeps 1 ms in the domain
 
 
 def test_faulted_calls_are_counted(tmp_path_factory, tmp_path):
