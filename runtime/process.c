@@ -240,7 +240,7 @@ static void handle_death(int d, int status)
     death.blame_all = culprit == QRT_BLAME_ALL;
     death.detect_ns = start - fault_ns;
     for (uint32_t i = 0; i < nopen; i++) {
-        if (!atomic_load(&dom->slots[i].busy))
+        if (!qrt__channel_in_call(d, i))
             continue;
         uint32_t fn = dom->slots[i].function;
         unsigned k = 0;

@@ -71,20 +71,32 @@ struct qrt__region {
     struct qrt__chan chan[QRT_MAX_CHANNELS];
 };
 
+/* A calling thread of the main process, as the other callers see it: in[d] is the index + 1 of
+ * the channel of domain d that it is in a call on (or entering one), 0 when none.  Only the
+ * thread itself writes its words; a thread taking an idle channel from its owner reads the
+ * owner's.  Records are recycled, never freed, so a record read after its thread ended is
+ * still memory of ours, holding another thread's words or zeros. */
+struct qrt__caller {
+    _Atomic uint32_t in[QRT_MAX_DOMAINS];
+    struct qrt__caller *next_free;
+} __attribute__((aligned(64)));
+
 /* The main process's private view of one channel of a domain: who may use it.  Nothing here is
  * in shared memory, so a domain cannot change who owns what.  A channel belongs to the thread
- * that used it last (owner) until another thread takes it while it is idle (busy 0): the owner's
- * side of that hand-over is plain stores and loads, the taker's a claim and an asymmetric fence
- * (see transport.c). */
+ * that used it last (owner) until another thread takes it while it is idle (its owner's in[d]
+ * does not name it): the owner's side of that hand-over is plain stores and loads, the taker's
+ * a claim and an asymmetric fence (see transport.c). */
 struct qrt__slot {
-    _Atomic uint32_t owner;      /* the thread holding it (a number of its own), 0: nobody */
-    _Atomic uint32_t busy;       /* 1 while its owner's call runs on it */
+    _Atomic(struct qrt__caller *) owner;    /* the thread holding it, NULL: nobody */
     _Atomic uint32_t claim;      /* 1 while another thread tries to take it */
     _Atomic uint32_t started;    /* generation + 1 of the domain whose thread serves it, or 0 */
     uint32_t function;           /* the outermost call running on it (for blame) ... */
     uint32_t seq;                /* ... and its number among the calls on this channel */
     uint8_t pad[40];             /* one cache line per slot: no false sharing between callers */
 };
+
+/* Whether a call runs on channel i of domain d now (for the report of a death). */
+int qrt__channel_in_call(int d, uint32_t i);
 
 /* The blame for one death of a domain, kept for the callers of that generation to read. */
 #define QRT_BLAME_ALL UINT32_MAX      /* a thread serving no call died: every call is a culprit */

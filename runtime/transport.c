@@ -486,18 +486,37 @@ void qrt__serve(struct qrt__chan *c)
  * when every channel is busy with a call does it wait, for no longer than the call's deadline.
  *
  * Taking an idle channel from its owner is a Dekker hand-shake made asymmetric: the owner
- * announces its call (busy = its thread number), then looks for a claim; the taker announces its claim, then
- * forces a full fence on every thread of the process (membarrier), then looks whether the owner
- * is busy.  One of the two sees the other: never both use the channel.  Where membarrier is not
- * to be had, both sides use a full fence instead.
+ * announces its call in a word of its own (in[d] of its caller record = the channel), then looks
+ * for a claim; the taker announces its claim, then forces a full fence on every thread of the
+ * process (membarrier), then looks whether the owner announced a call on the channel.  One of the
+ * two sees the other: never both use the channel.  An owner that lost the channel takes its own
+ * announcement back; as nobody else writes it, no word is ever left saying "busy" for a channel
+ * nobody uses.  Where membarrier is not to be had, both sides use a full fence instead.
  */
-static uint32_t thread_number(void)
+static void make_release_key(void);
+static __thread struct qrt__caller *tls_me;
+static pthread_mutex_t callers_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct qrt__caller *free_callers;
+
+/* This thread's caller record, made at its first call (NULL when out of memory). */
+static struct qrt__caller *caller_self(void)
 {
-    static _Atomic uint32_t next = 1;
-    static __thread uint32_t me;
-    if (!me)
-        me = atomic_fetch_add(&next, 1);
-    return me;
+    if (__builtin_expect(tls_me != NULL, 1))
+        return tls_me;
+    pthread_once(&release_once, make_release_key);
+    pthread_mutex_lock(&callers_lock);
+    struct qrt__caller *me = free_callers;
+    if (me)
+        free_callers = me->next_free;
+    pthread_mutex_unlock(&callers_lock);
+    if (!me) {
+        me = aligned_alloc(64, sizeof *me);
+        if (!me)
+            return NULL;
+    }
+    memset(me, 0, sizeof *me);
+    pthread_setspecific(release_key, me);
+    return tls_me = me;
 }
 
 static int fenced;      /* no membarrier: the owner's side takes a full fence too */
@@ -541,48 +560,69 @@ static void taker_fence(void)
         atomic_thread_fence(memory_order_seq_cst);
 }
 
-/* The owner's side: announces a call on s and says whether s is still this thread's. */
-static inline int enter(struct qrt__slot *s, uint32_t me)
+/* The owner's side: announces a call on channel i of domain d and says whether it is still this
+ * thread's (if not, the announcement is taken back). */
+static inline int enter(struct qrt__slot *s, struct qrt__caller *me, int d, uint32_t i)
 {
-    atomic_store_explicit(&s->busy, me, memory_order_relaxed);
+    atomic_store_explicit(&me->in[d], i + 1, memory_order_relaxed);
     owner_fence();
     while (atomic_load_explicit(&s->claim, memory_order_acquire))
         cpu_relax();        /* a taker is deciding: wait for its verdict */
-    return atomic_load_explicit(&s->owner, memory_order_relaxed) == me;
+    if (atomic_load_explicit(&s->owner, memory_order_relaxed) == me)
+        return 1;
+    atomic_store_explicit(&me->in[d], 0, memory_order_relaxed);
+    return 0;
 }
 
-/* The taker's side: takes s from an owner that is not in a call on it (or from nobody). */
-static int take(struct qrt__slot *s, uint32_t me)
+/* The taker's side: takes channel i of domain d from an owner that is not in a call on it. */
+static int take(struct qrt__slot *s, struct qrt__caller *me, int d, uint32_t i)
 {
+    /* A look without the fence first: a channel whose owner is seen in a call on it is passed
+     * over without a claim or a membarrier (the look may be stale; the fenced one decides). */
+    struct qrt__caller *seen = atomic_load_explicit(&s->owner, memory_order_relaxed);
+    if (seen && atomic_load_explicit(&seen->in[d], memory_order_relaxed) == i + 1)
+        return 0;
     uint32_t no = 0;
     if (!atomic_compare_exchange_strong(&s->claim, &no, 1))
         return 0;
     taker_fence();
-    /* Any non-zero busy counts as a call: a thread that lost the channel in enter() may have
-     * stored its own number after a taker's, while the taker's call runs, so a busy that is not
-     * the owner's cannot be taken for idle.  (Such a stale word keeps an idle channel from being
-     * taken until its owner's next call clears it.) */
-    int idle = atomic_load_explicit(&s->busy, memory_order_acquire) == 0;
+    struct qrt__caller *owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+    int idle = !owner || atomic_load_explicit(&owner->in[d], memory_order_acquire) != i + 1;
     if (idle) {
+        atomic_store_explicit(&me->in[d], i + 1, memory_order_relaxed);
         atomic_store_explicit(&s->owner, me, memory_order_relaxed);
-        atomic_store_explicit(&s->busy, me, memory_order_relaxed);
     }
     atomic_store_explicit(&s->claim, 0, memory_order_release);
     return idle;
 }
 
-/* A thread that ends gives up the channels it keeps. */
-static void release_channels(void *unused)
+int qrt__channel_in_call(int d, uint32_t i)
 {
-    (void)unused;
-    uint32_t me = thread_number();
+    struct qrt__caller *owner = atomic_load(&domains[d].slots[i].owner);
+    return owner && atomic_load(&owner->in[d]) == i + 1;
+}
+
+/* A thread that ends gives up the channels it keeps, and its record for another thread (unless
+ * it ends inside a call, whose channel then stays in use). */
+static void release_channels(void *record)
+{
+    struct qrt__caller *me = record;
+    int in_call = 0;
     for (int d = 0; d < QRT_MAX_DOMAINS; d++) {
         if (tls_to[d].chan && !tls_to[d].depth) {
-            uint32_t mine = me;
-            atomic_compare_exchange_strong(&domains[d].slots[tls_to[d].slot].owner, &mine, 0);
+            struct qrt__caller *mine = me;
+            atomic_compare_exchange_strong(&domains[d].slots[tls_to[d].slot].owner, &mine, NULL);
         }
+        in_call |= tls_to[d].depth != 0;
         tls_to[d].chan = NULL;
     }
+    tls_me = NULL;
+    if (in_call)
+        return;
+    pthread_mutex_lock(&callers_lock);
+    me->next_free = free_callers;
+    free_callers = me;
+    pthread_mutex_unlock(&callers_lock);
 }
 
 static void make_release_key(void)
@@ -623,24 +663,21 @@ static uint32_t max_channels(void)
     return cached;
 }
 
-/* A channel nobody owns, made this thread's and busy. */
-static int take_free(struct qrt__slot *s, uint32_t me)
+/* Channel i of domain d if nobody owns it, made this thread's, in a call. */
+static int take_free(struct qrt__slot *s, struct qrt__caller *me, int d, uint32_t i)
 {
-    uint32_t nobody = 0;
-    if (atomic_load_explicit(&s->owner, memory_order_relaxed) != 0 ||
+    struct qrt__caller *nobody = NULL;
+    if (atomic_load_explicit(&s->owner, memory_order_relaxed) != NULL ||
         !atomic_compare_exchange_strong(&s->owner, &nobody, me))
         return 0;
-    return enter(s, me);
+    return enter(s, me, d, i);
 }
 
 /* A channel of domain d for this thread's outermost call, made busy: its index, or a negative
  * errno. */
-static long acquire(int d, long long deadline_ms)
+static long acquire(int d, struct qrt__caller *me, long long deadline_ms)
 {
     struct qrt__domain *dom = &domains[d];
-    uint32_t me = thread_number();
-    pthread_once(&release_once, make_release_key);
-    pthread_setspecific(release_key, (void *)1);
     /* Start the search at a place of this thread's own, so that threads spread out. */
     uintptr_t seed = (uintptr_t)&tls_spin >> 6;
     for (;;) {
@@ -648,15 +685,15 @@ static long acquire(int d, long long deadline_ms)
         uint32_t start = n ? (uint32_t)(seed % n) : 0;
         for (uint32_t k = 0; k < n; k++) {
             uint32_t i = (start + k) % n;
-            if (take_free(&dom->slots[i], me))
+            if (take_free(&dom->slots[i], me, d, i))
                 return i;
         }
         if (n < max_channels()) {
             pthread_mutex_lock(&dom->lock);
             uint32_t i = atomic_load(&dom->nopen);
             if (i < max_channels()) {
+                atomic_store(&me->in[d], i + 1);
                 atomic_store(&dom->slots[i].owner, me);
-                atomic_store(&dom->slots[i].busy, me);
                 atomic_store(&dom->nopen, i + 1);
             }
             pthread_mutex_unlock(&dom->lock);
@@ -670,7 +707,7 @@ static long acquire(int d, long long deadline_ms)
         int found = -1;
         for (uint32_t k = 0; k < n && found < 0; k++) {
             uint32_t i = (start + k) % n;
-            if (take_free(&dom->slots[i], me) || take(&dom->slots[i], me))
+            if (take_free(&dom->slots[i], me, d, i) || take(&dom->slots[i], me, d, i))
                 found = (int)i;
         }
         if (found < 0) {
@@ -698,7 +735,8 @@ static long acquire(int d, long long deadline_ms)
 static inline void release(int d, uint32_t i)
 {
     struct qrt__domain *dom = &domains[d];
-    atomic_store_explicit(&dom->slots[i].busy, 0, memory_order_release);
+    (void)i;
+    atomic_store_explicit(&tls_me->in[d], 0, memory_order_release);
     if (atomic_load_explicit(&dom->waiters, memory_order_relaxed)) {
         atomic_fetch_add(&dom->released, 1);
         futex(&dom->released, FUTEX_WAKE, 1, NULL);
@@ -732,9 +770,11 @@ __attribute__((noinline, cold)) static int begin_outermost(struct qrt_call *call
     if (atomic_load(&dom->dead))
         return -EPIPE;      /* restarting: the call waits for it and is then issued */
     struct tls_link *t = &tls_to[target];
-    long i = t->chan && atomic_load(&dom->slots[t->slot].owner) == thread_number() &&
-             enter(&dom->slots[t->slot], thread_number())
-             ? (long)t->slot : acquire(target, call->deadline_ms);
+    struct qrt__caller *me = caller_self();
+    if (!me)
+        return -ENOMEM;
+    long i = t->chan && atomic_load(&dom->slots[t->slot].owner) == me && enter(&dom->slots[t->slot], me, target, t->slot)
+             ? (long)t->slot : acquire(target, me, call->deadline_ms);
     if (i < 0)
         return (int)i;
     struct qrt__slot *s = &dom->slots[i];
@@ -786,9 +826,9 @@ int qrt_call_begin(struct qrt_call *call, uint32_t function)
              * generation of its last call (a domain that died since takes the slow path, which
              * makes sure a thread of the new one serves the channel). */
             struct qrt__slot *s = t->s;
-            uint32_t me = thread_number();
+            struct qrt__caller *me = tls_me;
             if (__builtin_expect(t->chan != NULL, 1) && t->generation == generation &&
-                atomic_load_explicit(&s->owner, memory_order_relaxed) == me && enter(s, me)) {
+                atomic_load_explicit(&s->owner, memory_order_relaxed) == me && enter(s, me, target, i)) {
                 c = t->chan;
             } else {
                 int rc = begin_outermost(call, target);
