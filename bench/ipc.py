@@ -1,11 +1,17 @@
 """IPC cost, side by side in one run: the physical limits against the generated stubs.
 
     .venv/bin/python bench/ipc.py [--repeat 3] [--quick]
+    .venv/bin/python bench/ipc.py --against REV [--rounds 40]
 
 Builds bench/ipc/pingpong.c (hand-written direct call, shared-memory spin and futex ping-pongs,
 AF_UNIX socketpair ping-pong, raw 4 KiB in + 8 KiB out transfer) and bench/ipc/prog (a program
 whose srv component is isolated by the SCons tool), runs every measurement --repeat times
 interleaved, and prints medians and the targets' ratios.  Exits 0 whatever the numbers.
+
+--against REV compares the generated null call of this tree with that of git revision REV (its
+qtool and runtime, exported with `git archive`): both builds of bench's program, run in turns
+beside a spin ping-pong, --rounds times.  On a shared machine the samples spread two-moded
+(both threads spinning on two cores, or not), so it prints the best five and the median of each.
 """
 
 from __future__ import annotations
@@ -33,21 +39,66 @@ def measure(cmd: list[str]) -> float:
     return float(out.stdout.split()[1])
 
 
+def build_prog(tree: str, tmp: str, name: str) -> str:
+    """qtool/calibrate of `tree` (a checkout holding qtool/ and runtime/) built split in tmp/name."""
+    prog = os.path.join(tmp, name)
+    shutil.copytree(os.path.join(tree, "qtool", "calibrate"), prog)
+    env = {**os.environ, "PYTHONPATH": tree}
+    subprocess.run([SCONS, "-Q", "ISOLATE=split.yaml"], cwd=prog, check=True, stdout=subprocess.DEVNULL, env=env)
+    return os.path.join(prog, "build", "split", "ipc")
+
+
+def against(rev: str, rounds: int) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        old_tree = os.path.join(tmp, "tree")
+        os.mkdir(old_tree)
+        archive = subprocess.run(["git", "-C", ROOT, "archive", rev, "qtool", "runtime", "clang_attrs"],
+                                 capture_output=True)
+        if archive.returncode != 0:
+            raise SystemExit(f"bench/ipc.py: git archive {rev}: {archive.stderr.decode().strip()}")
+        subprocess.run(["tar", "-x", "-C", old_tree], input=archive.stdout, check=True)
+        pingpong = os.path.join(tmp, "pingpong")
+        subprocess.run(["gcc", "-O2", "-std=c11", os.path.join(HERE, "pingpong.c"), "-o", pingpong], check=True)
+        runs = {"spin ping-pong": [pingpong, "spin", "100000"],
+                f"null call at {rev}": [build_prog(old_tree, tmp, "old"), "null", "100000"],
+                "null call here": [build_prog(ROOT, tmp, "new"), "null", "100000"]}
+        samples: dict[str, list[float]] = {k: [] for k in runs}
+        for _ in range(rounds):
+            for name, cmd in runs.items():
+                samples[name].append(measure(cmd))
+    print(f"null call against {rev} (bench/ipc.py)")
+    print(f"command:  {' '.join([os.path.relpath(sys.executable, ROOT), 'bench/ipc.py', *sys.argv[1:]])}")
+    print(f"machine:  {os.cpu_count()} cores, {cpu_model()}, Linux {platform.release()}")
+    print(f"rounds:   {rounds} (interleaved)\n")
+    print(f"{'measurement':<34}{'median':>10}  best five (ns/call)")
+    for name, v in samples.items():
+        best = sorted(v)[:5]
+        print(f"{name:<34}{statistics.median(v):>10.1f}  " + ", ".join(f"{x:.1f}" for x in best))
+    old, new = samples[f"null call at {rev}"], samples["null call here"]
+    spin = statistics.median(sorted(samples["spin ping-pong"])[:5])
+    print(f"\nhere / {rev}, best five:   {statistics.median(sorted(new)[:5]) / statistics.median(sorted(old)[:5]):.3f}")
+    print(f"here / {rev}, medians:     {statistics.median(new) / statistics.median(old):.3f}")
+    print(f"null / spin, best five:   {statistics.median(sorted(new)[:5]) / spin:.2f} here, "
+          f"{statistics.median(sorted(old)[:5]) / spin:.2f} at {rev}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="one repetition, fewer rounds")
+    ap.add_argument("--against", metavar="REV", help="compare the null call with git revision REV's")
+    ap.add_argument("--rounds", type=int, default=40, help="rounds of the comparison with --against")
     opts = ap.parse_args()
+    if opts.against:
+        return against(opts.against, opts.rounds)
     repeat = 1 if opts.quick else opts.repeat
     scale = 5 if opts.quick else 1
 
     with tempfile.TemporaryDirectory() as tmp:
         pingpong = os.path.join(tmp, "pingpong")
         subprocess.run(["gcc", "-O2", "-std=c11", os.path.join(HERE, "pingpong.c"), "-o", pingpong], check=True)
-        prog = os.path.join(tmp, "prog")
-        shutil.copytree(os.path.join(ROOT, "qtool", "calibrate"), prog)
-        subprocess.run([SCONS, "-Q", "ISOLATE=split.yaml"], cwd=prog, check=True, stdout=subprocess.DEVNULL)
-        ipc = os.path.join(prog, "build", "split", "ipc")
+        ipc = build_prog(ROOT, tmp, "prog")
 
         runs = {
             "direct call": [pingpong, "direct", str(10_000_000 // scale)],
