@@ -10,7 +10,10 @@ def write_text(path: str, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
-def write_bytes(path: str, data: bytes) -> None:
+def write_bytes(path: str, data: bytes, mode: int | None = None, sync: bool = False) -> None:
+    """Writes data to path whole or not at all; mode, when given, is the file's permissions;
+    sync waits until the data is on disk before the rename, so a crash leaves the old or the
+    new contents (what a user's own file deserves)."""
     # A device or a pipe (-o /dev/null, -o /dev/stdout) is written to, never replaced.
     if os.path.exists(path) and not os.path.isfile(path):
         with open(path, "wb") as f:
@@ -22,6 +25,11 @@ def write_bytes(path: str, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -232,6 +232,13 @@ def _fixit(p: Param, text: str) -> tuple[FixIt, ...]:
     return (FixIt(p.end.file, p.end.line, p.end.column, " " + text),)
 
 
+def _function_fixit(fn: Function, text: str) -> tuple[FixIt, ...]:
+    """Inserts text at the start of the line naming the function on its annotation site."""
+    site = fn.annotation_site
+    loc = site.location if site is not None else fn.location
+    return (FixIt(loc.file, loc.line, 1, text),)
+
+
 def classify_param(model: ProgramModel, fn: Function, p: Param, severity: str,
                    context: str) -> tuple[Marshal | None, list[Diagnostic]]:
     """How parameter p of fn crosses; unannotated problems get `severity`."""
@@ -331,9 +338,7 @@ def classify_return(model: ProgramModel, fn: Function, severity: str,
             return Marshal("opaque"), []
         if fn.annotation("returns_string"):
             return Marshal("string"), []
-        fix = ()
-        if is_char_pointer(enc):
-            fix = (FixIt(fn.location.file, fn.location.line, 1, "QPM_RETURNS_STRING "),)
+        fix = _function_fixit(fn, "QPM_RETURNS_STRING ") if is_char_pointer(enc) else ()
         return None, [Diagnostic(severity, "QPM015",
                                  f"'{fn.name}' is called {context}: it returns a pointer ({fn.return_type}); mark it "
                                  "QPM_OPAQUE (a handle) or QPM_RETURNS_STRING (a string copied to the caller)",

@@ -78,10 +78,35 @@ class Param:
     type_enc: str            # canonical encoding, see analyzer/walker.c
     annotations: tuple[Annotation, ...] = ()
     location: Location | None = None
-    end: Location | None = None   # end of the declarator: where a fix-it inserts
+    end: Location | None = None   # where a fix-it inserts: the end of its declarator on the
+                                  # function's annotation site (Function.annotation_site)
 
     def annotation(self, *kinds: str) -> Annotation | None:
         return next((a for a in self.annotations if a.kind in kinds), None)
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """One declaration of a function, a prototype or the definition, as written in its file."""
+
+    location: Location
+    defined: bool
+    annotated: bool          # carries a qpm annotation, on the function or on a parameter
+    params: tuple[Location | None, ...] = ()    # each parameter's declarator end
+
+    @property
+    def in_header(self) -> bool:
+        return not self.location.file.endswith(".c")
+
+
+def annotation_sites(decls: Iterable[Declaration]) -> tuple[Declaration, ...]:
+    """A function's declarations in the order a new annotation should go on them: one that
+    already carries annotations (a header prototype before the definition, the definition before
+    another prototype), else a prototype in a header, else the definition."""
+    def rank(d: Declaration) -> tuple[int, int, Location]:
+        kind = 0 if d.in_header and not d.defined else 1 if d.defined else 2
+        return (0 if d.annotated else 1, kind, d.location)
+    return tuple(sorted(decls, key=rank))
 
 
 @dataclass(frozen=True)
@@ -99,9 +124,16 @@ class Function:
     params: tuple[Param, ...] = ()
     declarations: tuple[Location, ...] = ()
     frequency: float = 0.0   # estimated runs per run of the entry points
+    decls: tuple[Declaration, ...] = ()     # the declarations themselves, sorted by location
 
     def annotation(self, *kinds: str) -> Annotation | None:
         return next((a for a in self.annotations if a.kind in kinds), None)
+
+    @property
+    def annotation_site(self) -> Declaration | None:
+        """Where a new annotation of this function belongs (see annotation_sites)."""
+        sites = annotation_sites(self.decls)
+        return sites[0] if sites else None
 
     @property
     def signature(self) -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 
-from ..model import (Annotation, CallEdge, CallSite, Component, Diagnostic, Function, Global,
-                     IndirectCall, Location, Param, ProgramModel, StructType)
+from ..model import (Annotation, CallEdge, CallSite, Component, Declaration, Diagnostic, Function,
+                     Global, IndirectCall, Location, Param, ProgramModel, StructType, annotation_sites)
 from . import weights
 from .unit import FunctionDecl, UnitFacts
 
@@ -46,6 +46,10 @@ def _merge_function(decls: list[FunctionDecl], file_components: dict[str, tuple[
     locations = sorted({d.location for d in decls})
     annotations = _merge_annotations([(d.annotations, d.location) for d in decls],
                                      f"function '{primary.name}'", diags)
+    declared = tuple(sorted(
+        (Declaration(d.location, d.defined, bool(d.annotations) or any(q.annotations for q in d.params),
+                     tuple(q.end for q in d.params)) for d in decls),
+        key=lambda d: d.location))
     params = []
     if len(decls) == 1:     # the common case: nothing to merge
         params = [p for p in primary.params]
@@ -53,6 +57,9 @@ def _merge_function(decls: list[FunctionDecl], file_components: dict[str, tuple[
             if p.annotations:
                 _merge_annotations([(p.annotations, p.location)], f"parameter '{p.name or p.index}' of "
                                    f"'{primary.name}'", diags)
+    # A parameter's fix-it goes where the function's annotations are: its declarator end on the
+    # first declaration in annotation_sites order that has it.
+    sites = annotation_sites(declared) if len(decls) > 1 else ()
     for p in primary.params if len(decls) > 1 else ():
         same = [d.params[p.index] for d in decls if len(d.params) > p.index]
         named = next((q for q in same if q.name), p)
@@ -60,7 +67,9 @@ def _merge_function(decls: list[FunctionDecl], file_components: dict[str, tuple[
             named = definition.params[p.index] if definition.params[p.index].name else named
         anns = _merge_annotations([(q.annotations, q.location) for q in same],
                                   f"parameter '{named.name or p.index}' of '{primary.name}'", diags)
-        params.append(Param(p.index, named.name, named.type, named.type_enc, anns, named.location, named.end))
+        end = next((s.params[p.index] for s in sites if len(s.params) > p.index and s.params[p.index]),
+                   named.end)
+        params.append(Param(p.index, named.name, named.type, named.type_enc, anns, named.location, end))
     component = None
     if definition is not None:
         explicit = next((a for a in annotations if a.kind == "component"), None)
@@ -72,7 +81,7 @@ def _merge_function(decls: list[FunctionDecl], file_components: dict[str, tuple[
             component = os.path.splitext(os.path.basename(definition.location.file))[0]
     return Function(primary.usr, primary.name, component, primary.location, definition is not None,
                     primary.linkage, primary.variadic, primary.return_type, primary.return_enc,
-                    annotations, tuple(params), tuple(locations), frequency)
+                    annotations, tuple(params), tuple(locations), frequency, declared)
 
 
 def build_model(units: list[UnitFacts]) -> ProgramModel:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 
 from .. import analyzer, marshal, output
-from .common import add_output_arguments, add_source_arguments, base_dir, emit, exit_code
+from .common import (add_fix_argument, add_output_arguments, add_source_arguments, base_dir, emit,
+                     exit_code, fix_sources)
 
 HELP = "build the program model: components, functions, calls, globals, diagnostics"
 
@@ -13,19 +14,26 @@ HELP = "build the program model: components, functions, calls, globals, diagnost
 def add_arguments(parser) -> None:
     add_source_arguments(parser)
     add_output_arguments(parser)
+    add_fix_argument(parser)
 
 
 def describe(a: str, b: str) -> str:
     return f"between components '{a}' and '{b}', which a plan could separate"
 
 
-def run(options) -> int:
+def diagnose(options):
     model = analyzer.analyze(options.paths, options.compile_commands, options.jobs)
     extra = marshal.check_annotations(model)
     # Every edge between two components is a potential boundary: its problems are warnings here
     # and become errors under `qtool check` for the plans that really cut it.
     extra += marshal.check_boundaries(model, lambda c: c, "warning", describe)
-    model = model.with_diagnostics(extra)
+    return model.with_diagnostics(extra)
+
+
+def run(options) -> int:
+    model = diagnose(options)
+    if options.fix and fix_sources(options, model.diagnostics):
+        model = diagnose(options)       # what remains in the fixed sources is the result
     base = base_dir()
     if options.format == "json":
         text = output.model_json(model, base)

@@ -6,7 +6,8 @@ import sys
 
 from .. import analyzer, marshal, output
 from ..plan import check_plan, load_plan
-from .common import add_output_arguments, add_source_arguments, base_dir, emit, exit_code
+from .common import (add_fix_argument, add_output_arguments, add_source_arguments, base_dir, emit,
+                     exit_code, fix_sources)
 
 HELP = "check a plan against the sources: components known, crossings marshallable"
 
@@ -15,13 +16,20 @@ def add_arguments(parser) -> None:
     parser.add_argument("--plan", required=True, metavar="plan.yaml", help="the plan to check")
     add_source_arguments(parser)
     add_output_arguments(parser)
+    add_fix_argument(parser)
+
+
+def diagnose(options, plan, plan_diags):
+    model = analyzer.analyze(options.paths, options.compile_commands, options.jobs)
+    diags = list(model.diagnostics) + plan_diags + marshal.check_annotations(model) + check_plan(plan, model)
+    return marshal.sorted_unique(diags)
 
 
 def run(options) -> int:
-    plan, diags = load_plan(options.plan)
-    model = analyzer.analyze(options.paths, options.compile_commands, options.jobs)
-    diags = list(model.diagnostics) + diags + marshal.check_annotations(model) + check_plan(plan, model)
-    diags = marshal.sorted_unique(diags)
+    plan, plan_diags = load_plan(options.plan)
+    diags = diagnose(options, plan, plan_diags)
+    if options.fix and fix_sources(options, diags):
+        diags = diagnose(options, plan, plan_diags)     # what remains in the fixed sources
     base = base_dir()
     if options.format == "json":
         text = output.diagnostics_json(diags, base)
