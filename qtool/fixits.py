@@ -6,7 +6,7 @@ Every fix-it of the diagnostics is an insertion at a place in a source file.  A 
 fix-its are applied together or not at all; the same text inserted at the same place by several
 diagnostics is inserted once, and a different text at a place that already receives one is not
 applied (two annotations there would conflict).  A file that receives a qpm annotation and does
-not include qpm.h gets `#include "qpm.h"` after its last leading #include.  Each file is
+not include qpm.h gets `#include <qpm.h>` after its last leading #include.  Each file is
 rewritten whole or not at all (a temporary sibling renamed over it, with the file's permissions);
 a fix-it is refused, with its reason, when its file lies outside the analysed paths (or in a
 build/ or hidden directory under them), is read-only, cannot be written, or no longer has the
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from .atomic import write_bytes
 from .model import Diagnostic, FixIt
 
-INCLUDE = '#include "qpm.h"'
+INCLUDE = '#include <qpm.h>'
 _HAS_QPM_INCLUDE = re.compile(rb'^[ \t]*#[ \t]*include[ \t]*[<"](?:[^<>"\n]*/)?qpm\.h[>"]', re.M)
 _DIRECTIVE = re.compile(r"#\s*(\w+)\s*(\S*)")
 
@@ -196,7 +196,7 @@ def _rewrite(data: bytes, inserts: list[tuple[int, FixIt]]) -> tuple[bytes, list
 
 
 def _include_place(data: bytes) -> tuple[int, bytes]:
-    """Where `#include "qpm.h"` goes (a byte offset at a line start) and the file's newline.
+    """Where `#include <qpm.h>` goes (a byte offset at a line start) and the file's newline.
 
     After the last #include of the file's leading directives (those not inside an #if, a header
     guard apart); else after the header guard or `#pragma once`; else before the first line that

@@ -32,7 +32,7 @@ isolate:
 """
 CHANGES = ["api.h:8: inserted 'QPM_IN(len)'",
            "api.h:9: inserted 'QPM_CALLBACK'",
-           "log.h:6: inserted '#include \"qpm.h\"'",
+           "log.h:6: inserted '#include <qpm.h>'",
            "log.h:8: inserted 'QPM_STRING'",
            "log.h:9: inserted 'QPM_RETURNS_STRING'",
            "--fix: 5 insertions in 2 files"]
@@ -120,7 +120,7 @@ def test_fix_then_the_split_build_runs_like_the_monolithic_one(qtool, tmp_path):
         "QPM_COMPONENT(store) int store_put(const char *buf QPM_IN(len), size_t len);",
         "QPM_COMPONENT(store) int store_each(int n, int (*fn)(int) QPM_CALLBACK);"]
     assert (work / "log.h").read_text().splitlines()[4:9] == [
-        "#include <stddef.h>", '#include "qpm.h"', "",
+        "#include <stddef.h>", '#include <qpm.h>', "",
         "int log_line(const char *text QPM_STRING);",
         "QPM_RETURNS_STRING char *log_last(void);"]
     assert stat.S_IMODE(os.stat(work / "log.h").st_mode) == 0o640
@@ -191,9 +191,9 @@ def test_file_outside_the_analysed_paths_is_not_fixed(qtool, tmp_path):
             "the file is outside the analysed paths") in err.splitlines()
     assert (tmp_path / "include" / "log.h").read_text() == before
     rc, _, err = qtool("analyze", "--fix", ".", cwd=tmp_path)
-    assert err.splitlines()[:2] == ["include/log.h:1: inserted '#include \"qpm.h\"'",
+    assert err.splitlines()[:2] == ["include/log.h:1: inserted '#include <qpm.h>'",
                                     "include/log.h:2: inserted 'QPM_STRING'"]
-    assert (tmp_path / "include" / "log.h").read_text() == '#include "qpm.h"\nint log_line(const char *text QPM_STRING);\n'
+    assert (tmp_path / "include" / "log.h").read_text() == '#include <qpm.h>\nint log_line(const char *text QPM_STRING);\n'
 
 
 def test_output_formats_without_fix_leave_the_sources_alone(qtool, tmp_path):
@@ -258,20 +258,20 @@ def test_a_diagnostics_fixits_apply_together_or_not_at_all(tmp_path):
 @pytest.mark.parametrize("before, after", [
     # After the last leading #include, not one inside an #if.
     ("/* x */\n#include <a.h>\n#ifdef B\n#include <b.h>\n#endif\nint f(char *s);\n",
-     '/* x */\n#include <a.h>\n#include "qpm.h"\n#ifdef B\n#include <b.h>\n#endif\nint f(char *s QPM_STRING);\n'),
+     '/* x */\n#include <a.h>\n#include <qpm.h>\n#ifdef B\n#include <b.h>\n#endif\nint f(char *s QPM_STRING);\n'),
     # Inside a header guard.
     ("#ifndef A_H\n#define A_H\n#include <stddef.h>\nint f(char *s);\n#endif\n",
-     '#ifndef A_H\n#define A_H\n#include <stddef.h>\n#include "qpm.h"\nint f(char *s QPM_STRING);\n#endif\n'),
+     '#ifndef A_H\n#define A_H\n#include <stddef.h>\n#include <qpm.h>\nint f(char *s QPM_STRING);\n#endif\n'),
     # A guard and no #include; #pragma once.
     ("#ifndef A_H\n#define A_H\nint f(char *s);\n#endif\n",
-     '#ifndef A_H\n#define A_H\n#include "qpm.h"\nint f(char *s QPM_STRING);\n#endif\n'),
-    ("#pragma once\nint f(char *s);\n", '#pragma once\n#include "qpm.h"\nint f(char *s QPM_STRING);\n'),
+     '#ifndef A_H\n#define A_H\n#include <qpm.h>\nint f(char *s QPM_STRING);\n#endif\n'),
+    ("#pragma once\nint f(char *s);\n", '#pragma once\n#include <qpm.h>\nint f(char *s QPM_STRING);\n'),
     # No directive: after the leading comment; Windows line ends kept.
     ("/* licence\n   #include <no.h> */\nint f(char *s);\n",
-     '/* licence\n   #include <no.h> */\n#include "qpm.h"\nint f(char *s QPM_STRING);\n'),
-    ("#include <a.h>\r\nint f(char *s);\r\n", '#include <a.h>\r\n#include "qpm.h"\r\nint f(char *s QPM_STRING);\r\n'),
+     '/* licence\n   #include <no.h> */\n#include <qpm.h>\nint f(char *s QPM_STRING);\n'),
+    ("#include <a.h>\r\nint f(char *s);\r\n", '#include <a.h>\r\n#include <qpm.h>\r\nint f(char *s QPM_STRING);\r\n'),
     # A byte order mark stays first.
-    ("\ufeffint f(char *s);\n", '\ufeff#include "qpm.h"\nint f(char *s QPM_STRING);\n'),
+    ("\ufeffint f(char *s);\n", '\ufeff#include <qpm.h>\nint f(char *s QPM_STRING);\n'),
     # Already included, in any form.
     ("#include <qpm.h>\nint f(char *s);\n", "#include <qpm.h>\nint f(char *s QPM_STRING);\n"),
     ('#include "../clang_attrs/qpm.h"\nint f(char *s);\n',
