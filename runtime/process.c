@@ -797,6 +797,14 @@ int qrt_domain_main(const struct qrt_program *p, int domain, int argc, char **ar
     (void)argc;
     program = p;
     qrt__set_program(p, domain);
+    /* Signals that stop a program are for the main process: a service manager's SIGTERM to the
+     * process group, the terminal's SIGINT or SIGHUP.  A domain outlives them until main ends
+     * (then PR_SET_PDEATHSIG ends it), so a server stopping is no fault of a component.  SIGPIPE
+     * too: a write to a peer that closed fails with EPIPE, as in the servers that ignore it in
+     * main(), which a domain never runs. */
+    static const int for_main[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE};
+    for (size_t i = 0; i < sizeof for_main / sizeof for_main[0]; i++)
+        signal(for_main[i], SIG_IGN);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);      /* main blocked every signal around the start */

@@ -185,3 +185,14 @@ def test_a_child_forked_after_the_start(faults, tmp_path, plan):
     others = "other children running" if plan == "error" else "other children none"
     assert sorted(proc.stdout.splitlines()[:3]) == sorted([child, "reaped 1", others])
     assert ("forked from the split program" in proc.stderr) == (plan == "error")
+
+
+def test_sigterm_to_the_process_group_is_no_fault(faults, tmp_path):
+    """A service manager's SIGTERM to the process group is for main: the domain outlives it (no
+    restart, no report) and main, which caught it, goes on calling."""
+    proc = subprocess.run([str(faults / "build" / "error" / "faults"), "groupterm"], capture_output=True,
+                          text=True, timeout=60, start_new_session=True,
+                          env={**os.environ, "QPM_REPORT_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["stopping 1", "after 2", "inits 1", "restarted 0"]
+    assert not list(tmp_path.glob("crash-*.json"))

@@ -161,6 +161,32 @@ def test_kvstore_split_serves_load_and_leaves_nothing_after_kill_9(kvstore):
     assert set(os.listdir("/dev/shm")) == shm_before
 
 
+def test_a_sigterm_to_the_process_group_stops_the_server_and_blames_no_component(kvstore, tmp_path):
+    """A service manager stops a server with SIGTERM to its process group: the domains outlive it
+    until main has stopped (kvstore drains and exits 0), and no crash report is written."""
+    server_exe, loadgen = kvstore
+    server = subprocess.Popen([str(server_exe), "--port", "0"], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True, env={**os.environ, "QPM_REPORT_DIR": str(tmp_path)})
+    try:
+        port = server.stdout.readline().strip().rsplit(":", 1)[1]
+        (domain,) = _children(server.pid)
+        load = subprocess.run([str(loadgen), "--port", port, "--threads", "4", "--requests", "100",
+                               "--seconds", "30"], capture_output=True, text=True, timeout=60)
+        assert re.search(r"requests=400 ok=400 errors=0", load.stdout), load.stdout + load.stderr
+        os.killpg(server.pid, signal.SIGTERM)
+        assert server.wait(timeout=20) == 0
+        deadline = time.monotonic() + 10
+        while _alive(domain) and time.monotonic() < deadline:
+            select.select([], [], [], 0.01)
+        assert not _alive(domain)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert not list(tmp_path.glob("crash-*.json"))
+    assert list(tmp_path.glob("stats-*.json"))
+
+
 def _disassembly(obj):
     out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(obj)], capture_output=True, text=True,
                          check=True).stdout

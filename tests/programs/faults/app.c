@@ -4,6 +4,7 @@
 #include <errno.h>
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,14 @@
 #include <unistd.h>
 
 static int one(int x) { return x; }
+
+static volatile sig_atomic_t stopping;
+
+static void on_term(int sig)
+{
+    (void)sig;
+    stopping = 1;
+}
 
 /* A callback that main is still running when the domain that called it dies. */
 static int cb_fd[2];
@@ -96,6 +105,14 @@ int main(int argc, char **argv)
         void *r;
         pthread_join(t, &r);
         printf("callback call %ld\n", (long)r);
+    } else if (!strcmp(s, "groupterm")) {
+        /* SIGTERM to the whole process group, as a service manager stops a server (run it in a
+         * group of its own): main catches it and goes on; no component is to blame. */
+        signal(SIGTERM, on_term);
+        kill(0, SIGTERM);
+        while (!stopping)
+            usleep(1000);
+        printf("stopping %d\n", (int)stopping);
     } else if (!strcmp(s, "threads")) {
         /* Calls in flight on other threads when the domain dies get the same treatment. */
         pthread_t t[6];
