@@ -26,16 +26,19 @@
 
 #if defined(__clang__)
 #define QPM__ANNOTATE(kind, arg) __attribute__((annotate("qpm_" kind ":" arg)))
+/* Counts are macro-expanded before they become text: QPM_OUT(MAXDNAME) is QPM_OUT(1025). */
+#define QPM__TEXT(x) #x
+#define QPM__EXPANDED(x) QPM__TEXT(x)
 #define QPM_COMPONENT(name) QPM__ANNOTATE("component", #name)
 /* A file-scope declaration that carries the annotation; never defined, never referenced. */
 #define QPM_FILE_COMPONENT(name) \
     extern const char qpm__file_component[] QPM__ANNOTATE("file_component", #name)
-#define QPM_IN(count) QPM__ANNOTATE("in", #count)
-#define QPM_OUT(count) QPM__ANNOTATE("out", #count)
-#define QPM_INOUT(count) QPM__ANNOTATE("inout", #count)
+#define QPM_IN(count) QPM__ANNOTATE("in", QPM__EXPANDED(count))
+#define QPM_OUT(count) QPM__ANNOTATE("out", QPM__EXPANDED(count))
+#define QPM_INOUT(count) QPM__ANNOTATE("inout", QPM__EXPANDED(count))
 #define QPM_STRING QPM__ANNOTATE("string", "")
 #define QPM_OPAQUE QPM__ANNOTATE("opaque", "")
-#define QPM_COUNT(expr) QPM__ANNOTATE("count", #expr)
+#define QPM_COUNT(expr) QPM__ANNOTATE("count", QPM__EXPANDED(expr))
 #define QPM_RETURNS_STRING QPM__ANNOTATE("returns_string", "")
 #define QPM_CALLBACK QPM__ANNOTATE("callback", "")
 #define QPM_SHARED QPM__ANNOTATE("shared", "")
