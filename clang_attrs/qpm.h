@@ -19,6 +19,7 @@
  *   QPM_RETURNS_STRING       function returning char *: caller gets a malloc'd copy
  *   QPM_CALLBACK             function-pointer parameter callable from the other side
  *   QPM_SHARED               pointer-free global travelling with every crossing call
+ *   QPM_FD                   int parameter or return: a file descriptor, re-opened on the other side
  *   QPM_INIT                 void f(void) run at every (re)start of the component
  */
 #ifndef QPM_H
@@ -42,6 +43,7 @@
 #define QPM_RETURNS_STRING QPM__ANNOTATE("returns_string", "")
 #define QPM_CALLBACK QPM__ANNOTATE("callback", "")
 #define QPM_SHARED QPM__ANNOTATE("shared", "")
+#define QPM_FD QPM__ANNOTATE("fd", "")
 #define QPM_INIT QPM__ANNOTATE("init", "")
 #else
 /* Other compilers see nothing; QPM_FILE_COMPONENT still needs a declaration for its ';'. */
@@ -56,6 +58,7 @@
 #define QPM_RETURNS_STRING
 #define QPM_CALLBACK
 #define QPM_SHARED
+#define QPM_FD
 #define QPM_INIT
 #endif
 

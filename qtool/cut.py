@@ -155,7 +155,7 @@ def component_graph(model: ProgramModel, costs: Costs, calls: dict[str, float] |
         data["cost"] = data["crossings"] * costs.ns_per_call + data["bytes"] * costs.ns_per_byte
     # Components writing a non-shared global another component uses must share a process.
     for gl in model.globals:
-        if gl.shared or gl.type.startswith("const ") or not gl.writers:
+        if gl.shared or marshal.read_only(gl.type) or not gl.writers:
             continue
         comps = sorted({fmap[u].component for u in (*gl.readers, *gl.writers) if u in fmap and fmap[u].component})
         for a, b in itertools.combinations(comps, 2):

@@ -38,7 +38,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from . import cut
+from . import cut, marshal
 from .errors import UserError
 from .model import ProgramModel
 from .reports import Store
@@ -191,7 +191,7 @@ def decide(model: ProgramModel, store: Store, policy: str, params: Params, costs
     # A component that keeps state (writes globals) and joins a suspect's domain is restarted with
     # it, losing that state at each of the suspect's faults: as costly as a whole restart.
     worst_rate = max((c.rate for c in facts if c.isolate), default=0.0)
-    stateful = {fmap[u].component for g in model.globals if not g.type.startswith("const ")
+    stateful = {fmap[u].component for g in model.globals if not marshal.read_only(g.type)
                 for u in g.writers if u in fmap and fmap[u].component}
     risk = {c: worst_rate * params.restart_cost_s * per_run_s * 1e9 for c in stateful}
     suggestion = cut.suggest(model, chosen, costs, calls or None, risk=risk) if chosen else None

@@ -24,17 +24,80 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from .model import Annotation, Diagnostic, FixIt, Function, Location, Param, ProgramModel, StructType
+from .model import (Annotation, CallArgument, Diagnostic, FixIt, Function, Location, Note, Param,
+                    ProgramModel, StructType)
 
 _INTEGERS = {"_Bool", "bool", "char", "signed char", "unsigned char", "short", "unsigned short",
              "int", "unsigned int", "long", "unsigned long", "long long", "unsigned long long",
              "__int128", "unsigned __int128", "wchar_t", "char16_t", "char32_t"}
 _CHARS = {"char", "signed char", "unsigned char"}
-_LENGTH_NAME = re.compile(r"^(n|len|length|size|sz|count|cnt|num|nbytes|nelem|cap|capacity|"
-                          r"n_\w+|\w+_(len|length|size|sz|count|cnt|n|num|cap|bytes))$", re.I)
+# A length parameter beside a pointer (fix-its): a usual name, `…len`/`…size` (slen, keylen,
+# bufsize), `…_count` and the like, or `n` + the pointer's name (nkey for key).
+_LENGTH_NAME = re.compile(r"^(n|len|length|size|sz|count|cnt|num|nbytes|nelem|nelems|nmemb|nitems|cap|capacity|"
+                          r"n_\w+|\w*len|\w*size|\w+_(len|length|size|sz|count|cnt|n|num|cap|bytes))$", re.I)
 _TOKEN = re.compile(r"\s*(?:(?P<id>[A-Za-z_]\w*)|(?P<num>0[xX][0-9a-fA-F]+[uUlL]*|\d+[uUlL]*)|"
                     r"(?P<op><<|>>|[-+*/%()&|^~?:<>]))")
 POINTER_KINDS = ("in", "out", "inout")
+CROSSING_KINDS = (*POINTER_KINDS, "string", "opaque", "callback", "fd")
+
+# Process-local handles: values that name something living in one process (a stream, a lock, a
+# thread), so that a copy means nothing in another.  Keyed by the type's name as written (the
+# analyzer keeps typedef names) and by the C library's tags behind the common ones; the value says
+# what the handle is.  Crossing as a pointer to one (or one by value) is QPM017 unless QPM_OPAQUE.
+PROCESS_LOCAL = {
+    "FILE": "a stdio stream", "struct _IO_FILE": "a stdio stream",
+    "DIR": "a directory stream", "struct __dirstream": "a directory stream",
+    "pthread_t": "a thread", "thrd_t": "a thread",
+    "pthread_mutex_t": "a mutex", "mtx_t": "a mutex", "pthread_rwlock_t": "a lock",
+    "pthread_spinlock_t": "a lock", "pthread_cond_t": "a condition variable", "cnd_t": "a condition variable",
+    "pthread_barrier_t": "a barrier", "sem_t": "a semaphore", "pthread_once_t": "a once-flag",
+    "once_flag": "a once-flag", "pthread_key_t": "a thread-specific key", "tss_t": "a thread-specific key",
+    "pthread_attr_t": "thread attributes",
+    "regex_t": "a compiled regular expression",
+    "va_list": "a variable argument list", "__builtin_va_list": "a variable argument list",
+    "__gnuc_va_list": "a variable argument list", "struct __va_list_tag": "a variable argument list",
+    "jmp_buf": "a saved execution context", "sigjmp_buf": "a saved execution context",
+    "iconv_t": "a conversion descriptor", "locale_t": "a locale", "timer_t": "a timer",
+}
+# Handles that QPM_OPAQUE cannot carry usefully (not pointers, or pointers into the stack).
+_NOT_OPAQUE = {"va_list", "__builtin_va_list", "__gnuc_va_list", "struct __va_list_tag", "jmp_buf", "sigjmp_buf"}
+
+# Calls of the C library that take a file descriptor, and at which argument positions (from 0).
+FD_ARGUMENTS = {
+    **{name: (0,) for name in (
+        "read", "write", "pread", "pwrite", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev",
+        "send", "sendto", "sendmsg", "sendmmsg", "recv", "recvfrom", "recvmsg", "recvmmsg", "close",
+        "fdopen", "fdopendir", "fstat", "fstat64", "fstatat", "fstatfs", "fchmod", "fchown", "fchdir",
+        "ioctl", "fcntl", "accept", "accept4", "shutdown", "setsockopt", "getsockopt", "getpeername",
+        "getsockname", "bind", "listen", "connect", "dup", "lseek", "lseek64", "fsync", "fdatasync",
+        "ftruncate", "ftruncate64", "flock", "lockf", "posix_fadvise", "fallocate", "isatty",
+        "openat", "epoll_wait", "epoll_pwait", "futimens", "fgetxattr", "fsetxattr", "inotify_add_watch",
+        "timerfd_settime", "timerfd_gettime", "eventfd_read", "eventfd_write", "getdents64", "syncfs")},
+    "dup2": (0, 1), "dup3": (0, 1), "sendfile": (0, 1), "sendfile64": (0, 1), "splice": (0, 2),
+    "tee": (0, 1), "copy_file_range": (0, 2), "epoll_ctl": (0, 2), "mmap": (4,), "mmap64": (4,),
+    "renameat": (0, 2), "linkat": (0, 2), "unlinkat": (0,), "mkdirat": (0,), "fchmodat": (0,),
+    "fchownat": (0,), "readlinkat": (0,), "faccessat": (0,),
+}
+
+# Calls of the C library that return a new file descriptor.
+FD_RETURNERS = frozenset((
+    "socket", "accept", "accept4", "open", "open64", "openat", "openat64", "creat", "dup", "dup2", "dup3",
+    "epoll_create", "epoll_create1", "eventfd", "timerfd_create", "signalfd", "memfd_create",
+    "inotify_init", "inotify_init1", "fileno", "dirfd", "shm_open", "pidfd_open", "posix_openpt"))
+
+# Calls of the C library that only write through a pointer argument (by position): a buffer a
+# function passes only to these is filled, never read (fix-its: QPM_OUT rather than QPM_INOUT).
+WRITE_ONLY_ARGUMENTS = {
+    "memcpy": (0,), "memmove": (0,), "memset": (0,), "mempcpy": (0,), "strcpy": (0,), "strncpy": (0,),
+    "stpcpy": (0,), "stpncpy": (0,), "snprintf": (0,), "vsnprintf": (0,), "sprintf": (0,),
+    "vsprintf": (0,), "read": (1,), "pread": (1,), "pread64": (1,), "recv": (1,), "recvfrom": (1,),
+    "fread": (0,), "fgets": (0,), "getcwd": (0,), "readlink": (1,), "readlinkat": (2,),
+    "strftime": (0,), "gethostname": (0,), "strerror_r": (1,), "inet_ntop": (2,), "getrandom": (0,),
+    "realpath": (1,),
+}
+
+# Calls that start a thread running the function passed at a position.
+THREAD_STARTERS = {"pthread_create": 2, "thrd_create": 1}
 
 
 @dataclass(frozen=True)
@@ -132,6 +195,41 @@ def _strip_arrays(enc: str) -> str:
     return enc
 
 
+_QUALIFIERS = {"const", "volatile", "restrict", "__restrict", "__restrict__", "_Atomic"}
+
+
+def process_local(spelling: str) -> tuple[str, bool] | None:
+    """(handle type name, through a pointer) when a type as written is a process-local handle
+    (PROCESS_LOCAL) or a pointer to one; else None."""
+    text = re.sub(r"\[[^\]]*\]", "", spelling)
+    stars = text.count("*")
+    if stars > 1:
+        return None
+    words = [w for w in re.findall(r"[A-Za-z_]\w*", text) if w not in _QUALIFIERS]
+    name = " ".join(words)
+    if name in PROCESS_LOCAL:
+        return name, stars == 1
+    return None
+
+
+def _handle_reason(name: str, opaque_ok: bool) -> str:
+    """Why a handle (PROCESS_LOCAL) cannot cross, and what to do: QPM_OPAQUE where the other
+    side would only hold it, else keep its users together."""
+    head = f"is a handle local to this process ({PROCESS_LOCAL[name]}) that means nothing in another one"
+    if opaque_ok:
+        return f"{head}: mark it QPM_OPAQUE to pass it through unchanged, or pass what it refers to"
+    return f"{head}: keep the functions that use it in one domain, or pass what it refers to"
+
+
+def read_only(spelling: str) -> bool:
+    """Whether a variable of this type (as written) is itself const: `const int`, `const char
+    *const`, an array of const elements; not `const char *`, a pointer the program may change."""
+    text = re.sub(r"\[[^\]]*\]", "", spelling)
+    if "*" in text:
+        return "const" in re.findall(r"\w+", text[text.rindex("*") + 1:])
+    return "const" in re.findall(r"\w+", text)
+
+
 def pointer_free(enc: str, structs: dict[str, StructType], seen: frozenset = frozenset()) -> bool:
     enc = _strip_arrays(enc)
     if enc.startswith("*") or is_function(enc):
@@ -145,19 +243,38 @@ def pointer_free(enc: str, structs: dict[str, StructType], seen: frozenset = fro
 
 
 def struct_problem(enc: str, structs: dict[str, StructType], seen: frozenset = frozenset()) -> str | None:
-    """Why a struct (by value) cannot be deep-copied, or None when it can."""
+    """Why a struct (by value) cannot be deep-copied (its first reason), or None when it can."""
+    problems = struct_problems(enc, structs, seen)
+    return problems[0] if problems else None
+
+
+def struct_problems(enc: str, structs: dict[str, StructType], seen: frozenset = frozenset()) -> list[str]:
+    """Every reason a struct (by value) cannot be deep-copied, one per offending field; [] when
+    it can."""
     enc = _strip_arrays(enc)
     if enc[:1] not in ("S", "U"):
-        return None
+        return []
     s = structs.get(enc[1:])
     if s is None:
-        return "its definition is not visible"
+        return ["its definition is not visible"]
     if s.usr in seen:
-        return "it is recursive"
+        return ["it is recursive"]
+    out = []
     for f in s.fields:
         fenc = _strip_arrays(f.type_enc)
+        handle = process_local(f.type)
+        if handle is not None and not (handle[1] and f.annotation("opaque")):
+            name, through_pointer = handle
+            if through_pointer and handle[0] not in _NOT_OPAQUE:
+                out.append(f"field '{f.name}' ({f.type}) is a handle local to this process "
+                           f"({PROCESS_LOCAL[name]}): mark it QPM_OPAQUE")
+            else:
+                out.append(f"field '{f.name}' ({f.type}) is {PROCESS_LOCAL[name]} local to this process, "
+                           "which a copy does not carry to another")
+            continue
         if is_pointer(fenc) and fenc != f.type_enc:
-            return f"field '{f.name}' ({f.type}) is an array of pointers"
+            out.append(f"field '{f.name}' ({f.type}) is an array of pointers")
+            continue
         if is_pointer(fenc):
             if f.annotation("opaque"):
                 continue
@@ -166,17 +283,113 @@ def struct_problem(enc: str, structs: dict[str, StructType], seen: frozenset = f
             if f.annotation("count"):
                 inner = struct_problem(pointee(fenc), structs, seen | {s.usr})
                 if is_pointer(pointee(fenc)) or inner:
-                    return f"field '{f.name}' points to {'pointers' if not inner else inner}"
+                    out.append(f"field '{f.name}' points to {'pointers' if not inner else inner}")
                 continue
-            return f"field '{f.name}' ({f.type}) is a pointer with no QPM_COUNT, QPM_STRING or QPM_OPAQUE"
+            if is_function(pointee(fenc)):
+                out.append(f"field '{f.name}' ({f.type}) is a function pointer, which means nothing in "
+                           "another process")
+                continue
+            i = s.fields.index(f)
+            length = next((g for g in (s.fields[i + 1:i + 2] + s.fields[max(i - 1, 0):i])
+                           if is_integer(_strip_arrays(g.type_enc)) and _is_length_name(g.name, f.name)), None)
+            hint = f" (perhaps QPM_COUNT({length.name}))" if length is not None else ""
+            out.append(f"field '{f.name}' ({f.type}) is a pointer with no QPM_COUNT, QPM_STRING or QPM_OPAQUE{hint}")
+            continue
         if is_function(fenc):
-            return f"field '{f.name}' is a function"
+            out.append(f"field '{f.name}' is a function")
+            continue
         if s.kind == "union" and not pointer_free(fenc, structs):
-            return f"union member '{f.name}' holds pointers"
-        inner = struct_problem(fenc, structs, seen | {s.usr})
+            out.append(f"union member '{f.name}' holds pointers")
+            continue
+        inner = struct_problems(fenc, structs, seen | {s.usr})
         if inner:
-            return f"field '{f.name}': {inner}"
+            out.append(f"field '{f.name}': {', '.join(inner)}")
+    return out
+
+
+# What a function's body does with a parameter (SPEC §2: descriptors, handles, fix-its).  A value
+# is followed from a parameter through the calls that pass it on whole (CallArgument) to functions
+# that run in the same process (same domain, or per-unit helpers), up to the C library.
+
+def _same_process(model: ProgramModel, fn: Function, callee: Function,
+                  domain_of: Callable[[str], str | None] | None) -> bool:
+    if callee.per_unit:
+        return True
+    if callee.component is None or fn.component is None:
+        return False
+    if domain_of is None:
+        return callee.component == fn.component
+    return domain_of(callee.component) == domain_of(fn.component)
+
+
+def _external(model: ProgramModel, a: CallArgument) -> bool:
+    """A call of a function the program does not define (the C library's)."""
+    if not a.callee:
+        return False
+    f = model.function_map.get(a.callee)
+    return f is None or not f.defined
+
+
+def param_flow(model: ProgramModel, fn: Function, index: int, sink: Callable[[CallArgument], bool],
+               domain_of: Callable[[str], str | None] | None = None) -> list[CallArgument] | None:
+    """The shortest chain of calls by which parameter `index` of fn reaches a call of the C library
+    that `sink` accepts, passed on whole through functions of fn's process; None when it does not."""
+    by_param = model.arguments_by_param
+    fmap = model.function_map
+    todo: list[tuple[str, int, list[CallArgument]]] = [(fn.usr, index, [])]
+    seen = {(fn.usr, index)}
+    while todo:
+        nxt = []
+        for usr, i, path in todo:
+            for a in by_param.get((usr, i), ()):
+                if _external(model, a):
+                    if sink(a):
+                        return path + [a]
+                    continue
+                callee = fmap.get(a.callee)
+                if callee is None or not callee.defined or a.index >= len(callee.params):
+                    continue
+                if (callee.usr, a.index) in seen or not _same_process(model, fn, callee, domain_of):
+                    continue
+                seen.add((callee.usr, a.index))
+                nxt.append((callee.usr, a.index, path + [a]))
+        todo = nxt
     return None
+
+
+def _is_fd_use(a: CallArgument) -> bool:
+    return a.index in FD_ARGUMENTS.get(a.callee_name, ())
+
+
+def writes_only(model: ProgramModel, fn: Function, index: int,
+                domain_of: Callable[[str], str | None] | None = None) -> bool:
+    """Whether fn's body only writes through pointer parameter `index` (p[i] = …, *p = …, or
+    passing it whole where only writes happen: memcpy's destination, snprintf, read, recv …, or a
+    function of the same process that only writes through it, or takes it as QPM_OUT), and does
+    write.  False when unsure, or when no body was seen."""
+    fmap = model.function_map
+    todo, seen = [(fn, index)], {(fn.usr, index)}
+    while todo:
+        f, i = todo.pop()
+        if i >= len(f.param_uses):
+            return False
+        uses = f.param_uses[i]
+        args = model.arguments_by_param.get((f.usr, i), ())
+        if set(uses) - {"W"} or (not uses and not args):
+            return False
+        for a in args:
+            if _external(model, a):
+                if a.index not in WRITE_ONLY_ARGUMENTS.get(a.callee_name, ()):
+                    return False
+                continue
+            callee = fmap.get(a.callee)
+            if callee is None or a.index >= len(callee.params) or not _same_process(model, fn, callee, domain_of):
+                return False
+            if callee.params[a.index].annotation("out") or (callee.usr, a.index) in seen:
+                continue
+            seen.add((callee.usr, a.index))
+            todo.append((callee, a.index))
+    return True
 
 
 # Count expressions.
@@ -219,11 +432,38 @@ def count_problems(expr: str, names: dict[str, str]) -> list[tuple[str, str]]:
     return out
 
 
+_NOT_LENGTHS = {"next", "node", "name", "new", "nil", "none", "net", "nonce", "null", "nest"}
+
+
+def _is_length_name(name: str, pointer: str) -> bool:
+    if not name:
+        return False
+    if _LENGTH_NAME.match(name):
+        return True
+    # n + the pointer's name, or its start: nkey, nkeys or nk for key (not next for e).
+    rest = name[1:].lstrip("_").lower() if name[:1] in "nN" and name.lower() not in _NOT_LENGTHS else ""
+    pointer = pointer.lower()
+    return bool(rest and pointer and (pointer.startswith(rest) or (len(pointer) > 1 and rest.startswith(pointer))))
+
+
 def _length_param(fn: Function, p: Param) -> Param | None:
-    nxt = fn.params[p.index + 1] if p.index + 1 < len(fn.params) else None
-    if nxt is not None and is_integer(nxt.type_enc) and _LENGTH_NAME.match(nxt.name or ""):
-        return nxt
+    """The integer parameter beside pointer p (the next one, else the one before) named like its
+    length (_LENGTH_NAME), or None."""
+    for i in (p.index + 1, p.index - 1):
+        if 0 <= i < len(fn.params):
+            q = fn.params[i]
+            if is_integer(param_enc(q)) and _is_length_name(q.name or "", p.name or ""):
+                return q
     return None
+
+
+def _copy_annotation(model: ProgramModel, fn: Function, p: Param, const: bool,
+                     domain_of: Callable[[str], str | None] | None) -> str:
+    """QPM_IN for a const pointer; else QPM_OUT when the body only writes through it, QPM_INOUT
+    when it reads it too (or no body says)."""
+    if const:
+        return "QPM_IN"
+    return "QPM_OUT" if writes_only(model, fn, p.index, domain_of) else "QPM_INOUT"
 
 
 def _fixit(p: Param, text: str) -> tuple[FixIt, ...]:
@@ -239,18 +479,53 @@ def _function_fixit(fn: Function, text: str) -> tuple[FixIt, ...]:
     return (FixIt(loc.file, loc.line, 1, text),)
 
 
+def struct_label(s: StructType) -> str:
+    name = s.name if re.match(r"^[A-Za-z_]\w*$", s.name or "") else "(anonymous)"
+    return f"{s.kind} {name}"
+
+
+def _root_struct(enc: str, structs: dict[str, StructType]) -> StructType | None:
+    base = _strip_arrays(enc)
+    return structs.get(base[1:]) if base[:1] in ("S", "U") else None
+
+
+def _uses_note(model: ProgramModel, fn: Function, p: Param, domain_of) -> Note | None:
+    """Where fn's process hands parameter p to the C library (first such place), as a note."""
+    chain = param_flow(model, fn, p.index, lambda a: True, domain_of)
+    if not chain:
+        return None
+    last = chain[-1]
+    return Note(f"'{last.callee_name}' uses it here, in the process of '{fn.name}'", last.location)
+
+
 def classify_param(model: ProgramModel, fn: Function, p: Param, severity: str,
-                   context: str) -> tuple[Marshal | None, list[Diagnostic]]:
-    """How parameter p of fn crosses; unannotated problems get `severity`."""
+                   context: str, domain_of: Callable[[str], str | None] | None = None,
+                   roots: dict[str, list[Note]] | None = None) -> tuple[Marshal | None, list[Diagnostic]]:
+    """How parameter p of fn crosses; unannotated problems get `severity`.  domain_of says which
+    callees run in fn's process (default: those of its component).  With `roots`, a struct that
+    cannot be copied is not reported here but collected, struct USR -> notes at its uses, to be
+    reported once at its definition (report_struct_roots)."""
     enc = param_enc(p)
     structs = model.struct_map
     what = f"'{fn.name}' is called {context}: parameter '{p.name or p.index + 1}' ({p.type})"
     ann = p.annotation(*POINTER_KINDS, "string", "opaque", "callback")
     diags: list[Diagnostic] = []
 
-    def problem(code: str, msg: str, fixits=()) -> tuple[None, list[Diagnostic]]:
-        diags.append(Diagnostic(severity, code, msg, p.location, tuple(fixits)))
+    def problem(code: str, msg: str, fixits=(), notes=()) -> tuple[None, list[Diagnostic]]:
+        diags.append(Diagnostic(severity, code, msg, p.location, tuple(fixits), tuple(notes)))
         return None, diags
+
+    def bad_struct(elem: str, how: str) -> tuple[None, list[Diagnostic]] | None:
+        """A struct that cannot be copied: one root cause, reported at its definition."""
+        why = struct_problems(elem, structs)
+        if not why:
+            return None
+        s = _root_struct(elem, structs)
+        if s is not None and roots is not None:
+            use = f"points to '{struct_label(s)}'" if how == "points to" else f"is a '{struct_label(s)}', copied by value"
+            roots.setdefault(s.usr, []).append(Note(f"{what} {use}", p.location))
+            return None, diags
+        return problem("QPM014", f"{what} {how} a struct that cannot be copied: {why[0]}")
 
     def pointed(kind: str, count: str, elem: str, how: str) -> tuple[Marshal | None, list[Diagnostic]]:
         """A pointer to `count` elements: structs with pointers are deep-copied, in only."""
@@ -265,15 +540,26 @@ def classify_param(model: ProgramModel, fn: Function, p: Param, severity: str,
                                      "pointer) and return results some other way")
         return Marshal("deep_in", count, elem), diags
 
+    handle = process_local(p.type)
+    if handle is not None and (ann is None or ann.kind in POINTER_KINDS):
+        # QPM_OPAQUE suits a handle the receiving side only holds (or hands back); one it uses
+        # itself (hands to the C library) has to stay with the process it belongs to.
+        name, _ = handle
+        use = _uses_note(model, fn, p, domain_of)
+        opaque_ok = is_pointer(p.type_enc) and name not in _NOT_OPAQUE and use is None
+        fix = _fixit(p, "QPM_OPAQUE") if opaque_ok and ann is None else ()
+        return problem("QPM017", f"{what} {_handle_reason(name, opaque_ok)}", fix,
+                       (use,) if use is not None else ())
+
     if ann is not None:
         if ann.kind in POINTER_KINDS:
             elem = pointee(enc)
             if is_pointer(_strip_arrays(elem)):
                 return problem("QPM012", f"{what}: {ann} cannot copy pointers to pointers; "
                                          "pass the pointed-to data in a struct with QPM_COUNT fields")
-            why = struct_problem(elem, structs)
-            if why:
-                return problem("QPM014", f"{what} points to a struct that cannot be copied: {why}")
+            bad = bad_struct(elem, "points to")
+            if bad:
+                return bad
             return pointed(ann.kind, ann.arg, elem, str(ann))
         if ann.kind == "callback" and is_pointer(enc) and is_function(pointee(enc)):
             spelling = function_spelling(pointee(enc))
@@ -287,9 +573,9 @@ def classify_param(model: ProgramModel, fn: Function, p: Param, severity: str,
     if not is_pointer(enc):
         if is_function(enc):
             return problem("QPM013", f"{what} is a function without QPM_CALLBACK")
-        why = struct_problem(enc, structs)
-        if why:
-            return problem("QPM014", f"{what} is a struct that cannot be copied: {why}")
+        bad = bad_struct(enc, "is")
+        if bad:
+            return bad
         kind = "struct" if enc[:1] in ("S", "U") else "scalar"
         if kind == "struct" and not pointer_free(enc, structs):
             kind = "deep"
@@ -298,7 +584,6 @@ def classify_param(model: ProgramModel, fn: Function, p: Param, severity: str,
     inner = pointee(enc)
     const = enc.startswith("*c")
     length = _length_param(fn, p)
-    copy = "QPM_IN" if const else "QPM_INOUT"
     n = array_length(p)
     count = str(n) if n is not None else "1"
     if is_function(inner):
@@ -306,30 +591,36 @@ def classify_param(model: ProgramModel, fn: Function, p: Param, severity: str,
                                  "to have calls come back across the boundary",
                        _fixit(p, "QPM_CALLBACK"))
     if inner == "V":
+        copy = _copy_annotation(model, fn, p, const, domain_of) if length else ""
         fix = _fixit(p, f"{copy}({length.name})") if length else ()
         hint = f"; {copy}({length.name}) copies {length.name} bytes" if length else ""
         return problem("QPM010", f"{what} has no annotation: say how "
                                  f"much to copy with QPM_IN/QPM_OUT/QPM_INOUT(count), or QPM_OPAQUE{hint}", fix)
     if inner.startswith("B") and inner[1:] in _CHARS and n is None:
         if length:
-            fix, hint = _fixit(p, f"{copy}({length.name})"), f"{copy}({length.name})"
+            hint = f"{_copy_annotation(model, fn, p, const, domain_of)}({length.name})"
+        elif not const and writes_only(model, fn, p.index, domain_of):
+            # A buffer the callee fills is no string to copy in; its size is not in sight.
+            return problem("QPM011", f"{what} has no annotation, and '{fn.name}' only writes through it: "
+                                     "say how much it fills with QPM_OUT(count)")
         else:
-            fix, hint = _fixit(p, "QPM_STRING"), "QPM_STRING"
+            hint = "QPM_STRING"
         return problem("QPM011", f"{what} has no annotation: is it a string "
                                  f"(QPM_STRING) or a buffer (QPM_IN/QPM_OUT/QPM_INOUT(count))? "
-                                 f"Perhaps {hint}", fix)
+                                 f"Perhaps {hint}", _fixit(p, hint))
     if is_pointer(_strip_arrays(inner)):
         return problem("QPM012", f"{what} points to pointers, which cannot be copied; "
                                  "pass the data in a struct with QPM_COUNT fields, or mark it QPM_OPAQUE")
-    why = struct_problem(inner, structs)
-    if why:
-        return problem("QPM014", f"{what} points to a struct that cannot be copied: {why}")
+    bad = bad_struct(inner, "points to")
+    if bad:
+        return bad
+    copy = "QPM_IN" if const else "QPM_INOUT"
     return pointed("in" if const else "inout", count, inner,
                    f"{copy}({count}) by default (not const)" if not const else copy)
 
 
-def classify_return(model: ProgramModel, fn: Function, severity: str,
-                    context: str) -> tuple[Marshal | None, list[Diagnostic]]:
+def classify_return(model: ProgramModel, fn: Function, severity: str, context: str,
+                    roots: dict[str, list[Note]] | None = None) -> tuple[Marshal | None, list[Diagnostic]]:
     enc = fn.return_enc
     if enc == "V":
         return Marshal("void"), []
@@ -343,7 +634,13 @@ def classify_return(model: ProgramModel, fn: Function, severity: str,
                                  f"'{fn.name}' is called {context}: it returns a pointer ({fn.return_type}); mark it "
                                  "QPM_OPAQUE (a handle) or QPM_RETURNS_STRING (a string copied to the caller)",
                                  fn.location, fix)]
-    why = struct_problem(enc, model.struct_map)
+    why = struct_problems(enc, model.struct_map)
+    s = _root_struct(enc, model.struct_map)
+    if why and s is not None and roots is not None:
+        roots.setdefault(s.usr, []).append(Note(f"'{fn.name}' is called {context}: it returns "
+                                                f"'{struct_label(s)}'", fn.location))
+        return None, []
+    why = why[0] if why else None
     if not why and enc[:1] in ("S", "U") and not pointer_free(enc, model.struct_map):
         why = ("it has pointers, and what they point to would have no owner in the caller's process "
                "(structs with pointers cross as arguments only)")
@@ -355,16 +652,98 @@ def classify_return(model: ProgramModel, fn: Function, severity: str,
     return Marshal("scalar"), []
 
 
-def check_signature(model: ProgramModel, fn: Function, severity: str, context: str) -> list[Diagnostic]:
-    """Every problem with calling fn across a boundary."""
+def _descriptor_problems(model: ProgramModel, fn: Function, p: Param, severity: str, context: str,
+                         domain_of: Callable[[str], str | None] | None) -> list[Diagnostic]:
+    """An integer parameter that fn's process uses as a file descriptor, without QPM_FD."""
+    if p.annotation("fd") or not is_integer(param_enc(p)) or not fn.defined:
+        return []
+    chain = param_flow(model, fn, p.index, _is_fd_use, domain_of)
+    if not chain:
+        return []
+    fmap = model.function_map
+    name = p.name or str(p.index + 1)
+    notes = []
+    for a in chain[:-1]:
+        callee = fmap[a.callee]
+        passed = callee.params[a.index].name or str(a.index + 1)
+        notes.append(Note(f"'{name}' is passed to '{callee.name}' here (its parameter '{passed}')", a.location))
+        name = passed
+    last = chain[-1]
+    notes.append(Note(f"'{last.callee_name}' uses '{name}' here as a file descriptor", last.location))
+    return [Diagnostic(severity, "QPM016",
+                       f"'{fn.name}' is called {context}: parameter '{p.name or p.index + 1}' ({p.type}) is a "
+                       f"file descriptor (it reaches '{last.callee_name}'), whose number means nothing in another "
+                       "process: mark it QPM_FD to hand the other side a descriptor of its own for the same open file",
+                       p.location, _fixit(p, "QPM_FD"), tuple(notes))]
+
+
+def returned_descriptor(model: ProgramModel, fn: Function,
+                        domain_of: Callable[[str], str | None] | None = None) -> list[tuple[str, str, Location]] | None:
+    """The chain of returned calls by which fn returns a descriptor a C library call made
+    (FD_RETURNERS), through functions of its process; None when it returns none."""
+    fmap = model.function_map
+    todo, seen = [(fn, [])], {fn.usr}
+    while todo:
+        nxt = []
+        for f, path in todo:
+            for callee, name, loc in f.returned_calls:
+                g = fmap.get(callee)
+                if g is None or not g.defined:
+                    if name in FD_RETURNERS:
+                        return path + [(callee, name, loc)]
+                elif g.usr not in seen and _same_process(model, fn, g, domain_of):
+                    seen.add(g.usr)
+                    nxt.append((g, path + [(callee, name, loc)]))
+        todo = nxt
+    return None
+
+
+def _returned_descriptor_problems(model: ProgramModel, fn: Function, severity: str, context: str,
+                                  domain_of: Callable[[str], str | None] | None) -> list[Diagnostic]:
+    if fn.annotation("fd") or not is_integer(fn.return_enc) or not fn.defined:
+        return []
+    chain = returned_descriptor(model, fn, domain_of)
+    if not chain:
+        return []
+    notes = tuple(Note(f"'{name}' returns it here" if i == len(chain) - 1 else f"it comes from '{name}' here", loc)
+                  for i, (_, name, loc) in enumerate(chain))
+    return [Diagnostic(severity, "QPM016",
+                       f"'{fn.name}' is called {context}: it returns a file descriptor (from '{chain[-1][1]}'), "
+                       "whose number means nothing in another process: mark it QPM_FD to hand the caller a "
+                       "descriptor of its own for the same open file",
+                       fn.location, _function_fixit(fn, "QPM_FD "), notes)]
+
+
+def check_signature(model: ProgramModel, fn: Function, severity: str, context: str,
+                    domain_of: Callable[[str], str | None] | None = None,
+                    roots: dict[str, list[Note]] | None = None) -> list[Diagnostic]:
+    """Every problem with calling fn across a boundary (see classify_param for domain_of and
+    roots)."""
     diags: list[Diagnostic] = []
     if fn.variadic:
         diags.append(Diagnostic(severity, "QPM030", f"'{fn.name}' is called {context}: it is variadic, "
                                                     "and variadic arguments cannot be marshalled", fn.location))
     for p in fn.params:
-        diags += classify_param(model, fn, p, severity, context)[1]
-    diags += classify_return(model, fn, severity, context)[1]
+        diags += classify_param(model, fn, p, severity, context, domain_of, roots)[1]
+        diags += _descriptor_problems(model, fn, p, severity, context, domain_of)
+    diags += classify_return(model, fn, severity, context, roots)[1]
+    diags += _returned_descriptor_problems(model, fn, severity, context, domain_of)
     return diags
+
+
+def report_struct_roots(model: ProgramModel, roots: dict[str, list[Note]], severity: str) -> list[Diagnostic]:
+    """One QPM014 per struct that cannot be copied, at its definition, naming every offending
+    field, with a note at each crossing that takes it."""
+    out = []
+    for usr, notes in roots.items():
+        s = model.struct_map[usr]
+        why = struct_problems(("U" if s.kind == "union" else "S") + usr, model.struct_map)
+        uses = sorted(set(notes), key=lambda n: (n.location or Location(""), n.message))
+        n = len(uses)
+        out.append(Diagnostic(severity, "QPM014",
+                              f"'{struct_label(s)}' cannot be copied across a boundary ({n} crossing "
+                              f"{'use' if n == 1 else 'uses'}): {'; '.join(why)}", s.location, (), tuple(uses)))
+    return out
 
 
 # Checks that do not depend on where the boundaries are: the annotations themselves.
@@ -387,6 +766,9 @@ def check_annotations(model: ProgramModel) -> list[Diagnostic]:
         if rs and not is_char_pointer(fn.return_enc):
             out.append(Diagnostic("error", "QPM022", f"QPM_RETURNS_STRING on '{fn.name}', which returns "
                                                      f"'{fn.return_type}', not 'char *'", fn.location))
+        if fn.annotation("fd") and not is_integer(fn.return_enc):
+            out.append(Diagnostic("error", "QPM023", f"QPM_FD on '{fn.name}', which does not return an "
+                                                     f"integer ('{fn.return_type}')", fn.location))
         if fn.annotation("opaque") and not is_pointer(fn.return_enc):
             out.append(Diagnostic("error", "QPM023", f"QPM_OPAQUE on '{fn.name}', which does not "
                                                      "return a pointer", fn.location))
@@ -432,9 +814,12 @@ def _param_annotation_problems(fn: Function, p: Param, a: Annotation, names: dic
     elif a.kind == "callback":
         if not is_pointer(enc) or not is_function(pointee(enc)):
             out.append(Diagnostic("error", "QPM023", f"QPM_CALLBACK on {what}, which is not a function pointer ({p.type})", p.location))
+    elif a.kind == "fd":
+        if not is_integer(enc):
+            out.append(Diagnostic("error", "QPM023", f"QPM_FD on {what}, which is not an integer ({p.type})", p.location))
     else:
         out.append(Diagnostic("error", "QPM023", f"{a} cannot annotate a parameter ({what})", p.location))
-    if len([x for x in p.annotations if x.kind in (*POINTER_KINDS, "string", "opaque", "callback")]) > 1 \
+    if len([x for x in p.annotations if x.kind in CROSSING_KINDS]) > 1 \
             and a is p.annotations[-1]:
         kinds = ", ".join(str(x) for x in p.annotations)
         out.append(Diagnostic("error", "QPM024", f"{what} has more than one way to cross: {kinds}", p.location))
@@ -442,6 +827,38 @@ def _param_annotation_problems(fn: Function, p: Param, a: Annotation, names: dic
 
 
 # Checks that depend on the boundaries.
+
+def runs_in(model: ProgramModel, domain_of: Callable[[str], str | None]) -> Callable[[str], set[str]]:
+    """usr -> the domains a function's code runs in: its component's, or for a per-unit helper
+    (Function.per_unit) those of the functions that call it, through other helpers."""
+    fmap = model.function_map
+    callers: dict[str, set[str]] = {}
+    for e in model.edges:
+        callers.setdefault(e.callee, set()).add(e.caller)
+    memo: dict[str, set[str]] = {}
+
+    def domains(usr: str) -> set[str]:
+        if usr in memo:
+            return memo[usr]
+        f = fmap.get(usr)
+        found: set[str] = set()
+        if f is not None and not f.per_unit and f.component is not None:
+            found = {domain_of(f.component)} - {None}
+        elif f is not None and f.per_unit:
+            todo, seen = [usr], {usr}
+            while todo:
+                for c in callers.get(todo.pop(), ()):
+                    g = fmap[c]
+                    if g.per_unit and c not in seen:
+                        seen.add(c)
+                        todo.append(c)
+                    elif not g.per_unit and g.component is not None:
+                        found |= {domain_of(g.component)} - {None}
+        memo[usr] = found
+        return found
+
+    return domains
+
 
 def check_boundaries(model: ProgramModel, domain_of: Callable[[str], str | None], severity: str,
                      describe: Callable[[str, str], str]) -> list[Diagnostic]:
@@ -452,7 +869,9 @@ def check_boundaries(model: ProgramModel, domain_of: Callable[[str], str | None]
     """
     out: list[Diagnostic] = []
     checked: set[str] = set()
+    roots: dict[str, list[Note]] = {}
     fmap = model.function_map
+    where = runs_in(model, domain_of)
     for e in model.edges:
         a, b = fmap[e.caller].component, fmap[e.callee].component
         if a is None or b is None:
@@ -461,31 +880,75 @@ def check_boundaries(model: ProgramModel, domain_of: Callable[[str], str | None]
         if da == db or e.callee in checked:
             continue
         checked.add(e.callee)
-        out += check_signature(model, fmap[e.callee], severity, describe(da, db))
+        out += check_signature(model, fmap[e.callee], severity, describe(da, db), domain_of, roots)
+    out += report_struct_roots(model, roots, severity)
     for g in model.globals:
-        if g.shared or g.type.startswith("const "):
+        if g.shared or read_only(g.type):
             continue
-        touchers = set(g.readers) | set(g.writers)
-        domains = sorted({domain_of(fmap[u].component) for u in touchers
-                          if u in fmap and fmap[u].component is not None} - {None})
+        touchers = sorted((fmap[u] for u in set(g.readers) | set(g.writers) if u in fmap),
+                          key=lambda f: (f.location, f.usr))
+        domains = sorted({d for f in touchers for d in where(f.usr)})
         if len(domains) > 1 and g.writers:
             names = ", ".join(f"'{d}'" for d in domains)
+            if pointer_free(g.type_enc, model.struct_map):
+                advice = "mark it QPM_SHARED (pointer-free data travelling with each call) or keep them together"
+            else:
+                enc = _strip_arrays(g.type_enc)
+                held = ("a function pointer, which means" if is_pointer(enc) and is_function(pointee(enc))
+                        else "a pointer, which means" if is_pointer(enc) else "pointers, which mean")
+                advice = (f"it holds {held} nothing in another process and cannot travel with calls "
+                          "(QPM_SHARED is for pointer-free data): keep the functions that use it in one domain")
+            # A note at the first function of each domain that writes it, and of each that reads it.
+            notes, shown = [], set()
+            for f in touchers:
+                if f.per_unit:
+                    continue
+                verb = "writes" if f.usr in g.writers else "reads"
+                for d in sorted(where(f.usr)):
+                    if (d, verb) not in shown:
+                        shown.add((d, verb))
+                        notes.append(Note(f"'{f.name}' {verb} it (in '{d}')", f.location))
             out.append(Diagnostic(severity, "QPM032",
                                   f"global '{g.name}' is written and used by {names}, which would run in "
-                                  "separate processes: mark it QPM_SHARED (pointer-free data travelling with "
-                                  "each call) or keep them together", g.location))
+                                  f"separate processes: {advice}", g.location, (), tuple(notes)))
     for ic in model.indirect_calls:
         caller = fmap[ic.caller]
         if any(p.name == ic.through for p in caller.params):
             continue    # a pointer parameter: its own crossing is checked (QPM013, QPM_CALLBACK)
-        da = domain_of(caller.component) if caller.component else None
+        mine = where(caller.usr) or {None}
         far = sorted({fmap[t].name for t in ic.targets
-                      if fmap[t].component and domain_of(fmap[t].component) != da})
+                      if fmap[t].component and any(domain_of(fmap[t].component) != d for d in mine)})
         if far:
             out.append(Diagnostic("warning", "QPM035",
                                   f"indirect call through '{ic.through}' may reach {', '.join(far)} in another "
                                   "domain; such pointers must be passed across as QPM_CALLBACK parameters",
                                   ic.location))
+    out += _thread_entries(model, domain_of, severity, describe, where)
+    return out
+
+
+def _thread_entries(model: ProgramModel, domain_of: Callable[[str], str | None], severity: str,
+                    describe: Callable[[str, str], str], where: Callable[[str], set[str]]) -> list[Diagnostic]:
+    """A function started as a thread (pthread_create, thrd_create) from another domain: a thread
+    runs in the process that starts it, where that function is not linked."""
+    out = []
+    fmap = model.function_map
+    for a in model.arguments:
+        if a.function is None or THREAD_STARTERS.get(a.callee_name) != a.index or not _external(model, a):
+            continue
+        entry = fmap.get(a.function)
+        if entry is None or not entry.defined or entry.per_unit or entry.component is None:
+            continue
+        de = domain_of(entry.component)
+        for dc in sorted(where(a.caller)):
+            if dc == de:
+                continue
+            out.append(Diagnostic(
+                severity, "QPM037",
+                f"'{entry.name}' is started as a thread by '{fmap[a.caller].name}' {describe(dc, de)}: a "
+                f"thread runs in the process that starts it, and '{entry.name}' belongs to another one; start "
+                f"the thread from a function of '{de}', or keep both in one domain", a.location, (),
+                (Note(f"'{entry.name}' is defined here, in component '{entry.component}'", entry.location),)))
     return out
 
 

@@ -8,7 +8,7 @@ function's USR names its file).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Iterable, NamedTuple
 
@@ -47,12 +47,22 @@ class FixIt:
 
 
 @dataclass(frozen=True)
+class Note:
+    """A place that explains a diagnostic (a use of the thing reported, a step on the way to it);
+    printed right after it, as compilers print theirs."""
+
+    message: str
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
 class Diagnostic:
     severity: str            # error | warning | note
     code: str                # QPM0xx, stable
     message: str
     location: Location | None = None
     fixits: tuple[FixIt, ...] = ()
+    notes: tuple[Note, ...] = ()
 
     def sort_key(self):
         loc = self.location or Location("")
@@ -125,6 +135,17 @@ class Function:
     declarations: tuple[Location, ...] = ()
     frequency: float = 0.0   # estimated runs per run of the entry points
     decls: tuple[Declaration, ...] = ()     # the declarations themselves, sorted by location
+    # A function of internal linkage defined in a header (a `static inline` helper) is compiled
+    # into every unit that includes it: it belongs to no component (component is None), and a
+    # call to it never crosses; the calls it makes count as its callers' (see CallEdge).
+    per_unit: bool = False
+    # How the body uses each parameter, by index, besides passing it on whole (CallArgument):
+    # letters of "W" written through, "M" read and written through, "R" read, "V" the parameter
+    # itself assigned, "A" its address taken; "" unused, and () when no body was seen.
+    param_uses: tuple[str, ...] = ()
+    # The calls whose result the function returns (`return f(…)`, or a local variable holding
+    # one): (callee USR, callee name, the call), C library calls included.
+    returned_calls: tuple[tuple[str, str, Location], ...] = ()
 
     def annotation(self, *kinds: str) -> Annotation | None:
         return next((a for a in self.annotations if a.kind in kinds), None)
@@ -153,10 +174,29 @@ class CallSite:
 
 @dataclass(frozen=True)
 class CallEdge:
+    """A direct call.  A call to a per-unit function (see Function.per_unit) also makes an edge
+    from the caller to every function that one calls (through other per-unit ones), at the
+    caller's call sites: that is where the call really runs."""
+
     caller: str              # USR
     callee: str              # USR
     sites: tuple[CallSite, ...]
     weight: float            # expected calls per run of the entry points
+
+
+@dataclass(frozen=True)
+class CallArgument:
+    """An argument of a call that is a plain reference (through casts and parentheses) to one of
+    the caller's parameters, or to a function.  Calls into the C library are recorded too: the
+    callee is then a function the program does not define."""
+
+    caller: str              # USR
+    callee: str              # USR of the function called; "" for an indirect call
+    callee_name: str
+    index: int               # the argument's position, from 0
+    param: int | None        # the caller's parameter passed, by index …
+    function: str | None     # … or the USR of the function passed
+    location: Location       # the argument
 
 
 @dataclass(frozen=True)
@@ -228,6 +268,7 @@ class ProgramModel:
     structs: tuple[StructType, ...]
     translation_units: tuple[str, ...]
     diagnostics: tuple[Diagnostic, ...] = field(default=())
+    arguments: tuple[CallArgument, ...] = ()
 
     @cached_property
     def function_map(self) -> dict[str, Function]:
@@ -236,6 +277,15 @@ class ProgramModel:
     @cached_property
     def struct_map(self) -> dict[str, StructType]:
         return {s.usr: s for s in self.structs}
+
+    @cached_property
+    def arguments_by_param(self) -> dict[tuple[str, int], tuple[CallArgument, ...]]:
+        """(caller USR, parameter index) -> the calls it is passed to whole."""
+        out: dict[tuple[str, int], list[CallArgument]] = {}
+        for a in self.arguments:
+            if a.param is not None:
+                out.setdefault((a.caller, a.param), []).append(a)
+        return {k: tuple(v) for k, v in out.items()}
 
     @cached_property
     def component_map(self) -> dict[str, Component]:
@@ -253,5 +303,4 @@ class ProgramModel:
 
     def with_diagnostics(self, extra: Iterable[Diagnostic]) -> "ProgramModel":
         merged = sorted(set(self.diagnostics) | set(extra), key=Diagnostic.sort_key)
-        return ProgramModel(self.components, self.functions, self.edges, self.indirect_calls,
-                            self.globals, self.structs, self.translation_units, tuple(merged))
+        return replace(self, diagnostics=tuple(merged))

@@ -43,6 +43,11 @@ def diagnostics_text(diags: Iterable[Diagnostic], base: str) -> str:
         lines.append(diagnostic_line(d, base))
         for fx in d.fixits:
             lines.append(f"{_path(fx.file, base)}:{fx.line}:{fx.column}: note: fix-it: insert '{fx.insert.strip()}'")
+        for n in d.notes:
+            if n.location is None:
+                lines.append(f"qtool: note: {n.message}")
+            else:
+                lines.append(f"{_path(n.location.file, base)}:{n.location.line}:{n.location.column}: note: {n.message}")
     return "".join(line + "\n" for line in lines)
 
 
@@ -57,6 +62,8 @@ def diagnostic_json(d: Diagnostic, base: str) -> dict:
     if d.fixits:
         out["fixits"] = [{"file": _path(f.file, base), "line": f.line, "column": f.column, "insert": f.insert}
                          for f in d.fixits]
+    if d.notes:
+        out["notes"] = [{"severity": "note", "message": n.message, **_loc_json(n.location, base)} for n in d.notes]
     return out
 
 
@@ -80,7 +87,7 @@ def model_json(model: ProgramModel, base: str) -> str:
             "variadic": f.variadic, "return_type": f.return_type,
             "annotations": [str(a) for a in f.annotations],
             "declarations": [_loc_json(x, base) for x in f.declarations],
-            "frequency": round(f.frequency, 6),
+            "frequency": round(f.frequency, 6), "per_unit": f.per_unit,
             "params": [{"name": p.name, "type": p.type, "annotations": [str(a) for a in p.annotations]}
                        for p in f.params],
         } for f in model.functions],
@@ -122,6 +129,11 @@ def model_text(model: ProgramModel, base: str) -> str:
             f = fmap[usr]
             anns = " ".join(str(a) for a in f.annotations if a.kind != "component")
             out.append(f"  {f.signature}{'  ' + anns if anns else ''}  [{_path(f.location.file, base)}:{f.location.line}]")
+    per_unit = [f for f in model.functions if f.per_unit]
+    if per_unit:
+        out.append("compiled into each unit that includes them (header functions of internal linkage; calls to them never cross):")
+        for f in per_unit:
+            out.append(f"  {f.signature}  [{_path(f.location.file, base)}:{f.location.line}]")
     crossing = list(model.cross_component_edges())
     if crossing:
         out.append("calls between components (caller -> callee, estimated calls per run):")
@@ -152,6 +164,14 @@ def sarif(diags: Iterable[Diagnostic], base: str) -> str:
                 region["startColumn"] = d.location.column
             r["locations"] = [{"physicalLocation": {
                 "artifactLocation": _artifact(d.location.file, base), "region": region}}]
+        related = [n for n in d.notes if n.location is not None and n.location.file]
+        if related:
+            r["relatedLocations"] = [{
+                "id": i, "message": {"text": n.message},
+                "physicalLocation": {"artifactLocation": _artifact(n.location.file, base),
+                                     "region": {"startLine": max(1, n.location.line),
+                                                **({"startColumn": n.location.column} if n.location.column else {})}}}
+                for i, n in enumerate(related)]
         if d.fixits:
             r["fixes"] = [{
                 "description": {"text": f"insert '{f.insert.strip()}'"},

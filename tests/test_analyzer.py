@@ -314,7 +314,12 @@ def test_header_included_by_two_units_is_not_duplicated(tmp_path):
     e = edge(m, "api_twice", "api_put")
     assert [s.location for s in e.sites] == [Location(hpath, line_of(htext, "api_twice"),
                                                       col_of(htext, "api_put(0"))]
+    # A static inline function of a header is compiled into each unit: it belongs to no component,
+    # and the call it makes is also its caller's, at the caller's call of it.
+    assert twice.per_unit and twice.component is None
+    assert not put.per_unit and put.component == "server"
     assert [s.location for s in edge(m, "client", "api_put").sites] == [
+        Location(bpath, line_of(btext, "int client"), col_of(btext, "api_twice(")),
         Location(bpath, line_of(btext, "int client"), col_of(btext, "api_put("))]
     assert edge(m, "client", "api_twice").weight == 1.0
     lvl = glob(m, "api_level")
@@ -483,6 +488,93 @@ def test_indirect_calls_through_variable_and_struct_field(tmp_path):
     # Indirect calls carry frequency to their targets (split evenly between them).
     assert fn(m, "sub").frequency == pytest.approx(10.0 * 0.5 + 1.0 * 0.5)
     assert fn(m, "show").frequency == 1.0
+
+
+# What a body does with its parameters and returns.
+
+def test_call_arguments_param_uses_and_returned_calls(tmp_path):
+    src = tmp_path / "src"
+    path, text = write(src, "uses.c", """
+        #include <pthread.h>
+        #include <string.h>
+        #include <sys/socket.h>
+        #include <unistd.h>
+        void *worker(void *arg) { return arg; }
+        static int helper(int fd, char *p) { return (int)write(fd, p, 1); }
+        int body(int fd, char *out, char *in, char *both, char *moved, int *cnt, size_t n)
+        {
+            pthread_t t;
+            out[0] = 'x';
+            *out = 'y';
+            memcpy(out, in, n);
+            both[1] += in[0];
+            moved = moved + 1;
+            (*cnt)++;
+            pthread_create(&t, NULL, &worker, NULL);
+            int s = socket(AF_INET, SOCK_STREAM, 0);
+            if (s < 0)
+                return close((int)fd);
+            if (n == 0)
+                return s;
+            return helper(fd, (char *)(in));
+        }
+        int direct(void) { return accept(3, 0, 0); }
+    """)
+    m = analyze(src)
+    f = fn(m, "body")
+    # out: written through; in: read (and passed whole); both: read and written through; moved:
+    # the pointer itself reassigned and read; cnt: modified through; fd: only passed on.
+    assert f.param_uses == ("", "W", "R", "M", "RV", "M", "R")
+    line = line_of(text, "memcpy(out")
+    by_call = {(a.callee_name, a.index): a for a in m.arguments if a.caller == f.usr}
+    assert by_call[("memcpy", 0)].param == 1 and by_call[("memcpy", 1)].param == 2
+    assert by_call[("memcpy", 2)].param == 6
+    assert by_call[("memcpy", 0)].location == Location(path, line, col_of(text, "out, in, n"))
+    assert by_call[("memcpy", 0)].callee == "c:@F@memcpy"
+    # Casts and parentheses are seen through; a literal or an address is no parameter.
+    assert by_call[("close", 0)].param == 0
+    assert by_call[("helper", 0)].param == 0 and by_call[("helper", 1)].param == 2
+    assert by_call[("helper", 0)].callee == fn(m, "helper").usr
+    assert ("pthread_create", 0) not in by_call and ("socket", 0) not in by_call
+    start = by_call[("pthread_create", 2)]
+    assert start.param is None and start.function == fn(m, "worker").usr
+    assert [a.param for a in m.arguments if a.caller == fn(m, "helper").usr] == [0, 1]
+    # The returned calls: close's result directly, helper's, and socket's through 's'.
+    assert sorted(name for _, name, _ in f.returned_calls) == ["close", "helper", "socket"]
+    assert [name for _, name, _ in fn(m, "direct").returned_calls] == ["accept"]
+    # No body, no uses.
+    assert all(g.param_uses == () for g in m.functions if not g.defined)
+
+
+def test_static_inline_helpers_of_a_header_belong_to_their_callers(tmp_path):
+    src = tmp_path / "src"
+    hpath, htext = write(src, "util.h", """
+        extern int hits;
+        int store_put(int k);
+        static inline void bump(void) { hits++; }
+        static inline int put2(int k) { bump(); return store_put(k) + store_put(k + 1); }
+    """)
+    npath, ntext = write(src, "net.c", """
+        #include "util.h"
+        int hits;
+        int main(void) { for (int i = 0; i < 4; i++) put2(i); return 0; }
+    """)
+    spath, _ = write(src, "store.c", """
+        #include "util.h"
+        int store_put(int k) { return k; }
+    """)
+    m = analyze(src)
+    assert [c.name for c in m.components] == ["net", "store"]
+    for name in ("bump", "put2"):
+        assert fn(m, name).per_unit and fn(m, name).component is None
+    # main -> store_put through the helper, at main's call of it, with the helper's two calls.
+    e = edge(m, "main", "store_put")
+    assert [s.location for s in e.sites] == [Location(npath, line_of(ntext, "put2(i)"), col_of(ntext, "put2(i)"))]
+    assert e.sites[0].loops == 1 and e.sites[0].local_weight == 20.0
+    assert e.weight == 20.0
+    assert list(m.cross_component_edges()) == [e]
+    # The global the helper writes is written by main, which runs it.
+    assert set(glob(m, "hits").writers) == {fn(m, "bump").usr, fn(m, "main").usr}
 
 
 # Globals.

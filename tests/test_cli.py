@@ -59,8 +59,13 @@ def test_check_json_has_diagnostics_schema(qtool):
     assert doc["schema"] == "qpm.diagnostics/1"
     (d,) = doc["diagnostics"]
     assert d == {"severity": "error", "code": "QPM032", "file": "counter.c", "line": 3, "column": 5,
-                 "message": d["message"]}
+                 "message": d["message"], "notes": d["notes"]}
     assert "'hits'" in d["message"]
+    # Notes point at a user of the global on each side.
+    assert d["notes"] == [
+        {"severity": "note", "message": "'count_hit' writes it (in 'counter_iso')", "file": "counter.c",
+         "line": 7, "column": 6},
+        {"severity": "note", "message": "'main' reads it (in 'main')", "file": "main.c", "line": 8, "column": 5}]
 
 
 def test_fixits_in_json(qtool):
@@ -100,6 +105,26 @@ def test_sarif_is_valid_sarif_2_1_0(qtool, command):
         fix = results[0]["fixes"][0]["artifactChanges"][0]
         assert fix["artifactLocation"] == {"uri": "input.c", "uriBaseId": "SRCROOT"}
         assert fix["replacements"][0]["insertedContent"]["text"] == " QPM_IN(len)"
+
+
+def test_notes_in_json_and_sarif(qtool):
+    """A diagnostic's notes (the way a descriptor goes to the call that uses it) keep their order
+    and places: nested in JSON, related locations in SARIF."""
+    case = os.path.join(CASES, "fd_plan")
+    rc, out, _ = qtool("check", "--plan", "plan.yaml", "--format", "json", cwd=case)
+    assert rc == 1
+    first = json.loads(out)["diagnostics"][0]
+    assert (first["code"], first["file"], first["line"], first["column"]) == ("QPM016", "files.c", 5, 20)
+    assert first["fixits"] == [{"file": "files.c", "line": 5, "column": 24, "insert": " QPM_FD"}]
+    assert [(n["severity"], n["file"], n["line"], n["column"]) for n in first["notes"]] == [
+        ("note", "files.c", 5, 61), ("note", "io.c", 5, 55)]
+    assert first["notes"][1]["message"] == "'send' uses 'fd' here as a file descriptor"
+    rc, out, _ = qtool("check", "--plan", "plan.yaml", "--format", "sarif", cwd=case)
+    doc = json.loads(out)
+    sarif_validator().validate(doc)
+    related = doc["runs"][0]["results"][0]["relatedLocations"]
+    assert [(r["physicalLocation"]["artifactLocation"]["uri"], r["physicalLocation"]["region"]["startLine"])
+            for r in related] == [("files.c", 5), ("io.c", 5)]
 
 
 def test_sarif_of_clang_error_is_valid(qtool):

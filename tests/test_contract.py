@@ -183,3 +183,18 @@ def test_check_refuses_a_file_split_between_domains(tmp_path):
     build = subprocess.run([SCONS, "-Q", "ISOLATE=plan.yaml"], cwd=case, capture_output=True, text=True)
     assert build.returncode != 0
     assert split[0] in build.stderr.replace(f"{case}/plan.yaml", "plan.yaml")
+
+
+def test_static_inline_helpers_of_a_header_run_split(tmp_path):
+    """A header's static inline helpers are compiled into each unit: the calls one makes from the
+    main program cross to the store's domain through generated stubs, the same helper's calls
+    inside the store stay there, and the split program computes what the monolithic one does."""
+    case = tmp_path / "static_inline_plan"
+    shutil.copytree(os.path.join(CASES, "static_inline_plan"), case)
+    (case / "SConstruct").write_text(_sconstruct("kv"))
+    scons(case)
+    scons(case, "ISOLATE=plan.yaml")
+    assert (case / "build" / "plan" / "kv-store_iso").exists()
+    for variant in ("mono", "plan"):
+        run = subprocess.run([str(case / "build" / variant / "kv")], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, (variant, run.stdout, run.stderr)

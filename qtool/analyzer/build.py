@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 
-from ..model import (Annotation, CallEdge, CallSite, Component, Declaration, Diagnostic, Function,
-                     Global, IndirectCall, Location, Param, ProgramModel, StructType, annotation_sites)
+from ..model import (Annotation, CallArgument, CallEdge, CallSite, Component, Declaration, Diagnostic,
+                     Function, Global, IndirectCall, Location, Param, ProgramModel, StructType,
+                     annotation_sites)
 from . import weights
 from .unit import FunctionDecl, UnitFacts
 
 KNOWN_KINDS = {"component", "file_component", "in", "out", "inout", "string", "opaque", "count",
-               "returns_string", "callback", "shared", "init"}
+               "returns_string", "callback", "shared", "init", "fd"}
 
 
 def _merge_annotations(groups: list[tuple[tuple[Annotation, ...], Location | None]], what: str,
@@ -40,7 +41,9 @@ def _merge_annotations(groups: list[tuple[tuple[Annotation, ...], Location | Non
 
 
 def _merge_function(decls: list[FunctionDecl], file_components: dict[str, tuple[str, Location]],
-                    frequency: float, diags: list[Diagnostic]) -> Function:
+                    frequency: float, diags: list[Diagnostic], per_unit: bool = False,
+                    uses: dict[int, str] | None = None,
+                    returned: tuple[tuple[str, str, Location], ...] = ()) -> Function:
     definition = next((d for d in decls if d.defined), None)
     primary = definition or decls[0]
     locations = sorted({d.location for d in decls})
@@ -71,7 +74,7 @@ def _merge_function(decls: list[FunctionDecl], file_components: dict[str, tuple[
                    named.end)
         params.append(Param(p.index, named.name, named.type, named.type_enc, anns, named.location, end))
     component = None
-    if definition is not None:
+    if definition is not None and not per_unit:
         explicit = next((a for a in annotations if a.kind == "component"), None)
         if explicit is not None:
             component = explicit.arg
@@ -79,9 +82,88 @@ def _merge_function(decls: list[FunctionDecl], file_components: dict[str, tuple[
             component = file_components[definition.location.file][0]
         else:
             component = os.path.splitext(os.path.basename(definition.location.file))[0]
+    param_uses = tuple((uses or {}).get(p.index, "") for p in params) if uses is not None else ()
     return Function(primary.usr, primary.name, component, primary.location, definition is not None,
                     primary.linkage, primary.variadic, primary.return_type, primary.return_enc,
-                    annotations, tuple(params), tuple(locations), frequency, declared)
+                    annotations, tuple(params), tuple(locations), frequency, declared, per_unit, param_uses, returned)
+
+
+def _per_unit_functions(units: list[UnitFacts]) -> set[str]:
+    """Functions of internal linkage defined outside the file a unit compiles (a header's
+    `static inline` helpers): every unit that includes the header has its own copy, so a call to
+    one never leaves the caller's process, whatever the header's name."""
+    out: set[str] = set()
+    for u in units:
+        main = os.path.normpath(os.path.abspath(u.path))
+        for d in u.functions:
+            if d.defined and d.linkage == "internal" and os.path.normpath(os.path.abspath(d.location.file)) != main:
+                out.add(d.usr)
+    return out
+
+
+def _through_per_unit(sites: dict[tuple[str, str], dict[Location, CallSite]],
+                      per_unit: set[str]) -> tuple[dict[tuple[str, str], dict[Location, CallSite]],
+                                                   dict[str, set[str]]]:
+    """The calls a per-unit function makes, as calls of its callers at their call sites (a call
+    of a function f makes through helper h runs where f calls h), with their weights multiplied
+    through; and, for each per-unit function, the functions (not per-unit ones) whose process it
+    runs in: its callers, through other helpers."""
+    if not per_unit:
+        return {}, {}
+    out_of: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for (a, b), s in sites.items():
+        if a in per_unit:
+            out_of[a].append((b, sum(x.local_weight for x in s.values())))
+    reached: dict[str, dict[str, float]] = {}
+
+    def reach(h: str) -> dict[str, float]:
+        """Functions other than per-unit ones that h calls, directly or through per-unit ones,
+        with the calls per run of h."""
+        if h in reached:
+            return reached[h]
+        acc: dict[str, float] = {}
+        todo, seen = [(h, 1.0)], {h}
+        while todo:
+            cur, mult = todo.pop()
+            for b, w in out_of.get(cur, ()):
+                if b in per_unit:
+                    if b not in seen:
+                        seen.add(b)
+                        todo.append((b, mult * w))
+                else:
+                    acc[b] = acc.get(b, 0.0) + mult * w
+        reached[h] = acc
+        return acc
+
+    derived: dict[tuple[str, str], dict[Location, CallSite]] = defaultdict(dict)
+    users: dict[str, set[str]] = defaultdict(set)
+    for (a, h), s in sites.items():
+        if a in per_unit or h not in per_unit:
+            continue
+        for b, mult in reach(h).items():
+            if b == a:
+                continue
+            d = derived[(a, b)]
+            for loc, site in s.items():
+                prev = d.get(loc)
+                d[loc] = CallSite(loc, site.loops, site.branches,
+                                  site.local_weight * mult + (prev.local_weight if prev else 0.0))
+    # Who runs each per-unit function: its callers, through other per-unit ones.
+    callers: dict[str, set[str]] = defaultdict(set)
+    for (a, b) in sites:
+        if b in per_unit:
+            callers[b].add(a)
+    for h in per_unit:
+        todo, seen = [h], {h}
+        while todo:
+            for a in callers.get(todo.pop(), ()):
+                if a in per_unit:
+                    if a not in seen:
+                        seen.add(a)
+                        todo.append(a)
+                else:
+                    users[h].add(a)
+    return derived, users
 
 
 def build_model(units: list[UnitFacts]) -> ProgramModel:
@@ -108,6 +190,7 @@ def build_model(units: list[UnitFacts]) -> ProgramModel:
                                                        f"(first at {defs[0].location.short()}); analyse one program at a time",
                                     extra.location))
     fn_types = {usr: ds[0].function_type for usr, ds in by_usr.items()}
+    per_unit = _per_unit_functions(units)
 
     # Direct calls, grouped by edge; a site seen by several units counts once.
     sites: dict[tuple[str, str], dict[Location, CallSite]] = defaultdict(dict)
@@ -142,8 +225,29 @@ def build_model(units: list[UnitFacts]) -> ProgramModel:
     entries = {usr for usr in defined if usr not in called}
     entries.update(usr for usr in defined if by_usr[usr][0].name == "main" and by_usr[usr][0].linkage == "external")
     freq = weights.frequencies(sorted(by_usr), succ, entries)
-    functions = {usr: _merge_function(ds, file_components, freq.get(usr, 0.0), diags)
+    uses: dict[str, dict[int, str]] = defaultdict(dict)
+    for u in units:
+        for usr, index, letters in u.param_uses:
+            prev = uses[usr].get(index, "")
+            uses[usr][index] = "".join(sorted(set(prev) | set(letters), key="WMRVA".index))
+    returned: dict[str, set[tuple[str, str, Location]]] = defaultdict(set)
+    for u in units:
+        for usr, callee, name, loc in u.returned:
+            returned[usr].add((callee, name, loc))
+    functions = {usr: _merge_function(ds, file_components, freq.get(usr, 0.0), diags, usr in per_unit,
+                                      uses.get(usr, {}) if any(d.defined for d in ds) else None,
+                                      tuple(sorted(returned.get(usr, ()), key=lambda r: (r[2], r[0]))))
                  for usr, ds in by_usr.items()}
+
+    # Calls made through per-unit helpers count where the helper is called (after the
+    # frequencies, which the helper's own edges already carry).
+    derived, per_unit_users = _through_per_unit(sites, per_unit)
+    for key, more in derived.items():
+        mine = sites[key]
+        for loc, site in more.items():
+            prev = mine.get(loc)
+            mine[loc] = site if prev is None else CallSite(loc, prev.loops, prev.branches,
+                                                            prev.local_weight + site.local_weight)
 
     edges = tuple(sorted(
         (CallEdge(a, b, tuple(sorted(s.values(), key=lambda x: x.location)),
@@ -157,7 +261,12 @@ def build_model(units: list[UnitFacts]) -> ProgramModel:
          for c, targets in indirect_raw.values()),
         key=lambda i: i.location))
 
-    globals_ = _merge_globals(units, functions, diags)
+    globals_ = _merge_globals(units, functions, diags, per_unit_users)
+    arguments: dict[tuple[str, Location, int], CallArgument] = {}
+    for u in units:
+        for a in u.arguments:
+            if a.caller in by_usr:
+                arguments.setdefault((a.caller, a.location, a.index), a)
     structs = _merge_structs(units)
 
     members: dict[str, list[Function]] = defaultdict(list)
@@ -173,11 +282,12 @@ def build_model(units: list[UnitFacts]) -> ProgramModel:
 
     unique = sorted(set(diags), key=Diagnostic.sort_key)
     return ProgramModel(components, tuple(sorted(functions.values(), key=lambda f: (f.location, f.usr))),
-                        edges, indirect, globals_, structs, tuple(u.path for u in units), tuple(unique))
+                        edges, indirect, globals_, structs, tuple(u.path for u in units), tuple(unique),
+                        tuple(arguments[k] for k in sorted(arguments)))
 
 
-def _merge_globals(units: list[UnitFacts], functions: dict[str, Function],
-                   diags: list[Diagnostic]) -> tuple[Global, ...]:
+def _merge_globals(units: list[UnitFacts], functions: dict[str, Function], diags: list[Diagnostic],
+                   per_unit_users: dict[str, set[str]]) -> tuple[Global, ...]:
     decls = defaultdict(dict)
     for u in units:
         for g in u.globals:
@@ -187,7 +297,9 @@ def _merge_globals(units: list[UnitFacts], functions: dict[str, Function],
     for u in units:
         for holder, var, mode in u.refs:
             if holder in functions:
-                (readers if mode == "r" else writers)[var].add(holder)
+                # A per-unit helper touches the global in the processes of those that call it.
+                for h in (holder, *sorted(per_unit_users.get(holder, ()))):
+                    (readers if mode == "r" else writers)[var].add(h)
     out = []
     for usr, by_loc in decls.items():
         ds = list(by_loc.values())

@@ -14,7 +14,7 @@ import pickle
 from dataclasses import dataclass, field
 
 from .. import __version__
-from ..model import Annotation, Diagnostic, Field, FixIt, Location, Param, StructType
+from ..model import Annotation, CallArgument, Diagnostic, Field, FixIt, Location, Param, StructType
 from . import clang_env
 
 CLANG_ATTRS = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "clang_attrs"))
@@ -75,6 +75,9 @@ class UnitFacts:
     refs: list[tuple[str, str, str]] = field(default_factory=list)   # (holder, global, r|w|a)
     file_components: dict[str, tuple[str, Location]] = field(default_factory=dict)
     deps: list[tuple[str, int, int, str]] = field(default_factory=list)
+    arguments: list[CallArgument] = field(default_factory=list)
+    param_uses: list[tuple[str, int, str]] = field(default_factory=list)   # (function, index, uses)
+    returned: list[tuple[str, str, str, Location]] = field(default_factory=list)  # (function, callee, name, call)
 
 
 def clang_args(args: tuple[str, ...]) -> list[str]:
@@ -120,6 +123,15 @@ def parse_records(path: str, text: str, facts: UnitFacts) -> None:
             (facts.calls if tag == "C" else facts.indirect).append(call)
         elif tag == "R":
             facts.refs.append((r[1], r[2], r[3]))
+        elif tag == "A":
+            facts.arguments.append(CallArgument(
+                r[1], "" if r[2] == "-" else r[2], "" if r[3] == "-" else r[3], int(r[4]),
+                int(r[6]) if r[5] == "p" else None, r[6] if r[5] == "f" else None,
+                Location(files[r[7]], int(r[8]), int(r[9]))))
+        elif tag == "X":
+            facts.returned.append((r[1], r[2], r[3], Location(files[r[4]], int(r[5]), int(r[6]))))
+        elif tag == "U":
+            facts.param_uses.append((r[1], int(r[2]), r[3]))
         elif tag == "T":
             facts.taken.append((r[1], r[2]))
         elif tag == "P":

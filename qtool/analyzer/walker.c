@@ -15,12 +15,23 @@
  *   I caller fn_type callee_text file line col loops branches             an indirect call
  *   T holder target_usr                             a function whose address is taken
  *   R holder var_usr mode                           a global read (r), written (w) or addressed (a)
+ *   A caller callee_usr callee_name arg kind ref file line col
+ *                     a call argument that is a plain reference (through casts and parentheses) to
+ *                     the caller's parameter (kind "p", ref its index) or to a function (kind "f",
+ *                     ref its USR); callee "-" for an indirect call
+ *   X holder callee_usr callee_name file line col   the function returns what this call returned
+ *                     (return f(…), or a local variable the call's result was stored in)
+ *   U holder param_index uses                       how the body uses a parameter, other than as
+ *                     an A argument: "W" written through (p[i] = …, *p = …, p->f = …), "M" read
+ *                     and written through (p[i] += …), "R" read otherwise, "V" the parameter
+ *                     itself assigned, "A" its address taken
  *
  * Types are encoded canonically: "*" pointer (then "c" when the pointee is const), "[N]" and
  * "[]" arrays, "S<usr>"/"U<usr>" records, "E" enums, "V" void, "B<name>" other
  * builtins, "A" atomic, "F<spelling>" functions, "O<spelling>" anything else.  Declarations in system headers are
- * skipped: they belong to no component.  The libclang declarations below mirror clang-c/Index.h,
- * whose ABI is stable; the wheel ships the library but not that header.
+ * skipped: they belong to no component (calls into them are still recorded, C and A records).
+ * The libclang declarations below mirror clang-c/Index.h, whose ABI is stable; the wheel ships
+ * the library but not that header.
  */
 #include <stdarg.h>
 #include <stdint.h>
@@ -73,7 +84,9 @@ extern int clang_getCursorBinaryOperatorKind(CXCursor);
 extern int clang_getCursorUnaryOperatorKind(CXCursor);
 extern int clang_Cursor_isNull(CXCursor);
 extern CXCursor clang_getCursorDefinition(CXCursor);
+extern CXCursor clang_getNullCursor(void);
 extern int clang_Location_isFromMainFile(CXSourceLocation);
+extern unsigned clang_equalCursors(CXCursor, CXCursor);
 
 enum {
     K_STRUCT = 2, K_UNION = 3, K_FIELD = 6, K_FUNCTION = 8, K_VAR = 9, K_PARM = 10,
@@ -81,11 +94,11 @@ enum {
     K_PAREN = 111, K_UNARY = 112, K_SUBSCRIPT = 113, K_BINARY = 114, K_COMPOUND_ASSIGN = 115,
     K_CONDITIONAL = 116, K_CSTYLE_CAST = 117,
     K_CASE = 203, K_DEFAULT = 204, K_IF = 205, K_SWITCH = 206, K_WHILE = 207, K_DO = 208,
-    K_FOR = 209, K_TRANSLATION_UNIT = 350, K_ANNOTATE = 406,
+    K_FOR = 209, K_RETURN = 214, K_TRANSLATION_UNIT = 350, K_ANNOTATE = 406,
 };
 enum { VISIT_BREAK = 0, VISIT_CONTINUE = 1, VISIT_RECURSE = 2 };
 enum { BO_LAND = 20, BO_LOR = 21, BO_ASSIGN = 22, BO_COMMA = 33 };
-enum { UO_POSTINC = 1, UO_PREDEC = 4, UO_ADDROF = 5 };
+enum { UO_POSTINC = 1, UO_PREDEC = 4, UO_ADDROF = 5, UO_DEREF = 6 };
 
 /* The output buffer grows geometrically; a failed allocation sticks and is reported once. */
 struct out {
@@ -404,6 +417,25 @@ static void out_annots(struct out *o, CXCursor c)
     out_field(o, a.len ? a.buf : "-");
 }
 
+/* A function's parameters while its body is walked, and the uses of each met so far (U_* bits). */
+enum { U_WRITE = 1, U_MODIFY = 2, U_READ = 4, U_VAR = 8, U_ADDR = 16 };
+
+struct params {
+    CXCursor *cursors;
+    unsigned char *uses;
+    int n;
+};
+
+static int param_index(const struct params *ps, CXCursor ref)
+{
+    if (!ps)
+        return -1;
+    for (int i = 0; i < ps->n; i++)
+        if (clang_equalCursors(ps->cursors[i], ref))
+            return i;
+    return -1;
+}
+
 /* Context of the body walk: who holds the code, how deep it is in loops and branches, and
  * whether the expression is the target of a write ('w'), of an address-of ('a') or read ('r').
  * A node's children get their context from the node: body_visit computes it from the parent's
@@ -415,6 +447,9 @@ struct body {
     char mode;
     int parent_kind, parent_op, direct_call;
     int index;
+    struct params *params;  /* the holder function's parameters; NULL for a global's initializer */
+    char pmode;             /* how a parameter met here is used (see param_mode) */
+    struct returns *returns; /* locals holding call results (see visit_returns); NULL outside functions */
 };
 
 static int body_visit(CXCursor c, CXCursor parent, CXClientData data);
@@ -481,11 +516,19 @@ static int visit_call(const struct body *b, CXCursor c)
     return direct;
 }
 
+static unsigned char param_use_bit(char m);
+
 static void visit_ref(const struct body *b, CXCursor c)
 {
     CXCursor ref = clang_getCursorReferenced(c);
     if (clang_Cursor_isNull(ref))
         return;
+    if (clang_getCursorKind(ref) == K_PARM) {
+        int i = param_index(b->params, ref);
+        if (i >= 0)
+            b->params->uses[i] |= param_use_bit(b->pmode);
+        return;
+    }
     if (clang_getCursorKind(ref) == K_FUNCTION) {
         out_holder(b, "T");
         out_usr(&b->w->out, ref);
@@ -496,6 +539,244 @@ static void visit_ref(const struct body *b, CXCursor c)
         out_usr(&b->w->out, ref);
         out_field(&b->w->out, mode);
         out_end(&b->w->out);
+    }
+}
+
+/* Parameter uses and call arguments (U and A records).  A parameter's use is decided from its
+ * context like a global's mode: 'v' the parameter itself is assigned, 'm' modified (++, +=),
+ * 'W'/'M' the same through it (p[i], *p, p->f), 'a' its address taken, 'c' a plain call argument
+ * (reported as an A record), 'r' anything else. */
+
+static char through(char m)
+{
+    return (m == 'v' || m == 'W') ? 'W' : (m == 'm' || m == 'M') ? 'M' : 'r';
+}
+
+static char param_mode(const struct body *p, int index)
+{
+    switch (p->parent_kind) {
+    case K_BINARY: case K_COMPOUND_ASSIGN:
+        if (index == 0 && p->parent_op == BO_ASSIGN && p->parent_kind == K_BINARY)
+            return 'v';
+        if (index == 0 && p->parent_op >= BO_ASSIGN && p->parent_op < BO_COMMA)
+            return 'm';
+        return 'r';
+    case K_UNARY:
+        if (p->parent_op >= UO_POSTINC && p->parent_op <= UO_PREDEC)
+            return 'm';
+        if (p->parent_op == UO_ADDROF)
+            return 'a';
+        return p->parent_op == UO_DEREF ? through(p->pmode) : 'r';
+    case K_SUBSCRIPT:
+        return index == 0 ? through(p->pmode) : 'r';
+    case K_MEMBER_REF:
+        return through(p->pmode);
+    case K_UNEXPOSED_EXPR: case K_PAREN: case K_CSTYLE_CAST:
+        return p->pmode;
+    case K_CALL:
+        return index > 0 ? 'c' : 'r';
+    default:
+        return 'r';
+    }
+}
+
+static unsigned char param_use_bit(char m)
+{
+    switch (m) {
+    case 'W': return U_WRITE;
+    case 'M': return U_MODIFY;
+    case 'v': case 'm': return U_VAR;
+    case 'a': return U_ADDR;
+    case 'c': return 0;        /* an A record says where it goes */
+    default: return U_READ;
+    }
+}
+
+static int last_child_visit(CXCursor c, CXCursor parent, CXClientData data)
+{
+    (void)parent;
+    *(CXCursor *)data = c;
+    return VISIT_CONTINUE;
+}
+
+/* An argument without the implicit conversions, parentheses and casts around it (the same
+ * wrappers param_mode sees through); *addr is set when a '&' was taken off too. */
+static CXCursor strip_argument(CXCursor c, int *addr)
+{
+    *addr = 0;
+    for (int depth = 0; depth < 32; depth++) {
+        int kind = clang_getCursorKind(c);
+        if (kind == K_UNARY && !*addr && clang_getCursorUnaryOperatorKind(c) == UO_ADDROF)
+            *addr = 1;
+        else if (kind != K_UNEXPOSED_EXPR && kind != K_PAREN && kind != K_CSTYLE_CAST)
+            return c;
+        CXCursor child = c;
+        clang_visitChildren(c, last_child_visit, &child);
+        if (clang_equalCursors(child, c))
+            return c;
+        c = child;
+    }
+    return c;
+}
+
+static void visit_call_args(const struct body *b, CXCursor call, int direct)
+{
+    struct out *o = &b->w->out;
+    int n = clang_Cursor_getNumArguments(call);
+    for (int i = 0; i < n; i++) {
+        CXCursor arg = clang_Cursor_getArgument(call, (unsigned)i);
+        int addr;
+        CXCursor e = strip_argument(arg, &addr);
+        if (clang_getCursorKind(e) != K_DECL_REF)
+            continue;
+        CXCursor ref = clang_getCursorReferenced(e);
+        if (clang_Cursor_isNull(ref))
+            continue;
+        int kind = clang_getCursorKind(ref);
+        int param = kind == K_PARM && !addr ? param_index(b->params, ref) : -1;
+        if (param < 0 && kind != K_FUNCTION)
+            continue;
+        out_holder(b, "A");
+        if (direct) {
+            CXCursor callee = clang_getCursorReferenced(call);
+            out_usr(o, callee);
+            out_str(o, clang_getCursorSpelling(callee));
+        } else {
+            out_field(o, "-");
+            out_field(o, "-");
+        }
+        out_num(o, i);
+        if (param >= 0) {
+            out_field(o, "p");
+            out_num(o, param);
+        } else {
+            out_field(o, "f");
+            out_usr(o, ref);
+        }
+        out_location(b->w, clang_getCursorLocation(arg));
+        out_end(o);
+    }
+}
+
+/* Returned calls (X records): `return f(…)`, and `return v` for a local variable v that was
+ * initialised or assigned with a call's result; each such call is reported once per holder. */
+
+struct local_call {
+    CXCursor var;               /* the local variable */
+    CXCursor call;              /* a call whose result was stored in it */
+    int returned;               /* already reported */
+};
+
+struct returns {
+    struct local_call *items;
+    size_t n, cap;
+};
+
+static void returns_add(struct returns *r, CXCursor var, CXCursor call)
+{
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 8;
+        struct local_call *p = realloc(r->items, cap * sizeof *p);
+        if (!p)
+            return;
+        r->items = p;
+        r->cap = cap;
+    }
+    r->items[r->n].var = var;
+    r->items[r->n].call = call;
+    r->items[r->n].returned = 0;
+    r->n++;
+}
+
+static int is_local_var(CXCursor c)
+{
+    if (clang_getCursorKind(c) != K_VAR)
+        return 0;
+    int parent = clang_getCursorKind(clang_getCursorSemanticParent(c));
+    return parent == K_FUNCTION;
+}
+
+struct two {
+    CXCursor side[2];
+    int n;
+};
+
+static int two_children_visit(CXCursor c, CXCursor parent, CXClientData data)
+{
+    (void)parent;
+    struct two *t = data;
+    if (t->n < 2)
+        t->side[t->n] = c;
+    t->n++;
+    return t->n < 2 ? VISIT_CONTINUE : VISIT_BREAK;
+}
+
+static CXCursor direct_call_of(CXCursor e)
+{
+    int addr;
+    e = strip_argument(e, &addr);
+    if (!addr && clang_getCursorKind(e) == K_CALL &&
+        clang_getCursorKind(clang_getCursorReferenced(e)) == K_FUNCTION)
+        return e;
+    return clang_getNullCursor();
+}
+
+static void out_returned(const struct body *b, CXCursor call)
+{
+    struct out *o = &b->w->out;
+    CXCursor callee = clang_getCursorReferenced(call);
+    out_holder(b, "X");
+    out_usr(o, callee);
+    out_str(o, clang_getCursorSpelling(callee));
+    out_location(b->w, clang_getCursorLocation(call));
+    out_end(o);
+}
+
+/* Notes what a return statement, a local variable's initialiser or an assignment to a local
+ * variable says about returned calls.  Locals are met before the returns that use them. */
+static void visit_returns(const struct body *b, CXCursor c, int kind)
+{
+    struct returns *r = b->returns;
+    if (!r)
+        return;
+    if (kind == K_VAR && is_local_var(c)) {
+        CXCursor init = c;
+        clang_visitChildren(c, last_child_visit, &init);
+        CXCursor call = clang_equalCursors(init, c) ? clang_getNullCursor() : direct_call_of(init);
+        if (!clang_Cursor_isNull(call))
+            returns_add(r, c, call);
+    } else if (kind == K_BINARY && clang_getCursorBinaryOperatorKind(c) == BO_ASSIGN) {
+        struct two t;
+        t.n = 0;
+        clang_visitChildren(c, two_children_visit, &t);
+        int addr = 0;
+        CXCursor l = t.n == 2 ? strip_argument(t.side[0], &addr) : clang_getNullCursor();
+        if (t.n == 2 && !addr && clang_getCursorKind(l) == K_DECL_REF) {
+            CXCursor var = clang_getCursorReferenced(l);
+            CXCursor call = direct_call_of(t.side[1]);
+            if (is_local_var(var) && !clang_Cursor_isNull(call))
+                returns_add(r, var, call);
+        }
+    } else if (kind == K_RETURN) {
+        CXCursor value = c;
+        clang_visitChildren(c, last_child_visit, &value);
+        if (clang_equalCursors(value, c))
+            return;
+        CXCursor call = direct_call_of(value);
+        if (!clang_Cursor_isNull(call)) {
+            out_returned(b, call);
+            return;
+        }
+        int addr;
+        CXCursor e = strip_argument(value, &addr);
+        if (addr || clang_getCursorKind(e) != K_DECL_REF)
+            return;
+        CXCursor var = clang_getCursorReferenced(e);
+        for (size_t i = 0; i < r->n; i++)
+            if (!r->items[i].returned && clang_equalCursors(r->items[i].var, var)) {
+                r->items[i].returned = 1;
+                out_returned(b, r->items[i].call);
+            }
     }
 }
 
@@ -547,12 +828,18 @@ static int body_visit(CXCursor c, CXCursor parent, CXClientData data)
         break;
     }
 
+    ctx.pmode = param_mode(p, index);
+
     int kind = clang_getCursorKind(c);
     if (kind == K_DECL_REF) {
         visit_ref(&ctx, c);
         return VISIT_CONTINUE;
     }
     int direct = kind == K_CALL ? visit_call(&ctx, c) : 0;
+    if (kind == K_CALL)
+        visit_call_args(&ctx, c, direct);
+    if (kind == K_VAR || kind == K_BINARY || kind == K_RETURN)
+        visit_returns(&ctx, c, kind);
     body_walk(&ctx, c, kind, direct);
     return VISIT_CONTINUE;
 }
@@ -583,8 +870,45 @@ static void walk_holder_body(struct walk *w, CXCursor c, const char *holder)
     b.w = w;
     b.holder = holder;
     b.mode = 'r';
+    b.pmode = 'r';
     b.parent_kind = clang_getCursorKind(c);
+    struct params ps = {NULL, NULL, 0};
+    struct returns rs = {NULL, 0, 0};
+    if (clang_getCursorKind(c) == K_FUNCTION)
+        b.returns = &rs;
+    int n = clang_getCursorKind(c) == K_FUNCTION ? clang_Cursor_getNumArguments(c) : 0;
+    if (n > 0) {
+        ps.cursors = calloc((size_t)n, sizeof *ps.cursors);
+        ps.uses = calloc((size_t)n, 1);
+        if (!ps.cursors || !ps.uses) {
+            w->out.oom = 1;
+            n = 0;
+        }
+        for (int i = 0; i < n; i++)
+            ps.cursors[i] = clang_Cursor_getArgument(c, (unsigned)i);
+        ps.n = n;
+        b.params = &ps;
+    }
     clang_visitChildren(c, body_visit, &b);
+    for (int i = 0; i < ps.n; i++) {
+        static const char letters[] = "WMRVA";
+        char uses[8];
+        size_t k = 0;
+        for (int bit = 0; bit < 5; bit++)
+            if (ps.uses[i] & (1 << bit))
+                uses[k++] = letters[bit];
+        uses[k] = '\0';
+        if (!k)
+            continue;
+        out_field(&w->out, "U");
+        out_field(&w->out, holder);
+        out_num(&w->out, i);
+        out_field(&w->out, uses);
+        out_end(&w->out);
+    }
+    free(ps.cursors);
+    free(ps.uses);
+    free(rs.items);
 }
 
 static int has_annotations(CXCursor c);
