@@ -115,7 +115,7 @@ def test_notes_in_json_and_sarif(qtool):
     assert rc == 1
     first = json.loads(out)["diagnostics"][0]
     assert (first["code"], first["file"], first["line"], first["column"]) == ("QPM016", "files.c", 5, 20)
-    assert first["fixits"] == [{"file": "files.c", "line": 5, "column": 24, "insert": " QPM_FD"}]
+    assert first["fixits"] == [{"file": "files.h", "line": 3, "column": 24, "insert": " QPM_FD"}]
     assert [(n["severity"], n["file"], n["line"], n["column"]) for n in first["notes"]] == [
         ("note", "files.c", 5, 61), ("note", "io.c", 5, 55)]
     assert first["notes"][1]["message"] == "'send' uses 'fd' here as a file descriptor"
