@@ -28,4 +28,5 @@ CODES = {
     "QPM041": "plan places a component twice",
     "QPM042": "malformed plan",
     "QPM043": "plan isolates the component holding main()",
+    "QPM044": "function that cannot run apart from its callers in its file",
 }

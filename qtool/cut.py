@@ -131,33 +131,24 @@ def component_graph(model: ProgramModel, costs: Costs, calls: dict[str, float] |
     by_callee_weight: dict[str, float] = {}
     for e in model.edges:
         by_callee_weight[e.callee] = by_callee_weight.get(e.callee, 0.0) + e.weight
+    hosts = model.hosts
     for e in model.edges:
-        a, b = fmap[e.caller].component, fmap[e.callee].component
-        if not a or not b or a == b:
-            continue
-        crossings = e.weight
-        name = fmap[e.callee].name
-        if name in measured and by_callee_weight.get(e.callee):
-            # Measured calls, shared among the callee's callers as the static weights share them.
-            crossings = measured[name] * e.weight / by_callee_weight[e.callee]
-        nbytes = crossings * _edge_bytes(model, e.callee, bytes_per_call)
-        data = g.get_edge_data(a, b) or {"crossings": 0.0, "bytes": 0.0, "functions": set(), "blocked": [],
-                                          "calls": []}
-        data["calls"].append(CallCut(fmap[e.caller].name, name, a, b, crossings))
-        data["crossings"] += crossings
-        data["bytes"] += nbytes
-        data["functions"].add(name)
-        problems = marshal.check_signature(model, fmap[e.callee], "error", "")
-        if problems:
-            data["blocked"].append(f"'{name}' cannot be marshalled ({problems[0].code})")
-        g.add_edge(a, b, **data)
+        b = fmap[e.callee].component
+        if not b or marshal.is_direct_only(fmap[e.callee]):
+            continue        # a call to a static function runs where its caller runs: it never crosses
+        # A static caller runs with its own callers (ProgramModel.hosts): its calls count for
+        # each of their components, shared evenly.
+        callers = sorted(hosts.get(e.caller, ()))
+        for a in callers:
+            if a != b:
+                _add_call(g, model, e, a, b, len(callers), measured, by_callee_weight, bytes_per_call)
     for a, b, data in g.edges(data=True):
         data["cost"] = data["crossings"] * costs.ns_per_call + data["bytes"] * costs.ns_per_byte
     # Components writing a non-shared global another component uses must share a process.
     for gl in model.globals:
         if gl.shared or marshal.read_only(gl.type) or not gl.writers:
             continue
-        comps = sorted({fmap[u].component for u in (*gl.readers, *gl.writers) if u in fmap and fmap[u].component})
+        comps = sorted({c for u in (*gl.readers, *gl.writers) for c in hosts.get(u, ())})
         for a, b in itertools.combinations(comps, 2):
             data = g.get_edge_data(a, b) or {"crossings": 0.0, "bytes": 0.0, "functions": set(), "blocked": [],
                                               "cost": 0.0, "calls": []}
@@ -166,6 +157,28 @@ def component_graph(model: ProgramModel, costs: Costs, calls: dict[str, float] |
     for a, b, data in g.edges(data=True):
         data["capacity"] = UNCUTTABLE if data["blocked"] else data["cost"]
     return g
+
+
+def _add_call(g: nx.Graph, model: ProgramModel, e, a: str, b: str, shares: int, measured: dict[str, float],
+              by_callee_weight: dict[str, float], bytes_per_call: dict[str, float] | None) -> None:
+    """Call edge e, made by code running in component a, onto the graph edge a-b (its share)."""
+    fmap = model.function_map
+    crossings = e.weight / shares
+    name = fmap[e.callee].name
+    if name in measured and by_callee_weight.get(e.callee):
+        # Measured calls, shared among the callee's callers as the static weights share them.
+        crossings = measured[name] * e.weight / by_callee_weight[e.callee] / shares
+    nbytes = crossings * _edge_bytes(model, e.callee, bytes_per_call)
+    data = g.get_edge_data(a, b) or {"crossings": 0.0, "bytes": 0.0, "functions": set(), "blocked": [],
+                                      "calls": []}
+    data["calls"].append(CallCut(fmap[e.caller].name, name, a, b, crossings))
+    data["crossings"] += crossings
+    data["bytes"] += nbytes
+    data["functions"].add(name)
+    problems = marshal.check_signature(model, fmap[e.callee], "error", "")
+    if problems:
+        data["blocked"].append(f"'{name}' cannot be marshalled ({problems[0].code})")
+    g.add_edge(a, b, **data)
 
 
 def _assignment_cost(g: nx.Graph, side: dict[str, str]) -> float:

@@ -20,6 +20,7 @@ pointer ("*c" to const), "[N]" array, "S<usr>" struct, "B<name>" builtin, …
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -828,36 +829,16 @@ def _param_annotation_problems(fn: Function, p: Param, a: Annotation, names: dic
 
 # Checks that depend on the boundaries.
 
-def runs_in(model: ProgramModel, domain_of: Callable[[str], str | None]) -> Callable[[str], set[str]]:
-    """usr -> the domains a function's code runs in: its component's, or for a per-unit helper
-    (Function.per_unit) those of the functions that call it, through other helpers."""
-    fmap = model.function_map
-    callers: dict[str, set[str]] = {}
-    for e in model.edges:
-        callers.setdefault(e.callee, set()).add(e.caller)
-    memo: dict[str, set[str]] = {}
+def is_direct_only(fn: Function) -> bool:
+    """A static function: called directly by code of its own file, never through a stub, so it
+    runs wherever its callers run and a call to it never crosses (see ProgramModel.hosts)."""
+    return fn.linkage == "internal"
 
-    def domains(usr: str) -> set[str]:
-        if usr in memo:
-            return memo[usr]
-        f = fmap.get(usr)
-        found: set[str] = set()
-        if f is not None and not f.per_unit and f.component is not None:
-            found = {domain_of(f.component)} - {None}
-        elif f is not None and f.per_unit:
-            todo, seen = [usr], {usr}
-            while todo:
-                for c in callers.get(todo.pop(), ()):
-                    g = fmap[c]
-                    if g.per_unit and c not in seen:
-                        seen.add(c)
-                        todo.append(c)
-                    elif not g.per_unit and g.component is not None:
-                        found |= {domain_of(g.component)} - {None}
-        memo[usr] = found
-        return found
 
-    return domains
+def domains_running(model: ProgramModel, domain_of: Callable[[str], str | None], usr: str) -> frozenset:
+    """The domains whose processes run a function's code: its component's, or for a static
+    function those of its callers (ProgramModel.hosts).  Empty for what no component defines."""
+    return frozenset(domain_of(c) for c in model.hosts.get(usr, ())) - {None}
 
 
 def check_boundaries(model: ProgramModel, domain_of: Callable[[str], str | None], severity: str,
@@ -871,23 +852,24 @@ def check_boundaries(model: ProgramModel, domain_of: Callable[[str], str | None]
     checked: set[str] = set()
     roots: dict[str, list[Note]] = {}
     fmap = model.function_map
-    where = runs_in(model, domain_of)
+    runs_in = functools.partial(domains_running, model, domain_of)
     for e in model.edges:
-        a, b = fmap[e.caller].component, fmap[e.callee].component
-        if a is None or b is None:
+        callee = fmap[e.callee]
+        if callee.component is None or e.callee in checked or is_direct_only(callee):
             continue
-        da, db = domain_of(a), domain_of(b)
-        if da == db or e.callee in checked:
+        db = domain_of(callee.component)
+        da = next((d for d in sorted(runs_in(e.caller), key=str) if d != db), db)
+        if da == db:
             continue
         checked.add(e.callee)
-        out += check_signature(model, fmap[e.callee], severity, describe(da, db), domain_of, roots)
+        out += check_signature(model, callee, severity, describe(da, db), domain_of, roots)
     out += report_struct_roots(model, roots, severity)
     for g in model.globals:
         if g.shared or read_only(g.type):
             continue
         touchers = sorted((fmap[u] for u in set(g.readers) | set(g.writers) if u in fmap),
                           key=lambda f: (f.location, f.usr))
-        domains = sorted({d for f in touchers for d in where(f.usr)})
+        domains = sorted({d for f in touchers for d in runs_in(f.usr)} - {None})
         if len(domains) > 1 and g.writers:
             names = ", ".join(f"'{d}'" for d in domains)
             if pointer_free(g.type_enc, model.struct_map):
@@ -904,7 +886,7 @@ def check_boundaries(model: ProgramModel, domain_of: Callable[[str], str | None]
                 if f.per_unit:
                     continue
                 verb = "writes" if f.usr in g.writers else "reads"
-                for d in sorted(where(f.usr)):
+                for d in sorted(runs_in(f.usr)):
                     if (d, verb) not in shown:
                         shown.add((d, verb))
                         notes.append(Note(f"'{f.name}' {verb} it (in '{d}')", f.location))
@@ -915,15 +897,15 @@ def check_boundaries(model: ProgramModel, domain_of: Callable[[str], str | None]
         caller = fmap[ic.caller]
         if any(p.name == ic.through for p in caller.params):
             continue    # a pointer parameter: its own crossing is checked (QPM013, QPM_CALLBACK)
-        mine = where(caller.usr) or {None}
-        far = sorted({fmap[t].name for t in ic.targets
-                      if fmap[t].component and any(domain_of(fmap[t].component) != d for d in mine)})
+        here = runs_in(ic.caller)
+        far = sorted({fmap[t].name for t in ic.targets if fmap[t].component and not is_direct_only(fmap[t])
+                      and here - {domain_of(fmap[t].component)}})
         if far:
             out.append(Diagnostic("warning", "QPM035",
                                   f"indirect call through '{ic.through}' may reach {', '.join(far)} in another "
                                   "domain; such pointers must be passed across as QPM_CALLBACK parameters",
                                   ic.location))
-    out += _thread_entries(model, domain_of, severity, describe, where)
+    out += _thread_entries(model, domain_of, severity, describe, runs_in)
     return out
 
 

@@ -146,6 +146,8 @@ class Function:
     # The calls whose result the function returns (`return f(…)`, or a local variable holding
     # one): (callee USR, callee name, the call), C library calls included.
     returned_calls: tuple[tuple[str, str, Location], ...] = ()
+    inline: bool = False     # declared `inline`: the compiler may copy its body into its callers
+    hidden: bool = False     # hidden or protected visibility, by an attribute: the same
 
     def annotation(self, *kinds: str) -> Annotation | None:
         return next((a for a in self.annotations if a.kind in kinds), None)
@@ -269,6 +271,58 @@ class ProgramModel:
     translation_units: tuple[str, ...]
     diagnostics: tuple[Diagnostic, ...] = field(default=())
     arguments: tuple[CallArgument, ...] = ()
+    taken: tuple[tuple[str, str], ...] = ()  # (holder, function): a function or global initialiser
+                                             # that takes a function's address
+
+    @cached_property
+    def hosts(self) -> dict[str, frozenset[str]]:
+        """For every defined function, the components in whose processes its code runs.
+
+        A function with external linkage runs in its own component's process: a stub stands in
+        for it everywhere else.  A static function is called directly, by code of its own file, and
+        no stub can stand in for it: it runs in the process of whatever calls it or takes its
+        address (a function, or a global initialiser, which counts as the functions using that
+        global), and so wherever they run; one that nothing reaches runs in its own component's.
+        Its component names it (in reports) but does not move it.  A header's static helper
+        (Function.per_unit, no component) runs wherever its callers do, or nowhere."""
+        fmap = self.function_map
+        out: dict[str, set[str]] = {}
+        static = set()
+        for f in self.functions:
+            if f.defined and (f.component is not None or f.per_unit):
+                if f.linkage == "internal":
+                    static.add(f.usr)
+                    out[f.usr] = set()
+                else:
+                    out[f.usr] = {f.component}
+        # Who reaches each static function: callers, and takers (a global's users stand in for it).
+        users = {g.usr: set(g.readers) | set(g.writers) for g in self.globals}
+        reached: dict[str, set[str]] = {u: set() for u in static}
+        for e in self.edges:
+            if e.callee in static and e.caller in out:
+                reached[e.callee].add(e.caller)
+        for holder, target in self.taken:
+            if target in static:
+                for u in ({holder} if holder in fmap else users.get(holder, ())):
+                    if u in out:
+                        reached[target].add(u)
+        # Propagate along static callees until nothing changes (chains and cycles of static
+        # helpers).
+        feeds: dict[str, set[str]] = {}
+        for callee, callers in reached.items():
+            for c in callers:
+                feeds.setdefault(c, set()).add(callee)
+        work = [u for u in out if out[u] and u in feeds]
+        while work:
+            u = work.pop()
+            for v in feeds.get(u, ()):
+                if not out[u] <= out[v]:
+                    out[v] |= out[u]
+                    work.append(v)
+        for u in static:
+            if not out[u] and fmap[u].component is not None:
+                out[u] = {fmap[u].component}
+        return {u: frozenset(cs) for u, cs in out.items()}
 
     @cached_property
     def function_map(self) -> dict[str, Function]:

@@ -10,11 +10,21 @@ dependencies:
 
     source.c  -> build/obj/source.o              compiled once, shared by every variant
     source.c  -> build/analysis/source.facts     the analyzer's facts (header dependencies scanned)
-    facts + plan -> build/<variant>/qpm_gen/*.c  stubs, dispatchers, program table; layout.json
-    objects + generated + runtime -> executables (the layout says which objects go where)
+    facts + plan -> build/<variant>/<prog>.qpm/  stubs, dispatchers, program table (<domain>.c);
+                    layout.json (which code runs where); split/source.split, per source: whether
+                    the plan splits that file between domains
+    source.c + source.split -> build/<variant>/<prog>.qpm/split/source.o
+                    the split compile of a file the plan splits (placement.py); for any other
+                    file an empty placeholder, with nothing compiled
+    objects + generated + runtime -> executables (the layout says which objects go where; a split
+                    file links as split/source.<domain>.o, its split compile cut down to the
+                    code that runs in that domain)
 
-Switching plans relinks but never recompiles a component; editing a source re-analyses only it;
-editing the plan regenerates the stubs.  compile_commands.json is written beside the SConstruct.
+A plan places functions, not files: two functions of one file may run in different domains.
+Switching plans relinks but never recompiles a component: only a file that a plan splits is
+compiled again, once, for that plan's variant (and again only when it changes, or stops or
+starts being split).  Editing a source re-analyses only it; editing the plan regenerates the
+stubs.  compile_commands.json is written beside the SConstruct.
 """
 
 from __future__ import annotations
@@ -30,6 +40,8 @@ import SCons.Action
 import SCons.Builder
 import SCons.Script
 import SCons.Tool
+
+from .placement import SPLIT_FLAGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLANG_ATTRS = os.path.join(ROOT, "clang_attrs")
@@ -106,33 +118,84 @@ def _stubs_action(target, source, env):
         gen_dir = os.path.dirname(target[0].abspath)
         if plan is None or plan.monolithic:     # no plan, or isolate: [], is the monolithic build
             files = {"mono": stubgen.generate_mono(model, env["QPM_PROGRAM"])}
-            placement = {"mono": sorted({f.location.file for f in model.functions if f.defined})}
+            placement = {"files": {"mono": sorted({f.location.file for f in model.functions if f.defined})},
+                         "split": {}}
         else:
             lay = stubgen.layout(model, plan)
             files = stubgen.generate(model, plan, lay, env["QPM_PROGRAM"])
-            placement = {d: list(fs) for d, fs in lay.files.items()}
+            placement = {"files": {d: list(fs) for d, fs in lay.files.items()}, "split": lay.split}
     except UserError as e:
         return _fail(str(e))
     for name, text in files.items():
         write_text(os.path.join(gen_dir, name + ".c"), text)
     write_text(os.path.join(gen_dir, "layout.json"), json.dumps(placement, indent=1, sort_keys=True) + "\n")
+    markers = [t for t in target if str(t).endswith(".split")]
+    for node, src in zip(markers, env.get("QPM_SOURCES", [])):
+        write_text(node.abspath, "split\n" if src in placement["split"] else "whole\n")
     return 0
 
 
+def _split_of(marker) -> bool:
+    try:
+        with open(marker.abspath, encoding="utf-8") as f:
+            return f.read().strip() == "split"
+    except FileNotFoundError:
+        return True     # not made yet (scons -n): it may well be
+
+
+def _split_compile_action(target, source, env):
+    """Compiles source[0] as $CCCOM does, then $QPMSPLITFLAGS (placement.SPLIT_FLAGS), when its
+    marker, source[1], says the plan splits it; otherwise leaves an empty placeholder, compiling
+    nothing."""
+    from .atomic import write_bytes
+    if not _split_of(source[1]):
+        write_bytes(target[0].abspath, b"")
+        return 0
+    cmd = [str(a) for a in env.subst_list("$CCCOM $QPMSPLITFLAGS", target=target, source=source[:1])[0]]
+    if env.get("QPM_VERBOSE"):
+        print(" ".join(cmd))
+    return subprocess.call(cmd)
+
+
+def _split_compile_string(target, source, env):
+    return env.subst("$QPMSPLITCCCOMSTR", target=target, source=source[:1]) if _split_of(source[1]) else None
+
+
 def _link_action(target, source, env):
-    """Links the objects the layout places in this executable, plus generated code and runtime."""
+    """Links the objects the layout places in this executable, plus generated code and runtime.
+    A file split between domains links as its split compile cut down to this domain's code."""
+    from .errors import UserError
+    from .placement import domain_object
     layout_node = next(s for s in source if str(s).endswith("layout.json"))
     with open(layout_node.abspath, encoding="utf-8") as f:
         placement = json.load(f)
     domain = env["QPM_DOMAIN"]
     objects = env["QPM_OBJECT_OF"]
-    wanted = [objects[src] for src in placement.get(domain, []) if src in objects]
-    extra = [s.abspath for s in source if str(s).endswith((".o", ".a")) and s.abspath not in objects.values()]
+    compiled = env.get("QPM_SPLIT_OF", {})
+    wanted = []
+    for src in placement["files"].get(domain, []):
+        if src in placement["split"] and src in compiled:
+            own = _domain_object_path(compiled[src], domain)
+            try:
+                domain_object([str(a) for a in env.subst_list("$CC")[0]], compiled[src], own, src,
+                              placement["split"][src], domain)
+            except UserError as e:
+                return _fail(str(e))
+            wanted.append(own)
+        elif src in objects:
+            wanted.append(objects[src])
+    ours = set(objects.values()) | set(compiled.values())
+    extra = [s.abspath for s in source if str(s).endswith((".o", ".a")) and s.abspath not in ours]
     cmd = (shlex.split(env.subst("$LINK $LINKFLAGS")) + ["-o", target[0].abspath] + wanted + extra +
            shlex.split(env.subst("$_LIBDIRFLAGS $_LIBFLAGS")))
     if env.get("QPM_VERBOSE"):
         print(" ".join(cmd))
     return subprocess.call(cmd)
+
+
+def _domain_object_path(compiled: str, domain: str) -> str:
+    """split/source.o -> split/source.<domain>.o: a split file's object for one executable."""
+    return f"{compiled[:-len('.o')]}.{domain}.o"
 
 
 def _variant(plan: str | None) -> str:
@@ -176,10 +239,16 @@ def QpmProgram(env, target, sources, plan=None):
     gen_dir = build.Dir(f"{variant}/{name}.qpm")
     isolated = _plan_domains(plan) if plan else []
     domains = ["main", *isolated] if isolated else ["mono"]
-    gen_targets = [gen_dir.File(f"{d}.c") for d in domains] + [gen_dir.File("layout.json")]
+    # Which files the plan splits between domains is known once the sources are analysed: the
+    # stubs step says it per file (a marker), and each file's split compile depends on its own
+    # marker, so that only a file the plan splits is compiled again, and only when it changes.
+    rels = [os.path.splitext(os.path.relpath(src.abspath, top))[0] for src in sources]
+    markers = [gen_dir.File(f"split/{rel}.split") for rel in rels] if isolated else []
+    gen_targets = [gen_dir.File(f"{d}.c") for d in domains] + [gen_dir.File("layout.json")] + markers
     gen_sources = facts + ([env.File(plan)] if plan else [])
-    generated = env.QpmStubs(gen_targets, gen_sources, QPM_PLAN=plan or "", QPM_PROGRAM=name)
-    layout = generated[-1]
+    generated = env.QpmStubs(gen_targets, gen_sources, QPM_PLAN=plan or "", QPM_PROGRAM=name,
+                             QPM_SOURCES=[src.abspath for src in sources] if isolated else [])
+    layout = generated[len(domains)]
     # A plan that check refuses stops the build before anything is compiled (order only: a new
     # plan does not recompile a component).
     env.Requires(objects, generated)
@@ -194,11 +263,18 @@ def QpmProgram(env, target, sources, plan=None):
         outputs += env.QpmLink(exe_dir.File(name), objects + gen_obj + runtime + [layout], QPM_DOMAIN="mono",
                                QPM_OBJECT_OF=object_of, LIBS=env.get("LIBS", []) + ["pthread"])
         return outputs
+    split_objects, split_of = [], {}
+    for src, rel, marker in zip(sources, rels, markers):
+        compiled = env.QpmSplitObject(gen_dir.File(f"split/{rel}.o"), [src, marker])
+        split_objects += compiled
+        split_of[src.abspath] = compiled[0].abspath
     for i, d in enumerate(domains):
         gen_obj = gen_env.Object(gen_dir.File(f"{d}.o"), generated[i])
         exe = exe_dir.File(name if d == "main" else f"{name}-{d}")
-        outputs += env.QpmLink(exe, objects + gen_obj + runtime + [layout], QPM_DOMAIN=d,
-                               QPM_OBJECT_OF=object_of, LIBS=env.get("LIBS", []) + ["pthread"])
+        outputs += env.QpmLink(exe, objects + split_objects + gen_obj + runtime + [layout], QPM_DOMAIN=d,
+                               QPM_OBJECT_OF=object_of, QPM_SPLIT_OF=split_of,
+                               LIBS=env.get("LIBS", []) + ["pthread"])
+        env.Clean(exe, [_domain_object_path(path, d) for path in split_of.values()])
     return outputs
 
 
@@ -216,7 +292,8 @@ def QpmRuntime(env):
 
 def generate(env):
     env.SetDefault(QPM_BUILD_DIR="#build", QPM_ANALYZER_ID=_code_id("analyzer"), QPM_GENERATOR_ID=_code_id(".", "analyzer"), QPMANALYZECOMSTR="analyse $SOURCE",
-                   QPMSTUBSCOMSTR="generate stubs for $QPM_PROGRAM", QPMLINKCOMSTR="link $TARGET")
+                   QPMSTUBSCOMSTR="generate stubs for $QPM_PROGRAM", QPMLINKCOMSTR="link $TARGET",
+                   QPMSPLITCCCOMSTR="compile $SOURCE to split it between domains", QPMSPLITFLAGS=list(SPLIT_FLAGS))
     env.AppendUnique(CPPPATH=[CLANG_ATTRS], CCFLAGS=["-pthread"], LINKFLAGS=["-pthread"])
     if "CompilationDatabase" not in env["BUILDERS"]:
         env.Tool("compilation_db")
@@ -226,8 +303,14 @@ def generate(env):
         source_scanner=SCons.Tool.CScanner, suffix=".facts")
     env["BUILDERS"]["QpmStubs"] = SCons.Builder.Builder(
         action=SCons.Action.Action(_stubs_action, "$QPMSTUBSCOMSTR", varlist=["QPM_PLAN", "QPM_PROGRAM", "QPM_GENERATOR_ID"]))
+    env["BUILDERS"]["QpmSplitObject"] = SCons.Builder.Builder(
+        action=SCons.Action.Action(_split_compile_action, strfunction=_split_compile_string,
+                                   varlist=["CC", "CCCOM", "CFLAGS", "CCFLAGS", "CPPPATH", "CPPDEFINES",
+                                            "QPMSPLITFLAGS"]),
+        source_scanner=SCons.Tool.CScanner, suffix=".o")
     env["BUILDERS"]["QpmLink"] = SCons.Builder.Builder(
-        action=SCons.Action.Action(_link_action, "$QPMLINKCOMSTR", varlist=["QPM_DOMAIN", "LIBS", "LINKFLAGS"]))
+        action=SCons.Action.Action(_link_action, "$QPMLINKCOMSTR",
+                                   varlist=["QPM_DOMAIN", "LIBS", "LINKFLAGS", "QPM_GENERATOR_ID"]))
     env.AddMethod(QpmProgram, "QpmProgram")
     env.AddMethod(QpmRuntime, "QpmRuntime")
 

@@ -251,18 +251,31 @@ class Layout:
     domains: tuple[str, ...]                 # "main" first, then the plan's order
     component_domain: dict                   # component -> domain
     crossing: tuple[str, ...]                # USRs of crossing functions, by id
-    files: dict                              # domain -> source files linked into it
+    files: dict                              # domain -> source files with code running in it
+    split: dict                              # source file whose functions land in several domains
+                                             # -> {its function with external linkage:
+                                             #     {"domain": d, "called_from": [other domains
+                                             #      where its callers in the file run]}}
+
+
+def _calls_across(model: ProgramModel, domain_of):
+    """(edge, caller's domain, callee's domain) for every call made across a boundary: from each
+    domain the caller's code runs in (a static caller runs with its callers) to the callee's.
+    A call to a static function never crosses (marshal.is_direct_only)."""
+    fmap = model.function_map
+    for e in model.edges:
+        callee = fmap[e.callee]
+        if callee.component is None or marshal.is_direct_only(callee):
+            continue
+        db = domain_of(callee.component)
+        for da in sorted(marshal.domains_running(model, domain_of, e.caller)):
+            if da != db:
+                yield e, da, db
 
 
 def _crossing(model: ProgramModel, domain_of) -> set[str]:
     """USRs of the functions called from another domain."""
-    fmap = model.function_map
-    out = set()
-    for e in model.edges:
-        a, b = fmap[e.caller].component, fmap[e.callee].component
-        if a and b and domain_of(a) != domain_of(b):
-            out.add(e.callee)
-    return out
+    return {e.callee for e, _, _ in _calls_across(model, domain_of)}
 
 
 # Type names the generated code knows without the program's headers: C's own, and the standard
@@ -291,28 +304,20 @@ def _global_self_declared(g) -> bool:
 
 def build_problems(model: ProgramModel, domain_of, describe) -> list[Diagnostic]:
     """What stops a split build by this placement other than marshalling (which marshal
-    decides): a file whose functions land in two domains (a file is linked into one process),
-    and a crossing function or QPM_SHARED global that the generated code cannot declare (no header
-    declares it, and its type needs one).  `qtool check` reports these; the build refuses them."""
+    decides): a function that cannot run apart from its callers (a static function placed by
+    QPM_COMPONENT away from where its callers run, an inline or hidden one whose body gcc may
+    copy into callers of another domain), and a crossing function or QPM_SHARED
+    global that the generated code cannot declare (no header declares it, and its type needs
+    one).  `qtool check` reports these; the build refuses them."""
     out: list[Diagnostic] = []
-    owner: dict[str, tuple[str, Function]] = {}
-    for f in sorted((f for f in model.functions if f.defined and f.component is not None),
-                    key=lambda f: (f.location.file, f.location.line, f.location.column, f.name)):
-        d = domain_of(f.component)
-        prev = owner.setdefault(f.location.file, (d, f))
-        if prev[0] != d:
-            out.append(Diagnostic("error", "QPM042", f"'{f.name}' is in component '{f.component}' (domain '{d}'), "
-                                  f"but '{prev[1].name}' of the same file is in domain '{prev[0]}', "
-                                  f"{describe(prev[0], d)}: a file is linked into one process, so split the "
-                                  "file or keep its components together", f.location))
     fmap = model.function_map
+    out += _placement_problems(model, domain_of, describe)
     crossing = _crossing(model, domain_of)
     for u in sorted(crossing):
         f = fmap[u]
         if _header_of(f) is None and not _self_declared(f):
             d = domain_of(f.component)
-            other = next((domain_of(fmap[e.caller].component) for e in model.edges if e.callee == u
-                          and fmap[e.caller].component and domain_of(fmap[e.caller].component) != d), d)
+            other = next((da for e, da, db in _calls_across(model, domain_of) if e.callee == u), d)
             out.append(Diagnostic("error", "QPM042", f"'{f.name}' is called {describe(other, d)}, but no "
                                   "header declares it, and its types need their declarations: declare it "
                                   "in a header (the generated code includes it)", f.location))
@@ -326,25 +331,83 @@ def build_problems(model: ProgramModel, domain_of, describe) -> list[Diagnostic]
     return out
 
 
-def layout(model: ProgramModel, plan: Plan) -> Layout:
-    domains = (MAIN_DOMAIN, *(d.name for d in plan.domains))
-    comp_domain = {c.name: plan.domain_of(c.name) for c in model.components}
+def _placement_problems(model: ProgramModel, domain_of, describe) -> list[Diagnostic]:
+    """Functions that cannot run where the plan puts them (QPM044).  A plan places functions, not
+    files: a file whose functions land in several domains is linked into each of them, with
+    only its own functions' code (see placement.py).  What stays direct is a call to a static
+    function, which runs wherever its callers run: one whose QPM_COMPONENT puts it in another
+    domain cannot be placed there.  And gcc may copy the body of a function declared `inline`, or
+    of one with hidden or protected visibility, into the callers compiled with it (in its file, or
+    in every file including the header that defines it), whatever the flags, so such a function
+    cannot run apart from them."""
+    out: list[Diagnostic] = []
     fmap = model.function_map
-    crossing = _crossing(model, lambda c: comp_domain[c])
-    files: dict[str, set] = {d: set() for d in domains}
-    owner: dict[str, str] = {}
+
+    def callers_elsewhere(f: Function, d: str, seeing: bool = False) -> list[tuple[str, str]]:
+        """(caller, domain) for f's callers whose code runs in a domain other than d; `seeing`:
+        only those compiled with f's body (in its file, or anywhere for a body in a header)."""
+        return sorted({(fmap[e.caller].name, other) for e in model.edges if e.callee == f.usr
+                       and (not seeing or f.location.file.endswith(".h")
+                            or fmap[e.caller].location.file == f.location.file)
+                       for other in marshal.domains_running(model, domain_of, e.caller) - {d}}, key=str)
+
     for f in model.functions:
         if not f.defined or f.component is None:
             continue
-        d = comp_domain[f.component]
-        prev = owner.setdefault(f.location.file, d)
-        if prev != d:
-            raise UserError(f"'{f.name}' is in component '{f.component}' (domain '{d}'), but other functions "
-                            f"of this file are in domain '{prev}': a file is linked into one process, so "
-                            "split the file", f.location.file, f.location.line, f.location.column)
-        files[d].add(f.location.file)
+        d = domain_of(f.component)
+        if marshal.is_direct_only(f):
+            runs = sorted(marshal.domains_running(model, domain_of, f.usr) - {d}, key=str)
+            if runs and f.annotation("component"):
+                whom = next((f"'{c}' in domain '{other}'" for c, other in callers_elsewhere(f, d)
+                             if other == runs[0]), f"in domain '{runs[0]}'")
+                out.append(Diagnostic("error", "QPM044", f"'{f.name}' is static, so no stub can stand in for it: "
+                                      f"it runs with its callers ({whom}), not in domain '{d}' where "
+                                      f"QPM_COMPONENT({f.component}) puts it ({describe(runs[0], d)}): give it "
+                                      "external linkage for their calls to cross, or drop its QPM_COMPONENT to "
+                                      "let it run with them", f.location))
+        elif f.inline or f.hidden:
+            elsewhere = callers_elsewhere(f, d, seeing=True)
+            if elsewhere:
+                caller, other = elsewhere[0]
+                what, fix = (("is declared inline", "drop 'inline' for the calls to cross, or make it 'static "
+                              "inline' to let it run with its callers") if f.inline else
+                             ("has hidden or protected visibility", "drop the visibility attribute (or pragma) "
+                              "for the calls to cross"))
+                out.append(Diagnostic("error", "QPM044", f"'{f.name}' {what}, so gcc may copy its body into its "
+                                      f"caller '{caller}', which runs in domain '{other}' ({describe(other, d)}): "
+                                      f"{fix}", f.location))
+    return out
+
+
+def layout(model: ProgramModel, plan: Plan) -> Layout:
+    """Which code goes where.  A source file goes into every domain where some of its code runs:
+    a function with external linkage in its component's domain, a static one with its callers.
+    A file that lands in several domains is split: the layout names the domain of each of its
+    functions with external linkage, for the build to link each executable with its own."""
+    domains = (MAIN_DOMAIN, *(d.name for d in plan.domains))
+    comp_domain = {c.name: plan.domain_of(c.name) for c in model.components}
+    fmap = model.function_map
+    domain_of = comp_domain.__getitem__
+    crossing = _crossing(model, domain_of)
+    files: dict[str, set] = {d: set() for d in domains}
+    owner: dict[str, dict[str, dict]] = {}
+    called_from: dict[str, set] = {}
+    for e in model.edges:
+        if fmap[e.caller].location.file == fmap[e.callee].location.file:
+            called_from.setdefault(e.callee, set()).update(marshal.domains_running(model, domain_of, e.caller))
+    for f in model.functions:
+        if not f.defined or f.component is None:
+            continue
+        for d in marshal.domains_running(model, domain_of, f.usr):
+            files[d].add(f.location.file)
+        if not marshal.is_direct_only(f):
+            d = domain_of(f.component)
+            owner.setdefault(f.location.file, {})[f.name] = {
+                "domain": d, "called_from": sorted(called_from.get(f.usr, set()) - {d})}
+    split = {path: dict(sorted(owner.get(path, {}).items())) for path in sorted(
+        {p for fs in files.values() for p in fs}) if sum(path in fs for fs in files.values()) > 1}
     order = tuple(sorted(crossing, key=lambda u: (fmap[u].name, u)))
-    return Layout(domains, comp_domain, order, {d: tuple(sorted(fs)) for d, fs in files.items()})
+    return Layout(domains, comp_domain, order, {d: tuple(sorted(fs)) for d, fs in files.items()}, split)
 
 
 def _header_of(f: Function) -> str | None:
@@ -1073,12 +1136,8 @@ def may_call(model: ProgramModel, lay: Layout, cb_types: list[str]) -> dict[str,
     ids = {u: i for i, u in enumerate(lay.crossing)}
     cb_index = {t: k for k, t in enumerate(cb_types)}
     rows = {d: [0] * (len(lay.crossing) + len(cb_types)) for d in lay.domains if d != MAIN_DOMAIN}
-    for e in model.edges:
-        a, b = fmap[e.caller].component, fmap[e.callee].component
-        if not a or not b or e.callee not in ids:
-            continue
-        da, db = lay.component_domain[a], lay.component_domain[b]
-        if da != db and da in rows:
+    for e, da, _ in _calls_across(model, lay.component_domain.__getitem__):
+        if da in rows:
             rows[da][ids[e.callee]] = 1
     for u in lay.crossing:
         f = fmap[u]

@@ -26,35 +26,17 @@ STRICT = ["-Wall", "-Wextra", "-Werror", "-Wmisleading-indentation"]
 
 
 def _isolating_plan(case: str) -> str | None:
-    """plan.yaml text isolating each group of components that share a source file (a file is
-    linked into one process) from the others; the group holding main() stays in main.  None
-    when that leaves nothing to isolate."""
+    """plan.yaml text isolating each component but the one holding main() in a domain of its own
+    (a plan places functions, not files: components sharing a file are split too).  None when
+    that leaves nothing to isolate."""
     model = analyzer.analyze([case], progress=False)
-    parent = {c.name: c.name for c in model.components}
-
-    def find(c):
-        while parent[c] != c:
-            c = parent[c]
-        return c
-
-    by_file: dict[str, set] = {}
-    for f in model.functions:
-        if f.defined and f.component:
-            by_file.setdefault(f.location.file, set()).add(f.component)
-    for comps in by_file.values():
-        first, *rest = sorted(comps)
-        for c in rest:
-            parent[find(c)] = find(first)
     main = next((f.component for f in model.functions if f.name == "main" and f.defined and f.component), None)
-    groups: dict[str, list] = {}
-    for c in parent:
-        groups.setdefault(find(c), []).append(c)
-    domains = sorted(sorted(g) for root, g in groups.items() if main is None or root != find(main))
+    domains = sorted(c.name for c in model.components if c.name != main)
     if not domains:
         return None
     lines = ["version: 1", "isolate:"]
-    for i, comps in enumerate(domains):
-        lines += [f"  - domain: iso{i}", f"    components: [{', '.join(comps)}]"]
+    for i, comp in enumerate(domains):
+        lines += [f"  - domain: iso{i}", f"    components: [{comp}]"]
     return "\n".join(lines) + "\n"
 
 
@@ -72,13 +54,16 @@ NOT_A_PROGRAM = {"defined_twice"}
 
 
 def _case_names():
-    """Cases with a plan of their own, or with more than one source file: a case of one file has
-    nothing a plan could split today (a file is linked into one process)."""
+    """Cases with a plan of their own, or with components besides the file's own (more than one
+    source file, or a QPM_COMPONENT): a plan can split those."""
     names = []
     for d in sorted(set(os.listdir(CASES)) - NOT_A_PROGRAM):
         path = os.path.join(CASES, d)
-        if os.path.isdir(path) and (os.path.exists(os.path.join(path, "plan.yaml")) or
-                                    len([f for f in os.listdir(path) if f.endswith(".c")]) > 1):
+        if not os.path.isdir(path):
+            continue
+        sources = [f for f in os.listdir(path) if f.endswith(".c")]
+        annotated = any("QPM_COMPONENT(" in open(os.path.join(path, f), encoding="utf-8").read() for f in sources)
+        if os.path.exists(os.path.join(path, "plan.yaml")) or len(sources) > 1 or annotated:
             names.append(d)
     return names
 
@@ -90,7 +75,7 @@ def test_every_case_check_accepts_builds_split(name, tmp_path):
     plan = work / "plan.yaml"
     if not plan.exists():
         text = _isolating_plan(str(work))
-        assert text is not None, "every component shares a file with main()'s: nothing to isolate"
+        assert text is not None, "every function is in main()'s component: nothing to isolate"
         plan.write_text(text)
     (work / "SConstruct").write_text(_sconstruct(name))
     check = subprocess.run([QTOOL, "check", "--plan", "plan.yaml"], cwd=work, capture_output=True, text=True)
@@ -168,21 +153,36 @@ def test_check_refuses_what_the_build_cannot_copy(tmp_path):
     assert not (case / "build" / "plan" / "refusals").exists()
 
 
-def test_check_refuses_a_file_split_between_domains(tmp_path):
-    """A file is linked into one process: a plan separating two components of one file is
-    refused by check at the function, with the plan's line, as the build refuses it."""
-    case = tmp_path / "struct_ptr"
-    shutil.copytree(os.path.join(CASES, "struct_ptr"), case)
-    (case / "plan.yaml").write_text("version: 1\nisolate:\n  - domain: db_iso\n    components: [db]\n")
+def test_check_refuses_only_functions_that_cannot_leave_their_callers(tmp_path):
+    """A plan places functions, not files.  Check refuses, at the function and with the plan's
+    line, a static function whose QPM_COMPONENT puts it away from its callers, and an inline or
+    hidden one gcc may copy into callers of another domain (QPM044); the build refuses the same
+    plan with the same messages before compiling anything.  Without those, the same file builds
+    split and runs as it does whole."""
+    case = tmp_path / "placement_refusals"
+    shutil.copytree(os.path.join(CASES, "placement_refusals"), case)
     proc = subprocess.run([QTOOL, "check", "--plan", "plan.yaml"], cwd=case, capture_output=True, text=True)
     assert proc.returncode == 1
-    split = [line for line in proc.stdout.splitlines() if "a file is linked into one process" in line]
-    assert len(split) == 1 and split[0].startswith("input.c:") and split[0].endswith("[QPM042]")
-    assert "drawn at plan.yaml:3" in split[0]
-    (case / "SConstruct").write_text(_sconstruct("struct_ptr"))
+    errors = [line for line in proc.stdout.splitlines() if ": error: " in line]
+    assert {line.split("'")[1] for line in errors} == {"helper", "twice", "hidden_one"}
+    assert all(line.endswith("[QPM044]") and "drawn at plan.yaml:3" in line for line in errors), errors
+    (case / "SConstruct").write_text(_sconstruct("placement"))
     build = subprocess.run([SCONS, "-Q", "ISOLATE=plan.yaml"], cwd=case, capture_output=True, text=True)
     assert build.returncode != 0
-    assert split[0] in build.stderr.replace(f"{case}/plan.yaml", "plan.yaml")
+    for line in errors:
+        assert line in build.stderr.replace(f"{case}/plan.yaml", "plan.yaml")
+    assert not list(case.glob("build/obj/*.o")) and not (case / "build" / "plan" / "placement").exists()
+
+    src = case / "input.c"
+    src.write_text(src.read_text().replace("QPM_COMPONENT(parse) static int helper", "static int helper")
+                   .replace("inline int twice", "int twice").replace('__attribute__((visibility("hidden"))) ', ""))
+    proc = subprocess.run([QTOOL, "check", "--plan", "plan.yaml"], cwd=case, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    _scons(case, "ISOLATE=plan.yaml")
+    _scons(case)
+    split = subprocess.run([str(case / "build" / "plan" / "placement")], timeout=60)
+    mono = subprocess.run([str(case / "build" / "mono" / "placement")], timeout=60)
+    assert split.returncode == mono.returncode == 21
 
 
 def test_static_inline_helpers_of_a_header_run_split(tmp_path):

@@ -123,6 +123,41 @@ def test_an_edge_that_cannot_be_marshalled_cannot_be_cut(qtool, tmp_path):
     assert "'parser' cannot be separated from 'app'" in err and "Traceback" not in err
 
 
+def test_a_static_helper_goes_with_each_caller(qtool, tmp_path):
+    """A static function runs wherever its callers run: calls to it never cross, so one whose
+    signature could not cross does not tie the components of its file together.  The plan cut
+    suggests splits the file, and checks, builds and runs."""
+    src = write(tmp_path / "src", {
+        "server.c": """
+            #include <string.h>
+            #include "qpm.h"
+            int parse(int n);
+            static int trim(char *s) { return (int)strlen(s); }
+            QPM_COMPONENT(parse) int parse(int n) { char b[8] = "abc"; return trim(b) + n; }
+            int main(void) { char b[8] = "xy"; return parse(trim(b)) == 5 ? 0 : 1; }
+        """,
+        "SConstruct": """
+            import qtool.scons
+            env = Environment(tools=['default', qtool.scons.tool])
+            env.QpmProgram('prog', Glob('*.c'))
+        """,
+    })
+    doc = cut_json(qtool, src, "--isolate", "parse")
+    best = doc["candidates"][0]
+    assert domains(best) == {"parse_iso": ["parse"]}
+    assert best["crossings_per_run"] == pytest.approx(1.0)      # main -> parse; trim never crosses
+    rc, _, err = qtool("cut", "--suggest", src, "--isolate", "parse", "-o", src / "plan.yaml")
+    assert rc == 0, err
+    rc, _, err = qtool("check", "--plan", src / "plan.yaml", src)
+    assert rc == 0, err
+    for args in ([], ["ISOLATE=plan.yaml"]):
+        proc = subprocess.run([SCONS, "-Q", *args], cwd=src, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert subprocess.run([str(src / "build" / "mono" / "prog")]).returncode == 0
+    assert subprocess.run([str(src / "build" / "plan" / "prog")]).returncode == 0
+    assert (src / "build" / "plan" / "prog-parse_iso").exists()
+
+
 def test_several_suspects_share_helpers_where_cheapest(qtool, tmp_path):
     src = write(tmp_path / "src", {
         "app.c": "int a_run(void); int b_run(void); int main(void) { return a_run() + b_run(); }\n",

@@ -85,7 +85,8 @@ def _merge_function(decls: list[FunctionDecl], file_components: dict[str, tuple[
     param_uses = tuple((uses or {}).get(p.index, "") for p in params) if uses is not None else ()
     return Function(primary.usr, primary.name, component, primary.location, definition is not None,
                     primary.linkage, primary.variadic, primary.return_type, primary.return_enc,
-                    annotations, tuple(params), tuple(locations), frequency, declared, per_unit, param_uses, returned)
+                    annotations, tuple(params), tuple(locations), frequency, declared, per_unit, param_uses, returned,
+                    inline=any(d.inline for d in decls), hidden=any(d.hidden for d in decls))
 
 
 def _per_unit_functions(units: list[UnitFacts]) -> set[str]:
@@ -281,9 +282,10 @@ def build_model(units: list[UnitFacts]) -> ProgramModel:
         for name, fs in sorted(members.items()))
 
     unique = sorted(set(diags), key=Diagnostic.sort_key)
+    taken_by = tuple(sorted({(h, t) for u in units for h, t in u.taken if t in functions}))
     return ProgramModel(components, tuple(sorted(functions.values(), key=lambda f: (f.location, f.usr))),
                         edges, indirect, globals_, structs, tuple(u.path for u in units), tuple(unique),
-                        tuple(arguments[k] for k in sorted(arguments)))
+                        tuple(arguments[k] for k in sorted(arguments)), taken_by)
 
 
 def _merge_globals(units: list[UnitFacts], functions: dict[str, Function], diags: list[Diagnostic],

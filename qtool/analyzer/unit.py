@@ -37,6 +37,8 @@ class FunctionDecl:
     return_enc: str
     function_type: str
     annotations: tuple[Annotation, ...]
+    inline: bool         # declared inline
+    hidden: bool         # hidden or protected visibility, by an attribute
     params: tuple[Param, ...]
 
 
@@ -143,7 +145,7 @@ def parse_records(path: str, text: str, facts: UnitFacts) -> None:
             params = []
             fn = (r[1], r[2], Location(files[r[3]], int(r[4]), int(r[5])), r[6] == "1",
                   _LINKAGE.get(int(r[7]), "none"), r[8] == "1", r[9] == "3",
-                  r[11], r[10], r[12], _annotations(r[13]))
+                  r[11], r[10], r[12], _annotations(r[13]), bool(int(r[14]) & 1), bool(int(r[14]) & 2))
         elif tag == "N":
             files[r[1]] = os.path.normpath(r[2])
         elif tag == "D":

@@ -6,7 +6,7 @@
  * and emits only the facts the program model needs, as tab-separated records (one per line):
  *
  *   N idx path                                      a file name (these come first)
- *   F usr name file line col isdef linkage variadic storage ret_enc ret_spelling fn_type annots
+ *   F usr name file line col isdef linkage variadic storage ret_enc ret_spelling fn_type annots binding
  *   P idx name type_enc type_spelling annots line col end_line end_col    (after its F)
  *   G usr name file line col isdef linkage type_enc type_spelling annots
  *   S usr name file line col kind                   a struct or union definition ("S" or "U")
@@ -25,6 +25,10 @@
  *                     an A argument: "W" written through (p[i] = …, *p = …, p->f = …), "M" read
  *                     and written through (p[i] += …), "R" read otherwise, "V" the parameter
  *                     itself assigned, "A" its address taken
+ *
+ * A function's binding is a bit set: 1 declared inline, 2 given hidden or protected visibility by an
+ * attribute: either way gcc may bind the calls of its unit to its body.  (A visibility pragma leaves
+ * no attribute to see; the build finds those in the object.)
  *
  * Types are encoded canonically: "*" pointer (then "c" when the pointee is const), "[N]" and
  * "[]" arrays, "S<usr>"/"U<usr>" records, "E" enums, "V" void, "B<name>" other
@@ -69,6 +73,8 @@ extern unsigned clang_isCursorDefinition(CXCursor);
 extern int clang_getCursorLinkage(CXCursor);
 extern int clang_Cursor_getStorageClass(CXCursor);
 extern int clang_Cursor_isVariadic(CXCursor);
+extern unsigned clang_Cursor_isFunctionInlined(CXCursor);
+extern int clang_getCursorVisibility(CXCursor);
 extern int clang_Cursor_getNumArguments(CXCursor);
 extern CXCursor clang_Cursor_getArgument(CXCursor, unsigned);
 extern CXType clang_getCursorType(CXCursor);
@@ -94,7 +100,7 @@ enum {
     K_PAREN = 111, K_UNARY = 112, K_SUBSCRIPT = 113, K_BINARY = 114, K_COMPOUND_ASSIGN = 115,
     K_CONDITIONAL = 116, K_CSTYLE_CAST = 117,
     K_CASE = 203, K_DEFAULT = 204, K_IF = 205, K_SWITCH = 206, K_WHILE = 207, K_DO = 208,
-    K_FOR = 209, K_RETURN = 214, K_TRANSLATION_UNIT = 350, K_ANNOTATE = 406,
+    K_FOR = 209, K_RETURN = 214, K_TRANSLATION_UNIT = 350, K_ANNOTATE = 406, K_VISIBILITY_ATTR = 417,
 };
 enum { VISIT_BREAK = 0, VISIT_CONTINUE = 1, VISIT_RECURSE = 2 };
 enum { BO_LAND = 20, BO_LOR = 21, BO_ASSIGN = 22, BO_COMMA = 33 };
@@ -406,6 +412,25 @@ static int has_annotations(CXCursor c)
     a.buf[0] = '\0';
     clang_visitChildren(c, annots_visit, &a);
     return a.len > 0;
+}
+
+static int visibility_visit(CXCursor c, CXCursor parent, CXClientData data)
+{
+    (void)parent;
+    if (clang_getCursorKind(c) == K_VISIBILITY_ATTR) {
+        *(int *)data = 1;
+        return 0;   /* CXChildVisit_Break */
+    }
+    return 1;       /* CXChildVisit_Continue */
+}
+
+/* The binding bits of a function (see the record list at the top). */
+static int binding(CXCursor c)
+{
+    int attr = 0;
+    clang_visitChildren(c, visibility_visit, &attr);
+    int vis = clang_getCursorVisibility(c);     /* 1 hidden, 2 protected, 3 default */
+    return (clang_Cursor_isFunctionInlined(c) != 0) | ((attr && (vis == 1 || vis == 2)) << 1);
 }
 
 static void out_annots(struct out *o, CXCursor c)
@@ -945,6 +970,7 @@ static void visit_function(struct walk *w, CXCursor c)
     out_type(o, clang_getCursorResultType(c));
     out_str(o, clang_getTypeSpelling(clang_getCanonicalType(clang_getCursorType(c))));
     out_annots(o, c);
+    out_num(o, binding(c));
     out_end(o);
     int n = clang_Cursor_getNumArguments(c);
     for (int i = 0; i < n; i++) {
