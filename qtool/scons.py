@@ -219,6 +219,9 @@ def _plan_domains(plan: str) -> list[str]:
 
 def QpmProgram(env, target, sources, plan=None):
     """Builds program `target` from `sources`, split by `plan` (default: ISOLATE=… or none)."""
+    # Again here, not only when the tool is applied: Environment(CPPPATH=…, CCFLAGS=…) sets its
+    # keyword arguments after its tools ran, replacing what generate() appended.
+    env.AppendUnique(CPPPATH=[CLANG_ATTRS], CCFLAGS=["-pthread"], LINKFLAGS=["-pthread"])
     plan = plan if plan is not None else SCons.Script.ARGUMENTS.get("ISOLATE") or None
     if plan:
         plan = env.File(plan).abspath

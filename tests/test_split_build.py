@@ -63,6 +63,25 @@ def test_generated_code_is_deterministic_and_banner_marked(crossings):
     assert {p.name: p.read_text() for p in gen.glob("*.c")} == before
 
 
+def test_flags_given_to_the_environment_keep_the_tools_include_path(tmp_path):
+    """Environment(CPPPATH=…, CCFLAGS=…, LINKFLAGS=…) replaces what the tool appended when it was
+    applied: the program still finds qpm.h and builds with -pthread, whole and split."""
+    work = tmp_path / "crossings"
+    shutil.copytree(os.path.join(ROOT, "tests", "programs", "crossings"), work)
+    (work / "include").mkdir()
+    (work / "SConstruct").write_text(
+        "import qtool.scons\n"
+        "env = Environment(tools=['default', qtool.scons.tool], CPPPATH=['include'], LINKFLAGS=[],\n"
+        "                  CCFLAGS=['-std=c11', '-D_GNU_SOURCE', '-O2', '-Wall', '-Wextra', '-Werror'])\n"
+        "env.QpmProgram('crossings', Glob('*.c'))\n")
+    out = scons(work, "--debug=presub", "ISOLATE=split.yaml") + scons(work)
+    assert "-pthread" in out and "clang_attrs" in out
+    mono = run(work / "build" / "mono" / "crossings")
+    split = run(work / "build" / "split" / "crossings")
+    assert mono.returncode == split.returncode == 0, split.stderr
+    assert split.stdout == mono.stdout
+
+
 def test_nothing_rebuilds_when_nothing_changed(crossings):
     # SCons's compilation_db tool always refreshes compile_commands.json; nothing else may run.
     for args in (("ISOLATE=split.yaml",), ()):
