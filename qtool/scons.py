@@ -118,7 +118,8 @@ def _stubs_action(target, source, env):
         gen_dir = os.path.dirname(target[0].abspath)
         if plan is None or plan.monolithic:     # no plan, or isolate: [], is the monolithic build
             files = {"mono": stubgen.generate_mono(model, env["QPM_PROGRAM"])}
-            placement = {"files": {"mono": sorted({f.location.file for f in model.functions if f.defined})},
+            placement = {"files": {"mono": sorted({f.location.file for f in model.functions if f.defined} |
+                                                  set(model.translation_units))},
                          "split": {}}
         else:
             lay = stubgen.layout(model, plan)

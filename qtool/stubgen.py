@@ -406,6 +406,20 @@ def layout(model: ProgramModel, plan: Plan) -> Layout:
                 "domain": d, "called_from": sorted(called_from.get(f.usr, set()) - {d})}
     split = {path: dict(sorted(owner.get(path, {}).items())) for path in sorted(
         {p for fs in files.values() for p in fs}) if sum(path in fs for fs in files.values()) > 1}
+    # A file that defines no function (tables, data) goes wherever code using its globals runs,
+    # or with main when nothing does.
+    with_code = {p for fs in files.values() for p in fs}
+    users: dict[str, set] = {}
+    for g in model.globals:
+        if g.defined:
+            users.setdefault(os.path.normpath(g.location.file), set()).update(set(g.readers) | set(g.writers))
+    for unit in model.translation_units:
+        path = next((p for p in (unit, os.path.normpath(unit)) if p in with_code), None)
+        if path is not None:
+            continue
+        where = {d for u in users.get(os.path.normpath(unit), ()) for d in marshal.domains_running(model, domain_of, u)}
+        for d in where or {MAIN_DOMAIN}:
+            files[d].add(unit)
     order = tuple(sorted(crossing, key=lambda u: (fmap[u].name, u)))
     return Layout(domains, comp_domain, order, {d: tuple(sorted(fs)) for d, fs in files.items()}, split)
 

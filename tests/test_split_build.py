@@ -82,6 +82,26 @@ def test_flags_given_to_the_environment_keep_the_tools_include_path(tmp_path):
     assert split.stdout == mono.stdout
 
 
+def test_a_file_of_data_alone_is_linked_where_its_data_is_used(tmp_path):
+    """A source file that defines no function, only a table, goes with the code that reads it:
+    into the isolated domain here, and into the monolithic program."""
+    work = tmp_path / "crossings"
+    shutil.copytree(os.path.join(ROOT, "tests", "programs", "crossings"), work)
+    (work / "table.c").write_text("/* Data only. */\nconst int offsets[3] = {100, 200, 300};\n")
+    calc = work / "calc.c"
+    text = calc.read_text()
+    assert "int calc_add(int a, int b) { return a + b; }" in text
+    calc.write_text(text.replace("int calc_add(int a, int b) { return a + b; }",
+                                 "extern const int offsets[3];\n"
+                                 "int calc_add(int a, int b) { return a + b + offsets[2] - 300; }"))
+    scons(work)
+    scons(work, "ISOLATE=split.yaml")
+    mono = run(work / "build" / "mono" / "crossings")
+    split = run(work / "build" / "split" / "crossings")
+    assert mono.returncode == split.returncode == 0, split.stderr
+    assert split.stdout == mono.stdout and "add 42" in mono.stdout
+
+
 def test_nothing_rebuilds_when_nothing_changed(crossings):
     # SCons's compilation_db tool always refreshes compile_commands.json; nothing else may run.
     for args in (("ISOLATE=split.yaml",), ()):
