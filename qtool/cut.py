@@ -12,25 +12,40 @@ enumeration when the graph is small and otherwise by the isolating-cut heuristic
 cut from all the others by one min cut; the union of all but the heaviest is within 2 - 2/k of
 the optimum, Dahlhaus et al. 1994).
 
-Hard constraints: components that write a non-shared global used by another stay together, and
-an edge whose signatures cannot be marshalled cannot be cut; both become edges of infinite
-weight, and a requested isolation that would need one is refused with the reason.  Only this
-module imports networkx; it returns model-level results.
+Indirect calls are edges too: a call through a function pointer goes to each of its possible
+targets (analyzer/pointers.py), its expected calls split evenly between them, as the analyzer's
+frequencies split them.  A component that only a function pointer reaches is thus tied to the
+side that calls it, and one that nothing ties to either side stays with main: a component joins
+a suspect's domain only when that makes the cut strictly cheaper (the s-t cut taken is the
+minimum cut closest to the suspect, and a multiway assignment gives main every group of
+components it can take at no cost).
+
+Hard constraints: components that write a non-shared global used by another stay together, an
+edge whose signatures cannot be marshalled cannot be cut, and neither can an indirect call that
+would reach another domain (QPM035) unless the pointer came across as a QPM_CALLBACK parameter.
+They become edges of (finite, huge) weight UNCUTTABLE, each carrying its Blocks: which call or
+global, where, why, and what would unblock it.  A requested isolation that would need one is
+refused, naming the fewest blocked edges that every way apart crosses.  Only this module imports
+networkx; it returns model-level results.
 """
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import Callable
 
 import networkx as nx
 
 from . import marshal
+from .codes import CODES
 from .errors import UserError
-from .model import ProgramModel
+from .model import Function, IndirectCall, Location, ProgramModel
 
 EXACT_LIMIT = 200_000       # assignments enumerated at most for an exact multiway cut
 UNCUTTABLE = 1e18           # the capacity of an edge that must not be cut (finite, for max-flow)
+BLOCK_UNIT = 1e15           # a blocked edge's capacity per Block when counting the fewest to unblock
+SHOWN_BLOCKS = 5            # blocked edges a refusal names
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,35 @@ class CallCut:
     caller_component: str
     callee_component: str
     crossings: float        # per run
+    via: str = ""           # an indirect call: the pointer expression it calls through
+
+
+@dataclass(frozen=True)
+class Block:
+    """Why two components must stay in one domain, and what would let them part."""
+
+    a: str
+    b: str
+    what: str               # "main -> parse", "loop -> on_read (indirect call through 'h')", "global 'n'"
+    location: Location | None
+    reason: str
+    fix: str
+
+    def __str__(self) -> str:
+        where = f"{self.location.short()}: " if self.location else ""
+        return f"{where}{self.what}: {self.reason}; to unblock: {self.fix}"
+
+
+class Refused(UserError):
+    """An isolation that every way apart would need an edge that must not be cut."""
+
+    def __init__(self, head: str, blocks: list[Block]):
+        lines = [f"  {b}" for b in blocks[:SHOWN_BLOCKS]]
+        head = head.replace("{n}", str(len(blocks)))
+        if len(blocks) > SHOWN_BLOCKS:
+            lines.append(f"  and {len(blocks) - SHOWN_BLOCKS} more")
+        super().__init__("\n".join([head] + lines))
+        self.blocks = tuple(blocks)
 
 
 @dataclass(frozen=True)
@@ -120,9 +164,58 @@ def _edge_bytes(model: ProgramModel, callee: str, measured: dict[str, float] | N
     return total
 
 
+# What would unblock an edge whose callee cannot be marshalled, by diagnostic code, when the
+# diagnostic carries no fix-it.
+_UNBLOCK = {
+    "QPM010": "annotate parameter '{p}' with QPM_IN/QPM_OUT/QPM_INOUT(count) or QPM_OPAQUE",
+    "QPM011": "annotate parameter '{p}' with QPM_STRING or QPM_IN/QPM_OUT/QPM_INOUT(count)",
+    "QPM012": "pass what '{p}' points to in a struct with QPM_COUNT fields, or mark it QPM_OPAQUE",
+    "QPM013": "make the callback '{p}' pass and return scalars only",
+    "QPM014": "give the pointer fields of the struct behind '{p}' QPM_COUNT, QPM_STRING or QPM_OPAQUE",
+}
+
+
+def _signature_block(model: ProgramModel, f: Function) -> tuple[str, str] | None:
+    """Why calls to f cannot cross a boundary, and what would let them: (reason, fix)."""
+    if f.variadic:
+        return f"'{f.name}' is variadic [QPM030]", f"give '{f.name}' a variant with fixed arguments"
+    for p in f.params:
+        _, diags = marshal.classify_param(model, f, p, "error", "across a boundary")
+        if diags:
+            d, name = diags[0], p.name or f"#{p.index + 1}"
+            fix = (f"annotate parameter '{name}' with {d.fixits[0].insert.strip()}" if d.fixits else
+                   _UNBLOCK.get(d.code, "change its type").format(p=name))
+            return f"parameter '{name}' ({p.type}): {CODES.get(d.code, d.code)} [{d.code}]", fix
+    _, diags = marshal.classify_return(model, f, "error", "across a boundary")
+    if diags:
+        code = diags[0].code
+        fix = (f"mark '{f.name}' QPM_OPAQUE or QPM_RETURNS_STRING" if code == "QPM015" else
+               f"return the struct through a QPM_OUT parameter of '{f.name}'")
+        return f"its result ({f.return_type}): {CODES.get(code, code)} [{code}]", fix
+    return None
+
+
+def _names(items: list[str], quote: bool = True, shown: int = 6) -> str:
+    """'a', 'b' and 'c'; past `shown` items, '... and N more'."""
+    words = [f"'{x}'" if quote else x for x in items]
+    if len(words) > shown:
+        return ", ".join(words[:shown]) + f" and {len(words) - shown} more"
+    return ", ".join(words[:-1]) + f" and {words[-1]}" if len(words) > 1 else "".join(words)
+
+
+def _edge(g: nx.Graph, a: str, b: str) -> dict:
+    data = g.get_edge_data(a, b)
+    if data is None:
+        data = {"crossings": 0.0, "bytes": 0.0, "functions": set(), "blocked": [], "calls": [], "cost": 0.0}
+        g.add_edge(a, b, **data)
+        data = g.get_edge_data(a, b)
+    return data
+
+
 def component_graph(model: ProgramModel, costs: Costs, calls: dict[str, float] | None = None,
                     bytes_per_call: dict[str, float] | None = None) -> nx.Graph:
-    """Components and what cutting between each two would cost per run (edge attribute 'cost')."""
+    """Components and what cutting between each two would cost per run (edge attribute 'cost');
+    'blocked' lists the Blocks of an edge that must not be cut."""
     g = nx.Graph()
     fmap = model.function_map
     for c in model.components:
@@ -131,6 +224,13 @@ def component_graph(model: ProgramModel, costs: Costs, calls: dict[str, float] |
     by_callee_weight: dict[str, float] = {}
     for e in model.edges:
         by_callee_weight[e.callee] = by_callee_weight.get(e.callee, 0.0) + e.weight
+    signature_blocks: dict[str, tuple[str, str] | None] = {}
+
+    def unmarshallable(usr: str) -> tuple[str, str] | None:
+        if usr not in signature_blocks:
+            signature_blocks[usr] = _signature_block(model, fmap[usr])
+        return signature_blocks[usr]
+
     hosts = model.hosts
     for e in model.edges:
         b = fmap[e.callee].component
@@ -141,7 +241,10 @@ def component_graph(model: ProgramModel, costs: Costs, calls: dict[str, float] |
         callers = sorted(hosts.get(e.caller, ()))
         for a in callers:
             if a != b:
-                _add_call(g, model, e, a, b, len(callers), measured, by_callee_weight, bytes_per_call)
+                _add_call(g, model, e, a, b, len(callers), measured, by_callee_weight, bytes_per_call,
+                          unmarshallable)
+    for ic in model.indirect_calls:
+        _indirect_edges(model, g, ic, bytes_per_call)
     for a, b, data in g.edges(data=True):
         data["cost"] = data["crossings"] * costs.ns_per_call + data["bytes"] * costs.ns_per_byte
     # Components writing a non-shared global another component uses must share a process.
@@ -149,18 +252,26 @@ def component_graph(model: ProgramModel, costs: Costs, calls: dict[str, float] |
         if gl.shared or marshal.read_only(gl.type) or not gl.writers:
             continue
         comps = sorted({c for u in (*gl.readers, *gl.writers) for c in hosts.get(u, ())})
+        if len(comps) < 2:
+            continue
+        # One root cause, one text: every pair of its components carries the same Block.
+        writers = _names(sorted({fmap[u].name for u in gl.writers if u in fmap}), quote=False)
+        together = f"keep {_names(comps)} together"
+        if marshal.pointer_free(gl.type_enc, model.struct_map):
+            fix = f"mark '{gl.name}' QPM_SHARED, or {together}"
+        else:
+            fix = f"{together} ('{gl.name}' holds pointers: QPM_SHARED cannot carry it)"
+        reason = f"written by {writers} and used in {_names(comps)}, which would each have a copy of their own [QPM032]"
         for a, b in itertools.combinations(comps, 2):
-            data = g.get_edge_data(a, b) or {"crossings": 0.0, "bytes": 0.0, "functions": set(), "blocked": [],
-                                              "cost": 0.0, "calls": []}
-            data["blocked"] = data["blocked"] + [f"both use global '{gl.name}'"]
-            g.add_edge(a, b, **data)
+            _edge(g, a, b)["blocked"].append(Block(a, b, f"global '{gl.name}'", gl.location, reason, fix))
     for a, b, data in g.edges(data=True):
         data["capacity"] = UNCUTTABLE if data["blocked"] else data["cost"]
     return g
 
 
 def _add_call(g: nx.Graph, model: ProgramModel, e, a: str, b: str, shares: int, measured: dict[str, float],
-              by_callee_weight: dict[str, float], bytes_per_call: dict[str, float] | None) -> None:
+              by_callee_weight: dict[str, float], bytes_per_call: dict[str, float] | None,
+              unmarshallable: Callable[[str], tuple[str, str] | None]) -> None:
     """Call edge e, made by code running in component a, onto the graph edge a-b (its share)."""
     fmap = model.function_map
     crossings = e.weight / shares
@@ -168,21 +279,103 @@ def _add_call(g: nx.Graph, model: ProgramModel, e, a: str, b: str, shares: int, 
     if name in measured and by_callee_weight.get(e.callee):
         # Measured calls, shared among the callee's callers as the static weights share them.
         crossings = measured[name] * e.weight / by_callee_weight[e.callee] / shares
-    nbytes = crossings * _edge_bytes(model, e.callee, bytes_per_call)
-    data = g.get_edge_data(a, b) or {"crossings": 0.0, "bytes": 0.0, "functions": set(), "blocked": [],
-                                      "calls": []}
+    data = _edge(g, a, b)
     data["calls"].append(CallCut(fmap[e.caller].name, name, a, b, crossings))
     data["crossings"] += crossings
-    data["bytes"] += nbytes
+    data["bytes"] += crossings * _edge_bytes(model, e.callee, bytes_per_call)
     data["functions"].add(name)
-    problems = marshal.check_signature(model, fmap[e.callee], "error", "")
-    if problems:
-        data["blocked"].append(f"'{name}' cannot be marshalled ({problems[0].code})")
-    g.add_edge(a, b, **data)
+    problem = unmarshallable(e.callee)
+    if problem:
+        data["blocked"].append(Block(a, b, f"{fmap[e.caller].name} -> {name}", e.sites[0].location,
+                                     problem[0], f"{problem[1]}, or keep '{a}' and '{b}' together"))
+
+
+def _indirect_edges(model: ProgramModel, g: nx.Graph, ic: IndirectCall,
+                    bytes_per_call: dict[str, float] | None) -> None:
+    """An indirect call's edges to the components of its targets: its expected calls split evenly
+    between the targets, and between the components whose processes run the caller (a static
+    caller runs with its callers, ProgramModel.hosts).  A static target runs where its address is
+    taken and never crosses, as a direct call to it does not.  Cutting an edge is allowed only
+    when the pointer came across as the caller's QPM_CALLBACK parameter (calls through it come
+    back across the boundary); otherwise the call would reach another process's function (QPM035)."""
+    fmap = model.function_map
+    caller = fmap[ic.caller]
+    runners = sorted(model.hosts.get(ic.caller, ()))
+    if not runners or not ic.targets:
+        return
+    share = ic.weight / len(ic.targets) / len(runners)
+    callback = ic.param is not None and ic.param < len(caller.params) and \
+        caller.params[ic.param].annotation("callback") is not None
+    for a in runners:
+        by_component: dict[str, list[str]] = {}
+        for t in ic.targets:
+            b = fmap[t].component
+            if b and b != a and not marshal.is_direct_only(fmap[t]):
+                by_component.setdefault(b, []).append(t)
+        for b, targets in sorted(by_component.items()):
+            data = _edge(g, a, b)
+            for t in targets:
+                data["calls"].append(CallCut(caller.name, fmap[t].name, a, b, share, ic.through))
+                data["crossings"] += share
+                data["bytes"] += share * _edge_bytes(model, t, bytes_per_call)
+                data["functions"].add(fmap[t].name)
+            if callback:
+                continue
+            names = sorted(fmap[t].name for t in targets)
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            together = f"keep '{a}' and '{b}' together"
+            bad = marshal.callback_signature(ic.function_type)[2] if ic.function_type != "?" else "?"
+            if bad is not None:
+                fix = f"{together} (a QPM_CALLBACK carries scalars only, not '{bad}')"
+            elif ic.param is not None and ic.param < len(caller.params):
+                fix = f"mark parameter '{caller.params[ic.param].name}' of '{caller.name}' QPM_CALLBACK, or {together}"
+            else:
+                fix = f"pass '{ic.through}' to '{caller.name}' as a QPM_CALLBACK parameter, or {together}"
+            data["blocked"].append(Block(
+                a, b, f"{caller.name} -> {shown} (indirect call through '{ic.through}')", ic.location,
+                "a function pointer can call into another process only as a QPM_CALLBACK parameter [QPM035]", fix))
 
 
 def _assignment_cost(g: nx.Graph, side: dict[str, str]) -> float:
     return sum(d["capacity"] for a, b, d in g.edges(data=True) if side[a] != side[b])
+
+
+def _min_cut(g: nx.Graph, s: str, t: str) -> tuple[float, set[str]]:
+    """A minimum s-t cut and its source side: the one closest to s, what s still reaches in the
+    residual network.  (networkx's minimum_cut gives s every node that cannot reach t, so a
+    component tied to nothing would follow the suspect.)"""
+    residual = nx.algorithms.flow.preflow_push(g, s, t, capacity="capacity")
+    reach, stack = {s}, [s]
+    while stack:
+        u = stack.pop()
+        for v, attr in residual[u].items():
+            if v not in reach and attr["capacity"] - attr["flow"] > 1e-9 * max(1.0, attr["capacity"]):
+                reach.add(v)
+                stack.append(v)
+    return residual.graph["flow_value"], reach
+
+
+def _prefer_main(g: nx.Graph, side: dict[str, str], main: str | None, terminals: list[str]) -> dict[str, str]:
+    """Gives main every group of components on a suspect's side that is not connected to the
+    suspect there and that main can take at no cost: a component joins a suspect only when that
+    makes the cut strictly cheaper."""
+    if main is None:
+        return side
+    side = dict(side)
+    for t in terminals:
+        if t == main:
+            continue
+        mine = [n for n, x in side.items() if x == t and n != t]
+        sub = g.subgraph(mine + [t]).edge_subgraph(
+            (a, b) for a, b, d in g.subgraph(mine + [t]).edges(data=True) if d["capacity"] > 0)
+        tied = nx.node_connected_component(sub, t) if t in sub else {t}
+        for group in nx.connected_components(g.subgraph(n for n in mine if n not in tied)):
+            before = _assignment_cost(g, side)
+            trial = dict(side)
+            trial.update({n: main for n in group})
+            if _assignment_cost(g, trial) <= before * (1 + 1e-12):
+                side = trial
+    return side
 
 
 def _multiway(g: nx.Graph, terminals: list[str]) -> tuple[dict[str, str], str]:
@@ -206,7 +399,7 @@ def _multiway(g: nx.Graph, terminals: list[str]) -> tuple[dict[str, str], str]:
         for o in terminals:
             if o != t:
                 h.add_edge(o, sink, capacity=UNCUTTABLE)
-        value, (reach, _) = nx.minimum_cut(h, t, sink, capacity="capacity")
+        value, reach = _min_cut(h, t, sink)
         cuts.append((value, t, reach - {sink}))
     cuts.sort(key=lambda c: c[0])
     side = {n: None for n in g.nodes}
@@ -222,13 +415,43 @@ def _multiway(g: nx.Graph, terminals: list[str]) -> tuple[dict[str, str], str]:
     return side, f"isolating cuts, within {2 - 2 / k:.2f}x of the optimum"
 
 
+def _crossed_blocks(g: nx.Graph, side: dict[str, str]) -> list[Block]:
+    """The Blocks of the edges a cut crosses, one per root cause (a global shared by several
+    components blocks each of their pairs with the same text)."""
+    out: dict[str, Block] = {}
+    for a, b, d in g.edges(data=True):
+        if side[a] != side[b]:
+            for x in d["blocked"]:
+                out.setdefault(str(x), x)
+    return sorted(out.values(), key=lambda x: (x.location or Location(""), x.what))
+
+
+def _refusal(g: nx.Graph, terminals: list[str], head: str) -> Refused:
+    """The fewest blocked edges every way apart crosses: the cut again, with each Block counted
+    as one huge unit, so that the cheapest cut is the one through the fewest of them."""
+    h = g.copy()
+    for a, b, d in h.edges(data=True):
+        if d["blocked"]:
+            d["capacity"] = BLOCK_UNIT * len(d["blocked"])
+        else:
+            d["capacity"] = min(d["capacity"], BLOCK_UNIT / 1e3)
+    if len(terminals) == 2:
+        _, reach = _min_cut(h, terminals[0], terminals[1])
+        side = {n: (terminals[0] if n in reach else terminals[1]) for n in h.nodes}
+    else:
+        side, _ = _multiway(h, terminals)
+    return Refused(f"{head}: every way apart crosses an edge that must not be cut; the fewest to "
+                   "unblock ({n}):", _crossed_blocks(h, side))
+
+
 def _candidate(g: nx.Graph, name: str, side: dict[str, str], suspects: list[str], why: str) -> Candidate:
+    blocks = _crossed_blocks(g, side)
+    if blocks:
+        raise Refused(f"isolating {', '.join(suspects)} this way separates components that must stay "
+                      "together ({n} blocked):", blocks)
     cut, crossings, cost, risk = [], 0.0, 0.0, 0.0
     for a, b, d in g.edges(data=True):
         if side[a] != side[b]:
-            if d["blocked"]:
-                raise UserError(f"isolating {', '.join(suspects)} this way separates '{a}' and '{b}', "
-                                f"which must stay together: {'; '.join(d['blocked'])}")
             risk += d.get("risk", 0.0)
             if d["crossings"] or d["cost"]:
                 cut.append(CutEdge(a, b, d["crossings"], d["bytes"], d["cost"], tuple(sorted(d["functions"]))))
@@ -245,7 +468,7 @@ def _call_cuts(g: nx.Graph, side: dict[str, str]) -> tuple[CallCut, ...]:
     for a, b, d in g.edges(data=True):
         if side[a] != side[b]:
             out += d.get("calls", [])
-    return tuple(sorted(out, key=lambda c: (-c.crossings, c.caller, c.callee)))
+    return tuple(sorted(out, key=lambda c: (-c.crossings, c.caller, c.callee, c.via)))
 
 
 def suggest(model: ProgramModel, suspects: list[str], costs: Costs,
@@ -275,15 +498,17 @@ def suggest(model: ProgramModel, suspects: list[str], costs: Costs,
         side = {n: (suspects[0] if n == suspects[0] else "\0rest") for n in g.nodes}
         bound = "trivial"
     elif len(terminals) == 2:
-        value, (reach, _) = nx.minimum_cut(g, terminals[0], terminals[1], capacity="capacity")
+        value, reach = _min_cut(g, terminals[0], terminals[1])
         if value >= UNCUTTABLE:
-            raise UserError(f"'{terminals[0]}' cannot be separated from '{terminals[1]}': every way apart "
-                            "crosses an edge that must not be cut (a global both use, or a signature that "
-                            "cannot be marshalled)")
+            raise _refusal(g, terminals, f"'{terminals[0]}' cannot be separated from '{terminals[1]}'")
         side = {n: (terminals[0] if n in reach else terminals[1]) for n in g.nodes}
         bound = "exact (minimum s-t cut)"
     else:
         side, bound = _multiway(g, terminals)
+        if _assignment_cost(g, side) >= UNCUTTABLE:
+            raise _refusal(g, terminals, f"{', '.join(repr(s) for s in suspects)} cannot be separated "
+                                         f"from each other and '{main}'")
+        side = _prefer_main(g, side, main, terminals)
     best = _candidate(g, "cheapest", side, suspects,
                       "each suspect with the components that are cheaper to take along than to cut off")
     naive_side = {n: (n if n in suspects else main or "\0rest") for n in g.nodes}
@@ -330,6 +555,18 @@ def dot_functions(model: ProgramModel, s: Suggestion) -> str:
                          f'label="{crossing[(f.name, g.name)].crossings:.3g}/run"];')
         else:
             lines.append(f'  "{a}" -> "{b}" [color=gray60];')
+    for ic in model.indirect_calls:      # dashed: through a function pointer, to each possible target
+        f = fmap[ic.caller]
+        for t in ic.targets:
+            g = fmap[t]
+            if not f.component or not g.component:
+                continue
+            a, b = f"{f.component}.{f.name}", f"{g.component}.{g.name}"
+            if (f.name, g.name) in crossing and f.component != g.component:
+                lines.append(f'  "{a}" -> "{b}" [style=dashed, color=red, penwidth=2, '
+                             f'label="{crossing[(f.name, g.name)].crossings:.3g}/run"];')
+            else:
+                lines.append(f'  "{a}" -> "{b}" [style=dashed, color=gray60];')
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -355,6 +592,12 @@ def dot(model: ProgramModel, s: Suggestion) -> str:
         if a and b and a != b:
             key = frozenset((a, b))
             g_edges[key] = g_edges.get(key, 0.0) + e.weight
+    for ic in model.indirect_calls:
+        for t in ic.targets:
+            a, b = fmap[ic.caller].component, fmap[t].component
+            if a and b and a != b:
+                key = frozenset((a, b))
+                g_edges[key] = g_edges.get(key, 0.0) + ic.weight / len(ic.targets)
     for key, w in sorted(g_edges.items(), key=lambda kv: sorted(kv[0])):
         a, b = sorted(key)
         if key in cut:

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from .model import (Annotation, CallArgument, Diagnostic, FixIt, Function, Location, Note, Param,
+from .model import (Annotation, CallArgument, Diagnostic, FixIt, Function, IndirectCall, Location, Note, Param,
                     ProgramModel, StructType)
 
 _INTEGERS = {"_Bool", "bool", "char", "signed char", "unsigned char", "short", "unsigned short",
@@ -894,17 +894,9 @@ def check_boundaries(model: ProgramModel, domain_of: Callable[[str], str | None]
                                   f"global '{g.name}' is written and used by {names}, which would run in "
                                   f"separate processes: {advice}", g.location, (), tuple(notes)))
     for ic in model.indirect_calls:
-        caller = fmap[ic.caller]
-        if any(p.name == ic.through for p in caller.params):
-            continue    # a pointer parameter: its own crossing is checked (QPM013, QPM_CALLBACK)
-        here = runs_in(ic.caller)
-        far = sorted({fmap[t].name for t in ic.targets if fmap[t].component and not is_direct_only(fmap[t])
-                      and here - {domain_of(fmap[t].component)}})
-        if far:
-            out.append(Diagnostic("warning", "QPM035",
-                                  f"indirect call through '{ic.through}' may reach {', '.join(far)} in another "
-                                  "domain; such pointers must be passed across as QPM_CALLBACK parameters",
-                                  ic.location))
+        d = indirect_problem(model, ic, domain_of, checked, severity, describe)
+        if d is not None:
+            out.append(d)
     out += _thread_entries(model, domain_of, severity, describe, runs_in)
     return out
 
@@ -932,6 +924,59 @@ def _thread_entries(model: ProgramModel, domain_of: Callable[[str], str | None],
                 f"the thread from a function of '{de}', or keep both in one domain", a.location, (),
                 (Note(f"'{entry.name}' is defined here, in component '{entry.component}'", entry.location),)))
     return out
+
+
+SHOWN_TARGETS = 3
+
+
+def far_targets(model: ProgramModel, ic: IndirectCall, domain_of: Callable[[str], str | None],
+                called_across: set[str]) -> list[tuple[str, str]]:
+    """The targets of an indirect call that another domain's process runs, each with a domain
+    that runs the caller and not the target ((caller's domain, target)).  The caller runs where
+    domains_running says (a static caller or a header's static helper runs with its callers); a
+    static target runs where its address is taken, and a call to it never crosses.  None when the
+    pointer came across as a QPM_CALLBACK parameter (calls through it come back across the
+    boundary), or is a parameter without it of a function called across a boundary (QPM013
+    reports that parameter)."""
+    fmap = model.function_map
+    caller = fmap[ic.caller]
+    if ic.param is not None and ic.param < len(caller.params):
+        if caller.params[ic.param].annotation("callback") or ic.caller in called_across:
+            return []
+    here = sorted(domains_running(model, domain_of, ic.caller), key=str)
+    out = []
+    for t in ic.targets:
+        target = fmap[t]
+        if target.component is None or is_direct_only(target):
+            continue
+        there = domain_of(target.component)
+        d = next((d for d in here if d != there), None)
+        if there is not None and d is not None:
+            out.append((d, t))
+    return out
+
+
+def indirect_problem(model: ProgramModel, ic: IndirectCall, domain_of: Callable[[str], str | None],
+                     called_across: set[str], severity: str,
+                     describe: Callable[[str, str], str]) -> Diagnostic | None:
+    """QPM035: an indirect call that may reach a function of another domain, located at the call,
+    with a note where each named target's address is taken."""
+    fmap = model.function_map
+    far = sorted(far_targets(model, ic, domain_of, called_across), key=lambda x: (fmap[x[1]].name, x[1]))
+    if not far:
+        return None
+    here, first = far[0]
+    there = domain_of(fmap[first].component)
+    names = ", ".join(f"'{fmap[t].name}'" for _, t in far[:SHOWN_TARGETS])
+    if len(far) > SHOWN_TARGETS:
+        names += f" and {len(far) - SHOWN_TARGETS} more"
+    notes = tuple(Note(f"the address of '{fmap[t].name}' ('{domain_of(fmap[t].component)}') is taken here",
+                       ic.target_origin(t))
+                  for _, t in far[:SHOWN_TARGETS] if ic.target_origin(t) is not None)
+    return Diagnostic(severity, "QPM035",
+                      f"indirect call through '{ic.through}' in '{fmap[ic.caller].name}' may reach {names} "
+                      f"{describe(here, there)}: a function in another process is callable only through a pointer "
+                      "that came across as a QPM_CALLBACK parameter", ic.location, (), notes)
 
 
 def sorted_unique(diags: Iterable[Diagnostic]) -> list[Diagnostic]:

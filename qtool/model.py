@@ -203,13 +203,21 @@ class CallArgument:
 
 @dataclass(frozen=True)
 class IndirectCall:
+    """A call through a function pointer, in any syntax (`fp(x)`, `(*fp)(x)`, `s->h(x)`, `t[i](x)`)."""
+
     caller: str
     location: Location
-    function_type: str       # canonical type of the function called
-    through: str             # the variable, parameter or field holding the pointer
-    targets: tuple[str, ...] # USRs of address-taken functions of that type
+    function_type: str       # canonical type of the function called ("?" when unknown)
+    through: str             # the pointer expression as written: "fp", "s->h", "t[i].h"
+    targets: tuple[str, ...] # USRs of the functions it may call (see analyzer/pointers.py)
     local_weight: float
     weight: float
+    origins: tuple[Location, ...] = ()  # for each target, where its address is taken
+    narrowed: bool = False   # targets from what the program stores in the pointer, not the type alone
+    param: int | None = None # the pointer is this parameter of the caller
+
+    def target_origin(self, usr: str) -> Location | None:
+        return self.origins[self.targets.index(usr)] if usr in self.targets and self.origins else None
 
 
 @dataclass(frozen=True)

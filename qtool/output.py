@@ -101,6 +101,9 @@ def model_json(model: ProgramModel, base: str) -> str:
         "indirect_calls": [{
             "caller": name(i.caller), **_loc_json(i.location, base), "through": i.through,
             "function_type": i.function_type, "targets": [name(t) for t in i.targets],
+            "target_components": [model.component_of(t) for t in i.targets],
+            "taken_at": [_loc_json(o, base) for o in i.origins],
+            "narrowed": i.narrowed, "parameter": i.param,
             "weight": round(i.weight, 6),
         } for i in model.indirect_calls],
         "globals": [{
@@ -140,6 +143,14 @@ def model_text(model: ProgramModel, base: str) -> str:
         for e in sorted(crossing, key=lambda e: -e.weight):
             a, b = fmap[e.caller], fmap[e.callee]
             out.append(f"  {a.component}.{a.name} -> {b.component}.{b.name}  {e.weight:g}")
+    if model.indirect_calls:
+        out.append("indirect calls (caller -> functions it may reach; 'by type': every address-taken function of its type):")
+        for i in model.indirect_calls:
+            qualified = lambda f: f"{f.component}.{f.name}" if f.component else f.name  # noqa: E731
+            targets = ", ".join(qualified(fmap[t]) for t in i.targets) or "no known target"
+            how = "" if i.narrowed else "  (by type)"
+            out.append(f"  {qualified(fmap[i.caller])} -> {targets} through '{i.through}'{how}  "
+                       f"[{_path(i.location.file, base)}:{i.location.line}]")
     touched = [g for g in model.globals if g.readers or g.writers]
     if touched:
         out.append("globals:")

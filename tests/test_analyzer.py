@@ -467,18 +467,20 @@ def test_indirect_calls_through_variable_and_struct_field(tmp_path):
     m = analyze(src)
     assert m.diagnostics == ()
     by_through = {c.through: c for c in m.indirect_calls}
-    assert sorted(by_through) == ["fn", "p", "printer"]
+    assert sorted(by_through) == ["p", "printer", "table.fn"]
     p = by_through["p"]
     assert p.caller == fn(m, "via_var").usr
     assert p.location == Location(path, line_of(text, "p(x, 1)"), col_of(text, "p(x, 1)"))
     assert p.function_type == "int (int, int)"
-    assert names(m, p.targets) == ["add", "sub"]
+    # p is only ever assigned sub, and the field fn only add: each reaches that one.
+    assert names(m, p.targets) == ["sub"] and p.narrowed
+    assert p.origins == (Location(path, line_of(text, "binop p = sub"), col_of(text, "sub;")),)
     assert p.local_weight == 1.0
     assert p.weight == 10.0
-    f = by_through["fn"]
+    f = by_through["table.fn"]
     assert f.caller == fn(m, "via_field").usr
     assert f.location.line == line_of(text, "table.fn(")
-    assert names(m, f.targets) == ["add", "sub"]
+    assert names(m, f.targets) == ["add"]
     assert f.weight == 1.0
     pr = by_through["printer"]
     assert pr.function_type == "void (double)"
@@ -486,7 +488,8 @@ def test_indirect_calls_through_variable_and_struct_field(tmp_path):
     # mul is called directly only: it is no indirect target, but an ordinary edge.
     assert edge(m, "via_field", "mul").weight == 1.0
     # Indirect calls carry frequency to their targets (split evenly between them).
-    assert fn(m, "sub").frequency == pytest.approx(10.0 * 0.5 + 1.0 * 0.5)
+    assert fn(m, "sub").frequency == pytest.approx(10.0)
+    assert fn(m, "add").frequency == pytest.approx(1.0)
     assert fn(m, "show").frequency == 1.0
 
 
@@ -575,6 +578,92 @@ def test_static_inline_helpers_of_a_header_belong_to_their_callers(tmp_path):
     assert list(m.cross_component_edges()) == [e]
     # The global the helper writes is written by main, which runs it.
     assert set(glob(m, "hits").writers) == {fn(m, "bump").usr, fn(m, "main").usr}
+
+
+def test_indirect_calls_in_every_syntax(tmp_path):
+    src = tmp_path / "src"
+    path, text = write(src, "syn.c", """
+        typedef int (*binop)(int, int);
+        struct ops { const char *name; binop h; };
+        int one(int a, int b) { return a; }
+        int two(int a, int b) { return b; }
+        int three(int a, int b) { return a + b; }
+        binop fp = one;
+        binop tab[2] = { two, &three };
+        struct ops ops[] = { {"one", one}, {"two", two} };
+        int direct(int a, int b) { return a * b; }
+        binop pick(int i) { return i ? two : three; }
+        int calls(struct ops *s, int i) {
+            return fp(1, 2) + (*fp)(1, 2) + (fp)(1, 2) + (**fp)(1, 2)
+                 + s->h(1, 2) + (*s->h)(1, 2) + tab[i](1, 2) + ops[i].h(1, 2)
+                 + ((binop)s->h)(1, 2) + (*direct)(1, 2) + (&direct)(1, 2) + pick(i)(1, 2);
+        }
+        int main(void) { return calls(&ops[0], 1); }
+    """)
+    m = analyze(src)
+    assert m.diagnostics == ()
+    line = line_of(text, "return fp(1, 2)")
+    got = [(c.location.line - line, c.location.column, c.through, c.function_type, names(m, c.targets))
+           for c in m.indirect_calls]
+    col = lambda needle: col_of(text, needle)  # noqa: E731
+    assert got == [
+        (0, col("fp(1, 2) +"), "fp", "int (int, int)", ["one"]),
+        (0, col("(*fp)"), "fp", "int (int, int)", ["one"]),
+        (0, col("(fp)("), "fp", "int (int, int)", ["one"]),
+        (0, col("(**fp)"), "fp", "int (int, int)", ["one"]),
+        (1, col("s->h(1"), "s->h", "int (int, int)", ["one", "two"]),
+        (1, col("(*s->h)"), "s->h", "int (int, int)", ["one", "two"]),
+        (1, col("tab[i]"), "tab[i]", "int (int, int)", ["three", "two"]),
+        (1, col("ops[i]"), "ops[i].h", "int (int, int)", ["one", "two"]),
+        (2, col("((binop)"), "s->h", "int (int, int)", ["one", "two"]),
+        (2, col("pick(i)"), "pick(...)", "int (int, int)", ["three", "two"]),   # what pick returns
+    ]
+    # Through `*` and `&`, a function's name is a direct call, and no address is taken.
+    assert [s.location.column for s in edge(m, "calls", "direct").sites] == [col("(*direct)"), col("(&direct)")]
+    assert [s.location.column for s in edge(m, "calls", "pick").sites] == [col("pick(i)")]
+
+
+def test_indirect_targets_narrowed_by_assignments(tmp_path):
+    """A pointer reaches what the program stores in it, and what escaped to where the analysis
+    does not follow (that may be anywhere); an open pointer reaches every function of its type
+    whose address is taken."""
+    src = tmp_path / "src"
+    write(src, "n.c", """
+        #include <stdlib.h>
+        typedef unsigned (*hash_fn)(const void *, size_t);
+        unsigned jenkins(const void *k, size_t n) { return (unsigned)n; }
+        unsigned murmur(const void *k, size_t n) { return (unsigned)n * 3; }
+        unsigned other(const void *k, size_t n) { return 7; }
+        unsigned spare(const void *k, size_t n) { return 9; }
+        unsigned never(const void *k, size_t n) { return 11; }
+        hash_fn hash, chosen, opened;
+        hash_fn backup = spare;
+        static hash_fn *alias;
+        hash_fn pick(int kind) { return kind ? jenkins : murmur; }
+        void init(int kind) { hash = kind ? jenkins : &murmur; chosen = pick(kind); hash = NULL; }
+        unsigned keyed(hash_fn h, const char *k) { return h(k, 1); }
+        void keep(void) { alias = &opened; }
+        int cmp(const void *a, const void *b) { return 0; }
+        int main(int argc, char **argv) {
+            int v[2] = {0, 0};
+            void *lost = (void *)other;
+            init(argc);
+            keep();
+            qsort(v, 2, sizeof v[0], cmp);
+            if (hash == jenkins || !chosen)
+                return 1;
+            return (int)(hash(argv[0], 1) + keyed(murmur, "k") + chosen(argv[0], 2) + opened(lost, 3));
+        }
+    """)
+    m = analyze(src)
+    by = {c.through: c for c in m.indirect_calls}
+    assert names(m, by["hash"].targets) == ["jenkins", "murmur", "other"] and by["hash"].narrowed
+    assert names(m, by["h"].targets) == ["murmur", "other"] and by["h"].param == 0
+    assert names(m, by["chosen"].targets) == ["jenkins", "murmur", "other"] and by["chosen"].param is None
+    # opened is written through a pointer: it may hold any of them, even spare; never's address
+    # is never taken, and cmp (passed to qsort) has another type.
+    assert names(m, by["opened"].targets) == ["jenkins", "murmur", "other", "spare"]
+    assert not by["opened"].narrowed
 
 
 # Globals.

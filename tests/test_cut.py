@@ -110,7 +110,9 @@ def test_components_sharing_a_global_stay_together(qtool, tmp_path):
     (best,) = doc["candidates"]
     assert domains(best) == {"parser_iso": ["parser", "state"]}
     assert best["crossings_per_run"] == pytest.approx(11.0)
-    assert doc["notes"] and "both use global 'level'" in doc["notes"][0]
+    (note,) = doc["notes"]
+    assert "state.c:1:5: global 'level': written by parse and used in 'parser' and 'state'" in note
+    assert "to unblock: mark 'level' QPM_SHARED, or keep 'parser' and 'state' together" in note
 
 
 def test_an_edge_that_cannot_be_marshalled_cannot_be_cut(qtool, tmp_path):
@@ -170,6 +172,20 @@ def test_several_suspects_share_helpers_where_cheapest(qtool, tmp_path):
     assert doc["bound"] == "exact (every assignment enumerated)"
     assert domains(best) == {"a_iso": ["a", "h"], "b_iso": ["b"]}
     assert best["crossings_per_run"] == pytest.approx(3.0)     # app-a, app-b, b-h
+
+
+def test_several_suspects_leave_what_nothing_ties_to_them_with_main(qtool, tmp_path):
+    src = write(tmp_path / "src", {
+        "app.c": "int a_run(void); int b_run(void); int main(void) { return a_run() + b_run(); }\n",
+        "a.c": "int a_run(void) { return 1; }\n",
+        "b.c": "int b_run(void) { return 2; }\n",
+        "stats.c": "void stats_reset(void) { }\n",                        # called by nothing
+        "p1.c": "int p2(int); int p1(int x) { return p2(x); }\n",         # only each other
+        "p2.c": "int p2(int x) { return x + 1; }\n",
+    })
+    doc = cut_json(qtool, src, "--isolate", "a", "b")
+    assert doc["bound"] == "exact (every assignment enumerated)"
+    assert domains(doc["candidates"][0]) == {"a_iso": ["a"], "b_iso": ["b"]}
 
 
 def test_suspects_come_from_crash_reports(qtool, tmp_path):
@@ -243,3 +259,140 @@ def test_measured_bytes_price_the_crossings(qtool, tmp_path, monkeypatch):
     assert best["cost_ns_per_run"] == pytest.approx(4 * 100 + 4000 * 1)
     assert best["calls"] == [{"caller": "main", "callee": "parse", "caller_component": "app",
                               "callee_component": "parser", "crossings_per_run": 4.0}]
+
+
+# A hash function chosen at start: `hash` is a global pointer set to one of two hash functions,
+# each in its own component, and called by main-side code for every key (memcached's hash.c).
+HASHED = {
+    "hash.h": """
+        #include <stdint.h>
+        #include "qpm.h"
+        typedef uint32_t (*hash_func)(uint64_t key);
+        extern hash_func hash;
+        void hash_init(int kind);
+        uint32_t jenkins_hash(uint64_t key);
+        uint32_t murmur3_hash(uint64_t key);
+        uint32_t assoc_find(uint64_t key);
+        uint32_t slab_automove_run(uint64_t key);
+    """,
+    "hash.c": """
+        #include "hash.h"
+        hash_func hash;
+        void hash_init(int kind) { hash = kind ? jenkins_hash : murmur3_hash; }
+    """,
+    "jenkins_hash.c": '#include "hash.h"\nuint32_t jenkins_hash(uint64_t key) { return (uint32_t)(key * 2654435761u); }\n',
+    "murmur3_hash.c": '#include "hash.h"\nuint32_t murmur3_hash(uint64_t key) { return (uint32_t)(key ^ (key >> 33)); }\n',
+    "assoc.c": '#include "hash.h"\nuint32_t assoc_find(uint64_t key) { return hash(key) & 1023; }\n',
+    "stats.c": "void stats_reset(void) { }\n",
+    "slab_automove.c": '#include "hash.h"\nuint32_t slab_automove_run(uint64_t key) { return (uint32_t)key % 7; }\n',
+    "app.c": """
+        #include <stdio.h>
+        #include "hash.h"
+        int main(int argc, char **argv)
+        {
+            uint32_t s = 0;
+            hash_init(argc > 1);
+            for (uint64_t k = 0; k < 100; k++)
+                s += assoc_find(k);
+            s += slab_automove_run(s);
+            printf("%u\\n", s);
+            return 0;
+        }
+    """,
+}
+
+
+def test_components_reached_only_through_a_pointer_stay_with_their_callers(qtool, tmp_path):
+    src = write(tmp_path / "src", HASHED)
+    doc = cut_json(qtool, src, "--isolate", "slab_automove")
+    # Neither the hash functions (reached only through `hash`, from assoc) nor stats (reached by
+    # nothing) follow the suspect: only a cheaper cut would take a component along.
+    assert domains(doc["candidates"][0]) == {"slab_automove_iso": ["slab_automove"]}
+    assert doc["candidates"][0]["crossings_per_run"] == pytest.approx(1.0)
+
+    from qtool import analyzer, cut
+    g = cut.component_graph(analyzer.analyze([str(src)]), cut.Costs(100.0, 0.0))
+    # assoc_find runs 10 times per run (a loop), its one call through `hash` may reach two
+    # functions: each edge gets half.
+    for target in ("jenkins_hash", "murmur3_hash"):
+        edge = g["assoc"][target]
+        assert edge["crossings"] == pytest.approx(5.0)
+        (block,) = edge["blocked"]
+        assert block.what == f"assoc_find -> {target} (indirect call through 'hash')"
+        assert str(block.location).endswith("assoc.c:2:44")
+        assert block.fix == f"pass 'hash' to 'assoc_find' as a QPM_CALLBACK parameter, or keep 'assoc' and '{target}' together"
+    assert "stats" in g and g.degree("stats") == 0
+
+
+def test_a_pointer_passed_as_a_callback_can_be_cut(qtool, tmp_path):
+    files = dict(HASHED)
+    files["hash.h"] = files["hash.h"].replace("uint32_t slab_automove_run(uint64_t key);",
+                                              "uint32_t slab_automove_run(uint64_t key, hash_func h QPM_CALLBACK);")
+    files["slab_automove.c"] = """
+        #include "hash.h"
+        uint32_t slab_automove_run(uint64_t key, hash_func h)
+        {
+            uint32_t s = 0;
+            for (int i = 0; i < 4; i++)
+                s += h(key + i) % 7;
+            return s;
+        }
+    """
+    files["app.c"] = files["app.c"].replace("slab_automove_run(s)", "slab_automove_run(s, hash)")
+    src = write(tmp_path / "src", files)
+    rc, out, err = qtool("cut", "--suggest", src, "--isolate", "slab_automove", "--detail", "-o", src / "plan.yaml")
+    assert rc == 0, err
+    # The suspect calls back the hash functions (10 calls a run, half each); they stay with assoc,
+    # whose calls through `hash` cannot cross.
+    assert "   domain slab_automove_iso: slab_automove\n" in out
+    assert "1. cheapest: 11 crossings" in out
+    assert "     call slab_automove.slab_automove_run -> jenkins_hash.jenkins_hash via 'h': 5/run" in out
+    rc, out, err = qtool("check", "--plan", src / "plan.yaml", src)
+    assert rc == 0, out + err
+
+
+def test_a_refused_cut_names_the_blocking_edges(qtool, tmp_path):
+    files = dict(HASHED)
+    files["slab_automove.c"] = '#include "hash.h"\nuint32_t slab_automove_run(uint64_t key) { return hash(key) % 7; }\n'
+    files["app.c"] = files["app.c"].replace("slab_automove_run(s);", "slab_automove_run(s) + hash(s);")
+    src = write(tmp_path / "src", files)
+    rc, out, err = qtool("cut", "--suggest", src, "--isolate", "slab_automove")
+    assert rc == 2 and out == ""
+    lines = err.splitlines()
+    assert lines[0] == ("qtool: error: 'slab_automove' cannot be separated from 'app': every way apart crosses "
+                        "an edge that must not be cut; the fewest to unblock (3):")
+    hash_c, slab_c = src / "hash.c", src / "slab_automove.c"
+    assert lines[1:] == [
+        f"  {hash_c}:2:11: global 'hash': written by hash_init and used in 'app', 'assoc', 'hash' and "
+        "'slab_automove', which would each have a copy of their own [QPM032]; to unblock: keep 'app', "
+        "'assoc', 'hash' and 'slab_automove' together ('hash' holds pointers: QPM_SHARED cannot carry it)",
+        f"  {slab_c}:2:51: slab_automove_run -> jenkins_hash (indirect call through 'hash'): a function "
+        "pointer can call into another process only as a QPM_CALLBACK parameter [QPM035]; to unblock: pass "
+        "'hash' to 'slab_automove_run' as a QPM_CALLBACK parameter, or keep 'slab_automove' and 'jenkins_hash' "
+        "together",
+        f"  {slab_c}:2:51: slab_automove_run -> murmur3_hash (indirect call through 'hash'): a function "
+        "pointer can call into another process only as a QPM_CALLBACK parameter [QPM035]; to unblock: pass "
+        "'hash' to 'slab_automove_run' as a QPM_CALLBACK parameter, or keep 'slab_automove' and 'murmur3_hash' "
+        "together",
+    ]
+
+
+def test_a_refusal_names_five_blocking_edges_and_counts_the_rest(qtool, tmp_path):
+    protos = "".join(f"int put{i}(void *buf, int len);\n" for i in range(7))
+    src = write(tmp_path / "src", {
+        "api.h": protos,
+        "app.c": '#include "api.h"\nint main(void) { char b[4] = {0}; return '
+                 + " + ".join(f"put{i}(b, 4)" for i in range(7)) + "; }\n",
+        "store.c": '#include "api.h"\n' + "".join(f"int put{i}(void *buf, int len) {{ return len + {i}; }}\n"
+                                                  for i in range(7)),
+    })
+    rc, out, err = qtool("cut", "--suggest", src, "--isolate", "store")
+    assert rc == 2
+    lines = err.splitlines()
+    assert lines[0].endswith("the fewest to unblock (7):")
+    assert len(lines) == 7 and lines[-1] == "  and 2 more"
+    app_c = src / "app.c"
+    assert lines[1].startswith(f"  {app_c}:2:")
+    assert lines[1].endswith(": main -> put0: parameter 'buf' (void *): unannotated 'void *' parameter crosses a "
+                             "boundary [QPM010]; to unblock: annotate parameter 'buf' with QPM_INOUT(len), or keep "
+                             "'app' and 'store' together")

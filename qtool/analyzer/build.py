@@ -13,7 +13,7 @@ from collections import defaultdict
 from ..model import (Annotation, CallArgument, CallEdge, CallSite, Component, Declaration, Diagnostic,
                      Function, Global, IndirectCall, Location, Param, ProgramModel, StructType,
                      annotation_sites)
-from . import weights
+from . import pointers, weights
 from .unit import FunctionDecl, UnitFacts
 
 KNOWN_KINDS = {"component", "file_component", "in", "out", "inout", "string", "opaque", "count",
@@ -201,25 +201,27 @@ def build_model(units: list[UnitFacts]) -> ProgramModel:
                 sites[(c.caller, c.callee)][c.location] = CallSite(
                     c.location, c.loops, c.branches, weights.local_weight(c.loops, c.branches))
 
-    taken: set[str] = set()
-    for u in units:
-        taken.update(t for _, t in u.taken if t in by_usr)
-    by_type: dict[str, list[str]] = defaultdict(list)
-    for t in sorted(taken):
-        by_type[fn_types[t]].append(t)
+    # Indirect calls: their targets from where the program stores function addresses.
+    defined_usrs = {usr for usr, ds in by_usr.items() if any(d.defined for d in ds)}
+    params = {usr: tuple(p.type_enc for p in next((d for d in ds if d.defined), ds[0]).params)
+              for usr, ds in by_usr.items()}
+    resolver = pointers.Resolver(
+        fn_types, defined_usrs, params, {b for (a, b) in sites if a != b},
+        [(fn, dest, where) for u in units for _, fn, dest, where in u.taken if fn in by_usr],
+        [(dest, source) for u in units for _, dest, source in u.flows])
     indirect_raw: dict[tuple[str, Location], tuple] = {}
     for u in units:
         for c in u.indirect:
-            if c.caller in by_usr:
-                indirect_raw[(c.caller, c.location)] = (c, tuple(by_type.get(c.callee, ())))
+            if c.caller in by_usr and (c.caller, c.location) not in indirect_raw:
+                indirect_raw[(c.caller, c.location)] = (c, resolver.resolve(c.slot, c.callee))
 
     # Frequencies: per-call multipliers, then propagation from the entry points.
     succ: dict[str, dict[str, float]] = defaultdict(dict)
     for (a, b), s in sites.items():
         succ[a][b] = succ[a].get(b, 0.0) + sum(x.local_weight for x in s.values())
-    for c, targets in indirect_raw.values():
-        share = weights.local_weight(c.loops, c.branches) / max(1, len(targets))
-        for t in targets:
+    for c, resolved in indirect_raw.values():
+        share = weights.local_weight(c.loops, c.branches) / max(1, len(resolved.targets))
+        for t in resolved.targets:
             succ[c.caller][t] = succ[c.caller].get(t, 0.0) + share
     called = {b for a, bs in succ.items() for b in bs if b != a}
     defined = [usr for usr, ds in by_usr.items() if any(d.defined for d in ds)]
@@ -256,10 +258,11 @@ def build_model(units: list[UnitFacts]) -> ProgramModel:
          for (a, b), s in sites.items()),
         key=lambda e: (functions[e.caller].location, functions[e.callee].name)))
     indirect = tuple(sorted(
-        (IndirectCall(c.caller, c.location, c.callee, c.name, targets,
+        (IndirectCall(c.caller, c.location, c.callee, c.name, r.targets,
                       weights.local_weight(c.loops, c.branches),
-                      freq.get(c.caller, 0.0) * weights.local_weight(c.loops, c.branches))
-         for c, targets in indirect_raw.values()),
+                      freq.get(c.caller, 0.0) * weights.local_weight(c.loops, c.branches),
+                      r.origins, r.narrowed, _param_index(c.slot, c.caller))
+         for c, r in indirect_raw.values()),
         key=lambda i: i.location))
 
     globals_ = _merge_globals(units, functions, diags, per_unit_users)
@@ -282,10 +285,16 @@ def build_model(units: list[UnitFacts]) -> ProgramModel:
         for name, fs in sorted(members.items()))
 
     unique = sorted(set(diags), key=Diagnostic.sort_key)
-    taken_by = tuple(sorted({(h, t) for u in units for h, t in u.taken if t in functions}))
+    taken_by = tuple(sorted({(h, t) for u in units for h, t, _, _ in u.taken if t in functions}))
     return ProgramModel(components, tuple(sorted(functions.values(), key=lambda f: (f.location, f.usr))),
                         edges, indirect, globals_, structs, tuple(u.path for u in units), tuple(unique),
                         tuple(arguments[k] for k in sorted(arguments)), taken_by)
+
+
+def _param_index(slot: str, caller: str) -> int | None:
+    """i when the slot is the caller's own parameter i ("a<usr>#i", see walker.c)."""
+    usr, _, index = slot[1:].rpartition("#")
+    return int(index) if slot.startswith("a") and usr == caller and index.isdigit() else None
 
 
 def _merge_globals(units: list[UnitFacts], functions: dict[str, Function], diags: list[Diagnostic],

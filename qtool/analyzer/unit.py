@@ -62,6 +62,7 @@ class Call:
     location: Location
     loops: int
     branches: int
+    slot: str = "?"      # an indirect call: the slot the pointer is read from (see walker.c)
 
 
 @dataclass
@@ -73,7 +74,8 @@ class UnitFacts:
     structs: list[StructType] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     indirect: list[Call] = field(default_factory=list)
-    taken: list[tuple[str, str]] = field(default_factory=list)       # (holder, function)
+    taken: list[tuple[str, str, str, Location]] = field(default_factory=list)  # (holder, function, dest, where)
+    flows: list[tuple[str, str, str]] = field(default_factory=list)  # (holder, dest, source)
     refs: list[tuple[str, str, str]] = field(default_factory=list)   # (holder, global, r|w|a)
     file_components: dict[str, tuple[str, Location]] = field(default_factory=dict)
     deps: list[tuple[str, int, int, str]] = field(default_factory=list)
@@ -120,9 +122,12 @@ def parse_records(path: str, text: str, facts: UnitFacts) -> None:
             continue
         r = line.split("\t")
         tag = r[0]
-        if tag == "C" or tag == "I":
-            call = Call(r[1], r[2], r[3], Location(files[r[4]], int(r[5]), int(r[6])), int(r[7]), int(r[8]))
-            (facts.calls if tag == "C" else facts.indirect).append(call)
+        if tag == "C":
+            facts.calls.append(Call(r[1], r[2], r[3], Location(files[r[4]], int(r[5]), int(r[6])),
+                                    int(r[7]), int(r[8])))
+        elif tag == "I":
+            facts.indirect.append(Call(r[1], r[2], r[3], Location(files[r[4]], int(r[5]), int(r[6])),
+                                       int(r[7]), int(r[8]), r[9]))
         elif tag == "R":
             facts.refs.append((r[1], r[2], r[3]))
         elif tag == "A":
@@ -135,7 +140,9 @@ def parse_records(path: str, text: str, facts: UnitFacts) -> None:
         elif tag == "U":
             facts.param_uses.append((r[1], int(r[2]), r[3]))
         elif tag == "T":
-            facts.taken.append((r[1], r[2]))
+            facts.taken.append((r[1], r[2], r[3], Location(files[r[4]], int(r[5]), int(r[6]))))
+        elif tag == "W":
+            facts.flows.append((r[1], r[2], r[3]))
         elif tag == "P":
             file = files[r[6]]
             params.append(Param(int(r[1]), r[2], r[4], r[3], _annotations(r[5]),

@@ -12,13 +12,14 @@
  *   S usr name file line col kind                   a struct or union definition ("S" or "U")
  *   D name type_enc type_spelling annots line col   a field (after its S)
  *   C caller callee_usr callee_name file line col loops branches          a direct call
- *   I caller fn_type callee_text file line col loops branches             an indirect call
- *   T holder target_usr                             a function whose address is taken
+ *   I caller fn_type callee_text file line col loops branches slot        an indirect call
+ *   T holder target_usr dest file line col          a function whose address is taken
+ *   W holder dest source                            a function pointer copied (see below)
  *   R holder var_usr mode                           a global read (r), written (w) or addressed (a)
  *   A caller callee_usr callee_name arg kind ref file line col
  *                     a call argument that is a plain reference (through casts and parentheses) to
  *                     the caller's parameter (kind "p", ref its index) or to a function (kind "f",
- *                     ref its USR); callee "-" for an indirect call
+ *                     ref its USR); callee "-" for an indirect call (see "Function pointers")
  *   X holder callee_usr callee_name file line col   the function returns what this call returned
  *                     (return f(…), or a local variable the call's result was stored in)
  *   U holder param_index uses                       how the body uses a parameter, other than as
@@ -29,6 +30,23 @@
  * A function's binding is a bit set: 1 declared inline, 2 given hidden or protected visibility by an
  * attribute: either way gcc may bind the calls of its unit to its body.  (A visibility pragma leaves
  * no attribute to see; the build finds those in the object.)
+ *
+ * Function pointers.  A call is direct when its callee, under parentheses, casts, `*` and `&`,
+ * names a function: `f(x)`, `(*f)(x)`, `(&f)(x)`.  Any other call is indirect (`fp(x)`,
+ * `(**fp)(x)`, `s->h(x)`, `t[i].h(x)`, `((T)p)(x)` ...): its fn_type is the canonical type of
+ * the function called, callee_text the pointer expression as written, and slot the storage the
+ * pointer is read from.  A slot is "v<usr>" a variable (every element of an array of them),
+ * "a<usr>#i" parameter i of a function, "f<usr>" a struct field (one slot for every object of
+ * the struct type) or "r<usr>" what a function returns; "?" is storage the walk does not follow
+ * (`(*pp)(x)`, `p[i](x)` through a pointer).  Every expression is walked with a destination,
+ * where its value goes: a slot (the left side of `=`, a variable's initializer, the field an
+ * initializer list element initializes, a direct call's parameter, a return), "-" anywhere
+ * else (escapes: stored through a pointer, cast to an integer, passed to an indirect call ...),
+ * or "." nowhere (tested, compared, called, discarded).  A function designator is then a T
+ * record with that destination, and a function pointer read from a slot is a W record: dest
+ * slot or "-", source a slot, or "?" for a value from somewhere the walk does not follow, which
+ * leaves the destination slot open; a slot whose address is taken is open and escapes.  The
+ * analyzer resolves targets from these records (see pointers.py).
  *
  * Types are encoded canonically: "*" pointer (then "c" when the pointee is const), "[N]" and
  * "[]" arrays, "S<usr>"/"U<usr>" records, "E" enums, "V" void, "B<name>" other
@@ -93,6 +111,15 @@ extern CXCursor clang_getCursorDefinition(CXCursor);
 extern CXCursor clang_getNullCursor(void);
 extern int clang_Location_isFromMainFile(CXSourceLocation);
 extern unsigned clang_equalCursors(CXCursor, CXCursor);
+extern unsigned clang_equalTypes(CXType, CXType);
+extern unsigned clang_Cursor_isBitField(CXCursor);
+typedef int (*CXFieldVisitor)(CXCursor, CXClientData);
+extern unsigned clang_Type_visitFields(CXType, CXFieldVisitor, CXClientData);
+typedef struct { unsigned int_data[4]; void *ptr_data; } CXToken;
+extern void clang_tokenize(CXTranslationUnit, CXSourceRange, CXToken **, unsigned *);
+extern void clang_disposeTokens(CXTranslationUnit, CXToken *, unsigned);
+extern CXString clang_getTokenSpelling(CXTranslationUnit, CXToken);
+extern CXTranslationUnit clang_Cursor_getTranslationUnit(CXCursor);
 
 enum {
     K_STRUCT = 2, K_UNION = 3, K_FIELD = 6, K_FUNCTION = 8, K_VAR = 9, K_PARM = 10,
@@ -100,11 +127,17 @@ enum {
     K_PAREN = 111, K_UNARY = 112, K_SUBSCRIPT = 113, K_BINARY = 114, K_COMPOUND_ASSIGN = 115,
     K_CONDITIONAL = 116, K_CSTYLE_CAST = 117,
     K_CASE = 203, K_DEFAULT = 204, K_IF = 205, K_SWITCH = 206, K_WHILE = 207, K_DO = 208,
-    K_FOR = 209, K_RETURN = 214, K_TRANSLATION_UNIT = 350, K_ANNOTATE = 406, K_VISIBILITY_ATTR = 417,
+    K_FOR = 209, K_TRANSLATION_UNIT = 350, K_ANNOTATE = 406, K_VISIBILITY_ATTR = 417,
+    K_FIRST_REF = 40, K_LAST_REF = 51, K_MEMBER_DESIGNATOR = 47, K_FIRST_EXPR = 100,
+    K_LAST_EXPR = 199, K_INTEGER_LITERAL = 106, K_STRING_LITERAL = 109, K_COMPOUND_LITERAL = 118,
+    K_INIT_LIST = 119, K_SIZEOF = 136, K_LABEL = 201, K_COMPOUND_STMT = 202, K_RETURN = 214,
+    K_DECL_STMT = 231,
 };
 enum { VISIT_BREAK = 0, VISIT_CONTINUE = 1, VISIT_RECURSE = 2 };
-enum { BO_LAND = 20, BO_LOR = 21, BO_ASSIGN = 22, BO_COMMA = 33 };
-enum { UO_POSTINC = 1, UO_PREDEC = 4, UO_ADDROF = 5, UO_DEREF = 6 };
+enum { BO_CMP = 10, BO_NE = 16, BO_LAND = 20, BO_LOR = 21, BO_ASSIGN = 22, BO_COMMA = 33 };
+enum { UO_POSTINC = 1, UO_PREDEC = 4, UO_ADDROF = 5, UO_DEREF = 6, UO_LNOT = 10 };
+enum { T_POINTER = 101, T_RECORD = 105, T_FUNCTION_NOPROTO = 110, T_FUNCTION = 111,
+       T_CONSTANT_ARRAY = 112, T_DEPENDENT_ARRAY = 116 };
 
 /* The output buffer grows geometrically; a failed allocation sticks and is reported once. */
 struct out {
@@ -461,10 +494,22 @@ static int param_index(const struct params *ps, CXCursor ref)
     return -1;
 }
 
-/* Context of the body walk: who holds the code, how deep it is in loops and branches, and
- * whether the expression is the target of a write ('w'), of an address-of ('a') or read ('r').
- * A node's children get their context from the node: body_visit computes it from the parent's
- * kind and operator and the child's position. */
+/* Context of the body walk: who holds the code, how deep it is in loops and branches, whether
+ * the expression is the target of a write ('w'), of an address-of ('a') or read ('r'), and where
+ * its value goes (dest: a slot, DEST_ESCAPE or DEST_NONE; see the header comment).  A node's
+ * children get their context from the node: body_visit computes it from the parent's kind and
+ * operator, what body_walk prepared for them (slot, fields, callee) and the child's position. */
+static const char DEST_ESCAPE[] = "-";
+static const char DEST_NONE[] = ".";
+
+/* The fields of a struct or union that an initializer list initializes, in order. */
+struct fields {
+    CXCursor *at;
+    size_t n, cap;
+    size_t next;        /* the field the next element without a designator initializes */
+    int lost;           /* after brace elision or a nested designator, elements map to no field */
+};
+
 struct body {
     struct walk *w;
     const char *holder;
@@ -472,25 +517,251 @@ struct body {
     char mode;
     int parent_kind, parent_op, direct_call;
     int index;
-    struct params *params;  /* the holder function's parameters; NULL for a global's initializer */
-    char pmode;             /* how a parameter met here is used (see param_mode) */
-    struct returns *returns; /* locals holding call results (see visit_returns); NULL outside functions */
+    struct params *params;      /* the holder function's parameters; NULL for a global's initializer */
+    char pmode;                 /* how a parameter met here is used (see param_mode) */
+    struct returns *returns;    /* locals holding call results (see visit_returns); NULL outside functions */
+    int returns_pointer;        /* the holder is a function returning function pointers */
+    const char *dest;
+    /* What body_walk prepared for the node's children. */
+    const char *slot;           /* '=': the left side's slot; a variable: its own; return: "r<holder>" */
+    struct fields *fields;      /* an initializer list of a struct or union */
+    int array_list;             /* an initializer list of an array ... */
+    CXType element;             /* ... of these */
+    const char *callee;         /* a direct call: the USR of the function whose parameters ... */
+    int callee_params;          /* ... (this many) the arguments go to */
 };
 
 static int body_visit(CXCursor c, CXCursor parent, CXClientData data);
 
-static void body_walk(const struct body *ctx, CXCursor c, int kind, int direct_call)
+struct children {
+    CXCursor first, last;
+    int n;
+};
+
+static int children_visit(CXCursor c, CXCursor parent, CXClientData data)
+{
+    (void)parent;
+    struct children *ch = data;
+    if (ch->n++ == 0)
+        ch->first = c;
+    ch->last = c;
+    return VISIT_CONTINUE;
+}
+
+static struct children children_of(CXCursor c)
+{
+    struct children ch;
+    ch.first = ch.last = clang_getNullCursor();
+    ch.n = 0;
+    clang_visitChildren(c, children_visit, &ch);
+    return ch;
+}
+
+static int is_function_type(CXType t)
+{
+    t = clang_getCanonicalType(t);
+    return t.kind == T_FUNCTION || t.kind == T_FUNCTION_NOPROTO;
+}
+
+static int is_array_type(CXType t)
+{
+    t = clang_getCanonicalType(t);
+    return t.kind == T_CONSTANT_ARRAY || (t.kind >= 114 && t.kind <= T_DEPENDENT_ARRAY);
+}
+
+static int is_function_pointer(CXType t)
+{
+    t = clang_getCanonicalType(t);
+    return t.kind == T_POINTER && is_function_type(clang_getPointeeType(t));
+}
+
+/* What a slot holds: a function pointer, or an array of them. */
+static int holds_function_pointers(CXType t)
+{
+    t = clang_getCanonicalType(t);
+    for (int depth = 0; is_array_type(t) && depth < 16; depth++)
+        t = clang_getCanonicalType(clang_getArrayElementType(t));
+    return is_function_pointer(t);
+}
+
+/* tag, then s, then "#index" when index >= 0; malloc'd, NULL when out of memory. */
+static char *slot_name(const char *tag, const char *s, int index)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(tag) + strlen(s) + 16;
+    char *out = malloc(n);
+    if (out)
+        snprintf(out, n, index < 0 ? "%s%s" : "%s%s#%d", tag, s, index);
+    return out;
+}
+
+static char *decl_slot(const char *tag, CXCursor decl, int index)
+{
+    char *usr = usr_of(decl);
+    char *out = slot_name(tag, usr, index);
+    free(usr);
+    return out;
+}
+
+/* An expression under its parentheses and implicit conversions. */
+static CXCursor strip(CXCursor c)
+{
+    for (int depth = 0; depth < 64; depth++) {
+        int kind = clang_getCursorKind(c);
+        if (kind != K_PAREN && kind != K_UNEXPOSED_EXPR)
+            break;
+        struct children ch = children_of(c);
+        if (ch.n != 1)
+            break;
+        c = ch.first;
+    }
+    return c;
+}
+
+/* A call's callee under parentheses, conversions, casts, and `*` and `&` applied to a function
+ * or a function pointer: a function's name for a direct call, else the pointer's expression. */
+static CXCursor strip_callee(CXCursor c)
+{
+    for (int depth = 0; depth < 64; depth++) {
+        c = strip(c);
+        int kind = clang_getCursorKind(c);
+        if (kind != K_CSTYLE_CAST && kind != K_UNARY)
+            break;
+        CXCursor in = children_of(c).last;
+        if (clang_Cursor_isNull(in))
+            break;
+        if (kind == K_UNARY) {
+            int op = clang_getCursorUnaryOperatorKind(c);
+            CXType t = clang_getCursorType(in);
+            if ((op != UO_DEREF && op != UO_ADDROF) || !(is_function_type(t) || is_function_pointer(t)))
+                break;
+        }
+        c = in;
+    }
+    return c;
+}
+
+/* The slot an lvalue names (see the header comment), malloc'd; NULL for storage the walk does
+ * not follow (through a pointer). */
+static char *slot_of(CXCursor e)
+{
+    e = strip(e);
+    int kind = clang_getCursorKind(e);
+    if (kind == K_SUBSCRIPT) {
+        CXCursor base = strip(children_of(e).first);
+        return is_array_type(clang_getCursorType(base)) ? slot_of(base) : NULL;
+    }
+    if (kind != K_DECL_REF && kind != K_MEMBER_REF)
+        return NULL;
+    CXCursor ref = clang_getCursorReferenced(e);
+    int ref_kind = clang_getCursorKind(ref);
+    if (ref_kind == K_VAR)
+        return decl_slot("v", ref, -1);
+    if (ref_kind == K_FIELD)
+        return decl_slot("f", ref, -1);
+    if (ref_kind == K_PARM) {
+        CXCursor fn = clang_getCursorSemanticParent(ref);
+        int n = clang_getCursorKind(fn) == K_FUNCTION ? clang_Cursor_getNumArguments(fn) : 0;
+        for (int i = 0; i < n; i++)
+            if (clang_equalCursors(clang_Cursor_getArgument(fn, (unsigned)i), ref))
+                return decl_slot("a", fn, i);
+    }
+    return NULL;
+}
+
+/* A null pointer constant, or another integer constant made a pointer: no function. */
+static int is_constant(CXCursor c)
+{
+    for (int depth = 0; depth < 64; depth++) {
+        c = strip(c);
+        if (clang_getCursorKind(c) != K_CSTYLE_CAST)
+            break;
+        c = children_of(c).last;
+    }
+    int kind = clang_getCursorKind(c);
+    return kind == K_INTEGER_LITERAL || kind == 123 /* __null */;
+}
+
+static int fields_visit(CXCursor c, CXClientData data)
+{
+    struct fields *f = data;
+    CXString name = clang_getCursorSpelling(c);
+    const char *s = clang_getCString(name);
+    int unnamed_bitfield = clang_Cursor_isBitField(c) && (!s || !*s);
+    clang_disposeString(name);
+    if (unnamed_bitfield)
+        return VISIT_CONTINUE;      /* initializers skip it */
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 16;
+        CXCursor *at = realloc(f->at, cap * sizeof *at);
+        if (!at)
+            return VISIT_BREAK;
+        f->at = at;
+        f->cap = cap;
+    }
+    f->at[f->n++] = c;
+    return VISIT_CONTINUE;
+}
+
+static void body_walk(const struct body *ctx, CXCursor c, int kind, CXCursor callee, const char *callee_usr)
 {
     struct body child = *ctx;
     child.parent_kind = kind;
     child.parent_op = 0;
-    child.direct_call = direct_call;
+    child.direct_call = !clang_Cursor_isNull(callee);
     child.index = 0;
+    child.slot = NULL;
+    child.fields = NULL;
+    child.array_list = 0;
+    child.callee = NULL;
+    child.callee_params = 0;
+    char *own = NULL;
+    struct fields fields;
+    memset(&fields, 0, sizeof fields);
     if (kind == K_BINARY || kind == K_COMPOUND_ASSIGN)
         child.parent_op = clang_getCursorBinaryOperatorKind(c);
     else if (kind == K_UNARY)
         child.parent_op = clang_getCursorUnaryOperatorKind(c);
+    switch (kind) {
+    case K_BINARY:
+        if (child.parent_op == BO_ASSIGN) {
+            CXCursor lhs = children_of(c).first;
+            if (holds_function_pointers(clang_getCursorType(lhs)))
+                child.slot = own = slot_of(lhs);
+        }
+        break;
+    case K_VAR:
+        if (holds_function_pointers(clang_getCursorType(c)))
+            child.slot = own = decl_slot("v", c, -1);
+        break;
+    case K_RETURN:
+        if (ctx->returns_pointer)
+            child.slot = own = slot_name("r", ctx->holder, -1);
+        break;
+    case K_INIT_LIST: {
+        CXType t = clang_getCanonicalType(clang_getCursorType(c));
+        if (t.kind == T_RECORD) {
+            clang_Type_visitFields(t, fields_visit, &fields);
+            child.fields = &fields;
+        } else if (is_array_type(t)) {
+            child.array_list = 1;
+            child.element = clang_getCanonicalType(clang_getArrayElementType(t));
+        }
+        break;
+    }
+    case K_CALL:
+        if (child.direct_call) {
+            child.callee = callee_usr;
+            child.callee_params = clang_Cursor_getNumArguments(callee);
+        }
+        break;
+    default:
+        break;
+    }
     clang_visitChildren(c, body_visit, &child);
+    free(own);
+    free(fields.at);
 }
 
 static int is_global_var(CXCursor ref)
@@ -508,37 +779,378 @@ static void out_holder(const struct body *b, const char *tag)
     out_field(&b->w->out, b->holder);
 }
 
-/* Emits a call and returns whether it is direct (its first child, the callee, is then no
- * address-taken function). */
-static int visit_call(const struct body *b, CXCursor c)
+/* A function pointer goes from source (a slot; NULL: storage the walk does not follow) to dest. */
+static void out_flow(const struct body *b, const char *dest, const char *source)
+{
+    if (dest == DEST_NONE || (dest == DEST_ESCAPE && !source))
+        return;
+    out_holder(b, "W");
+    out_field(&b->w->out, dest);
+    out_field(&b->w->out, source ? source : "?");
+    out_end(&b->w->out);
+}
+
+/* A read of an lvalue holding function pointers: they go where the value goes.  An array used as
+ * a pointer can be written and read through it: its slot is open, and its functions escape. */
+static void visit_read(const struct body *b, CXCursor c)
+{
+    CXType t = clang_getCursorType(c);
+    if (b->dest == DEST_NONE || !holds_function_pointers(t))
+        return;
+    char *source = slot_of(c);
+    if (is_function_pointer(t)) {
+        out_flow(b, b->dest, source);
+    } else if (source) {
+        out_flow(b, source, NULL);
+        out_flow(b, DEST_ESCAPE, source);
+    }
+    free(source);
+}
+
+/* What a node's value adds to its destination, for the nodes that do not only pass on a value
+ * their children compute (parentheses, conversions from function pointers, `?:`, `,` ...). */
+static void visit_value(const struct body *b, CXCursor c, int kind, CXCursor callee)
+{
+    const char *dest = b->dest;
+    int to_slot = dest != DEST_NONE && dest != DEST_ESCAPE;
+    switch (kind) {
+    case K_MEMBER_REF: case K_SUBSCRIPT:
+        visit_read(b, c);
+        return;
+    case K_UNARY: {
+        int op = clang_getCursorUnaryOperatorKind(c);
+        if (op == UO_ADDROF) {
+            CXCursor in = children_of(c).last;
+            if (holds_function_pointers(clang_getCursorType(in))) {
+                char *slot = slot_of(in);   /* &fp: written and read through the pointer */
+                if (slot) {
+                    out_flow(b, slot, NULL);
+                    out_flow(b, DEST_ESCAPE, slot);
+                }
+                free(slot);
+            }
+        } else if (op == UO_DEREF && to_slot && is_function_pointer(clang_getCursorType(c))) {
+            out_flow(b, dest, NULL);        /* *pp (while *fp is the function fp points to) */
+        }
+        return;
+    }
+    case K_CALL:
+        if (to_slot && is_function_pointer(clang_getCursorType(c))) {
+            char *result = clang_Cursor_isNull(callee) ? NULL : decl_slot("r", callee, -1);
+            out_flow(b, dest, result);
+            free(result);
+        }
+        return;
+    case K_BINARY:
+        if (to_slot && clang_getCursorBinaryOperatorKind(c) == BO_ASSIGN) {
+            char *slot = slot_of(children_of(c).first);     /* a = b = f */
+            out_flow(b, dest, slot);
+            free(slot);
+        } else if (to_slot && clang_getCursorBinaryOperatorKind(c) != BO_COMMA &&
+                   is_function_pointer(clang_getCursorType(c))) {
+            out_flow(b, dest, NULL);
+        }
+        return;
+    case K_PAREN: case K_UNEXPOSED_EXPR: case K_CSTYLE_CAST: {
+        if (!to_slot || !is_function_pointer(clang_getCursorType(c)))
+            return;
+        struct children ch = children_of(c);
+        if (ch.n != 1 && kind != K_CSTYLE_CAST)
+            return;     /* a designator and its value, `a ?: b`: the children carry the value */
+        CXType t = clang_getCursorType(ch.last);
+        if (is_function_type(t) || holds_function_pointers(t) || clang_getCursorKind(ch.last) == K_INIT_LIST)
+            return;
+        /* A pointer made from something else: from a constant, no function; else unknown. */
+        if (!is_constant(ch.last))
+            out_flow(b, dest, NULL);
+        return;
+    }
+    case K_CONDITIONAL: case K_COMPOUND_LITERAL: case K_INIT_LIST: case K_INTEGER_LITERAL:
+        return;
+    default:
+        if (to_slot && kind >= K_FIRST_EXPR && kind <= K_LAST_EXPR && is_function_pointer(clang_getCursorType(c)))
+            out_flow(b, dest, NULL);
+        return;
+    }
+}
+
+/* The slot an element of an initializer list initializes: for an array, the array's own; for a
+ * struct or union, the field's, found by position or designator.  Brace elision (`{"get", f}`
+ * initializing an array of structs without inner braces) and nested designators are not
+ * mapped: those elements escape. */
+static const char *element_dest(struct body *p, CXCursor c, int kind, char **own)
+{
+    CXCursor value = c;
+    CXCursor field = clang_getNullCursor();
+    int designated = 0;
+    if (kind == K_UNEXPOSED_EXPR) {
+        struct children ch = children_of(c);
+        if (ch.n >= 2) {        /* a designated initializer: designators, then the value */
+            designated = 1;
+            value = ch.last;
+            if (ch.n > 2 || (p->fields && clang_getCursorKind(ch.first) != K_MEMBER_DESIGNATOR)) {
+                if (p->fields)
+                    p->fields->lost = 1;
+                return DEST_ESCAPE;
+            }
+            if (p->fields)
+                field = clang_getCursorReferenced(ch.first);
+        }
+    }
+    CXType expected;
+    if (p->array_list) {
+        expected = p->element;
+    } else if (p->fields) {
+        struct fields *f = p->fields;
+        if (designated) {
+            f->lost = 1;        /* a field of an anonymous member: its position is not ours */
+            for (size_t i = 0; i < f->n; i++) {
+                if (clang_equalCursors(f->at[i], field)) {
+                    f->next = i + 1;
+                    f->lost = 0;
+                    break;
+                }
+            }
+        } else if (!f->lost && f->next < f->n) {
+            field = f->at[f->next++];
+        } else {
+            return DEST_ESCAPE;
+        }
+        if (clang_Cursor_isNull(field))
+            return DEST_ESCAPE;
+        expected = clang_getCanonicalType(clang_getCursorType(field));
+    } else {
+        return p->dest;         /* a scalar in braces */
+    }
+    int value_kind = clang_getCursorKind(strip(value));
+    if ((expected.kind == T_RECORD || is_array_type(expected)) && value_kind != K_INIT_LIST &&
+        !(is_array_type(expected) && value_kind == K_STRING_LITERAL) &&
+        !clang_equalTypes(clang_getCanonicalType(clang_getCursorType(value)), expected)) {
+        if (p->fields)
+            p->fields->lost = 1;    /* brace elision */
+        else
+            p->array_list = 2;
+        return DEST_ESCAPE;
+    }
+    if (p->array_list)
+        return p->array_list == 1 ? p->dest : DEST_ESCAPE;
+    if (!holds_function_pointers(expected))
+        return DEST_ESCAPE;
+    *own = decl_slot("f", field, -1);
+    return *own ? *own : DEST_ESCAPE;
+}
+
+/* Where the value of a child of p's node goes. */
+static const char *child_dest(struct body *p, int index, CXCursor c, int kind, char **own)
+{
+    switch (p->parent_kind) {
+    case K_PAREN: case K_UNEXPOSED_EXPR: case K_CSTYLE_CAST: case K_COMPOUND_LITERAL:
+        return p->dest;
+    case K_CONDITIONAL:
+        return index == 0 ? DEST_NONE : p->dest;
+    case K_UNARY:
+        if (p->parent_op == UO_DEREF || p->parent_op == UO_ADDROF)
+            return p->dest;
+        return p->parent_op == UO_LNOT ? DEST_NONE : DEST_ESCAPE;
+    case K_BINARY:
+        if (p->parent_op == BO_ASSIGN)
+            return index == 0 ? DEST_NONE : p->slot ? p->slot : DEST_ESCAPE;
+        if (p->parent_op == BO_COMMA)
+            return index == 0 ? DEST_NONE : p->dest;
+        if ((p->parent_op >= BO_CMP && p->parent_op <= BO_NE) || p->parent_op == BO_LAND ||
+            p->parent_op == BO_LOR)
+            return DEST_NONE;
+        return DEST_ESCAPE;
+    case K_COMPOUND_ASSIGN:
+        return index == 0 ? DEST_NONE : DEST_ESCAPE;
+    case K_VAR: case K_RETURN:
+        return p->slot ? p->slot : DEST_ESCAPE;
+    case K_CALL:
+        if (!p->callee)
+            return index == 0 ? DEST_NONE : DEST_ESCAPE;    /* an indirect call's arguments */
+        if (index - 1 >= p->callee_params)
+            return DEST_ESCAPE;                             /* variadic */
+        *own = slot_name("a", p->callee, index - 1);
+        return *own ? *own : DEST_ESCAPE;
+    case K_INIT_LIST:
+        return element_dest(p, c, kind, own);
+    case K_MEMBER_REF: case K_SUBSCRIPT: case K_SIZEOF: case K_COMPOUND_STMT: case K_IF: case K_WHILE:
+    case K_DO: case K_FOR: case K_SWITCH: case K_CASE: case K_DEFAULT: case K_LABEL: case K_DECL_STMT:
+    case K_FUNCTION:
+        return DEST_NONE;
+    default:
+        return DEST_ESCAPE;
+    }
+}
+
+/* An expression as C text, rebuilt from its cursors (macro arguments and bodies read as what
+ * they expand to): names, `.`/`->`, `[]`, `*`, `&`, casts and parentheses; anything else "...". */
+struct text {
+    char buf[96];
+    size_t len;
+};
+
+static void text_add(struct text *t, const char *s)
+{
+    if (t->len + 1 >= sizeof t->buf)
+        return;
+    int n = snprintf(t->buf + t->len, sizeof t->buf - t->len, "%s", s ? s : "");
+    t->len = n < 0 ? t->len : t->len + (size_t)n >= sizeof t->buf ? sizeof t->buf - 1 : t->len + (size_t)n;
+}
+
+static void text_add_spelling(struct text *t, CXString s)
+{
+    text_add(t, clang_getCString(s));
+    clang_disposeString(s);
+}
+
+static void expr_text(struct text *t, CXCursor c, int depth)
+{
+    if (depth > 16) {
+        text_add(t, "...");
+        return;
+    }
+    int kind = clang_getCursorKind(c);
+    struct children ch = children_of(c);
+    switch (kind) {
+    case K_DECL_REF:
+        text_add_spelling(t, clang_getCursorSpelling(c));
+        return;
+    case K_MEMBER_REF: {
+        if (ch.n > 0) {
+            CXType base = clang_getCanonicalType(clang_getCursorType(ch.first));
+            expr_text(t, ch.first, depth + 1);
+            text_add(t, base.kind == T_POINTER ? "->" : ".");
+        }
+        text_add_spelling(t, clang_getCursorSpelling(c));
+        return;
+    }
+    case K_SUBSCRIPT:
+        expr_text(t, ch.first, depth + 1);
+        text_add(t, "[");
+        expr_text(t, ch.last, depth + 1);
+        text_add(t, "]");
+        return;
+    case K_PAREN:
+        text_add(t, "(");
+        expr_text(t, ch.first, depth + 1);
+        text_add(t, ")");
+        return;
+    case K_UNEXPOSED_EXPR:
+        if (ch.n == 1)
+            expr_text(t, ch.first, depth + 1);
+        else
+            text_add(t, "...");
+        return;
+    case K_UNARY: {
+        int op = clang_getCursorUnaryOperatorKind(c);
+        text_add(t, op == UO_DEREF ? "*" : op == UO_ADDROF ? "&" : "...");
+        expr_text(t, ch.last, depth + 1);
+        return;
+    }
+    case K_CSTYLE_CAST:
+        text_add(t, "(");
+        text_add_spelling(t, clang_getTypeSpelling(clang_getCursorType(c)));
+        text_add(t, ")");
+        expr_text(t, ch.last, depth + 1);
+        return;
+    case K_CALL:
+        expr_text(t, ch.first, depth + 1);
+        text_add(t, "(...)");
+        return;
+    case K_INTEGER_LITERAL: {
+        /* A literal is one token, unless it comes from a macro body. */
+        CXTranslationUnit tu = clang_Cursor_getTranslationUnit(c);
+        CXToken *tokens = NULL;
+        unsigned n = 0;
+        clang_tokenize(tu, clang_getCursorExtent(c), &tokens, &n);
+        if (n == 1)
+            text_add_spelling(t, clang_getTokenSpelling(tu, tokens[0]));
+        else
+            text_add(t, "...");
+        if (tokens)
+            clang_disposeTokens(tu, tokens, n);
+        return;
+    }
+    default:
+        text_add(t, "...");
+        return;
+    }
+}
+
+static void out_text(struct out *o, CXCursor c)
+{
+    struct text t;
+    t.len = 0;
+    t.buf[0] = '\0';
+    expr_text(&t, c, 0);
+    if (t.len >= sizeof t.buf - 1)
+        snprintf(t.buf + sizeof t.buf - 4, 4, "...");
+    out_field(o, t.buf);
+}
+
+/* The function a stripped callee names (f(x), (*f)(x), (&f)(x)), or a null cursor for an indirect
+ * call. */
+static CXCursor named_function(CXCursor pointer)
+{
+    if (clang_getCursorKind(pointer) == K_DECL_REF) {
+        CXCursor named = clang_getCursorReferenced(pointer);
+        if (clang_getCursorKind(named) == K_FUNCTION)
+            return named;
+    }
+    return clang_getNullCursor();
+}
+
+/* The function a call calls directly, or a null cursor.  Not clang_getCursorReferenced(call):
+ * for get_handler(x)(y) it names get_handler. */
+static CXCursor called_function(CXCursor call)
+{
+    return named_function(strip_callee(children_of(call).first));
+}
+
+/* Emits a call; returns the function it calls directly, or a null cursor for an indirect call,
+ * and the direct callee's USR in *usr (malloc'd, the caller frees it). */
+static CXCursor visit_call(const struct body *b, CXCursor c, char **usr)
 {
     struct out *o = &b->w->out;
-    CXCursor ref = clang_getCursorReferenced(c);
-    int have_ref = !clang_Cursor_isNull(ref);
-    int direct = have_ref && clang_getCursorKind(ref) == K_FUNCTION;
-    if (direct) {
+    CXCursor first = children_of(c).first;
+    CXCursor pointer = strip_callee(first);
+    CXCursor callee = named_function(pointer);
+    if (!clang_Cursor_isNull(callee)) {
         out_holder(b, "C");
-        out_usr(o, ref);
-        out_str(o, clang_getCursorSpelling(ref));
+        *usr = usr_of(callee);
+        if (!*usr)
+            o->oom = 1;
+        out_field(o, *usr ? *usr : "");
+        out_str(o, clang_getCursorSpelling(callee));
     } else {
-        /* The referenced cursor is the variable, parameter or field holding the pointer. */
         out_holder(b, "I");
-        if (have_ref) {
-            CXType t = clang_getCanonicalType(clang_getCursorType(ref));
-            if (t.kind == 101)
-                t = clang_getPointeeType(t);
-            out_str(o, clang_getTypeSpelling(clang_getCanonicalType(t)));
-            out_str(o, clang_getCursorSpelling(ref));
-        } else {
+        CXType t = clang_getCanonicalType(clang_getCursorType(first));
+        if (t.kind == T_POINTER)
+            t = clang_getCanonicalType(clang_getPointeeType(t));
+        if (is_function_type(t))
+            out_str(o, clang_getTypeSpelling(t));
+        else
             out_field(o, "?");
-            out_field(o, "?");
-        }
+        out_text(o, pointer);
     }
     out_location(b->w, clang_getCursorLocation(c));
     out_num(o, b->loops);
     out_num(o, b->branches);
+    if (clang_Cursor_isNull(callee)) {
+        char *slot = NULL;
+        if (clang_getCursorKind(pointer) == K_CALL) {
+            CXCursor fn = called_function(pointer);     /* get_handler(x)(y) */
+            if (!clang_Cursor_isNull(fn))
+                slot = decl_slot("r", fn, -1);
+        } else if (is_function_pointer(clang_getCursorType(pointer))) {
+            slot = slot_of(pointer);
+        }
+        out_field(o, slot ? slot : "?");
+        free(slot);
+    }
     out_end(o);
-    return direct;
+    return callee;
 }
 
 static unsigned char param_use_bit(char m);
@@ -548,17 +1160,23 @@ static void visit_ref(const struct body *b, CXCursor c)
     CXCursor ref = clang_getCursorReferenced(c);
     if (clang_Cursor_isNull(ref))
         return;
-    if (clang_getCursorKind(ref) == K_PARM) {
+    int kind = clang_getCursorKind(ref);
+    if (kind == K_FUNCTION) {
+        out_holder(b, "T");
+        out_usr(&b->w->out, ref);
+        out_field(&b->w->out, b->dest);
+        out_location(b->w, clang_getCursorLocation(c));
+        out_end(&b->w->out);
+        return;
+    }
+    if (kind == K_PARM) {
         int i = param_index(b->params, ref);
         if (i >= 0)
             b->params->uses[i] |= param_use_bit(b->pmode);
-        return;
     }
-    if (clang_getCursorKind(ref) == K_FUNCTION) {
-        out_holder(b, "T");
-        out_usr(&b->w->out, ref);
-        out_end(&b->w->out);
-    } else if (is_global_var(ref)) {
+    if (kind == K_VAR || kind == K_PARM)
+        visit_read(b, c);
+    if (is_global_var(ref)) {
         char mode[2] = {b->mode, '\0'};
         out_holder(b, "R");
         out_usr(&b->w->out, ref);
@@ -617,13 +1235,6 @@ static unsigned char param_use_bit(char m)
     }
 }
 
-static int last_child_visit(CXCursor c, CXCursor parent, CXClientData data)
-{
-    (void)parent;
-    *(CXCursor *)data = c;
-    return VISIT_CONTINUE;
-}
-
 /* An argument without the implicit conversions, parentheses and casts around it (the same
  * wrappers param_mode sees through); *addr is set when a '&' was taken off too. */
 static CXCursor strip_argument(CXCursor c, int *addr)
@@ -635,16 +1246,16 @@ static CXCursor strip_argument(CXCursor c, int *addr)
             *addr = 1;
         else if (kind != K_UNEXPOSED_EXPR && kind != K_PAREN && kind != K_CSTYLE_CAST)
             return c;
-        CXCursor child = c;
-        clang_visitChildren(c, last_child_visit, &child);
-        if (clang_equalCursors(child, c))
+        struct children ch = children_of(c);
+        if (ch.n == 0)
             return c;
-        c = child;
+        c = ch.last;
     }
     return c;
 }
 
-static void visit_call_args(const struct body *b, CXCursor call, int direct)
+/* A records for a call; callee is the function it calls directly, null for an indirect call. */
+static void visit_call_args(const struct body *b, CXCursor call, CXCursor callee)
 {
     struct out *o = &b->w->out;
     int n = clang_Cursor_getNumArguments(call);
@@ -662,8 +1273,7 @@ static void visit_call_args(const struct body *b, CXCursor call, int direct)
         if (param < 0 && kind != K_FUNCTION)
             continue;
         out_holder(b, "A");
-        if (direct) {
-            CXCursor callee = clang_getCursorReferenced(call);
+        if (!clang_Cursor_isNull(callee)) {
             out_usr(o, callee);
             out_str(o, clang_getCursorSpelling(callee));
         } else {
@@ -721,27 +1331,11 @@ static int is_local_var(CXCursor c)
     return parent == K_FUNCTION;
 }
 
-struct two {
-    CXCursor side[2];
-    int n;
-};
-
-static int two_children_visit(CXCursor c, CXCursor parent, CXClientData data)
-{
-    (void)parent;
-    struct two *t = data;
-    if (t->n < 2)
-        t->side[t->n] = c;
-    t->n++;
-    return t->n < 2 ? VISIT_CONTINUE : VISIT_BREAK;
-}
-
 static CXCursor direct_call_of(CXCursor e)
 {
     int addr;
     e = strip_argument(e, &addr);
-    if (!addr && clang_getCursorKind(e) == K_CALL &&
-        clang_getCursorKind(clang_getCursorReferenced(e)) == K_FUNCTION)
+    if (!addr && clang_getCursorKind(e) == K_CALL && !clang_Cursor_isNull(called_function(e)))
         return e;
     return clang_getNullCursor();
 }
@@ -749,7 +1343,7 @@ static CXCursor direct_call_of(CXCursor e)
 static void out_returned(const struct body *b, CXCursor call)
 {
     struct out *o = &b->w->out;
-    CXCursor callee = clang_getCursorReferenced(call);
+    CXCursor callee = called_function(call);
     out_holder(b, "X");
     out_usr(o, callee);
     out_str(o, clang_getCursorSpelling(callee));
@@ -765,28 +1359,25 @@ static void visit_returns(const struct body *b, CXCursor c, int kind)
     if (!r)
         return;
     if (kind == K_VAR && is_local_var(c)) {
-        CXCursor init = c;
-        clang_visitChildren(c, last_child_visit, &init);
-        CXCursor call = clang_equalCursors(init, c) ? clang_getNullCursor() : direct_call_of(init);
+        struct children init = children_of(c);
+        CXCursor call = init.n == 0 ? clang_getNullCursor() : direct_call_of(init.last);
         if (!clang_Cursor_isNull(call))
             returns_add(r, c, call);
     } else if (kind == K_BINARY && clang_getCursorBinaryOperatorKind(c) == BO_ASSIGN) {
-        struct two t;
-        t.n = 0;
-        clang_visitChildren(c, two_children_visit, &t);
+        struct children t = children_of(c);
         int addr = 0;
-        CXCursor l = t.n == 2 ? strip_argument(t.side[0], &addr) : clang_getNullCursor();
+        CXCursor l = t.n == 2 ? strip_argument(t.first, &addr) : clang_getNullCursor();
         if (t.n == 2 && !addr && clang_getCursorKind(l) == K_DECL_REF) {
             CXCursor var = clang_getCursorReferenced(l);
-            CXCursor call = direct_call_of(t.side[1]);
+            CXCursor call = direct_call_of(t.last);
             if (is_local_var(var) && !clang_Cursor_isNull(call))
                 returns_add(r, var, call);
         }
     } else if (kind == K_RETURN) {
-        CXCursor value = c;
-        clang_visitChildren(c, last_child_visit, &value);
-        if (clang_equalCursors(value, c))
+        struct children ch = children_of(c);
+        if (ch.n == 0)
             return;
+        CXCursor value = ch.last;
         CXCursor call = direct_call_of(value);
         if (!clang_Cursor_isNull(call)) {
             out_returned(b, call);
@@ -856,16 +1447,24 @@ static int body_visit(CXCursor c, CXCursor parent, CXClientData data)
     ctx.pmode = param_mode(p, index);
 
     int kind = clang_getCursorKind(c);
+    char *own = NULL;
+    ctx.dest = child_dest(p, index, c, kind, &own);
     if (kind == K_DECL_REF) {
         visit_ref(&ctx, c);
-        return VISIT_CONTINUE;
+    } else if (kind < K_FIRST_REF || kind > K_LAST_REF) {
+        char *callee_usr = NULL;
+        CXCursor callee = clang_getNullCursor();
+        if (kind == K_CALL) {
+            callee = visit_call(&ctx, c, &callee_usr);
+            visit_call_args(&ctx, c, callee);
+        }
+        if (kind == K_VAR || kind == K_BINARY || kind == K_RETURN)
+            visit_returns(&ctx, c, kind);
+        visit_value(&ctx, c, kind, callee);
+        body_walk(&ctx, c, kind, callee, callee_usr);
+        free(callee_usr);
     }
-    int direct = kind == K_CALL ? visit_call(&ctx, c) : 0;
-    if (kind == K_CALL)
-        visit_call_args(&ctx, c, direct);
-    if (kind == K_VAR || kind == K_BINARY || kind == K_RETURN)
-        visit_returns(&ctx, c, kind);
-    body_walk(&ctx, c, kind, direct);
+    free(own);
     return VISIT_CONTINUE;
 }
 
@@ -914,6 +1513,12 @@ static void walk_holder_body(struct walk *w, CXCursor c, const char *holder)
         ps.n = n;
         b.params = &ps;
     }
+    b.dest = DEST_NONE;
+    char *slot = NULL;
+    if (b.parent_kind == K_FUNCTION)
+        b.returns_pointer = holds_function_pointers(clang_getCursorResultType(c));
+    else if (holds_function_pointers(clang_getCursorType(c)))
+        b.slot = slot = slot_name("v", holder, -1);     /* a global's initializer */
     clang_visitChildren(c, body_visit, &b);
     for (int i = 0; i < ps.n; i++) {
         static const char letters[] = "WMRVA";
@@ -934,6 +1539,7 @@ static void walk_holder_body(struct walk *w, CXCursor c, const char *holder)
     free(ps.cursors);
     free(ps.uses);
     free(rs.items);
+    free(slot);
 }
 
 static int has_annotations(CXCursor c);

@@ -85,8 +85,9 @@ def _text(s: cut.Suggestion, culprits: Counter, detail: bool = False) -> str:
                        f"({', '.join(e.functions)})")
         if detail:
             for call in c.calls:
-                out.append(f"     call {call.caller_component}.{call.caller} -> {call.callee_component}.{call.callee}: "
-                           f"{call.crossings:.3g}/run")
+                via = f" via '{call.via}'" if call.via else ""
+                out.append(f"     call {call.caller_component}.{call.caller} -> {call.callee_component}.{call.callee}"
+                           f"{via}: {call.crossings:.3g}/run")
     if s.articulation_points:
         out.append(f"\nnatural boundaries (articulation points of the component graph): "
                    f"{', '.join(s.articulation_points)}")
@@ -105,7 +106,8 @@ def _json(s: cut.Suggestion, culprits: Counter) -> str:
             "cut": [{"a": e.a, "b": e.b, "crossings_per_run": e.crossings, "bytes_per_run": e.bytes,
                      "cost_ns_per_run": e.cost_ns, "functions": list(e.functions)} for e in c.cut],
             "calls": [{"caller": x.caller, "callee": x.callee, "caller_component": x.caller_component,
-                       "callee_component": x.callee_component, "crossings_per_run": x.crossings}
+                       "callee_component": x.callee_component, "crossings_per_run": x.crossings,
+                       **({"via": x.via} if x.via else {})}
                       for x in c.calls],
         } for c in s.candidates],
         "articulation_points": list(s.articulation_points), "notes": list(s.notes),
