@@ -8,11 +8,12 @@ tests/programs/fuzz is built split by its fuzz.yaml, every object of the main pr
 runtime compiled with -fsanitize=address,undefined.  Its domain executable is then replaced by
 a hostile one: the same generated domain code and component, linked with
 tests/programs/hostile/hostile_transport.c in place of the runtime's transport, which answers
-honestly except that --rate messages in a million are lies of 14 kinds (bytes flipped, lengths
+honestly except that --rate messages in a million are lies of 16 kinds (bytes flipped, lengths
 off or past the channel, unknown kinds, error codes, answers naming a function, replays, calls
 back with function ids and arguments of its choosing, random words over its shared memory, a
 thread rewriting the channels while main copies them out (one process in four), stalls past the
-watchdog, exits and crashes mid-call, forged crash records).  The driver's threads call every
+watchdog, exits and crashes mid-call, forged crash records, descriptors claimed and never sent,
+descriptors sent that no message asks for).  The driver's threads call every
 kind of crossing until the time is up or enough messages went by; each call either returns or
 returns -1 (fault_value) with the caller's buffers untouched.
 
@@ -42,7 +43,8 @@ SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-o
 LIES = ("flipped bytes", "length past the channel", "length a little off", "unknown kind", "error code",
         "answer naming a function", "replay", "call back with its own id and arguments",
         "random words over shared memory", "stall past the watchdog", "exit mid-call", "crash mid-call",
-        "forged crash record", "turn handed over empty")
+        "forged crash record", "turn handed over empty", "descriptors claimed, none sent",
+        "descriptors no message asks for")
 TIMEOUT_MS = 300      # fuzz.yaml's call_timeout_ms
 
 
@@ -83,7 +85,7 @@ def campaign(exe: str, tmp: str, seconds: float, threads: int, rate: int) -> dic
                           timeout=seconds + 120, env=env)
     elapsed = time.monotonic() - start
     with open(counter, "rb") as f:
-        values = struct.unpack("16Q", f.read(128))
+        values = struct.unpack(f"{2 + len(LIES)}Q", f.read(8 * (2 + len(LIES))))
     m = re.search(r"alive calls=(\d+) faulted=(\d+) broken=(\d+) slowest_ms=([\d.]+)", proc.stdout)
     files = glob.glob(os.path.join(reports, "*"))
     crashes = [p for p in files if os.path.basename(p).startswith("crash-")]

@@ -19,7 +19,8 @@
  *   QPM_RETURNS_STRING       function returning char *: caller gets a malloc'd copy
  *   QPM_CALLBACK             function-pointer parameter callable from the other side
  *   QPM_SHARED               pointer-free global travelling with every crossing call
- *   QPM_FD                   int parameter or return: a file descriptor, re-opened on the other side
+ *   QPM_FD                   int parameter or int-returning function: a file descriptor; the
+ *                            receiving process gets its own descriptor for the same open file
  *   QPM_INIT                 void f(void) run at every (re)start of the component
  */
 #ifndef QPM_H

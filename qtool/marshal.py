@@ -10,6 +10,9 @@ Every parameter and return of a function called across a boundary is classified:
     string      a NUL-terminated char string
     opaque      a handle passed through, never dereferenced by the receiver
     callback    a function pointer, called back across the boundary (scalar arguments and result)
+    fd          an int that is a file descriptor (QPM_FD, parameter or result): the receiving
+                process gets a descriptor of its own for the same open file; a negative value
+                crosses as itself
 
 and anything else is a diagnostic.  This module is the one place that decides how a value
 crosses: `qtool check` reports what it refuses, and the stub generator builds exactly what it
@@ -103,7 +106,7 @@ THREAD_STARTERS = {"pthread_create": 2, "thrd_create": 1}
 
 @dataclass(frozen=True)
 class Marshal:
-    kind: str                  # scalar | struct | deep | in | out | inout | deep_in | string | opaque | callback | void
+    kind: str                  # scalar | struct | deep | in | out | inout | deep_in | string | opaque | callback | fd | void
     count: str | None = None   # the C expression, for in/out/inout
     element: str = ""          # element type encoding, for in/out/inout
 
@@ -129,6 +132,11 @@ def function_spelling(enc: str) -> str:
 
 def is_integer(enc: str) -> bool:
     return enc == "E" or (enc.startswith("B") and enc[1:] in _INTEGERS)
+
+
+def is_descriptor(enc: str) -> bool:
+    """What QPM_FD may annotate: an int (a typedef of int, const or not, included)."""
+    return enc == "Bint"
 
 
 def is_char_pointer(enc: str) -> bool:
@@ -509,7 +517,7 @@ def classify_param(model: ProgramModel, fn: Function, p: Param, severity: str,
     enc = param_enc(p)
     structs = model.struct_map
     what = f"'{fn.name}' is called {context}: parameter '{p.name or p.index + 1}' ({p.type})"
-    ann = p.annotation(*POINTER_KINDS, "string", "opaque", "callback")
+    ann = p.annotation(*POINTER_KINDS, "string", "opaque", "callback", "fd")
     diags: list[Diagnostic] = []
 
     def problem(code: str, msg: str, fixits=(), notes=()) -> tuple[None, list[Diagnostic]]:
@@ -569,7 +577,7 @@ def classify_param(model: ProgramModel, fn: Function, p: Param, severity: str,
                 return problem("QPM013", f"{what} is a callback of type '{spelling}', which passes '{bad}': "
                                          "calls come back across the boundary with scalar arguments and "
                                          "results only (integers, floating point, enums)")
-        return Marshal(ann.kind), diags     # string, opaque, callback: validated in check_annotations
+        return Marshal(ann.kind), diags     # string, opaque, callback, fd: validated in check_annotations
 
     if not is_pointer(enc):
         if is_function(enc):
@@ -625,6 +633,8 @@ def classify_return(model: ProgramModel, fn: Function, severity: str, context: s
     enc = fn.return_enc
     if enc == "V":
         return Marshal("void"), []
+    if fn.annotation("fd") and is_descriptor(enc):
+        return Marshal("fd"), []
     if is_pointer(enc):
         if fn.annotation("opaque"):
             return Marshal("opaque"), []
@@ -767,13 +777,17 @@ def check_annotations(model: ProgramModel) -> list[Diagnostic]:
         if rs and not is_char_pointer(fn.return_enc):
             out.append(Diagnostic("error", "QPM022", f"QPM_RETURNS_STRING on '{fn.name}', which returns "
                                                      f"'{fn.return_type}', not 'char *'", fn.location))
-        if fn.annotation("fd") and not is_integer(fn.return_enc):
-            out.append(Diagnostic("error", "QPM023", f"QPM_FD on '{fn.name}', which does not return an "
-                                                     f"integer ('{fn.return_type}')", fn.location))
         if fn.annotation("opaque") and not is_pointer(fn.return_enc):
             out.append(Diagnostic("error", "QPM023", f"QPM_OPAQUE on '{fn.name}', which does not "
                                                      "return a pointer", fn.location))
+        if fn.annotation("fd") and not is_descriptor(fn.return_enc):
+            out.append(Diagnostic("error", "QPM023", f"QPM_FD on '{fn.name}', which returns "
+                                                     f"'{fn.return_type}', not 'int': a descriptor crosses "
+                                                     "as an int parameter or an int result", fn.location))
     for g in model.globals:
+        if any(a.kind == "fd" for a in g.annotations):
+            out.append(Diagnostic("error", "QPM023", f"QPM_FD on global '{g.name}': a descriptor crosses "
+                                                     "as an int parameter or an int result", g.location))
         if g.shared and not pointer_free(g.type_enc, structs):
             out.append(Diagnostic("error", "QPM031", f"QPM_SHARED global '{g.name}' ({g.type}) holds "
                                                      "pointers, which mean nothing in another process", g.location))
@@ -816,8 +830,8 @@ def _param_annotation_problems(fn: Function, p: Param, a: Annotation, names: dic
         if not is_pointer(enc) or not is_function(pointee(enc)):
             out.append(Diagnostic("error", "QPM023", f"QPM_CALLBACK on {what}, which is not a function pointer ({p.type})", p.location))
     elif a.kind == "fd":
-        if not is_integer(enc):
-            out.append(Diagnostic("error", "QPM023", f"QPM_FD on {what}, which is not an integer ({p.type})", p.location))
+        if not is_descriptor(enc):
+            out.append(Diagnostic("error", "QPM023", f"QPM_FD on {what}, which is not an int ({p.type})", p.location))
     else:
         out.append(Diagnostic("error", "QPM023", f"{a} cannot annotate a parameter ({what})", p.location))
     if len([x for x in p.annotations if x.kind in CROSSING_KINDS]) > 1 \

@@ -19,6 +19,10 @@ or not at all), and a dispatcher bounds every size the peer sends before allocat
 The main process's code also translates every QPM_OPAQUE value that crosses, alone or as a field
 of a deep-copied struct (HANDLES): a domain never sees a pointer of main's, only a token, and
 cannot make main use an address of its choosing.  A domain's code passes opaque values raw.
+A QPM_FD value crosses as an index into the descriptors the runtime sends beside the message
+(qrt_put_fd): the receiver's are its own, valid for the call (a dispatcher's arguments) or the
+caller's to close (a stub's result); a dispatcher gives its function's returned descriptor to
+the runtime, which closes it once sent.
 """
 
 from __future__ import annotations
@@ -908,6 +912,8 @@ def _stub(model: ProgramModel, f: Function, fid: int, codecs: DeepCodecs, fault_
                 value = f"(uint64_t)(uintptr_t){n}"
             enc.append(f"uint64_t qpm__h_{n} = {value};\n"
                        f"qrt_put(&qpm__c.args, &qpm__h_{n}, sizeof qpm__h_{n});\n")
+        elif m.kind == "fd":      # the caller's descriptor stays the caller's
+            enc.append(f"qrt_put_fd(&qpm__c.args, {n}, 0);\n")
         elif m.kind == "callback":
             k = codecs.callbacks[marshal.function_spelling(marshal.pointee(marshal.param_enc(p)))]
             enc.append(f"uint64_t qpm__t_{n} = (uint64_t)(uintptr_t){n};\n"
@@ -941,7 +947,13 @@ def _stub(model: ProgramModel, f: Function, fid: int, codecs: DeepCodecs, fault_
     if ret.kind != "void":
         ret_decl = f"{_decl(f.return_type, 'qpm__ret')};\nmemset(&qpm__ret, 0, sizeof qpm__ret);\n"
         ret_value = "return qpm__ret;\n"
-        if ret.kind in ("scalar", "struct"):
+        if ret.kind == "fd":
+            # A failed call returns no descriptor: -1 (0 is one), unless the plan says otherwise.
+            ret_decl = f"{_decl(f.return_type, 'qpm__ret')} = -1;\n"
+            dec.append("int qpm__fd = qrt_get_fd(&qpm__c.reply);\n")
+            # Kept: the reply's other descriptors are closed with it, this one is the caller's.
+            commit.append("qpm__ret = qpm__fd;\nqrt_keep_fd(&qpm__c.reply, qpm__fd);\n")
+        elif ret.kind in ("scalar", "struct"):
             dec.append(f"{_decl(f.return_type, 'qpm__rv')};\nqrt_get(&qpm__c.reply, &qpm__rv, sizeof qpm__rv);\n")
             commit.append("memcpy(&qpm__ret, &qpm__rv, sizeof qpm__ret);\n")
         elif ret.kind == "opaque":
@@ -988,10 +1000,10 @@ def _stub(model: ProgramModel, f: Function, fid: int, codecs: DeepCodecs, fault_
     after = "qpm__nsent = qpm__mark;\n" if has_callbacks else ""
     if ret.kind == "void":
         fault_return = "return;\n"
-    elif ret.kind == "scalar" and fault_value is not None:
+    elif ret.kind in ("scalar", "fd") and fault_value is not None:
         fault_return = f"return ({f.return_type})({fault_value!r});\n"
     else:
-        fault_return = "return qpm__ret;\n"     # zero: 0, NULL or a zeroed struct
+        fault_return = "return qpm__ret;\n"     # zero (0, NULL or a zeroed struct), or -1 for a descriptor
     return _stub_text(_signature(f), f"qrt_call_begin(&qpm__c, {fid})", enc, dec, commit, ret_decl,
                       ret_value, fault_return, pre, after)
 
@@ -1005,6 +1017,8 @@ def _dispatcher(model: ProgramModel, f: Function, codecs: DeepCodecs) -> str:
         n = _param_name(p)
         if m.kind in ("scalar", "struct"):
             dec.append(f"    {_decl(p.type, n)};\n    qrt_get(qpm__in, &{n}, sizeof {n});\n")
+        elif m.kind == "fd":      # the message's: closed by the runtime when the call returns
+            dec.append(f"    {_decl(p.type, n)} = qrt_get_fd(qpm__in);\n")
         elif m.kind == "opaque":
             dec.append(f"    uint64_t qpm__h_{n};\n    qrt_get(qpm__in, &qpm__h_{n}, sizeof qpm__h_{n});\n")
             if codecs.handles:
@@ -1078,6 +1092,8 @@ def _dispatcher(model: ProgramModel, f: Function, codecs: DeepCodecs) -> str:
         call = f"    {_decl(f.return_type, 'qpm__ret')} = {f.name}({args});\n"
         if ret.kind in ("scalar", "struct"):
             enc.insert(0, "    qrt_put(qpm__out, &qpm__ret, sizeof qpm__ret);\n")
+        elif ret.kind == "fd":      # given to the runtime, which closes it once sent
+            enc.insert(0, "    qrt_put_fd(qpm__out, qpm__ret, 1);\n")
         elif ret.kind == "opaque":
             if codecs.handles:      # main's value as the calling domain's (HANDLES)
                 codecs.uses_handles = True

@@ -9,7 +9,8 @@
  * large main process costs no page-table copy, and its pidfd comes with it: every signal and
  * every wait goes through that pidfd, so no PID can be reused under us.  It sends no SIGCHLD:
  * an application that reaps any child (waitpid(-1)) never reaps a domain.  The domain starts
- * with descriptors 0, 1 and 2 and its region only.
+ * with descriptors 0, 1 and 2, its region, and its end of a fresh socket pair that QPM_FD
+ * descriptors travel over (transport.c) only.
  *
  * A watcher process, forked before main() (monolithic and split builds alike), waits on a pidfd
  * of the main process opened before the fork and writes the report when main crashes.
@@ -36,6 +37,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -146,6 +148,7 @@ int qrt__blamed(int d, uint32_t generation, uint32_t channel, uint32_t seq)
 }
 
 static int spawn(int d);
+static int spawn_with(int d, int sock);
 static int await_ready(int d);
 
 static _Atomic uint32_t reports_pending;
@@ -460,6 +463,7 @@ static int make_region(int d)
         return -ENOMEM;
     memset(dom->slots, 0, QRT_MAX_CHANNELS * sizeof *dom->slots);
     pthread_mutex_init(&dom->lock, NULL);
+    qrt__fds_init(d);
     int cap = program->policies[d].max_restarts;
     dom->restarts = cap > 0 ? calloc((size_t)cap, sizeof *dom->restarts) : NULL;
     if (cap > 0 && !dom->restarts)
@@ -473,6 +477,7 @@ struct spawn_args {
     const char *path;
     char **argv, **envp;
     int memfd;
+    int sock, sock_at;          /* the domain's socket, and where it goes: after the memfd */
     pid_t parent;
     int maxfd;
     volatile int err;
@@ -485,28 +490,54 @@ static int spawn_child(void *arg)
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != a->parent)
         _exit(127);
-    /* Only 0, 1, 2 and the region cross the exec: none of the program's sockets and files. */
+    /* Only 0, 1, 2, the region and the domain's socket cross the exec: none of the program's
+     * sockets and files. */
     if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) < 0)
         for (int fd = 3; fd < a->maxfd; fd++)
             fcntl(fd, F_SETFD, FD_CLOEXEC);
     fcntl(a->memfd, F_SETFD, 0);
+    /* At one number every time, as the region is, so that a restarted domain holds what the
+     * first one held. */
+    if (a->sock == a->sock_at)
+        fcntl(a->sock, F_SETFD, 0);
+    else if (dup2(a->sock, a->sock_at) < 0) {
+        a->err = errno;
+        _exit(127);
+    }
     /* Every signal is blocked (by the parent, around the clone); the domain unblocks them. */
     execve(a->path, a->argv, a->envp);
     a->err = errno ? errno : ENOEXEC;
     _exit(127);
 }
 
+/* Starts domain d's process with a fresh socket pair: its end goes with it, and main's end
+ * takes the place of the one of the process before. */
 static int spawn(int d)
 {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    int rc = spawn_with(d, sv[1]);
+    close(sv[1]);
+    if (rc < 0) {
+        close(sv[0]);
+        return rc;
+    }
+    return qrt__fds_attach(d, sv[0]);
+}
+
+static int spawn_with(int d, int sock)
+{
     struct qrt__domain *dom = qrt__domain(d);
-    char path[PATH_MAX + 64], fd_env[32], dom_env[32];
+    char path[PATH_MAX + 64], fd_env[32], dom_env[32], sock_env[32];
     snprintf(path, sizeof path, "%s-%s", exe_path, program->domains[d]);
     snprintf(fd_env, sizeof fd_env, "QRT_SHM_FD=%d", dom->memfd);
     snprintf(dom_env, sizeof dom_env, "QRT_DOMAIN=%d", d);
+    snprintf(sock_env, sizeof sock_env, "QRT_FD_SOCK=%d", dom->memfd + 1);
     size_t nenv = 0;
     while (environ[nenv])
         nenv++;
-    char **envp = calloc(nenv + 3, sizeof *envp);
+    char **envp = calloc(nenv + 4, sizeof *envp);
     if (!envp)
         return -ENOMEM;
     size_t k = 0;
@@ -515,10 +546,11 @@ static int spawn(int d)
             envp[k++] = environ[i];
     envp[k++] = fd_env;
     envp[k++] = dom_env;
+    envp[k++] = sock_env;
     char *argv[] = {path, NULL};
     struct rlimit rl = {1024, 1024};
     getrlimit(RLIMIT_NOFILE, &rl);
-    struct spawn_args a = {path, argv, envp, dom->memfd, getpid(),
+    struct spawn_args a = {path, argv, envp, dom->memfd, sock, dom->memfd + 1, getpid(),
                            rl.rlim_cur < 65536 ? (int)rl.rlim_cur : 65536, 0};
     size_t stack_size = 64 * 1024;
     void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
@@ -810,7 +842,8 @@ int qrt_domain_main(const struct qrt_program *p, int domain, int argc, char **ar
     sigprocmask(SIG_SETMASK, &none, NULL);      /* main blocked every signal around the start */
     const char *fd_text = getenv("QRT_SHM_FD");
     const char *dom_text = getenv("QRT_DOMAIN");
-    if (!fd_text || !dom_text || atoi(dom_text) != domain) {
+    const char *sock_text = getenv("QRT_FD_SOCK");
+    if (!fd_text || !dom_text || !sock_text || atoi(dom_text) != domain) {
         fprintf(stderr, "%s: this is the %s domain of %s, started by that program, not by hand\n",
                 argv[0], p->domains[domain], p->name);
         return 2;
@@ -825,6 +858,8 @@ int qrt_domain_main(const struct qrt_program *p, int domain, int argc, char **ar
     }
     own_region = region;
     qrt__domain(domain)->region = region;
+    qrt__fds_init(domain);
+    qrt__fds_attach(domain, atoi(sock_text));
     install_crash_handlers(&region->crash);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

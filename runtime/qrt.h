@@ -22,21 +22,34 @@
 /* The largest message, arguments or reply (a channel's buffer): no reply can carry back more. */
 #define QRT_MESSAGE_MAX (256u * 1024u)
 
-/* A message being written into a channel buffer.  Writes past the end set err to -E2BIG. */
+/* The most descriptors one message carries (QPM_FD arguments of one call, or a result): a call
+ * that would pass more fails like a message too large (-E2BIG). */
+#define QRT_MAX_FDS 8
+
+/* A message being written into a channel buffer.  Writes past the end set err to -E2BIG.  The
+ * descriptors it carries (QPM_FD) travel beside it; those in `given` are the writer's to close
+ * once they are sent (or cannot be). */
 struct qrt_wr {
     uint8_t *base;
     size_t cap;
     size_t len;
     int err;
+    uint32_t nfds;
+    uint32_t given;             /* bit k: fds[k] is closed once sent */
+    int fds[QRT_MAX_FDS];
 };
 
 /* A message being read.  It lives in private memory (copied out of the channel first), so a
- * peer cannot change it while it is checked and used; reads past the end set err to -EBADMSG. */
+ * peer cannot change it while it is checked and used; reads past the end set err to -EBADMSG.
+ * The descriptors that came with it are this process's own, closed with the message unless
+ * kept (qrt_keep_fd). */
 struct qrt_rd {
     const uint8_t *base;
     size_t len;
     size_t pos;
     int err;
+    uint32_t nfds;
+    int fds[QRT_MAX_FDS];       /* -1 once kept */
 };
 
 typedef void (*qrt_dispatch_fn)(struct qrt_rd *args, struct qrt_wr *reply);
@@ -138,6 +151,14 @@ void qrt_get(struct qrt_rd *r, void *out, size_t n);
 const void *qrt_get_blob(struct qrt_rd *r, size_t expect, int *present);
 /* A string: returns a pointer into the message (NUL-terminated, checked) or NULL. */
 const char *qrt_get_string(struct qrt_rd *r, int *present, size_t *len);
+/* QPM_FD.  A negative value crosses as itself; any other must be an open descriptor (else the
+ * message cannot be made: -EBADF), and the receiver gets a descriptor of its own for the same
+ * open file.  With `give`, the writer's descriptor is closed once sent (a dispatcher's result). */
+void qrt_put_fd(struct qrt_wr *w, int fd, int give);
+/* The value, or the message's own descriptor for it (-1 and -EBADMSG when the message has none
+ * such); closed with the message unless kept, which makes it the caller's. */
+int qrt_get_fd(struct qrt_rd *r);
+void qrt_keep_fd(struct qrt_rd *r, int fd);
 
 /* Element counts from count expressions, checked for overflow: -1 when they do not fit. */
 static inline size_t qrt_bytes(long long count, size_t elem)

@@ -37,7 +37,7 @@ struct qrt__chan {
     _Atomic uint32_t state;      /* whose turn it is; the futex word */
     _Atomic uint32_t sleepers;   /* which sides are (about to be) asleep on state */
     volatile uint32_t seq;       /* which call on this channel a message belongs to (for blame) */
-    uint32_t unused;
+    volatile uint32_t nfds;      /* descriptors sent beside the message, over the domain's socket */
     volatile uint32_t kind, fn, len;
     uint8_t pad[4];              /* the first 32 bytes of a message share the header's cache line */
     volatile uint8_t buf[QRT_CHAN_BUF];
@@ -91,7 +91,8 @@ struct qrt__slot {
     _Atomic uint32_t claim;      /* 1 while another thread tries to take it */
     _Atomic uint32_t started;    /* generation + 1 of the domain whose thread serves it, or 0 */
     uint32_t function;           /* the outermost call running on it (for blame) ... */
-    uint32_t seq;                /* ... and its number among the calls on this channel */
+    _Atomic uint32_t seq;        /* ... and its number among the calls on this channel (written by
+                                  * the owner only, read by others relaxed: plain moves) */
     uint8_t pad[40];             /* one cache line per slot: no false sharing between callers */
 };
 
@@ -107,7 +108,14 @@ struct qrt__blame {
     _Atomic uint32_t seq;             /* ... and which call on it */
 };
 
-/* The main process's private view of a domain. */
+/* Descriptors that came over a domain's socket for a channel whose thread has not looked yet. */
+struct qrt__fdbox {
+    uint32_t seq;                /* the call they belong to */
+    uint32_t n;                  /* 0: empty */
+    int fds[QRT_MAX_FDS];
+};
+
+/* The main process's private view of a domain (and, in a domain, its own: the socket part). */
 struct qrt__domain {
     struct qrt__region *region;
     struct qrt__slot *slots;            /* [QRT_MAX_CHANNELS] */
@@ -133,6 +141,13 @@ struct qrt__domain {
     long long *restarts;                /* monotonic ms of the last max_restarts restarts, a ring */
     unsigned nrestarts;
     struct qrt__blame blame[QRT_BLAME_RING];
+    /* QPM_FD (transport.c): this process's end of the socket descriptors travel over (one
+     * number for the domain's whole life: a restart puts the fresh socket under it), and what
+     * came for other channels, under fd_lock. */
+    int fdsock;
+    pthread_mutex_t fd_lock;
+    struct qrt__fdbox *stash;           /* [QRT_MAX_CHANNELS], made when first needed */
+    uint32_t nstash, sweep_at;          /* full boxes; a sweep when past sweep_at (main) */
 };
 
 extern __thread uint32_t qrt__serving_fn;
@@ -169,6 +184,10 @@ void qrt__handles_forget(int domain);       /* a domain died: its tokens with it
 void qrt__channels_init(void);              /* main, before any call: how channels change hands */
 struct qrt__domain *qrt__domain(int d);
 void qrt__serve(struct qrt__chan *c);
+void qrt__fds_init(int domain);
+/* Puts sock under the domain's socket number (closing the one before and every descriptor that
+ * came over it and waits): 0, or a negative errno.  Takes sock. */
+int qrt__fds_attach(int domain, int sock);
 void qrt__wake_all(_Atomic uint32_t *word);
 
 #endif /* QRT_INTERNAL_H */

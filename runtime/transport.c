@@ -13,8 +13,10 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -22,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/membarrier.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -92,18 +95,19 @@ static inline void cpu_relax(void)
 #ifdef QRT_HOSTILE
 /* Test builds only (tests/programs/hostile/hostile_transport.c): a domain that lies.  It may change
  * the message about to be posted, or answer by itself (1: post nothing more). */
-static int hostile_post(struct qrt__chan *c, uint32_t *kind, uint32_t *fn, uint32_t *len);
+static int hostile_post(struct qrt__chan *c, uint32_t *kind, uint32_t *fn, uint32_t *len, uint32_t *nfds);
 #endif
 
-static int post(struct qrt__chan *c, int side, uint32_t kind, uint32_t fn, uint32_t len)
+static int post(struct qrt__chan *c, int side, uint32_t kind, uint32_t fn, uint32_t len, uint32_t nfds)
 {
 #ifdef QRT_HOSTILE
-    if (self_domain != QRT_MAIN_DOMAIN && hostile_post(c, &kind, &fn, &len))
+    if (self_domain != QRT_MAIN_DOMAIN && hostile_post(c, &kind, &fn, &len, &nfds))
         return 0;
 #endif
     c->kind = kind;
     c->fn = fn;
     c->len = len;
+    c->nfds = nfds;
     uint32_t turn = side == QRT_SIDE_CALLER ? QRT_TO_SERVER : QRT_TO_CALLER;
     if (self_domain == QRT_MAIN_DOMAIN) {
         /* Main believes only its own generation: a DEAD the domain wrote changes nothing. */
@@ -317,18 +321,354 @@ static int wait_turn(struct qrt__chan *c, int side, const struct waiter *w)
     return rc;
 }
 
+/*
+ * Descriptors (QPM_FD).  Each domain has a SOCK_SEQPACKET socket pair with the main process,
+ * made fresh at each start of the domain (the domain's end is the one descriptor it keeps besides
+ * its region); descriptors travel over it with SCM_RIGHTS, so the receiver gets descriptors of its
+ * own that the kernel numbers, and neither side ever acts on a number the other names in its
+ * table.  (pidfd_getfd would let main take a domain's descriptor by number without a socket, but
+ * only one way, only where ptrace is allowed (Yama, seccomp and container profiles often forbid
+ * it), and the domain would have to keep a returned descriptor open until main took it.)
+ *
+ * A message's descriptors go in one socket message, tagged with the channel and main's number
+ * for the call on it, sent before the message itself is posted; the channel's header says how
+ * many came.  So when a thread takes a message that carries descriptors, they are already in the
+ * socket, or in the stash, where a thread that read them while looking for its own put them: one
+ * box per channel, since each side sends at most one before the other answers.  Receiving never
+ * waits: what a peer claims to have sent and did not is a bad message.  A thread drains the socket
+ * under the domain's fd_lock until its own tag comes (at most one full round of channels, so a
+ * peer sending all the time cannot keep it there); descriptors for its own channel with another
+ * tag, for no channel, or malformed (a wrong count, too many, bytes that are no tag) are closed
+ * at once.  In main, what a domain sent for a channel is kept only under the number of the call
+ * in flight there (so it cannot displace that call's own), and the stash is swept of channels
+ * whose call ended, so a hostile domain cannot make main hold more than its calls in flight
+ * could carry.  Sending waits only for room in the peer's socket, and like a reply: until the
+ * peer dies, or, in main, past the call's deadline, which kills it.
+ */
+struct fdtag {
+    uint32_t slot;      /* the channel ... */
+    uint32_t seq;       /* ... main's number for the call on it ... */
+    uint32_t nfds;      /* ... and how many descriptors come with the tag */
+};
+
+#ifdef QRT_HOSTILE
+/* Test builds only: a domain that lies about the descriptors it sends.  It may change the tag
+ * and the descriptors, or send by itself (1: send nothing more). */
+static int hostile_send_fds(int sock, struct fdtag *tag, int *fds);
+#endif
+
+/* The tag of a message on channel c in the conversation w: main knows both from its own records,
+ * a domain from the channel, where main wrote the call's number. */
+static struct fdtag tag_of(struct qrt__chan *c, const struct waiter *w, uint32_t nfds)
+{
+    if (self_domain == QRT_MAIN_DOMAIN)
+        return (struct fdtag){w->slot, w->seq, nfds};
+    return (struct fdtag){(uint32_t)(c - domains[self_domain].region->chan), c->seq, nfds};
+}
+
+static struct qrt__domain *fd_peer(const struct waiter *w)
+{
+    return &domains[self_domain == QRT_MAIN_DOMAIN ? w->domain : self_domain];
+}
+
+/* The peer's socket is full: waits for room while the conversation lasts (main: the domain's
+ * generation, and the call's deadline, past which the domain is killed).  0, or -EPIPE. */
+static int await_room(struct qrt__chan *c, const struct waiter *w, int sock)
+{
+    for (;;) {
+        if (peer_gone(c, w))
+            return -EPIPE;
+        long long wait_ms = QRT_SLEEP_CHECK_S * 1000;
+        if (self_domain == QRT_MAIN_DOMAIN && w->deadline_ms) {
+            long long left = w->deadline_ms - qrt__now_ms();
+            if (left <= 0) {
+                qrt__kill_domain(w->domain, w->generation, w->function, w->slot, w->seq, -ETIMEDOUT);
+                left = QRT_SLEEP_CHECK_S * 1000;
+            }
+            wait_ms = left < wait_ms ? left : wait_ms;
+        }
+        struct pollfd p = {sock, POLLOUT, 0};
+        if (poll(&p, 1, (int)wait_ms) > 0)
+            return 0;       /* room, or an error that sending will tell */
+    }
+}
+
+/* Main could not send to a domain because the domain's end of the socket is closed: it died
+ * (main sees it within moments), or it closed its end itself, and is broken: killed as for a bad
+ * message. */
+static void socket_closed(struct qrt__chan *c, const struct waiter *w)
+{
+    long long until = qrt__now_ms() + QRT_SLEEP_CHECK_S * 1000;
+    while (!outlived(w) && qrt__now_ms() < until) {
+        struct timespec t = {0, 10000000};
+        futex(&c->state, FUTEX_WAIT, atomic_load(&c->state), &t);   /* a death marks the channel */
+    }
+    if (!outlived(w))
+        qrt__kill_domain(w->domain, w->generation, w->function, w->slot, w->seq, -EBADMSG);
+}
+
+/* Sends one tagged message with its descriptors: 0, -EPIPE when the peer is gone, or another
+ * negative errno. */
+static int send_tagged(struct qrt__chan *c, const struct waiter *w, int sock, struct fdtag *tag, int *fds)
+{
+#ifdef QRT_HOSTILE
+    if (self_domain != QRT_MAIN_DOMAIN && hostile_send_fds(sock, tag, fds))
+        return 0;
+#endif
+    uint32_t n = tag->nfds < QRT_MAX_FDS ? tag->nfds : QRT_MAX_FDS;
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int) * QRT_MAX_FDS)];
+    } ctl;
+    memset(&ctl, 0, sizeof ctl);
+    struct iovec iov = {tag, sizeof *tag};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctl.buf;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * n);
+    struct cmsghdr *h = CMSG_FIRSTHDR(&msg);
+    h->cmsg_level = SOL_SOCKET;
+    h->cmsg_type = SCM_RIGHTS;
+    h->cmsg_len = CMSG_LEN(sizeof(int) * n);
+    memcpy(CMSG_DATA(h), fds, n * sizeof *fds);
+    for (;;) {
+        if (sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
+            return 0;
+        int e = errno;
+        if (e == EINTR)
+            continue;
+        if (e == EAGAIN) {
+            int rc = await_room(c, w, sock);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        return e == EPIPE || e == ECONNRESET || e == ENOTCONN || e == ECONNREFUSED ? -EPIPE : -e;
+    }
+}
+
+/* Closes the descriptors a message was given (once sent, or when it will not be). */
+static void drop_given(struct qrt_wr *m)
+{
+    for (uint32_t i = 0; i < m->nfds; i++)
+        if (m->given & (1u << i))
+            close(m->fds[i]);
+    m->given = 0;
+}
+
+/* Sends the descriptors of message m ahead of it, then closes those given to the runtime:
+ * 0, -EPIPE when the peer is gone, or another negative errno (the message cannot be sent). */
+static int send_fds(struct qrt__chan *c, const struct waiter *w, struct qrt_wr *m)
+{
+    struct fdtag tag = tag_of(c, w, m->nfds);
+    int fds[QRT_MAX_FDS];
+    memcpy(fds, m->fds, m->nfds * sizeof *fds);
+    int rc = send_tagged(c, w, fd_peer(w)->fdsock, &tag, fds);
+    drop_given(m);      /* in flight, the kernel holds the files */
+    if (rc == -EPIPE && self_domain == QRT_MAIN_DOMAIN)
+        socket_closed(c, w);
+    return rc;
+}
+
+static void close_box(struct qrt__fdbox *box)
+{
+    for (uint32_t i = 0; i < box->n; i++)
+        close(box->fds[i]);
+    box->n = 0;
+}
+
+/* One message from the socket: 1 (its tag, its descriptors in box), 0 (it was malformed, and
+ * what came with it is closed), or -1 (nothing more). */
+static int recv_one(int sock, struct fdtag *tag, struct qrt__fdbox *box)
+{
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int) * QRT_MAX_FDS)];
+    } ctl;
+    char data[sizeof *tag + 1];
+    struct iovec iov = {data, sizeof data};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctl.buf;
+    msg.msg_controllen = sizeof ctl.buf;
+    /* A peer that went with messages of ours unread leaves an error (ECONNRESET) that the socket
+     * reports once, ahead of what the peer sent before it went: that is still read. */
+    ssize_t n;
+    int errors = 0;
+    do
+        n = recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    while (n < 0 && (errno == EINTR || (errno != EAGAIN && errno != EWOULDBLOCK && ++errors < 3)));
+    if (n < 0)
+        return -1;
+    box->n = 0;
+    /* Descriptors past QRT_MAX_FDS never arrive: the kernel drops what the buffer cannot hold. */
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(&msg); h; h = CMSG_NXTHDR(&msg, h)) {
+        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS || h->cmsg_len < CMSG_LEN(0))
+            continue;
+        size_t k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(h) + i * sizeof fd, sizeof fd);
+            if (box->n < QRT_MAX_FDS)
+                box->fds[box->n++] = fd;
+            else
+                close(fd);
+        }
+    }
+    if (n == 0 && box->n == 0 && !(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
+        return -1;      /* the end (the peer closed its end), or an empty message: nothing to wait for */
+    memset(tag, 0, sizeof *tag);
+    memcpy(tag, data, (size_t)n < sizeof *tag ? (size_t)n : sizeof *tag);
+    if ((size_t)n != sizeof *tag || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || tag->nfds != box->n ||
+        box->n == 0) {
+        close_box(box);
+        return 0;
+    }
+    box->seq = tag->seq;
+    return 1;
+}
+
+/* Closes the stashed descriptors of channels that have no call in flight (main only). */
+static void sweep(struct qrt__domain *dom)
+{
+    for (uint32_t i = 0; i < QRT_MAX_CHANNELS; i++)
+        if (dom->stash[i].n && !qrt__channel_in_call((int)(dom - domains), i)) {
+            close_box(&dom->stash[i]);
+            dom->nstash--;
+        }
+    dom->sweep_at = dom->nstash * 2 > 64 ? dom->nstash * 2 : 64;
+}
+
+/* A message for another channel than mine, kept for that channel's thread (under fd_lock), or
+ * closed: one for my channel with another tag, for no channel, or (main) for a channel whose
+ * call in flight has another number, or that has none: its thread will never look. */
+static void stash(struct qrt__domain *dom, const struct fdtag *tag, struct qrt__fdbox *in, uint32_t mine)
+{
+    int wanted = tag->slot < QRT_MAX_CHANNELS && tag->slot != mine;
+    if (wanted && self_domain == QRT_MAIN_DOMAIN)
+        wanted = tag->slot < atomic_load(&dom->nopen) && qrt__channel_in_call((int)(dom - domains), tag->slot) &&
+                 tag->seq == atomic_load_explicit(&dom->slots[tag->slot].seq, memory_order_relaxed);
+    if (wanted && !dom->stash)
+        dom->stash = calloc(QRT_MAX_CHANNELS, sizeof *dom->stash);
+    if (!wanted || !dom->stash) {
+        close_box(in);
+        return;
+    }
+    struct qrt__fdbox *box = &dom->stash[tag->slot];
+    if (box->n)
+        close_box(box);     /* one per channel: the one before was not its call's */
+    else
+        dom->nstash++;
+    *box = *in;
+    if (self_domain == QRT_MAIN_DOMAIN && dom->nstash > dom->sweep_at)
+        sweep(dom);
+}
+
+/* The `want` descriptors that came with the message now on channel c: 0 (in out), or -EBADMSG
+ * when the peer did not send them as it says. */
+static int recv_fds(struct qrt__chan *c, const struct waiter *w, uint32_t want, int *out)
+{
+    struct qrt__domain *dom = fd_peer(w);
+    struct fdtag mine = tag_of(c, w, want);
+    struct qrt__fdbox got = {0, 0, {0}};
+    int found = 0;
+    pthread_mutex_lock(&dom->fd_lock);
+    struct qrt__fdbox *box = dom->stash && mine.slot < QRT_MAX_CHANNELS ? &dom->stash[mine.slot] : NULL;
+    if (box && box->n) {
+        found = box->seq == mine.seq;
+        if (found)
+            got = *box;
+        else
+            close_box(box);
+        box->n = 0;
+        dom->nstash--;
+    }
+    for (uint32_t i = 0; !found && i <= QRT_MAX_CHANNELS; i++) {
+        struct fdtag tag;
+        struct qrt__fdbox in;
+        int r = recv_one(dom->fdsock, &tag, &in);
+        if (r < 0)
+            break;
+        if (r == 0)
+            continue;
+        if (tag.slot == mine.slot && tag.seq == mine.seq) {
+            got = in;
+            found = 1;
+        } else {
+            stash(dom, &tag, &in, mine.slot);
+        }
+    }
+    pthread_mutex_unlock(&dom->fd_lock);
+    if (!found || got.n != want) {
+        close_box(&got);
+        return -EBADMSG;
+    }
+    memcpy(out, got.fds, want * sizeof *out);
+    return 0;
+}
+
+void qrt__fds_init(int d)
+{
+    struct qrt__domain *dom = &domains[d];
+    pthread_mutex_init(&dom->fd_lock, NULL);
+    dom->fdsock = -1;
+    dom->sweep_at = 64;
+}
+
+int qrt__fds_attach(int d, int sock)
+{
+    struct qrt__domain *dom = &domains[d];
+    int rc = 0;
+    pthread_mutex_lock(&dom->fd_lock);
+    for (uint32_t i = 0; dom->stash && i < QRT_MAX_CHANNELS; i++)
+        close_box(&dom->stash[i]);
+    dom->nstash = 0;
+    if (dom->fdsock < 0) {
+        dom->fdsock = sock;
+    } else {
+        /* The same number, atomically: a thread of the generation before that still uses it
+         * reaches the fresh socket (with tags nobody waits for), never a file of the program's. */
+        if (dup3(sock, dom->fdsock, O_CLOEXEC) < 0)
+            rc = -errno;
+        close(sock);
+    }
+    pthread_mutex_unlock(&dom->fd_lock);
+    return rc;
+}
+
+/* The descriptors that came with a message and were not kept, closed. */
+static void close_fds(struct qrt_rd *r)
+{
+    for (uint32_t i = 0; i < r->nfds; i++)
+        if (r->fds[i] >= 0)
+            close(r->fds[i]);
+    r->nfds = 0;
+}
+
 /* Copies the message now in the channel into private memory: the only place it is read from.
  * A message that fits `small` (16-byte aligned, like malloc's) goes there; a larger one is
  * malloc'd (release_message frees it). */
 static int take_message(struct qrt__chan *c, uint32_t *kind, uint32_t *fn, struct qrt_rd *r,
-                        uint8_t *small, size_t small_cap)
+                        uint8_t *small, size_t small_cap, const struct waiter *w)
 {
-    uint32_t k = c->kind, f = c->fn, n = c->len;
-    if (n > QRT_CHAN_BUF)
+    uint32_t k = c->kind, f = c->fn, n = c->len, nfds = c->nfds;
+    r->nfds = 0;
+    if (n > QRT_CHAN_BUF || nfds > QRT_MAX_FDS)
         return -EBADMSG;
     uint8_t *copy = n <= small_cap ? small : malloc(n);
     if (!copy)
         return -ENOMEM;
+    int rc = nfds ? recv_fds(c, w, nfds, r->fds) : 0;
+    if (rc < 0) {
+        if (copy != small)
+            free(copy);
+        return rc;
+    }
+    r->nfds = nfds;
     memcpy(copy, (const uint8_t *)c->buf, n);
     *kind = k;
     *fn = f;
@@ -344,15 +684,16 @@ static void release_message(struct qrt_rd *r, const uint8_t *small)
     if (r->base != small)
         free((void *)r->base);
     r->base = NULL;
+    close_fds(r);
 }
 
 /* Serves one call that arrived on c (its message already in r) and posts the answer; w is the
  * conversation it arrived in. */
 static void serve_one(struct qrt__chan *c, int side, uint32_t fn, struct qrt_rd *r, const struct waiter *conv)
 {
-    struct qrt_wr w = {(uint8_t *)c->buf, QRT_CHAN_BUF, 0, 0};
+    struct qrt_wr w = {.base = (uint8_t *)c->buf, .cap = QRT_CHAN_BUF};
     if (!program || fn >= program->nfunctions || !program->dispatch || !program->dispatch[fn]) {
-        post(c, side, QRT_K_ERROR, (uint32_t)ENOSYS, 0);
+        post(c, side, QRT_K_ERROR, (uint32_t)ENOSYS, 0, 0);
         return;
     }
     struct qrt__chan *outer = tls_serving, *outer_current = tls_current;
@@ -371,16 +712,30 @@ static void serve_one(struct qrt__chan *c, int side, uint32_t fn, struct qrt_rd 
     qrt__serving_fn = outer_fn;
     tls_serving = outer;
     tls_current = outer_current;
+    /* A result that is one of the call's own descriptors (a function returning its argument)
+     * changes hands: the reply closes it once sent. */
+    for (uint32_t i = 0; i < w.nfds; i++)
+        if (w.given & (1u << i))
+            qrt_keep_fd(r, w.fds[i]);
+    /* The call's descriptors go before the answer does: when the caller sees the call return,
+     * this side holds none of them (a pipe's reader can count on its end of the file). */
+    close_fds(r);
     if (r->err && self_domain == QRT_MAIN_DOMAIN) {
         /* A domain's call that did not decode: the domain is broken or hostile.  Nothing was run;
          * the domain is killed and its outer call ends as the death decides. */
+        drop_given(&w);
         qrt__kill_domain(conv->domain, conv->generation, conv->function, conv->slot, conv->seq, -EBADMSG);
         return;
     }
-    if (r->err || w.err)
-        post(c, side, QRT_K_ERROR, (uint32_t)-(r->err ? r->err : w.err), 0);
+    int err = r->err ? r->err : w.err;
+    if (err)
+        drop_given(&w);
+    else if (w.nfds)
+        err = send_fds(c, conv, &w);
+    if (err)
+        post(c, side, QRT_K_ERROR, (uint32_t)-err, 0, 0);
     else
-        post(c, side, QRT_K_RETURN, 0, (uint32_t)w.len);
+        post(c, side, QRT_K_RETURN, 0, (uint32_t)w.len, w.nfds);
 }
 
 /* Whether domain d may have the main process run function (or callback) id for it: only what
@@ -398,13 +753,18 @@ static int may_call(int d, uint32_t id)
  * reply_buf when it fits, else malloc'd).  In the main process, anything from the domain that is
  * not a well-formed answer or an allowed nested call within the nesting bound is a bad message:
  * the domain is killed, and the call ends as the death decides (-EPIPE). */
-static int converse(struct qrt__chan *c, int side, uint32_t fn, uint32_t len, struct qrt_rd *reply,
+static int converse(struct qrt__chan *c, int side, uint32_t fn, struct qrt_wr *args, struct qrt_rd *reply,
                     uint8_t *reply_buf, size_t reply_cap, const struct waiter *w)
 {
     int in_main = self_domain == QRT_MAIN_DOMAIN;
     if (in_main)
         c->seq = w->seq;        /* which call this is, for the domain to name if it dies */
-    if (post(c, side, QRT_K_CALL, fn, len) < 0)
+    if (args->nfds) {
+        int rc = send_fds(c, w, args);
+        if (rc < 0)
+            return rc;
+    }
+    if (post(c, side, QRT_K_CALL, fn, (uint32_t)args->len, args->nfds) < 0)
         return -EPIPE;
     for (;;) {
         int rc = wait_turn(c, side, w);
@@ -413,9 +773,11 @@ static int converse(struct qrt__chan *c, int side, uint32_t fn, uint32_t len, st
         uint32_t kind = c->kind;
         if (kind == QRT_K_RETURN) {
             uint32_t f;
-            rc = take_message(c, &kind, &f, reply, reply_buf, reply_cap);
-            if (rc == 0 && f != 0)
+            rc = take_message(c, &kind, &f, reply, reply_buf, reply_cap, w);
+            if (rc == 0 && f != 0) {
+                release_message(reply, reply_buf);
                 rc = -EBADMSG;
+            }
             if (rc < 0 && in_main) {
                 qrt__kill_domain(w->domain, w->generation, w->function, w->slot, w->seq, -EBADMSG);
                 continue;       /* the death ends the wait */
@@ -425,7 +787,7 @@ static int converse(struct qrt__chan *c, int side, uint32_t fn, uint32_t len, st
         _Alignas(16) uint8_t small[QRT_SMALL_MESSAGE];
         uint32_t f;
         struct qrt_rd r;
-        rc = take_message(c, &kind, &f, &r, small, sizeof small);
+        rc = take_message(c, &kind, &f, &r, small, sizeof small, w);
         int why = rc < 0 ? -EBADMSG : 0;
         if (rc == 0 && kind != QRT_K_CALL) {
             release_message(&r, small);
@@ -463,15 +825,15 @@ void qrt__serve(struct qrt__chan *c)
         _Alignas(16) uint8_t small[QRT_SMALL_MESSAGE];
         uint32_t kind, f;
         struct qrt_rd r;
-        if (take_message(c, &kind, &f, &r, small, sizeof small) < 0) {
-            post(c, QRT_SIDE_SERVER, QRT_K_ERROR, EBADMSG, 0);
+        if (take_message(c, &kind, &f, &r, small, sizeof small, &none) < 0) {
+            post(c, QRT_SIDE_SERVER, QRT_K_ERROR, EBADMSG, 0, 0);
             continue;
         }
         qrt__serving_seq = c->seq;
         if (kind == QRT_K_CALL)
             serve_one(c, QRT_SIDE_SERVER, f, &r, &none);
         else
-            post(c, QRT_SIDE_SERVER, QRT_K_ERROR, EBADMSG, 0);
+            post(c, QRT_SIDE_SERVER, QRT_K_ERROR, EBADMSG, 0, 0);
         release_message(&r, small);
     }
 }
@@ -820,7 +1182,7 @@ int qrt_call_begin(struct qrt_call *call, uint32_t function)
              * in the generation of the outermost call (a restart since ends this one at once). */
             c = t->chan;
             call->generation = t->generation;
-            call->seq = dom->slots[i].seq;
+            call->seq = atomic_load_explicit(&dom->slots[i].seq, memory_order_relaxed);
         } else {
             /* The fast path: the channel this thread used last, still its own, idle, in the
              * generation of its last call (a domain that died since takes the slow path, which
@@ -839,7 +1201,9 @@ int qrt_call_begin(struct qrt_call *call, uint32_t function)
                 s = t->s;
             }
             s->function = function;
-            call->seq = ++s->seq;       /* the slot is this thread's while busy */
+            /* The slot is this thread's while busy: its own number, stored for others to read. */
+            call->seq = atomic_load_explicit(&s->seq, memory_order_relaxed) + 1;
+            atomic_store_explicit(&s->seq, call->seq, memory_order_relaxed);
             t->generation = generation;
         }
         call->slot = i;
@@ -877,7 +1241,8 @@ int qrt_callback_begin(struct qrt_call *call, uint32_t id, void *chan)
     set_waiter(call, self_domain == QRT_MAIN_DOMAIN ? d : 0);
     if (self_domain == QRT_MAIN_DOMAIN) {
         call->slot = (uint32_t)(c - domains[d].region->chan);
-        call->seq = domains[d].slots[call->slot].seq;   /* part of the call running there ... */
+        /* Part of the call running there ... */
+        call->seq = atomic_load_explicit(&domains[d].slots[call->slot].seq, memory_order_relaxed);
         if (tls_to[d].depth)
             call->generation = tls_to[d].generation;    /* ... and of its generation */
     }
@@ -903,7 +1268,7 @@ int qrt_call_invoke(struct qrt_call *call)
     struct waiter w = {call->domain, call->generation, call->deadline_ms, call->function, call->slot, call->seq};
     int timed = self_domain == QRT_MAIN_DOMAIN && qrt__stats_timed();
     long long t0 = timed ? qrt__stats_clock() : 0;
-    int rc = converse(c, side, call->function, (uint32_t)call->args.len, &call->reply,
+    int rc = converse(c, side, call->function, &call->args, &call->reply,
                       call->inline_reply, sizeof call->inline_reply, &w);
     if (rc == 0 && self_domain == QRT_MAIN_DOMAIN)
         qrt__stats_count(edge_caller(), call->function, call->args.len + call->reply.len,
@@ -916,6 +1281,7 @@ void qrt_call_end(struct qrt_call *call)
     if (call->reply.base && call->reply.base != call->inline_reply)
         free((void *)call->reply.base);
     call->reply.base = NULL;
+    close_fds(&call->reply);        /* what the caller did not keep */
     if (call->acquired) {
         call->acquired = 0;
         if (--tls_to[call->domain].depth == 0)

@@ -6,9 +6,14 @@
  * element type without breaking its alignment.  Decoding
  * reads from private memory and checks every length against what is left and against what the
  * generated code expects before anything is used.
+ *
+ * A descriptor (QPM_FD) is an int32 in the message: a negative value is itself, any other the
+ * index of a descriptor sent beside the message (transport.c sends and receives them).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "qrt.h"
 
@@ -108,4 +113,50 @@ const char *qrt_get_string(struct qrt_rd *r, int *present, size_t *len)
     }
     *len = (size_t)n - 1;
     return p;
+}
+
+void qrt_put_fd(struct qrt_wr *w, int fd, int give)
+{
+    int32_t v = fd;
+    if (fd >= 0 && fcntl(fd, F_GETFD) < 0) {
+        if (!w->err)
+            w->err = -EBADF;        /* not open: nothing to send, nor to close */
+    } else if (fd >= 0 && w->nfds >= QRT_MAX_FDS) {
+        if (!w->err)
+            w->err = -E2BIG;
+        if (give)
+            close(fd);              /* (a dispatcher's result is put first: never this one) */
+    } else if (fd >= 0) {
+        /* Recorded even when the message already failed: the list is also what is closed. */
+        v = (int32_t)w->nfds;
+        w->fds[w->nfds] = fd;
+        if (give)
+            w->given |= 1u << w->nfds;
+        w->nfds++;
+    }
+    qrt_put(w, &v, sizeof v);
+}
+
+int qrt_get_fd(struct qrt_rd *r)
+{
+    int32_t v;
+    qrt_get(r, &v, sizeof v);
+    if (r->err)
+        return -1;
+    if (v < 0)
+        return v;
+    if ((uint32_t)v >= r->nfds || r->fds[v] < 0) {
+        r->err = -EBADMSG;      /* names a descriptor that did not come with the message */
+        return -1;
+    }
+    return r->fds[v];
+}
+
+void qrt_keep_fd(struct qrt_rd *r, int fd)
+{
+    for (uint32_t i = 0; fd >= 0 && i < r->nfds && i < QRT_MAX_FDS; i++)
+        if (r->fds[i] == fd) {
+            r->fds[i] = -1;
+            return;
+        }
 }

@@ -198,6 +198,32 @@ def test_function_annotations_returns_string_opaque_init(tmp_path):
     assert names(m, comp.functions) == ["svc_handle", "svc_name", "svc_plain", "svc_reset", "svc_setup"]
 
 
+def test_fd_annotations_merge_and_cross_as_descriptors(tmp_path):
+    """QPM_FD on a header's prototype reaches the definition's parameter and result, and marshal
+    lets such an int cross as a descriptor (a plain int crosses as a number)."""
+    from qtool import marshal
+    src = tmp_path / "src"
+    write(src, "net.h", """
+        #include "qpm.h"
+        QPM_FD int net_accept(int listening QPM_FD, int backlog);
+    """)
+    write(src, "net.c", """
+        #include "net.h"
+        int net_accept(int listening, int backlog) { return listening + backlog; }
+    """)
+    m = analyze(src)
+    assert m.diagnostics == ()
+    accept = fn(m, "net_accept")
+    assert accept.annotations == (Annotation("fd", ""),)
+    assert param(accept, "listening").annotations == (Annotation("fd", ""),)
+    assert param(accept, "backlog").annotations == ()
+    kinds = [marshal.classify_param(m, accept, p, "error", "across")[0].kind for p in accept.params]
+    assert kinds == ["fd", "scalar"]
+    assert marshal.classify_return(m, accept, "error", "across")[0].kind == "fd"
+    assert marshal.check_signature(m, accept, "error", "across") == []
+    assert marshal.check_annotations(m) == []
+
+
 def test_shared_global_and_struct_fields(tmp_path):
     src = tmp_path / "src"
     path, text = write(src, "data.c", """

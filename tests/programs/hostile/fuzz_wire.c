@@ -30,7 +30,7 @@ int main(int argc, char **argv)
         /* A message: half the time a well-formed one, mutated; otherwise random bytes. */
         size_t len = next() % 512;
         uint8_t *msg = malloc(len ? len : 1);
-        struct qrt_wr w = {scratch, sizeof scratch, 0, 0};
+        struct qrt_wr w = {.base = scratch, .cap = sizeof scratch};
         size_t expect = next() % 100;
         if (next() & 1) {
             int x = (int)next();
@@ -50,7 +50,7 @@ int main(int argc, char **argv)
             for (size_t i = 0; i < len; i++)
                 msg[i] = (uint8_t)next();
         }
-        struct qrt_rd r = {msg, len, 0, 0};
+        struct qrt_rd r = {.base = msg, .len = len};
         int x;
         int present;
         size_t slen;

@@ -8,7 +8,9 @@
  *   - scribbles random words over its shared region (other channels' headers and buffers, the
  *     want ring, the crash record), or, in one process in four, runs a thread that rewrites the
  *     channels' buffers all the time (while main copies messages out of them),
- *   - stalls past the watchdog, exits or crashes mid-call, or leaves a forged crash record.
+ *   - stalls past the watchdog, exits or crashes mid-call, or leaves a forged crash record,
+ *   - says descriptors come with a message that it never sent, or sends main descriptors over
+ *     its socket that no message asks for (tags of any channel, any call, bytes of no tag).
  * Main must survive all of it: only its own calls into the domain may fault.  Messages and lies
  * are counted in FUZZ_COUNTER (a file of 64-bit counters shared by every incarnation).
  */
@@ -20,13 +22,13 @@
 #include <sys/mman.h>
 
 enum { C_MESSAGES, C_LIES, C_KINDS = 2 };   /* counters: messages, lies, then one per lie */
-#define LIES 14
+#define LIES 16
 
 static _Atomic uint64_t *counters;
 static unsigned rate = 2000;
 static pthread_once_t hostile_once = PTHREAD_ONCE_INIT;
 static __thread uint64_t rng;
-static __thread uint32_t last_kind = QRT_K_RETURN, last_fn, last_len;
+static __thread uint32_t last_kind = QRT_K_RETURN, last_fn, last_len, last_nfds;
 
 static uint64_t next(void)
 {
@@ -83,14 +85,48 @@ static void count(int which)
         atomic_fetch_add(&counters[which], 1);
 }
 
-static int hostile_post(struct qrt__chan *c, uint32_t *kind, uint32_t *fn, uint32_t *len)
+/* Descriptors main never asked for: copies of /dev/null under tags of its choosing. */
+static void junk_fds(void)
+{
+    int fds[QRT_MAX_FDS];
+    uint32_t n = 1 + (uint32_t)(next() % QRT_MAX_FDS);
+    for (uint32_t i = 0; i < n; i++)
+        fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    struct fdtag tag = {(uint32_t)(next() % 2 ? next() % 8 : next()), (uint32_t)next(),
+                        next() % 2 ? n : (uint32_t)next() % 16};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int) * QRT_MAX_FDS)];
+    } ctl;
+    memset(&ctl, 0, sizeof ctl);
+    struct iovec iov = {&tag, next() % 4 ? sizeof tag : (size_t)(next() % sizeof tag)};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                         .msg_controllen = CMSG_SPACE(sizeof(int) * n)};
+    struct cmsghdr *h = CMSG_FIRSTHDR(&msg);
+    h->cmsg_level = SOL_SOCKET;
+    h->cmsg_type = SCM_RIGHTS;
+    h->cmsg_len = CMSG_LEN(sizeof(int) * n);
+    memcpy(CMSG_DATA(h), fds, n * sizeof(int));
+    sendmsg(domains[self_domain].fdsock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    for (uint32_t i = 0; i < n; i++)
+        close(fds[i]);
+}
+
+/* Descriptors go honestly: the lies about them are hostile_post's. */
+static int hostile_send_fds(int sock, struct fdtag *tag, int *fds)
+{
+    (void)sock, (void)tag, (void)fds;
+    return 0;
+}
+
+static int hostile_post(struct qrt__chan *c, uint32_t *kind, uint32_t *fn, uint32_t *len, uint32_t *nfds)
 {
     pthread_once(&hostile_once, hostile_start);
     struct qrt__region *region = domains[self_domain].region;
     count(C_MESSAGES);
     uint32_t k = *kind, f = *fn, n = *len;
     if (next() % 1000000 >= rate) {
-        last_kind = k, last_fn = f, last_len = n;
+        last_kind = k, last_fn = f, last_len = n, last_nfds = *nfds;
         return 0;
     }
     count(C_LIES);
@@ -119,7 +155,7 @@ static int hostile_post(struct qrt__chan *c, uint32_t *kind, uint32_t *fn, uint3
         *fn = 1 + (uint32_t)(next() % 64);
         break;
     case 6:     /* the message before, again */
-        *kind = last_kind, *fn = last_fn, *len = last_len;
+        *kind = last_kind, *fn = last_fn, *len = last_len, *nfds = last_nfds;
         break;
     case 7:     /* a call back to main, of a function id and arguments of its choosing */
         *kind = QRT_K_CALL;
@@ -160,12 +196,18 @@ static int hostile_post(struct qrt__chan *c, uint32_t *kind, uint32_t *fn, uint3
         raise(SIGKILL);
         break;
     }
+    case 14:    /* descriptors said to come with the message, never sent */
+        *nfds = next() % 2 ? 1 + (uint32_t)(next() % QRT_MAX_FDS) : (uint32_t)next();
+        break;
+    case 15:    /* descriptors sent that no message asks for */
+        junk_fds();
+        break;
     default:    /* the turn handed over with no answer in it, or taken back */
         atomic_store(&c->state, next() % 2 ? QRT_DEAD : (uint32_t)next());
         atomic_store(&c->sleepers, (uint32_t)next());
         qrt__wake_all(&c->state);
         return 1;
     }
-    last_kind = *kind, last_fn = *fn, last_len = *len;
+    last_kind = *kind, last_fn = *fn, last_len = *len, last_nfds = *nfds;
     return 0;
 }

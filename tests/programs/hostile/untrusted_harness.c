@@ -28,7 +28,7 @@ static int twice(int x) { return 2 * x; }
 
 /* The fake transport. */
 static uint8_t args_buf[1 << 16], reply_buf[1 << 16];
-static struct qrt_wr reply = {reply_buf, sizeof reply_buf, 0, 0};
+static struct qrt_wr reply = {.base = reply_buf, .cap = sizeof reply_buf};
 static int begins, faults;
 static void *current_chan;
 static void *const CHAN_A = (void *)0x1000, *const CHAN_B = (void *)0x2000;
@@ -44,7 +44,7 @@ int qrt_call_begin(struct qrt_call *call, uint32_t function)
     memset(call, 0, sizeof *call);
     call->function = function;
     call->chan = CHAN_A;
-    call->args = (struct qrt_wr){args_buf, sizeof args_buf, 0, 0};
+    call->args = (struct qrt_wr){.base = args_buf, .cap = sizeof args_buf};
     begins++;
     return 0;
 }
@@ -62,7 +62,7 @@ int qrt_call_invoke(struct qrt_call *call)
 {
     if (call->args.err)
         return call->args.err;
-    call->reply = (struct qrt_rd){reply_buf, reply.len, 0, 0};
+    call->reply = (struct qrt_rd){.base = reply_buf, .len = reply.len};
     return 0;
 }
 
@@ -90,19 +90,19 @@ static void check(int ok, const char *what)
     failures += !ok;
 }
 
-static void start_reply(void) { reply = (struct qrt_wr){reply_buf, sizeof reply_buf, 0, 0}; }
+static void start_reply(void) { reply = (struct qrt_wr){.base = reply_buf, .cap = sizeof reply_buf}; }
 static void put_int(struct qrt_wr *w, int v) { qrt_put(w, &v, sizeof v); }
 
 /* A message for a dispatcher, as a peer would send it. */
 static uint8_t msg_buf[1 << 16];
 static struct qrt_wr msg;
-static void start_msg(void) { msg = (struct qrt_wr){msg_buf, sizeof msg_buf, 0, 0}; }
+static void start_msg(void) { msg = (struct qrt_wr){.base = msg_buf, .cap = sizeof msg_buf}; }
 
 static int dispatch(qrt_dispatch_fn fn, size_t extra)
 {
-    struct qrt_rd in = {msg_buf, msg.len + extra, 0, 0};
+    struct qrt_rd in = {.base = msg_buf, .len = msg.len + extra};
     static uint8_t out_buf[1 << 16];
-    struct qrt_wr out = {out_buf, sizeof out_buf, 0, 0};
+    struct qrt_wr out = {.base = out_buf, .cap = sizeof out_buf};
     fn(&in, &out);
     return in.err;
 }
