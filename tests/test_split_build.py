@@ -154,6 +154,14 @@ def _alive(pid):
         return False
 
 
+def _gone(pid, seconds=10):
+    """Whether process pid is dead (or a zombie) within seconds."""
+    deadline = time.monotonic() + seconds
+    while _alive(pid) and time.monotonic() < deadline:
+        select.select([], [], [], 0.01)
+    return not _alive(pid)
+
+
 @pytest.fixture(scope="module")
 def kvstore(tmp_path_factory):
     work = tmp_path_factory.mktemp("kv")
@@ -189,10 +197,7 @@ def test_kvstore_split_serves_load_and_leaves_nothing_after_kill_9(kvstore):
         # The domain dies with its main process: wait for that event, with a deadline.
         assert select.select([watch], [], [], 10)[0] == [watch]
         os.close(watch)
-        deadline = time.monotonic() + 10
-        while _alive(domain) and time.monotonic() < deadline:
-            select.select([], [], [], 0.01)
-        assert not _alive(domain)
+        assert _gone(domain)
     finally:
         if server.poll() is None:
             server.kill()
@@ -214,10 +219,7 @@ def test_a_sigterm_to_the_process_group_stops_the_server_and_blames_no_component
         assert re.search(r"requests=400 ok=400 errors=0", load.stdout), load.stdout + load.stderr
         os.killpg(server.pid, signal.SIGTERM)
         assert server.wait(timeout=20) == 0
-        deadline = time.monotonic() + 10
-        while _alive(domain) and time.monotonic() < deadline:
-            select.select([], [], [], 0.01)
-        assert not _alive(domain)
+        assert _gone(domain)
     finally:
         if server.poll() is None:
             server.kill()

@@ -20,6 +20,8 @@
 
 #include <fcntl.h>
 
+#include "lie_with_fds.h"
+
 static int hostile_post(struct qrt__chan *c, uint32_t *kind, uint32_t *fn, uint32_t *len, uint32_t *nfds)
 {
     (void)c, (void)kind, (void)fn, (void)len, (void)nfds;
@@ -33,24 +35,7 @@ static int send_raw(int sock, const void *data, size_t len, int fd, unsigned n)
     int fds[16];
     for (unsigned i = 0; i < n && i < 16; i++)
         fds[i] = fd >= 0 ? dup(fd) : open("/dev/null", O_RDONLY | O_CLOEXEC);
-    n = n < 16 ? n : 16;
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int) * 16)];
-    } ctl;
-    memset(&ctl, 0, sizeof ctl);
-    struct iovec iov = {(void *)data, len};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-                         .msg_controllen = CMSG_SPACE(sizeof(int) * n)};
-    struct cmsghdr *h = CMSG_FIRSTHDR(&msg);
-    h->cmsg_level = SOL_SOCKET;
-    h->cmsg_type = SCM_RIGHTS;
-    h->cmsg_len = CMSG_LEN(sizeof(int) * n);
-    memcpy(CMSG_DATA(h), fds, n * sizeof(int));
-    int rc = sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 ? -1 : 0;
-    for (unsigned i = 0; i < n; i++)
-        close(fds[i]);
-    return rc;
+    return lie_with_fds(sock, data, len, fds, n);
 }
 
 static int hostile_send_fds(int sock, struct fdtag *tag, int *fds)

@@ -21,6 +21,8 @@
 #include <signal.h>
 #include <sys/mman.h>
 
+#include "lie_with_fds.h"
+
 enum { C_MESSAGES, C_LIES, C_KINDS = 2 };   /* counters: messages, lies, then one per lie */
 #define LIES 16
 
@@ -94,22 +96,8 @@ static void junk_fds(void)
         fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
     struct fdtag tag = {(uint32_t)(next() % 2 ? next() % 8 : next()), (uint32_t)next(),
                         next() % 2 ? n : (uint32_t)next() % 16};
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int) * QRT_MAX_FDS)];
-    } ctl;
-    memset(&ctl, 0, sizeof ctl);
-    struct iovec iov = {&tag, next() % 4 ? sizeof tag : (size_t)(next() % sizeof tag)};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-                         .msg_controllen = CMSG_SPACE(sizeof(int) * n)};
-    struct cmsghdr *h = CMSG_FIRSTHDR(&msg);
-    h->cmsg_level = SOL_SOCKET;
-    h->cmsg_type = SCM_RIGHTS;
-    h->cmsg_len = CMSG_LEN(sizeof(int) * n);
-    memcpy(CMSG_DATA(h), fds, n * sizeof(int));
-    sendmsg(domains[self_domain].fdsock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-    for (uint32_t i = 0; i < n; i++)
-        close(fds[i]);
+    size_t len = next() % 4 ? sizeof tag : (size_t)(next() % sizeof tag);
+    lie_with_fds(domains[self_domain].fdsock, &tag, len, fds, n);
 }
 
 /* Descriptors go honestly: the lies about them are hostile_post's. */
