@@ -1115,10 +1115,18 @@ static inline void set_waiter(struct qrt_call *call, int domain)
     call->deadline_ms = timeout > 0 ? qrt__now_ms() + timeout : 0;
 }
 
+/* A call's state cleared for its start.  The descriptor arrays are left as they are: nothing reads
+ * past nfds. */
 static inline void reset_call(struct qrt_call *call)
 {
-    call->args = (struct qrt_wr){0};
-    call->reply = (struct qrt_rd){0};
+    call->args.base = NULL;
+    call->args.cap = call->args.len = 0;
+    call->args.err = 0;
+    call->args.nfds = call->args.given = 0;
+    call->reply.base = NULL;
+    call->reply.len = call->reply.pos = 0;
+    call->reply.err = 0;
+    call->reply.nfds = 0;
     call->chan = NULL;
     call->slot = QRT_NO_CHANNEL;
     call->seq = 0;
