@@ -51,16 +51,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="qtool", description="Quarantine: data-driven selective isolation for C servers.")
     parser.add_argument("--version", action=_VersionAction, help="print qtool's and libclang's versions")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser.commands = {}
     for name, module in COMMANDS.items():
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
         p.set_defaults(run=module.run)
+        parser.commands[name] = p
     return parser
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """The options, with PATHS gathered wherever they stand: before, between or after the
+    options (argparse alone takes them only in one run), and from among the values of
+    --isolate and --reports (see common.ValuesThenPaths)."""
+    options, rest = parser.parse_known_args(argv)
+    if hasattr(options, "paths"):
+        options.paths = [*options.paths, *options.paths_among_values]
+        del options.paths_among_values
+        cut = rest.index("--") if "--" in rest else len(rest)
+        if not any(a.startswith("-") and a != "-" for a in rest[:cut]):
+            options.paths += rest[:cut] + rest[cut + 1:]
+            rest = []
+    if rest:
+        command = parser.commands.get(getattr(options, "command", None), parser)
+        command.error(f"unrecognized arguments: {' '.join(rest)}")
+    return options
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    options = parser.parse_args(argv)
+    options = parse(parser, argv)
     if not getattr(options, "run", None):
         parser.print_help(sys.stderr)
         return 2

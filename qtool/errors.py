@@ -26,3 +26,15 @@ class UserError(Exception):
             if self.column:
                 place += f":{self.column}"
         return f"{place}: error: {self.message}"
+
+
+class UserErrors(UserError):
+    """Several problems of the input found in one pass (every malformed report file, say), printed
+    one per line so that one run names them all."""
+
+    def __init__(self, errors: list[UserError]):
+        super().__init__(errors[0].message, errors[0].file, errors[0].line, errors[0].column)
+        self.errors = list(errors)
+
+    def __str__(self) -> str:
+        return "\n".join(UserError.__str__(e) for e in self.errors)

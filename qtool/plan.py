@@ -112,10 +112,16 @@ def _fields(node, bad) -> dict:
 
 def load_plan(path: str) -> tuple[Plan, list[Diagnostic]]:
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError as e:
         raise UserError(f"cannot read plan: {e.strerror}", path) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise UserError(f"plan is not UTF-8 text (byte 0x{data[e.start]:02x})", path, line, column) from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as e:

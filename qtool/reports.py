@@ -1,6 +1,7 @@
 """Stage: runtime reports -> a store of faults and measurements, pooled across runs and hosts.
 
-    Store(path).ingest(dirs) -> counts        crash-*.json and stats-*.json, idempotent
+    read_reports(dirs) -> [Report]            crash-*.json and stats-*.json, each checked
+    Store(path).add(reports) -> counts        into the store, idempotent (ingest: both steps)
     Store.faults(), Store.calls(), ...         what the learning stage and `qtool report` read
 
 The store is an SQLite file with a versioned schema.  A crash report is keyed by the digest of
@@ -23,7 +24,7 @@ import os
 import sqlite3
 from dataclasses import dataclass
 
-from .errors import UserError
+from .errors import UserError, UserErrors
 
 
 def run_key(doc: dict) -> str | None:
@@ -82,6 +83,108 @@ def attribute(doc: dict) -> tuple[str | None, str]:
     return culprit, f"{doc.get('signal', '?')} | {' | '.join(names)}"
 
 
+@dataclass(frozen=True)
+class Report:
+    """One report file, read and checked: its path, the digest of its bytes, its document."""
+    path: str
+    digest: str
+    doc: dict
+
+
+# The fields each report kind must give a value of the right type to, when it gives them at all.
+_TEXT = (str,)
+_NUMBER = (int, float)
+_FIELDS = {
+    "qpm.crash/1": {"program": _TEXT, "plan": _TEXT, "domain": _TEXT, "function": _TEXT, "signal": _TEXT,
+                    "time": _TEXT, "host": _TEXT, "outcome": _TEXT, "recovery_ms": _NUMBER,
+                    "components": (list,), "backtrace": (list,)},
+    "qpm.stats/1": {"program": _TEXT, "plan": _TEXT, "host": _TEXT, "time": _TEXT, "started": _TEXT,
+                    "pid": (int,), "duration_ms": _NUMBER, "final": (bool,), "edges": (list,)},
+}
+_EDGE_FIELDS = {"caller_domain": _TEXT, "callee": _TEXT, "callee_domain": _TEXT, "calls": _NUMBER,
+                "bytes": _NUMBER, "time_ns": _NUMBER, "faulted": _NUMBER}
+_FRAME_FIELDS = {"function": _TEXT, "file": _TEXT, "component": _TEXT}
+
+
+def _json_type(v) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
+            float: "number", type(None): "null"}.get(type(v), type(v).__name__)
+
+
+def _shape_problem(doc) -> str | None:
+    """What makes a JSON document not a crash or stats report, or None when it is one."""
+    if not isinstance(doc, dict):
+        return f"not a qpm.crash/1 or qpm.stats/1 report (a JSON {_json_type(doc)}, not an object)"
+    schema = doc.get("schema")
+    if schema not in _FIELDS:
+        return "not a qpm.crash/1 or qpm.stats/1 report" + (f" (schema {schema!r})" if schema is not None else
+                                                            " (no 'schema' field)")
+
+    def wrong(fields: dict, obj: dict, where: str) -> str | None:
+        for key, types in fields.items():
+            v = obj.get(key)
+            if v is not None and (not isinstance(v, types) or (isinstance(v, bool) and bool not in types)):
+                return f"malformed {schema} report: {where}'{key}' is a JSON {_json_type(v)}"
+        return None
+
+    problem = wrong(_FIELDS[schema], doc, "")
+    if problem:
+        return problem
+    if schema == "qpm.crash/1":
+        if any(not isinstance(c, str) for c in doc.get("components") or []):
+            return "malformed qpm.crash/1 report: 'components' is a list of names"
+        for i, frame in enumerate(doc.get("backtrace") or []):
+            if not isinstance(frame, dict):
+                return f"malformed qpm.crash/1 report: backtrace frame {i} is not an object"
+            problem = wrong(_FRAME_FIELDS, frame, f"backtrace frame {i}: ")
+            if problem:
+                return problem
+    else:
+        for i, edge in enumerate(doc.get("edges") or []):
+            if not isinstance(edge, dict):
+                return f"malformed qpm.stats/1 report: edge {i} is not an object"
+            problem = wrong(_EDGE_FIELDS, edge, f"edge {i}: ")
+            if problem:
+                return problem
+    return None
+
+
+def read_reports(dirs: list[str]) -> list[Report]:
+    """The crash-*.json and stats-*.json files below dirs, read and checked before anything is
+    stored: a missing directory is a UserError, and every file that is not a report is named in
+    one UserErrors."""
+    for d in dirs:
+        if not os.path.isdir(d):
+            raise UserError(f"no such directory: {d}" if not os.path.exists(d) else
+                            f"not a directory: {d} (--reports names directories of reports)")
+    reports: list[Report] = []
+    problems: list[UserError] = []
+    for d in dirs:
+        for path in sorted(glob.glob(os.path.join(d, "**", "*.json"), recursive=True)):
+            if not os.path.basename(path).startswith(("crash-", "stats-")):
+                continue
+            try:
+                with open(path, "rb") as f:
+                    raw = f.read()
+            except OSError as e:
+                problems.append(UserError(f"cannot read report: {e.strerror}", path))
+                continue
+            try:
+                doc = json.loads(raw)
+            except ValueError as e:
+                where = (e.lineno, e.colno) if isinstance(e, json.JSONDecodeError) else (0, 0)
+                problems.append(UserError(f"not valid JSON: {getattr(e, 'msg', e)}", path, *where))
+                continue
+            problem = _shape_problem(doc)
+            if problem:
+                problems.append(UserError(problem, path))
+            else:
+                reports.append(Report(path, hashlib.sha256(raw).hexdigest(), doc))
+    if problems:
+        raise UserErrors(problems)
+    return reports
+
+
 class Store:
     def __init__(self, path: str):
         directory = os.path.dirname(os.path.abspath(path))
@@ -106,38 +209,28 @@ class Store:
         self.path = path
 
     def ingest(self, dirs: list[str]) -> dict[str, int]:
-        """Adds the reports below dirs.  Counts: new crashes, new runs, runs whose figures a
-        later version of their stats file replaced (updated), and report files read (seen)."""
+        """Adds the reports below dirs (see read_reports and add)."""
+        return self.add(read_reports(dirs))
+
+    def add(self, reports: list[Report]) -> dict[str, int]:
+        """Adds reports read by read_reports.  Counts: new crashes, new runs, runs whose figures
+        a later version of their stats file replaced (updated), and report files read (seen)."""
         added = {"crashes": 0, "runs": 0, "updated": 0, "seen": 0}
-        for d in dirs:
-            if not os.path.isdir(d):
-                raise UserError(f"no such directory: {d}")
-            for path in sorted(glob.glob(os.path.join(d, "**", "*.json"), recursive=True)):
-                name = os.path.basename(path)
-                if not name.startswith(("crash-", "stats-")):
-                    continue
-                with open(path, "rb") as f:
-                    raw = f.read()
-                try:
-                    doc = json.loads(raw)
-                except ValueError as e:
-                    raise UserError(f"not valid JSON: {e}", path) from None
-                key = hashlib.sha256(raw).hexdigest()
-                added["seen"] += 1
-                if doc.get("schema") == "qpm.crash/1":
-                    culprit, signature = attribute(doc)
-                    cur = self.db.execute(
-                        "INSERT OR IGNORE INTO crashes VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (key, doc.get("host"), doc.get("program"), doc.get("plan"), doc.get("domain"),
-                         doc.get("signal"), doc.get("function"), doc.get("time"), culprit, signature,
-                         doc.get("recovery_ms"), doc.get("outcome")))
-                    added["crashes"] += cur.rowcount
-                elif doc.get("schema") == "qpm.stats/1":
-                    outcome = self._ingest_run(doc, key, path)
-                    if outcome:
-                        added[outcome] += 1
-                else:
-                    raise UserError("not a qpm.crash/1 or qpm.stats/1 report", path)
+        for r in reports:
+            doc = r.doc
+            added["seen"] += 1
+            if doc["schema"] == "qpm.crash/1":
+                culprit, signature = attribute(doc)
+                cur = self.db.execute(
+                    "INSERT OR IGNORE INTO crashes VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (r.digest, doc.get("host"), doc.get("program"), doc.get("plan"), doc.get("domain"),
+                     doc.get("signal"), doc.get("function"), doc.get("time"), culprit, signature,
+                     doc.get("recovery_ms"), doc.get("outcome")))
+                added["crashes"] += cur.rowcount
+            else:
+                outcome = self._ingest_run(doc, r.digest, r.path)
+                if outcome:
+                    added[outcome] += 1
         self.db.commit()
         return added
 

@@ -207,3 +207,229 @@ def test_output_to_a_device_writes_to_it_instead_of_replacing_it(qtool, tmp_path
     assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
     import stat
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+# --- The first hour of a new user: PATHS anywhere, errors as one located line, nothing half done.
+
+def _crash(directory, component, function, n=1):
+    doc = {"schema": "qpm.crash/1", "program": "kvstore", "plan": None, "domain": "main", "components": [],
+           "function": None, "signal": "SIGSEGV", "time": "2026-11-27T10:00:00Z", "host": "alpha", "pid": n,
+           "outcome": "program died", "recovery_ms": None,
+           "backtrace": [{"function": function, "file": f"{component}.c", "line": 1, "component": component}]}
+    (directory / f"crash-alpha-{n}.json").write_text(json.dumps(doc))
+
+
+@pytest.fixture
+def fixed_costs(monkeypatch):
+    monkeypatch.setenv("QPM_CROSSING_NS", "100")
+    monkeypatch.setenv("QPM_CROSSING_NS_PER_BYTE", "0")
+
+
+def _one_line_error(err: str, start: str) -> None:
+    assert "Traceback" not in err
+    assert err.count("\n") == 1 and err.startswith(start), err
+
+
+@pytest.mark.parametrize("isolate", [("--isolate", "cache"), ("--suggest", "--isolate", "cache"),
+                                     ("--isolate", "cache", "--isolate", "store"),
+                                     ("--isolate", "cache", "store")])
+def test_paths_after_isolate_are_paths(qtool, tmp_path, fixed_costs, isolate):
+    """From an empty directory, so that analysing '.' instead of the PATHS would fail."""
+    rc, out, err = qtool("cut", *isolate, KVSTORE, "-o", tmp_path / "plan.yaml", cwd=tmp_path)
+    assert rc == 0, err
+    suspects = [a for a in isolate if not a.startswith("--")]
+    assert out.startswith(f"suspects: {', '.join(suspects)}\n")
+    assert "components: [cache" in (tmp_path / "plan.yaml").read_text()
+
+
+def test_paths_after_reports_are_paths(qtool, tmp_path, fixed_costs):
+    reports = tmp_path / ".qpm"
+    reports.mkdir()
+    _crash(reports, "cache", "cache_get")
+    rc, out, err = qtool("learn", "--reports", ".qpm", KVSTORE, "--policy", "optimistic", "-o", "l.yaml",
+                         "--format", "json", cwd=tmp_path)
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert {c["name"] for c in doc["components"]} == {"proto", "store", "cache", "stats"}   # net holds main
+    assert doc["isolate"] == ["cache"]
+    assert "components: [cache" in (tmp_path / "l.yaml").read_text()
+    # SPEC §5's order, several report directories, and --reports repeated: the same decision.
+    other = tmp_path / "other"
+    other.mkdir()
+    for args in ([KVSTORE, "--reports", ".qpm", "other"], ["--reports", ".qpm", "--reports", "other", KVSTORE]):
+        rc, out, err = qtool("learn", *args, "--policy", "optimistic", "-o", "l.yaml", "--format", "json",
+                             "--db", "again.sqlite", cwd=tmp_path)
+        assert rc == 0, err
+        assert json.loads(out)["isolate"] == ["cache"]
+
+
+def test_paths_between_options(qtool, tmp_path):
+    rc, out, err = qtool("analyze", os.path.join(KVSTORE, "cache.c"), "--format", "json",
+                         os.path.join(KVSTORE, "store.c"), cwd=tmp_path)
+    assert rc == 0, err
+    assert {c["name"] for c in json.loads(out)["components"]} == {"cache", "store"}
+    rc, _, err = qtool("analyze", KVSTORE, "--bogus")
+    assert rc == 2 and "unrecognized arguments: --bogus" in err
+
+
+@pytest.mark.parametrize("case,code", [("defined_twice", "QPM036"), ("clang_error", "QPM001")])
+def test_cut_and_learn_refuse_sources_with_errors(qtool, tmp_path, fixed_costs, case, code):
+    reports = tmp_path / "r"
+    reports.mkdir()
+    _crash(reports, "a", "helper")
+    for command in (("cut", "--isolate", "a"), ("learn", "--reports", reports, "--policy", "optimistic")):
+        rc, out, err = qtool(*command, os.path.join(CASES, case), "-o", tmp_path / "plan.yaml",
+                             "--db", tmp_path / "s.sqlite") if command[0] == "learn" else \
+            qtool(*command, os.path.join(CASES, case), "-o", tmp_path / "plan.yaml")
+        assert rc == 1 and out == ""
+        assert "error: " in err and f"[{code}]" in err and "Traceback" not in err
+        assert err.splitlines()[-1].startswith("qtool: 1 error in the sources: no plan")
+        assert sorted(os.listdir(tmp_path)) == ["r"]       # no plan, no report store
+
+
+def test_plan_that_is_not_utf8_is_one_located_line(qtool, tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_bytes(b"version: 1\n# caf\xe9\nisolate: []\n")
+    rc, out, err = qtool("check", "--plan", plan, KVSTORE, "-o", tmp_path / "out.txt")
+    assert rc == 2 and out == ""
+    _one_line_error(err, f"{plan}:2:6: error: plan is not UTF-8 text")
+    assert os.listdir(tmp_path) == ["plan.yaml"]
+    # The SCons tool reads plans with the same function, so gets the same message.
+    from qtool.errors import UserError
+    from qtool.plan import load_plan
+    with pytest.raises(UserError) as e:
+        load_plan(str(plan))
+    assert str(e.value) == err.strip()
+
+
+def _bad_targets(tmp_path):
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "file.txt").write_text("x\n")
+    return [(tmp_path / "dir", "is a directory"),
+            (tmp_path / "file.txt" / "x.json", "is a file, not a directory"),
+            ("/proc/x.json", "cannot write in directory '/proc'"),
+            ("/nonexistdir/x.json", "directory '/nonexistdir' does not exist")]
+
+
+@pytest.mark.parametrize("command", [("analyze", KVSTORE, "-o"), ("check", "--plan", "P", KVSTORE, "-o"),
+                                     ("cut", "--isolate", "cache", KVSTORE, "-o"),
+                                     ("cut", "--isolate", "cache", KVSTORE, "--dot"),
+                                     ("learn", KVSTORE, "--reports", "R", "--policy", "optimistic", "-o"),
+                                     ("report", "--reports", "R", "--html")])
+def test_unwritable_output_is_one_located_line_and_writes_nothing(qtool, tmp_path, fixed_costs, command):
+    (tmp_path / "R").mkdir()
+    _crash(tmp_path / "R", "cache", "cache_get")
+    (tmp_path / "P").write_text("version: 1\nisolate: []\n")
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    for target, message in _bad_targets(cwd):
+        before = sorted(os.listdir(cwd))
+        args = [tmp_path / a if a in ("P", "R") else a for a in command]
+        rc, out, err = qtool(*args, target, cwd=cwd)
+        assert rc == 2 and out == "", err
+        _one_line_error(err, f"{target}: error: ")
+        assert message in err
+        assert sorted(os.listdir(cwd)) == before        # not even the report store
+        assert not os.path.exists("/nonexistdir")
+
+
+@pytest.mark.parametrize("doc,message", [
+    ([], "not a qpm.crash/1 or qpm.stats/1 report (a JSON array, not an object)"),
+    ({"schema": "qpm.crash/1", "backtrace": {"function": "f"}}, "'backtrace' is a JSON object"),
+    ({"schema": "qpm.crash/1", "time": 5}, "'time' is a JSON number"),
+    ({"schema": "qpm.crash/1", "components": [["a"]]}, "'components' is a list of names"),
+    ({"schema": "qpm.stats/1", "edges": [1]}, "edge 0 is not an object"),
+    ({"schema": "qpm.stats/1", "edges": [{"callee": {"f": 1}}]}, "edge 0: 'callee' is a JSON object"),
+])
+def test_report_of_the_wrong_shape_is_a_located_error(qtool, tmp_path, fixed_costs, doc, message):
+    reports = tmp_path / "r"
+    reports.mkdir()
+    _crash(reports, "cache", "cache_get")
+    (reports / "crash-bad.json").write_text(json.dumps(doc))
+    (reports / "stats-bad.json").write_text("[1, 2]")
+    for command in (("report",), ("learn", KVSTORE, "--policy", "optimistic", "-o", tmp_path / "plan.yaml")):
+        rc, out, err = qtool(*command, "--reports", reports, "--db", tmp_path / "s.sqlite")
+        assert rc == 2 and out == "" and "Traceback" not in err
+        assert err.splitlines() == [f"{reports / 'crash-bad.json'}: error: {err.splitlines()[0].split(': error: ')[1]}",
+                                    f"{reports / 'stats-bad.json'}: error: not a qpm.crash/1 or qpm.stats/1 report "
+                                    "(a JSON array, not an object)"]
+        assert message in err.splitlines()[0]
+        assert sorted(os.listdir(tmp_path)) == ["r"]
+
+
+def test_no_c_source_is_an_error(qtool, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no C here\n")
+    rc, out, err = qtool("analyze", "empty", "-o", "out.txt", cwd=tmp_path)
+    assert rc == 2 and out == ""
+    _one_line_error(err, "qtool: error: no C source files under empty")
+    assert sorted(os.listdir(tmp_path)) == ["empty"]
+
+
+def test_missing_report_directory_creates_nothing(qtool, tmp_path):
+    rc, out, err = qtool("report", "--reports", "missing", cwd=tmp_path)
+    assert rc == 2 and out == ""
+    _one_line_error(err, "qtool: error: no such directory: missing")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_written_files_follow_the_umask(qtool, tmp_path, fixed_costs, umask, mode):
+    import stat
+    reports = tmp_path / "r"
+    reports.mkdir()
+    _crash(reports, "cache", "cache_get")
+    old = os.umask(umask)
+    try:
+        assert qtool("analyze", KVSTORE, "-o", tmp_path / "model.txt")[0] == 0
+        assert qtool("cut", "--isolate", "cache", KVSTORE, "-o", tmp_path / "plan.yaml",
+                     "--dot", tmp_path / "cut.dot")[0] == 0
+        assert qtool("report", "--reports", reports, "--db", tmp_path / "s.sqlite",
+                     "--html", tmp_path / "report.html")[0] == 0
+        from qtool.atomic import write_text
+        write_text(str(tmp_path / "generated.c"), "int x;\n")     # what the SCons tool writes with
+    finally:
+        os.umask(old)
+    names = ["model.txt", "plan.yaml", "cut.dot", "report.html", "generated.c"]
+    if shutil.which("dot"):
+        names.append("cut.svg")
+    for name in names:
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == mode, name
+    # A file replaced keeps its own mode.
+    os.chmod(tmp_path / "model.txt", 0o600)
+    assert qtool("analyze", KVSTORE, "-o", tmp_path / "model.txt")[0] == 0
+    assert stat.S_IMODE(os.stat(tmp_path / "model.txt").st_mode) == 0o600
+
+
+@pytest.mark.parametrize("args,rc", [((), 2), (("--help",), 0)])
+def test_help_lists_every_command_on_one_line(qtool, monkeypatch, args, rc):
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, err = qtool(*args)
+    assert code == rc
+    text = out + err
+    from qtool.cli import COMMANDS
+    lines = text.splitlines()
+    for name, module in COMMANDS.items():
+        (i,) = [i for i, line in enumerate(lines) if line.split()[:1] == [name]]
+        assert lines[i].split(None, 1)[1] == module.HELP
+        after = lines[i + 1]
+        assert not after.startswith(" " * 8) or after.split()[0] in COMMANDS, after     # no second line
+
+
+def test_every_option_has_help():
+    import argparse
+    from qtool.cli import build_parser
+    parser = build_parser()
+    for name, sub in parser.commands.items():
+        for action in sub._actions:
+            assert action.help and action.help != argparse.SUPPRESS, (name, action.option_strings or action.dest)
+
+
+def test_repeated_plan_key_is_an_error_with_its_line(qtool, tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("version: 1\nisolate:\n  - domain: cache_iso\n    components: [cache]\n"
+                    "    components: [store]\n")
+    rc, out, err = qtool("check", "--plan", plan, KVSTORE)
+    assert rc == 1 and "Traceback" not in err
+    assert (f"{plan}:5:5: error: 'components' is given twice in the same mapping (first at line 4); keep one "
+            "[QPM042]") in out.splitlines()

@@ -275,6 +275,6 @@ def cached(path: str, args: tuple[str, ...]) -> UnitFacts | None:
 def store(path: str, args: tuple[str, ...], facts: UnitFacts) -> None:
     from ..atomic import write_bytes
     try:
-        write_bytes(_cache_file(path, args), pickle.dumps(facts, protocol=pickle.HIGHEST_PROTOCOL))
+        write_bytes(_cache_file(path, args), pickle.dumps(facts, protocol=pickle.HIGHEST_PROTOCOL), make_dirs=True)
     except OSError:
         pass  # A cache that cannot be written only costs time.

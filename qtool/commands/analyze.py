@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from .. import analyzer, marshal, output
-from .common import (add_fix_argument, add_output_arguments, add_source_arguments, base_dir, emit,
-                     exit_code, fix_sources)
+from .. import marshal, output
+from .common import (add_fix_argument, add_output_arguments, add_source_arguments, analyze, base_dir,
+                     check_outputs, emit, exit_code, fix_sources)
 
-HELP = "build the program model: components, functions, calls, globals, diagnostics"
+HELP = "the program model: components, functions, calls, diagnostics"
 
 
 def add_arguments(parser) -> None:
@@ -22,7 +22,7 @@ def describe(a: str, b: str) -> str:
 
 
 def diagnose(options):
-    model = analyzer.analyze(options.paths, options.compile_commands, options.jobs)
+    model = analyze(options)
     extra = marshal.check_annotations(model)
     # Every edge between two components is a potential boundary: its problems are warnings here
     # and become errors under `qtool check` for the plans that really cut it.
@@ -31,6 +31,7 @@ def diagnose(options):
 
 
 def run(options) -> int:
+    check_outputs(options.output)
     model = diagnose(options)
     if options.fix and fix_sources(options, model.diagnostics):
         model = diagnose(options)       # what remains in the fixed sources is the result

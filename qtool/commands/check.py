@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from .. import analyzer, marshal, output
+from .. import marshal, output
 from ..plan import check_plan, load_plan
-from .common import (add_fix_argument, add_output_arguments, add_source_arguments, base_dir, emit,
-                     exit_code, fix_sources)
+from .common import (add_fix_argument, add_output_arguments, add_source_arguments, analyze, base_dir,
+                     check_outputs, emit, exit_code, fix_sources)
 
-HELP = "check a plan against the sources: components known, crossings marshallable"
+HELP = "check a plan against the sources: components, crossings"
 
 
 def add_arguments(parser) -> None:
@@ -20,12 +20,13 @@ def add_arguments(parser) -> None:
 
 
 def diagnose(options, plan, plan_diags):
-    model = analyzer.analyze(options.paths, options.compile_commands, options.jobs)
+    model = analyze(options)
     diags = list(model.diagnostics) + plan_diags + marshal.check_annotations(model) + check_plan(plan, model)
     return marshal.sorted_unique(diags)
 
 
 def run(options) -> int:
+    check_outputs(options.output)
     plan, plan_diags = load_plan(options.plan)
     diags = diagnose(options, plan, plan_diags)
     if options.fix and fix_sources(options, diags):

@@ -2,22 +2,96 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
-from .. import fixits
+from .. import analyzer, fixits, marshal, output
 from ..analyzer.sources import load_compile_commands
-from ..atomic import write_text
+from ..atomic import check_output, write_output
+from ..errors import UserError
 from ..output import FORMATS
+
+PATHS_HELP = ("C files or directories searched for .c files (default: .); they may come before, "
+              "between or after the options")
 
 
 def add_source_arguments(parser) -> None:
-    parser.add_argument("paths", nargs="*", metavar="PATHS",
-                        help="C files or directories searched for .c files (default: .)")
+    parser.add_argument("paths", nargs="*", metavar="PATHS", help=PATHS_HELP)
+    parser.set_defaults(paths_among_values=[])
     parser.add_argument("-p", dest="compile_commands", metavar="compile_commands.json",
                         help="take compiler flags from this compilation database")
     parser.add_argument("-j", "--jobs", type=int, default=None,
                         help="parallel parsing workers (default: one per core)")
+
+
+def names_c_sources(value: str) -> bool:
+    """Whether a command-line word names C sources: it ends in .c, or it is a directory with a
+    .c file below it (build/ and hidden directories skipped, as PATHS are searched)."""
+    if value.endswith(".c"):
+        return True
+    if not os.path.isdir(value):
+        return False
+    for _, dirs, files in os.walk(value):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "build"]
+        if any(f.endswith(".c") for f in files):
+            return True
+    return False
+
+
+class ValuesThenPaths(argparse.Action):
+    """An option of one or more values that may be repeated (--isolate a --isolate b, or
+    --isolate a b): its first value is always its own; a later one that names C sources
+    (names_c_sources) is one of the command's PATHS, so that PATHS may follow the option."""
+
+    def __init__(self, option_strings, dest, paths: bool = True, **kwargs):
+        kwargs.setdefault("default", [])
+        super().__init__(option_strings, dest, nargs="+", **kwargs)
+        self.paths = paths
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        own = list(getattr(namespace, self.dest) or [])
+        own.append(values[0])
+        for v in values[1:]:
+            if self.paths and names_c_sources(v):
+                namespace.paths_among_values = [*namespace.paths_among_values, v]
+            else:
+                own.append(v)
+        setattr(namespace, self.dest, own)
+
+
+def analyze(options):
+    """The program model of the command's sources; no C source at all is a usage error."""
+    paths = options.paths
+    if options.compile_commands and not paths:
+        if not load_compile_commands(options.compile_commands):
+            raise UserError("the compilation database lists no source file", options.compile_commands)
+    elif not analyzer.find_sources(paths):
+        raise UserError(f"no C source files under {', '.join(paths) or '.'} "
+                        "(PATHS name .c files or directories holding them)")
+    return analyzer.analyze(paths, options.compile_commands, options.jobs)
+
+
+def refuse_errors(model, what: str) -> bool:
+    """For the commands that make a plan from the model (cut, learn): prints the errors of the
+    analysis on stderr and returns True when there are any, so that no plan comes of them."""
+    errors = [d for d in marshal.sorted_unique(list(model.diagnostics) + marshal.check_annotations(model))
+              if d.severity == "error"]
+    if not errors:
+        return False
+    sys.stderr.write(output.diagnostics_text(errors, base_dir()))
+    n = len(errors)
+    print(f"qtool: {n} error{'s' * (n != 1)} in the sources: {what} (qtool analyze lists every diagnostic)",
+          file=sys.stderr)
+    return True
+
+
+def check_outputs(*paths: str | None) -> None:
+    """Every file the command will write, checked before any work: a run that cannot write one
+    of them writes none."""
+    for p in paths:
+        if p:
+            check_output(p)
 
 
 def add_output_arguments(parser) -> None:
@@ -70,7 +144,7 @@ def _fix_roots(options) -> list[str]:
 def emit(options, text: str) -> None:
     """The requested output, whole: to the -o file (atomically) or to stdout."""
     if options.output:
-        write_text(options.output, text)
+        write_output(options.output, text)
     else:
         sys.stdout.write(text)
         sys.stdout.flush()

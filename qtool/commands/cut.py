@@ -1,4 +1,4 @@
-"""qtool cut --suggest: where to cut, from the call graph and what a crossing costs here."""
+"""qtool cut: where to cut, from the call graph and what a crossing costs here."""
 
 from __future__ import annotations
 
@@ -10,30 +10,34 @@ import subprocess
 import sys
 from collections import Counter
 
-from .. import analyzer, cut
-from ..atomic import write_text
+from .. import cut
+from ..atomic import write_output
 from ..errors import UserError
 from ..plan import render
 from ..reports import attribute
-from .common import add_source_arguments, emit
+from .common import ValuesThenPaths, add_source_arguments, analyze, check_outputs, emit, refuse_errors
 
-HELP = "propose the cheapest domains that isolate the given (or crash-prone) components"
+HELP = "propose the cheapest domains that isolate the given components"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--suggest", action="store_true", required=True,
-                        help="propose a plan (the only mode)")
+    parser.add_argument("--suggest", action="store_true",
+                        help="propose a plan: the only mode, and what cut does without it too")
     add_source_arguments(parser)
-    parser.add_argument("--isolate", nargs="+", metavar="C", default=[],
-                        help="components to isolate (default: those crash reports blame)")
+    parser.add_argument("--isolate", action=ValuesThenPaths, metavar="C",
+                        help="components to isolate (default: those crash reports blame); repeat it "
+                             "(--isolate a --isolate b) or list several (--isolate a b): a value that "
+                             "ends in .c or is a directory holding .c files is one of the PATHS")
     parser.add_argument("--profile", action="append", default=[], metavar="DIR",
-                        help="directory of stats-*.json (measured calls) and crash-*.json files")
+                        help="directory of stats-*.json (measured calls) and crash-*.json files; "
+                             "may be repeated")
     parser.add_argument("-o", dest="output_plan", metavar="plan.yaml", help="write the best plan here")
     parser.add_argument("--dot", metavar="FILE", help="write a Graphviz picture (and FILE.svg when dot is installed)")
     parser.add_argument("--detail", action="store_true",
                         help="the function-level view: every call the cut makes a crossing (text), "
                              "functions in the picture")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="output format on stdout (default: text)")
 
 
 def _profile(dirs: list[str]) -> tuple[dict[str, float], dict[str, float], Counter]:
@@ -116,22 +120,26 @@ def _json(s: cut.Suggestion, culprits: Counter) -> str:
 
 def run(options) -> int:
     from ..costs import crossing_costs
+    svg_path = os.path.splitext(options.dot)[0] + ".svg" if options.dot else None
+    check_outputs(options.output_plan, options.dot, svg_path if svg_path and shutil.which("dot") else None)
     calls, bytes_per_call, culprits = _profile(options.profile)
     suspects = options.isolate or [c for c, _ in culprits.most_common()]
     if not suspects:
         raise UserError("nothing to isolate: name components with --isolate, or give --profile directories "
                         "holding crash reports")
-    model = analyzer.analyze(options.paths, options.compile_commands, options.jobs)
+    model = analyze(options)
+    if refuse_errors(model, "no plan proposed"):
+        return 1
     s = cut.suggest(model, suspects, crossing_costs(), calls or None, bytes_per_call or None)
     if options.output_plan:
-        write_text(options.output_plan, _plan_yaml(s))
+        write_output(options.output_plan, _plan_yaml(s))
     if options.dot:
         picture = cut.dot_functions(model, s) if options.detail else cut.dot(model, s)
-        write_text(options.dot, picture)
+        write_output(options.dot, picture)
         if shutil.which("dot"):
             svg = subprocess.run(["dot", "-Tsvg"], input=picture, capture_output=True, text=True)
             if svg.returncode == 0:
-                write_text(os.path.splitext(options.dot)[0] + ".svg", svg.stdout)
+                write_output(svg_path, svg.stdout)
     options.output = None
     emit(options, _json(s, culprits) if options.format == "json" else _text(s, culprits, options.detail))
     best = "; ".join(f"{d}: {' '.join(comps)}" for d, comps in s.candidates[0].domains)

@@ -7,23 +7,27 @@ import math
 import os
 import sys
 
-from .. import analyzer, learn
-from ..atomic import write_text
+from .. import learn
+from ..atomic import write_output
 from ..errors import UserError
 from ..plan import load_plan, render
-from ..reports import Store
-from .common import add_source_arguments, emit
+from ..reports import Store, read_reports
+from .common import ValuesThenPaths, add_source_arguments, analyze, check_outputs, emit, refuse_errors
 
-HELP = "decide from reports which components to isolate, and write the plan"
+HELP = "write a plan learned from crash and stats reports"
 
 
 def add_arguments(parser) -> None:
     add_source_arguments(parser)
-    add_store_arguments(parser)
-    parser.add_argument("--policy", choices=learn.POLICIES, required=True)
+    add_store_arguments(parser, paths=True)
+    parser.add_argument("--policy", choices=learn.POLICIES, required=True,
+                        help="optimistic: isolate what crashed, merge it back after a fault-free time; "
+                             "pessimistic: isolate everything, merge what has served enough calls; "
+                             "cooperative: isolate where faults cost more than the boundary, pooling hosts")
     parser.add_argument("--current", metavar="plan.yaml", help="the plan running now")
     parser.add_argument("-o", dest="output_plan", metavar="plan.yaml", required=True, help="where to write the plan")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="format of the decision on stdout (default: text)")
     parser.add_argument("--program", help="use the reports of this program only (default: the one whose "
                                           "reports match the sources best)")
     parser.add_argument("--restart-cost-s", type=float, default=learn.Params.restart_cost_s,
@@ -34,10 +38,13 @@ def add_arguments(parser) -> None:
                         help="pessimistic: fault-free calls that make a component trusted (default 10000)")
 
 
-def add_store_arguments(parser) -> None:
-    parser.add_argument("--reports", nargs="+", required=True, metavar="DIR",
-                        help="directories of crash-*.json and stats-*.json (from any number of hosts)")
-    parser.add_argument("--db", default=os.path.join(".qpm", "reports.sqlite"),
+def add_store_arguments(parser, paths: bool = False) -> None:
+    parser.add_argument("--reports", action=ValuesThenPaths, paths=paths, required=True, metavar="DIR",
+                        help="directories of crash-*.json and stats-*.json (from any number of hosts); "
+                             "repeat it (--reports a --reports b) or list several (--reports a b)" +
+                             ("; a value that ends in .c or is a directory holding .c files is one of "
+                              "the PATHS" if paths else ""))
+    parser.add_argument("--db", default=os.path.join(".qpm", "reports.sqlite"), metavar="FILE",
                         help="the report store, added to on every run (default .qpm/reports.sqlite)")
 
 
@@ -47,15 +54,19 @@ def _num(x: float) -> float | None:
 
 def run(options) -> int:
     from ..costs import crossing_costs
-    store = Store(options.db)
-    added = store.ingest(options.reports)
+    check_outputs(options.output_plan)
+    reports = read_reports(options.reports)
     current = None
     if options.current:
         plan, diags = load_plan(options.current)
         if any(d.severity == "error" for d in diags):
             raise UserError(diags[0].message, options.current, diags[0].location.line if diags[0].location else 0)
         current = [c.name for d in plan.domains for c in d.components]
-    model = analyzer.analyze(options.paths, options.compile_commands, options.jobs)
+    model = analyze(options)
+    if refuse_errors(model, "no plan written"):
+        return 1
+    store = Store(options.db)
+    added = store.add(reports)
     params = learn.Params(options.restart_cost_s, options.merge_after_s, options.trust_calls)
     d = learn.decide(model, store, options.policy, params, crossing_costs(), current, options.program)
     domains = [(name, list(comps)) for name, comps in d.suggestion.candidates[0].domains] if d.suggestion else []
@@ -63,7 +74,7 @@ def run(options) -> int:
     worst = max((c.rate_upper for c in d.components if c.isolate), default=0.0)
     max_restarts = max(5, math.ceil(worst * 60 * 4))
     faults = sum(c.faults for c in d.components)
-    write_text(options.output_plan, render(domains, f"Learned by qtool learn --policy {d.policy} from "
+    write_output(options.output_plan, render(domains, f"Learned by qtool learn --policy {d.policy} from "
                                                     f"{faults} fault(s) in {d.runs} run(s).",
                                            max_restarts=max_restarts))
     if options.format == "json":

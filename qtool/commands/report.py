@@ -7,12 +7,12 @@ import statistics
 import sys
 from collections import Counter, defaultdict
 
-from ..atomic import write_text
-from ..reports import Store
-from .common import emit
+from ..atomic import write_output
+from ..reports import Store, read_reports
+from .common import check_outputs, emit
 from .learn import add_store_arguments
 
-HELP = "summarise crash and stats reports (terminal, or a self-contained HTML page)"
+HELP = "summarise crash and stats reports (text, or an HTML page)"
 
 
 def add_arguments(parser) -> None:
@@ -39,8 +39,10 @@ def _bars(title: str, items: list[tuple[str, float]], unit: str) -> str:
 
 
 def run(options) -> int:
+    check_outputs(options.html)
+    reports = read_reports(options.reports)
     store = Store(options.db)
-    added = store.ingest(options.reports)
+    added = store.add(reports)
     faults = store.faults()
     by_comp = Counter(f.culprit or "(unattributed)" for f in faults)
     signatures = Counter(f.signature for f in faults)
@@ -85,7 +87,7 @@ def run(options) -> int:
                 *[f"<tr><td>{html.escape(d)}</td><td>{len(v)}</td><td>{statistics.median(v):.3f}</td>"
                   f"<td>{max(v):.3f}</td></tr>" for d, v in sorted(recoveries.items())],
                 "</table></body></html>"]
-        write_text(options.html, "\n".join(page) + "\n")
+        write_output(options.html, "\n".join(page) + "\n")
         print(f"wrote {options.html}", file=sys.stderr)
     options.output = None
     emit(options, text)
