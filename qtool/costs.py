@@ -24,8 +24,9 @@ CALIBRATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "calibrate"
 BULK_BYTES = 4096 + 8192
 
 
-def _measure(exe: str, mode: str, rounds: int) -> float:
-    out = subprocess.run([exe, mode, str(rounds)], capture_output=True, text=True, timeout=120)
+def _measure(exe: str, mode: str, rounds: int, reports: str) -> float:
+    out = subprocess.run([exe, mode, str(rounds)], capture_output=True, text=True, timeout=120,
+                         cwd=os.path.dirname(exe), env={**os.environ, "QPM_REPORT_DIR": reports})
     if out.returncode != 0:
         raise UserError(f"calibration run failed: {exe} {mode}: {out.stderr.strip()}")
     return float(out.stdout.split()[1])
@@ -40,8 +41,10 @@ def calibrate() -> Costs:
         if proc.returncode != 0:
             raise UserError(f"building the calibration program failed:\n{proc.stdout}{proc.stderr}")
         exe = os.path.join(prog, "build", "split", "ipc")
-        null = min(_measure(exe, "null", 200_000) for _ in range(3))
-        bulk = min(_measure(exe, "bulk", 20_000) for _ in range(3))
+        # Its stats reports are the calibration's own: they go with the temporary directory.
+        reports = os.path.join(tmp, "reports")
+        null = min(_measure(exe, "null", 200_000, reports) for _ in range(3))
+        bulk = min(_measure(exe, "bulk", 20_000, reports) for _ in range(3))
     return Costs(null, max(0.0, (bulk - null) / BULK_BYTES), "measured on this machine")
 
 

@@ -283,10 +283,14 @@ class Store:
         return sorted({r[0] for r in self.db.execute("SELECT program FROM crashes UNION SELECT program FROM runs")
                        if r[0]})
 
-    def edge_costs(self) -> list[tuple[str, str, int, int, int, int]]:
-        """Per edge (caller domain, function): calls, bytes, time_ns, faulted calls."""
+    def edge_costs(self, program: str | None = None) -> list[tuple[str, str, int, int, int, int]]:
+        """Per edge (caller domain, function): calls, bytes, time_ns, faulted calls (of one
+        program's runs, when named)."""
+        where = "WHERE runs.program IS ? " if program is not None else ""
         return self.db.execute("SELECT caller_domain, callee, SUM(calls), SUM(bytes), SUM(time_ns), SUM(faulted) "
-                               "FROM edges GROUP BY caller_domain, callee ORDER BY SUM(time_ns) DESC").fetchall()
+                               f"FROM edges JOIN runs ON edges.run = runs.id {where}"
+                               "GROUP BY caller_domain, callee ORDER BY SUM(time_ns) DESC",
+                               (program,) if program is not None else ()).fetchall()
 
     def runs(self, program: str | None = None) -> list[tuple[str, str, int]]:
         """(host, time of the last write, duration_ms) per run with stats."""
@@ -298,6 +302,6 @@ class Store:
         rows = self.db.execute("SELECT program FROM runs WHERE final = 0").fetchall()
         return sum(1 for r in rows if program is None or r[0] == program)
 
-    def hosts(self) -> list[str]:
-        return sorted({r[0] for r in self.db.execute("SELECT host FROM crashes UNION SELECT host FROM runs")
-                       if r[0]})
+    def hosts(self, program: str | None = None) -> list[str]:
+        rows = self.db.execute("SELECT host, program FROM crashes UNION SELECT host, program FROM runs")
+        return sorted({r[0] for r in rows if r[0] and (program is None or r[1] == program)})

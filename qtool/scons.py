@@ -47,11 +47,37 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLANG_ATTRS = os.path.join(ROOT, "clang_attrs")
 RUNTIME = os.path.join(ROOT, "runtime")
 RUNTIME_SOURCES = ("transport.c", "process.c", "wire.c", "report.c", "stats.c")
+# The alias of every program's stubs step, where the plan is checked: whatever Requires() it is
+# compiled only once every plan checked out (the runtime is; an SConstruct may add its own).
+CHECKED = "qpm-checked"
 
 
 def _fail(message: str) -> int:
     sys.stderr.write(message.rstrip("\n") + "\n")
     return 1
+
+
+def _shown(path: str) -> str:
+    """A path as messages show it: relative to the working directory when below it."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith(os.pardir) else rel
+
+
+def _tidy(gen_dir: str, build_dir: str) -> None:
+    """After a failed stubs step: the directories SCons made for its targets go again, so a plan
+    with errors leaves no empty build/<variant>/<prog>.qpm/ behind (a previous build's files stay)."""
+    for path, _, _ in os.walk(gen_dir, topdown=False):
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
+    parent = os.path.dirname(gen_dir)
+    while parent.startswith(build_dir + os.sep):
+        try:
+            os.rmdir(parent)
+        except OSError:
+            break
+        parent = os.path.dirname(parent)
 
 
 def _code_id(*folders: str) -> str:
@@ -103,7 +129,13 @@ def _stubs_action(target, source, env):
     from .errors import UserError
     from .plan import check_plan, load_plan
     plan_path = env["QPM_PLAN"]
+    gen_dir = os.path.dirname(target[0].abspath)
     model = _load_model(source)
+
+    def fail(message: str) -> int:
+        _tidy(gen_dir, env.Dir("$QPM_BUILD_DIR").abspath)
+        return _fail(message)
+
     try:
         if plan_path:
             plan, diags = load_plan(plan_path)
@@ -113,9 +145,8 @@ def _stubs_action(target, source, env):
         diags = marshal.sorted_unique(list(model.diagnostics) + diags + marshal.check_annotations(model))
         errors = [d for d in diags if d.severity == "error"]
         if errors:
-            return _fail(output.diagnostics_text(errors, os.getcwd()) +
-                         f"qtool: {len(errors)} error(s): nothing generated")
-        gen_dir = os.path.dirname(target[0].abspath)
+            return fail(output.diagnostics_text(errors, os.getcwd()) +
+                        f"qtool: {len(errors)} error(s): nothing generated")
         if plan is None or plan.monolithic:     # no plan, or isolate: [], is the monolithic build
             files = {"mono": stubgen.generate_mono(model, env["QPM_PROGRAM"])}
             placement = {"files": {"mono": sorted({f.location.file for f in model.functions if f.defined} |
@@ -126,7 +157,7 @@ def _stubs_action(target, source, env):
             files = stubgen.generate(model, plan, lay, env["QPM_PROGRAM"])
             placement = {"files": {d: list(fs) for d, fs in lay.files.items()}, "split": lay.split}
     except UserError as e:
-        return _fail(str(e))
+        return fail(str(e))
     for name, text in files.items():
         write_text(os.path.join(gen_dir, name + ".c"), text)
     write_text(os.path.join(gen_dir, "layout.json"), json.dumps(placement, indent=1, sort_keys=True) + "\n")
@@ -207,7 +238,7 @@ def _plan_domains(plan: str) -> list[str]:
     from .errors import UserError
     from .plan import load_plan
     try:
-        p, diags = load_plan(plan)
+        p, diags = load_plan(_shown(plan))
     except UserError as e:
         SCons.Script.Exit(_fail(str(e)) + 1)
     errors = [d for d in diags if d.severity == "error"]
@@ -253,15 +284,17 @@ def QpmProgram(env, target, sources, plan=None):
     generated = env.QpmStubs(gen_targets, gen_sources, QPM_PLAN=plan or "", QPM_PROGRAM=name,
                              QPM_SOURCES=[src.abspath for src in sources] if isolated else [])
     layout = generated[len(domains)]
-    # A plan that check refuses stops the build before anything is compiled (order only: a new
-    # plan does not recompile a component).
+    # A plan that check refuses stops the build before anything is compiled, the runtime
+    # included (order only: a new plan does not recompile a component).
     env.Requires(objects, generated)
+    env.Alias(CHECKED, generated)
+    runtime = env.QpmRuntime()
+    env.Requires(env["_QPM_RUNTIME_OBJECTS"], generated)
 
     gen_env = env.Clone()
     gen_env.AppendUnique(CPPPATH=[RUNTIME], CCFLAGS=["-Wall", "-Wextra", "-Werror"])
     outputs = []
     exe_dir = build.Dir(variant)
-    runtime = env.QpmRuntime()
     if not isolated:
         gen_obj = gen_env.Object(gen_dir.File("mono.o"), generated[0])
         outputs += env.QpmLink(exe_dir.File(name), objects + gen_obj + runtime + [layout], QPM_DOMAIN="mono",
@@ -290,6 +323,7 @@ def QpmRuntime(env):
         build = env.Dir(env.subst("$QPM_BUILD_DIR"))
         objs = [rt_env.Object(build.File(f"runtime/{os.path.splitext(s)[0]}.o"), os.path.join(RUNTIME, s))
                 for s in RUNTIME_SOURCES]
+        env["_QPM_RUNTIME_OBJECTS"] = objs
         env["_QPM_RUNTIME"] = rt_env.StaticLibrary(build.File("runtime/libqrt.a"), objs)
     return env["_QPM_RUNTIME"]
 

@@ -154,7 +154,8 @@ extern __thread uint32_t qrt__serving_fn;
 extern __thread uint32_t qrt__serving_channel;
 extern __thread uint32_t qrt__serving_seq;
 extern pid_t qrt__main_pid;                 /* in a domain: the main process, its parent */
-void qrt__report_dir(char *out, size_t cap);
+void qrt__report_dir(char *out, size_t cap);           /* creates it */
+void qrt__report_dir_name(char *out, size_t cap);      /* only names it */
 void qrt__json_string(FILE *f, const char *s);      /* a JSON string literal, or null */
 void qrt__stats_start(const struct qrt_program *p);
 int qrt__stats_timed(void);

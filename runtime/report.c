@@ -268,11 +268,17 @@ static void symbolize(const char *exe, struct frame *frames, unsigned n, uint64_
         ;
 }
 
-void qrt__report_dir(char *out, size_t cap)
+void qrt__report_dir_name(char *out, size_t cap)
 {
     const char *dir = getenv("QPM_REPORT_DIR");
     snprintf(out, cap, "%s", dir && *dir ? dir : ".qpm");
-    /* Create it (and its parents) if need be. */
+}
+
+void qrt__report_dir(char *out, size_t cap)
+{
+    qrt__report_dir_name(out, cap);
+    /* Create it (and its parents) if need be: only when a report is written, so a run that has
+     * nothing to report leaves no directory behind. */
     for (char *p = out + 1; *p; p++) {
         if (*p == '/') {
             *p = '\0';

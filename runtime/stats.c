@@ -16,9 +16,11 @@
  * The file: one per run, $QPM_REPORT_DIR/stats-<start stamp>-<pid>.json, rewritten by a writer
  * thread ("qrt-stats", every signal blocked) every QPM_STATS_INTERVAL_S seconds (default 10) and
  * once more at exit ("final": true), so that a process killed by any signal leaves the figures
- * of its last interval.  Each write goes to a unique temporary file (an unnamed O_TMPFILE where
- * the file system has it, else <file>.<pid>.<n>.tmp) renamed over the file: a reader never sees
- * half of one.
+ * of its last interval.  The figures are per crossing edge: a run that has made no crossing call
+ * yet (`prog --help`, a server stopped before its first request) has none, and writes no file
+ * (nor creates the directory) until it makes one.  Each write goes to a unique temporary file
+ * (an unnamed O_TMPFILE where the file system has it, else <file>.<pid>.<n>.tmp) renamed over the
+ * file: a reader never sees half of one.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -193,14 +195,15 @@ static void iso_time(char *out, size_t cap, const char *format, time_t t)
     strftime(out, cap, format, &tm);
 }
 
-/* The document, into f.  Numbers are printed as integers: the program's locale may have changed
- * the decimal point. */
-static void render(FILE *f, int final)
+/* The document, into f; returns its number of edges (0: nothing to write), or -1 when out of
+ * memory.  Numbers are printed as integers: the program's locale may have changed the decimal
+ * point. */
+static int render(FILE *f, int final)
 {
     size_t n = (size_t)program->ndomains * program->nfunctions;
     uint64_t (*v)[5] = calloc(n ? n : 1, sizeof *v);     /* calls, faulted, bytes, timed calls, ns */
     if (!v)
-        return;
+        return -1;
     pthread_mutex_lock(&blocks_lock);
     for (struct block *b = blocks; b; b = b->next) {
         for (size_t i = 0; i < n; i++) {
@@ -212,6 +215,13 @@ static void render(FILE *f, int final)
         }
     }
     pthread_mutex_unlock(&blocks_lock);
+    int edges = 0;
+    for (size_t i = 0; i < n; i++)
+        edges += v[i][0] != 0;
+    if (!edges) {
+        free(v);
+        return 0;
+    }
     long long duration_ms = (qrt__stats_clock() - started_ns) / 1000000LL;
 
     char when[40], host[256] = "";
@@ -255,6 +265,7 @@ static void render(FILE *f, int final)
     }
     fputs(first ? "]\n}\n" : "\n  ]\n}\n", f);
     free(v);
+    return edges;
 }
 
 static int write_all(int fd, const char *p, size_t n)
@@ -285,9 +296,11 @@ static void write_stats(int final)
     FILE *m = open_memstream(&text, &len);
     if (!m)
         goto unlock;
-    render(m, final);
+    /* No crossing call yet: nothing to write.  Counts only grow, so once a file is written every
+     * later write has edges too and rewrites it. */
+    int edges = render(m, final);
     int bad = ferror(m);
-    if (fclose(m) != 0 || bad || !text || !len) {
+    if (fclose(m) != 0 || bad || edges <= 0 || !text || !len) {
         free(text);
         goto unlock;
     }
@@ -316,9 +329,9 @@ static void write_stats(int final)
         if (close(fd) != 0 || rename(tmp, run_path) != 0)
             unlink(tmp);
     }
-    if (final)
-        finished = 1;
 unlock:
+    if (final)
+        finished = 1;   /* written or not, nothing comes after the write at exit */
     pthread_mutex_unlock(&write_lock);
 }
 
@@ -392,7 +405,7 @@ void qrt__stats_start(const struct qrt_program *p)
     char stamp[40], dir[PATH_MAX];
     iso_time(started_iso, sizeof started_iso, "%Y-%m-%dT%H:%M:%SZ", now.tv_sec);
     iso_time(stamp, sizeof stamp, "%Y%m%dT%H%M%S", now.tv_sec);
-    qrt__report_dir(dir, sizeof dir);
+    qrt__report_dir_name(dir, sizeof dir);
     snprintf(run_path, sizeof run_path, "%s/stats-%s-%ld.json", dir, stamp, (long)run_pid);
     offset_base = mix((uint64_t)now.tv_nsec ^ ((uint64_t)run_pid << 32) ^ (uint64_t)(uintptr_t)&tick);
     have_thread_end = pthread_key_create(&thread_end, release_block) == 0;

@@ -3,6 +3,8 @@
 Run through ./demo.sh, which installs everything first.  For each plan it prints where the
 components run, then the load client's outcome; then it turns on a real race in the cache and
 shows the monolithic server dying of it while the isolated cache is restarted under the load.
+The servers' crash and stats reports are kept in .qpm/demo/ (emptied when the demo starts), where
+`qtool report` and `qtool learn` read them afterwards.
 """
 
 from __future__ import annotations
@@ -11,15 +13,17 @@ import glob
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLANS = os.path.join("samples", "kvstore", "plans")
 SCONS = os.path.join(os.path.dirname(sys.executable), "scons")
 LOAD = ["--threads", "8", "--requests", "2000", "--seconds", "30"]
+REPORTS = os.path.join(".qpm", "demo")      # below ROOT, where every server runs
 
 
 def step(title: str) -> None:
@@ -45,7 +49,9 @@ def children(pid: int) -> list[str]:
     return names
 
 
-def serve_and_load(variant: str, env: dict | None = None, load: list[str] = LOAD) -> dict:
+def serve_and_load(variant: str, reports: str, env: dict | None = None, load: list[str] = LOAD) -> dict:
+    """Serves with build/<variant>/kvstore, its reports into `reports` (relative to ROOT)."""
+    env = {**os.environ, **(env or {}), "QPM_REPORT_DIR": reports}
     server = subprocess.Popen([os.path.join("build", variant, "kvstore"), "--port", "0"], cwd=ROOT,
                               stdout=subprocess.PIPE, text=True, env=env)
     try:
@@ -60,16 +66,28 @@ def serve_and_load(variant: str, env: dict | None = None, load: list[str] = LOAD
             server.terminate()
         rest, _ = server.communicate(timeout=20)
     print(rest.strip())
-    m = re.search(r"ok=(\d+) errors=(\d+) .*rps=([\d.]+)", load.stdout)
-    return {"variant": variant, "ok": int(m[1]), "errors": int(m[2]), "rps": float(m[3]),
+    m = re.search(r"ok=(\d+) errors=(\d+) .*rps=([\d.]+).* not_sent=(\d+)", load.stdout)
+    return {"variant": variant, "ok": int(m[1]), "errors": int(m[2]), "rps": float(m[3]), "not_sent": int(m[4]),
             "exit": load.returncode, "server_exit": server.returncode}
+
+
+def outcome_line(r: dict) -> str:
+    """How the server ended and what became of the requests: failed ones, and those never sent
+    because the server had gone."""
+    code = r["server_exit"]
+    ended = (f"server died of {signal.Signals(-code).name}" if code < 0 and -code in signal.valid_signals()
+             else f"server exit {code}")
+    line = f"{r['variant']}: {ended}, requests ok {r['ok']}, failed {r['errors']}"
+    if r["not_sent"]:
+        line += f", not sent {r['not_sent']} ({'server died' if code else 'connection lost'})"
+    return line
 
 
 def reports_in(directory: str, at_least: int = 0) -> list[dict]:
     """The crash reports written so far (waiting, within a limit, for at_least of them)."""
     end = time.monotonic() + 10
     while True:
-        files = sorted(glob.glob(os.path.join(directory, "crash-*.json")))
+        files = sorted(glob.glob(os.path.join(ROOT, directory, "crash-*.json")))
         if len(files) >= at_least or time.monotonic() > end:
             return [json.load(open(f)) for f in files]
         time.sleep(0.05)
@@ -80,21 +98,17 @@ def containment() -> bool:
     step("a real race in the cache (KVSTORE_CACHE_RACE=1): whole, then with the cache isolated")
     race_load = ["--threads", "8", "--requests", "20000", "--seconds", "30"]
     outcome = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for variant in ("mono", "isolate-cache"):
-            reports = os.path.join(tmp, variant)
-            env = {**os.environ, "KVSTORE_CACHE_RACE": "1", "KVSTORE_CACHE_RACE_US": "60",
-                   "QPM_REPORT_DIR": reports}
-            r = serve_and_load(variant, env, race_load)
-            found = reports_in(reports, 1 if r["server_exit"] not in (0,) else 0)
-            outcome[variant] = (r, found)
-            print(f"{variant}: server exit {r['server_exit']}, requests ok {r['ok']}, failed {r['errors']}, "
-                  f"crash reports {len(found)}")
-            for rep in found[:3]:
-                top = next((f for f in rep["backtrace"] if f.get("component")), None)
-                where = f"{top['function']} ({top['file']}:{top['line']}, component {top['component']})" if top else "?"
-                print(f"  {rep['signal']} in {where}; {rep['outcome']}"
-                      + (f" in {rep['recovery_ms']} ms" if rep["recovery_ms"] is not None else ""))
+    for variant in ("mono", "isolate-cache"):
+        reports = os.path.join(REPORTS, f"race-{variant}")
+        r = serve_and_load(variant, reports, {"KVSTORE_CACHE_RACE": "1", "KVSTORE_CACHE_RACE_US": "60"}, race_load)
+        found = reports_in(reports, 1 if r["server_exit"] not in (0,) else 0)
+        outcome[variant] = (r, found)
+        print(f"{outcome_line(r)}; crash reports {len(found)} in {reports}{os.sep}")
+        for rep in found[:3]:
+            top = next((f for f in rep["backtrace"] if f.get("component")), None)
+            where = f"{top['function']} ({top['file']}:{top['line']}, component {top['component']})" if top else "?"
+            print(f"  {rep['signal']} in {where}; {rep['outcome']}"
+                  + (f" in {rep['recovery_ms']} ms" if rep["recovery_ms"] is not None else ""))
     mono, iso = outcome["mono"], outcome["isolate-cache"]
     ok = mono[0]["server_exit"] != 0 and iso[0]["server_exit"] == 0 and iso[0]["errors"] == 0
     print("outcome: " + ("the whole server died of the race; with the cache isolated it kept serving, "
@@ -104,6 +118,7 @@ def containment() -> bool:
 
 
 def main() -> int:
+    shutil.rmtree(os.path.join(ROOT, REPORTS), ignore_errors=True)
     step("qtool and libclang")
     sh([sys.executable, "-m", "qtool", "--version"], check=True)
     step("the program model of samples/kvstore (components and the calls between them)")
@@ -118,7 +133,7 @@ def main() -> int:
             return 1
         if sh([SCONS, "-Q", f"ISOLATE={path}"], stdout=subprocess.DEVNULL).returncode != 0:
             return 1
-        results.append(serve_and_load(plan))
+        results.append(serve_and_load(plan, os.path.join(REPORTS, plan)))
 
     step("what happened")
     print(f"{'plan':<15}{'requests ok':>12}{'errors':>8}{'requests/s':>12}{'vs mono':>9}")
@@ -129,6 +144,11 @@ def main() -> int:
     print("outcome: " + ("every request answered correctly under every plan" if not failed
                          else f"failures under {', '.join(r['variant'] for r in failed)}"))
     contained = containment()
+    step("the evidence")
+    print(f"the servers' crash and stats reports of this run are in {REPORTS}{os.sep} (emptied at each run); "
+          "what they say:")
+    print(f"  .venv/bin/qtool report --reports {REPORTS}")
+    print(f"  .venv/bin/qtool learn samples/kvstore --reports {REPORTS} --policy optimistic -o plan.yaml")
     return 1 if failed or not contained else 0
 
 

@@ -10,6 +10,7 @@ fi
 stamp=.venv/.qtool-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "setup: installing qtool and its dependencies into .venv with pip (about 20 s; again only when pyproject.toml changes)" >&2
     .venv/bin/python -m pip install --quiet --upgrade pip
     .venv/bin/python -m pip install --quiet -e '.[test]'
     echo "$want" > "$stamp"

@@ -20,6 +20,21 @@ def _isolated_cache(tmp_path_factory):
         os.environ["QPM_CACHE_DIR"] = old
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_reports(tmp_path_factory):
+    """What the tests run writes its crash and stats reports into a directory of the run's own,
+    never into the .qpm/ of the directory the tests were started from (a test that looks at
+    reports names its own QPM_REPORT_DIR)."""
+    reports = tmp_path_factory.mktemp("qpm-reports")
+    old = os.environ.get("QPM_REPORT_DIR")
+    os.environ["QPM_REPORT_DIR"] = str(reports)
+    yield reports
+    if old is None:
+        os.environ.pop("QPM_REPORT_DIR", None)
+    else:
+        os.environ["QPM_REPORT_DIR"] = old
+
+
 @pytest.fixture
 def qtool(capsys, monkeypatch):
     """Runs qtool in this process from a directory: returns (exit code, stdout, stderr)."""

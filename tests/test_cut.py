@@ -97,6 +97,18 @@ def test_suggested_plan_checks_builds_and_runs(qtool, tmp_path):
     assert '"app" -- "parser" [color=red, penwidth=2, label="1/run"]' in picture
 
 
+def test_dot_without_graphviz_says_once_that_no_svg_was_made(qtool, tmp_path, monkeypatch):
+    import shutil
+    src = write(tmp_path / "src", HOT_HELPER)
+    which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name == "dot" else which(name, *a, **k))
+    rc, _, err = qtool("cut", "--suggest", src, "--isolate", "parser", "--dot", tmp_path / "cut.dot")
+    assert rc == 0, err
+    assert (tmp_path / "cut.dot").exists() and not (tmp_path / "cut.svg").exists()
+    assert err.count("cut.svg not made") == 1
+    assert f"note: {tmp_path / 'cut.svg'} not made: Graphviz's 'dot' is not installed" in err
+
+
 def test_components_sharing_a_global_stay_together(qtool, tmp_path):
     src = write(tmp_path / "src", {
         "app.c": """
@@ -225,8 +237,12 @@ def test_unknown_component_is_a_clear_error(qtool, tmp_path):
 def test_calibration_measures_the_runtime(monkeypatch, tmp_path):
     monkeypatch.delenv("QPM_CROSSING_NS")
     monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("QPM_REPORT_DIR", raising=False)
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
     from qtool.costs import crossing_costs
     first = crossing_costs()
+    assert not list((tmp_path / "cwd").iterdir()), "calibration left files in the working directory"
     assert first.source.startswith("measured now")
     assert 10 < first.ns_per_call < 100_000 and first.ns_per_byte >= 0
     again = crossing_costs()

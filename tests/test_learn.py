@@ -132,6 +132,33 @@ def test_report_summarises_and_writes_a_page(qtool, tmp_path):
     assert page.startswith("<!doctype html>") and "<svg" in page and "<script" not in page
 
 
+def test_report_has_a_section_per_program_and_lines_up_its_columns(qtool, tmp_path):
+    reports = tmp_path / "r"
+    reports.mkdir()
+    crash(reports, 1, "util", "util_step")
+    stats(reports, 1, {"parse": 5, "a_much_longer_function_name": 123456789})
+    other = json.loads((reports / "stats-alpha-1.json").read_text())
+    other.update(program="other", pid=2, edges=[{"caller_domain": "main", "callee": "tick", "callee_domain": "x",
+                                                 "calls": 7, "bytes": 64, "time_ns": 1000}])
+    (reports / "stats-alpha-2.json").write_text(json.dumps(other))
+    rc, out, err = qtool("report", "--reports", reports, "--db", tmp_path / "s.sqlite")
+    assert rc == 0, err
+    sections = out.split("\n== program ")[1:]
+    assert [s.split(":")[0] for s in sections] == ["other", "prog"]
+    assert "tick" in sections[0] and "tick" not in sections[1] and "util" not in sections[0]
+    table = sections[1].split("crossing costs")[1].splitlines()[1:4]
+    assert table[0].split() == ["edge", "calls", "bytes", "time", "ms", "faulted"]
+    assert len({len(line) for line in table}) == 1, table          # every row as wide as the header
+    for line in table[1:]:                                          # numbers end under their heading
+        assert line[table[0].index("calls") + 4] in "0123456789"
+    rc, out, err = qtool("report", "--reports", reports, "--db", tmp_path / "s.sqlite", "--program", "other")
+    assert rc == 0, err
+    assert out.count("== program ") == 1 and "== program other:" in out and "util" not in out
+    assert out.startswith("0 fault(s) from 1 host(s), 1 run(s) with stats")
+    rc, out, err = qtool("report", "--reports", reports, "--db", tmp_path / "s.sqlite", "--program", "nope")
+    assert rc == 2 and "no reports of program 'nope'" in err and "(programs: other, prog)" in err
+
+
 def test_a_file_that_is_not_a_report_is_a_clear_error(qtool, tmp_path):
     reports = tmp_path / "r"
     reports.mkdir()

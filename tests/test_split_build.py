@@ -137,6 +137,51 @@ def test_plan_with_unknown_component_fails_before_building(crossings):
     assert not (crossings / "build" / "bad" / "crossings").exists()
 
 
+@pytest.fixture
+def repository(tmp_path):
+    """The repository's own SConstruct with its samples, in a clean tree."""
+    work = tmp_path / "repo"
+    shutil.copytree(os.path.join(ROOT, "samples"), work / "samples")
+    shutil.copy(os.path.join(ROOT, "SConstruct"), work / "SConstruct")
+    return work
+
+
+def test_repository_sconstruct_refuses_a_plan_it_cannot_place(repository, tmp_path):
+    def build(*args):
+        return subprocess.run([SCONS, "-Q", *args], cwd=repository, capture_output=True, text=True, timeout=300)
+
+    missing = build("ISOLATE=nope.yaml")
+    assert missing.returncode != 0
+    assert "ISOLATE=nope.yaml: no such plan file" in missing.stderr
+    elsewhere = tmp_path / "plan.yaml"
+    shutil.copy(repository / "samples" / "kvstore" / "plans" / "isolate-cache.yaml", elsewhere)
+    unplaced = build(f"ISOLATE={elsewhere}")
+    assert unplaced.returncode != 0
+    assert "the plan is in no sample's directory" in unplaced.stderr
+    assert "This SConstruct splits: kvstore (samples/kvstore/)" in unplaced.stderr
+    assert f"scons ISOLATE={elsewhere} SAMPLE=kvstore" in unplaced.stderr
+    assert not (repository / "build").exists(), "something was built for a refused plan"
+    assert build("ISOLATE=samples/kvstore/plans/isolate-cache.yaml", "SAMPLE=nope").returncode != 0
+    named = build(f"ISOLATE={elsewhere}", "SAMPLE=kvstore")
+    assert named.returncode == 0, named.stdout + named.stderr
+    assert (repository / "build" / "plan" / "kvstore-cache_iso").exists()
+
+
+def test_repository_plan_with_a_typo_stops_before_any_compile_and_leaves_nothing(repository):
+    plans = repository / "samples" / "kvstore" / "plans"
+    text = (plans / "isolate-cache.yaml").read_text()
+    assert "    components: [cache]\n" in text.splitlines(keepends=True)[5]
+    (plans / "typo.yaml").write_text(text.replace("[cache]", "[cahce]"))
+    proc = subprocess.run([SCONS, "-Q", "-j2", "ISOLATE=samples/kvstore/plans/typo.yaml"], cwd=repository,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert proc.stderr.startswith("samples/kvstore/plans/typo.yaml:6:18: error: plan names unknown component "
+                                  "'cahce'"), proc.stderr
+    assert "gcc" not in proc.stdout, proc.stdout
+    assert not list((repository / "build").rglob("*.o"))
+    assert not (repository / "build" / "typo").exists()
+
+
 def _children(pid):
     """The domain processes of a program: its children but the crash watcher."""
     out = []
@@ -176,6 +221,22 @@ def kvstore(tmp_path_factory):
     subprocess.run(["gcc", "-std=c11", "-D_GNU_SOURCE", "-O2", "-pthread",
                     os.path.join(ROOT, "samples", "loadgen", "loadgen.c"), "-o", loadgen, "-lm"], check=True)
     return work / "kvstore" / "build" / "isolate-cache" / "kvstore", loadgen
+
+
+def test_loadgen_prints_its_usage_and_counts_what_it_never_sent(kvstore):
+    _, loadgen = kvstore
+    help_ = subprocess.run([str(loadgen), "--help"], capture_output=True, text=True, timeout=30)
+    assert help_.returncode == 0 and help_.stdout.startswith("usage: loadgen --port N") and help_.stderr == ""
+    bad = subprocess.run([str(loadgen), "--bogus"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "bad or incomplete option '--bogus'" in bad.stderr
+    import socket
+    with socket.socket() as s:          # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gone = subprocess.run([str(loadgen), "--port", str(port), "--threads", "2", "--requests", "10"],
+                          capture_output=True, text=True, timeout=30)
+    assert gone.returncode == 1
+    assert re.search(r"requests=0 ok=0 errors=2 .* not_sent=20$", gone.stdout.strip()), gone.stdout
 
 
 def test_kvstore_split_serves_load_and_leaves_nothing_after_kill_9(kvstore):

@@ -165,11 +165,18 @@ def test_a_clean_exit_rewrites_the_same_file_as_final(program, tmp_path):
 
 @pytest.mark.parametrize("value", ["junk", "0", "-1", "", "1e3", "0.2s"])
 def test_an_invalid_interval_is_the_default(program, tmp_path, value):
-    proc = subprocess.run([str(program), "for", "0"], env=_env(tmp_path, value), capture_output=True,
+    proc = subprocess.run([str(program), "for", "20"], env=_env(tmp_path, value), capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     doc = _read_stats(tmp_path)
     assert doc["interval_s"] == 10 and doc["final"] is True
+
+
+def test_a_run_without_a_crossing_call_writes_no_stats_and_no_directory(program, tmp_path):
+    reports = tmp_path / "reports"
+    proc = subprocess.run([str(program)], env=_env(reports, "0.02"), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr      # no scenario: it ends before any call
+    assert not reports.exists()
 
 
 def test_threads_that_make_one_call_each_are_timed(program, tmp_path):

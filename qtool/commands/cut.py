@@ -136,10 +136,16 @@ def run(options) -> int:
     if options.dot:
         picture = cut.dot_functions(model, s) if options.detail else cut.dot(model, s)
         write_output(options.dot, picture)
-        if shutil.which("dot"):
+        if not shutil.which("dot"):
+            print(f"qtool: note: {svg_path} not made: Graphviz's 'dot' is not installed ({options.dot} is written; "
+                  f"'dot -Tsvg {options.dot} -o {svg_path}' makes it where Graphviz is)", file=sys.stderr)
+        else:
             svg = subprocess.run(["dot", "-Tsvg"], input=picture, capture_output=True, text=True)
             if svg.returncode == 0:
                 write_output(svg_path, svg.stdout)
+            else:
+                print(f"qtool: note: {svg_path} not made: dot failed: {svg.stderr.strip()} ({options.dot} is "
+                      f"written)", file=sys.stderr)
     options.output = None
     emit(options, _json(s, culprits) if options.format == "json" else _text(s, culprits, options.detail))
     best = "; ".join(f"{d}: {' '.join(comps)}" for d, comps in s.candidates[0].domains)

@@ -2,6 +2,7 @@
  * loadgen.c - load client for the kvstore sample server (not part of the server).
  *
  *   loadgen --port N [--threads T] [--requests R] [--set-ratio F] [--keys K] [--seconds S]
+ *   loadgen --help
  *
  * Each of T threads opens one connection to 127.0.0.1:N and sends at most R requests,
  * one at a time, stopping early once S seconds have passed.  About F of the requests are
@@ -12,8 +13,10 @@
  * NOT_FOUND (which also catches a cache that kept a deleted value).
  *
  * The last line on stdout is
- *   loadgen: requests=<n> ok=<n> errors=<n> seconds=<f> rps=<f>
- * and the exit status is 0 exactly when errors is 0.
+ *   loadgen: requests=<n> ok=<n> errors=<n> seconds=<f> rps=<f> ... not_sent=<n>
+ * where not_sent counts the requests a thread never sent because its connection failed (the
+ * server went away); a thread that the --seconds deadline stops counts none.  The exit status is
+ * 0 exactly when errors is 0.
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -105,6 +108,7 @@ struct worker {
     char own_value[VALUE_MAX + 1];
     size_t own_value_len;
     unsigned long requests, ok, errors;
+    unsigned long not_sent;   /* requests never sent: the connection failed first */
     unsigned reports;
     struct reader rd;
     char request[LINE_CAP];
@@ -161,11 +165,13 @@ static void usage(FILE *to)
     fprintf(to,
             "usage: loadgen --port N [--threads T] [--requests R] [--set-ratio F]\n"
             "               [--keys K] [--seconds S]\n"
+            "  --port N       the server's TCP port on 127.0.0.1\n"
             "  --threads T    connections, one thread each (default 4)\n"
             "  --requests R   requests per thread (default 1000)\n"
             "  --set-ratio F  fraction of requests that are SETs, 0..1 (default 0.2)\n"
             "  --keys K       size of the shared key space (default 1000)\n"
-            "  --seconds S    stop sending after S seconds (default 30)\n");
+            "  --seconds S    stop sending after S seconds (default 30)\n"
+            "  --help         this text\n");
 }
 
 static int parse_ulong(const char *text, unsigned long min, unsigned long max,
@@ -195,6 +201,7 @@ static int parse_double(const char *text, double min, double max, double *out)
     return 0;
 }
 
+/* 0: options parsed; 1: --help asked for usage; -1: a bad option (said on stderr). */
 static int parse_options(int argc, char **argv, struct config *cfg)
 {
     *cfg = (struct config){.threads = 4, .requests = 1000, .set_ratio = 0.2,
@@ -205,6 +212,8 @@ static int parse_options(int argc, char **argv, struct config *cfg)
         const char *value = i + 1 < argc ? argv[i + 1] : NULL;
         unsigned long n;
         int rc = 0;
+        if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
+            return 1;
         if (strcmp(name, "--port") == 0) {
             rc = parse_ulong(value, 1, 65535, &n);
             cfg->port = (unsigned)n;
@@ -552,13 +561,16 @@ static void *worker_main(void *arg)
     w->fd = connect_server(w->cfg->port);
     if (w->fd < 0) {
         w->errors++;
+        w->not_sent = w->cfg->requests;
         fprintf(stderr, "loadgen: thread %u: connect: %s\n", w->id, strerror(errno));
         return NULL;
     }
     w->rd.fd = w->fd;
     while (w->requests < w->cfg->requests && now_s() < w->deadline) {
-        if (!one_request(w))
+        if (!one_request(w)) {
+            w->not_sent = w->cfg->requests - w->requests;
             break;
+        }
     }
     if (close(w->fd) != 0)
         perror("loadgen: close");
@@ -594,7 +606,12 @@ static struct worker *start_workers(const struct config *cfg, double deadline)
 int main(int argc, char **argv)
 {
     struct config cfg;
-    if (parse_options(argc, argv, &cfg) != 0) {
+    int parsed = parse_options(argc, argv, &cfg);
+    if (parsed == 1) {
+        usage(stdout);
+        return 0;
+    }
+    if (parsed != 0) {
         usage(stderr);
         return 2;
     }
@@ -604,7 +621,7 @@ int main(int argc, char **argv)
     if (workers == NULL)
         return 2;
 
-    unsigned long requests = 0, ok = 0, errors = 0, answered = 0;
+    unsigned long requests = 0, ok = 0, errors = 0, answered = 0, not_sent = 0;
     static unsigned long latency[LATENCY_BUCKETS];
     double max_latency = 0;
     for (unsigned i = 0; i < cfg.threads; i++) {
@@ -616,6 +633,7 @@ int main(int argc, char **argv)
         requests += workers[i].requests;
         ok += workers[i].ok;
         errors += workers[i].errors;
+        not_sent += workers[i].not_sent;
         for (unsigned b = 0; b < LATENCY_BUCKETS; b++) {
             latency[b] += workers[i].latency[b];
             answered += workers[i].latency[b];
@@ -640,8 +658,8 @@ int main(int argc, char **argv)
     double seconds = now_s() - start;
     double rps = seconds > 0 ? (double)requests / seconds : 0.0;
     printf("loadgen: requests=%lu ok=%lu errors=%lu seconds=%.3f rps=%.1f p50_ms=%.3f p99_ms=%.3f "
-           "p999_ms=%.3f max_ms=%.3f\n", requests, ok, errors, seconds, rps, at[0], at[1], at[2],
-           max_latency * 1e3);
+           "p999_ms=%.3f max_ms=%.3f not_sent=%lu\n", requests, ok, errors, seconds, rps, at[0], at[1],
+           at[2], max_latency * 1e3, not_sent);
     if (fflush(stdout) != 0) {
         perror("loadgen: stdout");
         return 2;
