@@ -234,21 +234,6 @@ def test_unknown_component_is_a_clear_error(qtool, tmp_path):
     assert rc == 2 and "no component 'nope'" in err
 
 
-def test_calibration_measures_the_runtime(monkeypatch, tmp_path):
-    monkeypatch.delenv("QPM_CROSSING_NS")
-    monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path))
-    monkeypatch.delenv("QPM_REPORT_DIR", raising=False)
-    (tmp_path / "cwd").mkdir()
-    monkeypatch.chdir(tmp_path / "cwd")
-    from qtool.costs import crossing_costs
-    first = crossing_costs()
-    assert not list((tmp_path / "cwd").iterdir()), "calibration left files in the working directory"
-    assert first.source.startswith("measured now")
-    assert 10 < first.ns_per_call < 100_000 and first.ns_per_byte >= 0
-    again = crossing_costs()
-    assert again.source.startswith("measured, cached") and again.ns_per_call == first.ns_per_call
-
-
 def test_detailed_view_lists_the_calls_that_cross(qtool, tmp_path):
     src = write(tmp_path / "src", HOT_HELPER)
     rc, out, err = qtool("cut", "--suggest", src, "--isolate", "parser", "--detail", "--dot", tmp_path / "f.dot")

@@ -38,6 +38,8 @@ def add_arguments(parser) -> None:
                              "functions in the picture")
     parser.add_argument("--format", choices=("text", "json"), default="text",
                         help="output format on stdout (default: text)")
+    parser.add_argument("--recalibrate", action="store_true",
+                        help="measure the cost of a crossing again instead of using the cached figure")
 
 
 def _profile(dirs: list[str]) -> tuple[dict[str, float], dict[str, float], Counter]:
@@ -119,7 +121,7 @@ def _json(s: cut.Suggestion, culprits: Counter) -> str:
 
 
 def run(options) -> int:
-    from ..costs import crossing_costs
+    from ..costs import crossing_costs, describe
     svg_path = os.path.splitext(options.dot)[0] + ".svg" if options.dot else None
     check_outputs(options.output_plan, options.dot, svg_path if svg_path and shutil.which("dot") else None)
     calls, bytes_per_call, culprits = _profile(options.profile)
@@ -130,7 +132,9 @@ def run(options) -> int:
     model = analyze(options)
     if refuse_errors(model, "no plan proposed"):
         return 1
-    s = cut.suggest(model, suspects, crossing_costs(), calls or None, bytes_per_call or None)
+    costs = crossing_costs(options.recalibrate)
+    s = cut.suggest(model, suspects, costs, calls or None, bytes_per_call or None)
+    print(describe(costs), file=sys.stderr)
     if options.output_plan:
         write_output(options.output_plan, _plan_yaml(s))
     if options.dot:

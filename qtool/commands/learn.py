@@ -36,6 +36,8 @@ def add_arguments(parser) -> None:
                         help="optimistic: fault-free seconds before a domain merges back (default 3600)")
     parser.add_argument("--trust-calls", type=int, default=learn.Params.trust_calls,
                         help="pessimistic: fault-free calls that make a component trusted (default 10000)")
+    parser.add_argument("--recalibrate", action="store_true",
+                        help="measure the cost of a crossing again instead of using the cached figure")
 
 
 def add_store_arguments(parser, paths: bool = False) -> None:
@@ -53,7 +55,7 @@ def _num(x: float) -> float | None:
 
 
 def run(options) -> int:
-    from ..costs import crossing_costs
+    from ..costs import crossing_costs, describe
     check_outputs(options.output_plan)
     reports = read_reports(options.reports)
     current = None
@@ -68,7 +70,9 @@ def run(options) -> int:
     store = Store(options.db)
     added = store.add(reports)
     params = learn.Params(options.restart_cost_s, options.merge_after_s, options.trust_calls)
-    d = learn.decide(model, store, options.policy, params, crossing_costs(), current, options.program)
+    costs = crossing_costs(options.recalibrate)
+    d = learn.decide(model, store, options.policy, params, costs, current, options.program)
+    print(describe(costs), file=sys.stderr)
     domains = [(name, list(comps)) for name, comps in d.suggestion.candidates[0].domains] if d.suggestion else []
     # Room for the faults the data predicts: four times the worst expected rate over the window.
     worst = max((c.rate_upper for c in d.components if c.isolate), default=0.0)
