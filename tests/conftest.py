@@ -7,17 +7,21 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 
+def _environment_for_the_session(name, value):
+    """Sets an environment variable for the whole test run, then puts back what was there."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    yield value
+    if old is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = old
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     """Every test run gets its own analyzer cache, so no result comes from an earlier run."""
-    cache = tmp_path_factory.mktemp("qtool-cache")
-    old = os.environ.get("QPM_CACHE_DIR")
-    os.environ["QPM_CACHE_DIR"] = str(cache)
-    yield cache
-    if old is None:
-        os.environ.pop("QPM_CACHE_DIR", None)
-    else:
-        os.environ["QPM_CACHE_DIR"] = old
+    yield from _environment_for_the_session("QPM_CACHE_DIR", str(tmp_path_factory.mktemp("qtool-cache")))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -25,14 +29,7 @@ def _private_reports(tmp_path_factory):
     """What the tests run writes its crash and stats reports into a directory of the run's own,
     never into the .qpm/ of the directory the tests were started from (a test that looks at
     reports names its own QPM_REPORT_DIR)."""
-    reports = tmp_path_factory.mktemp("qpm-reports")
-    old = os.environ.get("QPM_REPORT_DIR")
-    os.environ["QPM_REPORT_DIR"] = str(reports)
-    yield reports
-    if old is None:
-        os.environ.pop("QPM_REPORT_DIR", None)
-    else:
-        os.environ["QPM_REPORT_DIR"] = old
+    yield from _environment_for_the_session("QPM_REPORT_DIR", str(tmp_path_factory.mktemp("qpm-reports")))
 
 
 @pytest.fixture
