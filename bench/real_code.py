@@ -25,9 +25,12 @@ released them, without Debian's patches.  Once downloaded, the tarball is reused
 For each server, from what bench/real/<server>/ holds (an SConstruct for the Quarantine SCons
 tool, plans, patches):
 
-  1. two trees are unpacked: `plain` (untouched) and `annotated` (annotate.patch: the
-     annotations, and crash.patch where there is one: an injected fault);
+  1. two trees are unpacked: `plain` (untouched) and `annotated` (the patches: annotate.patch,
+     the annotations; crash.patch, an injected fault; for dnsmasq also sha256.patch, which gives
+     its SHA-256 functions external linkage, and keep-fds.patch, below);
   2. `qtool analyze` and `qtool check --plan` for every plan, on both trees: diagnostics by code;
+     the fix-its the plain tree's analysis offers for a few functions whose buffers are easy to
+     get wrong; what `qtool cut --suggest --isolate ...` proposes for a few components;
   3. builds of the annotated tree: `scons` (monolithic) and `scons ISOLATE=<plan>` per plan;
      what fails is recorded with its message;
   4. memcached: the monolithic build and the split build by isolate-base64.yaml each serve a
@@ -36,10 +39,19 @@ tool, plans, patches):
      do not); then the same load again while --crashes requests carry the key that the injected
      fault in base64_decode dereferences NULL on.  Recorded: answers right and wrong, what the
      crashing requests' clients saw, whether the server lives, the domain processes before and
-     after, the crash and stats reports ($QPM_REPORT_DIR).  Last, the split build is stopped the
-     way a service manager stops a service: SIGTERM to its whole process group.
-     dnsmasq: the monolithic build answers DNS queries (a name configured with --address, and
-     one it refuses: no upstream server), since no plan of it builds split today.
+     after, the crash and stats reports ($QPM_REPORT_DIR).  Then `qtool learn` from the
+     monolithic build's crash report, `qtool check` and the build of the plan it writes; the
+     split build stopped the way a service manager stops a service: SIGTERM to its whole process
+     group; and `qtool check --plan isolate-util.yaml --fix` on a fresh copy of the plain tree,
+     what it changed, and the split build of the result.
+     dnsmasq: the monolithic build and the split build by isolate-sha256.yaml each answer
+     --queries DNS queries (a name configured with --address, and one refused: no upstream
+     server), --crashes of them for the name that the injected fault in sha256_update
+     dereferences NULL on; then each is stopped by SIGTERM to its process group.  dnsmasq
+     closes every descriptor it inherited when it starts; keep-fds.patch makes it skip that
+     under DNSMASQ_KEEP_FDS=1, and the split build runs both ways (as released: a tenth of the
+     queries).  The other split builds that build serve the same queries without the crashing
+     ones, under DNSMASQ_KEEP_FDS=1.
 
 Servers bind 127.0.0.1 only: memcached on a port the OS picks (-p -1, read back through
 MEMCACHED_PORT_FILENAME), dnsmasq on a free port found first (it cannot bind port 0).  Each
@@ -48,7 +60,8 @@ checked to be empty after each run; every request has a timeout and every load a
 
 The exit status is 0 when everything ran, whatever the results; 2 when a source could not be
 fetched, unpacked or patched, or when a build that the rest depends on (each server's
-monolithic build, memcached's split build by isolate-base64.yaml) failed.
+monolithic build, memcached's split build by isolate-base64.yaml, dnsmasq's by
+isolate-sha256.yaml) failed.
 """
 
 from __future__ import annotations
@@ -89,9 +102,11 @@ START_TIMEOUT_S = 15        # until a server listens
 STOP_TIMEOUT_S = 20         # from SIGTERM until the server has exited
 GROUP_GONE_TIMEOUT_S = 5    # until its domain processes are gone too
 REQUEST_TIMEOUT_S = 5       # one request's answer
+DNS_TIMEOUT_S = 1           # one DNS query's answer (dnsmasq answers these from memory)
 REPORT_WAIT_S = 3           # for a crash report written after a death
 
-CRASH_KEY = b"qpm-crash"    # the key crash.patch makes base64_decode dereference NULL on
+CRASH_KEY = b"qpm-crash"    # the key memcached's crash.patch makes base64_decode dereference NULL on
+CRASH_NAME = "qpm-crash.qpm.test"  # the name dnsmasq's crash.patch makes sha256_update dereference NULL on
 
 
 class Failure(Exception):
@@ -343,6 +358,21 @@ def proc_name(pid: int) -> str:
 def domain_processes(pid: int) -> list[str]:
     """The domain processes of a split program: its children named <program>-<domain>."""
     return [f"{proc_name(p)} (pid {p})" for p in children(pid) if "-" in proc_name(p)]
+
+
+def descriptors(pid: int) -> str:
+    """What a process's descriptors are, by kind: 'socket x3, pipe x2, ...'."""
+    kinds = collections.Counter()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            kinds[re.sub(r":\[\d+\]$", "", target).replace(" (deleted)", "")] += 1
+    except OSError:
+        return "?"
+    return ", ".join(f"{k} x{v}" for k, v in sorted(kinds.items()))
 
 
 def exit_text(rc: int | None) -> str:
@@ -615,7 +645,7 @@ def serve_memcached(exe: str, variant: str, args) -> dict:
         r["alive"] = server.proc.poll() is None
         r["ended"] = exit_text(server.proc.returncode)
         r["domains_after"] = domain_processes(server.proc.pid) if r["alive"] else []
-        wait_for_reports(os.path.join(workdir, "reports"), 1)
+        wait_for_reports(os.path.join(workdir, "reports"), 1 if args.crashes else 0)
         r["stop"] = server.stop() if r["alive"] else r["ended"]
         r["output"] = server.output()
     finally:
@@ -646,7 +676,7 @@ def show_run(r: dict) -> None:
         f"{lo['seconds']:.2f} s ({lo['rps']:.0f} answers/s)")
     for e in lo["errors"][:3]:
         log(f"      {e}")
-    log(f"    load with crashes:   {lc['ok']} answered right, {lc['failed']} failed, {lc['unsent']} not sent, "
+    log(f"    {'load with crashes:  ' if r['crash_answers'] else 'load again:         '} {lc['ok']} answered right, {lc['failed']} failed, {lc['unsent']} not sent, "
         f"{lc['seconds']:.2f} s")
     for e in lc["errors"][:3]:
         log(f"      {e}")
@@ -660,11 +690,7 @@ def show_run(r: dict) -> None:
     log(f"    crash reports:       {len(r['crashes'])}")
     for c in r["crashes"][:3]:
         log(f"      {crash_line(c)}")
-    for s in r["stats"]:
-        for e in s.get("edges", []):
-            log(f"    stats report:        {e['caller_domain']} -> {e['callee']} ({e['callee_domain']}): "
-                f"{e['calls']} calls, {e['faulted']} faulted, {e['bytes']} bytes, "
-                f"{e['time_ns'] / max(1, e['calls']) / 1000:.1f} us per call (from {e['timed_calls']} timed calls)")
+    show_stats(r["stats"])
     lines = [line for line in r["output"].splitlines() if "quarantine" in line]
     for line in lines[:3]:
         log(f"    server said:         {line}")
@@ -696,8 +722,9 @@ def dns_query(port: int, name: str, qid: int) -> tuple[int, list[str]]:
         q += bytes([len(label)]) + label.encode()
     q += b"\0" + struct.pack(">HH", 1, 1)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(REQUEST_TIMEOUT_S)
-        s.sendto(q, ("127.0.0.1", port))
+        s.settimeout(DNS_TIMEOUT_S)
+        s.connect(("127.0.0.1", port))   # connected: a closed port answers ECONNREFUSED at once
+        s.send(q)
         r = s.recv(4096)
     rid, flags, _, ancount, _, _ = struct.unpack(">HHHHHH", r[:12])
     if rid != qid:
@@ -714,8 +741,22 @@ def dns_query(port: int, name: str, qid: int) -> tuple[int, list[str]]:
     return flags & 0xF, addrs
 
 
-def serve_dnsmasq(exe: str, queries: int, seconds: float) -> dict:
-    workdir = os.path.join(DATA, "runs", "dnsmasq-mono")
+def dns_answer(port: int, name: str, qid: int) -> str:
+    """What a client sees for one query, as text."""
+    try:
+        rcode, addrs = dns_query(port, name, qid)
+    except (OSError, ValueError) as e:
+        return f"{type(e).__name__}: {e}"
+    return f"rcode {rcode} ({ {0: 'NOERROR', 3: 'NXDOMAIN', 5: 'REFUSED'}.get(rcode, '?') }), A {', '.join(addrs) or '-'}"
+
+
+def serve_dnsmasq(exe: str, variant: str, queries: int, seconds: float, crashes: int,
+                  keep_fds: bool) -> dict:
+    """Queries (a name configured with --address, and one refused for want of an upstream server),
+    with `crashes` queries for CRASH_NAME among them at 1/(crashes+1), 2/(crashes+1) ... of the
+    load; then 8 more queries; then SIGTERM to the whole process group.  keep_fds: with
+    DNSMASQ_KEEP_FDS=1 (keep-fds.patch: dnsmasq then does not close the descriptors it inherited)."""
+    workdir = os.path.join(DATA, "runs", f"dnsmasq-{variant}" + ("-keep-fds" if keep_fds else ""))
     shutil.rmtree(workdir, ignore_errors=True)
     os.makedirs(os.path.join(workdir, "reports"))
     port = free_port()
@@ -724,8 +765,13 @@ def serve_dnsmasq(exe: str, queries: int, seconds: float) -> dict:
            "--address=/qpm.test/10.1.2.3"]
     if os.geteuid() == 0:
         cmd.append(f"--user={pwd.getpwuid(0).pw_name}")
-    server = Server(cmd, workdir, dict(os.environ, QPM_REPORT_DIR=os.path.join(workdir, "reports")))
-    r = {"ok": 0, "failed": 0, "errors": [], "samples": []}
+    report_dir = os.path.join(workdir, "reports")
+    env = dict(os.environ, QPM_REPORT_DIR=report_dir)
+    if keep_fds:
+        env["DNSMASQ_KEEP_FDS"] = "1"
+    server = Server(cmd, workdir, env)
+    r: dict = {"variant": variant + (" (DNSMASQ_KEEP_FDS=1)" if keep_fds else ""), "ok": 0, "failed": 0,
+               "unsent": 0, "errors": [], "samples": [], "crash_answers": []}
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -736,10 +782,16 @@ def serve_dnsmasq(exe: str, queries: int, seconds: float) -> dict:
                 if server.proc.poll() is not None or time.monotonic() > deadline:
                     raise Failure(f"dnsmasq did not answer ({exit_text(server.proc.returncode)}):\n{server.output()}")
                 time.sleep(0.1)
+        r["domains_before"] = domain_processes(server.proc.pid)
+        r["descriptors"] = descriptors(server.proc.pid)
+        crash_at = {queries * i // (crashes + 1) for i in range(1, crashes + 1)}
         start = time.monotonic()
         for i in range(queries):
-            if time.monotonic() - start > seconds:
+            if time.monotonic() - start > seconds or server.proc.poll() is not None:
+                r["unsent"] = queries - i
                 break
+            if i in crash_at:
+                r["crash_answers"].append(dns_answer(port, CRASH_NAME, 60000 + i))
             name, want = (f"h{i}.qpm.test", (0, ["10.1.2.3"])) if i % 4 else (f"h{i}.elsewhere.test", (5, []))
             try:
                 got = dns_query(port, name, 2 + i)
@@ -754,13 +806,120 @@ def serve_dnsmasq(exe: str, queries: int, seconds: float) -> dict:
                 r["errors"].append(f"{name}: rcode {got[0]}, addresses {got[1]}")
             if i < 2:
                 rcode = {0: "NOERROR", 5: "REFUSED"}.get(got[0], "?")
-                r["samples"].append(f"{name}: rcode {got[0]} ({rcode}), "
-                                    f"A {', '.join(got[1]) or '-'}")
+                r["samples"].append(f"{name}: rcode {got[0]} ({rcode}), A {', '.join(got[1]) or '-'}")
         r["seconds"] = time.monotonic() - start
-        r["stop"] = server.stop()
+        r["after"] = sum(dns_answer(port, f"after{j}.qpm.test", 50000 + j).endswith("A 10.1.2.3")
+                         for j in range(8)) if server.proc.poll() is None else 0
+        r["alive"] = server.proc.poll() is None
+        r["ended"] = exit_text(server.proc.returncode)
+        r["domains_after"] = domain_processes(server.proc.pid) if r["alive"] else []
+        wait_for_reports(report_dir, 1 if crashes else 0)
+        before_stop = len(glob.glob(os.path.join(report_dir, "crash-*.json")))
+        r["stop"] = server.stop(whole_group=True) if r["alive"] else r["ended"]
+        r["reports_by_stop"] = len(glob.glob(os.path.join(report_dir, "crash-*.json"))) - before_stop
+        r["output"] = server.output()
     finally:
         server.close()
+    r["crashes"], r["stats"] = reports(report_dir)
     return r
+
+
+def show_dnsmasq_run(r: dict) -> None:
+    log(f"  {r['variant']}: domain processes at start: {', '.join(r.get('domains_before', [])) or 'none'}")
+    log(f"    main process's descriptors once serving: {r.get('descriptors', '?')}")
+    for s in r["samples"]:
+        log(f"    {s}")
+    log(f"    queries:             {r['ok']} answered right, {r['failed']} failed, {r['unsent']} not sent, "
+        f"{r.get('seconds', 0):.2f} s")
+    for e in r["errors"][:3]:
+        log(f"      {e}")
+    for i, a in enumerate(r["crash_answers"], 1):
+        log(f"    crashing query {i}:    {CRASH_NAME}: {a}")
+    log(f"    afterwards:          {r.get('after', 0)} of 8 queries answered right")
+    log(f"    server:              {'alive' if r.get('alive') else 'DEAD, ' + r.get('ended', '?')}"
+        + (f"; domain processes now: {', '.join(r['domains_after']) or 'none'}" if r.get("alive") else "")
+        + f"; stopped by SIGTERM to its process group: {r.get('stop', '?')}, "
+        f"crash reports written by the stop: {r.get('reports_by_stop', 0)}")
+    log(f"    crash reports:       {len(r['crashes'])}")
+    for c in r["crashes"][:3]:
+        log(f"      {crash_line(c)}")
+    show_stats(r["stats"])
+    lines = [line for line in r.get("output", "").splitlines() if "quarantine" in line]
+    for line in lines[:3]:
+        log(f"    server said:         {line}")
+
+
+def show_stats(stats: list[dict]) -> None:
+    for s in stats:
+        for e in s.get("edges", []):
+            log(f"    stats report:        {e['caller_domain']} -> {e['callee']} ({e['callee_domain']}): "
+                f"{e['calls']} calls, {e['faulted']} faulted, {e['bytes']} bytes, "
+                f"{e['time_ns'] / max(1, e['calls']) / 1000:.1f} us per call (from {e['timed_calls']} timed calls)")
+
+
+# ---- fix-its, --fix, cut --------------------------------------------------------------------
+
+def fixit_audit(analyze_json: str, functions: list[str]) -> list[str]:
+    """The diagnostics of `qtool analyze` about the given functions, each with its fix-its."""
+    with open(analyze_json) as f:
+        diags = json.load(f)["diagnostics"]
+    out, seen = [], set()
+    for d in diags:
+        if not any(f"'{fn}'" in d["message"] for fn in functions):
+            continue
+        fixes = [f"insert '{x['insert']}' at {x['file']}:{x['line']}:{x['column']}" for x in d.get("fixits", [])]
+        m = re.search(r"(parameter '[^']*' \([^)]*\)|returns a pointer \([^)]*\)|is variadic)", d["message"])
+        key = (d["file"], d["line"], d["column"], d["code"], tuple(fixes))
+        if key in seen:
+            continue
+        seen.add(key)
+        fn = next(fn for fn in functions if f"'{fn}'" in d["message"])
+        out.append(f"{d['file']}:{d['line']}:{d['column']}: {d['code']} {fn}: {m[1] if m else d['message'][:120]}"
+                   f" -> {'; '.join(fixes) or 'no fix-it'}")
+    return out
+
+
+def fix_experiment(name: str, spec: dict, sources: list[str], summary: list[str]) -> None:
+    """`qtool check --plan P --fix` on a fresh copy of the plain tree, twice; then `scons ISOLATE=P`."""
+    plan = spec["fix_plan"]
+    tree = unpack_tree(name, spec, "fixed", [])
+    cmd = [sys.executable, "-m", "qtool", "check", "--plan", plan, "-p", "compile_commands.json", *sources,
+           "--fix"]
+    rc, out = run(cmd, tree, TOOL_TIMEOUT_S, tool_env())
+    lines = out.strip().splitlines()
+    for line in lines:
+        if "inserted" in line or "--fix" in line or "not applied" in line:
+            log(f"    {line}")
+    remaining = [line for line in lines if ": error:" in line]
+    for line in remaining[:8]:
+        log(f"    remains: {line}")
+    log(f"    exit {rc}; {lines[-1] if lines else ''}")
+    rc2, out2 = run(cmd, tree, TOOL_TIMEOUT_S, tool_env())
+    again = [line for line in out2.splitlines() if line.startswith("--fix")]
+    log(f"    again: exit {rc2}; {again[0] if again else '?'}")
+    _, diff = run(["diff", "-ru", "-x", "build", "-x", "*.json", "-x", ".sconsign*", "-x", "*.yaml",
+                   os.path.join(DATA, name, "plain"), os.path.join(DATA, name, "fixed")], REPO, 60)
+    for line in diff.splitlines():
+        if line.startswith("+++ "):
+            log(f"    diff of {os.path.relpath(line[4:].split(chr(9))[0], tree)}:")
+        elif line.startswith(("+", "-")) and not line.startswith("---"):
+            log(f"      {line}")
+    b = build(tree, plan)
+    show_build(b)
+    summary.append(f"{name:<10} {'--fix ' + plan:<28} check exit {rc} after --fix, "
+                   f"{len(remaining)} error(s) left; build " + ("OK" if b["rc"] == 0 else "FAILED"))
+
+
+def cut_suggest(tree: str, sources: list[str], isolate: list[str]) -> None:
+    cmd = [sys.executable, "-m", "qtool", "cut", "--suggest", "-p", "compile_commands.json", *sources,
+           "--isolate", *isolate]
+    rc, out = run(cmd, tree, TOOL_TIMEOUT_S, tool_env())
+    lines = [line for line in out.strip().splitlines() if line.strip()]
+    log(f"    exit {rc}")
+    for line in lines[:14]:
+        log(f"    {line[:400]}")
+    if len(lines) > 14:
+        log(f"    ... {len(lines) - 14} more lines")
 
 
 # ---- the two servers --------------------------------------------------------------------------
@@ -771,44 +930,58 @@ SERVERS = {
         "copy": ["SConstruct", "config.h"], "patches": ["annotate.patch", "crash.patch"],
         "plans": ["isolate-base64.yaml", "isolate-hash.yaml", "isolate-hashing.yaml", "isolate-util.yaml"],
         "working_plan": "isolate-base64.yaml",
+        # what `qtool cut --suggest --isolate ...` proposes (annotated tree)
+        "cuts": [["jenkins_hash", "murmur3_hash"], ["util"]],
+        # the fix-its offered for these functions' parameters and results (plain tree)
+        "fixit_functions": ["safe_strcpy", "uriencode", "safe_memcmp"],
+        # `qtool check --plan P --fix` on a fresh copy of the plain tree, then `scons ISOLATE=P`
+        "fix_plan": "isolate-util.yaml",
     },
     "dnsmasq": {
         "package": "dnsmasq", "upstream": "dnsmasq-2.90", "subdir": "src",
-        "copy": ["SConstruct"], "patches": ["annotate.patch"],
-        "plans": ["isolate-hash-questions.yaml", "isolate-poll.yaml"],
-        "working_plan": None,
+        "copy": ["SConstruct"],
+        "patches": ["sha256.patch", "annotate.patch", "crash.patch", "keep-fds.patch"],
+        "plans": ["isolate-hash-questions.yaml", "isolate-poll.yaml", "isolate-names.yaml",
+                  "isolate-sha256.yaml"],
+        "working_plan": "isolate-sha256.yaml",
+        "cuts": [["hash-questions"], ["poll"], ["sha256"], ["names"]],
+        "fixit_functions": ["hash_questions", "extract_name", "whine_realloc"],
+        "fix_plan": None,
     },
 }
+
+
+def unpack_tree(name: str, spec: dict, kind: str, patches: list[str]) -> str:
+    """One tree: the upstream sources, the patches, the SConstruct and plans, and its
+    compile_commands.json; returns its SCons directory."""
+    here = os.path.join(REAL, name)
+    root = os.path.join(DATA, name, kind)
+    unpack(fetch(spec["package"], spec["upstream"]), root)
+    tree = os.path.join(root, spec["upstream"], spec["subdir"])
+    for f in spec["copy"]:
+        shutil.copy(os.path.join(here, f), tree)
+    for patch in patches:
+        rc, out = run(["patch", "-p1", "--batch", "--forward", "-d", tree, "-i",
+                       os.path.join(here, patch)], REPO, 60)
+        if rc != 0:
+            raise Failure(f"bench/real/{name}/{patch} does not apply to {spec['upstream']}:\n{out.strip()}")
+    for f in spec["plans"]:
+        shutil.copy(os.path.join(here, f), tree)
+    rc, out = run([SCONS, "-Q", "compile_commands.json"], tree, BUILD_TIMEOUT_S, tool_env())
+    if rc != 0:
+        raise Failure(f"scons compile_commands.json in the {kind} {name} tree exited {rc}:\n"
+                      f"{out.strip()[-3000:]}")
+    return tree
 
 
 def prepare(name: str, spec: dict) -> tuple[str, str, list[str]]:
     """Unpacks the plain and annotated trees; returns their SCons directories and the sources."""
     if name == "memcached":
         ensure_libevent()
-    tarball = fetch(spec["package"], spec["upstream"])
-    log(f"  source: {os.path.relpath(tarball, REPO)}")
-    here = os.path.join(REAL, name)
-    trees = []
-    for kind in ("plain", "annotated"):
-        root = os.path.join(DATA, name, kind)
-        unpack(tarball, root)
-        tree = os.path.join(root, spec["upstream"], spec["subdir"])
-        for f in spec["copy"]:
-            shutil.copy(os.path.join(here, f), tree)
-        if kind == "annotated":
-            for patch in spec["patches"]:
-                rc, out = run(["patch", "-p1", "--batch", "--forward", "-d", tree, "-i",
-                               os.path.join(here, patch)], REPO, 60)
-                if rc != 0:
-                    raise Failure(f"bench/real/{name}/{patch} does not apply to {spec['upstream']}:\n{out.strip()}")
-        for f in spec["plans"]:
-            shutil.copy(os.path.join(here, f), tree)
-        rc, out = run([SCONS, "-Q", "compile_commands.json"], tree, BUILD_TIMEOUT_S, tool_env())
-        if rc != 0:
-            raise Failure(f"scons compile_commands.json in the {kind} {name} tree exited {rc}:\n"
-                          f"{out.strip()[-3000:]}")
-        trees.append(tree)
-    return trees[0], trees[1], sources_of(os.path.join(here, "SConstruct"))
+    log(f"  source: {os.path.relpath(fetch(spec['package'], spec['upstream']), REPO)}")
+    plain = unpack_tree(name, spec, "plain", [])
+    annotated = unpack_tree(name, spec, "annotated", spec["patches"])
+    return plain, annotated, sources_of(os.path.join(REAL, name, "SConstruct"))
 
 
 def build(tree: str, plan: str | None) -> dict:
@@ -855,11 +1028,17 @@ def learn(tree: str, sources: list[str], report_dir: str, summary: list[str]) ->
         plan = f.read()
     log("  learned.yaml: " + "; ".join(line.strip() for line in plan.splitlines()
                                        if line.strip().startswith(("- domain", "components", "on_fault"))))
+    rc_check, out_check = run([sys.executable, "-m", "qtool", "check", "--plan", "learned.yaml", "-p",
+                               "compile_commands.json", *sources], tree, TOOL_TIMEOUT_S, tool_env())
+    lines = out_check.strip().splitlines()
+    log(f"  qtool check --plan learned.yaml: exit {rc_check}; {lines[-1] if lines else ''}")
+    for line in [line for line in lines if ": error:" in line][:3]:
+        log(f"    {line}")
     b = build(tree, "learned.yaml")
     show_build(b)
     summary.append(f"{'memcached':<10} {'learned.yaml':<28} " + next(
         (line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("plan:")), "?")
-        + "   build " + ("OK" if b["rc"] == 0 else "FAILED"))
+        + f"   check exit {rc_check}   build " + ("OK" if b["rc"] == 0 else "FAILED"))
 
 
 def do_server(name: str, args, summary: list[str]) -> None:
@@ -882,6 +1061,15 @@ def do_server(name: str, args, summary: list[str]) -> None:
         for kind in ("plain", "annotated"):
             title = (f"qtool analyze, {kind}" if plan is None else f"qtool check --plan {plan}, {kind}")
             show_diagnostics(title, results[kind, plan], args.samples)
+    log()
+    log(f"fix-its offered for {', '.join(spec['fixit_functions'])} (plain tree, qtool analyze):")
+    for line in fixit_audit(os.path.join(plain, "analyze.json"), spec["fixit_functions"]):
+        log(f"  {line}")
+    log()
+    log("where to cut (qtool cut --suggest, annotated tree):")
+    for isolate in spec["cuts"]:
+        log(f"  --isolate {' '.join(isolate)}:")
+        cut_suggest(annotated, sources, isolate)
     log()
     log("builds (annotated tree):")
     mono = build(annotated, None)
@@ -919,6 +1107,19 @@ def do_server(name: str, args, summary: list[str]) -> None:
                            f"{r['load_with_crashes']['failed']} failed; server "
                            f"{'alive' if r['alive'] else 'dead (' + r['ended'] + ')'}; "
                            f"{len(r['crashes'])} crash report(s)")
+        # The other split builds that build serve the same load twice, without the fault: it sits
+        # in base64_decode, which they run in the main process.
+        quiet = argparse.Namespace(**{**vars(args), "crashes": 0})
+        for plan in spec["plans"]:
+            variant = os.path.splitext(plan)[0]
+            if plan == working or builds[plan]["rc"] != 0:
+                continue
+            r = serve_memcached(os.path.join(annotated, "build", variant, "memcached"), variant, quiet)
+            show_run(r)
+            summary.append(f"{name:<10} {variant:<28} served {r['load']['ok'] + r['load_with_crashes']['ok']} "
+                           f"right, {r['load']['failed'] + r['load_with_crashes']['failed']} failed; server "
+                           f"{'alive' if r['alive'] else 'dead (' + r['ended'] + ')'}; "
+                           f"{len(r['crashes'])} crash report(s)")
         log()
         log("the data-driven step: qtool learn --policy optimistic from the monolithic build's crash report:")
         learn(annotated, sources, os.path.join(DATA, "runs", "memcached-mono", "reports"), summary)
@@ -934,15 +1135,31 @@ def do_server(name: str, args, summary: list[str]) -> None:
                 log(f"  server said: {line}")
         summary.append(f"{name:<10} {'group SIGTERM':<28} {len(g['crashes'])} crash report(s) at a clean stop")
     else:
-        log("serving (monolithic build; no plan of dnsmasq builds split):")
-        r = serve_dnsmasq(os.path.join(annotated, "build", "mono", "dnsmasq"), args.queries, args.seconds)
-        for s in r["samples"]:
-            log(f"  {s}")
-        log(f"  mono: {r['ok']} queries answered right, {r['failed']} failed, in {r.get('seconds', 0):.2f} s; "
-            f"stopped by SIGTERM: {r.get('stop', '?')}")
-        for e in r["errors"][:3]:
-            log(f"    {e}")
-        summary.append(f"{name:<10} mono                         served {r['ok']} right, {r['failed']} failed")
+        log("serving, and the injected fault (bench/real/dnsmasq/crash.patch):")
+        # dnsmasq closes every descriptor it inherited when it starts (close_fds() in main());
+        # keep-fds.patch skips that under DNSMASQ_KEEP_FDS=1.  The split build by the working plan
+        # runs both ways (the first with a tenth of the queries: unanswered ones wait for a
+        # timeout); the other split builds that build, with it and without the fault, which
+        # sits in sha256_update, which they run in the main process.
+        split = os.path.splitext(working)[0]
+        runs = [("mono", args.queries, args.crashes, False), (split, max(1, args.queries // 10), args.crashes, False),
+                (split, args.queries, args.crashes, True)]
+        runs += [(os.path.splitext(plan)[0], args.queries, 0, True) for plan in spec["plans"]
+                 if plan != working and builds[plan]["rc"] == 0]
+        for variant, queries, crashes, keep_fds in runs:
+            r = serve_dnsmasq(os.path.join(annotated, "build", variant, "dnsmasq"), variant, queries,
+                              args.seconds, crashes, keep_fds)
+            show_dnsmasq_run(r)
+            variant = r["variant"]
+            summary.append(f"{name:<10} {variant:<28} served {r['ok']} right, {r['failed']} failed, "
+                           f"{r['unsent']} not sent, {crashes} crashing quer{'y' if crashes == 1 else 'ies'}; "
+                           f"server {'alive' if r['alive'] else 'dead (' + r['ended'] + ')'}; "
+                           f"{len(r['crashes'])} crash report(s); stop: {r['stop']}, "
+                           f"{r['reports_by_stop']} report(s) by it")
+    if spec["fix_plan"]:
+        log()
+        log(f"qtool check --plan {spec['fix_plan']} --fix on a fresh copy of the plain tree, then the split build:")
+        fix_experiment(name, spec, sources, summary)
 
 
 def main() -> int:
