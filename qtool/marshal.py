@@ -681,11 +681,14 @@ def _descriptor_problems(model: ProgramModel, fn: Function, p: Param, severity: 
         name = passed
     last = chain[-1]
     notes.append(Note(f"'{last.callee_name}' uses '{name}' here as a file descriptor", last.location))
+    # QPM_FD takes an int: a descriptor held in another integer type is declared int first.
+    fits = is_descriptor(param_enc(p))
+    advice = ("mark it QPM_FD" if fits else "declare it 'int' and mark it QPM_FD")
     return [Diagnostic(severity, "QPM016",
                        f"'{fn.name}' is called {context}: parameter '{p.name or p.index + 1}' ({p.type}) is a "
                        f"file descriptor (it reaches '{last.callee_name}'), whose number means nothing in another "
-                       "process: mark it QPM_FD to hand the other side a descriptor of its own for the same open file",
-                       p.location, _fixit(p, "QPM_FD"), tuple(notes))]
+                       f"process: {advice} to hand the other side a descriptor of its own for the same open file",
+                       p.location, _fixit(p, "QPM_FD") if fits else (), tuple(notes))]
 
 
 def returned_descriptor(model: ProgramModel, fn: Function,

@@ -183,10 +183,12 @@ def _split_compile_action(target, source, env):
     if not _split_of(source[1]):
         write_bytes(target[0].abspath, b"")
         return 0
-    cmd = [str(a) for a in env.subst_list("$CCCOM $QPMSPLITFLAGS", target=target, source=source[:1])[0]]
+    # Through the shell, as SCons runs $CCCOM: a define written for it (-DVERSION=\"2.90\")
+    # reaches the compiler as it does in the ordinary compile.
+    cmd = env.subst("$CCCOM $QPMSPLITFLAGS", target=target, source=source[:1])
     if env.get("QPM_VERBOSE"):
-        print(" ".join(cmd))
-    return subprocess.call(cmd)
+        print(cmd)
+    return subprocess.call(["/bin/sh", "-c", cmd])
 
 
 def _split_compile_string(target, source, env):

@@ -47,7 +47,7 @@ BANNER = Template("""\
 # Arguments: banner, includes, body, program (the qrt_program definition), entry.
 FILE = Template("""\
 $banner#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
+#define _GNU_SOURCE 1
 #endif
 #include <errno.h>
 #include <stddef.h>
@@ -477,6 +477,14 @@ def _plain_ctype(ctype: str) -> str:
     """A type spelling without its leading const: 'const struct msg' -> 'struct msg'."""
     t = ctype.strip()
     return t[len("const "):].strip() if t.startswith("const ") else t
+
+
+def _unqualified(ctype: str) -> str:
+    """A value's type without const or volatile, for a local the message is decoded into:
+    'const size_t' and 'size_t const' -> 'size_t'.  A pointer keeps what it points to."""
+    if "*" in ctype or "[" in ctype:
+        return ctype
+    return " ".join(w for w in ctype.split() if w not in ("const", "volatile"))
 
 
 def _element_ctype(ctype: str, dims: int) -> str:
@@ -1016,7 +1024,7 @@ def _dispatcher(model: ProgramModel, f: Function, codecs: DeepCodecs) -> str:
     for p, m in zip(f.params, kinds):
         n = _param_name(p)
         if m.kind in ("scalar", "struct"):
-            dec.append(f"    {_decl(p.type, n)};\n    qrt_get(qpm__in, &{n}, sizeof {n});\n")
+            dec.append(f"    {_decl(_unqualified(p.type), n)};\n    qrt_get(qpm__in, &{n}, sizeof {n});\n")
         elif m.kind == "fd":      # the message's: closed by the runtime when the call returns
             dec.append(f"    {_decl(p.type, n)} = qrt_get_fd(qpm__in);\n")
         elif m.kind == "opaque":

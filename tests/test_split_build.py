@@ -342,3 +342,34 @@ def test_kvstore_split_serves_300_connections_through_injected_crashes(kvstore, 
     reports = [json.loads(p.read_text()) for p in tmp_path.glob("crash-*.json")]
     assert reports, err
     assert {(r["function"], r["blame"], r["outcome"]) for r in reports} == {("cache_get", "culprit", "restarted")}
+
+
+def test_what_real_builds_write_compiles_split(tmp_path):
+    """Three things real servers do, in one file split between two domains: a const scalar
+    parameter crossing, a config header that defines _GNU_SOURCE as autoconf does (1), and a
+    define written for the shell (-DVERSION=\"2.90\")."""
+    work = tmp_path / "real"
+    work.mkdir()
+    (work / "config.h").write_text("#define _GNU_SOURCE 1\n")
+    (work / "api.h").write_text(
+        '#include "config.h"\n#include "qpm.h"\n#include <stddef.h>\n'
+        "QPM_COMPONENT(calc) int scale(const int k, size_t const n);\n"
+        "int version_length(void);\n")
+    (work / "server.c").write_text(
+        '#include "api.h"\n#include <stdio.h>\n#include <string.h>\n#include <unistd.h>\n'
+        "QPM_COMPONENT(calc) int scale(const int k, size_t const n) { return k * (int)n + (int)strlen(VERSION); }\n"
+        "int version_length(void) { return (int)strlen(VERSION); }\n"
+        'int main(void) { printf("%d %d\\n", scale(6, 7), version_length()); return 0; }\n')
+    (work / "split.yaml").write_text("version: 1\nisolate:\n  - domain: calc_iso\n    components: [calc]\n")
+    (work / "SConstruct").write_text(
+        "import qtool.scons\n"
+        "env = Environment(tools=['default', qtool.scons.tool], CPPDEFINES=[('VERSION', '\\\\\"2.90\\\\\"')],\n"
+        "                  CCFLAGS=['-O2', '-Wall', '-Wextra', '-Werror'])\n"
+        "env.QpmProgram('real', Glob('*.c'))\n")
+    scons(work)
+    scons(work, "ISOLATE=split.yaml")
+    mono = run(work / "build" / "mono" / "real")
+    split = run(work / "build" / "split" / "real")
+    assert mono.returncode == split.returncode == 0, split.stderr
+    assert mono.stdout == split.stdout == "46 4\n"
+    assert (work / "build" / "split" / "real-calc_iso").exists()

@@ -12,6 +12,7 @@ QPM_COMPONENT(files) int file_close(int fd) { return close(fd); }
 QPM_COMPONENT(files) long file_copy(int out, int in, size_t n) { return (long)sendfile(out, in, NULL, n); }
 QPM_COMPONENT(files) int file_marked(int fd QPM_FD) { return close(fd); }
 QPM_COMPONENT(files) int file_count(int n) { return n + 1; }
+QPM_COMPONENT(files) int file_close_long(long fd) { return close(fd); }
 
 /* Returned descriptors: directly, through a local variable, through a helper. */
 QPM_COMPONENT(files) int file_open(const char *path QPM_STRING)
@@ -30,5 +31,5 @@ QPM_COMPONENT(files) int file_flags(int fd QPM_FD) { return fcntl(fd, F_GETFL); 
 int main(void)
 {
     return file_serve(1, "x") + file_close(3) + (int)file_copy(1, 0, 4) + file_marked(3) + file_count(2) +
-           file_open("x") + file_accept(3) + file_listen() + file_marked_socket() + file_flags(0);
+           file_open("x") + file_accept(3) + file_listen() + file_marked_socket() + file_flags(0) + file_close_long(3);
 }
