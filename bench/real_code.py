@@ -69,7 +69,6 @@ from __future__ import annotations
 import argparse
 import base64
 import collections
-import ctypes
 import datetime
 import glob
 import json
@@ -88,6 +87,7 @@ import tarfile
 import threading
 import time
 
+from kvstore import become_subreaper, children, group_members  # bench/kvstore.py
 from machine import cpu_model  # bench/machine.py: scripts here run with bench/ on sys.path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -301,15 +301,6 @@ def show_diagnostics(title: str, r: dict, samples: int) -> None:
 
 # ---- processes --------------------------------------------------------------------------------
 
-def become_subreaper() -> bool:
-    """Orphaned domain and watcher processes are re-parented to this script, which reaps them."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
-    except (OSError, AttributeError):
-        return False
-
-
 def reap_orphans() -> None:
     while True:
         try:
@@ -318,33 +309,6 @@ def reap_orphans() -> None:
             return
         if pid == 0:
             return
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live processes whose process group is pgid (zombies are not counted)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            found.append(int(entry))
-    return found
-
-
-def children(pid: int) -> list[int]:
-    kids = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                kids += [int(c) for c in f.read().split()]
-    except OSError:
-        pass
-    return sorted(kids)
 
 
 def proc_name(pid: int) -> str:
