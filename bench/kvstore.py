@@ -6,6 +6,8 @@ Run from the repository root:
     .venv/bin/python bench/kvstore.py                    # 5 rounds
     .venv/bin/python bench/kvstore.py --quick            # 2 rounds
     .venv/bin/python bench/kvstore.py --threads 8 --requests 25000 --seconds 60 --rounds 5
+    .venv/bin/python bench/kvstore.py --open-loop        # latency at 25%, 50%, 75% load
+    .venv/bin/python bench/kvstore.py --open-loop --loads 0.25,0.5,0.75 --duration 4 --rounds 3
 
 The four variants, each built by this script before anything is measured:
 
@@ -40,6 +42,19 @@ Servers bind 127.0.0.1 only.  Every run is bounded (loadgen's --seconds plus tim
 every wait); a server and its domain processes form their own process group, which is killed
 on any error path and checked to be empty after every run.
 
+With --open-loop the question is latency at a load the server can carry rather than the most it
+can carry.  After the warm-up, mono's maximum is measured: the median requests/s of three
+closed-loop runs with the load above.  Then R rounds (default 3): in each round, for each load
+L of --loads (fractions of that maximum), every variant serves loadgen --rate L*max, the order
+rotating by one each round.  Each run is bounded in requests (--threads T --requests
+ceil(L*max*D/T) for --duration D) and in seconds (--seconds 2*D).  loadgen sends each request
+at its intended time and counts latency from that time, so a reply that comes late delays the
+requests behind it and their latency shows it.  Reported for each load and variant: the median
+p50, p99 and p99.9 over the rounds with their range, the requests/s achieved, errors, and the
+server's CPU time per request; and the target: at 50% load, isolate-cache's p99 at most 1.3
+times mono's (ratio of the medians, per-round ratios shown) with no errors.  The call counting
+run is skipped.
+
 The exit status is 0 whatever the ratios are; 1 when a request failed or a server misbehaved
 (the numbers are then printed but not valid), 2 when something could not be built or run.
 """
@@ -50,6 +65,7 @@ import argparse
 import ctypes
 import datetime
 import glob
+import math
 import os
 import platform
 import re
@@ -70,7 +86,7 @@ from machine import cpu_model  # bench/machine.py: scripts here run with bench/ 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = os.path.join(".venv", "bin", "python")
-SCONS = os.path.join(".venv", "bin", "scons")
+SCONS = os.path.join(os.path.dirname(sys.executable), "scons")  # beside the Python that runs this
 PLANS = os.path.join("samples", "kvstore", "plans")
 CFLAGS = ["-std=c11", "-D_GNU_SOURCE", "-O2", "-g", "-Wall", "-Wextra", "-Werror", "-pthread",
           "-Iclang_attrs"]
@@ -409,7 +425,8 @@ def build_all(tmp: str) -> tuple[dict[str, str], str, list[str]]:
         if variant != "mono":
             cmd.append(f"ISOLATE={os.path.join(PLANS, variant + '.yaml')}")
         run(cmd)
-        commands.append(shlex.join(cmd) + f"   -> build/{variant}/kvstore*")
+        shown = [os.path.relpath(SCONS, REPO) if SCONS.startswith(REPO + os.sep) else SCONS, *cmd[1:]]
+        commands.append(shlex.join(shown) + f"   -> build/{variant}/kvstore*")
         # Snapshot: kvstore and its kvstore-<domain> executables, kept together.
         dest = os.path.join(tmp, variant)
         os.mkdir(dest)
@@ -494,6 +511,107 @@ def crossings(variant: str, per_request: dict[str, float]) -> tuple[float, float
     return calls, trips
 
 
+# ---- open loop ------------------------------------------------------------------------------
+
+P99_TARGET = 1.3  # isolate-cache's p99 over mono's, at 50% load
+
+
+def paced_load(threads: int, rate: float, duration: float) -> list[str]:
+    """loadgen arguments for `rate` requests/s in all, for about `duration` seconds."""
+    per_thread = max(1, math.ceil(rate * duration / threads))
+    return ["--threads", str(threads), "--requests", str(per_thread), "--seconds", f"{2 * duration:g}",
+            "--rate", f"{rate:.0f}"]
+
+
+def measure_max(exe: str, loadgen: str, load: list[str], seconds: float, tmp: str) -> tuple[float, list]:
+    """Median requests/s of three closed-loop runs; raises Failure if any request failed."""
+    rates = []
+    for i in range(3):
+        r = serve_and_load(exe, loadgen, load, seconds, tmp)
+        bad = problems(r)
+        if bad:
+            raise Failure(f"mono's maximum, run {i + 1}: {'; '.join(bad)}")
+        rates.append(r["rps"])
+    return statistics.median(rates), rates
+
+
+def open_loop_runs(args, exes: dict, loadgen: str, tmp: str, loads: list[float], rounds: int,
+                   rates: dict[float, float]) -> dict:
+    """runs[(load, variant)] -> one result per round; the order of variants rotates each round."""
+    runs: dict = {(x, v): [] for x in loads for v in VARIANTS}
+    for i in range(rounds):
+        order = VARIANTS[i % len(VARIANTS):] + VARIANTS[:i % len(VARIANTS)]
+        for x in loads:
+            load = paced_load(args.threads, rates[x], args.duration)
+            for v in order:
+                r = serve_and_load(exes[v], loadgen, load, 2 * args.duration, tmp)
+                r["round"] = i
+                r["planned"] = args.threads * int(load[3])
+                r["limited"] = r["requests"] < r["planned"]
+                runs[(x, v)].append(r)
+                bad = problems(r)
+                log(f"  round {i + 1}/{rounds}  load {x:.2f} ({rates[x]:.0f}/s)  {v:<14}"
+                    f" p50 {r['p50_ms']:7.3f}  p99 {r['p99_ms']:7.3f}  p99.9 {r['p999_ms']:7.3f}"
+                    f"  max {r['max_ms']:7.3f} ms  {r['rps']:>7.0f} req/s  errors {r['errors']}"
+                    f"  server cpu {r['server_cpu']:.2f} s"
+                    + ("  (stopped by --seconds)" if r["limited"] else "")
+                    + (f"  PROBLEM: {'; '.join(bad)}" if bad else ""))
+    return runs
+
+
+def spread(values: list[float], fmt: str = "{:.3f}") -> str:
+    """The median of values and, in brackets, their range."""
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
+def open_loop_report(args, runs: dict, loads: list[float], rates: dict[float, float],
+                     layout: dict) -> list[tuple[str, str, str]]:
+    """Prints the table and the target; returns the problems found in the runs."""
+    head = (f"{'load':<6}{'rate/s':>8}  {'variant':<14}{'procs':>6}  {'p50 ms':<26}{'p99 ms':<26}"
+            f"{'p99.9 ms':<26}{'achieved/s':>11}{'sent %':>7}{'errors':>7}{'srv cpu us/req':>15}{'(system)':>9}"
+            f"{'loadgen us/req':>15}")
+    log(head)
+    log("-" * len(head))
+    for x in loads:
+        for v in VARIANTS:
+            rs = runs[(x, v)]
+            reqs = sum(r["requests"] for r in rs) or 1
+            log(f"{x:<6.2f}{rates[x]:>8.0f}  {v:<14}{len(layout[v]):>6}  "
+                f"{spread([r['p50_ms'] for r in rs]):<25} {spread([r['p99_ms'] for r in rs]):<25} "
+                f"{spread([r['p999_ms'] for r in rs]):<25}"
+                f"{statistics.median(r['rps'] for r in rs):>11.0f}"
+                f"{100 * reqs / sum(r['planned'] for r in rs):>7.1f}{sum(r['errors'] for r in rs):>7}"
+                f"{1e6 * sum(r['server_cpu'] for r in rs) / reqs:>15.1f}"
+                f"{1e6 * sum(r['server_sys'] for r in rs) / reqs:>9.1f}"
+                f"{1e6 * sum(r['loadgen_cpu'] for r in rs) / reqs:>15.1f}")
+    log("  latency: from the time each request was due (loadgen --rate), as loadgen's histogram edges")
+    log("  (at most 7% above the true value); the median over the rounds, the range in brackets.")
+    log("  achieved/s: the median requests/s over the rounds; sent %: the share of the planned requests")
+    log("  sent before --seconds (a server slower than the rate leaves the rest unsent, and their latency")
+    log("  is not in the percentiles).  srv cpu us/req: CPU time (user+system; system alone in brackets)")
+    log("  of the server's processes over all its runs at that load, per request; loadgen us/req: the")
+    log("  same for the client, which shares the machine's cores with the server.")
+
+    log()
+    log("target:")
+    if 0.5 not in loads:
+        log("  at 50% load, isolate-cache p99 <= 1.3 x mono: not measured (0.5 is not among --loads)")
+    else:
+        ic, mono = runs[(0.5, "isolate-cache")], runs[(0.5, "mono")]
+        ratio = statistics.median(r["p99_ms"] for r in ic) / statistics.median(r["p99_ms"] for r in mono)
+        per_round = [a["p99_ms"] / b["p99_ms"] for a, b in zip(ic, mono)]
+        errors = sum(r["errors"] for r in ic)
+        met = ratio <= P99_TARGET and errors == 0
+        log(f"  at 50% load, isolate-cache p99 / mono p99 = {ratio:.2f} (per round "
+            f"{min(per_round):.2f}-{max(per_round):.2f}), isolate-cache errors {errors}: "
+            + ("PASS" if met else "MISS") + f" (target <= {P99_TARGET} and no errors)")
+        allv = statistics.median(r["p99_ms"] for r in runs[(0.5, "isolate-all")]) / \
+            statistics.median(r["p99_ms"] for r in mono)
+        log(f"  at 50% load, isolate-all p99 / mono p99 = {allv:.2f} (no target)")
+    return [(v, f"load {x:.2f} round {r['round'] + 1}", p) for x in loads for v in VARIANTS
+            for r in runs[(x, v)] for p in problems(r)]
+
+
 # ---- report ---------------------------------------------------------------------------------
 
 def main() -> int:
@@ -505,17 +623,31 @@ def main() -> int:
                     help="requests per loadgen thread (default 25000)")
     ap.add_argument("--seconds", type=float, default=60.0,
                     help="loadgen stops sending after this long (default 60)")
+    ap.add_argument("--open-loop", action="store_true",
+                    help="latency at fixed request rates (loadgen --rate) instead of throughput")
+    ap.add_argument("--loads", default="0.25,0.5,0.75",
+                    help="with --open-loop: rates as fractions of mono's measured maximum "
+                         "(default 0.25,0.5,0.75)")
+    ap.add_argument("--duration", type=float, default=4.0,
+                    help="with --open-loop: seconds of paced load per run (default 4)")
     args = ap.parse_args()
-    rounds = args.rounds or (2 if args.quick else 5)
-    if rounds < 1 or args.threads < 1 or args.requests < 1 or args.seconds <= 0:
-        ap.error("--rounds, --threads, --requests and --seconds must be positive")
+    rounds = args.rounds or ((2 if args.quick else 3) if args.open_loop else (2 if args.quick else 5))
+    if rounds < 1 or args.threads < 1 or args.requests < 1 or args.seconds <= 0 or args.duration <= 0:
+        ap.error("--rounds, --threads, --requests, --seconds and --duration must be positive")
+    try:
+        loads = sorted({float(x) for x in args.loads.split(",")})
+    except ValueError:
+        ap.error(f"--loads: not a list of numbers: {args.loads!r}")
+    if not all(0 < x <= 1.5 for x in loads):
+        ap.error("--loads: each load must be above 0 and at most 1.5")
     load = ["--threads", str(args.threads), "--requests", str(args.requests),
             "--seconds", f"{args.seconds:g}"]
     warm = ["--threads", str(args.threads), "--requests", str(max(1, args.requests // 10)),
             "--seconds", f"{args.seconds:g}"]
 
     cmdline = shlex.join([PY, "bench/kvstore.py", *sys.argv[1:]])
-    log("kvstore throughput benchmark (bench/kvstore.py)")
+    log("kvstore " + ("open-loop latency" if args.open_loop else "throughput")
+        + " benchmark (bench/kvstore.py)")
     log()
     log(f"command:   {cmdline}   (in {REPO})")
     log(f"date:      {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
@@ -548,6 +680,52 @@ def main() -> int:
             log(f"  {v:<14} {len(r['procs'])} process(es): {', '.join(r['procs'])}; "
                 f"{r['rps']:.0f} req/s" + (f"; PROBLEM: {'; '.join(bad)}" if bad else ""))
 
+        if args.open_loop:
+            log()
+            log(f"mono's maximum (closed loop, loadgen {' '.join(load)}, three runs):")
+            top, tops = measure_max(exes["mono"], loadgen, load, args.seconds, tmp)
+            log(f"  {', '.join(f'{t:.0f}' for t in tops)} req/s; median {top:.0f}")
+            rates = {x: x * top for x in loads}
+            log()
+            log(f"measured runs (loadgen --threads {args.threads} --rate L*{top:.0f}, about "
+                f"{args.duration:g} s each):")
+            open_runs = open_loop_runs(args, exes, loadgen, tmp, loads, rounds, rates)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not isinstance(e, Failure):
+            raise
+        log(f"\nFAILED: {e}")
+        return 2
+    if args.open_loop:
+        shutil.rmtree(tmp, ignore_errors=True)
+        log()
+        log("builds:")
+        for c in commands:
+            log(f"  {c}")
+        if git_describe() != sources_before:
+            log("note:      the repository moved during the run; the executables measured were built "
+                "and copied at the start")
+        log(f"load:      build/tools/loadgen --threads {args.threads} --rate <load x {top:.0f}> "
+            f"--requests <{args.duration:g} s worth per thread> --seconds {2 * args.duration:g} "
+            f"(set-ratio 0.2, keys 1000)")
+        limited = sum(r["limited"] for rs in open_runs.values() for r in rs)
+        log(f"rounds:    {rounds}; loads {', '.join(f'{x:g}' for x in loads)} of mono's maximum; order "
+            f"rotates each round; fresh server per run; "
+            + (f"{limited} run(s) stopped by --seconds before sending all requests" if limited
+               else "every run sent all its requests"))
+        log(f"load avg:  1-min {load_before} before, {loadavg()} after")
+        log()
+        bad = warm_bad + open_loop_report(args, open_runs, loads, rates, layout)
+        log()
+        if bad:
+            for v, rnd, p in bad:
+                log(f"PROBLEM: {v}, {rnd}: {p}")
+            log("outcome: some runs failed (see above); the numbers are not valid")
+            return 1
+        log("outcome: every request of every run answered correctly; every server exited 0 and left "
+            "no process")
+        return 0
+    try:
         log()
         log(f"measured runs (loadgen {' '.join(load)}):")
         runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}

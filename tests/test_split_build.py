@@ -239,6 +239,52 @@ def test_loadgen_prints_its_usage_and_counts_what_it_never_sent(kvstore):
     assert re.search(r"requests=0 ok=0 errors=2 .* not_sent=20$", gone.stdout.strip()), gone.stdout
 
 
+def test_loadgen_rate_paces_requests_and_counts_latency_from_their_due_time(kvstore):
+    """--rate 1000 with 2 threads: 2000 requests take about 2 s, however fast the server is."""
+    server_exe, loadgen = kvstore
+    help_ = subprocess.run([str(loadgen), "--help"], capture_output=True, text=True, timeout=30)
+    assert "--rate Q" in help_.stdout
+    server = subprocess.Popen([str(server_exe), "--port", "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        port = server.stdout.readline().strip().rsplit(":", 1)[1]
+        start = time.monotonic()
+        load = subprocess.run([str(loadgen), "--port", port, "--threads", "2", "--requests", "1000",
+                               "--rate", "1000", "--seconds", "10"], capture_output=True, text=True, timeout=30)
+        took = time.monotonic() - start
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert load.returncode == 0, load.stdout + load.stderr
+    m = re.search(r"requests=2000 ok=2000 errors=0 seconds=([\d.]+) rps=([\d.]+) p50_ms=([\d.]+) "
+                  r"p99_ms=([\d.]+) p999_ms=([\d.]+) max_ms=([\d.]+) not_sent=0$", load.stdout.strip())
+    assert m, load.stdout
+    seconds, rps, p50, p99, p999, worst = map(float, m.groups())
+    assert 1.8 <= seconds <= took and 1.8 <= took < 10
+    assert 900 <= rps <= 1100
+    assert 0 < p50 <= p99 <= p999 and worst > 0
+
+
+def test_loadgen_rate_stops_sending_at_the_deadline_when_the_server_cannot_keep_up(kvstore):
+    """A rate no server here can carry: the schedule falls behind, and --seconds still ends the run
+    with the rest of the requests unsent rather than failed."""
+    server_exe, loadgen = kvstore
+    server = subprocess.Popen([str(server_exe), "--port", "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        port = server.stdout.readline().strip().rsplit(":", 1)[1]
+        load = subprocess.run([str(loadgen), "--port", port, "--threads", "2", "--requests", "10000000",
+                               "--rate", "10000000", "--seconds", "1"], capture_output=True, text=True, timeout=30)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert load.returncode == 0, load.stdout + load.stderr
+    m = re.search(r"requests=(\d+) ok=(\d+) errors=0 seconds=([\d.]+) .* p50_ms=([\d.]+) .*not_sent=0$",
+                  load.stdout.strip())
+    assert m, load.stdout
+    requests, ok, seconds, p50 = int(m[1]), int(m[2]), float(m[3]), float(m[4])
+    assert 0 < requests == ok < 20000000 and 1.0 <= seconds < 5
+    assert p50 > 50   # the queue behind the schedule shows: most requests wait a good part of the second
+
+
 def test_kvstore_split_serves_load_and_leaves_nothing_after_kill_9(kvstore):
     server_exe, loadgen = kvstore
     shm_before = set(os.listdir("/dev/shm"))

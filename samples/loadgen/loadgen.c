@@ -2,6 +2,7 @@
  * loadgen.c - load client for the kvstore sample server (not part of the server).
  *
  *   loadgen --port N [--threads T] [--requests R] [--set-ratio F] [--keys K] [--seconds S]
+ *           [--rate Q]
  *   loadgen --help
  *
  * Each of T threads opens one connection to 127.0.0.1:N and sends at most R requests,
@@ -11,6 +12,15 @@
  * and the next three requests check that key through the server: a GET must return
  * exactly the value just set, a DEL must report DELETED, and a second GET must report
  * NOT_FOUND (which also catches a cache that kept a deleted value).
+ *
+ * Without --rate the load is a closed loop: a thread sends its next request as soon as the
+ * last one is answered, and a latency is the round trip.  With --rate Q the load is an open
+ * loop of Q requests per second in all: once every thread has connected, thread i of T sends
+ * its k-th request at the intended time start + (k + i/T) * T/Q, sleeping until then on an
+ * absolute clock.  A request whose time has passed (the previous reply came late) is sent at
+ * once, and its latency counts from its intended time, so time spent queued behind a slow reply
+ * is not hidden.  No request is due or sent after --seconds (a server too slow for the rate
+ * leaves the rest unsent and uncounted), and seconds= below counts from the common start.
  *
  * The last line on stdout is
  *   loadgen: requests=<n> ok=<n> errors=<n> seconds=<f> rps=<f> ... not_sent=<n>
@@ -73,7 +83,14 @@ struct config {
     double set_ratio;
     unsigned long keys;
     double seconds;
+    double rate;            /* requests per second in all; 0: closed loop */
 };
+
+/* The open loop's common start: taken once every thread has connected (or failed to). */
+static struct {
+    pthread_barrier_t connected, started;
+    double start;
+} schedule;
 
 /* What a reply must look like to count as ok. */
 enum expect {
@@ -112,7 +129,7 @@ struct worker {
     unsigned reports;
     struct reader rd;
     char request[LINE_CAP];
-    unsigned long latency[LATENCY_BUCKETS]; /* answered requests by round-trip time */
+    unsigned long latency[LATENCY_BUCKETS]; /* answered requests by latency */
     double max_latency;
 };
 
@@ -164,13 +181,17 @@ static void usage(FILE *to)
 {
     fprintf(to,
             "usage: loadgen --port N [--threads T] [--requests R] [--set-ratio F]\n"
-            "               [--keys K] [--seconds S]\n"
+            "               [--keys K] [--seconds S] [--rate Q]\n"
             "  --port N       the server's TCP port on 127.0.0.1\n"
             "  --threads T    connections, one thread each (default 4)\n"
             "  --requests R   requests per thread (default 1000)\n"
             "  --set-ratio F  fraction of requests that are SETs, 0..1 (default 0.2)\n"
             "  --keys K       size of the shared key space (default 1000)\n"
             "  --seconds S    stop sending after S seconds (default 30)\n"
+            "  --rate Q       open loop: Q requests per second across all threads, each\n"
+            "                 thread on a fixed schedule; latency counts from the time a\n"
+            "                 request was due, not from when it could be sent (default:\n"
+            "                 closed loop, the next request once the last is answered)\n"
             "  --help         this text\n");
 }
 
@@ -229,6 +250,8 @@ static int parse_options(int argc, char **argv, struct config *cfg)
             rc = parse_double(value, 0.0, 1.0, &cfg->set_ratio);
         } else if (strcmp(name, "--seconds") == 0) {
             rc = parse_double(value, 0.001, 86400.0, &cfg->seconds);
+        } else if (strcmp(name, "--rate") == 0) {
+            rc = parse_double(value, 0.001, 1e9, &cfg->rate);
         } else {
             rc = -1;
         }
@@ -513,8 +536,9 @@ static void advance_phase(struct worker *w, bool ok)
     w->phase = ok ? after[w->phase] : PHASE_FREE;
 }
 
-/* Sends one request and checks its reply; false when the connection is unusable. */
-static bool one_request(struct worker *w)
+/* Sends one request and checks its reply; false when the connection is unusable.  The latency
+ * counts from due, the time the request should have been sent, or from its sending if due is 0. */
+static bool one_request(struct worker *w, double due)
 {
     enum expect expect;
     enum phase before = w->phase;
@@ -535,7 +559,7 @@ static bool one_request(struct worker *w)
         report(w, "connection failed: ", strerror(errno));
         return false;
     }
-    double took = now_s() - sent;
+    double took = now_s() - (due > 0 ? due : sent);
     w->latency[latency_bucket(took)]++;
     if (took > w->max_latency)
         w->max_latency = took;
@@ -555,10 +579,60 @@ static bool one_request(struct worker *w)
     return true;
 }
 
+/* Sleeps until the absolute time t on the monotonic clock; returns at once if t has passed. */
+static void sleep_until(double t)
+{
+    struct timespec ts;
+    ts.tv_sec = (time_t)t;
+    ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+    if (ts.tv_nsec >= 1000000000L)
+        ts.tv_nsec = 999999999L;
+    int rc;
+    do {
+        rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+    } while (rc == EINTR);
+    if (rc != 0) {
+        fprintf(stderr, "loadgen: clock_nanosleep: %s\n", strerror(rc));
+        exit(2);
+    }
+}
+
+static void barrier_wait(pthread_barrier_t *b)
+{
+    int rc = pthread_barrier_wait(b);
+    if (rc != 0 && rc != PTHREAD_BARRIER_SERIAL_THREAD) {
+        fprintf(stderr, "loadgen: pthread_barrier_wait: %s\n", strerror(rc));
+        exit(2);
+    }
+}
+
+/* Sends the worker's requests, each at its intended time; false when the connection failed. */
+static bool paced_requests(struct worker *w)
+{
+    double interval = (double)w->cfg->threads / w->cfg->rate;
+    double offset = (double)w->id / (double)w->cfg->threads;
+    while (w->requests < w->cfg->requests) {
+        double due = schedule.start + ((double)w->requests + offset) * interval;
+        if (due >= w->deadline || now_s() >= w->deadline)
+            break;
+        sleep_until(due);
+        if (!one_request(w, due))
+            return false;
+    }
+    return true;
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     w->fd = connect_server(w->cfg->port);
+    if (w->cfg->rate > 0) {
+        int saved = errno;
+        barrier_wait(&schedule.connected);
+        barrier_wait(&schedule.started);
+        w->deadline = schedule.start + w->cfg->seconds;
+        errno = saved;
+    }
     if (w->fd < 0) {
         w->errors++;
         w->not_sent = w->cfg->requests;
@@ -566,10 +640,15 @@ static void *worker_main(void *arg)
         return NULL;
     }
     w->rd.fd = w->fd;
-    while (w->requests < w->cfg->requests && now_s() < w->deadline) {
-        if (!one_request(w)) {
+    if (w->cfg->rate > 0) {
+        if (!paced_requests(w))
             w->not_sent = w->cfg->requests - w->requests;
-            break;
+    } else {
+        while (w->requests < w->cfg->requests && now_s() < w->deadline) {
+            if (!one_request(w, 0)) {
+                w->not_sent = w->cfg->requests - w->requests;
+                break;
+            }
         }
     }
     if (close(w->fd) != 0)
@@ -616,10 +695,26 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    if (cfg.rate > 0) {
+        /* The workers and this thread meet twice: once all are connected, then once the start
+         * time they share is set. */
+        int rc = pthread_barrier_init(&schedule.connected, NULL, cfg.threads + 1);
+        if (rc == 0)
+            rc = pthread_barrier_init(&schedule.started, NULL, cfg.threads + 1);
+        if (rc != 0) {
+            fprintf(stderr, "loadgen: pthread_barrier_init: %s\n", strerror(rc));
+            return 2;
+        }
+    }
     double start = now_s();
     struct worker *workers = start_workers(&cfg, start + cfg.seconds);
     if (workers == NULL)
         return 2;
+    if (cfg.rate > 0) {
+        barrier_wait(&schedule.connected);
+        schedule.start = start = now_s();
+        barrier_wait(&schedule.started);
+    }
 
     unsigned long requests = 0, ok = 0, errors = 0, answered = 0, not_sent = 0;
     static unsigned long latency[LATENCY_BUCKETS];
