@@ -455,14 +455,24 @@ def _is_length_name(name: str, pointer: str) -> bool:
     return bool(rest and pointer and (pointer.startswith(rest) or (len(pointer) > 1 and rest.startswith(pointer))))
 
 
+def _named_after(length: str, pointer: str) -> bool:
+    """Whether a length parameter's name starts with a pointer's: dstlen, dst_len, srcsize."""
+    return bool(pointer) and len(length) > len(pointer) and length.lower().startswith(pointer.lower())
+
+
 def _length_param(fn: Function, p: Param) -> Param | None:
-    """The integer parameter beside pointer p (the next one, else the one before) named like its
-    length (_LENGTH_NAME), or None."""
+    """The integer parameter that is pointer p's length, or None: one named after it anywhere in
+    the list (dst -> dstlen), else the one beside it (the next, else the one before) named like a
+    length (_LENGTH_NAME) and not after another pointer parameter (srclen is not dst's)."""
+    lengths = [q for q in fn.params if is_integer(param_enc(q)) and _is_length_name(q.name or "", p.name or "")]
+    own = [q for q in lengths if _named_after(q.name or "", p.name or "")]
+    if own:
+        return own[0]
+    pointers = [r.name for r in fn.params if r is not p and r.name and is_pointer(param_enc(r))]
     for i in (p.index + 1, p.index - 1):
-        if 0 <= i < len(fn.params):
-            q = fn.params[i]
-            if is_integer(param_enc(q)) and _is_length_name(q.name or "", p.name or ""):
-                return q
+        q = fn.params[i] if 0 <= i < len(fn.params) else None
+        if q in lengths and not any(_named_after(q.name or "", r) for r in pointers):
+            return q
     return None
 
 
