@@ -650,7 +650,8 @@ def classify_return(model: ProgramModel, fn: Function, severity: str, context: s
             return Marshal("opaque"), []
         if fn.annotation("returns_string"):
             return Marshal("string"), []
-        fix = _function_fixit(fn, "QPM_RETURNS_STRING ") if is_char_pointer(enc) else ()
+        # Plain char is text; signed or unsigned char (a digest, a buffer) is bytes: no guess.
+        fix = _function_fixit(fn, "QPM_RETURNS_STRING ") if is_char_pointer(enc) and pointee(enc) == "Bchar" else ()
         return None, [Diagnostic(severity, "QPM015",
                                  f"'{fn.name}' is called {context}: it returns a pointer ({fn.return_type}); mark it "
                                  "QPM_OPAQUE (a handle) or QPM_RETURNS_STRING (a string copied to the caller)",
