@@ -370,6 +370,14 @@ def _is_fd_use(a: CallArgument) -> bool:
     return a.index in FD_ARGUMENTS.get(a.callee_name, ())
 
 
+# C library calls that take a block of memory over: its first argument is freed or resized.
+MEMORY_TAKERS = ("free", "realloc", "reallocarray", "reallocf")
+
+
+def _takes_memory(a: CallArgument) -> bool:
+    return a.index == 0 and a.callee_name in MEMORY_TAKERS
+
+
 def writes_only(model: ProgramModel, fn: Function, index: int,
                 domain_of: Callable[[str], str | None] | None = None) -> bool:
     """Whether fn's body only writes through pointer parameter `index` (p[i] = …, *p = …, or
@@ -609,6 +617,14 @@ def classify_param(model: ProgramModel, fn: Function, p: Param, severity: str,
         return problem("QPM013", f"{what} is a function pointer; mark it QPM_CALLBACK "
                                  "to have calls come back across the boundary",
                        _fixit(p, "QPM_CALLBACK"))
+    owner = param_flow(model, fn, p.index, _takes_memory, domain_of) if fn.defined else None
+    if owner:
+        last = owner[-1]
+        return problem("QPM010" if inner == "V" else "QPM011",
+                       f"{what} is memory of the caller's process that '{fn.name}' hands to "
+                       f"'{last.callee_name}': a copy cannot be freed or resized for the caller; keep "
+                       f"'{fn.name}' in its callers' domain", (),
+                       (Note(f"'{last.callee_name}' takes it here", last.location),))
     if inner == "V":
         copy = _copy_annotation(model, fn, p, const, domain_of) if length else ""
         fix = _fixit(p, f"{copy}({length.name})") if length else ()

@@ -1,5 +1,6 @@
 #include "qpm.h"
 #include <stddef.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@ QPM_COMPONENT(kv) static void kv_fill(char *d, size_t n) { memset(d, 1, n); }
 QPM_COMPONENT(kv) void kv_wrap(char *d, size_t n) { kv_fill(d, n); }
 QPM_COMPONENT(kv) void kv_name(char *out) { strcpy(out, "kv"); }
 QPM_COMPONENT(kv) int kv_greet(const char *name, int flags) { return name[0] + flags; }
+QPM_COMPONENT(kv) void *kv_grow(void *ptr, size_t size) { return realloc(ptr, size); }
 QPM_COMPONENT(kv) int kv_encode(const char *src, char *dst, size_t srclen, size_t dstlen) { memcpy(dst, src, srclen < dstlen ? srclen : dstlen); return 0; }
 
 int main(void)
@@ -28,5 +30,5 @@ int main(void)
     kv_name(b);
     return kv_put("k", 1) + kv_slice("ab", 1) + kv_get("k", 1, b, sizeof b) + kv_format(b, sizeof b) +
            (int)kv_read(0, b, sizeof b) + kv_store(1, b) + kv_greet("x", 0) +
-           kv_encode("ab", b, 2, sizeof b);
+           kv_encode("ab", b, 2, sizeof b) + (kv_grow(NULL, 4) != NULL);
 }
