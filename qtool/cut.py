@@ -402,7 +402,9 @@ def _multiway(g: nx.Graph, terminals: list[str]) -> tuple[dict[str, str], str]:
         value, reach = _min_cut(h, t, sink)
         cuts.append((value, t, reach - {sink}))
     cuts.sort(key=lambda c: c[0])
-    side = {n: None for n in g.nodes}
+    # A terminal is its own side, whatever a cut that could not keep it out (one as heavy as an
+    # uncuttable edge) put it with.
+    side = {n: (n if n in terminals else None) for n in g.nodes}
     for _, t, reach in cuts[:-1]:       # all but the heaviest
         for n in reach:
             if side[n] is None:

@@ -397,3 +397,26 @@ def test_a_refusal_names_five_blocking_edges_and_counts_the_rest(qtool, tmp_path
     assert lines[1].endswith(": main -> put0: parameter 'buf' (void *): unannotated 'void *' parameter crosses a "
                              "boundary [QPM010]; to unblock: annotate parameter 'buf' with QPM_INOUT(len), or keep "
                              "'app' and 'store' together")
+
+
+def test_isolating_cuts_never_hand_a_terminal_to_another(qtool, tmp_path):
+    """Two suspects reached only through a global function pointer that many components call
+    through (memcached's hash), among enough components that the multiway cut is approximated by
+    isolating cuts: they cannot be cut off, and the cut says so, rather than proposing a plan that
+    moves main's component into a suspect's domain and leaves the other suspect's empty."""
+    files = {f"part{i}.c": (f"extern unsigned (*hash)(unsigned);\n"
+                            f"int part{i}(int x) {{ return (int)hash((unsigned)x) + {i}; }}\n") for i in range(12)}
+    files["hash_a.c"] = "unsigned hash_a(unsigned k) { return k * 31u; }\n"
+    files["hash_b.c"] = "unsigned hash_b(unsigned k) { return k * 33u; }\n"
+    files["hash.c"] = ("unsigned hash_a(unsigned); unsigned hash_b(unsigned);\n"
+                       "unsigned (*hash)(unsigned);\n"
+                       "void hash_init(int which) { hash = which ? hash_a : hash_b; }\n")
+    calls = " + ".join(f"part{i}(n)" for i in range(12))
+    files["app.c"] = ("void hash_init(int);\n" + "".join(f"int part{i}(int);\n" for i in range(12))
+                      + f"int main(int n, char **v) {{ (void)v; hash_init(n > 1); return {calls}; }}\n")
+    src = write(tmp_path / "src", files)
+    rc, out, err = qtool("cut", src, "--isolate", "hash_a", "hash_b", "-o", tmp_path / "plan.yaml")
+    assert rc == 2 and out == "", out
+    assert err.splitlines()[0].startswith("qtool: error: 'hash_a', 'hash_b' cannot be separated from each other "
+                                          "and 'app'"), err
+    assert not (tmp_path / "plan.yaml").exists()
