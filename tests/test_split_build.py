@@ -391,21 +391,26 @@ def test_kvstore_split_serves_300_connections_through_injected_crashes(kvstore, 
 
 
 def test_what_real_builds_write_compiles_split(tmp_path):
-    """Three things real servers do, in one file split between two domains: a const scalar
-    parameter crossing, a config header that defines _GNU_SOURCE as autoconf does (1), and a
-    define written for the shell (-DVERSION=\"2.90\")."""
+    """Four things real servers do, in one file split between two domains: a const scalar
+    parameter crossing, a config header that defines _GNU_SOURCE as autoconf does (1), a define
+    written for the shell (-DVERSION=\"2.90\"), and a definition spelling a parameter's type
+    with a typedef of its own file where the header's prototype does not."""
     work = tmp_path / "real"
     work.mkdir()
     (work / "config.h").write_text("#define _GNU_SOURCE 1\n")
     (work / "api.h").write_text(
         '#include "config.h"\n#include "qpm.h"\n#include <stddef.h>\n'
         "QPM_COMPONENT(calc) int scale(const int k, size_t const n);\n"
+        "QPM_COMPONENT(calc) int sum(const unsigned char *d QPM_IN(n), size_t n);\n"
         "int version_length(void);\n")
     (work / "server.c").write_text(
         '#include "api.h"\n#include <stdio.h>\n#include <string.h>\n#include <unistd.h>\n'
         "QPM_COMPONENT(calc) int scale(const int k, size_t const n) { return k * (int)n + (int)strlen(VERSION); }\n"
         "int version_length(void) { return (int)strlen(VERSION); }\n"
-        'int main(void) { printf("%d %d\\n", scale(6, 7), version_length()); return 0; }\n')
+        "typedef unsigned char BYTE;\n"
+        "QPM_COMPONENT(calc) int sum(const BYTE *d, size_t n) { int s = 0; while (n--) s += d[n]; return s; }\n"
+        'int main(void) { printf("%d %d %d\\n", scale(6, 7), version_length(), sum((const unsigned char *)"ab", 2)); '
+        "return 0; }\n")
     (work / "split.yaml").write_text("version: 1\nisolate:\n  - domain: calc_iso\n    components: [calc]\n")
     (work / "SConstruct").write_text(
         "import qtool.scons\n"
@@ -417,5 +422,5 @@ def test_what_real_builds_write_compiles_split(tmp_path):
     mono = run(work / "build" / "mono" / "real")
     split = run(work / "build" / "split" / "real")
     assert mono.returncode == split.returncode == 0, split.stderr
-    assert mono.stdout == split.stdout == "46 4\n"
+    assert mono.stdout == split.stdout == "46 4 195\n"
     assert (work / "build" / "split" / "real-calc_iso").exists()

@@ -63,6 +63,10 @@ def _merge_function(decls: list[FunctionDecl], file_components: dict[str, tuple[
     # A parameter's fix-it goes where the function's annotations are: its declarator end on the
     # first declaration in annotation_sites order that has it.
     sites = annotation_sites(declared) if len(decls) > 1 else ()
+    # Types as a header prototype spells them: generated code includes the header, not the file
+    # of the definition, whose own typedefs it cannot see.
+    header = next((d for d in sorted(decls, key=lambda d: d.location)
+                   if not d.defined and not d.location.file.endswith(".c")), None)
     for p in primary.params if len(decls) > 1 else ():
         same = [d.params[p.index] for d in decls if len(d.params) > p.index]
         named = next((q for q in same if q.name), p)
@@ -72,7 +76,8 @@ def _merge_function(decls: list[FunctionDecl], file_components: dict[str, tuple[
                                   f"parameter '{named.name or p.index}' of '{primary.name}'", diags)
         end = next((s.params[p.index] for s in sites if len(s.params) > p.index and s.params[p.index]),
                    named.end)
-        params.append(Param(p.index, named.name, named.type, named.type_enc, anns, named.location, end))
+        spelled = header.params[p.index].type if header is not None and len(header.params) > p.index else named.type
+        params.append(Param(p.index, named.name, spelled, named.type_enc, anns, named.location, end))
     component = None
     if definition is not None and not per_unit:
         explicit = next((a for a in annotations if a.kind == "component"), None)
@@ -83,8 +88,9 @@ def _merge_function(decls: list[FunctionDecl], file_components: dict[str, tuple[
         else:
             component = os.path.splitext(os.path.basename(definition.location.file))[0]
     param_uses = tuple((uses or {}).get(p.index, "") for p in params) if uses is not None else ()
+    return_type = header.return_type if header is not None and len(decls) > 1 else primary.return_type
     return Function(primary.usr, primary.name, component, primary.location, definition is not None,
-                    primary.linkage, primary.variadic, primary.return_type, primary.return_enc,
+                    primary.linkage, primary.variadic, return_type, primary.return_enc,
                     annotations, tuple(params), tuple(locations), frequency, declared, per_unit, param_uses, returned,
                     inline=any(d.inline for d in decls), hidden=any(d.hidden for d in decls))
 
