@@ -38,7 +38,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from . import cut, marshal
+from . import marshal
 from .errors import UserError
 from .model import ProgramModel
 from .reports import Store
@@ -111,6 +111,7 @@ def program_of(model: ProgramModel, store: Store) -> str | None:
 
 def decide(model: ProgramModel, store: Store, policy: str, params: Params, costs: cut.Costs,
            current: list[str] | None = None, program: str | None = None) -> Decision:
+    from . import cut       # networkx, imported only when a decision is made
     program = program or program_of(model, store)
     faults = store.faults(program)
     runs = store.runs(program)

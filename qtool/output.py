@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import lru_cache
 from typing import Iterable
 
 from . import __version__
@@ -19,8 +20,22 @@ def _path(file: str, base: str) -> str:
     """Paths relative to the working directory when below it, as compilers print them."""
     if not file:
         return file
+    return _relative(file, base)
+
+
+@lru_cache(maxsize=4096)
+def _relative(file: str, base: str) -> str:
+    # A model names the same few files thousands of times; relpath is the costly part of JSON.
     rel = os.path.relpath(file, base)
     return file if rel.startswith("..") else rel
+
+
+def _dumps(doc: dict, pretty: bool) -> str:
+    """JSON on one line unless indented output is asked for (--pretty): a model is megabytes,
+    and indenting it costs more than reading the cached analysis."""
+    if pretty:
+        return json.dumps(doc, indent=2) + "\n"
+    return json.dumps(doc, separators=(",", ":")) + "\n"
 
 
 def diagnostic_line(d: Diagnostic, base: str) -> str:
@@ -67,12 +82,12 @@ def diagnostic_json(d: Diagnostic, base: str) -> dict:
     return out
 
 
-def diagnostics_json(diags: Iterable[Diagnostic], base: str) -> str:
+def diagnostics_json(diags: Iterable[Diagnostic], base: str, pretty: bool = False) -> str:
     doc = {"schema": "qpm.diagnostics/1", "diagnostics": [diagnostic_json(d, base) for d in diags]}
-    return json.dumps(doc, indent=2) + "\n"
+    return _dumps(doc, pretty)
 
 
-def model_json(model: ProgramModel, base: str) -> str:
+def model_json(model: ProgramModel, base: str, pretty: bool = False) -> str:
     fmap = model.function_map
     name = lambda usr: fmap[usr].name if usr in fmap else usr  # noqa: E731
     doc = {
@@ -118,7 +133,7 @@ def model_json(model: ProgramModel, base: str) -> str:
         } for s in model.structs],
         "diagnostics": [diagnostic_json(d, base) for d in model.diagnostics],
     }
-    return json.dumps(doc, indent=2) + "\n"
+    return _dumps(doc, pretty)
 
 
 def model_text(model: ProgramModel, base: str) -> str:
@@ -160,7 +175,7 @@ def model_text(model: ProgramModel, base: str) -> str:
     return "\n".join(out) + "\n" + diagnostics_text(model.diagnostics, base)
 
 
-def sarif(diags: Iterable[Diagnostic], base: str) -> str:
+def sarif(diags: Iterable[Diagnostic], base: str, pretty: bool = False) -> str:
     diags = list(diags)
     used = sorted({d.code for d in diags} | set(CODES))
     rules = [{"id": code, "shortDescription": {"text": CODES.get(code, code)}} for code in used]
@@ -202,7 +217,7 @@ def sarif(diags: Iterable[Diagnostic], base: str) -> str:
             "results": results,
         }],
     }
-    return json.dumps(doc, indent=2) + "\n"
+    return _dumps(doc, pretty)
 
 
 def _artifact(file: str, base: str) -> dict:

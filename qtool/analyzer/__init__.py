@@ -4,17 +4,23 @@
 
 Each translation unit is parsed (function bodies included) by libclang and walked once; units run
 in parallel, one per worker process, and their facts are cached so that a second run re-parses
-only the units whose files changed.  This package is the only place that touches clang.
+only the units whose files changed (and a run where no file changed re-merges nothing: the merged
+model is cached too).  This package is the only place that touches clang.
 """
 
 from __future__ import annotations
 
+import atexit
 import gc
+import hashlib
 import multiprocessing
 import os
+import pickle
 import sys
 import time
 
+from .. import __version__
+from ..atomic import write_bytes
 from ..model import ProgramModel
 from . import clang_env, unit
 from .build import build_model
@@ -97,10 +103,16 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
         sources = sorted(flags)
     items = [(src, flags.get(src, ()) + tuple(extra_args)) for src in sources]
 
+    model_file = _model_file(items)
+    seen: dict = {}             # each file the units read, checked once
+    model = _cached_model(model_file, seen)
+    if model is not None:
+        return model
+
     facts: dict[str, unit.UnitFacts] = {}
     stale = []
     for path, args in items:
-        hit = unit.cached(path, args)
+        hit = unit.cached(path, args, seen)
         if hit is not None:
             facts[path] = hit
         else:
@@ -128,7 +140,84 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
         facts[path] = result
     writer = _store_in_background(fresh)
     try:
-        return build_model([facts[path] for path, _ in items])
+        units = [facts[path] for path, _ in items]
+        model = build_model(units)
     finally:
         if writer is not None:
             os.waitpid(writer, 0)
+    _store_model_in_background(model_file, units, model)
+    return model
+
+
+# The merged-model cache: the model of a set of units, valid while every file any of them read is
+# unchanged.  A run where nothing changed loads it instead of every unit's facts, and merges
+# nothing.
+
+_MODEL_CODE = ("model.py", "analyzer/__init__.py", "analyzer/build.py", "analyzer/pointers.py",
+               "analyzer/unit.py", "analyzer/weights.py")
+
+
+def _model_file(items: list[tuple[str, tuple[str, ...]]]) -> str:
+    """Named after the units and their flags, in order, the code that makes the model and the
+    working directory (some of its messages name places relative to it)."""
+    h = hashlib.sha256("\0".join([__version__, clang_env.walker_digest(), *unit.FIXED_FLAGS,
+                                   os.getcwd()]).encode())
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for name in _MODEL_CODE:
+        with open(os.path.join(package, name), "rb") as f:
+            h.update(f.read())
+    for path, args in items:
+        h.update("\0".join(["\1", path, *args]).encode())
+    return os.path.join(clang_env.cache_dir(), "models", h.hexdigest()[:32] + ".pickle")
+
+
+def _cached_model(file: str, seen: dict) -> ProgramModel | None:
+    try:
+        with open(file, "rb") as f:
+            deps, model = pickle.load(f)
+    except (OSError, pickle.PickleError, EOFError, AttributeError, TypeError, ValueError):
+        return None
+    if not isinstance(model, ProgramModel) or not unit.unchanged(deps, seen):
+        return None
+    return model
+
+
+def _store_model_in_background(file: str, units: list[unit.UnitFacts], model: ProgramModel) -> None:
+    """Writes the model's cache entry from a forked child, so that pickling it overlaps what the
+    command does with the model; the child is waited for when the process exits (so a following
+    run sees the entry).  A unit with no files to watch (one that could not be read) is never
+    cached, nor is a model of it."""
+    _reap(False)
+    if any(not u.deps for u in units):
+        return
+    deps = sorted({d for u in units for d in u.deps})
+    try:
+        pid = os.fork()
+    except OSError:
+        pid = -1
+    if pid <= 0:
+        try:
+            write_bytes(file, pickle.dumps((deps, model), protocol=pickle.HIGHEST_PROTOCOL), make_dirs=True)
+        except OSError:
+            pass  # A cache that cannot be written only costs time.
+        finally:
+            if pid == 0:
+                os._exit(0)
+        return
+    _writers.append(pid)
+
+
+_writers: list[int] = []      # model writers not yet waited for
+
+
+def _reap(block: bool) -> None:
+    for pid in list(_writers):
+        try:
+            done, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _writers.remove(pid)
+
+
+atexit.register(_reap, True)

@@ -251,25 +251,40 @@ def _cache_file(path: str, args: tuple[str, ...]) -> str:
     return os.path.join(clang_env.cache_dir(), "units", name + ".pickle")
 
 
-def cached(path: str, args: tuple[str, ...]) -> UnitFacts | None:
-    """The cached facts of a unit if every file it read is unchanged, else None."""
+def cached(path: str, args: tuple[str, ...], seen: dict | None = None) -> UnitFacts | None:
+    """The cached facts of a unit if every file it read is unchanged, else None; seen is as for
+    unchanged()."""
     try:
         with open(_cache_file(path, args), "rb") as f:
             facts = pickle.load(f)
     except (OSError, pickle.PickleError, EOFError, AttributeError, TypeError, ValueError):
         return None
-    if not isinstance(facts, UnitFacts) or not facts.deps:
+    if not isinstance(facts, UnitFacts) or not facts.deps or not unchanged(facts.deps, seen):
         return None
-    for dep, size, mtime, digest in facts.deps:
-        try:
-            st = os.stat(dep)
-        except OSError:
-            return None
-        if st.st_size != size:
-            return None
-        if st.st_mtime_ns != mtime and _digest(dep) != digest:
-            return None
     return facts
+
+
+def unchanged(deps, seen: dict | None = None) -> bool:
+    """Whether every file of deps (as UnitFacts.deps) has the same size and modification time,
+    or failing that the same contents.  seen, when given, keeps the answer for each dep across
+    the calls of one run: the units of a program read the same headers."""
+    if seen is None:
+        seen = {}
+    for dep in deps:
+        ok = seen.get(dep)
+        if ok is None:
+            ok = seen[dep] = _unchanged(*dep)
+        if not ok:
+            return False
+    return True
+
+
+def _unchanged(path: str, size: int, mtime: int, digest: str) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return st.st_size == size and (st.st_mtime_ns == mtime or _digest(path) == digest)
 
 
 def store(path: str, args: tuple[str, ...], facts: UnitFacts) -> None:

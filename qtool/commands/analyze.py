@@ -37,9 +37,9 @@ def run(options) -> int:
         model = diagnose(options)       # what remains in the fixed sources is the result
     base = base_dir()
     if options.format == "json":
-        text = output.model_json(model, base)
+        text = output.model_json(model, base, options.pretty)
     elif options.format == "sarif":
-        text = output.sarif(model.diagnostics, base)
+        text = output.sarif(model.diagnostics, base, options.pretty)
     else:
         text = output.model_text(model, base)
     emit(options, text)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 from .. import marshal, output
-from ..plan import check_plan, load_plan
 from .common import (add_fix_argument, add_output_arguments, add_source_arguments, analyze, base_dir,
                      check_outputs, emit, exit_code, fix_sources)
 
@@ -20,12 +19,14 @@ def add_arguments(parser) -> None:
 
 
 def diagnose(options, plan, plan_diags):
+    from ..plan import check_plan
     model = analyze(options)
     diags = list(model.diagnostics) + plan_diags + marshal.check_annotations(model) + check_plan(plan, model)
     return marshal.sorted_unique(diags)
 
 
 def run(options) -> int:
+    from ..plan import load_plan      # and yaml: imported only by the commands that read plans
     check_outputs(options.output)
     plan, plan_diags = load_plan(options.plan)
     diags = diagnose(options, plan, plan_diags)
@@ -33,9 +34,9 @@ def run(options) -> int:
         diags = diagnose(options, plan, plan_diags)     # what remains in the fixed sources
     base = base_dir()
     if options.format == "json":
-        text = output.diagnostics_json(diags, base)
+        text = output.diagnostics_json(diags, base, options.pretty)
     elif options.format == "sarif":
-        text = output.sarif(diags, base)
+        text = output.sarif(diags, base, options.pretty)
     else:
         text = output.diagnostics_text(diags, base)
     emit(options, text)

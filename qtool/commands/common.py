@@ -97,6 +97,8 @@ def check_outputs(*paths: str | None) -> None:
 def add_output_arguments(parser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
     parser.add_argument("-o", dest="output", metavar="FILE", help="write the output here instead of stdout")
+    parser.add_argument("--pretty", action="store_true",
+                        help="indent JSON and SARIF output (default: compact, on one line)")
 
 
 def add_fix_argument(parser) -> None:

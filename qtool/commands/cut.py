@@ -10,10 +10,8 @@ import subprocess
 import sys
 from collections import Counter
 
-from .. import cut
 from ..atomic import write_output
 from ..errors import UserError
-from ..plan import render
 from ..reports import attribute
 from .common import ValuesThenPaths, add_source_arguments, analyze, check_outputs, emit, refuse_errors
 
@@ -71,6 +69,7 @@ def _profile(dirs: list[str]) -> tuple[dict[str, float], dict[str, float], Count
 
 
 def _plan_yaml(s: cut.Suggestion) -> str:
+    from ..plan import render
     best = s.candidates[0]
     return render([(d, list(c)) for d, c in best.domains],
                   f"Suggested by qtool cut --suggest: {best.crossings:.3g} crossings and "
@@ -121,6 +120,7 @@ def _json(s: cut.Suggestion, culprits: Counter) -> str:
 
 
 def run(options) -> int:
+    from .. import cut      # networkx, imported only by the commands that cut
     from ..costs import crossing_costs, describe
     svg_path = os.path.splitext(options.dot)[0] + ".svg" if options.dot else None
     check_outputs(options.output_plan, options.dot, svg_path if svg_path and shutil.which("dot") else None)

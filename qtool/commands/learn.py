@@ -10,7 +10,6 @@ import sys
 from .. import learn
 from ..atomic import write_output
 from ..errors import UserError
-from ..plan import load_plan, render
 from ..reports import Store, read_reports
 from .common import ValuesThenPaths, add_source_arguments, analyze, check_outputs, emit, refuse_errors
 
@@ -56,6 +55,7 @@ def _num(x: float) -> float | None:
 
 def run(options) -> int:
     from ..costs import crossing_costs, describe
+    from ..plan import load_plan, render
     check_outputs(options.output_plan)
     reports = read_reports(options.reports)
     current = None

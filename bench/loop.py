@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""The edit-check loop: `qtool analyze` and `qtool check` on a generated 100-unit program, cold,
+with nothing changed, and after one file was edited.
+
+Run from the repository root:
+
+    .venv/bin/python bench/loop.py              # 3 repetitions (median shown)
+    .venv/bin/python bench/loop.py --repeat 5 --units 100
+    .venv/bin/python bench/loop.py --against HEAD    # also qtool as committed, runs alternating
+
+The program is generated into a temporary directory: UNITS .c files, each with a dozen functions
+that call each other and functions of two other units through one shared header (which includes
+libc, pthread and socket headers, as a server's common header does), globals, a struct and an
+indirect call.  Each command runs as a subprocess (`python -m qtool`, so its start-up
+is counted) with a cache directory of its own:
+
+  cold       the facts caches emptied first (the compiled walker kept): every unit parsed;
+  unchanged  the same command again: nothing to parse;
+  edited     one function body of one unit changed (its size too), then the command again.
+
+Targets: unchanged <= 0.05 of cold, edited <= 0.10 of cold.  Exit status 0 whatever the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# The shared header includes what a server's common header does: libc, threads, sockets.
+HEADER = """#ifndef LOOP_H
+#define LOOP_H
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <time.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+struct item { int key; long value; char name[32]; struct item *next; };
+typedef int (*handler_fn)(struct item *, int);
+$decls
+#endif
+"""
+
+PLAN = """version: 1
+isolate:
+  - domain: isolated
+    components: [$comp]
+"""
+
+
+def unit_source(i: int, units: int, funcs: int, edit: int = 0) -> str:
+    """Unit i: FUNCS functions; each calls the next one here and a function of units i+1, i+2."""
+    out = [f'#include "loop.h"', f'#include <string.h>', f'#include <stdlib.h>', "",
+           f"static struct item table_{i}[64];", f"int counter_{i};", ""]
+    for f in range(funcs):
+        name = f"u{i}_f{f}"
+        body = [f"int {name}(struct item *it, int n)", "{", "    int acc = 0;",
+                "    for (int k = 0; k < n; k++) {",
+                f"        acc += it->key * k + (int)table_{i}[k & 63].value;",
+                "        if (acc > 1000)", "            acc -= it->value;", "    }"]
+        if f + 1 < funcs:
+            body.append(f"    acc += u{i}_f{f + 1}(it, n / 2);")
+        else:
+            for j in (1, 2):
+                body.append(f"    acc += u{(i + j) % units}_f0(it, n - 1);")
+        if f == 0:
+            body += [f"    handler_fn h = (n & 1) ? u{i}_f1 : u{i}_f2;", "    acc += h(it, n - 2);",
+                     f"    memcpy(it->name, \"unit{i}\", 6);", f"    counter_{i} += acc;"]
+        if f == 1 and edit:
+            body.append(f"    acc += {edit};")
+        body += ["    return acc;", "}", ""]
+        out += body
+    return "\n".join(out)
+
+
+def generate(root: str, units: int, funcs: int) -> None:
+    decls = []
+    for i in range(units):
+        decls += [f"int u{i}_f{f}(struct item *it, int n);" for f in range(funcs)]
+        decls.append(f"extern int counter_{i};")
+    with open(os.path.join(root, "loop.h"), "w") as f:
+        f.write(HEADER.replace("$decls", "\n".join(decls)))
+    for i in range(units):
+        with open(os.path.join(root, f"unit{i:03d}.c"), "w") as f:
+            f.write(unit_source(i, units, funcs))
+    with open(os.path.join(root, "plan.yaml"), "w") as f:
+        f.write(PLAN.replace("$comp", "unit001"))
+
+
+def empty_caches(cache: str) -> None:
+    """Forgets every unit's facts and every merged model; keeps the compiled walker, built once
+    per machine (its first build is not part of any run measured here)."""
+    for sub in ("units", "models"):
+        shutil.rmtree(os.path.join(cache, sub), ignore_errors=True)
+
+
+def run(argv: list[str], cwd: str, env: dict[str, str]) -> float:
+    t = time.perf_counter()
+    p = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       text=True, timeout=900)
+    dt = time.perf_counter() - t
+    if p.returncode not in (0, 1):
+        sys.exit(f"{' '.join(argv)} failed ({p.returncode}):\n{p.stderr}")
+    return dt
+
+
+def checkout(rev: str, into: str) -> str:
+    """qtool's package and the headers it parses with, as they were at rev."""
+    os.mkdir(into)
+    archive = subprocess.run(["git", "-C", ROOT, "archive", rev, "qtool", "clang_attrs"],
+                             capture_output=True, check=True, timeout=120).stdout
+    subprocess.run(["tar", "-x", "-C", into], input=archive, check=True, timeout=120)
+    return into
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--units", type=int, default=100)
+    ap.add_argument("--funcs", type=int, default=12, help="functions per unit (default 12)")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--against", metavar="REV", help="also measure qtool as it was at this git revision, "
+                    "its runs alternating with this tree's")
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="qtool-loop-")
+    try:
+        src = os.path.join(tmp, "src")
+        os.mkdir(src)
+        generate(src, args.units, args.funcs)
+        trees = {"this tree": ROOT}
+        if args.against:
+            trees[f"at {args.against}"] = checkout(args.against, os.path.join(tmp, "against"))
+        envs = {}
+        for k, (label, tree) in enumerate(trees.items()):
+            envs[label] = dict(os.environ, PYTHONPATH=tree, PYTHONDONTWRITEBYTECODE="1",
+                               QPM_CACHE_DIR=os.path.join(tmp, f"cache{k}"))
+            subprocess.run([sys.executable, "-c", "from qtool.analyzer import clang_env; clang_env.walker()"],
+                           env=envs[label], check=True, timeout=300)     # the walker, built once
+        qtool = [sys.executable, "-m", "qtool"]
+        commands = {
+            "analyze --format json": [*qtool, "analyze", "--format", "json", "-o", os.path.join(tmp, "model.json"), "."],
+            "analyze (text)": [*qtool, "analyze", "-o", os.path.join(tmp, "model.txt"), "."],
+            "check --plan": [*qtool, "check", "--plan", "plan.yaml", "."],
+        }
+        edited = os.path.join(src, "unit050.c" if args.units > 50 else "unit000.c")
+        index = int(os.path.basename(edited)[4:7])
+        times = {(label, c): {"cold": [], "unchanged": [], "edited": []} for label in trees for c in commands}
+        edit = 0
+        for r in range(args.repeat):
+            labels = list(trees) if r % 2 == 0 else list(reversed(trees))
+            for name, argv in commands.items():
+                for label in labels:
+                    env = envs[label]
+                    empty_caches(env["QPM_CACHE_DIR"])
+                    t = times[label, name]
+                    t["cold"].append(run(argv, src, env))
+                    t["unchanged"].append(run(argv, src, env))
+                    edit += 1
+                    with open(edited, "w") as f:
+                        f.write(unit_source(index, args.units, args.funcs, edit))
+                    t["edited"].append(run(argv, src, env))
+        print(f"qtool edit-check loop (bench/loop.py): {args.units} units x {args.funcs} functions, "
+              f"{os.cpu_count()} cores, median of {args.repeat}, Python {sys.version.split()[0]}")
+        print(f"{'qtool':14} {'command':22} {'cold s':>7} {'unchanged s':>12} {'ratio':>6} {'edited s':>9} "
+              f"{'ratio':>6}  result (unchanged <= 0.05, edited <= 0.10)")
+        for (label, name), t in times.items():
+            cold, same, edit_t = (statistics.median(t[k]) for k in ("cold", "unchanged", "edited"))
+            r1, r2 = same / cold, edit_t / cold
+            print(f"{label:14} {name:22} {cold:7.2f} {same:12.3f} {r1:6.3f} {edit_t:9.3f} {r2:6.3f}  "
+                  f"{'PASS' if r1 <= 0.05 else 'MISS'} / {'PASS' if r2 <= 0.10 else 'MISS'}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
