@@ -34,7 +34,10 @@ enum { QRT_SIDE_CALLER = 0, QRT_SIDE_SERVER = 1 };
 enum { QRT_SLEEP_CALLER = 1, QRT_SLEEP_SERVER = 2 };
 
 struct qrt__chan {
-    _Atomic uint32_t state;      /* whose turn it is; the futex word */
+    /* A channel starts a cache line: its header and the first 32 bytes of a message travel
+     * between the cores as one line (unaligned, a message's length fell in the next line, and
+     * every hand-off moved two). */
+    _Alignas(64) _Atomic uint32_t state;      /* whose turn it is; the futex word */
     _Atomic uint32_t sleepers;   /* which sides are (about to be) asleep on state */
     volatile uint32_t seq;       /* which call on this channel a message belongs to (for blame) */
     volatile uint32_t nfds;      /* descriptors sent beside the message, over the domain's socket */
