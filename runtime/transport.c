@@ -241,8 +241,13 @@ static int wait_turn(struct qrt__chan *c, int side, const struct waiter *w)
      * thread counts itself among the spinners, or stops when there are enough. */
     for (unsigned i = 0; budget && i < QRT_SPIN_FREE; i++) {
         uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire);
-        if (s == want)
+        if (s == want) {
+            /* A quick answer is spinning that paid too: without this, only slow answers moved
+             * the budget, always down, and threads stopped spinning where it pays most. */
+            if (tls_spin < QRT_SPIN_MAX)
+                tls_spin = tls_spin ? (tls_spin * 2 < QRT_SPIN_MAX ? tls_spin * 2 : QRT_SPIN_MAX) : QRT_SPIN_PROBE;
             return 0;
+        }
         cpu_relax();
     }
     /* Only a process with more waiting threads than spinners allowed counts them: one with
