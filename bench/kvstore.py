@@ -82,7 +82,7 @@ import time
 
 import yaml
 
-from machine import cpu_model  # bench/machine.py: scripts here run with bench/ on sys.path
+from machine import cpu_model, run_servers_main  # bench/machine.py: scripts here run with bench/ on sys.path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = os.path.join(".venv", "bin", "python")
@@ -839,16 +839,5 @@ def main() -> int:
     return 0
 
 
-def interrupted(signum, frame):
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
 if __name__ == "__main__":
-    # SIGINT and SIGTERM unwind through the cleanup (servers killed, temporary directory removed).
-    signal.signal(signal.SIGINT, interrupted)
-    signal.signal(signal.SIGTERM, interrupted)
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt as e:
-        print(f"\ninterrupted ({e}); servers stopped", file=sys.stderr)
-        sys.exit(130)
+    run_servers_main(main)

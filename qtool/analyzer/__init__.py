@@ -60,25 +60,32 @@ def _job(item: tuple[int, tuple[str, tuple[str, ...]]]) -> tuple[int, unit.UnitF
     return i, unit.parse_unit(path, args)
 
 
-def _store_in_background(fresh: list[tuple[str, tuple[str, ...], unit.UnitFacts]]) -> int | None:
-    """Writes the cache entries of freshly parsed units from a forked child, so that pickling
-    them overlaps building the model; returns the child's pid, waited for before analyze()
-    returns (so a following run sees the entries)."""
-    if not fresh:
-        return None
+def _in_background(write) -> int | None:
+    """Runs write() in a forked child, so that its pickling overlaps what this process does next:
+    the child's pid, or None when it could not fork and write() ran here.  A cache that cannot be
+    written only costs time: write() reports nothing."""
     try:
         pid = os.fork()
     except OSError:
         pid = -1
     if pid <= 0:
         try:
-            for path, args, facts in fresh:
-                unit.store(path, args, facts)
+            write()
+        except OSError:
+            pass
         finally:
             if pid == 0:
                 os._exit(0)
         return None
     return pid
+
+
+def _store_in_background(fresh: list[tuple[str, tuple[str, ...], unit.UnitFacts]]) -> int | None:
+    """Writes the cache entries of freshly parsed units from a forked child; returns the child's
+    pid, waited for before analyze() returns (so a following run sees the entries)."""
+    if not fresh:
+        return None
+    return _in_background(lambda: [unit.store(path, args, facts) for path, args, facts in fresh])
 
 
 def analyze(paths: list[str], compile_commands: str | None = None, jobs: int | None = None,
@@ -191,20 +198,10 @@ def _store_model_in_background(file: str, units: list[unit.UnitFacts], model: Pr
     if any(not u.deps for u in units):
         return
     deps = sorted({d for u in units for d in u.deps})
-    try:
-        pid = os.fork()
-    except OSError:
-        pid = -1
-    if pid <= 0:
-        try:
-            write_bytes(file, pickle.dumps((deps, model), protocol=pickle.HIGHEST_PROTOCOL), make_dirs=True)
-        except OSError:
-            pass  # A cache that cannot be written only costs time.
-        finally:
-            if pid == 0:
-                os._exit(0)
-        return
-    _writers.append(pid)
+    pid = _in_background(lambda: write_bytes(file, pickle.dumps((deps, model), protocol=pickle.HIGHEST_PROTOCOL),
+                                              make_dirs=True))
+    if pid is not None:
+        _writers.append(pid)
 
 
 _writers: list[int] = []      # model writers not yet waited for
