@@ -516,6 +516,11 @@ def crossings(variant: str, per_request: dict[str, float]) -> tuple[float, float
 P99_TARGET = 1.3  # isolate-cache's p99 over mono's, at 50% load
 
 
+def run_remarks(r: dict, bad: list[str]) -> str:
+    """What a run's log line says after its figures: stopped early, and what went wrong."""
+    return ("  (stopped by --seconds)" if r["limited"] else "") + (f"  PROBLEM: {'; '.join(bad)}" if bad else "")
+
+
 def paced_load(threads: int, rate: float, duration: float) -> list[str]:
     """loadgen arguments for `rate` requests/s in all, for about `duration` seconds."""
     per_thread = max(1, math.ceil(rate * duration / threads))
@@ -553,9 +558,7 @@ def open_loop_runs(args, exes: dict, loadgen: str, tmp: str, loads: list[float],
                 log(f"  round {i + 1}/{rounds}  load {x:.2f} ({rates[x]:.0f}/s)  {v:<14}"
                     f" p50 {r['p50_ms']:7.3f}  p99 {r['p99_ms']:7.3f}  p99.9 {r['p999_ms']:7.3f}"
                     f"  max {r['max_ms']:7.3f} ms  {r['rps']:>7.0f} req/s  errors {r['errors']}"
-                    f"  server cpu {r['server_cpu']:.2f} s"
-                    + ("  (stopped by --seconds)" if r["limited"] else "")
-                    + (f"  PROBLEM: {'; '.join(bad)}" if bad else ""))
+                    f"  server cpu {r['server_cpu']:.2f} s" + run_remarks(r, bad))
     return runs
 
 
@@ -741,8 +744,7 @@ def main() -> int:
                     f" in {r['seconds']:6.2f} s  errors {r['errors']}  server cpu "
                     f"{r['server_cpu']:.2f} s ({r['server_sys']:.2f} s system), "
                     f"{r['server_switches']} context switches  loadgen cpu {r['loadgen_cpu']:.2f} s"
-                    + ("  (stopped by --seconds)" if r["limited"] else "")
-                    + (f"  PROBLEM: {'; '.join(bad)}" if bad else ""))
+                    + run_remarks(r, bad))
 
         log()
         log("call counting (untimed, plain build with -Wl,--wrap counters, same load):")

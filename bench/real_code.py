@@ -87,7 +87,7 @@ import tarfile
 import threading
 import time
 
-from kvstore import become_subreaper, children, group_members  # bench/kvstore.py
+from kvstore import become_subreaper, children, group_members, proc_name  # bench/kvstore.py
 from machine import cpu_model, run_servers_main  # bench/machine.py: scripts here run with bench/ on sys.path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -311,17 +311,10 @@ def reap_orphans() -> None:
             return
 
 
-def proc_name(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return os.path.basename(f.read().split(b"\0")[0].decode())
-    except OSError:
-        return "?"
-
-
 def domain_processes(pid: int) -> list[str]:
     """The domain processes of a split program: its children named <program>-<domain>."""
-    return [f"{proc_name(p)} (pid {p})" for p in children(pid) if "-" in proc_name(p)]
+    named = [(proc_name(p), p) for p in children(pid)]
+    return [f"{name} (pid {p})" for name, p in named if "-" in name]
 
 
 def descriptors(pid: int) -> str:

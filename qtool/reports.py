@@ -133,19 +133,15 @@ def _shape_problem(doc) -> str | None:
     if schema == "qpm.crash/1":
         if any(not isinstance(c, str) for c in doc.get("components") or []):
             return "malformed qpm.crash/1 report: 'components' is a list of names"
-        for i, frame in enumerate(doc.get("backtrace") or []):
-            if not isinstance(frame, dict):
-                return f"malformed qpm.crash/1 report: backtrace frame {i} is not an object"
-            problem = wrong(_FRAME_FIELDS, frame, f"backtrace frame {i}: ")
-            if problem:
-                return problem
+        key, fields, what = "backtrace", _FRAME_FIELDS, "backtrace frame"
     else:
-        for i, edge in enumerate(doc.get("edges") or []):
-            if not isinstance(edge, dict):
-                return f"malformed qpm.stats/1 report: edge {i} is not an object"
-            problem = wrong(_EDGE_FIELDS, edge, f"edge {i}: ")
-            if problem:
-                return problem
+        key, fields, what = "edges", _EDGE_FIELDS, "edge"
+    for i, item in enumerate(doc.get(key) or []):
+        if not isinstance(item, dict):
+            return f"malformed {schema} report: {what} {i} is not an object"
+        problem = wrong(fields, item, f"{what} {i}: ")
+        if problem:
+            return problem
     return None
 
 
