@@ -10,8 +10,11 @@ interleaved, and prints medians and the targets' ratios.  Exits 0 whatever the n
 
 --against REV compares the generated null call of this tree with that of git revision REV (its
 qtool and runtime, exported with `git archive`): both builds of bench's program, run in turns
-beside a spin ping-pong, --rounds times.  On a shared machine the samples spread two-moded
-(both threads spinning on two cores, or not), so it prints the best five and the median of each.
+beside a spin ping-pong, --rounds times, once as split.yaml builds it and once with a
+call_timeout_ms (the watchdog's per-call work).  On a shared machine the samples spread two-moded
+(both threads spinning on two cores, or not), so it prints the best five, the quartiles, how many
+runs were fast (within 1.5 times the best of both builds), and a bootstrap interval of the ratio
+of the medians.
 """
 
 from __future__ import annotations
@@ -39,13 +42,37 @@ def measure(cmd: list[str]) -> float:
     return float(out.stdout.split()[1])
 
 
-def build_prog(tree: str, tmp: str, name: str) -> str:
-    """qtool/calibrate of `tree` (a checkout holding qtool/ and runtime/) built split in tmp/name."""
+WATCHDOG_PLAN = """version: 1
+isolate:
+  - domain: srv_iso
+    components: [srv]
+    call_timeout_ms: 2000
+"""
+
+
+def build_prog(tree: str, tmp: str, name: str, plan: str | None = None) -> str:
+    """qtool/calibrate of `tree` (a checkout holding qtool/ and runtime/) built split in tmp/name,
+    by its own split.yaml or by the plan text given."""
     prog = os.path.join(tmp, name)
     shutil.copytree(os.path.join(tree, "qtool", "calibrate"), prog)
+    stem = "split"
+    if plan is not None:
+        stem = "given"
+        with open(os.path.join(prog, "given.yaml"), "w") as f:
+            f.write(plan)
     env = {**os.environ, "PYTHONPATH": tree}
-    subprocess.run([SCONS, "-Q", "ISOLATE=split.yaml"], cwd=prog, check=True, stdout=subprocess.DEVNULL, env=env)
-    return os.path.join(prog, "build", "split", "ipc")
+    subprocess.run([SCONS, "-Q", f"ISOLATE={stem}.yaml"], cwd=prog, check=True, stdout=subprocess.DEVNULL, env=env)
+    return os.path.join(prog, "build", stem, "ipc")
+
+
+def median_ratio_interval(new: list[float], old: list[float], draws: int = 2000) -> tuple[float, float]:
+    """A 90% bootstrap interval of median(new) / median(old): how far the samples let the ratio
+    of the medians move (resampling each build's runs with replacement, fixed seed)."""
+    import random
+    rng = random.Random(1)
+    ratios = sorted(statistics.median(rng.choices(new, k=len(new))) / statistics.median(rng.choices(old, k=len(old)))
+                    for _ in range(draws))
+    return ratios[int(0.05 * draws)], ratios[int(0.95 * draws) - 1]
 
 
 def against(rev: str, rounds: int) -> int:
@@ -59,9 +86,12 @@ def against(rev: str, rounds: int) -> int:
         subprocess.run(["tar", "-x", "-C", old_tree], input=archive.stdout, check=True)
         pingpong = os.path.join(tmp, "pingpong")
         subprocess.run(["gcc", "-O2", "-std=c11", os.path.join(HERE, "pingpong.c"), "-o", pingpong], check=True)
-        runs = {"spin ping-pong": [pingpong, "spin", "100000"],
-                f"null call at {rev}": [build_prog(old_tree, tmp, "old"), "null", "100000"],
-                "null call here": [build_prog(ROOT, tmp, "new"), "null", "100000"]}
+        pairs = [("null call", None), ("null call, call_timeout_ms 2000", WATCHDOG_PLAN)]
+        runs = {"spin ping-pong": [pingpong, "spin", "100000"]}
+        for label, plan in pairs:
+            key = "w" if plan else "n"
+            runs[f"{label} at {rev}"] = [build_prog(old_tree, tmp, f"old-{key}", plan), "null", "100000"]
+            runs[f"{label} here"] = [build_prog(ROOT, tmp, f"new-{key}", plan), "null", "100000"]
         samples: dict[str, list[float]] = {k: [] for k in runs}
         for _ in range(rounds):
             for name, cmd in runs.items():
@@ -69,16 +99,29 @@ def against(rev: str, rounds: int) -> int:
     print(f"null call against {rev} (bench/ipc.py)")
     print(f"command:  {' '.join([os.path.relpath(sys.executable, ROOT), 'bench/ipc.py', *sys.argv[1:]])}")
     print(f"machine:  {os.cpu_count()} cores, {cpu_model()}, Linux {platform.release()}")
-    print(f"rounds:   {rounds} (interleaved)\n")
-    print(f"{'measurement':<34}{'median':>10}  best five (ns/call)")
-    for name, v in samples.items():
-        best = sorted(v)[:5]
-        print(f"{name:<34}{statistics.median(v):>10.1f}  " + ", ".join(f"{x:.1f}" for x in best))
-    old, new = samples[f"null call at {rev}"], samples["null call here"]
+    print(f"load:     {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min, at the end)")
+    print(f"rounds:   {rounds} (interleaved), 100000 calls a run\n")
     spin = statistics.median(sorted(samples["spin ping-pong"])[:5])
-    print(f"\nhere / {rev}, best five:   {statistics.median(sorted(new)[:5]) / statistics.median(sorted(old)[:5]):.3f}")
-    print(f"here / {rev}, medians:     {statistics.median(new) / statistics.median(old):.3f}")
-    print(f"null / spin, best five:   {statistics.median(sorted(new)[:5]) / spin:.2f} here, "
+    # A run is fast when both threads spun on two cores the whole time: within 1.5 times the best
+    # run of either build.  The share of fast runs shows which mode a build falls into.
+    print(f"{'measurement':<44}{'median':>9}{'q1':>9}{'q3':>9}  fast  best five (ns/call)")
+    for name, v in samples.items():
+        q = statistics.quantiles(v, n=4)
+        fast = sum(x <= 1.5 * min(v) for x in v) if name == "spin ping-pong" else None
+        if name != "spin ping-pong":
+            label = name.rsplit(" at ", 1)[0] if f" at {rev}" in name else name[:-len(" here")]
+            best = min(min(samples[f"{label} at {rev}"]), min(samples[f"{label} here"]))
+            fast = sum(x <= 1.5 * best for x in v)
+        best5 = ", ".join(f"{x:.1f}" for x in sorted(v)[:5])
+        print(f"{name:<44}{statistics.median(v):>9.1f}{q[0]:>9.1f}{q[2]:>9.1f}  {fast:>4}  {best5}")
+    print()
+    for label, _ in pairs:
+        old, new = samples[f"{label} at {rev}"], samples[f"{label} here"]
+        lo, hi = median_ratio_interval(new, old)
+        print(f"{label}: here / {rev}: best five {statistics.median(sorted(new)[:5]) / statistics.median(sorted(old)[:5]):.3f}, "
+              f"medians {statistics.median(new) / statistics.median(old):.3f} (90% interval {lo:.3f} to {hi:.3f})")
+    old, new = samples[f"null call at {rev}"], samples["null call here"]
+    print(f"null / spin, best five: {statistics.median(sorted(new)[:5]) / spin:.2f} here, "
           f"{statistics.median(sorted(old)[:5]) / spin:.2f} at {rev}")
     return 0
 

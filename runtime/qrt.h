@@ -106,7 +106,8 @@ struct qrt_call {
     uint32_t slot;              /* the channel's index in that domain (main process) ... */
     uint32_t seq;               /* ... and which of the calls on that channel this one is */
     int acquired;               /* begin took the channel (or a nesting level of it): end gives it back */
-    long long deadline_ms;      /* the watchdog's, or 0 */
+    int timeout_ms;             /* the watchdog's (0: none) ... */
+    long long deadline_ms;      /* ... and its deadline, 0 until first needed */
     void *chan;
     _Alignas(16) uint8_t inline_reply[256];
 };

@@ -126,14 +126,16 @@ static int post(struct qrt__chan *c, int side, uint32_t kind, uint32_t fn, uint3
 }
 
 /* Who a wait is for: in the main process, the domain called, its generation when the call began
- * (a restart in between ends the wait), the watchdog's deadline, and the call's channel. */
+ * (a restart in between ends the wait), the watchdog's timeout and deadline, and the call's
+ * channel. */
 struct waiter {
     int domain;
     uint32_t generation;
-    long long deadline_ms;
     uint32_t function;
     uint32_t slot;
     uint32_t seq;
+    int timeout_ms;             /* 0: no watchdog */
+    long long *deadline_ms;     /* the call's, set by deadline() when first needed */
 };
 
 long long qrt__now_ms(void)
@@ -141,6 +143,24 @@ long long qrt__now_ms(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* A call's deadline, or 0 without a watchdog.  The clock is read when the deadline is first
+ * needed, not when the call begins: a call answered while its caller spins (most of them) reads
+ * no clock at all.  Every wait spins at most QRT_SPIN_MAX rounds before it asks, so the deadline
+ * counts from at most that long (well under a millisecond) after the call began. */
+static long long deadline_at(long long *cell, int timeout_ms)
+{
+    if (timeout_ms <= 0)
+        return 0;
+    if (!*cell)
+        *cell = qrt__now_ms() + timeout_ms;
+    return *cell;
+}
+
+static long long deadline(const struct waiter *w)
+{
+    return w->timeout_ms ? deadline_at(w->deadline_ms, w->timeout_ms) : 0;
 }
 
 /* Whether the domain this wait is for died since the call began: main's own record, never a word
@@ -281,6 +301,8 @@ static int wait_turn(struct qrt__chan *c, int side, const struct waiter *w)
         if (tls_spin < spin_floor())
             tls_spin = spin_floor();
     }
+    /* Spinning is over: a call with a watchdog starts its clock now, if it has not already. */
+    deadline(w);
     /* Before sleeping, give the CPU to whoever can run (often the peer, about to answer): when
      * the answer comes within a few rounds, nobody pays for a futex wake-up. */
     for (unsigned i = 0; i < yield_rounds(); i++) {
@@ -306,8 +328,9 @@ static int wait_turn(struct qrt__chan *c, int side, const struct waiter *w)
          * a domain); the timeout is a safety net for a peer that died unnoticed, and the
          * watchdog's clock. */
         long long wait_ms = QRT_SLEEP_CHECK_S * 1000;
-        if (w->deadline_ms) {
-            long long left = w->deadline_ms - qrt__now_ms();
+        long long due = deadline(w);
+        if (due) {
+            long long left = due - qrt__now_ms();
             if (left <= 0) {
                 /* The call hung: its domain will be killed; wait for that like for any death. */
                 qrt__kill_domain(w->domain, w->generation, w->function, w->slot, w->seq, -ETIMEDOUT);
@@ -384,8 +407,9 @@ static int await_room(struct qrt__chan *c, const struct waiter *w, int sock)
         if (peer_gone(c, w))
             return -EPIPE;
         long long wait_ms = QRT_SLEEP_CHECK_S * 1000;
-        if (self_domain == QRT_MAIN_DOMAIN && w->deadline_ms) {
-            long long left = w->deadline_ms - qrt__now_ms();
+        long long due = self_domain == QRT_MAIN_DOMAIN ? deadline(w) : 0;
+        if (due) {
+            long long left = due - qrt__now_ms();
             if (left <= 0) {
                 qrt__kill_domain(w->domain, w->generation, w->function, w->slot, w->seq, -ETIMEDOUT);
                 left = QRT_SLEEP_CHECK_S * 1000;
@@ -816,14 +840,15 @@ static int converse(struct qrt__chan *c, int side, uint32_t fn, struct qrt_wr *a
         tls_nesting--;
         release_message(&r, small);
         /* A call that keeps calling back is still one call: its deadline holds. */
-        if (in_main && w->deadline_ms && qrt__now_ms() >= w->deadline_ms)
+        long long due = in_main ? deadline(w) : 0;
+        if (due && qrt__now_ms() >= due)
             qrt__kill_domain(w->domain, w->generation, w->function, w->slot, w->seq, -ETIMEDOUT);
     }
 }
 
 void qrt__serve(struct qrt__chan *c)
 {
-    static const struct waiter none = {0, 0, 0, 0, QRT_NO_CHANNEL, 0};
+    static const struct waiter none = {.slot = QRT_NO_CHANNEL};
     tls_serving = c;
     qrt__serving_channel = (uint32_t)(c - domains[self_domain].region->chan);
     for (;;) {
@@ -1044,7 +1069,7 @@ static int take_free(struct qrt__slot *s, struct qrt__caller *me, int d, uint32_
 
 /* A channel of domain d for this thread's outermost call, made busy: its index, or a negative
  * errno. */
-static long acquire(int d, struct qrt__caller *me, long long deadline_ms)
+static long acquire(int d, struct qrt__caller *me, struct qrt_call *call)
 {
     struct qrt__domain *dom = &domains[d];
     /* Start the search at a place of this thread's own, so that threads spread out. */
@@ -1081,8 +1106,9 @@ static long acquire(int d, struct qrt__caller *me, long long deadline_ms)
         }
         if (found < 0) {
             long long wait_ms = QRT_CHANNEL_POLL_MS;
-            if (deadline_ms) {
-                long long left = deadline_ms - qrt__now_ms();
+            long long due = deadline_at(&call->deadline_ms, call->timeout_ms);
+            if (due) {
+                long long left = due - qrt__now_ms();
                 if (left <= 0) {
                     atomic_fetch_sub(&dom->waiters, 1);
                     return -ETIMEDOUT;
@@ -1116,8 +1142,8 @@ static inline void set_waiter(struct qrt_call *call, int domain)
 {
     call->domain = domain;
     call->generation = domain > 0 ? atomic_load(&domains[domain].generation) : 0;
-    int timeout = domain > 0 && program->policies ? program->policies[domain].call_timeout_ms : 0;
-    call->deadline_ms = timeout > 0 ? qrt__now_ms() + timeout : 0;
+    call->timeout_ms = domain > 0 && program->policies ? program->policies[domain].call_timeout_ms : 0;
+    call->deadline_ms = 0;      /* read from the clock when first needed (deadline_at) */
 }
 
 /* A call's state cleared for its start.  The descriptor arrays are left as they are: nothing reads
@@ -1151,7 +1177,7 @@ __attribute__((noinline, cold)) static int begin_outermost(struct qrt_call *call
     if (!me)
         return -ENOMEM;
     long i = t->chan && atomic_load(&dom->slots[t->slot].owner) == me && enter(&dom->slots[t->slot], me, target, t->slot)
-             ? (long)t->slot : acquire(target, me, call->deadline_ms);
+             ? (long)t->slot : acquire(target, me, call);
     if (i < 0)
         return (int)i;
     struct qrt__slot *s = &dom->slots[i];
@@ -1280,7 +1306,8 @@ int qrt_call_invoke(struct qrt_call *call)
     if (call->args.err)
         return call->args.err;
     int side = self_domain == QRT_MAIN_DOMAIN ? QRT_SIDE_CALLER : QRT_SIDE_SERVER;
-    struct waiter w = {call->domain, call->generation, call->deadline_ms, call->function, call->slot, call->seq};
+    struct waiter w = {call->domain, call->generation, call->function, call->slot, call->seq,
+                       call->timeout_ms, &call->deadline_ms};
     int timed = self_domain == QRT_MAIN_DOMAIN && qrt__stats_timed();
     long long t0 = timed ? qrt__stats_clock() : 0;
     int rc = converse(c, side, call->function, &call->args, &call->reply,
