@@ -1057,15 +1057,16 @@ def _dispatcher(model: ProgramModel, f: Function, codecs: DeepCodecs) -> str:
                 enc.append(f"    qrt_put_blob(qpm__out, {n}, qpm__n_{n});\n")
         elif m.kind == "out":
             # The size comes from the peer's scalars: bounded by what a reply can carry.
-            dec.append(f"    {_decl(ctype, n)} = NULL;\n    size_t qpm__n_{n} = 0;\n"
+            # Zeroed memory of the thread's scratch (no allocation per call), or calloc'd.
+            dec.append(f"    {_decl(ctype, n)} = NULL;\n    size_t qpm__n_{n} = 0, qpm__k_{n} = SIZE_MAX;\n"
                        f"    if (!qpm__in->err) {{\n        int qpm__p;\n"
                        f"        qrt_get_blob(qpm__in, 0, &qpm__p);\n        qpm__n_{n} = {size};\n"
                        f"        if (qpm__n_{n} == (size_t)-1 || qpm__n_{n} > QRT_MESSAGE_MAX)\n"
                        f"            qpm__in->err = -EBADMSG;\n"
-                       f"        else if (qpm__p && !({n} = calloc(1, qpm__n_{n} ? qpm__n_{n} : 1)))\n"
+                       f"        else if (qpm__p && !({n} = qrt_out_alloc(qpm__n_{n}, &qpm__k_{n})))\n"
                        f"            qpm__in->err = -ENOMEM;\n    }}\n")
             enc.append(f"    qrt_put_blob(qpm__out, {n}, qpm__n_{n});\n")
-            release.append(f"    free((void *){n});\n")
+            release.append(f"    if ({n})\n        qrt_out_free((void *){n}, qpm__k_{n});\n")
         elif m.kind == "string":
             dec.append(f"    {_decl(ctype, n)} = NULL;\n    if (!qpm__in->err) {{\n        int qpm__p;\n"
                        f"        size_t qpm__l;\n        {n} = (char *)qrt_get_string(qpm__in, &qpm__p, &qpm__l);\n    }}\n")

@@ -50,6 +50,7 @@ struct qrt_rd {
     int err;
     uint32_t nfds;
     int fds[QRT_MAX_FDS];       /* -1 once kept */
+    size_t mark;                /* where base came from: the thread's scratch, or SIZE_MAX */
 };
 
 typedef void (*qrt_dispatch_fn)(struct qrt_rd *args, struct qrt_wr *reply);
@@ -160,6 +161,11 @@ void qrt_put_fd(struct qrt_wr *w, int fd, int give);
  * such); closed with the message unless kept, which makes it the caller's. */
 int qrt_get_fd(struct qrt_rd *r);
 void qrt_keep_fd(struct qrt_rd *r, int fd);
+
+/* A callee's output buffer of n bytes, zeroed (a dispatcher's): from the thread's scratch memory
+ * when it fits, else calloc'd; qrt_out_free gives it back (mark says which). */
+void *qrt_out_alloc(size_t n, size_t *mark);
+void qrt_out_free(void *p, size_t mark);
 
 /* Element counts from count expressions, checked for overflow: -1 when they do not fit. */
 static inline size_t qrt_bytes(long long count, size_t elem)

@@ -102,6 +102,11 @@ struct qrt__slot {
 /* Whether a call runs on channel i of domain d now (for the report of a death). */
 int qrt__channel_in_call(int d, uint32_t i);
 
+/* The thread's scratch memory (wire.c): n bytes, or NULL when they do not fit (*mark is then
+ * SIZE_MAX); giving back a mark releases everything taken since. */
+void *qrt__scratch_take(size_t n, size_t *mark);
+void qrt__scratch_give(size_t mark);
+
 /* The blame for one death of a domain, kept for the callers of that generation to read. */
 #define QRT_BLAME_ALL UINT32_MAX      /* a thread serving no call died: every call is a culprit */
 #define QRT_BLAME_RING 64

@@ -678,9 +678,18 @@ static void close_fds(struct qrt_rd *r)
     r->nfds = 0;
 }
 
+/* A message's private copy given back: to the thread's scratch, or to malloc. */
+static void give_copy(const uint8_t *copy, size_t mark)
+{
+    if (mark != SIZE_MAX)
+        qrt__scratch_give(mark);
+    else
+        free((void *)copy);
+}
+
 /* Copies the message now in the channel into private memory: the only place it is read from.
- * A message that fits `small` (16-byte aligned, like malloc's) goes there; a larger one is
- * malloc'd (release_message frees it).  Inlined into each caller: as a call it cost the null
+ * A message that fits `small` (16-byte aligned, like malloc's) goes there; a larger one into the
+ * thread's scratch memory, or, past that, malloc'd (release_message gives it back).  Inlined into each caller: as a call it cost the null
  * call about 25 ns (bench/ipc.py --against). */
 static inline __attribute__((always_inline)) int take_message(struct qrt__chan *c, uint32_t *kind, uint32_t *fn,
                                                               struct qrt_rd *r, uint8_t *small, size_t small_cap,
@@ -690,13 +699,17 @@ static inline __attribute__((always_inline)) int take_message(struct qrt__chan *
     r->nfds = 0;
     if (n > QRT_CHAN_BUF || nfds > QRT_MAX_FDS)
         return -EBADMSG;
-    uint8_t *copy = n <= small_cap ? small : malloc(n);
-    if (!copy)
-        return -ENOMEM;
+    size_t mark = SIZE_MAX;
+    uint8_t *copy = small;
+    if (n > small_cap) {
+        copy = qrt__scratch_take(n, &mark);
+        if (!copy && !(copy = malloc(n)))
+            return -ENOMEM;
+    }
     int rc = nfds ? recv_fds(c, w, nfds, r->fds) : 0;
     if (rc < 0) {
         if (copy != small)
-            free(copy);
+            give_copy(copy, mark);
         return rc;
     }
     r->nfds = nfds;
@@ -704,6 +717,7 @@ static inline __attribute__((always_inline)) int take_message(struct qrt__chan *
     *kind = k;
     *fn = f;
     r->base = copy;
+    r->mark = mark;
     r->len = n;
     r->pos = 0;
     r->err = 0;
@@ -712,8 +726,8 @@ static inline __attribute__((always_inline)) int take_message(struct qrt__chan *
 
 static void release_message(struct qrt_rd *r, const uint8_t *small)
 {
-    if (r->base != small)
-        free((void *)r->base);
+    if (r->base && r->base != small)
+        give_copy(r->base, r->mark);
     r->base = NULL;
     close_fds(r);
 }
@@ -1320,10 +1334,7 @@ int qrt_call_invoke(struct qrt_call *call)
 
 void qrt_call_end(struct qrt_call *call)
 {
-    if (call->reply.base && call->reply.base != call->inline_reply)
-        free((void *)call->reply.base);
-    call->reply.base = NULL;
-    close_fds(&call->reply);        /* what the caller did not keep */
+    release_message(&call->reply, call->inline_reply);     /* and what the caller did not keep */
     if (call->acquired) {
         call->acquired = 0;
         if (--tls_to[call->domain].depth == 0)

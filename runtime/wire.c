@@ -2,7 +2,7 @@
  * wire.c - encoding and decoding call messages.
  *
  * Blobs and strings are a 64-bit length (UINT64_MAX for NULL), padding to a 16-byte boundary, then
- * the bytes: a reader can hand the callee a pointer into the (private, malloc'd) message for any
+ * the bytes: a reader can hand the callee a pointer into the (private) message for any
  * element type without breaking its alignment.  Decoding
  * reads from private memory and checks every length against what is left and against what the
  * generated code expects before anything is used.
@@ -12,10 +12,78 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "qrt.h"
+
+/*
+ * Scratch: each thread's memory for the copies a call makes (a message taken out of its channel,
+ * a callee's output buffer), used last in, first out, so that a call of any size up to
+ * QRT_SCRATCH costs no allocation after the thread's first.  Anything that does not fit comes
+ * from malloc.  A release gives back everything taken since its mark; the copies of one call are
+ * all given back when it ends, whatever the order, and nested calls take and give above them.
+ */
+#define QRT_SCRATCH (64u * 1024u)
+
+static __thread uint8_t *scratch_base;
+static __thread size_t scratch_top;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *base)
+{
+    free(base);
+    scratch_base = NULL;
+}
+
+static void scratch_make_key(void)
+{
+    if (pthread_key_create(&scratch_key, scratch_free) != 0)
+        abort();    /* only fails when the process is out of keys: an invariant of ours broke */
+}
+
+void *qrt__scratch_take(size_t n, size_t *mark)
+{
+    *mark = SIZE_MAX;
+    n = (n + 15u) & ~(size_t)15u;
+    if (!n || n > QRT_SCRATCH - scratch_top)
+        return NULL;
+    if (!scratch_base) {
+        pthread_once(&scratch_once, scratch_make_key);
+        scratch_base = aligned_alloc(64, QRT_SCRATCH);
+        if (!scratch_base)
+            return NULL;
+        pthread_setspecific(scratch_key, scratch_base);
+    }
+    *mark = scratch_top;
+    scratch_top += n;
+    return scratch_base + *mark;
+}
+
+void qrt__scratch_give(size_t mark)
+{
+    if (mark < scratch_top)
+        scratch_top = mark;
+}
+
+void *qrt_out_alloc(size_t n, size_t *mark)
+{
+    void *p = qrt__scratch_take(n, mark);
+    if (p)
+        return memset(p, 0, n);
+    return calloc(1, n ? n : 1);
+}
+
+void qrt_out_free(void *p, size_t mark)
+{
+    if (mark != SIZE_MAX)
+        qrt__scratch_give(mark);
+    else
+        free(p);
+}
 
 #define QRT_NULL_LEN UINT64_MAX
 #define QRT_ALIGN 16u

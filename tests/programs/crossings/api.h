@@ -42,6 +42,9 @@ int calc_use_app_apply(int x);
 /* Parameter names that a careless generator would collide with. */
 int calc_names(int ret, const char *buf QPM_IN(len), size_t len, char *out QPM_OUT(n), size_t n,
                int in, int rc, int w, int r, int i);
+/* Counts the bytes of out that are not zero when it is called, then fills it with 'z': an output
+ * buffer starts zeroed in the callee, whatever memory it is made of. */
+long calc_nonzero(char *out QPM_OUT(n), size_t n);
 QPM_INIT void calc_init(void);
 
 /* relay.c: isolated in relay_iso; called from calc (domain to domain). */

@@ -77,6 +77,17 @@ int main(void)
     char names_out[6] = "";
     int names = calc_names(1, "abc", 3, names_out, 5, 2, 3, 4, 5, 6);
     printf("names %d %s\n", names, names_out);
+    /* Output buffers of every size (the callee's thread's scratch memory, and past it, malloc's)
+     * start zeroed though the callee wrote all over the same memory the call before. */
+    static char big[100000];
+    long seen = 0, back = 0;
+    for (size_t n = 1000; n <= sizeof big; n *= 3) {
+        calc_names(0, "abc", 3, big, n, 0, 0, 0, 0, 0);
+        memset(big, 0, n);
+        seen += calc_nonzero(big, n);
+        back += memchr(big, 'z', n) == big && !memchr(big, 0, n);
+    }
+    printf("zeroed %ld %ld\n", seen, back);
     generation = 5;
     int bumped = calc_bump_generation();
     printf("shared %d %d\n", bumped, generation);

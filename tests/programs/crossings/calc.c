@@ -108,6 +108,15 @@ static int twice_local(int v) { return 2 * v; }
 
 int calc_use_app_apply(int x) { return app_apply(x, twice_local); }
 
+long calc_nonzero(char *out, size_t n)
+{
+    long k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += out[i] != 0;
+    memset(out, 'z', n);
+    return k;
+}
+
 int calc_names(int ret, const char *buf, size_t len, char *out, size_t n, int in, int rc, int w,
                int r, int i)
 {
