@@ -280,7 +280,7 @@ static void handle_death(int d, int status)
     }
     pthread_mutex_lock(&dom->lock);
     if (dom->pidfd >= 0)
-        close(dom->pidfd);
+        qrt__close_own(dom->pidfd);
     dom->pidfd = -1;
     atomic_store(&dom->hung, 0);
     pthread_mutex_unlock(&dom->lock);
@@ -457,6 +457,7 @@ static int make_region(int d)
         return e;
     }
     dom->memfd = fd;
+    qrt__own_fd(fd);
     dom->pidfd = -1;
     atomic_store(&dom->region->dump, QRT_NO_CHANNEL);
     if (posix_memalign((void **)&dom->slots, 64, QRT_MAX_CHANNELS * sizeof *dom->slots) != 0)
@@ -578,6 +579,7 @@ static int spawn_with(int d, int sock)
         close(pidfd);
         return -a.err;
     }
+    qrt__own_fd(pidfd);
     pthread_mutex_lock(&dom->lock);
     dom->pid = pid;
     dom->pidfd = pidfd;
@@ -793,6 +795,7 @@ int qrt_start(const struct qrt_program *p)
     }
     qrt__channels_init();
     wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    qrt__own_fd(wake_fd);
     if (wake_fd < 0 || pthread_key_create(&main_key, on_main_thread_exit) != 0)
         return -EAGAIN;
     pthread_setspecific(main_key, (void *)1);
@@ -849,6 +852,7 @@ int qrt_domain_main(const struct qrt_program *p, int domain, int argc, char **ar
         return 2;
     }
     qrt__main_pid = getppid();
+    qrt__own_fd(atoi(fd_text));
     struct qrt__region *region = map_region(atoi(fd_text));
     serving_tids = calloc(QRT_MAX_CHANNELS, sizeof *serving_tids);
     unsigned char *started = calloc(QRT_MAX_CHANNELS, 1);
@@ -899,4 +903,90 @@ int qrt_mono_start(const struct qrt_program *p)
     program = p;
     run_inits(p);
     return watch_main();
+}
+
+/*
+ * The runtime's own descriptors (in the main process: each domain's region, pidfd and descriptor
+ * socket, and the supervisor's wake-up; in a domain: its region and socket) are kept from the
+ * program.  A daemon that closes every descriptor it inherited (a loop over /proc/self/fd or up to
+ * sysconf(_SC_OPEN_MAX), closefrom(3), close_range) would close them too, and its domains would
+ * stop answering.  The program's calls of close, close_range and closefrom come here (an
+ * executable's own definitions take the place of libc's): the runtime's descriptors stay open, and
+ * close says EBADF, as for any number the program has not opened.  A process forked from the
+ * program holds none of them as the runtime's: it may close them.
+ */
+#define QRT_OWN_FDS 65536
+static _Atomic uint64_t own_fds[QRT_OWN_FDS / 64];
+
+void qrt__own_fd(int fd)
+{
+    if (fd >= 0 && fd < QRT_OWN_FDS)
+        atomic_fetch_or(&own_fds[fd / 64], 1ull << (fd % 64));
+}
+
+void qrt__close_own(int fd)
+{
+    if (fd >= 0 && fd < QRT_OWN_FDS)
+        atomic_fetch_and(&own_fds[fd / 64], ~(1ull << (fd % 64)));
+    syscall(SYS_close, fd);
+}
+
+void qrt__disown_fds(void)
+{
+    for (size_t i = 0; i < QRT_OWN_FDS / 64; i++)
+        atomic_store_explicit(&own_fds[i], 0, memory_order_relaxed);
+}
+
+static int owned_fd(unsigned fd)
+{
+    return fd < QRT_OWN_FDS &&
+           (atomic_load_explicit(&own_fds[fd / 64], memory_order_relaxed) >> (fd % 64)) & 1;
+}
+
+int close(int fd)
+{
+    if (fd >= 0 && owned_fd((unsigned)fd)) {
+        errno = EBADF;
+        return -1;
+    }
+    return (int)syscall(SYS_close, fd);
+}
+
+/* The range, less the runtime's descriptors in it: the kernel's close_range on each gap. */
+int close_range(unsigned first, unsigned last, int flags)
+{
+    unsigned from = first;
+    for (unsigned w = first / 64; w < QRT_OWN_FDS / 64 && w * 64ull <= last; w++) {
+        uint64_t bits = atomic_load_explicit(&own_fds[w], memory_order_relaxed);
+        while (bits) {
+            unsigned fd = w * 64 + (unsigned)__builtin_ctzll(bits);
+            bits &= bits - 1;
+            if (fd < from || fd > last)
+                continue;
+            if (fd > from && syscall(SYS_close_range, from, fd - 1, flags) < 0)
+                return -1;
+            from = fd + 1;
+        }
+    }
+    if (from < first || from > last)    /* past the end (or wrapped): nothing left */
+        return 0;
+    return (int)syscall(SYS_close_range, from, last, flags);
+}
+
+void closefrom(int lowfd)
+{
+    if (lowfd < 0)
+        lowfd = 0;
+    if (close_range((unsigned)lowfd, ~0u, 0) == 0)
+        return;
+    /* A kernel without close_range: every descriptor open, one by one. */
+    DIR *dir = opendir("/proc/self/fd");
+    if (!dir)
+        return;
+    for (struct dirent *e; (e = readdir(dir));) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] >= '0' && e->d_name[0] <= '9' && fd >= lowfd && fd != dirfd(dir))
+            close(fd);
+    }
+    closedir(dir);
 }

@@ -102,6 +102,13 @@ struct qrt__slot {
 /* Whether a call runs on channel i of domain d now (for the report of a death). */
 int qrt__channel_in_call(int d, uint32_t i);
 
+/* The runtime's own descriptors, which the program's close, close_range and closefrom leave open
+ * (process.c); qrt__close_own closes one of them, qrt__disown_fds gives them all up (a forked
+ * child). */
+void qrt__own_fd(int fd);
+void qrt__close_own(int fd);
+void qrt__disown_fds(void);
+
 /* The thread's scratch memory (wire.c): n bytes, or NULL when they do not fit (*mark is then
  * SIZE_MAX); giving back a mark releases everything taken since. */
 void *qrt__scratch_take(size_t n, size_t *mark);

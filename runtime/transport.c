@@ -658,6 +658,7 @@ int qrt__fds_attach(int d, int sock)
     dom->nstash = 0;
     if (dom->fdsock < 0) {
         dom->fdsock = sock;
+        qrt__own_fd(sock);
     } else {
         /* The same number, atomically: a thread of the generation before that still uses it
          * reaches the fresh socket (with tags nobody waits for), never a file of the program's. */
@@ -937,6 +938,7 @@ static int forked;
 static void after_fork_in_child(void)
 {
     forked = 1;
+    qrt__disown_fds();
 }
 
 static int refuse_forked(void)

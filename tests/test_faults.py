@@ -75,6 +75,18 @@ def test_fault_is_contained_restarted_and_reported(faults, tmp_path, scenario):
     assert top["file"].endswith("faulty.c") and top["line"] > 0
 
 
+@pytest.mark.parametrize("how", ["proc", "loop", "closefrom", "range"])
+def test_a_program_that_closes_every_descriptor_keeps_its_domains(faults, tmp_path, how):
+    # Daemons close what they inherit at start-up; the runtime's descriptors stay open (the
+    # program's own are closed), so the domain still answers, its crash is still seen, reported
+    # and recovered from, and the program still ends.
+    rc, out, reports, err = run(faults, "error", "closeall", how, reports=tmp_path)
+    assert rc == 0, err
+    assert out == ["closed 1 1", "result -7", "after 2", "inits 1", "restarted 1"]
+    (r,) = reports
+    assert (r["function"], r["signal"], r["outcome"]) == ("faulty_null", "SIGSEGV", "restarted")
+
+
 def test_retry_reissues_the_call_once_on_the_fresh_process(faults, tmp_path):
     rc, out, reports, err = run(faults, "retry", "flaky", str(tmp_path / "marker"), reports=tmp_path / "r")
     assert rc == 0, err

@@ -1,7 +1,9 @@
 /* app SCENARIO [ARG]: drives faulty and prints what came back, one result per line. */
 #include "faulty.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 
 #include <pthread.h>
 #include <signal.h>
@@ -127,6 +129,29 @@ int main(int argc, char **argv)
             ok += (long)r;
         }
         printf("slow calls ok %ld\n", ok);
+    } else if (!strcmp(s, "closeall")) {
+        /* A daemon closing every descriptor it inherited, as daemons do at start-up: its own are
+         * closed, the runtime's stay, and a crash is still contained and reported. */
+        int p[2];
+        if (pipe(p) != 0)
+            return 2;
+        if (!strcmp(argv[2], "proc")) {
+            DIR *d = opendir("/proc/self/fd");
+            for (struct dirent *e; d && (e = readdir(d));)
+                if (atoi(e->d_name) > 2 && atoi(e->d_name) != dirfd(d))
+                    close(atoi(e->d_name));
+            if (d)
+                closedir(d);
+        } else if (!strcmp(argv[2], "loop")) {
+            for (long fd = 3; fd < sysconf(_SC_OPEN_MAX) && fd < 65536; fd++)
+                close((int)fd);
+        } else if (!strcmp(argv[2], "closefrom")) {
+            closefrom(3);
+        } else if (!strcmp(argv[2], "range")) {
+            close_range(3, ~0u, 0);
+        }
+        printf("closed %d %d\n", fcntl(p[0], F_GETFD) < 0 && errno == EBADF, fcntl(p[1], F_GETFD) < 0);
+        printf("result %d\n", faulty_null(1));
     } else {
         return 2;
     }
