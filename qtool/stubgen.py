@@ -48,6 +48,7 @@ BANNER = Template("""\
 FILE = Template("""\
 $banner#ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
+#define QPM__OWN_GNU_SOURCE
 #endif
 #include <errno.h>
 #include <stddef.h>
@@ -56,6 +57,11 @@ $banner#ifndef _GNU_SOURCE
 #include <string.h>
 #include <unistd.h>
 #include "qrt.h"
+#ifdef QPM__OWN_GNU_SOURCE
+/* The program's headers define it as they do in its own files (1, or empty): no redefinition. */
+#undef _GNU_SOURCE
+#undef QPM__OWN_GNU_SOURCE
+#endif
 $includes
 $body
 $program

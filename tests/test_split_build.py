@@ -82,6 +82,29 @@ def test_flags_given_to_the_environment_keep_the_tools_include_path(tmp_path):
     assert split.stdout == mono.stdout
 
 
+@pytest.mark.parametrize("define", ["#define _GNU_SOURCE", "#define _GNU_SOURCE 1"])
+def test_a_header_that_defines_gnu_source_its_own_way_builds_split(tmp_path, define):
+    """A program's header that defines _GNU_SOURCE itself, empty (as dnsmasq's does) or as 1 (as
+    autoconf's config.h does), with warnings as errors and no -D for it: the generated files
+    compile as the program's own do."""
+    work = tmp_path / "gnu"
+    work.mkdir()
+    (work / "api.h").write_text(f"{define}\n#include <string.h>\n#include \"qpm.h\"\n"
+                                "int calc_len(const char *s QPM_STRING);\n")
+    (work / "calc.c").write_text('#include "api.h"\nint calc_len(const char *s) { return (int)strlen(s); }\n')
+    (work / "app.c").write_text('#include "api.h"\n#include <stdio.h>\n'
+                                'int main(void) { printf("len %d\\n", calc_len("quarantine")); return 0; }\n')
+    (work / "split.yaml").write_text("version: 1\nisolate:\n  - domain: calc_iso\n    components: [calc]\n")
+    (work / "SConstruct").write_text(
+        "import qtool.scons\n"
+        "env = Environment(tools=['default', qtool.scons.tool],\n"
+        "                  CCFLAGS=['-std=c11', '-O2', '-Wall', '-Wextra', '-Werror'])\n"
+        "env.QpmProgram('gnu', Glob('*.c'))\n")
+    scons(work, "ISOLATE=split.yaml")
+    split = run(work / "build" / "split" / "gnu")
+    assert (split.returncode, split.stdout) == (0, "len 10\n"), split.stderr
+
+
 def test_a_file_of_data_alone_is_linked_where_its_data_is_used(tmp_path):
     """A source file that defines no function, only a table, goes with the code that reads it:
     into the isolated domain here, and into the monolithic program."""
