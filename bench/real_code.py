@@ -27,7 +27,7 @@ tool, plans, patches):
 
   1. two trees are unpacked: `plain` (untouched) and `annotated` (the patches: annotate.patch,
      the annotations; crash.patch, an injected fault; for dnsmasq also sha256.patch, which gives
-     its SHA-256 functions external linkage, and keep-fds.patch, below);
+     its SHA-256 functions external linkage);
   2. `qtool analyze` and `qtool check --plan` for every plan, on both trees: diagnostics by code;
      the fix-its the plain tree's analysis offers for a few functions whose buffers are easy to
      get wrong; what `qtool cut --suggest --isolate ...` proposes for a few components;
@@ -48,10 +48,9 @@ tool, plans, patches):
      --queries DNS queries (a name configured with --address, and one refused: no upstream
      server), --crashes of them for the name that the injected fault in sha256_update
      dereferences NULL on; then each is stopped by SIGTERM to its process group.  dnsmasq
-     closes every descriptor it inherited when it starts; keep-fds.patch makes it skip that
-     under DNSMASQ_KEEP_FDS=1, and the split build runs both ways (as released: a tenth of the
-     queries).  The other split builds that build serve the same queries without the crashing
-     ones, under DNSMASQ_KEEP_FDS=1.
+     closes every descriptor it inherited when it starts (close_fds() in main()), as released:
+     the runtime keeps its own open.  The other split builds that build serve the same queries
+     without the crashing ones.
 
 Servers bind 127.0.0.1 only: memcached on a port the OS picks (-p -1, read back through
 MEMCACHED_PORT_FILENAME), dnsmasq on a free port found first (it cannot bind port 0).  Each
@@ -418,7 +417,15 @@ def crash_line(c: dict) -> str:
             f"outcome {c.get('outcome')}, blame {c.get('blame')}, recovery_ms {c.get('recovery_ms')}" + where)
 
 
+def expected_reports(crashes: int, alive: bool) -> int:
+    """Crash reports a run leaves: one for each crash a domain took (the server lived), or the one
+    of the server's own death."""
+    return 0 if not crashes else crashes if alive else 1
+
+
 def wait_for_reports(report_dir: str, count: int) -> None:
+    """Until count crash reports are there (they are written while the server goes on), at most
+    REPORT_WAIT_S."""
     deadline = time.monotonic() + REPORT_WAIT_S
     while len(glob.glob(os.path.join(report_dir, "crash-*.json"))) < count and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -602,7 +609,7 @@ def serve_memcached(exe: str, variant: str, args) -> dict:
         r["alive"] = server.proc.poll() is None
         r["ended"] = exit_text(server.proc.returncode)
         r["domains_after"] = domain_processes(server.proc.pid) if r["alive"] else []
-        wait_for_reports(os.path.join(workdir, "reports"), 1 if args.crashes else 0)
+        wait_for_reports(os.path.join(workdir, "reports"), expected_reports(args.crashes, r["alive"]))
         r["stop"] = server.stop() if r["alive"] else r["ended"]
         r["output"] = server.output()
     finally:
@@ -707,13 +714,11 @@ def dns_answer(port: int, name: str, qid: int) -> str:
     return f"rcode {rcode} ({ {0: 'NOERROR', 3: 'NXDOMAIN', 5: 'REFUSED'}.get(rcode, '?') }), A {', '.join(addrs) or '-'}"
 
 
-def serve_dnsmasq(exe: str, variant: str, queries: int, seconds: float, crashes: int,
-                  keep_fds: bool) -> dict:
+def serve_dnsmasq(exe: str, variant: str, queries: int, seconds: float, crashes: int) -> dict:
     """Queries (a name configured with --address, and one refused for want of an upstream server),
     with `crashes` queries for CRASH_NAME among them at 1/(crashes+1), 2/(crashes+1) ... of the
-    load; then 8 more queries; then SIGTERM to the whole process group.  keep_fds: with
-    DNSMASQ_KEEP_FDS=1 (keep-fds.patch: dnsmasq then does not close the descriptors it inherited)."""
-    workdir = os.path.join(DATA, "runs", f"dnsmasq-{variant}" + ("-keep-fds" if keep_fds else ""))
+    load; then 8 more queries; then SIGTERM to the whole process group."""
+    workdir = os.path.join(DATA, "runs", f"dnsmasq-{variant}")
     shutil.rmtree(workdir, ignore_errors=True)
     os.makedirs(os.path.join(workdir, "reports"))
     port = free_port()
@@ -724,10 +729,8 @@ def serve_dnsmasq(exe: str, variant: str, queries: int, seconds: float, crashes:
         cmd.append(f"--user={pwd.getpwuid(0).pw_name}")
     report_dir = os.path.join(workdir, "reports")
     env = dict(os.environ, QPM_REPORT_DIR=report_dir)
-    if keep_fds:
-        env["DNSMASQ_KEEP_FDS"] = "1"
     server = Server(cmd, workdir, env)
-    r: dict = {"variant": variant + (" (DNSMASQ_KEEP_FDS=1)" if keep_fds else ""), "ok": 0, "failed": 0,
+    r: dict = {"variant": variant, "ok": 0, "failed": 0,
                "unsent": 0, "errors": [], "samples": [], "crash_answers": []}
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -770,7 +773,7 @@ def serve_dnsmasq(exe: str, variant: str, queries: int, seconds: float, crashes:
         r["alive"] = server.proc.poll() is None
         r["ended"] = exit_text(server.proc.returncode)
         r["domains_after"] = domain_processes(server.proc.pid) if r["alive"] else []
-        wait_for_reports(report_dir, 1 if crashes else 0)
+        wait_for_reports(report_dir, expected_reports(crashes, r["alive"]))
         before_stop = len(glob.glob(os.path.join(report_dir, "crash-*.json")))
         r["stop"] = server.stop(whole_group=True) if r["alive"] else r["ended"]
         r["reports_by_stop"] = len(glob.glob(os.path.join(report_dir, "crash-*.json"))) - before_stop
@@ -897,7 +900,7 @@ SERVERS = {
     "dnsmasq": {
         "package": "dnsmasq", "upstream": "dnsmasq-2.90", "subdir": "src",
         "copy": ["SConstruct"],
-        "patches": ["sha256.patch", "annotate.patch", "crash.patch", "keep-fds.patch"],
+        "patches": ["sha256.patch", "annotate.patch", "crash.patch"],
         "plans": ["isolate-hash-questions.yaml", "isolate-poll.yaml", "isolate-names.yaml",
                   "isolate-sha256.yaml"],
         "working_plan": "isolate-sha256.yaml",
@@ -1093,19 +1096,16 @@ def do_server(name: str, args, summary: list[str]) -> None:
         summary.append(f"{name:<10} {'group SIGTERM':<28} {len(g['crashes'])} crash report(s) at a clean stop")
     else:
         log("serving, and the injected fault (bench/real/dnsmasq/crash.patch):")
-        # dnsmasq closes every descriptor it inherited when it starts (close_fds() in main());
-        # keep-fds.patch skips that under DNSMASQ_KEEP_FDS=1.  The split build by the working plan
-        # runs both ways (the first with a tenth of the queries: unanswered ones wait for a
-        # timeout); the other split builds that build, with it and without the fault, which
-        # sits in sha256_update, which they run in the main process.
+        # dnsmasq closes every descriptor it inherited when it starts (close_fds() in main()).
+        # The split build by the working plan, and the other split builds that build, without
+        # the fault, which sits in sha256_update, which they run in the main process.
         split = os.path.splitext(working)[0]
-        runs = [("mono", args.queries, args.crashes, False), (split, max(1, args.queries // 10), args.crashes, False),
-                (split, args.queries, args.crashes, True)]
-        runs += [(os.path.splitext(plan)[0], args.queries, 0, True) for plan in spec["plans"]
+        runs = [("mono", args.queries, args.crashes), (split, args.queries, args.crashes)]
+        runs += [(os.path.splitext(plan)[0], args.queries, 0) for plan in spec["plans"]
                  if plan != working and builds[plan]["rc"] == 0]
-        for variant, queries, crashes, keep_fds in runs:
+        for variant, queries, crashes in runs:
             r = serve_dnsmasq(os.path.join(annotated, "build", variant, "dnsmasq"), variant, queries,
-                              args.seconds, crashes, keep_fds)
+                              args.seconds, crashes)
             show_dnsmasq_run(r)
             variant = r["variant"]
             summary.append(f"{name:<10} {variant:<28} served {r['ok']} right, {r['failed']} failed, "
