@@ -991,11 +991,13 @@ def _stub(model: ProgramModel, f: Function, fid: int, codecs: DeepCodecs, fault_
         n = _param_name(p)
         if m.kind in ("out", "inout"):
             # The reply carries the buffer back exactly when the caller passed one.
-            dec.append(f"size_t qpm__m_{n} = {n} ? {_bytes(m, n)} : 0;\n"
+            # Its trailing zeros do not cross (qrt_put_back): they are written here.
+            dec.append(f"size_t qpm__m_{n} = {n} ? {_bytes(m, n)} : 0, qpm__g_{n};\n"
                        f"int qpm__p_{n};\n"
-                       f"const void *qpm__b_{n} = qrt_get_blob(&qpm__c.reply, qpm__m_{n}, &qpm__p_{n});\n"
+                       f"const void *qpm__b_{n} = qrt_get_back(&qpm__c.reply, qpm__m_{n}, &qpm__p_{n}, &qpm__g_{n});\n"
                        f"if (qpm__p_{n} != ({n} != NULL))\n    qpm__c.reply.err = -EBADMSG;\n")
-            commit.append(f"if ({n})\n    memcpy({n}, qpm__b_{n}, qpm__m_{n});\n")
+            commit.append(f"if ({n}) {{\n    memcpy({n}, qpm__b_{n}, qpm__g_{n});\n"
+                          f"    memset((char *){n} + qpm__g_{n}, 0, qpm__m_{n} - qpm__g_{n});\n}}\n")
         elif m.kind == "string" and not marshal.param_enc(p).startswith("*c"):
             # Back at the same length, or not at all.
             dec.append(f"int qpm__p_{n};\nsize_t qpm__l_{n} = 0;\n"
@@ -1060,7 +1062,7 @@ def _dispatcher(model: ProgramModel, f: Function, codecs: DeepCodecs) -> str:
                        f"    if (!qpm__in->err) {{\n        int qpm__p;\n        qpm__n_{n} = {size};\n"
                        f"        {n} = (void *)qrt_get_blob(qpm__in, qpm__n_{n}, &qpm__p);\n    }}\n")
             if m.kind == "inout":
-                enc.append(f"    qrt_put_blob(qpm__out, {n}, qpm__n_{n});\n")
+                enc.append(f"    qrt_put_back(qpm__out, {n}, qpm__n_{n});\n")
         elif m.kind == "out":
             # The size comes from the peer's scalars: bounded by what a reply can carry.
             # Zeroed memory of the thread's scratch (no allocation per call), or calloc'd.
@@ -1071,7 +1073,7 @@ def _dispatcher(model: ProgramModel, f: Function, codecs: DeepCodecs) -> str:
                        f"            qpm__in->err = -EBADMSG;\n"
                        f"        else if (qpm__p && !({n} = qrt_out_alloc(qpm__n_{n}, &qpm__k_{n})))\n"
                        f"            qpm__in->err = -ENOMEM;\n    }}\n")
-            enc.append(f"    qrt_put_blob(qpm__out, {n}, qpm__n_{n});\n")
+            enc.append(f"    qrt_put_back(qpm__out, {n}, qpm__n_{n});\n")
             release.append(f"    if ({n})\n        qrt_out_free((void *){n}, qpm__k_{n});\n")
         elif m.kind == "string":
             dec.append(f"    {_decl(ctype, n)} = NULL;\n    if (!qpm__in->err) {{\n        int qpm__p;\n"

@@ -149,6 +149,11 @@ void qrt_put(struct qrt_wr *w, const void *data, size_t n);
 void qrt_put_blob(struct qrt_wr *w, const void *data, size_t n);   /* length-prefixed, NULL allowed */
 void qrt_put_string(struct qrt_wr *w, const char *s);              /* length-prefixed, NULL allowed */
 void qrt_get(struct qrt_rd *r, void *out, size_t n);
+/* A buffer going back to its caller (QPM_OUT, QPM_INOUT): its length, then its bytes up to the
+ * last one that is not zero (a 4 KiB output buffer holding a short value crosses in a few bytes);
+ * the reader gets the `sent` bytes that came and zeroes the rest. */
+void qrt_put_back(struct qrt_wr *w, const void *data, size_t n);
+const void *qrt_get_back(struct qrt_rd *r, size_t expect, int *present, size_t *sent);
 /* A blob of exactly `expect` bytes (or NULL): returns a pointer into the message or NULL. */
 const void *qrt_get_blob(struct qrt_rd *r, size_t expect, int *present);
 /* A string: returns a pointer into the message (NUL-terminated, checked) or NULL. */

@@ -117,6 +117,48 @@ void qrt_put_blob(struct qrt_wr *w, const void *data, size_t n)
     }
 }
 
+static const void *get_bytes(struct qrt_rd *r, uint64_t *len, int *present);
+
+void qrt_put_back(struct qrt_wr *w, const void *data, size_t n)
+{
+    if (!data) {
+        qrt_put_blob(w, NULL, 0);
+        return;
+    }
+    /* The bytes up to the last one that is not zero, found a word at a time. */
+    const uint8_t *b = data;
+    size_t m = n;
+    for (uint64_t word; m >= sizeof word; m -= sizeof word) {
+        memcpy(&word, b + m - sizeof word, sizeof word);
+        if (word)
+            break;
+    }
+    while (m && !b[m - 1])
+        m--;
+    uint64_t whole = n;
+    qrt_put(w, &whole, sizeof whole);
+    qrt_put_blob(w, data, m);
+}
+
+const void *qrt_get_back(struct qrt_rd *r, size_t expect, int *present, size_t *sent)
+{
+    uint64_t whole;
+    *sent = 0;
+    qrt_get(r, &whole, sizeof whole);
+    *present = 0;
+    if (r->err || whole == QRT_NULL_LEN)
+        return NULL;
+    uint64_t m;
+    const void *p = get_bytes(r, &m, present);
+    if (*present && (whole != expect || m > whole)) {
+        r->err = -EBADMSG;      /* the peer's count disagrees with ours, or says more than it holds */
+        *present = 0;
+        return NULL;
+    }
+    *sent = (size_t)m;
+    return p;
+}
+
 void qrt_put_string(struct qrt_wr *w, const char *s)
 {
     qrt_put_blob(w, s, s ? strlen(s) + 1 : 0);

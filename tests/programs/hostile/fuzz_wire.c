@@ -1,5 +1,6 @@
 /*
- * fuzz_wire.c - feeds random messages to the decoder (qrt_get, qrt_get_blob, qrt_get_string)
+ * fuzz_wire.c - feeds random messages to the decoder (qrt_get, qrt_get_blob, qrt_get_string,
+ * qrt_get_back)
  * the way generated dispatchers and stubs call it, under AddressSanitizer.  Deterministic: the
  * seed is the first argument.  Prints how many messages were accepted and rejected.
  */
@@ -42,6 +43,8 @@ int main(int argc, char **argv)
             memset(blob, 'b', bn);
             qrt_put_blob(&w, blob, bn);
             qrt_put_string(&w, (next() & 1) ? "hello" : NULL);
+            memset(blob + bn / 2, 0, bn - bn / 2);     /* a buffer going back: trailing zeros */
+            qrt_put_back(&w, (next() % 4) ? blob : NULL, bn);
             len = w.len < len ? w.len : len;
             memcpy(msg, scratch, len);
             if (len && (next() & 1))
@@ -65,6 +68,14 @@ int main(int argc, char **argv)
         const char *s = qrt_get_string(&r, &present, &slen);
         if (present)
             sink ^= (uint8_t)s[slen];   /* the NUL it promised */
+        size_t sent;
+        const uint8_t *back = qrt_get_back(&r, expect, &present, &sent);
+        if (present) {
+            if (sent > expect)
+                abort();                /* more bytes than the buffer they go back into */
+            for (size_t i = 0; i < sent; i++)
+                sink ^= back[i];
+        }
         (void)sink;
         if (r.err)
             rejected++;

@@ -112,7 +112,7 @@ static void fill_reply(int ret, const char *bytes, size_t len, int with_epoch)
 {
     start_reply();
     put_int(&reply, ret);
-    qrt_put_blob(&reply, bytes, len);
+    qrt_put_back(&reply, bytes, len);
     if (with_epoch)
         put_int(&reply, 11);
 }
@@ -149,6 +149,25 @@ static void test_replies(void)
     fill_reply(5, "hey", 4, 1);
     r = peer_fill(out, 8);
     check(r == -7 && !strcmp(out, "xxxxxxx") && epoch == 1, "buffer of the wrong size rejected");
+
+    /* A buffer whose bytes say more than its length: rejected; fewer: the rest is zeroed. */
+    uint64_t whole = 8;
+    start_reply();
+    put_int(&reply, 5);
+    qrt_put(&reply, &whole, sizeof whole);
+    qrt_put_blob(&reply, "overlong!", 9);
+    put_int(&reply, 11);
+    r = peer_fill(out, 8);
+    check(r == -7 && !strcmp(out, "xxxxxxx") && epoch == 1, "buffer with more bytes than its length rejected");
+    start_reply();
+    put_int(&reply, 5);
+    qrt_put(&reply, &whole, sizeof whole);
+    qrt_put_blob(&reply, "hi", 2);
+    put_int(&reply, 11);
+    r = peer_fill(out, 8);
+    check(r == 5 && !memcmp(out, "hi\0\0\0\0\0\0", 8) && epoch == 11, "buffer's trailing zeros written by the caller");
+    epoch = 1;
+    memcpy(out, "xxxxxxx", 8);
 
     /* A buffer the caller did not pass, and none when it did. */
     fill_reply(0, "abcdefg", 8, 1);
