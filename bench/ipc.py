@@ -86,12 +86,16 @@ def against(rev: str, rounds: int) -> int:
         subprocess.run(["tar", "-x", "-C", old_tree], input=archive.stdout, check=True)
         pingpong = os.path.join(tmp, "pingpong")
         subprocess.run(["gcc", "-O2", "-std=c11", os.path.join(HERE, "pingpong.c"), "-o", pingpong], check=True)
-        pairs = [("null call", None), ("null call, call_timeout_ms 2000", WATCHDOG_PLAN)]
+        pairs = [("null call", None, "null", "100000"),
+                 ("null call, call_timeout_ms 2000", WATCHDOG_PLAN, "null", "100000"),
+                 ("4 KiB in + 8 KiB out", None, "bulk", "20000")]
         runs = {"spin ping-pong": [pingpong, "spin", "100000"]}
-        for label, plan in pairs:
-            key = "w" if plan else "n"
-            runs[f"{label} at {rev}"] = [build_prog(old_tree, tmp, f"old-{key}", plan), "null", "100000"]
-            runs[f"{label} here"] = [build_prog(ROOT, tmp, f"new-{key}", plan), "null", "100000"]
+        progs: dict[tuple[str, bool], str] = {}
+        for label, plan, mode, count in pairs:
+            for here, tree, side in ((False, old_tree, f"at {rev}"), (True, ROOT, "here")):
+                if (plan, here) not in progs:
+                    progs[plan, here] = build_prog(tree, tmp, f"{'new' if here else 'old'}-{len(progs)}", plan)
+                runs[f"{label} {side}"] = [progs[plan, here], mode, count]
         samples: dict[str, list[float]] = {k: [] for k in runs}
         for _ in range(rounds):
             for name, cmd in runs.items():
@@ -100,7 +104,7 @@ def against(rev: str, rounds: int) -> int:
     print(f"command:  {' '.join([os.path.relpath(sys.executable, ROOT), 'bench/ipc.py', *sys.argv[1:]])}")
     print(f"machine:  {os.cpu_count()} cores, {cpu_model()}, Linux {platform.release()}")
     print(f"load:     {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min, at the end)")
-    print(f"rounds:   {rounds} (interleaved), 100000 calls a run\n")
+    print(f"rounds:   {rounds} (interleaved), 100000 calls a run (bulk: 20000)\n")
     spin = statistics.median(sorted(samples["spin ping-pong"])[:5])
     # A run is fast when both threads spun on two cores the whole time: within 1.5 times the best
     # run of either build.  The share of fast runs shows which mode a build falls into.
@@ -115,7 +119,7 @@ def against(rev: str, rounds: int) -> int:
         best5 = ", ".join(f"{x:.1f}" for x in sorted(v)[:5])
         print(f"{name:<44}{statistics.median(v):>9.1f}{q[0]:>9.1f}{q[2]:>9.1f}  {fast:>4}  {best5}")
     print()
-    for label, _ in pairs:
+    for label, *_ in pairs:
         old, new = samples[f"{label} at {rev}"], samples[f"{label} here"]
         lo, hi = median_ratio_interval(new, old)
         print(f"{label}: here / {rev}: best five {statistics.median(sorted(new)[:5]) / statistics.median(sorted(old)[:5]):.3f}, "
