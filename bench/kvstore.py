@@ -43,17 +43,36 @@ every wait); a server and its domain processes form their own process group, whi
 on any error path and checked to be empty after every run.
 
 With --open-loop the question is latency at a load the server can carry rather than the most it
-can carry.  After the warm-up, mono's maximum is measured: the median requests/s of three
-closed-loop runs with the load above.  Then R rounds (default 3): in each round, for each load
-L of --loads (fractions of that maximum), every variant serves loadgen --rate L*max, the order
-rotating by one each round.  Each run is bounded in requests (--threads T --requests
-ceil(L*max*D/T) for --duration D) and in seconds (--seconds 2*D).  loadgen sends each request
-at its intended time and counts latency from that time, so a reply that comes late delays the
-requests behind it and their latency shows it.  Reported for each load and variant: the median
-p50, p99 and p99.9 over the rounds with their range, the requests/s achieved, errors, and the
-server's CPU time per request; and the target: at 50% load, isolate-cache's p99 at most 1.3
-times mono's (ratio of the medians, per-round ratios shown) with no errors.  The call counting
-run is skipped.
+can carry.  After the warm-up: three closed-loop runs each of mono and isolate-cache with the load
+above, alternating (mono's median is its closed-loop maximum, for comparison; the pair gives the
+closed loop's ratio and floor below); the futex hand-off's cost on this machine (five runs of
+bench/ipc/pingpong.c's futex ping-pong, CPU time of both processes per round trip); then each
+build's open-loop maximum, the highest rate R at which loadgen --rate R is kept up with: every
+request answered correctly, at least 97% of R achieved and a median latency (from the intended
+send time) of at most 1 ms.  A closed-loop maximum is no base for an open loop: the open-loop
+client pays a wake-up per request that the closed loop's mostly does not, and on cores the client
+shares with the server, the server gets less of them.  The search starts at half the build's
+closed-loop rate, doubles or halves until it has a rate kept up with and one not, then bisects
+(geometric mean) until the two are within 5%; each probe is about 2 s of load, a probe that does
+not keep up is run once more (a neighbour's burst can sink one), and the builds' searches run in
+lockstep, one probe each per step, so a noisy minute falls on all of them.
+
+Then R rounds (default 3): in each round, for each load L of --loads (fractions of mono's
+open-loop maximum), every variant serves loadgen --rate L*max, the order rotating by one each
+round.  Each run is bounded in requests (--threads T --requests ceil(L*max*D/T) for --duration D)
+and in seconds (--seconds 2*D).  loadgen sends each request at its intended time and counts
+latency from that time, so a reply that comes late delays the requests behind it and their
+latency shows it.  Every open-loop server runs with a fresh QPM_REPORT_DIR, whose statistics file
+gives the run's channel round trips (a call between two domains is relayed by the main process:
+two).  Reported for each load and variant: the median p50, p99 and p99.9 over the rounds with
+their range, the requests/s achieved, errors, and the server's CPU time per request; the target:
+at 50% load, isolate-cache's p99 at most 1.3 times mono's (ratio of the medians, per-round ratios
+shown) with no errors.  Then, at saturation: each build's maximum, its CPU per request there, its
+round trips per request, and the ratio to mono that the floor predicts, C / (C + k * h) with C
+mono's CPU per request (server and client) at its maximum, k the build's round trips per request
+and h the futex hand-off's CPU per round trip; the same for the closed loop's runs (the median
+requests/s of each, C and k over their runs); the targets: isolate-cache's measured ratio at least
+0.9 of what the floor predicts, in each.  The call counting run is skipped.
 
 The exit status is 0 whatever the ratios are; 1 when a request failed or a server misbehaved
 (the numbers are then printed but not valid), 2 when something could not be built or run.
@@ -65,6 +84,7 @@ import argparse
 import ctypes
 import datetime
 import glob
+import json
 import math
 import os
 import platform
@@ -246,10 +266,11 @@ def kill_group(pgid: int) -> None:
 class Server:
     """One kvstore process (and its domain processes) in a process group of its own."""
 
-    def __init__(self, exe: str, workdir: str):
+    def __init__(self, exe: str, workdir: str, env: dict | None = None):
         self.errfile = open(os.path.join(workdir, "server.err"), "w+")
         self.proc = subprocess.Popen([exe, "--port", "0"], cwd=REPO, stdout=subprocess.PIPE,
-                                     stderr=self.errfile, start_new_session=True)
+                                     stderr=self.errfile, start_new_session=True,
+                                     env={**os.environ, **env} if env else None)
         self.pgid = self.proc.pid
         self.domains: list[int] = []
         try:
@@ -356,9 +377,13 @@ def run_loadgen(loadgen: str, port: int, load: list[str], seconds: float) -> tup
     return result, cpu
 
 
-def serve_and_load(exe: str, loadgen: str, load: list[str], seconds: float, workdir: str) -> dict:
-    """One measured run: fresh server, loadgen, CPU sample, SIGTERM, wait."""
-    server = Server(exe, workdir)
+def serve_and_load(exe: str, loadgen: str, load: list[str], seconds: float, workdir: str,
+                   count_trips: bool = False) -> dict:
+    """One measured run: fresh server, loadgen, CPU sample, SIGTERM, wait.  With count_trips, the
+    runtime's own statistics of the run (a fresh QPM_REPORT_DIR) give its crossing calls and
+    channel round trips (result["crossings"], result["trips"]: totals, not per request)."""
+    reports = tempfile.mkdtemp(prefix="reports-", dir=workdir) if count_trips else None
+    server = Server(exe, workdir, {"QPM_REPORT_DIR": reports} if reports else None)
     stopped = False
     try:
         procs = [f"{proc_name(p)}" for p in server.processes()]
@@ -382,7 +407,27 @@ def serve_and_load(exe: str, loadgen: str, load: list[str], seconds: float, work
                   server_stderr=err.strip(),
                   server_stats=dict(zip(("connections", "requests", "gets", "sets", "dels", "hits",
                                          "misses"), map(int, m.groups()))) if m else None)
+    if reports:
+        result["crossings"], result["trips"] = runtime_trips(reports)
+        shutil.rmtree(reports, ignore_errors=True)
     return result
+
+
+def runtime_trips(reports: str) -> tuple[int, int]:
+    """(crossing calls, channel round trips) of one run, from the runtime's final stats file.
+
+    The main process counts every crossing edge (caller domain -> function); a call between two
+    domains is relayed by the main process, so it takes two round trips.  A build with no
+    crossing (plain, mono) writes no file: (0, 0)."""
+    paths = glob.glob(os.path.join(reports, "stats-*.json"))
+    if not paths:
+        return 0, 0
+    with open(paths[0]) as f:
+        edges = json.load(f)["edges"]
+    calls = sum(e["calls"] for e in edges)
+    trips = sum(e["calls"] * (1 if "main" in (e["caller_domain"], e["callee_domain"]) else 2)
+                for e in edges)
+    return calls, trips
 
 
 def problems(r: dict) -> list[str]:
@@ -513,7 +558,15 @@ def crossings(variant: str, per_request: dict[str, float]) -> tuple[float, float
 
 # ---- open loop ------------------------------------------------------------------------------
 
-P99_TARGET = 1.3  # isolate-cache's p99 over mono's, at 50% load
+P99_TARGET = 1.3      # isolate-cache's p99 over mono's, at 50% load
+FLOOR_TARGET = 0.9    # isolate-cache's saturation ratio to mono, as a share of the floor's
+KEEP_UP_SHARE = 0.97  # a run keeps up: it achieves at least this share of its rate ...
+KEEP_UP_P50_MS = 1.0  # ... with a median latency under this
+SEARCH_SECONDS = 2.0  # of paced load per probe of the search for a build's maximum
+SEARCH_STEP = 1.05    # the search stops when the rates kept up and not kept up are this close
+SEARCH_FLOOR = 100.0  # requests/s: below this a build is taken to keep up with nothing
+PINGPONG_RUNS = 5
+PINGPONG_ROUNDS = 100_000
 
 
 def run_remarks(r: dict, bad: list[str]) -> str:
@@ -528,16 +581,121 @@ def paced_load(threads: int, rate: float, duration: float) -> list[str]:
             "--rate", f"{rate:.0f}"]
 
 
-def measure_max(exe: str, loadgen: str, load: list[str], seconds: float, tmp: str) -> tuple[float, list]:
-    """Median requests/s of three closed-loop runs; raises Failure if any request failed."""
-    rates = []
+def paced_run(exe: str, loadgen: str, threads: int, rate: float, duration: float, tmp: str) -> dict:
+    """One open-loop run at `rate` for about `duration` seconds, its round trips counted."""
+    load = paced_load(threads, rate, duration)
+    r = serve_and_load(exe, loadgen, load, 2 * duration, tmp, count_trips=True)
+    r["rate"] = rate
+    r["planned"] = threads * int(load[3])
+    r["limited"] = r["requests"] < r["planned"]
+    return r
+
+
+def closed_loop_runs(exes: dict, loadgen: str, load: list[str], seconds: float, tmp: str) -> dict:
+    """Three closed-loop runs each of mono and isolate-cache, alternating, their round trips
+    counted: runs[variant] -> results.  Raises Failure if any request failed."""
+    runs: dict = {"mono": [], "isolate-cache": []}
     for i in range(3):
-        r = serve_and_load(exe, loadgen, load, seconds, tmp)
-        bad = problems(r)
-        if bad:
-            raise Failure(f"mono's maximum, run {i + 1}: {'; '.join(bad)}")
-        rates.append(r["rps"])
-    return statistics.median(rates), rates
+        for v in ("mono", "isolate-cache") if i % 2 == 0 else ("isolate-cache", "mono"):
+            r = serve_and_load(exes[v], loadgen, load, seconds, tmp, count_trips=True)
+            bad = problems(r)
+            if bad:
+                raise Failure(f"{v}, closed loop, run {i + 1}: {'; '.join(bad)}")
+            runs[v].append(r)
+            log(f"  run {i + 1}/3  {v:<14}{r['rps']:>8.0f} req/s  srv cpu "
+                f"{1e6 * r['server_cpu'] / r['requests']:6.1f}  loadgen {1e6 * r['loadgen_cpu'] / r['requests']:5.1f} us/req")
+    return runs
+
+
+def keeps_up(r: dict) -> str | None:
+    """None when an open-loop run carried its rate; else why not.
+
+    Below its maximum a server answers as requests come and the median latency stays near the
+    service time (about 0.1 ms here); past it the queue grows for the whole run, and within a second
+    the median is tens of milliseconds.  The median, not the p99, decides, because another program's
+    burst on the shared cores moves the p99 of a run that keeps up by tens of milliseconds too."""
+    if problems(r):
+        return "failed"
+    if r["limited"]:
+        return "stopped by --seconds"
+    if r["rps"] < KEEP_UP_SHARE * r["rate"]:
+        return f"achieved {r['rps'] / r['rate']:.0%} of the rate"
+    if r["p50_ms"] > KEEP_UP_P50_MS:
+        return f"p50 {r['p50_ms']:.2f} ms"
+    return None
+
+
+class Search:
+    """The highest rate a build keeps up with: from a first guess, doubling or halving until a rate
+    kept up with and one not are known, then bisecting between them on a log scale until they are
+    within SEARCH_STEP of each other."""
+
+    def __init__(self, guess: float):
+        self.guess = guess
+        self.good: dict | None = None   # the run at the highest rate kept up with
+        self.bad: float | None = None   # the lowest rate not kept up with
+
+    def next_rate(self) -> float | None:
+        good = self.good["rate"] if self.good else None
+        if good is None and self.bad is None:
+            return self.guess
+        if good is None:
+            return self.bad / 2 if self.bad / 2 >= SEARCH_FLOOR else None
+        if self.bad is None:
+            return good * 2
+        return math.sqrt(good * self.bad) if self.bad / good > SEARCH_STEP else None
+
+    def record(self, r: dict) -> None:
+        if keeps_up(r) is None:
+            self.good = r
+        else:
+            self.bad = r["rate"]
+
+
+def search_maxima(exes: dict, loadgen: str, threads: int, tmp: str, guesses: dict) -> tuple[dict, list]:
+    """Every build's search, run in lockstep (one probe of each build per step, the order rotating),
+    so that a noisy minute of the machine falls on all of them.  A probe that does not keep up for
+    any reason but a failed request is run once more, and counts as kept up if either run did.
+    Returns each build's Search and every probe run."""
+    searches = {v: Search(guesses[v]) for v in VARIANTS}
+    probes = []
+    step = 0
+    while True:
+        todo = [(v, searches[v].next_rate()) for v in VARIANTS[step % 4:] + VARIANTS[:step % 4]]
+        todo = [(v, rate) for v, rate in todo if rate is not None]
+        if not todo:
+            return searches, probes
+        for v, rate in todo:
+            for attempt in (1, 2):
+                r = paced_run(exes[v], loadgen, threads, rate, SEARCH_SECONDS, tmp)
+                r["variant"] = v
+                probes.append(r)
+                why = keeps_up(r)
+                log(f"  step {step + 1:<2} {v:<14}{rate:>8.0f}/s  achieved {r['rps']:>7.0f}/s  p50 {r['p50_ms']:8.3f}"
+                    f"  p99 {r['p99_ms']:8.3f} ms  srv cpu {1e6 * r['server_cpu'] / max(r['requests'], 1):6.1f}"
+                    f"  loadgen {1e6 * r['loadgen_cpu'] / max(r['requests'], 1):5.1f} us/req: "
+                    + ("keeps up" if why is None else f"does not ({why})")
+                    + (" [second try]" if attempt == 2 else ""))
+                if why is None or why == "failed":
+                    break
+            searches[v].record(r)
+        step += 1
+
+
+def futex_handoff(tmp: str) -> tuple[float, float, list[tuple[float, float]]]:
+    """The futex hand-off between two processes on this machine, bench/ipc/pingpong.c's futex
+    ping-pong: (median CPU us per round trip, both processes; median wall us per round trip;
+    every run's pair)."""
+    exe = os.path.join(tmp, "pingpong")
+    run(["gcc", "-O2", "-std=c11", os.path.join("bench", "ipc", "pingpong.c"), "-o", exe], quiet=True)
+    samples = []
+    for _ in range(PINGPONG_RUNS):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out = run([exe, "futex", str(PINGPONG_ROUNDS)], timeout=120, quiet=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        samples.append((1e6 * cpu / PINGPONG_ROUNDS, float(out.split()[1]) / 1e3))
+    return (statistics.median(c for c, _ in samples), statistics.median(w for _, w in samples), samples)
 
 
 def open_loop_runs(args, exes: dict, loadgen: str, tmp: str, loads: list[float], rounds: int,
@@ -547,12 +705,9 @@ def open_loop_runs(args, exes: dict, loadgen: str, tmp: str, loads: list[float],
     for i in range(rounds):
         order = VARIANTS[i % len(VARIANTS):] + VARIANTS[:i % len(VARIANTS)]
         for x in loads:
-            load = paced_load(args.threads, rates[x], args.duration)
             for v in order:
-                r = serve_and_load(exes[v], loadgen, load, 2 * args.duration, tmp)
+                r = paced_run(exes[v], loadgen, args.threads, rates[x], args.duration, tmp)
                 r["round"] = i
-                r["planned"] = args.threads * int(load[3])
-                r["limited"] = r["requests"] < r["planned"]
                 runs[(x, v)].append(r)
                 bad = problems(r)
                 log(f"  round {i + 1}/{rounds}  load {x:.2f} ({rates[x]:.0f}/s)  {v:<14}"
@@ -567,9 +722,14 @@ def spread(values: list[float], fmt: str = "{:.3f}") -> str:
     return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
 
 
+def per_request(rs: list[dict], key: str) -> float:
+    """A total over runs (CPU seconds, round trips) per request of those runs."""
+    return sum(r[key] for r in rs) / max(sum(r["requests"] for r in rs), 1)
+
+
 def open_loop_report(args, runs: dict, loads: list[float], rates: dict[float, float],
                      layout: dict) -> list[tuple[str, str, str]]:
-    """Prints the table and the target; returns the problems found in the runs."""
+    """Prints the table and the target at fixed loads; returns the problems found in the runs."""
     head = (f"{'load':<6}{'rate/s':>8}  {'variant':<14}{'procs':>6}  {'p50 ms':<26}{'p99 ms':<26}"
             f"{'p99.9 ms':<26}{'achieved/s':>11}{'sent %':>7}{'errors':>7}{'srv cpu us/req':>15}{'(system)':>9}"
             f"{'loadgen us/req':>15}")
@@ -584,9 +744,8 @@ def open_loop_report(args, runs: dict, loads: list[float], rates: dict[float, fl
                 f"{spread([r['p999_ms'] for r in rs]):<25}"
                 f"{statistics.median(r['rps'] for r in rs):>11.0f}"
                 f"{100 * reqs / sum(r['planned'] for r in rs):>7.1f}{sum(r['errors'] for r in rs):>7}"
-                f"{1e6 * sum(r['server_cpu'] for r in rs) / reqs:>15.1f}"
-                f"{1e6 * sum(r['server_sys'] for r in rs) / reqs:>9.1f}"
-                f"{1e6 * sum(r['loadgen_cpu'] for r in rs) / reqs:>15.1f}")
+                f"{1e6 * per_request(rs, 'server_cpu'):>15.1f}{1e6 * per_request(rs, 'server_sys'):>9.1f}"
+                f"{1e6 * per_request(rs, 'loadgen_cpu'):>15.1f}")
     log("  latency: from the time each request was due (loadgen --rate), as loadgen's histogram edges")
     log("  (at most 7% above the true value); the median over the rounds, the range in brackets.")
     log("  achieved/s: the median requests/s over the rounds; sent %: the share of the planned requests")
@@ -596,7 +755,7 @@ def open_loop_report(args, runs: dict, loads: list[float], rates: dict[float, fl
     log("  same for the client, which shares the machine's cores with the server.")
 
     log()
-    log("target:")
+    log("target at a fixed load:")
     if 0.5 not in loads:
         log("  at 50% load, isolate-cache p99 <= 1.3 x mono: not measured (0.5 is not among --loads)")
     else:
@@ -607,12 +766,88 @@ def open_loop_report(args, runs: dict, loads: list[float], rates: dict[float, fl
         met = ratio <= P99_TARGET and errors == 0
         log(f"  at 50% load, isolate-cache p99 / mono p99 = {ratio:.2f} (per round "
             f"{min(per_round):.2f}-{max(per_round):.2f}), isolate-cache errors {errors}: "
-            + ("PASS" if met else "MISS") + f" (target <= {P99_TARGET} and no errors)")
+            + ("MET" if met else "MISS") + f" (target <= {P99_TARGET} and no errors)")
         allv = statistics.median(r["p99_ms"] for r in runs[(0.5, "isolate-all")]) / \
             statistics.median(r["p99_ms"] for r in mono)
         log(f"  at 50% load, isolate-all p99 / mono p99 = {allv:.2f} (no target)")
     return [(v, f"load {x:.2f} round {r['round'] + 1}", p) for x in loads for v in VARIANTS
             for r in runs[(x, v)] for p in problems(r)]
+
+
+def floor_ratio(c_mono: float, trips: float, h_us: float) -> float:
+    """The ratio to mono's throughput if every round trip cost one futex hand-off: C / (C + k h)."""
+    return c_mono / (c_mono + trips * h_us / 1e6)
+
+
+def saturation_report(searches: dict, probes: list[dict], handoff: tuple, runs: dict, closed_runs: dict) -> None:
+    """Each build's maximum beside what the floor predicts: the CPU per request of mono at its
+    maximum, plus one futex hand-off per channel round trip.  On a machine whose cores the client
+    and the server share, throughput is the cores over the CPU time per request, so a split build's
+    ratio to mono at saturation is at best C / (C + k * h): C mono's CPU per request (server and
+    client), k the split build's round trips per request (the runtime's own count), h the CPU time
+    of one futex hand-off (bench/ipc/pingpong.c, both processes)."""
+    h_cpu, h_wall, samples = handoff
+    mono = searches["mono"].good
+    log("at saturation (each build's open-loop maximum, from the search):")
+    log(f"futex hand-off (bench/ipc/pingpong.c futex {PINGPONG_ROUNDS}, {PINGPONG_RUNS} runs): "
+        f"{h_cpu:.2f} us of CPU per round trip, median (runs: "
+        + ", ".join(f"{c:.2f}" for c, _ in samples) + f"); {h_wall:.2f} us wall")
+    log()
+    head = (f"{'variant':<14}{'max rate/s':>11}{'vs mono':>8}{'srv cpu us/req':>15}{'loadgen us/req':>15}"
+            f"{'total us/req':>13}{'trips/req':>10}{'srv us/trip':>13}{'floor predicts':>15}{'measured/floor':>15}")
+    log(head)
+    log("-" * len(head))
+    c_mono = (mono["server_cpu"] + mono["loadgen_cpu"]) / mono["requests"] if mono else None
+    floors = {}
+    for v in VARIANTS:
+        r = searches[v].good
+        if r is None:
+            log(f"{v:<14}{'none':>11}  (kept up with no rate down to {SEARCH_FLOOR:.0f}/s)")
+            continue
+        own = [p for p in probes if p["variant"] == v] + [x for (_, w), rs in runs.items() if w == v for x in rs]
+        k = per_request(own, "trips")
+        total = (r["server_cpu"] + r["loadgen_cpu"]) / r["requests"]
+        cells = (f"{v:<14}{r['rate']:>11.0f}" + (f"{r['rate'] / mono['rate']:>8.2f}" if mono else f"{'?':>8}")
+                 + f"{1e6 * r['server_cpu'] / r['requests']:>15.1f}{1e6 * r['loadgen_cpu'] / r['requests']:>15.1f}"
+                 f"{1e6 * total:>13.1f}{k:>10.2f}")
+        if k and c_mono:
+            floors[v] = floor_ratio(c_mono, k, h_cpu)
+            srv_extra = r["server_cpu"] / r["requests"] - mono["server_cpu"] / mono["requests"]
+            cells += (f"{1e6 * srv_extra / k:>13.1f}{floors[v]:>15.2f}"
+                      f"{r['rate'] / mono['rate'] / floors[v]:>15.2f}")
+        log(cells)
+    log("  max rate/s: the highest rate the build kept up with in the search (its probe's figures follow);")
+    log("  total us/req: server + loadgen CPU per request at that rate; trips/req: channel round trips per")
+    log("  request, from the runtime's statistics over all the build's runs; srv us/trip: its server CPU")
+    log("  per request above mono's at mono's maximum, per round trip (what a round trip costs the server")
+    log("  at saturation, against the hand-off's h); floor predicts: the ratio to mono if every round trip")
+    log("  cost one futex hand-off, C / (C + trips x h), with C mono's total us/req and h the hand-off's")
+    log("  CPU per round trip above.")
+    log()
+    mono_c, ic_c = closed_runs["mono"], closed_runs["isolate-cache"]
+    c_closed = (sum(r["server_cpu"] + r["loadgen_cpu"] for r in mono_c)) / sum(r["requests"] for r in mono_c)
+    k_closed = per_request(ic_c, "trips")
+    closed_ratio = statistics.median(r["rps"] for r in ic_c) / statistics.median(r["rps"] for r in mono_c)
+    closed_floor = floor_ratio(c_closed, k_closed, h_cpu)
+    srv_closed = per_request(ic_c, "server_cpu") - per_request(mono_c, "server_cpu")
+    log(f"closed loop (every connection always has a request in flight): isolate-cache "
+        f"{statistics.median(r['rps'] for r in ic_c):.0f} req/s, mono {statistics.median(r['rps'] for r in mono_c):.0f}: "
+        f"{closed_ratio:.2f}; mono's total {1e6 * c_closed:.1f} us/req, isolate-cache {k_closed:.2f} trips/req, "
+        f"{1e6 * srv_closed / k_closed:.1f} us of server CPU per trip; the floor predicts {closed_floor:.2f}")
+    log()
+    log("targets at saturation (measured ratio to mono at least 0.9 of what the floor predicts):")
+    ic = searches["isolate-cache"].good
+    if "isolate-cache" in floors:
+        ratio = ic["rate"] / mono["rate"]
+        share = ratio / floors["isolate-cache"]
+        log(f"  open loop, the highest rate kept up with: isolate-cache / mono = {ratio:.2f}; the floor predicts "
+            f"{floors['isolate-cache']:.2f}; measured / floor = {share:.2f}: "
+            + ("MET" if share >= FLOOR_TARGET else "MISS"))
+    else:
+        log("  open loop: not measured (a search found no rate, or no round trips)")
+    share = closed_ratio / closed_floor
+    log(f"  closed loop: isolate-cache / mono = {closed_ratio:.2f}; the floor predicts {closed_floor:.2f}; "
+        f"measured / floor = {share:.2f}: " + ("MET" if share >= FLOOR_TARGET else "MISS"))
 
 
 # ---- report ---------------------------------------------------------------------------------
@@ -629,7 +864,7 @@ def main() -> int:
     ap.add_argument("--open-loop", action="store_true",
                     help="latency at fixed request rates (loadgen --rate) instead of throughput")
     ap.add_argument("--loads", default="0.25,0.5,0.75",
-                    help="with --open-loop: rates as fractions of mono's measured maximum "
+                    help="with --open-loop: rates as fractions of mono's open-loop maximum "
                          "(default 0.25,0.5,0.75)")
     ap.add_argument("--duration", type=float, default=4.0,
                     help="with --open-loop: seconds of paced load per run (default 4)")
@@ -674,10 +909,12 @@ def main() -> int:
         log()
         log(f"warm-up (untimed, --requests {max(1, args.requests // 10)}) and processes:")
         layout = {}
+        warm_rps = {}
         warm_bad = []
         for v in VARIANTS:
             r = serve_and_load(exes[v], loadgen, warm, args.seconds, tmp)
             layout[v] = r["procs"]
+            warm_rps[v] = r["rps"]
             bad = problems(r)
             warm_bad += [(v, "warm-up", p) for p in bad]
             log(f"  {v:<14} {len(r['procs'])} process(es): {', '.join(r['procs'])}; "
@@ -685,13 +922,27 @@ def main() -> int:
 
         if args.open_loop:
             log()
-            log(f"mono's maximum (closed loop, loadgen {' '.join(load)}, three runs):")
-            top, tops = measure_max(exes["mono"], loadgen, load, args.seconds, tmp)
-            log(f"  {', '.join(f'{t:.0f}' for t in tops)} req/s; median {top:.0f}")
+            log(f"closed loop, mono and isolate-cache (loadgen {' '.join(load)}, three runs each, alternating):")
+            closed_runs = closed_loop_runs(exes, loadgen, load, args.seconds, tmp)
+            closed = statistics.median(r["rps"] for r in closed_runs["mono"])
+            log()
+            handoff = futex_handoff(tmp)
+            log(f"futex hand-off (bench/ipc/pingpong.c futex {PINGPONG_ROUNDS}, {PINGPONG_RUNS} runs): "
+                f"{handoff[0]:.2f} us of CPU per round trip (median)")
+            log()
+            log(f"each build's open-loop maximum (loadgen --threads {args.threads} --rate R, about "
+                f"{SEARCH_SECONDS:g} s per probe; kept up: achieved >= {KEEP_UP_SHARE:.0%} of R and "
+                f"p50 <= {KEEP_UP_P50_MS:g} ms; first guess half the closed loop's rate):")
+            guesses = {v: max(SEARCH_FLOOR, round(0.5 * (closed if v == "mono" else warm_rps[v]), -2))
+                       for v in VARIANTS}
+            searches, probes = search_maxima(exes, loadgen, args.threads, tmp, guesses)
+            if searches["mono"].good is None:
+                raise Failure("mono kept up with no rate in the search")
+            top = searches["mono"].good["rate"]
             rates = {x: x * top for x in loads}
             log()
-            log(f"measured runs (loadgen --threads {args.threads} --rate L*{top:.0f}, about "
-                f"{args.duration:g} s each):")
+            log(f"measured runs (loadgen --threads {args.threads} --rate L*{top:.0f}, mono's open-loop "
+                f"maximum; about {args.duration:g} s each):")
             open_runs = open_loop_runs(args, exes, loadgen, tmp, loads, rounds, rates)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -709,8 +960,10 @@ def main() -> int:
             log("note:      the repository moved during the run; the executables measured were built "
                 "and copied at the start")
         log(f"load:      build/tools/loadgen --threads {args.threads} --rate <load x {top:.0f}> "
-            f"--requests <{args.duration:g} s worth per thread> --seconds {2 * args.duration:g} "
-            f"(set-ratio 0.2, keys 1000)")
+            f"--requests <{args.duration:g} s worth per connection> --seconds {2 * args.duration:g} "
+            f"(a driver thread per connection; set-ratio 0.2, keys 1000)")
+        log(f"maximum:   mono keeps up with {top:.0f} requests/s as an open loop (its closed loop reaches "
+            f"{closed:.0f} in this run); the loads are fractions of {top:.0f}")
         limited = sum(r["limited"] for rs in open_runs.values() for r in rs)
         log(f"rounds:    {rounds}; loads {', '.join(f'{x:g}' for x in loads)} of mono's maximum; order "
             f"rotates each round; fresh server per run; "
@@ -719,6 +972,9 @@ def main() -> int:
         log(f"load avg:  1-min {load_before} before, {loadavg()} after")
         log()
         bad = warm_bad + open_loop_report(args, open_runs, loads, rates, layout)
+        bad += [(r["variant"], f"search at {r['rate']:.0f}/s", p) for r in probes for p in problems(r)]
+        log()
+        saturation_report(searches, probes, handoff, open_runs, closed_runs)
         log()
         if bad:
             for v, rnd, p in bad:

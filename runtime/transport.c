@@ -57,6 +57,7 @@ pid_t qrt__main_pid;
 static __thread unsigned tls_nesting;      /* nested calls this thread is serving now */
 static __thread unsigned tls_spin = QRT_SPIN_START;
 static __thread unsigned tls_probe;
+static __thread unsigned tls_yields = UINT_MAX;    /* yield rounds before sleeping; UINT_MAX: all */
 static pthread_key_t release_key;
 static pthread_once_t release_once = PTHREAD_ONCE_INIT;
 
@@ -304,8 +305,14 @@ static int wait_turn(struct qrt__chan *c, int side, const struct waiter *w)
     /* Spinning is over: a call with a watchdog starts its clock now, if it has not already. */
     deadline(w);
     /* Before sleeping, give the CPU to whoever can run (often the peer, about to answer): when
-     * the answer comes within a few rounds, nobody pays for a futex wake-up. */
-    for (unsigned i = 0; i < yield_rounds(); i++) {
+     * the answer comes within a few rounds, nobody pays for a futex wake-up.  A thread whose
+     * last sleep was long yields less (halving to nothing): below saturation a serving thread
+     * waits hundreds of microseconds and more for its channel's next call, and every round of
+     * yielding before that sleep is a system call in vain, and a switch whenever anything else
+     * can run (often another serving thread doing the same).  A short sleep restores all the
+     * rounds, so threads in back-to-back calls yield as before. */
+    unsigned rounds = tls_yields < yield_rounds() ? tls_yields : yield_rounds();
+    for (unsigned i = 0; i < rounds; i++) {
         uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire);
         if (s == want)
             return 0;
@@ -313,6 +320,8 @@ static int wait_turn(struct qrt__chan *c, int side, const struct waiter *w)
             return -EPIPE;
         sched_yield();
     }
+    struct timespec slept;
+    clock_gettime(CLOCK_MONOTONIC, &slept);
     uint32_t mine = side == QRT_SIDE_CALLER ? QRT_SLEEP_CALLER : QRT_SLEEP_SERVER;
     atomic_fetch_or(&c->sleepers, mine);
     int rc = 0;
@@ -346,6 +355,10 @@ static int wait_turn(struct qrt__chan *c, int side, const struct waiter *w)
     }
     atomic_fetch_and(&c->sleepers, ~mine);
     atomic_thread_fence(memory_order_acquire);
+    struct timespec woke;
+    clock_gettime(CLOCK_MONOTONIC, &woke);
+    long long ns = (long long)(woke.tv_sec - slept.tv_sec) * 1000000000 + (woke.tv_nsec - slept.tv_nsec);
+    tls_yields = ns < QRT_YIELD_SHORT_WAIT_NS ? UINT_MAX : rounds / 2;
     return rc;
 }
 

@@ -287,6 +287,26 @@ def test_loadgen_rate_paces_requests_and_counts_latency_from_their_due_time(kvst
     assert 0 < p50 <= p99 <= p999 and worst > 0
 
 
+def test_loadgen_rate_drivers_share_the_connections_and_keep_the_schedule(kvstore):
+    """Two driver threads for five connections: every connection sends all its requests, checked,
+    and the schedule (1000/s in all) still decides how long the run takes."""
+    server_exe, loadgen = kvstore
+    server = subprocess.Popen([str(server_exe), "--port", "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        port = server.stdout.readline().strip().rsplit(":", 1)[1]
+        load = subprocess.run([str(loadgen), "--port", port, "--threads", "5", "--drivers", "2",
+                               "--requests", "300", "--rate", "1000", "--seconds", "10"],
+                              capture_output=True, text=True, timeout=30)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert load.returncode == 0, load.stdout + load.stderr
+    m = re.search(r"requests=1500 ok=1500 errors=0 seconds=([\d.]+) rps=([\d.]+) .*not_sent=0$",
+                  load.stdout.strip())
+    assert m, load.stdout
+    assert 1.4 <= float(m[1]) < 5 and 300 <= float(m[2]) <= 1100
+
+
 def test_loadgen_rate_stops_sending_at_the_deadline_when_the_server_cannot_keep_up(kvstore):
     """A rate no server here can carry: the schedule falls behind, and --seconds still ends the run
     with the rest of the requests unsent rather than failed."""

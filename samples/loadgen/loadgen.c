@@ -2,34 +2,45 @@
  * loadgen.c - load client for the kvstore sample server (not part of the server).
  *
  *   loadgen --port N [--threads T] [--requests R] [--set-ratio F] [--keys K] [--seconds S]
- *           [--rate Q]
+ *           [--rate Q [--drivers D]]
  *   loadgen --help
  *
- * Each of T threads opens one connection to 127.0.0.1:N and sends at most R requests,
- * one at a time, stopping early once S seconds have passed.  About F of the requests are
- * SETs; the rest are mostly GETs, with a few DELs and STATS.  Every reply is checked for
- * the form the protocol promises.  Half of the SETs go to a key only this thread uses,
- * and the next three requests check that key through the server: a GET must return
- * exactly the value just set, a DEL must report DELETED, and a second GET must report
- * NOT_FOUND (which also catches a cache that kept a deleted value).
+ * T connections to 127.0.0.1:N each send at most R requests, one at a time, stopping early
+ * once S seconds have passed.  About F of the requests are SETs; the rest are mostly GETs,
+ * with a few DELs and STATS.  Every reply is checked for the form the protocol promises.
+ * Half of the SETs go to a key only this connection uses, and its next three requests check
+ * that key through the server: a GET must return exactly the value just set, a DEL must
+ * report DELETED, and a second GET must report NOT_FOUND (which also catches a cache that
+ * kept a deleted value).
  *
- * Without --rate the load is a closed loop: a thread sends its next request as soon as the
- * last one is answered, and a latency is the round trip.  With --rate Q the load is an open
- * loop of Q requests per second in all: once every thread has connected, thread i of T sends
- * its k-th request at the intended time start + (k + i/T) * T/Q, sleeping until then on an
- * absolute clock.  A request whose time has passed (the previous reply came late) is sent at
- * once, and its latency counts from its intended time, so time spent queued behind a slow reply
- * is not hidden.  No request is due or sent after --seconds (a server too slow for the rate
- * leaves the rest unsent and uncounted), and seconds= below counts from the common start.
+ * Without --rate the load is a closed loop: each connection has a thread of its own, which sends
+ * its next request as soon as the last one is answered, and a latency is the round trip.  With
+ * --rate Q the load is an open loop of Q requests per second in all: once every connection is
+ * open, connection i of T sends its k-th request at the intended time start + (k + i/T) * T/Q.
+ * A request whose time has passed (the previous reply on its connection came late) is sent as
+ * soon as that reply is in, and its latency counts from its intended time, so time spent queued
+ * behind a slow reply is not hidden.  No request is due or sent after --seconds (a server too
+ * slow for the rate leaves the rest unsent and uncounted), and seconds= below counts from the
+ * common start.
+ *
+ * The open loop is driven by D threads (--drivers, default one per connection), each serving its
+ * share of the connections with one poll() that waits for their replies and, with a timeout, for
+ * the next request due: at each wake-up it reads every reply that came and sends every request
+ * that is due.  Fewer drivers than connections cost the client fewer wake-ups, but the server
+ * more: a thread that sends and then sleeps until the reply lets the kernel run the server's
+ * thread on the same core and hand the core back with the reply, while one thread driving many
+ * connections keeps running after a send, so the server's threads are woken on the other core,
+ * and on the machines measured (docs/PERFORMANCE.md) that cost the server more than it saved
+ * the client.
  *
  * The last line on stdout is
  *   loadgen: requests=<n> ok=<n> errors=<n> seconds=<f> rps=<f> ... not_sent=<n>
- * where not_sent counts the requests a thread never sent because its connection failed (the
- * server went away); a thread that the --seconds deadline stops counts none.  The exit status is
- * 0 exactly when errors is 0.
+ * where not_sent counts the requests a connection never sent because it failed (the server went
+ * away); a connection that the --seconds deadline stops counts none.  The exit status is 0
+ * exactly when errors is 0.
  */
-#ifndef _POSIX_C_SOURCE
-#define _POSIX_C_SOURCE 200809L
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* ppoll */
 #endif
 
 #include <arpa/inet.h>
@@ -84,9 +95,10 @@ struct config {
     unsigned long keys;
     double seconds;
     double rate;            /* requests per second in all; 0: closed loop */
+    unsigned drivers;       /* with a rate: threads that drive the connections (0: one each) */
 };
 
-/* The open loop's common start: taken once every thread has connected (or failed to). */
+/* The open loop's common start: taken once every connection is open (or failed to open). */
 static struct {
     pthread_barrier_t connected, started;
     double start;
@@ -112,8 +124,9 @@ struct reader {
     char buf[LINE_CAP];
 };
 
+/* One connection: its requests, their checks and its counts. */
 struct worker {
-    pthread_t thread;
+    pthread_t thread;     /* closed loop: the connection's own thread */
     unsigned id;
     const struct config *cfg;
     double deadline;      /* no new request after this time */
@@ -129,8 +142,21 @@ struct worker {
     unsigned reports;
     struct reader rd;
     char request[LINE_CAP];
+    enum expect expect;   /* of the request in flight ... */
+    enum phase before;    /* ... the check's step when it was chosen ... */
+    double due;           /* ... and when it was due (open loop) or sent (closed loop) */
+    bool in_flight;
     unsigned long latency[LATENCY_BUCKETS]; /* answered requests by latency */
     double max_latency;
+};
+
+/* Open loop: a thread that drives a share of the connections. */
+struct driver {
+    pthread_t thread;
+    struct worker **conns;
+    unsigned count;
+    struct pollfd *polled;      /* scratch for poll(): the connections waiting for a reply ... */
+    struct worker **waiting;    /* ... and whose they are */
 };
 
 static double now_s(void)
@@ -181,17 +207,19 @@ static void usage(FILE *to)
 {
     fprintf(to,
             "usage: loadgen --port N [--threads T] [--requests R] [--set-ratio F]\n"
-            "               [--keys K] [--seconds S] [--rate Q]\n"
+            "               [--keys K] [--seconds S] [--rate Q [--drivers D]]\n"
             "  --port N       the server's TCP port on 127.0.0.1\n"
-            "  --threads T    connections, one thread each (default 4)\n"
-            "  --requests R   requests per thread (default 1000)\n"
+            "  --threads T    connections (closed loop: one thread each; default 4)\n"
+            "  --requests R   requests per connection (default 1000)\n"
             "  --set-ratio F  fraction of requests that are SETs, 0..1 (default 0.2)\n"
             "  --keys K       size of the shared key space (default 1000)\n"
             "  --seconds S    stop sending after S seconds (default 30)\n"
-            "  --rate Q       open loop: Q requests per second across all threads, each\n"
-            "                 thread on a fixed schedule; latency counts from the time a\n"
+            "  --rate Q       open loop: Q requests per second across all connections,\n"
+            "                 each on a fixed schedule; latency counts from the time a\n"
             "                 request was due, not from when it could be sent (default:\n"
             "                 closed loop, the next request once the last is answered)\n"
+            "  --drivers D    with --rate: threads that drive the connections, each its\n"
+            "                 share of them with one poll() (default: one per connection)\n"
             "  --help         this text\n");
 }
 
@@ -252,6 +280,9 @@ static int parse_options(int argc, char **argv, struct config *cfg)
             rc = parse_double(value, 0.001, 86400.0, &cfg->seconds);
         } else if (strcmp(name, "--rate") == 0) {
             rc = parse_double(value, 0.001, 1e9, &cfg->rate);
+        } else if (strcmp(name, "--drivers") == 0) {
+            rc = parse_ulong(value, 1, 1024, &n);
+            cfg->drivers = (unsigned)n;
         } else {
             rc = -1;
         }
@@ -264,6 +295,8 @@ static int parse_options(int argc, char **argv, struct config *cfg)
         fprintf(stderr, "loadgen: --port is required\n");
         return -1;
     }
+    if (cfg->drivers == 0 || cfg->drivers > cfg->threads)
+        cfg->drivers = cfg->threads;    /* a driver with no connection would have nothing to do */
     return 0;
 }
 
@@ -352,42 +385,61 @@ static int wait_readable(int fd, double limit)
     }
 }
 
+/* Takes one whole reply line from the buffer, NUL-terminated and without "\r\n": 1, or 0 when
+ * no whole line is there yet (the partial one moved to the front), or -1 when the buffer is full
+ * without one. */
+static int take_line(struct reader *rd, char **line, size_t *len)
+{
+    char *begin = rd->buf + rd->start;
+    char *nl = memchr(begin, '\n', rd->end - rd->start);
+    if (nl != NULL) {
+        size_t n = (size_t)(nl - begin);
+        if (n > 0 && begin[n - 1] == '\r')
+            n--;
+        begin[n] = '\0';
+        rd->start = (size_t)(nl - rd->buf) + 1;
+        *line = begin;
+        *len = n;
+        return 1;
+    }
+    if (rd->start > 0) {
+        memmove(rd->buf, begin, rd->end - rd->start);
+        rd->end -= rd->start;
+        rd->start = 0;
+    }
+    if (rd->end == sizeof rd->buf) {
+        errno = EMSGSIZE; /* no valid reply is this long */
+        return -1;
+    }
+    return 0;
+}
+
+/* Receives what the socket has into the buffer (flags: 0 or MSG_DONTWAIT): the bytes received,
+ * or -1 with errno (ECONNRESET for the end of the stream, EAGAIN for nothing there yet). */
+static ssize_t fill(struct reader *rd, int flags)
+{
+    ssize_t n;
+    do {
+        n = recv(rd->fd, rd->buf + rd->end, sizeof rd->buf - rd->end, flags);
+    } while (n < 0 && errno == EINTR);
+    if (n == 0) {
+        errno = ECONNRESET;
+        return -1;
+    }
+    if (n > 0)
+        rd->end += (size_t)n;
+    return n;
+}
+
 /* Reads one reply line, NUL-terminated and without "\r\n"; -1 on error, EOF or timeout. */
 static int read_line(struct reader *rd, double limit, char **line, size_t *len)
 {
     for (;;) {
-        char *begin = rd->buf + rd->start;
-        char *nl = memchr(begin, '\n', rd->end - rd->start);
-        if (nl != NULL) {
-            size_t n = (size_t)(nl - begin);
-            if (n > 0 && begin[n - 1] == '\r')
-                n--;
-            begin[n] = '\0';
-            rd->start = (size_t)(nl - rd->buf) + 1;
-            *line = begin;
-            *len = n;
-            return 0;
-        }
-        if (rd->start > 0) {
-            memmove(rd->buf, begin, rd->end - rd->start);
-            rd->end -= rd->start;
-            rd->start = 0;
-        }
-        if (rd->end == sizeof rd->buf) {
-            errno = EMSGSIZE; /* no valid reply is this long */
+        int got = take_line(rd, line, len);
+        if (got != 0)
+            return got > 0 ? 0 : -1;
+        if (wait_readable(rd->fd, limit) != 0 || fill(rd, 0) < 0)
             return -1;
-        }
-        if (wait_readable(rd->fd, limit) != 0)
-            return -1;
-        ssize_t n;
-        do {
-            n = recv(rd->fd, rd->buf + rd->end, sizeof rd->buf - rd->end, 0);
-        } while (n < 0 && errno == EINTR);
-        if (n == 0)
-            errno = ECONNRESET;
-        if (n <= 0)
-            return -1;
-        rd->end += (size_t)n;
     }
 }
 
@@ -520,7 +572,7 @@ static void report(struct worker *w, const char *what, const char *detail)
     if (w->reports++ >= MAX_REPORTS)
         return;
     size_t len = strcspn(w->request, "\n");
-    fprintf(stderr, "loadgen: thread %u: request '%.*s': %s%.80s\n", w->id,
+    fprintf(stderr, "loadgen: connection %u: request '%.*s': %s%.80s\n", w->id,
             (int)(len > 60 ? 60 : len), w->request, what, detail);
 }
 
@@ -536,35 +588,38 @@ static void advance_phase(struct worker *w, bool ok)
     w->phase = ok ? after[w->phase] : PHASE_FREE;
 }
 
-/* Sends one request and checks its reply; false when the connection is unusable.  The latency
- * counts from due, the time the request should have been sent, or from its sending if due is 0. */
-static bool one_request(struct worker *w, double due)
+/* Chooses the next request and sends it; false when the connection is unusable (counted).  Its
+ * latency will count from due, the time it should have been sent, or from now if due is 0. */
+static bool send_request(struct worker *w, double due)
 {
-    enum expect expect;
-    enum phase before = w->phase;
-    size_t len = next_request(w, &expect);
+    w->before = w->phase;
+    size_t len = next_request(w, &w->expect);
     if (len == 0) {
         w->errors++;
         report(w, "request too long", "");
         return false;
     }
-
-    char *reply;
-    size_t reply_len;
     w->requests++;
-    double sent = now_s();
-    if (send_all(w->fd, w->request, len) != 0 ||
-        read_line(&w->rd, w->deadline + GRACE_S, &reply, &reply_len) != 0) {
+    w->due = due > 0 ? due : now_s();
+    if (send_all(w->fd, w->request, len) != 0) {
         w->errors++;
         report(w, "connection failed: ", strerror(errno));
         return false;
     }
-    double took = now_s() - (due > 0 ? due : sent);
+    w->in_flight = true;
+    return true;
+}
+
+/* Counts the reply to the request in flight, which came at time now, and checks it. */
+static void finish_request(struct worker *w, const char *reply, size_t reply_len, double now)
+{
+    w->in_flight = false;
+    double took = now - w->due;
     w->latency[latency_bucket(took)]++;
     if (took > w->max_latency)
         w->max_latency = took;
 
-    bool ok = reply_ok(w, expect, reply, reply_len);
+    bool ok = reply_ok(w, w->expect, reply, reply_len);
     if (ok) {
         w->ok++;
     } else {
@@ -572,29 +627,27 @@ static bool one_request(struct worker *w, double due)
         report(w, "unexpected reply: ", reply);
     }
     /* A private-key SET already moved the worker to PHASE_GET; only later steps advance. */
-    if (before != PHASE_FREE)
+    if (w->before != PHASE_FREE)
         advance_phase(w, ok);
     else if (!ok)
         w->phase = PHASE_FREE;
-    return true;
 }
 
-/* Sleeps until the absolute time t on the monotonic clock; returns at once if t has passed. */
-static void sleep_until(double t)
+/* Closed loop: sends one request and waits for its reply; false when the connection is
+ * unusable. */
+static bool one_request(struct worker *w)
 {
-    struct timespec ts;
-    ts.tv_sec = (time_t)t;
-    ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
-    if (ts.tv_nsec >= 1000000000L)
-        ts.tv_nsec = 999999999L;
-    int rc;
-    do {
-        rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
-    } while (rc == EINTR);
-    if (rc != 0) {
-        fprintf(stderr, "loadgen: clock_nanosleep: %s\n", strerror(rc));
-        exit(2);
+    char *reply;
+    size_t reply_len;
+    if (!send_request(w, 0))
+        return false;
+    if (read_line(&w->rd, w->deadline + GRACE_S, &reply, &reply_len) != 0) {
+        w->errors++;
+        report(w, "connection failed: ", strerror(errno));
+        return false;
     }
+    finish_request(w, reply, reply_len, now_s());
+    return true;
 }
 
 static void barrier_wait(pthread_barrier_t *b)
@@ -606,65 +659,194 @@ static void barrier_wait(pthread_barrier_t *b)
     }
 }
 
-/* Sends the worker's requests, each at its intended time; false when the connection failed. */
-static bool paced_requests(struct worker *w)
+/* A connection that could not be opened: all its requests count as never sent. */
+static void connect_failed(struct worker *w, int err)
 {
-    double interval = (double)w->cfg->threads / w->cfg->rate;
-    double offset = (double)w->id / (double)w->cfg->threads;
-    while (w->requests < w->cfg->requests) {
-        double due = schedule.start + ((double)w->requests + offset) * interval;
-        if (due >= w->deadline || now_s() >= w->deadline)
-            break;
-        sleep_until(due);
-        if (!one_request(w, due))
-            return false;
-    }
-    return true;
+    w->errors++;
+    w->not_sent = w->cfg->requests;
+    fprintf(stderr, "loadgen: connection %u: connect: %s\n", w->id, strerror(err));
 }
 
+static void close_connection(struct worker *w)
+{
+    if (close(w->fd) != 0)
+        perror("loadgen: close");
+    w->fd = -1;
+    w->in_flight = false;
+}
+
+/* A connection that failed (the failure already counted): the requests it never sent are
+ * counted, and it is closed. */
+static void give_up(struct worker *w)
+{
+    w->not_sent = w->cfg->requests - w->requests;
+    close_connection(w);
+}
+
+/* Closed loop: a connection's own thread. */
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     w->fd = connect_server(w->cfg->port);
-    if (w->cfg->rate > 0) {
-        int saved = errno;
-        barrier_wait(&schedule.connected);
-        barrier_wait(&schedule.started);
-        w->deadline = schedule.start + w->cfg->seconds;
-        errno = saved;
-    }
     if (w->fd < 0) {
-        w->errors++;
-        w->not_sent = w->cfg->requests;
-        fprintf(stderr, "loadgen: thread %u: connect: %s\n", w->id, strerror(errno));
+        connect_failed(w, errno);
         return NULL;
     }
     w->rd.fd = w->fd;
-    if (w->cfg->rate > 0) {
-        if (!paced_requests(w))
-            w->not_sent = w->cfg->requests - w->requests;
-    } else {
-        while (w->requests < w->cfg->requests && now_s() < w->deadline) {
-            if (!one_request(w, 0)) {
-                w->not_sent = w->cfg->requests - w->requests;
-                break;
-            }
+    while (w->requests < w->cfg->requests && now_s() < w->deadline) {
+        if (!one_request(w)) {
+            give_up(w);
+            return NULL;
         }
     }
-    if (close(w->fd) != 0)
-        perror("loadgen: close");
+    close_connection(w);
+    return NULL;
+}
+
+/* Open loop: when connection w's next request is due. */
+static double next_due(const struct worker *w)
+{
+    double interval = (double)w->cfg->threads / w->cfg->rate;
+    return schedule.start + ((double)w->requests + (double)w->id / (double)w->cfg->threads) * interval;
+}
+
+/* Open loop: takes what came on a connection waiting for a reply, and the reply if it is whole;
+ * false when the connection failed (counted). */
+static bool receive(struct worker *w)
+{
+    char *reply;
+    size_t len;
+    int got = take_line(&w->rd, &reply, &len);
+    if (got == 0) {
+        if (fill(&w->rd, MSG_DONTWAIT) >= 0)
+            got = take_line(&w->rd, &reply, &len);
+        else if (errno != EAGAIN && errno != EWOULDBLOCK)
+            got = -1;
+    }
+    if (got > 0)
+        finish_request(w, reply, len, now_s());
+    if (got < 0) {
+        w->errors++;
+        report(w, "connection failed: ", strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* Open loop: one thread's connections, until each has sent what it may and had its answers.
+ * Each pass sends every request that is due on a connection with nothing in flight, then waits
+ * in one poll() for the replies in flight and, at most, until the next request is due. */
+static void drive(struct driver *d)
+{
+    const struct config *cfg = d->conns[0]->cfg;
+    for (;;) {
+        double now = now_s(), wake = INFINITY;
+        nfds_t waiting = 0;
+        for (unsigned i = 0; i < d->count; i++) {
+            struct worker *w = d->conns[i];
+            if (w->fd < 0)
+                continue;
+            if (!w->in_flight) {
+                double due = next_due(w);
+                if (w->requests >= cfg->requests || due >= w->deadline || now >= w->deadline) {
+                    close_connection(w);        /* done: the rest of its requests were never due */
+                    continue;
+                }
+                if (due > now) {
+                    wake = due < wake ? due : wake;
+                    continue;
+                }
+                /* A line already buffered (the server sent more than it was asked for) shows no
+                 * poll event: it is taken at once. */
+                if (!send_request(w, due) || (w->rd.end > w->rd.start && !receive(w))) {
+                    give_up(w);
+                    continue;
+                }
+                if (!w->in_flight) {
+                    wake = now;     /* answered by that line: the next request may be due */
+                    continue;
+                }
+            }
+            double limit = w->deadline + GRACE_S;
+            if (now >= limit) {
+                w->errors++;
+                report(w, "connection failed: ", strerror(ETIMEDOUT));
+                give_up(w);
+                continue;
+            }
+            wake = limit < wake ? limit : wake;
+            d->polled[waiting] = (struct pollfd){.fd = w->fd, .events = POLLIN};
+            d->waiting[waiting++] = w;
+        }
+        if (waiting == 0 && wake == INFINITY)
+            return;
+        double left = wake > now ? wake - now : 0.0;
+        struct timespec timeout = {.tv_sec = (time_t)left};
+        timeout.tv_nsec = (long)((left - (double)timeout.tv_sec) * 1e9);
+        int ready = ppoll(d->polled, waiting, &timeout, NULL);
+        if (ready < 0 && errno != EINTR) {
+            perror("loadgen: ppoll");
+            exit(2);
+        }
+        for (nfds_t i = 0; ready > 0 && i < waiting; i++) {
+            if (d->polled[i].revents != 0 && !receive(d->waiting[i]))
+                give_up(d->waiting[i]);
+        }
+    }
+}
+
+/* Open loop: a driver thread opens its connections, waits for the common start, and drives them. */
+static void *driver_main(void *arg)
+{
+    struct driver *d = arg;
+    for (unsigned i = 0; i < d->count; i++) {
+        struct worker *w = d->conns[i];
+        w->fd = connect_server(w->cfg->port);
+        if (w->fd < 0)
+            connect_failed(w, errno);
+        w->rd.fd = w->fd;
+    }
+    barrier_wait(&schedule.connected);
+    barrier_wait(&schedule.started);
+    for (unsigned i = 0; i < d->count; i++)
+        d->conns[i]->deadline = schedule.start + d->conns[i]->cfg->seconds;
+    drive(d);
     return NULL;
 }
 
 /* ---- Main -------------------------------------------------------------------------- */
 
-static struct worker *start_workers(const struct config *cfg, double deadline)
+static void *allocate(size_t n, size_t size)
 {
-    struct worker *workers = calloc(cfg->threads, sizeof *workers);
-    if (workers == NULL) {
+    void *p = calloc(n, size);
+    if (p == NULL) {
         fprintf(stderr, "loadgen: out of memory\n");
-        return NULL;
+        exit(2);
     }
+    return p;
+}
+
+static void start_thread(pthread_t *thread, void *(*body)(void *), void *arg)
+{
+    int rc = pthread_create(thread, NULL, body, arg);
+    if (rc != 0) {
+        fprintf(stderr, "loadgen: pthread_create: %s\n", strerror(rc));
+        exit(2);
+    }
+}
+
+static void join_thread(pthread_t thread)
+{
+    int rc = pthread_join(thread, NULL);
+    if (rc != 0) {
+        fprintf(stderr, "loadgen: pthread_join: %s\n", strerror(rc));
+        exit(2);
+    }
+}
+
+static struct worker *make_workers(const struct config *cfg, double deadline)
+{
+    struct worker *workers = allocate(cfg->threads, sizeof *workers);
     uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     for (unsigned i = 0; i < cfg->threads; i++) {
         struct worker *w = &workers[i];
@@ -673,13 +855,24 @@ static struct worker *start_workers(const struct config *cfg, double deadline)
         w->deadline = deadline;
         w->fd = -1;
         w->rng = (seed + 0x9e3779b97f4a7c15ull * (i + 1)) | 1; /* xorshift needs non-zero */
-        int rc = pthread_create(&w->thread, NULL, worker_main, w);
-        if (rc != 0) {
-            fprintf(stderr, "loadgen: pthread_create: %s\n", strerror(rc));
-            exit(2);
-        }
     }
     return workers;
+}
+
+/* Open loop: connection i goes to driver i mod D. */
+static struct driver *make_drivers(const struct config *cfg, struct worker *workers)
+{
+    struct driver *drivers = allocate(cfg->drivers, sizeof *drivers);
+    for (unsigned k = 0; k < cfg->drivers; k++) {
+        struct driver *d = &drivers[k];
+        unsigned share = (cfg->threads - k + cfg->drivers - 1) / cfg->drivers;
+        d->conns = allocate(share, sizeof *d->conns);
+        d->polled = allocate(share, sizeof *d->polled);
+        d->waiting = allocate(share, sizeof *d->waiting);
+        for (unsigned i = k; i < cfg->threads; i += cfg->drivers)
+            d->conns[d->count++] = &workers[i];
+    }
+    return drivers;
 }
 
 int main(int argc, char **argv)
@@ -695,36 +888,38 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    double start = now_s();
+    struct worker *workers = make_workers(&cfg, start + cfg.seconds);
+    struct driver *drivers = NULL;
     if (cfg.rate > 0) {
-        /* The workers and this thread meet twice: once all are connected, then once the start
-         * time they share is set. */
-        int rc = pthread_barrier_init(&schedule.connected, NULL, cfg.threads + 1);
+        /* The drivers and this thread meet twice: once all connections are open, then once the
+         * start time they share is set. */
+        int rc = pthread_barrier_init(&schedule.connected, NULL, cfg.drivers + 1);
         if (rc == 0)
-            rc = pthread_barrier_init(&schedule.started, NULL, cfg.threads + 1);
+            rc = pthread_barrier_init(&schedule.started, NULL, cfg.drivers + 1);
         if (rc != 0) {
             fprintf(stderr, "loadgen: pthread_barrier_init: %s\n", strerror(rc));
             return 2;
         }
-    }
-    double start = now_s();
-    struct worker *workers = start_workers(&cfg, start + cfg.seconds);
-    if (workers == NULL)
-        return 2;
-    if (cfg.rate > 0) {
+        drivers = make_drivers(&cfg, workers);
+        for (unsigned k = 0; k < cfg.drivers; k++)
+            start_thread(&drivers[k].thread, driver_main, &drivers[k]);
         barrier_wait(&schedule.connected);
         schedule.start = start = now_s();
         barrier_wait(&schedule.started);
+        for (unsigned k = 0; k < cfg.drivers; k++)
+            join_thread(drivers[k].thread);
+    } else {
+        for (unsigned i = 0; i < cfg.threads; i++)
+            start_thread(&workers[i].thread, worker_main, &workers[i]);
+        for (unsigned i = 0; i < cfg.threads; i++)
+            join_thread(workers[i].thread);
     }
 
     unsigned long requests = 0, ok = 0, errors = 0, answered = 0, not_sent = 0;
     static unsigned long latency[LATENCY_BUCKETS];
     double max_latency = 0;
     for (unsigned i = 0; i < cfg.threads; i++) {
-        int rc = pthread_join(workers[i].thread, NULL);
-        if (rc != 0) {
-            fprintf(stderr, "loadgen: pthread_join: %s\n", strerror(rc));
-            return 2;
-        }
         requests += workers[i].requests;
         ok += workers[i].ok;
         errors += workers[i].errors;
@@ -735,6 +930,14 @@ int main(int argc, char **argv)
         }
         if (workers[i].max_latency > max_latency)
             max_latency = workers[i].max_latency;
+    }
+    if (drivers != NULL) {
+        for (unsigned k = 0; k < cfg.drivers; k++) {
+            free(drivers[k].conns);
+            free(drivers[k].polled);
+            free(drivers[k].waiting);
+        }
+        free(drivers);
     }
     free(workers);
     /* Percentiles as bucket edges: at most 7% above the true value. */
