@@ -320,8 +320,7 @@ static int wait_turn(struct qrt__chan *c, int side, const struct waiter *w)
             return -EPIPE;
         sched_yield();
     }
-    struct timespec slept;
-    clock_gettime(CLOCK_MONOTONIC, &slept);
+    long long slept = qrt__stats_clock();
     uint32_t mine = side == QRT_SIDE_CALLER ? QRT_SLEEP_CALLER : QRT_SLEEP_SERVER;
     atomic_fetch_or(&c->sleepers, mine);
     int rc = 0;
@@ -355,10 +354,7 @@ static int wait_turn(struct qrt__chan *c, int side, const struct waiter *w)
     }
     atomic_fetch_and(&c->sleepers, ~mine);
     atomic_thread_fence(memory_order_acquire);
-    struct timespec woke;
-    clock_gettime(CLOCK_MONOTONIC, &woke);
-    long long ns = (long long)(woke.tv_sec - slept.tv_sec) * 1000000000 + (woke.tv_nsec - slept.tv_nsec);
-    tls_yields = ns < QRT_YIELD_SHORT_WAIT_NS ? UINT_MAX : rounds / 2;
+    tls_yields = qrt__stats_clock() - slept < QRT_YIELD_SHORT_WAIT_NS ? UINT_MAX : rounds / 2;
     return rc;
 }
 
