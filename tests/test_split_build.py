@@ -287,20 +287,26 @@ def test_loadgen_rate_paces_requests_and_counts_latency_from_their_due_time(kvst
     assert 0 < p50 <= p99 <= p999 and worst > 0
 
 
-def test_loadgen_rate_drivers_share_the_connections_and_keep_the_schedule(kvstore):
-    """Two driver threads for five connections: every connection sends all its requests, checked,
-    and the schedule (1000/s in all) still decides how long the run takes."""
+def _load_kvstore(kvstore, *args):
+    """loadgen ARGS against a fresh kvstore server (stopped after): loadgen's completed process,
+    which must have exited 0."""
     server_exe, loadgen = kvstore
     server = subprocess.Popen([str(server_exe), "--port", "0"], stdout=subprocess.PIPE, text=True)
     try:
         port = server.stdout.readline().strip().rsplit(":", 1)[1]
-        load = subprocess.run([str(loadgen), "--port", port, "--threads", "5", "--drivers", "2",
-                               "--requests", "300", "--rate", "1000", "--seconds", "10"],
-                              capture_output=True, text=True, timeout=30)
+        load = subprocess.run([str(loadgen), "--port", port, *args], capture_output=True, text=True, timeout=30)
     finally:
         server.terminate()
         server.wait(timeout=30)
     assert load.returncode == 0, load.stdout + load.stderr
+    return load
+
+
+def test_loadgen_rate_drivers_share_the_connections_and_keep_the_schedule(kvstore):
+    """Two driver threads for five connections: every connection sends all its requests, checked,
+    and the schedule (1000/s in all) still decides how long the run takes."""
+    load = _load_kvstore(kvstore, "--threads", "5", "--drivers", "2", "--requests", "300", "--rate", "1000",
+                         "--seconds", "10")
     m = re.search(r"requests=1500 ok=1500 errors=0 seconds=([\d.]+) rps=([\d.]+) .*not_sent=0$",
                   load.stdout.strip())
     assert m, load.stdout
@@ -310,16 +316,8 @@ def test_loadgen_rate_drivers_share_the_connections_and_keep_the_schedule(kvstor
 def test_loadgen_rate_stops_sending_at_the_deadline_when_the_server_cannot_keep_up(kvstore):
     """A rate no server here can carry: the schedule falls behind, and --seconds still ends the run
     with the rest of the requests unsent rather than failed."""
-    server_exe, loadgen = kvstore
-    server = subprocess.Popen([str(server_exe), "--port", "0"], stdout=subprocess.PIPE, text=True)
-    try:
-        port = server.stdout.readline().strip().rsplit(":", 1)[1]
-        load = subprocess.run([str(loadgen), "--port", port, "--threads", "2", "--requests", "10000000",
-                               "--rate", "10000000", "--seconds", "1"], capture_output=True, text=True, timeout=30)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    assert load.returncode == 0, load.stdout + load.stderr
+    load = _load_kvstore(kvstore, "--threads", "2", "--requests", "10000000", "--rate", "10000000",
+                         "--seconds", "1")
     m = re.search(r"requests=(\d+) ok=(\d+) errors=0 seconds=([\d.]+) .* p50_ms=([\d.]+) .*not_sent=0$",
                   load.stdout.strip())
     assert m, load.stdout

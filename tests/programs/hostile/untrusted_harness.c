@@ -117,6 +117,16 @@ static void fill_reply(int ret, const char *bytes, size_t len, int with_epoch)
         put_int(&reply, 11);
 }
 
+/* peer_fill's reply with its buffer crafted by hand: `whole` bytes long, `len` of them sent. */
+static void back_reply(uint64_t whole, const char *bytes, size_t len)
+{
+    start_reply();
+    put_int(&reply, 5);
+    qrt_put(&reply, &whole, sizeof whole);
+    qrt_put_blob(&reply, bytes, len);
+    put_int(&reply, 11);
+}
+
 static void test_replies(void)
 {
     char out[8];
@@ -151,19 +161,10 @@ static void test_replies(void)
     check(r == -7 && !strcmp(out, "xxxxxxx") && epoch == 1, "buffer of the wrong size rejected");
 
     /* A buffer whose bytes say more than its length: rejected; fewer: the rest is zeroed. */
-    uint64_t whole = 8;
-    start_reply();
-    put_int(&reply, 5);
-    qrt_put(&reply, &whole, sizeof whole);
-    qrt_put_blob(&reply, "overlong!", 9);
-    put_int(&reply, 11);
+    back_reply(8, "overlong!", 9);
     r = peer_fill(out, 8);
     check(r == -7 && !strcmp(out, "xxxxxxx") && epoch == 1, "buffer with more bytes than its length rejected");
-    start_reply();
-    put_int(&reply, 5);
-    qrt_put(&reply, &whole, sizeof whole);
-    qrt_put_blob(&reply, "hi", 2);
-    put_int(&reply, 11);
+    back_reply(8, "hi", 2);
     r = peer_fill(out, 8);
     check(r == 5 && !memcmp(out, "hi\0\0\0\0\0\0", 8) && epoch == 11, "buffer's trailing zeros written by the caller");
     epoch = 1;
