@@ -11,7 +11,6 @@ keeps its own.
 from __future__ import annotations
 
 import os
-import tempfile
 
 from .errors import UserError
 
@@ -39,7 +38,7 @@ def write_bytes(path: str, data: bytes, mode: int | None = None, sync: bool = Fa
             mode = os.stat(path).st_mode & 0o7777
         except OSError:
             mode = 0o666 & ~_umask()
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
+    fd, tmp = _sibling(directory, os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -73,7 +72,7 @@ def check_output(path: str) -> None:
             raise UserError(f"cannot write: '{up}' is a file, not a directory", path)
         raise UserError(f"cannot write: directory '{directory}' does not exist", path)
     try:
-        fd, probe = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
+        fd, probe = _sibling(directory, os.path.basename(path))
     except OSError as e:
         raise UserError(f"cannot write in directory '{directory}': {e.strerror}", path) from None
     os.close(fd)
@@ -87,6 +86,19 @@ def write_output(path: str, text: str) -> None:
         write_text(path, text)
     except OSError as e:
         raise UserError(f"cannot write: {e.strerror}", path) from None
+
+
+def _sibling(directory: str, name: str) -> tuple[int, str]:
+    """A new file in directory, named after `name` and hidden (.name.<random>), that no one else
+    can have opened: its descriptor and path.  tempfile.mkstemp's way, without the cost of
+    importing tempfile in every run of qtool."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    while True:
+        path = os.path.join(directory, f".{name}.{os.urandom(6).hex()}")
+        try:
+            return os.open(path, flags, 0o600), path
+        except FileExistsError:
+            continue
 
 
 def _umask() -> int:

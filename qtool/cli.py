@@ -6,8 +6,8 @@ Exit status: 0 clean, 1 diagnostics of severity error, 2 usage or input errors.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
-import traceback
 
 from . import __version__
 from .commands import analyze, check, cut, learn, report
@@ -47,17 +47,27 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; given a command's name, the others are only named (as the
+    list of commands shows them): their options are not built, nor what building them imports."""
     parser = _Parser(prog="qtool", description="Quarantine: data-driven selective isolation for C servers.")
     parser.add_argument("--version", action=_VersionAction, help="print qtool's and libclang's versions")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     parser.commands = {}
     for name, module in COMMANDS.items():
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
-        module.add_arguments(p)
+        if only is None or name == only:
+            module.add_arguments(p)
         p.set_defaults(run=module.run)
         parser.commands[name] = p
     return parser
+
+
+def _command(argv: list[str] | None) -> str | None:
+    """The command argv names, when its first word that is not an option is one."""
+    words = sys.argv[1:] if argv is None else argv
+    first = next((w for w in words if not w.startswith("-")), None)
+    return first if first in COMMANDS else None
 
 
 def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
@@ -79,11 +89,15 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(_command(argv))
     options = parse(parser, argv)
     if not getattr(options, "run", None):
         parser.print_help(sys.stderr)
         return 2
+    # A command makes hundreds of thousands of objects (a model) and hardly a reference cycle: the
+    # cyclic collector would only scan them again and again while the checks and the output run.
+    enabled = gc.isenabled()
+    gc.disable()
     try:
         return options.run(options)
     except UserError as e:
@@ -96,9 +110,31 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except Exception:  # anything else is a bug in qtool, and says so
         print("qtool: internal error (a bug in qtool; please report it with this trace):", file=sys.stderr)
+        import traceback
         traceback.print_exc()
         return 3
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def console() -> None:
+    """The qtool command, as its console script and `python -m qtool` run it: main(), then the
+    process ends at once.  Its objects (a program model is hundreds of thousands of them) die with
+    it instead of being freed one by one, which would only make the prompt come back later; the
+    output is flushed and the exit handlers run first (they wait for the cache entries being
+    written)."""
+    import atexit
+    import os
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+    atexit._run_exitfuncs()
+    os._exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -795,11 +795,15 @@ def check_annotations(model: ProgramModel) -> list[Diagnostic]:
     for fn in model.functions:
         if not fn.defined and fn.component is None and not (fn.annotations or any(p.annotations for p in fn.params)):
             continue
-        names = {p.name: p.type_enc for p in fn.params if p.name}
+        names = None
         for p in fn.params:
-            what = f"parameter '{p.name or p.index + 1}' of '{fn.name}'"
-            for a in p.annotations:
-                out += _param_annotation_problems(fn, p, a, names, what)
+            if p.annotations:
+                names = names or {q.name: q.type_enc for q in fn.params if q.name}
+                what = f"parameter '{p.name or p.index + 1}' of '{fn.name}'"
+                for a in p.annotations:
+                    out += _param_annotation_problems(fn, p, a, names, what)
+        if not fn.annotations:
+            continue
         if fn.annotation("init") and (fn.return_enc != "V" or fn.params or fn.variadic):
             out.append(Diagnostic("error", "QPM033", f"QPM_INIT function '{fn.name}' must be 'void "
                                                      f"{fn.name}(void)', not '{fn.signature}'", fn.location))
@@ -896,7 +900,7 @@ def check_boundaries(model: ProgramModel, domain_of: Callable[[str], str | None]
     checked: set[str] = set()
     roots: dict[str, list[Note]] = {}
     fmap = model.function_map
-    runs_in = functools.partial(domains_running, model, domain_of)
+    runs_in = functools.lru_cache(maxsize=None)(functools.partial(domains_running, model, domain_of))
     for e in model.edges:
         callee = fmap[e.callee]
         if callee.component is None or e.callee in checked or is_direct_only(callee):

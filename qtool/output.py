@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 from functools import lru_cache
-from typing import Iterable
 
 from . import __version__
 from .codes import CODES
-from .model import Diagnostic, Location, ProgramModel
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:       # the model's classes are not needed to render one (nor at every start)
+    from typing import Iterable
+
+    from .model import Diagnostic, Location, ProgramModel
 
 FORMATS = ("text", "json", "sarif")
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -33,6 +36,7 @@ def _relative(file: str, base: str) -> str:
 def _dumps(doc: dict, pretty: bool) -> str:
     """JSON on one line unless indented output is asked for (--pretty): a model is megabytes,
     and indenting it costs more than reading the cached analysis."""
+    import json
     if pretty:
         return json.dumps(doc, indent=2) + "\n"
     return json.dumps(doc, separators=(",", ":")) + "\n"

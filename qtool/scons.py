@@ -114,13 +114,10 @@ def _analyze_action(target, source, env):
 
 
 def _load_model(source):
-    from .analyzer.build import build_model
-    units = []
-    for node in source:
-        if str(node).endswith(".facts"):
-            with open(node.abspath, "rb") as f:
-                units.append(pickle.load(f))
-    return build_model(units)
+    """The model of the sources' facts: merged again only where they changed since the last
+    build (analyzer.model_of_facts), so that editing one source merges little."""
+    from .analyzer import model_of_facts
+    return model_of_facts([node.abspath for node in source if str(node).endswith(".facts")])
 
 
 def _stubs_action(target, source, env):

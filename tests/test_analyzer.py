@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from qtool import analyzer  # noqa: E402
-from qtool.analyzer import unit  # noqa: E402
+from qtool.analyzer import cache, unit  # noqa: E402
 from qtool.model import Annotation, Location  # noqa: E402
 
 
@@ -900,7 +900,7 @@ def test_cache_reuses_units_and_sees_changes(tmp_path, monkeypatch):
     assert first.diagnostics == ()
 
     # Nothing changed: the merged model is loaded whole, no unit's facts are even looked up.
-    analyzer._reap(True)        # the model's cache entry is written in the background
+    cache.wait()                # the model's cache entry is written in the background
     misses.clear()
     looked_up.clear()
     second = analyze(src)
@@ -926,6 +926,132 @@ def test_cache_reuses_units_and_sees_changes(tmp_path, monkeypatch):
     misses.clear()
     assert analyze(src) == third
     assert misses == []
+
+
+# Merging again after an edit (build.merge with a previous merge).
+
+MERGE_FILES = {
+    "api.h": """
+        #include "qpm.h"
+        extern int hits;
+        int b_put(const char *k QPM_STRING, int n);
+        int b_get(int k);
+        int a_run(int n);
+        static inline void bump(void) { hits++; }
+        static inline int put2(int k) { bump(); return b_get(k) + b_get(k + 1); }
+    """,
+    "a.c": """
+        #include "api.h"
+        QPM_FILE_COMPONENT(alpha);
+        typedef int (*op)(int);
+        static int twice(int x) { return 2 * x; }
+        static op table[] = { twice, b_get };
+        int hits;
+        int a_run(int n)
+        {
+            int acc = 0;
+            for (int i = 0; i < n; i++)
+                acc += table[i & 1](i) + put2(i);
+            return acc + b_put("k", n);
+        }
+    """,
+    "b.c": """
+        #include "api.h"
+        static int cells[8];
+        int b_put(const char *k, int n) { cells[n & 7] = k[0]; return n; }
+        int b_get(int k) { return cells[k & 7]; }
+    """,
+    "main.c": """
+        #include "api.h"
+        int main(void) { return a_run(3) + put2(1); }
+    """,
+}
+
+# Each edit: file -> (text replaced, replacement); applied to the files as the previous step left
+# them.
+MERGE_EDITS = [
+    {"a.c": ("int acc = 0;", "int acc = 1;")},                                  # the model stays
+    {"a.c": ("    int acc", "\n\n    int acc")},                                 # lines move
+    {"b.c": ("return cells[k & 7];", "return cells[k & 7] + b_put(\"g\", k);")},   # a new edge
+    {"a.c": ("acc += table", "if (n > 2) acc += table")},                        # weights change
+    {"b.c": ("int b_put(const char *k, int n)", "int b_put(const char *k QPM_OUT(n), int n)")},  # QPM024
+    {"a.c": ("QPM_FILE_COMPONENT(alpha);", "QPM_FILE_COMPONENT(first);")},      # a file's component
+    {"main.c": ("int main(void)", "int b_get(int k) { return k; }\nint main(void)")},  # QPM036
+    {"api.h": ("hits++;", "hits += 2;")},                                       # every unit
+    {"main.c": ("int b_get(int k) { return k; }\n", ""), "b.c": ("static int cells", "int cells")},
+]
+
+
+def test_a_merge_reusing_the_previous_one_makes_the_same_model(tmp_path):
+    from qtool.analyzer import build
+    src = tmp_path / "src"
+    paths = {name: write(src, name, text)[0] for name, text in MERGE_FILES.items()}
+    units = {name: unit.parse_unit(path, ()) for name, path in paths.items() if name.endswith(".c")}
+    names = sorted(units)
+    previous = build.merge([units[n] for n in names])
+    assert previous.model == analyze(src)
+    reused = 0
+    for edit in MERGE_EDITS:
+        for name, (old, new) in edit.items():
+            text = (src / name).read_text()
+            assert old in text, (name, old)
+            (src / name).write_text(text.replace(old, new, 1))
+        for name in names:
+            if name in edit or "api.h" in edit:
+                units[name] = unit.parse_unit(paths[name], ())
+        now = [units[n] for n in names]
+        again = build.merge(now, previous)
+        whole = build.merge(now)
+        assert again.model == whole.model
+        assert again.model.diagnostics == whole.model.diagnostics
+        assert again.function_diagnostics == whole.function_diagnostics
+        assert again.frequencies == whole.frequencies and again.file_components == whole.file_components
+        reused += sum(f is previous.model.function_map.get(f.usr) for f in again.model.functions)
+        if edit is MERGE_EDITS[0]:
+            assert again.model is previous.model        # nothing in it changed
+        previous = again
+    assert reused > 0                                   # functions were reused, not merged again
+    codes = {d.code for d in analyze(src).diagnostics}
+    assert codes == set()                               # the last edit undid the errors
+
+
+def test_model_of_facts_merges_again_only_what_changed(tmp_path, monkeypatch):
+    """The SCons tool's analysis step: facts files, one a unit, merged with what the last merge
+    of the same files left."""
+    import pickle
+
+    from qtool.analyzer import build
+    src = tmp_path / "src"
+    paths = {name: write(src, name, text)[0] for name, text in MERGE_FILES.items()}
+    facts = []
+    for name in sorted(paths):
+        if name.endswith(".c"):
+            facts.append(str(tmp_path / (name + ".facts")))
+            with open(facts[-1], "wb") as f:
+                pickle.dump(unit.parse_unit(paths[name], ()), f)
+    expected = analyze(src)
+    merges = []
+    real = build.merge
+    monkeypatch.setattr(build, "merge", lambda units, previous=None: merges.append(previous) or real(units, previous))
+    first = analyzer.model_of_facts(facts)
+    assert merges == [None] and first == expected
+    cache.wait()
+    assert analyzer.model_of_facts(facts) == first and len(merges) == 1      # nothing changed
+
+
+    def edit(old, new):
+        (src / "b.c").write_text((src / "b.c").read_text().replace(old, new))
+        with open(facts[1], "wb") as f:
+            pickle.dump(unit.parse_unit(paths["b.c"], ()), f)
+        cache.wait()
+        return analyzer.model_of_facts(facts)
+
+    # Inside a function body: the facts file changes, not what it says; nothing is merged.
+    assert edit("return cells[k & 7];", "return cells[k & 6];") == first and len(merges) == 1
+    # A new call: merged again, from the last merge.
+    second = edit("return cells[k & 6];", "return cells[k & 6] + b_put(\"x\", k);")
+    assert len(merges) == 2 and merges[-1] is not None
+    assert second == real([unit.parse_unit(paths[n], ()) for n in ("a.c", "b.c", "main.c")]).model != first
 
 
 def test_tentative_definition_is_the_globals_location(tmp_path):

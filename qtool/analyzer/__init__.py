@@ -4,32 +4,33 @@
 
 Each translation unit is parsed (function bodies included) by libclang and walked once; units run
 in parallel, one per worker process, and their facts are cached so that a second run re-parses
-only the units whose files changed (and a run where no file changed re-merges nothing: the merged
-model is cached too).  This package is the only place that touches clang.
+only the units whose files changed.  The merged model is cached too, with what it was merged
+from: a run where no file changed merges nothing, and one where a few units changed parses and
+merges again only what they touch (see cache.py and build.merge).  This package is the only place
+that touches clang; importing it is cheap (a run that finds everything cached loads no libclang).
 """
 
 from __future__ import annotations
 
-import atexit
 import gc
-import hashlib
-import multiprocessing
 import os
-import pickle
 import sys
 import time
 
-from .. import __version__
-from ..atomic import write_bytes
-from ..model import ProgramModel
-from . import clang_env, unit
-from .build import build_model
+from . import cache
 from .sources import find_sources, load_compile_commands
 
-__all__ = ["analyze", "libclang_version", "find_sources"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:           # the model's classes are loaded when a model is
+    from typing import Callable
+
+    from ..model import ProgramModel
+
+__all__ = ["analyze", "analysis", "libclang_version", "find_sources", "program", "model_of_facts"]
 
 
 def libclang_version() -> str:
+    from . import clang_env
     return clang_env.check_version()
 
 
@@ -55,41 +56,58 @@ class _Progress:
             sys.stderr.flush()
 
 
-def _job(item: tuple[int, tuple[str, tuple[str, ...]]]) -> tuple[int, unit.UnitFacts]:
+def _job(item):
+    from . import unit
     i, (path, args) = item
     return i, unit.parse_unit(path, args)
 
 
-def _in_background(write) -> int | None:
-    """Runs write() in a forked child, so that its pickling overlaps what this process does next:
-    the child's pid, or None when it could not fork and write() ran here.  A cache that cannot be
-    written only costs time: write() reports nothing."""
-    try:
-        pid = os.fork()
-    except OSError:
-        pid = -1
-    if pid <= 0:
-        try:
-            write()
-        except OSError:
-            pass
-        finally:
-            if pid == 0:
-                os._exit(0)
-        return None
-    return pid
+class _Reader:
+    """Reads an entry's merge state (cache.Entry.merge) in a thread of its own."""
+
+    def __init__(self, entry, paths: list[str]):
+        import threading
+        self.state = None
+        self.thread = threading.Thread(target=self._read, args=(entry, paths), daemon=True)
+        self.thread.start()
+
+    def _read(self, entry, paths) -> None:
+        self.state = entry.merge(paths)
+
+    def join(self):
+        self.thread.join()
+        return self.state
 
 
-def _store_in_background(fresh: list[tuple[str, tuple[str, ...], unit.UnitFacts]]) -> int | None:
-    """Writes the cache entries of freshly parsed units from a forked child; returns the child's
-    pid, waited for before analyze() returns (so a following run sees the entries)."""
-    if not fresh:
-        return None
-    return _in_background(lambda: [unit.store(path, args, facts) for path, args, facts in fresh])
+def merge(units, previous=None):
+    """The merge of the units' facts into a model (build.merge): one name to time or replace."""
+    from .build import merge
+    return merge(units, previous)
+
+
+def program(paths: list[str], compile_commands: str | None = None,
+            extra_args: tuple[str, ...] = ()) -> tuple[list[tuple[str, tuple[str, ...]]], str]:
+    """The units of the program analyze() would analyse, each with its flags, and the key of its
+    cached model (cache.program_key)."""
+    flags = load_compile_commands(compile_commands) if compile_commands else {}
+    sources = find_sources(paths)
+    if compile_commands and not paths:
+        sources = sorted(flags)
+    items = [(src, flags.get(src, ()) + tuple(extra_args)) for src in sources]
+    return items, cache.program_key(items)
 
 
 def analyze(paths: list[str], compile_commands: str | None = None, jobs: int | None = None,
             extra_args: tuple[str, ...] = (), progress: bool = True) -> ProgramModel:
+    """The program model of the sources (see the module's doc)."""
+    return analysis(paths, compile_commands, jobs, extra_args, progress)()
+
+
+def analysis(paths: list[str], compile_commands: str | None = None, jobs: int | None = None,
+             extra_args: tuple[str, ...] = (), progress: bool = True) -> Callable[[], ProgramModel]:
+    """The sources analysed as analyze() does, with their model as a function that returns it: a
+    run whose edits changed nothing a model is made from (inside function bodies) loads it only
+    when it is asked for (what was made of it is still valid: cache.result_of_model)."""
     # Analysis makes hundreds of thousands of small objects and no reference cycles: the cyclic
     # collector would only rescan them again and again.
     enabled = gc.isenabled()
@@ -102,119 +120,133 @@ def analyze(paths: list[str], compile_commands: str | None = None, jobs: int | N
 
 
 def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
-             extra_args: tuple[str, ...], progress: bool) -> ProgramModel:
-    clang_env.check_version()
-    flags = load_compile_commands(compile_commands) if compile_commands else {}
-    sources = find_sources(paths)
-    if compile_commands and not paths:
-        sources = sorted(flags)
-    items = [(src, flags.get(src, ()) + tuple(extra_args)) for src in sources]
-
-    model_file = _model_file(items)
+             extra_args: tuple[str, ...], progress: bool,
+             use_entry: bool = True) -> Callable[[], ProgramModel]:
+    cache.wait()                # for the entries an earlier analysis here is still writing
+    items, key = program(paths, compile_commands, extra_args)
     seen: dict = {}             # each file the units read, checked once
-    model = _cached_model(model_file, seen)
-    if model is not None:
-        return model
-
-    facts: dict[str, unit.UnitFacts] = {}
-    stale = []
-    for path, args in items:
-        hit = unit.cached(path, args, seen)
-        if hit is not None:
-            facts[path] = hit
-        else:
-            stale.append((path, args))
-
+    entry = cache.read_model(key, len(items)) if use_entry else None
+    stale = set(entry.stale(seen)) if entry is not None else set()
+    if entry is not None and not stale:
+        model = entry.model()
+        if model is not None:
+            cache.loaded(key, entry.stamp)
+            return lambda: model
+    from . import build, clang_env, unit  # noqa: F401 (build: imported here, not by the reader)
+    # The merge state is read by a thread while libclang parses the units that changed: libclang
+    # lets go of the interpreter while it works, so that the two overlap.
+    reader = _Reader(entry, [path for path, _ in items]) if entry is not None else None
+    clang_env.check_version()
+    facts: dict[int, object] = {}
     report = _Progress(len(items), progress)
-    done = len(facts)
-    fresh = []
-    jobs = jobs or min(len(stale), os.cpu_count() or 1)
-    if len(stale) > 1 and jobs > 1:
-        clang_env.walker()          # build it once, before the workers need it
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(jobs) as pool:
-            for i, result in pool.imap_unordered(_job, list(enumerate(stale))):
-                fresh.append((*stale[i], result))
+    fresh: list[int] = []
+
+    def find(indices) -> None:
+        """The facts of these units: from the unit cache, else parsed."""
+        todo = []
+        for i in indices:
+            hit = unit.cached(*items[i], seen)
+            if hit is not None:
+                facts[i] = hit
+            else:
+                todo.append(i)
+        done = len(facts)
+        workers = jobs or min(len(todo), os.cpu_count() or 1)
+        if len(todo) > 1 and workers > 1:
+            import multiprocessing
+            if reader is not None:
+                reader.join()       # no thread but this one while the workers are forked
+            clang_env.walker()      # build it once, before the workers need it
+            ctx = multiprocessing.get_context("fork")
+            with ctx.Pool(workers) as pool:
+                for k, result in pool.imap_unordered(_job, [(i, items[i]) for i in todo]):
+                    facts[k] = result
+                    fresh.append(k)
+                    done += 1
+                    report.step(done, items[k][0])
+        else:
+            for i in todo:
+                facts[i] = unit.parse_unit(*items[i])
+                fresh.append(i)
                 done += 1
-                report.step(done, stale[i][0])
+                report.step(done, items[i][0])
+
+    find(sorted(stale) if reader is not None else range(len(items)))
+    parsed = [(items[i], facts[i]) for i in fresh]
+    store_units = lambda: [unit.store(path, args, f) for (path, args), f in parsed]  # noqa: E731
+    if entry is not None and all(facts[i].deps and cache.facts_digest(facts[i]) == entry.digests[i]
+                                 for i in stale):
+        # The units that changed say of the program what they said (an edit inside a function
+        # body): the model and what was made of it stand; only the files they read are new.
+        entry.stop()                # the reader: the merge state is not needed
+        report.close()
+        cache.keep_model(key, entry, [facts[i].deps if i in stale else entry.deps[i]
+                                      for i in range(len(items))])
+        store_units()
+
+        def model() -> ProgramModel:
+            reader.join()
+            entry.stop(False)
+            found = entry.model()
+            return found if found is not None else \
+                _analyze(paths, compile_commands, jobs, extra_args, progress, use_entry=False)()
+        return model
+    previous = reader.join() if reader is not None else None
+    if previous is not None:
+        for i in range(len(items)):
+            facts.setdefault(i, previous.units[i])
     else:
-        for path, args in stale:
-            fresh.append((path, args, unit.parse_unit(path, args)))
-            done += 1
-            report.step(done, path)
+        find([i for i in range(len(items)) if i not in facts])
+        parsed = [(items[i], facts[i]) for i in fresh]
     report.close()
-    for path, _, result in fresh:
-        facts[path] = result
-    writer = _store_in_background(fresh)
-    try:
-        units = [facts[path] for path, _ in items]
-        model = build_model(units)
-    finally:
-        if writer is not None:
-            os.waitpid(writer, 0)
-    _store_model_in_background(model_file, units, model)
-    return model
+    if len(parsed) > 1:         # many: written while the units merge, by a child of their own
+        cache.in_background(store_units)
+        store_units = None
+    merged = merge([facts[i] for i in range(len(items))], previous)
+    deps = [entry.deps[i] if previous is not None and i not in stale else facts[i].deps
+            for i in range(len(items))]
+    cache.store_model(key, merged, entry, deps, then=store_units)
+    return lambda: merged.model
 
 
-# The merged-model cache: the model of a set of units, valid while every file any of them read is
-# unchanged.  A run where nothing changed loads it instead of every unit's facts, and merges
-# nothing.
+def model_of_facts(files: list[str]) -> ProgramModel:
+    """The model of the units whose facts these files hold, one unit each (pickled UnitFacts,
+    as the SCons tool's analysis step writes them), merged again only as far as the files changed
+    since the same files were last merged (their model entry is named after them, in order)."""
+    import pickle
+    items = [(os.path.abspath(f), ("<facts>",)) for f in files]
+    key = cache.program_key(items)
+    seen: dict = {}
+    entry = cache.read_model(key, len(items))
+    stale = set(entry.stale(seen)) if entry is not None else set(range(len(items)))
+    if entry is not None and not stale:
+        model = entry.model()
+        if model is not None:
+            return model
+    fresh: dict[int, tuple] = {}
 
-_MODEL_CODE = ("model.py", "analyzer/__init__.py", "analyzer/build.py", "analyzer/pointers.py",
-               "analyzer/unit.py", "analyzer/weights.py")
+    def load(i: int) -> None:
+        """Unit i's facts, and what tells whether its file changed later (read first)."""
+        path = items[i][0]
+        dep = cache.dep(path)
+        with open(path, "rb") as f:
+            fresh[i] = (pickle.load(f), [dep])
 
-
-def _model_file(items: list[tuple[str, tuple[str, ...]]]) -> str:
-    """Named after the units and their flags, in order, the code that makes the model and the
-    working directory (some of its messages name places relative to it)."""
-    h = hashlib.sha256("\0".join([__version__, clang_env.walker_digest(), *unit.FIXED_FLAGS,
-                                   os.getcwd()]).encode())
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for name in _MODEL_CODE:
-        with open(os.path.join(package, name), "rb") as f:
-            h.update(f.read())
-    for path, args in items:
-        h.update("\0".join(["\1", path, *args]).encode())
-    return os.path.join(clang_env.cache_dir(), "models", h.hexdigest()[:32] + ".pickle")
-
-
-def _cached_model(file: str, seen: dict) -> ProgramModel | None:
-    try:
-        with open(file, "rb") as f:
-            deps, model = pickle.load(f)
-    except (OSError, pickle.PickleError, EOFError, AttributeError, TypeError, ValueError):
-        return None
-    if not isinstance(model, ProgramModel) or not unit.unchanged(deps, seen):
-        return None
-    return model
-
-
-def _store_model_in_background(file: str, units: list[unit.UnitFacts], model: ProgramModel) -> None:
-    """Writes the model's cache entry from a forked child, so that pickling it overlaps what the
-    command does with the model; the child is waited for when the process exits (so a following
-    run sees the entry).  A unit with no files to watch (one that could not be read) is never
-    cached, nor is a model of it."""
-    _reap(False)
-    if any(not u.deps for u in units):
-        return
-    deps = sorted({d for u in units for d in u.deps})
-    pid = _in_background(lambda: write_bytes(file, pickle.dumps((deps, model), protocol=pickle.HIGHEST_PROTOCOL),
-                                              make_dirs=True))
-    if pid is not None:
-        _writers.append(pid)
-
-
-_writers: list[int] = []      # model writers not yet waited for
-
-
-def _reap(block: bool) -> None:
-    for pid in list(_writers):
-        try:
-            done, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
-        except ChildProcessError:
-            done = pid
-        if done:
-            _writers.remove(pid)
-
-
-atexit.register(_reap, True)
+    for i in sorted(stale):
+        load(i)
+    deps = [fresh[i][1] if i in fresh else entry.deps[i] for i in range(len(items))]
+    if entry is not None and all(cache.facts_digest(fresh[i][0]) == entry.digests[i] for i in stale):
+        model = entry.model()           # the units say what they said: the model stands
+        if model is not None:
+            cache.keep_model(key, entry, deps)
+            return model
+    previous = entry.merge() if entry is not None else None
+    if previous is None:
+        for i in range(len(items)):
+            if i not in fresh:
+                load(i)
+        deps = [fresh[i][1] for i in range(len(items))]
+    units = [fresh[i][0] if i in fresh else previous.units[i] for i in range(len(items))]
+    merged = merge(units, previous)
+    cache.store_model(key, merged, entry, deps)
+    return merged.model

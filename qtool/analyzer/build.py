@@ -1,14 +1,25 @@
 """Merges the facts of every translation unit into one ProgramModel.
 
+    build_model(units) -> ProgramModel
+    merge(units, previous=None) -> Merge        the same, reusing a previous merge of the units
+
 Declarations of one entity in several places (a prototype in a header, the definition in a .c
 file, the same header seen by several units) share a USR and are merged here: annotations from all
 of them count, and two that disagree are an error.
+
+A merge again after some units changed (an edit) redoes what depends on the whole program (call
+frequencies, pointer targets, edges, globals, components) but merges again only the functions a
+changed unit declares or defines: every other function is the previous model's, with its new
+frequency.  What the result holds does not depend on whether a previous merge was reused.
 """
 
 from __future__ import annotations
 
 import os
 from collections import defaultdict
+from dataclasses import replace
+from functools import lru_cache
+from typing import NamedTuple
 
 from ..model import (Annotation, CallArgument, CallEdge, CallSite, Component, Declaration, Diagnostic,
                      Function, Global, IndirectCall, Location, Param, ProgramModel, StructType,
@@ -173,7 +184,44 @@ def _through_per_unit(sites: dict[tuple[str, str], dict[Location, CallSite]],
     return derived, users
 
 
+class Merge(NamedTuple):
+    """A model with what it was merged from, for a later merge to reuse (see merge)."""
+
+    units: tuple[UnitFacts, ...]
+    model: ProgramModel
+    file_components: dict[str, tuple[str, Location]]
+    function_diagnostics: dict[str, tuple[Diagnostic, ...]]    # by USR: those its merge made
+    frequencies: tuple        # (what weights.frequencies was given, in order; what it answered)
+
+
 def build_model(units: list[UnitFacts]) -> ProgramModel:
+    return merge(units).model
+
+
+def _reusable(units: list[UnitFacts], previous: Merge | None) -> tuple[dict[str, Function], set[str]]:
+    """The previous model's functions by USR, and the USRs that the units which changed since
+    (those not the very facts objects previous was merged from) mention, in either version: the
+    functions merged again.  Nothing reusable when the units are not the same files."""
+    if previous is None or len(previous.units) != len(units) or \
+            any(a.path != b.path for a, b in zip(previous.units, units)):
+        return {}, set()
+    dirty: set[str] = set()
+    for old, new in zip(previous.units, units):
+        if old is not new:
+            for u in (old, new):
+                dirty.update(d.usr for d in u.functions)
+                dirty.update(usr for usr, _, _ in u.param_uses)
+                dirty.update(usr for usr, _, _, _ in u.returned)
+    return previous.model.function_map, dirty
+
+
+def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
+    """The model of the units.  previous, a merge of the same files in the same order, lends its
+    functions: each one that no changed unit mentions (in its old or its new facts) is reused, its
+    merge diagnostics with it; and when the model comes out equal to previous's (an edit inside a
+    function body), it is previous's model object itself.  A unit counts as unchanged when it is
+    the same facts object that previous holds."""
+    units = list(units)
     diags: list[Diagnostic] = []
     for u in units:
         diags.extend(u.diagnostics)
@@ -182,6 +230,9 @@ def build_model(units: list[UnitFacts]) -> ProgramModel:
     for u in units:
         for file, value in u.file_components.items():
             file_components.setdefault(file, value)
+    reused, dirty = _reusable(units, previous)
+    if reused and previous.file_components != file_components:
+        reused = {}           # a file's default component changed: its functions may move
 
     by_usr: dict[str, list[FunctionDecl]] = defaultdict(list)
     seen_decl: set[tuple[str, Location]] = set()
@@ -233,20 +284,40 @@ def build_model(units: list[UnitFacts]) -> ProgramModel:
     defined = [usr for usr, ds in by_usr.items() if any(d.defined for d in ds)]
     entries = {usr for usr in defined if usr not in called}
     entries.update(usr for usr in defined if by_usr[usr][0].name == "main" and by_usr[usr][0].linkage == "external")
-    freq = weights.frequencies(sorted(by_usr), succ, entries)
+    # The frequencies are a function of the call graph alone, which an edit seldom changes.
+    graph = (sorted(by_usr), [(a, list(bs.items())) for a, bs in succ.items()], entries)
+    if previous is not None and previous.frequencies[0] == graph:
+        freq = previous.frequencies[1]
+    else:
+        freq = weights.frequencies(graph[0], succ, entries)
     uses: dict[str, dict[int, str]] = defaultdict(dict)
     for u in units:
         for usr, index, letters in u.param_uses:
-            prev = uses[usr].get(index, "")
-            uses[usr][index] = "".join(sorted(set(prev) | set(letters), key="WMRVA".index))
+            mine = uses[usr]
+            mine[index] = _uses_letters(mine.get(index, "") + letters)
     returned: dict[str, set[tuple[str, str, Location]]] = defaultdict(set)
     for u in units:
         for usr, callee, name, loc in u.returned:
             returned[usr].add((callee, name, loc))
-    functions = {usr: _merge_function(ds, file_components, freq.get(usr, 0.0), diags, usr in per_unit,
-                                      uses.get(usr, {}) if any(d.defined for d in ds) else None,
-                                      tuple(sorted(returned.get(usr, ()), key=lambda r: (r[2], r[0]))))
-                 for usr, ds in by_usr.items()}
+    functions: dict[str, Function] = {}
+    fn_diags: dict[str, tuple[Diagnostic, ...]] = {}
+    for usr, ds in by_usr.items():
+        frequency = freq.get(usr, 0.0)
+        f = reused.get(usr) if usr not in dirty else None
+        if f is not None:
+            if f.frequency != frequency:
+                f = replace(f, frequency=frequency)
+            mine = previous.function_diagnostics.get(usr, ())
+        else:
+            made: list[Diagnostic] = []
+            f = _merge_function(ds, file_components, frequency, made, usr in per_unit,
+                                uses.get(usr, {}) if any(d.defined for d in ds) else None,
+                                tuple(sorted(returned.get(usr, ()), key=lambda r: (r[2], r[0]))))
+            mine = tuple(made)
+        functions[usr] = f
+        if mine:
+            fn_diags[usr] = mine
+            diags.extend(mine)
 
     # Calls made through per-unit helpers count where the helper is called (after the
     # frequencies, which the helper's own edges already carry).
@@ -292,9 +363,18 @@ def build_model(units: list[UnitFacts]) -> ProgramModel:
 
     unique = sorted(set(diags), key=Diagnostic.sort_key)
     taken_by = tuple(sorted({(h, t) for u in units for h, t, _, _ in u.taken if t in functions}))
-    return ProgramModel(components, tuple(sorted(functions.values(), key=lambda f: (f.location, f.usr))),
-                        edges, indirect, globals_, structs, tuple(u.path for u in units), tuple(unique),
-                        tuple(arguments[k] for k in sorted(arguments)), taken_by)
+    model = ProgramModel(components, tuple(sorted(functions.values(), key=lambda f: (f.location, f.usr))),
+                         edges, indirect, globals_, structs, tuple(u.path for u in units), tuple(unique),
+                         tuple(arguments[k] for k in sorted(arguments)), taken_by)
+    if previous is not None and model == previous.model:
+        model = previous.model      # the same object: what was made of it holds still
+    return Merge(tuple(units), model, file_components, fn_diags, (graph, freq))
+
+
+@lru_cache(maxsize=None)
+def _uses_letters(letters: str) -> str:
+    """The letters of parameter uses (see Function.param_uses), each once, in their order."""
+    return "".join(sorted(set(letters), key="WMRVA".index))
 
 
 def _param_index(slot: str, caller: str) -> int | None:

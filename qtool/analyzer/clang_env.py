@@ -21,6 +21,7 @@ import tempfile
 from functools import lru_cache
 
 from ..errors import UserError
+from .cache import cache_dir
 
 REQUIRED_MAJOR = 22
 WALKER_SOURCE = os.path.join(os.path.dirname(__file__), "walker.c")
@@ -94,15 +95,7 @@ def check_version() -> str:
     return v
 
 
-def cache_dir() -> str:
-    base = os.environ.get("QPM_CACHE_DIR")
-    if not base:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        base = os.path.join(xdg, "qtool")
-    os.makedirs(base, exist_ok=True)
-    return base
-
-
+@lru_cache(maxsize=None)
 def walker_digest() -> str:
     with open(WALKER_SOURCE, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()[:16]

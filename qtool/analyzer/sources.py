@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 
@@ -60,6 +59,7 @@ def _clean(argv: list[str], directory: str) -> tuple[str, ...]:
 
 def load_compile_commands(path: str) -> dict[str, tuple[str, ...]]:
     """Maps each absolute source path to its parse flags."""
+    import json
     try:
         with open(path, encoding="utf-8") as f:
             entries = json.load(f)

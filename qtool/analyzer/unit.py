@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from .. import __version__
 from ..model import Annotation, CallArgument, Diagnostic, Field, FixIt, Location, Param, StructType
 from . import clang_env
+from .cache import file_digest as _digest, unchanged
 
 CLANG_ATTRS = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "clang_attrs"))
 
@@ -175,14 +176,6 @@ def parse_records(path: str, text: str, facts: UnitFacts) -> None:
     flush()
 
 
-def _digest(path: str) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _dep(path: str) -> tuple[str, int, int, str]:
     st = os.stat(path)
     return (path, st.st_size, st.st_mtime_ns, _digest(path))
@@ -257,34 +250,11 @@ def cached(path: str, args: tuple[str, ...], seen: dict | None = None) -> UnitFa
     try:
         with open(_cache_file(path, args), "rb") as f:
             facts = pickle.load(f)
-    except (OSError, pickle.PickleError, EOFError, AttributeError, TypeError, ValueError):
+    except Exception:       # a broken entry is no entry, whatever broke in it
         return None
     if not isinstance(facts, UnitFacts) or not facts.deps or not unchanged(facts.deps, seen):
         return None
     return facts
-
-
-def unchanged(deps, seen: dict | None = None) -> bool:
-    """Whether every file of deps (as UnitFacts.deps) has the same size and modification time,
-    or failing that the same contents.  seen, when given, keeps the answer for each dep across
-    the calls of one run: the units of a program read the same headers."""
-    if seen is None:
-        seen = {}
-    for dep in deps:
-        ok = seen.get(dep)
-        if ok is None:
-            ok = seen[dep] = _unchanged(*dep)
-        if not ok:
-            return False
-    return True
-
-
-def _unchanged(path: str, size: int, mtime: int, digest: str) -> bool:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    return st.st_size == size and (st.st_mtime_ns == mtime or _digest(path) == digest)
 
 
 def store(path: str, args: tuple[str, ...], facts: UnitFacts) -> None:

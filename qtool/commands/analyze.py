@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from .. import marshal, output
 from .common import (add_fix_argument, add_output_arguments, add_source_arguments, analyze, base_dir,
-                     check_outputs, emit, exit_code, fix_sources)
+                     check_outputs, emit, exit_code, fix_sources, remembered)
 
 HELP = "the program model: components, functions, calls, diagnostics"
 
@@ -21,8 +20,8 @@ def describe(a: str, b: str) -> str:
     return f"between components '{a}' and '{b}', which a plan could separate"
 
 
-def diagnose(options):
-    model = analyze(options)
+def diagnose(model):
+    from .. import marshal
     extra = marshal.check_annotations(model)
     # Every edge between two components is a potential boundary: its problems are warnings here
     # and become errors under `qtool check` for the plans that really cut it.
@@ -30,11 +29,9 @@ def diagnose(options):
     return model.with_diagnostics(extra)
 
 
-def run(options) -> int:
-    check_outputs(options.output)
-    model = diagnose(options)
-    if options.fix and fix_sources(options, model.diagnostics):
-        model = diagnose(options)       # what remains in the fixed sources is the result
+def result(options, model) -> tuple[str, str, int]:
+    """What the command prints: the output, the summary line (stderr) and the exit status."""
+    from .. import output
     base = base_dir()
     if options.format == "json":
         text = output.model_json(model, base, options.pretty)
@@ -42,6 +39,19 @@ def run(options) -> int:
         text = output.sarif(model.diagnostics, base, options.pretty)
     else:
         text = output.model_text(model, base)
+    return text, output.summary(model.diagnostics), exit_code(model.diagnostics)
+
+
+def run(options) -> int:
+    check_outputs(options.output)
+    if options.fix:
+        model = diagnose(analyze(options))
+        if fix_sources(options, model.diagnostics):
+            model = diagnose(analyze(options))      # what remains in the fixed sources is the result
+        text, summary, code = result(options, model)
+    else:
+        text, summary, code = remembered(options, lambda: ("analyze", options.format, options.pretty),
+                                         lambda: lambda model: result(options, diagnose(model)))
     emit(options, text)
-    print(output.summary(model.diagnostics), file=sys.stderr)
-    return exit_code(model.diagnostics)
+    print(summary, file=sys.stderr)
+    return code

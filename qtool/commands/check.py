@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from .. import marshal, output
 from .common import (add_fix_argument, add_output_arguments, add_source_arguments, analyze, base_dir,
-                     check_outputs, emit, exit_code, fix_sources)
+                     check_outputs, emit, exit_code, fix_sources, remembered)
 
 HELP = "check a plan against the sources: components, crossings"
 
@@ -18,20 +17,16 @@ def add_arguments(parser) -> None:
     add_fix_argument(parser)
 
 
-def diagnose(options, plan, plan_diags):
+def diagnose(model, plan, plan_diags):
+    from .. import marshal
     from ..plan import check_plan
-    model = analyze(options)
     diags = list(model.diagnostics) + plan_diags + marshal.check_annotations(model) + check_plan(plan, model)
     return marshal.sorted_unique(diags)
 
 
-def run(options) -> int:
-    from ..plan import load_plan      # and yaml: imported only by the commands that read plans
-    check_outputs(options.output)
-    plan, plan_diags = load_plan(options.plan)
-    diags = diagnose(options, plan, plan_diags)
-    if options.fix and fix_sources(options, diags):
-        diags = diagnose(options, plan, plan_diags)     # what remains in the fixed sources
+def result(options, plan, diags) -> tuple[str, str, int]:
+    """What the command prints: the output, the summary line (stderr) and the exit status."""
+    from .. import output
     base = base_dir()
     if options.format == "json":
         text = output.diagnostics_json(diags, base, options.pretty)
@@ -39,7 +34,44 @@ def run(options) -> int:
         text = output.sarif(diags, base, options.pretty)
     else:
         text = output.diagnostics_text(diags, base)
-    emit(options, text)
     domains = ", ".join(d.name for d in plan.domains) or "none (monolithic)"
-    print(f"plan {options.plan}: isolated domains: {domains}; {output.summary(diags)}", file=sys.stderr)
-    return exit_code(diags)
+    return (text, f"plan {options.plan}: isolated domains: {domains}; {output.summary(diags)}",
+            exit_code(diags))
+
+
+def _plan_contents(path: str) -> tuple | None:
+    """What the result depends on besides the sources: the plan, as named and as it reads."""
+    import hashlib
+    try:
+        with open(path, "rb") as f:
+            return ("plan", path, hashlib.sha256(f.read()).hexdigest())
+    except OSError:
+        return None             # not remembered: loading the plan reports why
+
+
+def _load_plan(path: str):
+    from ..plan import load_plan      # and yaml: imported only when a plan is read
+    return load_plan(path)
+
+
+def run(options) -> int:
+    check_outputs(options.output)
+    if options.fix:
+        plan, plan_diags = _load_plan(options.plan)
+        diags = diagnose(analyze(options), plan, plan_diags)
+        if fix_sources(options, diags):
+            diags = diagnose(analyze(options), plan, plan_diags)     # what remains in the fixed sources
+        text, summary, code = result(options, plan, diags)
+    else:
+        def prepare():
+            plan, plan_diags = _load_plan(options.plan)
+            return lambda model: result(options, plan, diagnose(model, plan, plan_diags))
+
+        def what():
+            plan = _plan_contents(options.plan)
+            return plan and ("check", options.format, options.pretty, *plan)
+
+        text, summary, code = remembered(options, what, prepare)
+    emit(options, text)
+    print(summary, file=sys.stderr)
+    return code

@@ -1,4 +1,10 @@
-"""What the subcommands share: source arguments, output format and writing the result."""
+"""What the subcommands share: source arguments, output format, writing the result, and
+remembering it.
+
+A command's module imports only what parsing its arguments needs: the stages it runs are imported
+when it runs them, so that a run answered from the cache (remembered) loads no model, no libclang
+and none of the checks.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import argparse
 import os
 import sys
 
-from .. import analyzer, fixits, marshal, output
+from .. import analyzer
 from ..analyzer.sources import load_compile_commands
 from ..atomic import check_output, write_output
 from ..errors import UserError
@@ -62,6 +68,12 @@ class ValuesThenPaths(argparse.Action):
 
 def analyze(options):
     """The program model of the command's sources; no C source at all is a usage error."""
+    return analysis(options)()
+
+
+def analysis(options):
+    """The command's sources analysed, their model as a function that returns it (see
+    analyzer.analysis); no C source at all is a usage error."""
     paths = options.paths
     if options.compile_commands and not paths:
         if not load_compile_commands(options.compile_commands):
@@ -69,12 +81,43 @@ def analyze(options):
     elif not analyzer.find_sources(paths):
         raise UserError(f"no C source files under {', '.join(paths) or '.'} "
                         "(PATHS name .c files or directories holding them)")
-    return analyzer.analyze(paths, options.compile_commands, options.jobs)
+    return analyzer.analysis(paths, options.compile_commands, options.jobs)
+
+
+def remembered(options, what, prepare):
+    """The command's result for its sources, remembered with their model (analyzer/cache.py).
+
+    what() names the result among those of one model: the command, its options, the contents of
+    any other file it reads (None: not to be remembered).  prepare() does what the command does
+    before it analyses (reads a plan, whose errors come first) and returns derive(model), which
+    makes the result.  A run whose sources are as the remembered result's model was made from
+    takes the result and analyses nothing; one whose edits left the model as it was (a function
+    body changed, no declaration, call or line moved) analyses and takes it.  A result is stored
+    only when what() names it the same before and after it was made."""
+    from ..analyzer import cache
+    name = what()
+    if name is None:
+        return prepare()(analyze(options))
+    try:
+        items, key = analyzer.program(options.paths, options.compile_commands)
+    except UserError:
+        items = None            # analysis() reports it, after what prepare() checks first
+    value = cache.load_result(key, len(items), name) if items else None
+    if value is None:
+        derive = prepare()
+        model = analysis(options)
+        value = cache.result_of_model(key, name) if items else None
+        if value is None:
+            value = derive(model())
+            if items and what() == name:
+                cache.store_result(key, name, value)
+    return value
 
 
 def refuse_errors(model, what: str) -> bool:
     """For the commands that make a plan from the model (cut, learn): prints the errors of the
     analysis on stderr and returns True when there are any, so that no plan comes of them."""
+    from .. import marshal, output
     errors = [d for d in marshal.sorted_unique(list(model.diagnostics) + marshal.check_annotations(model))
               if d.severity == "error"]
     if not errors:
@@ -110,6 +153,7 @@ def add_fix_argument(parser) -> None:
 def fix_sources(options, diags) -> bool:
     """--fix: applies the diagnostics' fix-its below the analysed paths, lists on stderr what
     changed and what was not applied; returns whether any file changed."""
+    from .. import fixits
     outcome = fixits.apply(list(diags), _fix_roots(options))
     base = base_dir()
 

@@ -5,14 +5,11 @@ from __future__ import annotations
 import glob
 import json
 import os
-import shutil
-import subprocess
 import sys
 from collections import Counter
 
 from ..atomic import write_output
 from ..errors import UserError
-from ..reports import attribute
 from .common import ValuesThenPaths, add_source_arguments, analyze, check_outputs, emit, refuse_errors
 
 HELP = "propose the cheapest domains that isolate the given components"
@@ -42,6 +39,7 @@ def add_arguments(parser) -> None:
 
 def _profile(dirs: list[str]) -> tuple[dict[str, float], dict[str, float], Counter]:
     """Measured calls per run and bytes per call of every function, and the crashes' culprits."""
+    from ..reports import attribute
     calls: dict[str, float] = {}
     total_bytes: dict[str, float] = {}
     culprits: Counter = Counter()
@@ -120,6 +118,9 @@ def _json(s: cut.Suggestion, culprits: Counter) -> str:
 
 
 def run(options) -> int:
+    import shutil
+    import subprocess
+
     from .. import cut      # networkx, imported only by the commands that cut
     from ..costs import crossing_costs, describe
     svg_path = os.path.splitext(options.dot)[0] + ".svg" if options.dot else None

@@ -7,16 +7,15 @@ import math
 import os
 import sys
 
-from .. import learn
 from ..atomic import write_output
 from ..errors import UserError
-from ..reports import Store, read_reports
 from .common import ValuesThenPaths, add_source_arguments, analyze, check_outputs, emit, refuse_errors
 
 HELP = "write a plan learned from crash and stats reports"
 
 
 def add_arguments(parser) -> None:
+    from .. import learn
     add_source_arguments(parser)
     add_store_arguments(parser, paths=True)
     parser.add_argument("--policy", choices=learn.POLICIES, required=True,
@@ -54,8 +53,10 @@ def _num(x: float) -> float | None:
 
 
 def run(options) -> int:
+    from .. import learn
     from ..costs import crossing_costs, describe
     from ..plan import load_plan, render
+    from ..reports import Store, read_reports
     check_outputs(options.output_plan)
     reports = read_reports(options.reports)
     current = None

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import html
-import statistics
 import sys
 from collections import Counter, defaultdict
 
 from ..atomic import write_output
 from ..errors import UserError
-from ..reports import Store, read_reports
 from .common import check_outputs, emit
 from .learn import add_store_arguments
 
@@ -25,6 +22,7 @@ def add_arguments(parser) -> None:
 
 def _bars(title: str, items: list[tuple[str, float]], unit: str) -> str:
     """An inline SVG bar chart: no script, no external file."""
+    import html
     if not items:
         return f"<h2>{html.escape(title)}</h2><p>none</p>"
     width, bar = 640, 22
@@ -67,6 +65,7 @@ class _Program:
         self.observed_s = sum(d or 0 for _, _, d in self.runs) / 1000.0
 
     def lines(self) -> list[str]:
+        import statistics
         observed = f"{self.observed_s:.3f} s observed" if self.observed_s > 0 else "observation time unknown"
         out = [f"== program {self.name}: {len(self.faults)} fault(s), {len(self.runs)} run(s) with stats, "
                f"{observed}", "faults per component:"]
@@ -82,6 +81,8 @@ class _Program:
         return out
 
     def html(self, heading: bool) -> list[str]:
+        import html
+        import statistics
         return ([f"<h2>Program {html.escape(self.name)}</h2>"] if heading else []) + [
             _bars("Faults per component", self.by_comp.most_common(), "faults"),
             _bars("Faults over time (per hour, UTC)", sorted(self.per_hour.items()), "faults"),
@@ -97,6 +98,8 @@ class _Program:
 
 
 def run(options) -> int:
+    import html
+    from ..reports import Store, read_reports
     check_outputs(options.html)
     reports = read_reports(options.reports)
     store = Store(options.db)

@@ -1,0 +1,559 @@
+"""The analyzer's caches on disk, in cache_dir() ($QPM_CACHE_DIR, else ~/.cache/qtool):
+
+    units/<unit key>      one translation unit's facts (unit.py)
+    models/<program key>  a program's merged model, with what it was merged from (build.Merge)
+                          and the files each of its units read
+    results/<key>         what a command printed from that model (commands/common.py)
+
+A unit's facts, and so a model, are valid while every file its unit read is unchanged: the same
+size and modification time, or failing that the same contents.  A program's key names its units
+and their flags, in order, the working directory, libclang and the code that makes a model: the
+key of a program does not change when its files do.
+
+A model entry is a list of frames, each read only when needed (see "Model entries" below): a
+header (the entry's stamp, each unit's files and a digest of what its facts say), the model, and
+the merge state.  A run where nothing changed reads the header, checks the files and loads the
+model (or only a result, below).  One where some units changed parses them: when their facts say
+what they said (an edit inside a function body), the model stands and only the header is new;
+else it loads the merge state, merges again what the changed units touch (build.merge), and
+writes the frames that changed, copying the others.  A result entry names the stamp of the model
+it was made from, and is valid while the program's model entry has that stamp and its files are
+unchanged: a run where nothing changed reads no model at all.  An edit that leaves the model as
+it was keeps the stamp, and with it every result.
+
+Entries are written whole (atomic.py); model and unit entries by a forked child, so that
+pickling overlaps the command's own work.  The children are waited for before this process reads
+an entry and when it exits, so that a following run sees their entries.  Each frame carries a
+checksum: an entry that cannot be read (another version, truncated, corrupted) is ignored, and a
+cache only ever costs time.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import pickle
+import struct
+import zlib
+from functools import lru_cache
+
+PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FORMAT = "qtool-cache/3"
+
+# The code whose output a model is: the data model and the analyzer, its walker included.
+_MODEL_CODE = ("model.py", "analyzer")
+# The code whose output a result is: all of qtool.
+_RESULT_CODE = (".", "analyzer", "commands")
+
+
+def cache_dir() -> str:
+    base = os.environ.get("QPM_CACHE_DIR")
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        base = os.path.join(xdg, "qtool")
+    os.makedirs(base, exist_ok=True)
+    return base
+
+
+# Files unchanged.
+
+def file_digest(path: str) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def dep(path: str) -> tuple[str, int, int, str]:
+    """What tells whether a file changed later (see unchanged)."""
+    st = os.stat(path)
+    return (path, st.st_size, st.st_mtime_ns, file_digest(path))
+
+
+def unchanged(deps, seen: dict | None = None) -> bool:
+    """Whether every file of deps ((path, size, mtime_ns, sha1) each) has the same size and
+    modification time, or failing that the same contents.  seen, when given, keeps the answer
+    for each dep across the calls of one run: the units of a program read the same headers."""
+    if seen is None:
+        seen = {}
+    for dep in deps:
+        ok = seen.get(dep)
+        if ok is None:
+            ok = seen[dep] = _unchanged(*dep)
+        if not ok:
+            return False
+    return True
+
+
+def facts_digest(facts) -> str:
+    """A digest of what a unit's facts say of the program (all of them but the files the unit
+    read): the same for equal facts, in any process."""
+    said = [(name, value) for name, value in vars(facts).items() if name != "deps"]
+    return hashlib.sha1(repr(said).encode()).hexdigest()
+
+
+def _unchanged(path: str, size: int, mtime: int, digest: str) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return st.st_size == size and (st.st_mtime_ns == mtime or file_digest(path) == digest)
+
+
+# Keys.
+
+@lru_cache(maxsize=None)
+def _code_digest(folders: tuple[str, ...]) -> bytes:
+    """A digest of qtool's own code: these files or folders (their .py and .c files)."""
+    h = hashlib.sha256()
+    for name in folders:
+        path = os.path.join(PACKAGE, name)
+        files = [path] if os.path.isfile(path) else \
+            [os.path.join(path, n) for n in sorted(os.listdir(path)) if n.endswith((".py", ".c"))]
+        for file in files:
+            with open(file, "rb") as f:
+                h.update(os.path.relpath(file, PACKAGE).encode() + b"\0" + f.read())
+    return h.digest()
+
+
+def _libclang() -> str:
+    """Which libclang would parse: its path, size and modification time (a changed library is a
+    new program: its version is checked again and its units looked up again)."""
+    import importlib.util
+    try:
+        spec = importlib.util.find_spec("clang")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin:
+        return "-"
+    library = os.path.join(os.path.dirname(spec.origin), "native", "libclang.so")
+    try:
+        st = os.stat(library)
+    except OSError:
+        return "-"
+    return f"{library}\0{st.st_size}\0{st.st_mtime_ns}"
+
+
+def program_key(items: list[tuple[str, tuple[str, ...]]]) -> str:
+    """The key of a program's model: its units and their flags, in order, the working directory
+    (some messages name places relative to it), libclang and the code that makes a model."""
+    from .. import __version__
+    h = hashlib.sha256("\0".join([FORMAT, __version__, os.getcwd(), _libclang()]).encode())
+    h.update(_code_digest(_MODEL_CODE))
+    for path, args in items:
+        h.update("\0".join(["\1", path, *args]).encode())
+    return h.hexdigest()[:32]
+
+
+def _model_file(key: str) -> str:
+    return os.path.join(cache_dir(), "models", key + ".pickle")
+
+
+def _result_file(key: str, what: tuple) -> str:
+    h = hashlib.sha256(key.encode() + _code_digest(_RESULT_CODE) + repr(what).encode())
+    return os.path.join(cache_dir(), "results", h.hexdigest()[:32] + ".pickle")
+
+
+# Entries: a list of pickles (frames), each read only when asked for, after its checksum: FORMAT,
+# a newline, the number of frames, the end and the CRC-32 of each, then the frames.  Each frame
+# is a pickle of its own, so that a frame a new entry shares with the old one is copied as bytes.
+
+def _pack(frames: list) -> bytes:
+    """An entry of these frames: objects to pickle, or frames of an entry read, copied as they are."""
+    blobs, table, end = [], [len(frames)], 0
+    for frame in frames:
+        if isinstance(frame, _Frame):
+            blob, crc = frame.data, frame.crc
+        else:
+            blob = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
+            crc = zlib.crc32(blob)
+        blobs.append(blob)
+        end += len(blob)
+        table += [end, crc]
+    return b"".join([FORMAT.encode(), b"\n", struct.pack(f"<{len(table)}Q", *table), *blobs])
+
+
+class _Frame:
+    """A frame of an entry read, as it is stored: to copy into the next entry unread."""
+
+    def __init__(self, data: memoryview, crc: int):
+        self.data = data
+        self.crc = crc
+
+    def load(self):
+        if zlib.crc32(self.data) != self.crc:
+            raise ValueError("corrupted")
+        return pickle.loads(self.data)
+
+
+_last_read: dict = {}        # file -> (its identity, its frames): the entry read last, read once
+
+
+def _read(file: str) -> list[_Frame] | None:
+    """The frames of an entry, or None when it cannot be read or is of another version."""
+    wait(file)                  # when this process is still writing it
+    try:
+        with open(file, "rb") as f:
+            st = os.fstat(f.fileno())
+            identity = (st.st_ino, st.st_size, st.st_mtime_ns)
+            last = _last_read.get(file)
+            if last is not None and last[0] == identity:
+                return last[1]
+            data = memoryview(f.read())
+        head = len(FORMAT) + 1
+        if data[:head] != FORMAT.encode() + b"\n":
+            return None
+        (n,) = struct.unpack_from("<Q", data, head)
+        table = struct.unpack_from(f"<{2 * n}Q", data, head + 8)
+        body = data[head + 8 + 16 * n:]
+        ends = table[0::2]
+        if len(body) != (ends[-1] if ends else 0):
+            return None
+        frames = [_Frame(body[start:end], crc) for start, end, crc in zip((0, *ends), ends, table[1::2])]
+        _last_read.clear()
+        _last_read[file] = (identity, frames)
+        return frames
+    except Exception:           # a broken entry is no entry, whatever broke in it
+        return None
+
+
+# Model entries, frame by frame: a header (stamp, each unit's files, the model's files, the
+# number of base frames, each unit's facts_digest); the model: its fields but functions, edges and
+# arguments, then those of each file (a function's place, a call's caller's); the merge state
+# (build.Merge but its units and model); the base (every unit's facts, equal facts one object, a
+# frame for every _BASE_UNITS units); then one frame for each unit whose facts changed since the
+# base was written: (index, facts).  An edit writes the model's frames of the files it changed and
+# its unit's frame, and copies the others; past a few such units, the base is written again.  No
+# frame takes long to read: a reader in a thread of its own can be stopped between two.
+
+_MODEL_BY_FILE = ("functions", "edges", "arguments")
+_BASE_UNITS = 16
+_UNREAD = object()
+
+
+def _overlay_limit(units: int) -> int:
+    return max(8, units // 8)
+
+
+def _model_frames(model) -> tuple[dict, dict[str, tuple]]:
+    """A model as its frames: its other fields, and each file's (functions, edges, arguments)."""
+    fmap = model.function_map
+    rest = {name: getattr(model, name) for name in model.__dataclass_fields__ if name not in _MODEL_BY_FILE}
+    by_file: dict[str, tuple[list, list, list]] = {}
+    for f in model.functions:
+        by_file.setdefault(f.location.file, ([], [], []))[0].append(f)
+    for e in model.edges:
+        by_file.setdefault(fmap[e.caller].location.file, ([], [], []))[1].append(e)
+    for a in model.arguments:
+        by_file.setdefault(fmap[a.caller].location.file, ([], [], []))[2].append(a)
+    return rest, {file: tuple(map(tuple, by_file[file])) for file in sorted(by_file)}
+
+
+def _model_of_frames(rest: dict, by_file: dict[str, tuple]):
+    """The model _model_frames took apart, in its order: functions and edges are sorted by place
+    (file first), arguments by caller, place and index."""
+    from ..model import ProgramModel
+    groups = list(by_file.values())
+    arguments = sorted((a for g in groups for a in g[2]), key=lambda a: (a.caller, a.location, a.index))
+    return ProgramModel(**rest, functions=tuple(f for g in groups for f in g[0]),
+                        edges=tuple(e for g in groups for e in g[1]), arguments=tuple(arguments))
+
+
+class _Stopped(Exception):
+    """Reading an entry was stopped (Entry.stop)."""
+
+
+class Entry:
+    """A program's model entry as read: its header at once, the model and the merge state when
+    asked for (None when they cannot be read)."""
+
+    def __init__(self, frames: list[_Frame], stamp: str, deps: tuple, files: tuple, bases: int,
+                 digests: tuple):
+        self.frames = frames
+        self.stamp = stamp
+        self.deps = deps            # per unit: the files whose change makes its facts stale
+        self.files = files          # the model's files, a frame each
+        self.digests = digests      # per unit: the facts_digest of its facts
+        self._model = _UNREAD
+        self._stopped = False
+        self.rest: tuple = ()       # the model's other fields, and their frame
+        self.by_file: dict = {}     # file -> (functions, edges, arguments), and their frame
+        self.state = None           # the merge state, once read
+        self.base: tuple = ()       # the units' facts of the base frames
+        self.base_frames = frames[3 + len(files):3 + len(files) + bases]
+        self.overlay: dict = {}     # index -> (facts, frame) of the units written since
+
+    def stale(self, seen: dict) -> list[int]:
+        """The units some file of which changed, by index."""
+        return [i for i, deps in enumerate(self.deps) if not unchanged(deps, seen)]
+
+    def current(self) -> bool:
+        """Whether no file of any unit changed."""
+        seen: dict = {}
+        return all(unchanged(deps, seen) for deps in self.deps)
+
+    def stop(self, stopped: bool = True) -> None:
+        """Makes the reading of the model or the merge state (in another thread) stop before its
+        next frame, until stop(False)."""
+        self._stopped = stopped
+
+    def _load(self, frame: _Frame):
+        if self._stopped:
+            raise _Stopped
+        return frame.load()
+
+    def model(self):
+        from ..model import ProgramModel
+        if self._model is _UNREAD:
+            try:
+                frames = self.frames[1:2 + len(self.files)]
+                rest = self._load(frames[0])
+                by_file = {file: self._load(frame) for file, frame in zip(self.files, frames[1:])}
+                model = _model_of_frames(rest, by_file)
+            except _Stopped:
+                return None
+            except Exception:
+                model = None
+            self._model = model if isinstance(model, ProgramModel) else None
+            if self._model is not None:
+                self.rest = (rest, frames[0])
+                self.by_file = {file: (g, frame) for (file, g), frame in zip(by_file.items(), frames[1:])}
+        return self._model
+
+    def merge(self, paths: list[str] | None = None):
+        """The merge state (build.Merge), or None; paths, when given, are those its units must
+        have, in order."""
+        from .build import Merge
+        from .unit import UnitFacts
+        model = self.model()
+        if model is None:
+            return None
+        try:
+            rest = self._load(self.frames[2 + len(self.files)])
+            base = tuple(u for frame in self.base_frames for u in self._load(frame))
+            units = list(base)
+            overlay = {}
+            for frame in self.frames[3 + len(self.files) + len(self.base_frames):]:
+                i, facts = self._load(frame)
+                units[i] = facts
+                overlay[i] = (facts, frame)
+            state = Merge(tuple(units), model, *rest)
+        except Exception:
+            return None
+        if not (len(units) == len(self.deps) and all(isinstance(u, UnitFacts) for u in units) and
+                (paths is None or [u.path for u in units] == list(paths)) and
+                isinstance(state.file_components, dict) and isinstance(state.function_diagnostics, dict) and
+                isinstance(state.frequencies, tuple) and len(state.frequencies) == 2):
+            return None
+        self.state, self.base, self.overlay = state, base, overlay
+        return state
+
+
+def read_model(key: str, units: int) -> Entry | None:
+    """The header of a program's model entry of so many units, or None."""
+    frames = _read(_model_file(key))
+    try:
+        stamp, deps, files, bases, digests = frames[0].load()
+    except Exception:
+        return None
+    if not (isinstance(stamp, str) and isinstance(deps, tuple) and len(deps) == units and
+            all(isinstance(d, list) for d in deps) and isinstance(files, tuple) and isinstance(bases, int) and
+            isinstance(digests, tuple) and len(digests) == units and len(frames) >= 3 + len(files) + bases):
+        return None
+    return Entry(frames, stamp, deps, files, bases, digests)
+
+
+_SHARED = ("functions", "globals", "structs", "calls", "indirect", "taken", "flows", "refs",
+           "arguments", "param_uses", "returned", "deps", "diagnostics")
+
+
+def _deps_header(deps: list, previous: Entry | None = None) -> tuple[list, ...]:
+    """Each unit's files, for a header: a file every unit read is one object, stored once.  The
+    lists previous's header holds already are; a new one is made so by its unit's old list."""
+    shared: dict = {}
+    out = []
+    for i, unit_deps in enumerate(deps):
+        old = previous.deps[i] if previous is not None else None
+        if unit_deps is not old:
+            table = {d: d for d in old} if old is not None else shared
+            unit_deps = [table.setdefault(d, d) for d in unit_deps]
+        out.append(unit_deps)
+    return tuple(out)
+
+
+def _share(units) -> None:
+    """Makes equal facts of the units one object (the declarations of a header every unit
+    includes, the files every unit read), so that a base stores and loads them once."""
+    table: dict = {}
+    for u in units:
+        for name in _SHARED:
+            setattr(u, name, [table.setdefault(x, x) for x in getattr(u, name)])
+
+
+_stamps: dict[str, str] = {}      # program key -> the stamp of the model analysed in this process
+
+
+def loaded(key: str, stamp: str) -> None:
+    """Records that this process analysed the program to the model of the entry of this stamp."""
+    _stamps[key] = stamp
+
+
+def _same_frame(value, previous: tuple | None):
+    """previous's frame when it holds a value equal to this one (the same objects, mostly: a
+    function no edit touched is the previous model's), else the value, to pickle."""
+    return previous[1] if previous is not None and previous[0] == value else value
+
+
+def store_model(key: str, merge, previous: Entry | None = None, deps: list | None = None,
+                then=None) -> None:
+    """Writes a program's model entry (from a forked child): the merge's.  previous, the entry whose
+    merge state it reused, lends its frames: those of the model's files whose functions, calls and
+    arguments did not change, its base, and those of units that did not change.  When the merge
+    made the very same model object (build.merge returns the previous model when nothing in it
+    changed), what was made of it holds still: the entry keeps previous's stamp.  deps,
+    per unit, are the files whose change makes its facts stale (by default the files it read).
+    then(), when given, is more to write, after the entry by the same child (a unit's own entry).
+    A unit with no files to watch (one that could not be read) is never cached, nor a model of it."""
+    if any(not d for d in ([u.deps for u in merge.units] if deps is None else deps)):
+        _stamps.pop(key, None)
+        if then is not None:
+            in_background(then)
+        return
+    if previous is None or previous.state is None:
+        previous = None
+    same = previous is not None and merge.model is previous.state.model
+    stamp = previous.stamp if same else os.urandom(8).hex()
+    _stamps[key] = stamp
+
+    def write():
+        from ..atomic import write_bytes
+        units = merge.units
+        rest = (merge.file_components, merge.function_diagnostics, merge.frequencies)
+        overlay = []
+        if previous is not None:
+            for i, u in enumerate(units):
+                if u is not previous.base[i]:
+                    old = previous.overlay.get(i)
+                    overlay.append(old[1] if old is not None and old[0] is u else (i, u))
+        if previous is None or len(overlay) > _overlay_limit(len(units)):
+            _share(units)
+            base = [units[i:i + _BASE_UNITS] for i in range(0, len(units), _BASE_UNITS)]
+            overlay = []
+        else:
+            base = previous.base_frames
+        model_rest, by_file = _model_frames(merge.model)
+        model = [_same_frame(model_rest, previous.rest if previous is not None else None)]
+        for file, group in by_file.items():
+            model.append(_same_frame(group, previous.by_file.get(file) if previous is not None else None))
+        digests = tuple(previous.digests[i] if previous is not None and u is previous.state.units[i]
+                        else facts_digest(u) for i, u in enumerate(units))
+        header = (stamp, _deps_header([u.deps for u in units] if deps is None else deps, previous),
+                  tuple(by_file), len(base), digests)
+        try:
+            write_bytes(_model_file(key), _pack([header, *model, rest, *base, *overlay]), make_dirs=True)
+        finally:
+            if then is not None:
+                then()
+
+    in_background(write, _model_file(key))
+    # The entry read is kept until the next one is written: freeing what it holds (the merge state,
+    # hundreds of thousands of objects) would cost an edit's run a tenth of its time, and a
+    # command's process ends without freeing anything (cli.console).
+    global _kept
+    _kept = previous
+
+
+_kept: Entry | None = None
+
+
+def keep_model(key: str, entry: Entry, deps: list) -> None:
+    """Writes a program's model entry again as it is but for the files each unit read (deps): what
+    its units say of the program did not change (their facts_digest), and so neither did its
+    model, nor anything made of it (its stamp stays).  A few frames copied: written here."""
+    from ..atomic import write_bytes
+    header = (entry.stamp, _deps_header(deps, entry), entry.files, len(entry.base_frames), entry.digests)
+    try:
+        write_bytes(_model_file(key), _pack([header, *entry.frames[1:]]), make_dirs=True)
+    except OSError:
+        pass
+    _stamps[key] = entry.stamp
+
+
+# Result entries.
+
+def load_result(key: str, units: int, what: tuple):
+    """What was stored for `what` from the program's current model, or None: the result entry
+    must name the model entry's stamp, and every file of that entry must be unchanged."""
+    try:
+        stamp, value = _read(_result_file(key, what))[0].load()
+    except Exception:
+        return None
+    entry = read_model(key, units)
+    if entry is None or entry.stamp != stamp or not entry.current():
+        return None
+    return value
+
+
+def result_of_model(key: str, what: tuple):
+    """What was stored for `what` from the model this process analysed the program to (its stamp),
+    or None."""
+    stamp = _stamps.get(key)
+    try:
+        made_from, value = _read(_result_file(key, what))[0].load()
+    except Exception:
+        return None
+    return value if stamp is not None and made_from == stamp else None
+
+
+def store_result(key: str, what: tuple, value) -> None:
+    """Stores value for `what` from the model this process analysed the program to (nothing when
+    it did not, or its model is not cached)."""
+    stamp = _stamps.get(key)
+    if stamp is None:
+        return
+    from ..atomic import write_bytes
+    try:        # here: a result is written sooner than a child would be forked
+        write_bytes(_result_file(key, what), _pack([(stamp, value)]), make_dirs=True)
+    except OSError:
+        pass
+
+
+# Writing in the background.
+
+_writers: list[tuple[int, str | None]] = []     # children writing entries, and which, not yet waited for
+
+
+def in_background(write, file: str | None = None) -> None:
+    """Runs write() in a forked child, so that its pickling overlaps what this process does next
+    (or here, when it cannot fork); file, the entry it writes, if one.  A cache that cannot be
+    written only costs time: write() reports nothing."""
+    try:
+        pid = os.fork()
+    except OSError:
+        pid = -1
+    if pid <= 0:
+        try:
+            write()
+        except Exception:
+            pass
+        finally:
+            if pid == 0:
+                os._exit(0)
+        return
+    _writers.append((pid, file))
+
+
+def wait(file: str | None = None) -> None:
+    """Waits for the entries this process is writing: every one, or the one of this file."""
+    for pid, written in list(_writers):
+        if file is None or written == file:
+            _writers.remove((pid, written))
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+
+atexit.register(wait)

@@ -1,0 +1,182 @@
+"""The analyzer's caches (qtool/analyzer/cache.py): a run that reuses them prints exactly what a
+run on an empty cache prints, after any edit; it reuses them (parses and merges only what an edit
+touched, and a run where nothing changed analyses nothing); a broken entry is ignored."""
+
+import os
+import shutil
+
+import pytest
+
+from qtool.analyzer import build, cache, unit
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KVSTORE = os.path.join(ROOT, "samples", "kvstore")
+
+# -j 1: the units are parsed in this process, where they are counted.
+COMMANDS = {
+    "analyze-json": ("analyze", "-j", "1", "--format", "json"),
+    "analyze-text": ("analyze", "-j", "1"),
+    "analyze-sarif": ("analyze", "-j", "1", "--format", "sarif"),
+    "check-json": ("check", "-j", "1", "--plan", "plans/isolate-cache.yaml", "--format", "json"),
+    "check-text": ("check", "-j", "1", "--plan", "plans/isolate-all.yaml"),
+}
+
+
+def replace(path, old, new):
+    with open(path) as f:
+        text = f.read()
+    assert old in text, (path, old)
+    with open(path, "w") as f:
+        f.write(text.replace(old, new, 1))
+
+
+# Edits of the kvstore sample: (file, text replaced, replacement).
+STATS_PROBE = ("\nint stats_probe(void)\n{\n    char b[8];\n    return store_get(\"k\", b, sizeof b);\n}\n"
+               "int probe_count;\n")
+EDITS = {
+    # Inside a comment: the unit is parsed again, the model stays as it was.
+    "comment": [("cache.c", "KVSTORE_CACHE_RACE=1 in", "KVSTORE_CACHE_RACE=2 in")],
+    # Every later line of the file moves.
+    "lines": [("cache.c", "QPM_FILE_COMPONENT(cache);\n", "QPM_FILE_COMPONENT(cache);\n\n\n")],
+    # A new function, a new global, a new call that crosses a boundary.
+    "function": [("stats.c", "    return len;\n}\n", "    return len;\n}\n" + STATS_PROBE)],
+    # A function goes.
+    "removed": [("stats.c", "void stats_count(int what)", "static void stats_count_gone(int what)")],
+    # A header every unit includes: an annotation removed, so diagnostics change.
+    "header": [("kvstore.h", "int store_del(const char *key QPM_STRING);", "int store_del(const char *key);")],
+    # A file's default component.
+    "component": [("stats.c", "QPM_FILE_COMPONENT(stats);", "QPM_FILE_COMPONENT(counters);")],
+    # Two units at once.
+    "two": [("stats.c", "    return len;\n}\n", "    return len;\n}\n" + STATS_PROBE),
+            ("cache.c", "QPM_FILE_COMPONENT(cache);\n", "QPM_FILE_COMPONENT(cache);\n\n")],
+}
+
+
+@pytest.fixture
+def program(tmp_path):
+    """A copy of the kvstore sample."""
+    src = tmp_path / "kvstore"
+    shutil.copytree(KVSTORE, src, ignore=shutil.ignore_patterns("build", ".*"))
+    return src
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Counts the units parsed and the merges and model loads made, for each run."""
+    counts = {"parsed": 0, "merged": 0, "models": 0}
+    parse, merge, model = unit.parse_unit, build.merge, cache.Entry.model
+
+    def counting(name, real):
+        def wrapper(*args, **kwargs):
+            counts[name] += 1
+            return real(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(unit, "parse_unit", counting("parsed", parse))
+    monkeypatch.setattr(build, "merge", counting("merged", merge))
+    monkeypatch.setattr(cache.Entry, "model", counting("models", model))
+    return counts
+
+
+def cold(qtool, monkeypatch, tmp_path, args, cwd):
+    """What the command prints with an empty cache (the compiled walker kept)."""
+    warm = os.environ["QPM_CACHE_DIR"]
+    empty = tmp_path / f"cold-{len(os.listdir(tmp_path))}"
+    empty.mkdir()
+    for name in os.listdir(warm):
+        if name.startswith("walker-"):
+            shutil.copy(os.path.join(warm, name), empty)
+    monkeypatch.setenv("QPM_CACHE_DIR", str(empty))
+    try:
+        return qtool(*args, cwd=cwd)
+    finally:
+        cache.wait()
+        monkeypatch.setenv("QPM_CACHE_DIR", warm)
+
+
+@pytest.mark.parametrize("command,edit", [("analyze-json", e) for e in sorted(EDITS)] +
+                         [(c, e) for c in sorted(COMMANDS) if c != "analyze-json" for e in ("comment", "function", "header")])
+def test_a_warm_run_prints_what_a_cold_run_prints(qtool, monkeypatch, tmp_path, program, counted, edit, command):
+    monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path / "cache"))
+    args = COMMANDS[command]
+    first = qtool(*args, cwd=program)
+    assert first[0] in (0, 1) and "Traceback" not in first[2]
+    assert counted["parsed"] == 5
+
+    # Nothing changed: the result is the remembered one; nothing is parsed, merged or loaded.
+    counted.update(parsed=0, merged=0, models=0)
+    assert qtool(*args, cwd=program) == first
+    assert counted == {"parsed": 0, "merged": 0, "models": 0}
+
+    for name, old, new in EDITS[edit]:
+        replace(program / name, old, new)
+    counted.update(parsed=0, merged=0, models=0)
+    edited = qtool(*args, cwd=program)
+    touched = 5 if edit == "header" else len(EDITS[edit])
+    # An edit inside a comment leaves what the unit says: it is parsed again, nothing is merged.
+    assert counted["parsed"] == touched and counted["merged"] == (edit != "comment")
+    again = qtool(*args, cwd=program)
+    assert again == edited
+    assert edited == cold(qtool, monkeypatch, tmp_path, args, program)
+    if edit == "comment" or command == "analyze-json":
+        assert (edited == first) == (edit == "comment")
+
+
+def test_an_edit_that_leaves_the_model_reuses_the_result(qtool, monkeypatch, tmp_path, program):
+    """Only the edited unit is parsed again; the checks and the output are not made again."""
+    import qtool.output as output
+    monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path / "cache"))
+    first = qtool("analyze", "--format", "json", cwd=program)
+    rendered = []
+    real = output.model_json
+    monkeypatch.setattr(output, "model_json", lambda *a, **k: rendered.append(1) or real(*a, **k))
+    replace(program / "cache.c", "KVSTORE_CACHE_RACE=1 in", "KVSTORE_CACHE_RACE=2 in")
+    assert qtool("analyze", "--format", "json", cwd=program) == first
+    assert rendered == []
+    replace(program / "cache.c", "QPM_FILE_COMPONENT(cache);\n", "QPM_FILE_COMPONENT(cache);\n\n")
+    moved = qtool("analyze", "--format", "json", cwd=program)
+    assert rendered == [1] and moved != first
+
+
+def test_an_edit_undone_and_units_added_and_removed(qtool, monkeypatch, tmp_path, program):
+    monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path / "cache"))
+    args = COMMANDS["analyze-json"]
+    first = qtool(*args, cwd=program)
+    path = program / "stats.c"
+    original = path.read_text()
+    replace(path, "    return len;\n}\n", "    return len;\n}\n" + STATS_PROBE)
+    assert qtool(*args, cwd=program) != first
+    path.write_text(original)
+    assert qtool(*args, cwd=program) == first
+    (program / "extra.c").write_text('#include "kvstore.h"\nint extra(void) { return store_del("x"); }\n')
+    added = qtool(*args, cwd=program)
+    assert added == cold(qtool, monkeypatch, tmp_path, args, program)
+    (program / "extra.c").unlink()
+    assert qtool(*args, cwd=program) == first
+
+
+CORRUPTIONS = {
+    "truncated": lambda data: data[:len(data) // 2],
+    "byte flipped": lambda data: data[:len(data) // 2] + bytes([data[len(data) // 2] ^ 0x20]) + data[len(data) // 2 + 1:],
+    "empty": lambda data: b"",
+    "garbage": lambda data: os.urandom(len(data)),
+    "another version": lambda data: data.replace(cache.FORMAT.encode(), b"qtool-cache/0", 1),
+    "a pickle of something else": lambda data: __import__("pickle").dumps({"not": "an entry"}),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CORRUPTIONS))
+@pytest.mark.parametrize("where", ["units", "models", "results"])
+def test_a_broken_entry_is_ignored(qtool, monkeypatch, tmp_path, program, where, kind):
+    monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path / "cache"))
+    args = COMMANDS["analyze-json"]
+    first = qtool(*args, cwd=program)
+    replace(program / "stats.c", "    return len;\n}\n", "    return len;\n}\n" + STATS_PROBE)
+    expected = cold(qtool, monkeypatch, tmp_path, args, program)
+    directory = tmp_path / "cache" / where
+    entries = sorted(directory.iterdir())
+    assert entries
+    for entry in entries:
+        entry.write_bytes(CORRUPTIONS[kind](entry.read_bytes()))
+    assert qtool(*args, cwd=program) == expected != first
+    assert qtool(*args, cwd=program) == expected       # and the entries written again are good
