@@ -174,8 +174,31 @@ void qrt__report_dir(char *out, size_t cap);           /* creates it */
 void qrt__report_dir_name(char *out, size_t cap);      /* only names it */
 void qrt__json_string(FILE *f, const char *s);      /* a JSON string literal, or null */
 void qrt__stats_start(const struct qrt_program *p);
-int qrt__stats_timed(void);
+/* Whether this call is one of the sampled ones, timed: one in QRT_STATS_SAMPLE per thread, from
+ * an offset of the thread's own (stats.c), given at its first call. */
+#define QRT_STATS_SAMPLE 64u
+extern __thread unsigned qrt__stats_tick;
+int qrt__stats_timed_slow(void);
+static inline int qrt__stats_timed(void)
+{
+    return ++qrt__stats_tick % QRT_STATS_SAMPLE == 0 && qrt__stats_timed_slow();
+}
 long long qrt__stats_clock(void);
+/* One crossing edge's figures in the calling thread's own block (stats.c). */
+struct qrt__counter {
+    _Atomic uint64_t calls, faulted, bytes, timed_calls, timed_ns;
+};
+/* The calling thread's counter of the edge (caller -> function), or NULL (out of memory, or no
+ * such edge). */
+struct qrt__counter *qrt__stats_counter(int caller, uint32_t function);
+/* Adds v (mod 2^64: a negative amount takes back) to a counter of this thread's own block.  A
+ * block has one writer at a time (it changes hands under stats.c's lock), so a plain load and
+ * store do: no locked instruction on the call path.  The writer thread reads the counters with
+ * atomic loads and may see a sum a call old, or a call in flight already counted. */
+static inline void qrt__stats_add(_Atomic uint64_t *x, uint64_t v)
+{
+    atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + v, memory_order_relaxed);
+}
 void qrt__stats_count(int caller, uint32_t function, size_t bytes, long long ns);
 void qrt__stats_faulted(int caller, uint32_t function);     /* a call attempt that faulted */
 long long qrt__now_ms(void);

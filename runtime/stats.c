@@ -40,20 +40,15 @@
 
 #include "qrt_internal.h"
 
-#define QRT_STATS_SAMPLE 64u
 #define QRT_STATS_STRIDE 7u                 /* coprime with QRT_STATS_SAMPLE */
 #define QRT_STATS_INTERVAL_MS 10000LL       /* QPM_STATS_INTERVAL_S unset or invalid */
 #define QRT_STATS_INTERVAL_MIN_MS 10LL
 #define QRT_STATS_INTERVAL_MAX_MS (1000LL * 86400 * 365)
 
-struct counter {
-    _Atomic uint64_t calls, faulted, bytes, timed_calls, timed_ns;
-};
-
 struct block {
     struct block *next;
     int owned;                     /* a live thread counts into it (under blocks_lock) */
-    struct counter *counters;      /* [ndomains][nfunctions] */
+    struct qrt__counter *counters;  /* [ndomains][nfunctions] */
 };
 
 static const struct qrt_program *program;
@@ -64,7 +59,8 @@ static pthread_mutex_t blocks_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t thread_end;
 static int have_thread_end;
 static __thread struct block *mine;
-static __thread unsigned tick;
+/* Starts one short of a sample, so that a thread's first call registers it (qrt__stats_timed). */
+__thread unsigned qrt__stats_tick = QRT_STATS_SAMPLE - 1;
 static __thread int seeded;
 
 /* The run: fixed at start, the same for every write. */
@@ -107,7 +103,7 @@ static void register_thread(void)
     if (b)
         b->owned = 1;
     pthread_mutex_unlock(&blocks_lock);
-    tick = (offset_base + seq * QRT_STATS_STRIDE) % QRT_STATS_SAMPLE;
+    qrt__stats_tick = (offset_base + seq * QRT_STATS_STRIDE) % QRT_STATS_SAMPLE;
     seeded = 1;
     if (!b) {
         b = calloc(1, sizeof *b);
@@ -129,8 +125,10 @@ static void register_thread(void)
         pthread_setspecific(thread_end, b);
 }
 
-static struct counter *counter(int caller, uint32_t function)
+struct qrt__counter *qrt__stats_counter(int caller, uint32_t function)
 {
+    if (!program || caller < 0 || caller >= program->ndomains || function >= program->nfunctions)
+        return NULL;
     if (!mine)
         register_thread();
     if (!mine)
@@ -138,13 +136,14 @@ static struct counter *counter(int caller, uint32_t function)
     return &mine->counters[(size_t)caller * program->nfunctions + function];
 }
 
-int qrt__stats_timed(void)
+int qrt__stats_timed_slow(void)
 {
     if (!program)
         return 0;
-    if (!seeded)
-        register_thread();
-    return ++tick % QRT_STATS_SAMPLE == 0;
+    if (seeded)
+        return 1;
+    register_thread();
+    return ++qrt__stats_tick % QRT_STATS_SAMPLE == 0;
 }
 
 long long qrt__stats_clock(void)
@@ -154,38 +153,26 @@ long long qrt__stats_clock(void)
     return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
-/* Adds to a counter of this thread's own block.  A block has one writer at a time (it changes
- * hands under blocks_lock), so a plain load and store do: no locked instruction on the call
- * path.  The writer thread reads the counters with atomic loads and may see a sum a call old. */
-static inline void bump(_Atomic uint64_t *x, uint64_t v)
-{
-    atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + v, memory_order_relaxed);
-}
-
 void qrt__stats_count(int caller, uint32_t function, size_t bytes, long long ns)
 {
-    if (!program || caller < 0 || caller >= program->ndomains || function >= program->nfunctions)
-        return;
-    struct counter *c = counter(caller, function);
+    struct qrt__counter *c = qrt__stats_counter(caller, function);
     if (!c)
         return;
-    bump(&c->calls, 1);
-    bump(&c->bytes, bytes);
+    qrt__stats_add(&c->calls, 1);
+    qrt__stats_add(&c->bytes, bytes);
     if (ns >= 0) {
-        bump(&c->timed_calls, 1);
-        bump(&c->timed_ns, (uint64_t)ns);
+        qrt__stats_add(&c->timed_calls, 1);
+        qrt__stats_add(&c->timed_ns, (uint64_t)ns);
     }
 }
 
 void qrt__stats_faulted(int caller, uint32_t function)
 {
-    if (!program || caller < 0 || caller >= program->ndomains || function >= program->nfunctions)
-        return;
-    struct counter *c = counter(caller, function);
+    struct qrt__counter *c = qrt__stats_counter(caller, function);
     if (!c)
         return;
-    bump(&c->calls, 1);
-    bump(&c->faulted, 1);
+    qrt__stats_add(&c->calls, 1);
+    qrt__stats_add(&c->faulted, 1);
 }
 
 static void iso_time(char *out, size_t cap, const char *format, time_t t)
@@ -407,7 +394,7 @@ void qrt__stats_start(const struct qrt_program *p)
     iso_time(stamp, sizeof stamp, "%Y%m%dT%H%M%S", now.tv_sec);
     qrt__report_dir_name(dir, sizeof dir);
     snprintf(run_path, sizeof run_path, "%s/stats-%s-%ld.json", dir, stamp, (long)run_pid);
-    offset_base = mix((uint64_t)now.tv_nsec ^ ((uint64_t)run_pid << 32) ^ (uint64_t)(uintptr_t)&tick);
+    offset_base = mix((uint64_t)now.tv_nsec ^ ((uint64_t)run_pid << 32) ^ (uint64_t)(uintptr_t)&qrt__stats_tick);
     have_thread_end = pthread_key_create(&thread_end, release_block) == 0;
     program = p;
     atexit(write_final);
