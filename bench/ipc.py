@@ -9,12 +9,15 @@ whose srv component is isolated by the SCons tool), runs every measurement --rep
 interleaved, and prints medians and the targets' ratios.  Exits 0 whatever the numbers.
 
 --against REV compares the generated null call of this tree with that of git revision REV (its
-qtool and runtime, exported with `git archive`): both builds of bench's program, run in turns
-beside a spin ping-pong, --rounds times, once as split.yaml builds it and once with a
-call_timeout_ms (the watchdog's per-call work).  On a shared machine the samples spread two-moded
-(both threads spinning on two cores, or not), so it prints the best five, the quartiles, how many
-runs were fast (within 1.5 times the best of both builds), and a bootstrap interval of the ratio
-of the medians.
+qtool and runtime, exported with `git archive`), both built from this tree's calibration driver,
+run in turns, --rounds times, once as split.yaml builds it and once with a call_timeout_ms (the
+watchdog's per-call work), plus the bulk call.  Calls are timed in the steady state: each run
+calls for 50 ms first, then times 15 windows of 10,000 calls (bulk: 1,000).  On a shared virtual machine a
+run's speed depends on where the host runs its two cores at the time (the same run of the same
+program takes 120 ns a call or 450), so what compares the code is each run's fastest window: the
+median of the ratios of runs made one after the other, and the same for the rounds where both
+runs were fast (or both slow), with how often each build's runs were fast.  The median windows
+spread with the host and are shown beside them.
 """
 
 from __future__ import annotations
@@ -35,11 +38,16 @@ HERE = os.path.join(ROOT, "bench", "ipc")
 SCONS = os.path.join(os.path.dirname(sys.executable), "scons")
 
 
-def measure(cmd: list[str]) -> float:
+def run_driver(cmd: list[str]) -> list[float]:
+    """The numbers a driver run prints after its mode's name."""
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if out.returncode != 0:
         raise SystemExit(f"bench/ipc.py: {' '.join(cmd)} failed: {out.stderr.strip()}")
-    return float(out.stdout.split()[1])
+    return [float(x) for x in out.stdout.split()[1:]]
+
+
+def measure(cmd: list[str]) -> float:
+    return run_driver(cmd)[0]
 
 
 WATCHDOG_PLAN = """version: 1
@@ -55,6 +63,9 @@ def build_prog(tree: str, tmp: str, name: str, plan: str | None = None) -> str:
     by its own split.yaml or by the plan text given."""
     prog = os.path.join(tmp, name)
     shutil.copytree(os.path.join(tree, "qtool", "calibrate"), prog)
+    # This tree's driver for every build: the same program, so only the generated code and the
+    # runtime differ (the driver is not part of what a revision ships across the boundary).
+    shutil.copy(os.path.join(ROOT, "qtool", "calibrate", "driver.c"), os.path.join(prog, "driver.c"))
     stem = "split"
     if plan is not None:
         stem = "given"
@@ -65,14 +76,12 @@ def build_prog(tree: str, tmp: str, name: str, plan: str | None = None) -> str:
     return os.path.join(prog, "build", stem, "ipc")
 
 
-def median_ratio_interval(new: list[float], old: list[float], draws: int = 2000) -> tuple[float, float]:
-    """A 90% bootstrap interval of median(new) / median(old): how far the samples let the ratio
-    of the medians move (resampling each build's runs with replacement, fixed seed)."""
+def paired_interval(ratios: list[float], draws: int = 2000) -> tuple[float, float]:
+    """A 90% bootstrap interval of the median of paired ratios (fixed seed)."""
     import random
     rng = random.Random(1)
-    ratios = sorted(statistics.median(rng.choices(new, k=len(new))) / statistics.median(rng.choices(old, k=len(old)))
-                    for _ in range(draws))
-    return ratios[int(0.05 * draws)], ratios[int(0.95 * draws) - 1]
+    meds = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(draws))
+    return meds[int(0.05 * draws)], meds[int(0.95 * draws) - 1]
 
 
 def against(rev: str, rounds: int) -> int:
@@ -84,49 +93,60 @@ def against(rev: str, rounds: int) -> int:
         if archive.returncode != 0:
             raise SystemExit(f"bench/ipc.py: git archive {rev}: {archive.stderr.decode().strip()}")
         subprocess.run(["tar", "-x", "-C", old_tree], input=archive.stdout, check=True)
-        pingpong = os.path.join(tmp, "pingpong")
-        subprocess.run(["gcc", "-O2", "-std=c11", os.path.join(HERE, "pingpong.c"), "-o", pingpong], check=True)
-        pairs = [("null call", None, "null", "100000"),
-                 ("null call, call_timeout_ms 2000", WATCHDOG_PLAN, "null", "100000"),
-                 ("4 KiB in + 8 KiB out", None, "bulk", "20000")]
-        runs = {"spin ping-pong": [pingpong, "spin", "100000"]}
-        progs: dict[tuple[str, bool], str] = {}
-        for label, plan, mode, count in pairs:
-            for here, tree, side in ((False, old_tree, f"at {rev}"), (True, ROOT, "here")):
+        # (label, plan, driver arguments): the null calls are timed in windows, the bulk call whole.
+        pairs = [("null call", None, ["null-windows", "10000"]),
+                 ("null call, call_timeout_ms 2000", WATCHDOG_PLAN, ["null-windows", "10000"]),
+                 ("4 KiB in + 8 KiB out", None, ["bulk-windows", "1000"])]
+        sides = ((False, old_tree, f"at {rev}"), (True, ROOT, "here"))
+        progs: dict[tuple[str | None, bool], str] = {}
+        runs: dict[str, list[str]] = {}
+        for label, plan, args in pairs:
+            for here, tree, side in sides:
                 if (plan, here) not in progs:
                     progs[plan, here] = build_prog(tree, tmp, f"{'new' if here else 'old'}-{len(progs)}", plan)
-                runs[f"{label} {side}"] = [progs[plan, here], mode, count]
-        samples: dict[str, list[float]] = {k: [] for k in runs}
-        for _ in range(rounds):
-            for name, cmd in runs.items():
-                samples[name].append(measure(cmd))
+                runs[f"{label} {side}"] = [progs[plan, here], *args]
+        best: dict[str, list[float]] = {k: [] for k in runs}      # each run's fastest window
+        typical: dict[str, list[float]] = {k: [] for k in runs}   # each run's median window
+        for r in range(rounds):
+            for label, _, args in pairs:
+                # Each pair's two builds run one after the other, in turns first.
+                for _, _, side in (sides if r % 2 == 0 else sides[::-1]):
+                    name = f"{label} {side}"
+                    out = run_driver(runs[name])
+                    typical[name].append(out[0])
+                    best[name].append(out[1])
     print(f"null call against {rev} (bench/ipc.py)")
     print(f"command:  {' '.join([os.path.relpath(sys.executable, ROOT), 'bench/ipc.py', *sys.argv[1:]])}")
     print(f"machine:  {os.cpu_count()} cores, {cpu_model()}, Linux {platform.release()}")
     print(f"load:     {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min, at the end)")
-    print(f"rounds:   {rounds} (interleaved), 100000 calls a run (bulk: 20000)\n")
-    spin = statistics.median(sorted(samples["spin ping-pong"])[:5])
-    # A run is fast when both threads spun on two cores the whole time: within 1.5 times the best
-    # run of either build.  The share of fast runs shows which mode a build falls into.
-    print(f"{'measurement':<44}{'median':>9}{'q1':>9}{'q3':>9}  fast  best five (ns/call)")
-    for name, v in samples.items():
-        q = statistics.quantiles(v, n=4)
-        fast = sum(x <= 1.5 * min(v) for x in v) if name == "spin ping-pong" else None
-        if name != "spin ping-pong":
-            label = name.rsplit(" at ", 1)[0] if f" at {rev}" in name else name[:-len(" here")]
-            best = min(min(samples[f"{label} at {rev}"]), min(samples[f"{label} here"]))
-            fast = sum(x <= 1.5 * best for x in v)
-        best5 = ", ".join(f"{x:.1f}" for x in sorted(v)[:5])
-        print(f"{name:<44}{statistics.median(v):>9.1f}{q[0]:>9.1f}{q[2]:>9.1f}  {fast:>4}  {best5}")
+    print(f"rounds:   {rounds} (interleaved); a run: 50 ms of calls, then 15 windows of 10,000 calls "
+          f"(bulk: 1,000)\n")
+    print(f"{'ns per call, fastest window of a run':<44}{'min':>8}{'q1':>8}{'median':>8}{'q3':>8}"
+          f"   median window: q1, median, q3")
+    for name in runs:
+        b, t = best[name], typical[name]
+        qb, qt = statistics.quantiles(b, n=4), statistics.quantiles(t, n=4)
+        mid = f"{qt[0]:8.1f}{statistics.median(t):8.1f}{qt[2]:8.1f}"
+        print(f"{name:<44}{min(b):>8.1f}{qb[0]:>8.1f}{statistics.median(b):>8.1f}{qb[2]:>8.1f}   {mid}")
     print()
-    for label, *_ in pairs:
-        old, new = samples[f"{label} at {rev}"], samples[f"{label} here"]
-        lo, hi = median_ratio_interval(new, old)
-        print(f"{label}: here / {rev}: best five {statistics.median(sorted(new)[:5]) / statistics.median(sorted(old)[:5]):.3f}, "
-              f"medians {statistics.median(new) / statistics.median(old):.3f} (90% interval {lo:.3f} to {hi:.3f})")
-    old, new = samples[f"null call at {rev}"], samples["null call here"]
-    print(f"null / spin, best five: {statistics.median(sorted(new)[:5]) / spin:.2f} here, "
-          f"{statistics.median(sorted(old)[:5]) / spin:.2f} at {rev}")
+    for label, _, args in pairs:
+        old, new = best[f"{label} at {rev}"], best[f"{label} here"]
+        paired = [n / o for n, o in zip(new, old)]
+        lo, hi = paired_interval(paired)
+        print(f"{label}: here / {rev}, fastest windows: paired median {statistics.median(paired):.3f} "
+              f"(90% interval {lo:.3f} to {hi:.3f}), here faster in {sum(x < 1 for x in paired)} of {len(paired)}")
+        # The host's two modes apart: a run is fast when its best window is within 1.2 times the
+        # best of both builds.  Rounds where both runs were fast, or both slow, compare like with
+        # like; how often each build was fast says whether one of them drops out of the fast mode.
+        floor = min(min(old), min(new))
+        fast = [(o, n) for o, n in zip(old, new) if max(o, n) <= 1.2 * floor]
+        slow = [(o, n) for o, n in zip(old, new) if min(o, n) > 1.2 * floor]
+        for mode, ps in (("both fast", fast), ("both slow", slow)):
+            if ps:
+                print(f"    {mode:<10} {len(ps):>3} rounds: medians {statistics.median(o for o, _ in ps):.1f} at {rev}, "
+                      f"{statistics.median(n for _, n in ps):.1f} here, paired {statistics.median(n / o for o, n in ps):.3f}")
+        print(f"    fast runs: {sum(o <= 1.2 * floor for o in old)} at {rev}, {sum(n <= 1.2 * floor for n in new)} here, "
+              f"of {len(old)}")
     return 0
 
 
