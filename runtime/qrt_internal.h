@@ -20,6 +20,8 @@
 #define QRT_CHANNEL_POLL_MS 1           /* a thread waiting for a free channel looks this often */
 #define QRT_SPIN_PROBE 256u             /* a thread that stopped spinning tries this much ... */
 #define QRT_SPIN_PROBE_EVERY 32u        /* ... once in this many waits */
+#define QRT_WAKE_PROBE_EVERY 128u       /* a caller that woke its peer spins for the answer ... */
+#define QRT_WAKE_PROBE_NS 200000LL      /* ... once in this many waits, for at most this long */
 #define QRT_YIELD_ROUNDS 8              /* sched_yield rounds between spinning and sleeping, at most */
 #define QRT_YIELD_SHORT_WAIT_NS 100000  /* a sleep shorter than this: yielding might have paid */
 #define QRT_SLEEP_CHECK_S 1             /* a sleeper looks at its peer's health this often */

@@ -58,6 +58,9 @@ static __thread unsigned tls_nesting;      /* nested calls this thread is servin
 static __thread unsigned tls_spin = QRT_SPIN_START;
 static __thread unsigned tls_probe;
 static __thread unsigned tls_yields = UINT_MAX;    /* yield rounds before sleeping; UINT_MAX: all */
+static __thread int tls_woke;      /* this thread's last post woke its peer from sleep */
+static __thread unsigned tls_wake_probe;
+static __thread long long tls_answer_ns = QRT_WAKE_PROBE_NS;  /* its last sleep for an answer */
 static pthread_key_t release_key;
 static pthread_once_t release_once = PTHREAD_ONCE_INIT;
 
@@ -132,8 +135,10 @@ static inline __attribute__((always_inline)) int post(struct qrt__chan *c, int s
             return -EPIPE;
     }
     uint32_t peer = side == QRT_SIDE_CALLER ? QRT_SLEEP_SERVER : QRT_SLEEP_CALLER;
-    if (atomic_load(&c->sleepers) & peer)
+    if (atomic_load(&c->sleepers) & peer) {
         futex(&c->state, FUTEX_WAKE, INT_MAX, NULL);
+        tls_woke = 1;
+    }
     return 0;
 }
 
@@ -271,7 +276,7 @@ static inline __attribute__((always_inline)) int wait_turn(struct qrt__chan *c, 
 {
     uint32_t want = side == QRT_SIDE_CALLER ? QRT_TO_CALLER : QRT_TO_SERVER;
     unsigned budget = tls_spin;
-    if (__builtin_expect(budget != 0, 1)) {
+    if (__builtin_expect(budget != 0 && !tls_woke, 1)) {
         for (unsigned i = 0; i < QRT_SPIN_FREE; i++) {
             if (atomic_load_explicit(&c->state, memory_order_acquire) == want) {
                 /* A quick answer is spinning that paid too: without this, only slow answers
@@ -294,10 +299,35 @@ __attribute__((noinline)) static int wait_slow(struct qrt__chan *c, uint32_t wan
         tls_waited = 1;
         atomic_fetch_add(&waiting_threads, 1);
     }
+    /* A peer this thread's message had to wake from sleep answers no sooner than the scheduler
+     * runs it (microseconds, tens of them where idle cores halt): spinning or yielding for it
+     * would only take a core that someone else can use, so the wait sleeps at once, but for the
+     * probes below.  Below saturation that is most waits, on both sides of a crossing. */
+    int woke = tls_woke;
+    tls_woke = 0;
+    if (woke && side == QRT_SIDE_CALLER && ++tls_wake_probe % QRT_WAKE_PROBE_EVERY == 0) {
+        /* Now and then a caller waits for the answer of the peer it woke, spinning as long as
+         * its last sleep for an answer took (at most QRT_WAKE_PROBE_NS).  Without it, two
+         * threads that each wake the other from sleep stay so: each spins only when the other
+         * is awake, and neither ever is.  A caller that catches the answer makes its next call
+         * while the serving thread still waits for it (yielding, or spinning), and from there
+         * both spin again. */
+        long long span = tls_answer_ns < QRT_WAKE_PROBE_NS ? tls_answer_ns : QRT_WAKE_PROBE_NS;
+        long long until = qrt__stats_clock() + span;
+        do {
+            for (unsigned i = 0; i < QRT_SPIN_FREE; i++) {
+                if (atomic_load_explicit(&c->state, memory_order_acquire) == want) {
+                    tls_spin = more_spin(tls_spin);
+                    return 0;
+                }
+                cpu_relax();
+            }
+        } while (qrt__stats_clock() < until);
+    }
     /* A thread whose spinning stopped paying spins no more, but probes now and then whether it
      * pays again (the machine may have become idle); a probe's first spins are free too. */
-    unsigned budget = tls_spin;
-    if (budget == 0 && ++tls_probe % QRT_SPIN_PROBE_EVERY == 0) {
+    unsigned budget = woke ? 0 : tls_spin;
+    if (budget == 0 && !woke && ++tls_probe % QRT_SPIN_PROBE_EVERY == 0) {
         budget = QRT_SPIN_PROBE;
         for (unsigned i = 0; i < QRT_SPIN_FREE; i++) {
             if (atomic_load_explicit(&c->state, memory_order_acquire) == want) {
@@ -347,7 +377,7 @@ __attribute__((noinline)) static int wait_slow(struct qrt__chan *c, uint32_t wan
      * yielding before that sleep is a system call in vain, and a switch whenever anything else
      * can run (often another serving thread doing the same).  A short sleep restores all the
      * rounds, so threads in back-to-back calls yield as before. */
-    unsigned rounds = tls_yields < yield_rounds() ? tls_yields : yield_rounds();
+    unsigned rounds = woke && !budget ? 0 : tls_yields < yield_rounds() ? tls_yields : yield_rounds();
     for (unsigned i = 0; i < rounds; i++) {
         uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire);
         if (s == want)
@@ -390,7 +420,10 @@ __attribute__((noinline)) static int wait_slow(struct qrt__chan *c, uint32_t wan
     }
     atomic_fetch_and(&c->sleepers, ~mine);
     atomic_thread_fence(memory_order_acquire);
-    tls_yields = qrt__stats_clock() - slept < QRT_YIELD_SHORT_WAIT_NS ? UINT_MAX : rounds / 2;
+    long long took = qrt__stats_clock() - slept;
+    tls_yields = took < QRT_YIELD_SHORT_WAIT_NS ? UINT_MAX : rounds / 2;
+    if (side == QRT_SIDE_CALLER)
+        tls_answer_ns = took;
     return rc;
 }
 
