@@ -132,11 +132,12 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
         if model is not None:
             cache.loaded(key, entry.stamp)
             return lambda: model
-    from . import build, clang_env, unit  # noqa: F401 (build: imported here, not by the reader)
+    from . import clang_env, unit
+    clang_env.check_version()
+    from . import build  # noqa: F401 (imported here, not by the reader)
     # The merge state is read by a thread while libclang parses the units that changed: libclang
     # lets go of the interpreter while it works, so that the two overlap.
     reader = _Reader(entry, [path for path, _ in items]) if entry is not None else None
-    clang_env.check_version()
     facts: dict[int, object] = {}
     report = _Progress(len(items), progress)
     fresh: list[int] = []

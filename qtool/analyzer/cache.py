@@ -21,11 +21,13 @@ it was made from, and is valid while the program's model entry has that stamp an
 unchanged: a run where nothing changed reads no model at all.  An edit that leaves the model as
 it was keeps the stamp, and with it every result.
 
-Entries are written whole (atomic.py); model and unit entries by a forked child, so that
-pickling overlaps the command's own work.  The children are waited for before this process reads
-an entry and when it exits, so that a following run sees their entries.  Each frame carries a
-checksum: an entry that cannot be read (another version, truncated, corrupted) is ignored, and a
-cache only ever costs time.
+Entries are written whole (atomic.py).  Those made from scratch (every unit parsed) are written
+by a forked child, so that pickling them overlaps the command's own work; one made from a
+previous entry is small to write, and is written by this process when it exits (a child would
+cost more: every page it shares is copied as soon as either process touches it).  Both are done
+before this process reads an entry and before it exits, so that a following run sees them.  Each
+frame carries a checksum: an entry that cannot be read (another version, truncated, corrupted) is
+ignored, and a cache only ever costs time.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import zlib
 from functools import lru_cache
 
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FORMAT = "qtool-cache/3"
+FORMAT = "qtool-cache/4"
 
 # The code whose output a model is: the data model and the analyzer, its walker included.
 _MODEL_CODE = ("model.py", "analyzer")
@@ -151,6 +153,10 @@ def _model_file(key: str) -> str:
     return os.path.join(cache_dir(), "models", key + ".pickle")
 
 
+def _body_file(key: str, body: str) -> str:
+    return os.path.join(cache_dir(), "models", f"{key}.{body}.frames")
+
+
 def _result_file(key: str, what: tuple) -> str:
     h = hashlib.sha256(key.encode() + _code_digest(_RESULT_CODE) + repr(what).encode())
     return os.path.join(cache_dir(), "results", h.hexdigest()[:32] + ".pickle")
@@ -188,7 +194,7 @@ class _Frame:
         return pickle.loads(self.data)
 
 
-_last_read: dict = {}        # file -> (its identity, its frames): the entry read last, read once
+_last_read: dict = {}        # file -> (its identity, its frames): the entries read last, read once
 
 
 def _read(file: str) -> list[_Frame] | None:
@@ -212,21 +218,24 @@ def _read(file: str) -> list[_Frame] | None:
         if len(body) != (ends[-1] if ends else 0):
             return None
         frames = [_Frame(body[start:end], crc) for start, end, crc in zip((0, *ends), ends, table[1::2])]
-        _last_read.clear()
+        if len(_last_read) >= 4:
+            del _last_read[next(iter(_last_read))]
         _last_read[file] = (identity, frames)
         return frames
     except Exception:           # a broken entry is no entry, whatever broke in it
         return None
 
 
-# Model entries, frame by frame: a header (stamp, each unit's files, the model's files, the
-# number of base frames, each unit's facts_digest); the model: its fields but functions, edges and
-# arguments, then those of each file (a function's place, a call's caller's); the merge state
+# Model entries: a header (stamp, each unit's files, the model's files, the number of base
+# frames, each unit's facts_digest, the name of the body), in models/<key>.pickle, and a body, in
+# models/<key>.<body>.frames, frame by frame: the model (its fields but functions, edges and
+# arguments, then those of each file: a function's place, a call's caller's); the merge state
 # (build.Merge but its units and model); the base (every unit's facts, equal facts one object, a
 # frame for every _BASE_UNITS units); then one frame for each unit whose facts changed since the
 # base was written: (index, facts).  An edit writes the model's frames of the files it changed and
-# its unit's frame, and copies the others; past a few such units, the base is written again.  No
-# frame takes long to read: a reader in a thread of its own can be stopped between two.
+# its unit's frame, and copies the others; past a few such units, the base is written again.  An
+# edit that changed no unit's facts writes the header alone.  No frame takes long to read: a
+# reader in a thread of its own can be stopped between two.
 
 _MODEL_BY_FILE = ("functions", "edges", "arguments")
 _BASE_UNITS = 16
@@ -269,9 +278,10 @@ class Entry:
     """A program's model entry as read: its header at once, the model and the merge state when
     asked for (None when they cannot be read)."""
 
-    def __init__(self, frames: list[_Frame], stamp: str, deps: tuple, files: tuple, bases: int,
+    def __init__(self, key: str, body: str, stamp: str, deps: tuple, files: tuple, bases: int,
                  digests: tuple):
-        self.frames = frames
+        self.key = key
+        self.body = body            # the name of its body
         self.stamp = stamp
         self.deps = deps            # per unit: the files whose change makes its facts stale
         self.files = files          # the model's files, a frame each
@@ -282,8 +292,21 @@ class Entry:
         self.by_file: dict = {}     # file -> (functions, edges, arguments), and their frame
         self.state = None           # the merge state, once read
         self.base: tuple = ()       # the units' facts of the base frames
-        self.base_frames = frames[3 + len(files):3 + len(files) + bases]
+        self.bases = bases
         self.overlay: dict = {}     # index -> (facts, frame) of the units written since
+        self._frames = None
+
+    @property
+    def frames(self) -> list[_Frame]:
+        """The body's frames (read when first asked for)."""
+        if self._frames is None:
+            frames = _read(_body_file(self.key, self.body))
+            self._frames = frames if frames is not None and len(frames) >= 2 + len(self.files) + self.bases else []
+        return self._frames
+
+    @property
+    def base_frames(self) -> list[_Frame]:
+        return self.frames[2 + len(self.files):2 + len(self.files) + self.bases]
 
     def stale(self, seen: dict) -> list[int]:
         """The units some file of which changed, by index."""
@@ -308,7 +331,7 @@ class Entry:
         from ..model import ProgramModel
         if self._model is _UNREAD:
             try:
-                frames = self.frames[1:2 + len(self.files)]
+                frames = self.frames[:1 + len(self.files)]
                 rest = self._load(frames[0])
                 by_file = {file: self._load(frame) for file, frame in zip(self.files, frames[1:])}
                 model = _model_of_frames(rest, by_file)
@@ -331,11 +354,11 @@ class Entry:
         if model is None:
             return None
         try:
-            rest = self._load(self.frames[2 + len(self.files)])
+            rest = self._load(self.frames[1 + len(self.files)])
             base = tuple(u for frame in self.base_frames for u in self._load(frame))
             units = list(base)
             overlay = {}
-            for frame in self.frames[3 + len(self.files) + len(self.base_frames):]:
+            for frame in self.frames[2 + len(self.files) + self.bases:]:
                 i, facts = self._load(frame)
                 units[i] = facts
                 overlay[i] = (facts, frame)
@@ -353,16 +376,15 @@ class Entry:
 
 def read_model(key: str, units: int) -> Entry | None:
     """The header of a program's model entry of so many units, or None."""
-    frames = _read(_model_file(key))
     try:
-        stamp, deps, files, bases, digests = frames[0].load()
+        stamp, deps, files, bases, digests, body = _read(_model_file(key))[0].load()
     except Exception:
         return None
     if not (isinstance(stamp, str) and isinstance(deps, tuple) and len(deps) == units and
             all(isinstance(d, list) for d in deps) and isinstance(files, tuple) and isinstance(bases, int) and
-            isinstance(digests, tuple) and len(digests) == units and len(frames) >= 3 + len(files) + bases):
+            isinstance(digests, tuple) and len(digests) == units and isinstance(body, str)):
         return None
-    return Entry(frames, stamp, deps, files, bases, digests)
+    return Entry(key, body, stamp, deps, files, bases, digests)
 
 
 _SHARED = ("functions", "globals", "structs", "calls", "indirect", "taken", "flows", "refs",
@@ -408,13 +430,13 @@ def _same_frame(value, previous: tuple | None):
 
 def store_model(key: str, merge, previous: Entry | None = None, deps: list | None = None,
                 then=None) -> None:
-    """Writes a program's model entry (from a forked child): the merge's.  previous, the entry whose
-    merge state it reused, lends its frames: those of the model's files whose functions, calls and
-    arguments did not change, its base, and those of units that did not change.  When the merge
-    made the very same model object (build.merge returns the previous model when nothing in it
-    changed), what was made of it holds still: the entry keeps previous's stamp.  deps,
-    per unit, are the files whose change makes its facts stale (by default the files it read).
-    then(), when given, is more to write, after the entry by the same child (a unit's own entry).
+    """Writes a program's model entry, the merge's (when: see the module's doc).  previous, the
+    entry whose merge state it reused, lends its frames: those of the model's files whose
+    functions, calls and arguments did not change, its base, and those of units that did not
+    change.  When the merge made the very same model object (build.merge returns the previous
+    model when nothing in it changed), what was made of it holds still: the entry keeps previous's
+    stamp.  deps, per unit, are the files whose change makes its facts stale (by default the files
+    it read).  then(), when given, is more to write after the entry (a unit's own entry).
     A unit with no files to watch (one that could not be read) is never cached, nor a model of it."""
     if any(not d for d in ([u.deps for u in merge.units] if deps is None else deps)):
         _stamps.pop(key, None)
@@ -431,6 +453,9 @@ def store_model(key: str, merge, previous: Entry | None = None, deps: list | Non
         from ..atomic import write_bytes
         units = merge.units
         rest = (merge.file_components, merge.function_diagnostics, merge.frequencies)
+        if previous is not None and merge.frequencies[1] is previous.state.frequencies[1] and \
+                rest[:2] == (previous.state.file_components, previous.state.function_diagnostics):
+            rest = previous.frames[1 + len(previous.files)]   # the same call graph and the rest
         overlay = []
         if previous is not None:
             for i, u in enumerate(units):
@@ -449,15 +474,24 @@ def store_model(key: str, merge, previous: Entry | None = None, deps: list | Non
             model.append(_same_frame(group, previous.by_file.get(file) if previous is not None else None))
         digests = tuple(previous.digests[i] if previous is not None and u is previous.state.units[i]
                         else facts_digest(u) for i, u in enumerate(units))
+        body = os.urandom(8).hex()
         header = (stamp, _deps_header([u.deps for u in units] if deps is None else deps, previous),
-                  tuple(by_file), len(base), digests)
+                  tuple(by_file), len(base), digests, body)
         try:
-            write_bytes(_model_file(key), _pack([header, *model, rest, *base, *overlay]), make_dirs=True)
+            write_bytes(_body_file(key, body), _pack([*model, rest, *base, *overlay]), make_dirs=True)
+            write_bytes(_model_file(key), _pack([header]))
+            _forget_bodies(key, body)
         finally:
             if then is not None:
                 then()
 
-    in_background(write, _model_file(key))
+    if previous is None:
+        in_background(write, _model_file(key))
+    else:
+        # Written from a previous entry, the entry costs less to write than a forked child would
+        # cost this process (every page it still shares with the child is copied when touched):
+        # it is written here, at exit (or before this process reads it).
+        _deferred.append((write, _model_file(key)))
     # The entry read is kept until the next one is written: freeing what it holds (the merge state,
     # hundreds of thousands of objects) would cost an edit's run a tenth of its time, and a
     # command's process ends without freeing anything (cli.console).
@@ -468,14 +502,26 @@ def store_model(key: str, merge, previous: Entry | None = None, deps: list | Non
 _kept: Entry | None = None
 
 
+def _forget_bodies(key: str, body: str) -> None:
+    """Removes the program's bodies but this one (a reader that still has one open reads on)."""
+    directory = os.path.join(cache_dir(), "models")
+    keep = os.path.basename(_body_file(key, body))
+    for name in os.listdir(directory):
+        if name.startswith(key + ".") and name.endswith(".frames") and name != keep:
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:
+                pass
+
+
 def keep_model(key: str, entry: Entry, deps: list) -> None:
     """Writes a program's model entry again as it is but for the files each unit read (deps): what
     its units say of the program did not change (their facts_digest), and so neither did its
-    model, nor anything made of it (its stamp stays).  A few frames copied: written here."""
+    model, nor anything made of it (its stamp stays): the header alone, written here."""
     from ..atomic import write_bytes
-    header = (entry.stamp, _deps_header(deps, entry), entry.files, len(entry.base_frames), entry.digests)
+    header = (entry.stamp, _deps_header(deps, entry), entry.files, entry.bases, entry.digests, entry.body)
     try:
-        write_bytes(_model_file(key), _pack([header, *entry.frames[1:]]), make_dirs=True)
+        write_bytes(_model_file(key), _pack([header]), make_dirs=True)
     except OSError:
         pass
     _stamps[key] = entry.stamp
@@ -523,6 +569,7 @@ def store_result(key: str, what: tuple, value) -> None:
 # Writing in the background.
 
 _writers: list[tuple[int, str | None]] = []     # children writing entries, and which, not yet waited for
+_deferred: list[tuple] = []                     # (write, file): entries to write at exit
 
 
 def in_background(write, file: str | None = None) -> None:
@@ -546,7 +593,15 @@ def in_background(write, file: str | None = None) -> None:
 
 
 def wait(file: str | None = None) -> None:
-    """Waits for the entries this process is writing: every one, or the one of this file."""
+    """Waits for the entries this process is writing: every one, or the one of this file (those
+    left to write at exit are written now)."""
+    for write, written in list(_deferred):
+        if file is None or written == file:
+            _deferred.remove((write, written))
+            try:
+                write()
+            except Exception:
+                pass
     for pid, written in list(_writers):
         if file is None or written == file:
             _writers.remove((pid, written))
