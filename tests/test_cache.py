@@ -180,3 +180,36 @@ def test_a_broken_entry_is_ignored(qtool, monkeypatch, tmp_path, program, where,
         entry.write_bytes(CORRUPTIONS[kind](entry.read_bytes()))
     assert qtool(*args, cwd=program) == expected != first
     assert qtool(*args, cwd=program) == expected       # and the entries written again are good
+
+
+def test_a_command_ends_before_its_writers_and_the_next_run_waits_for_them(tmp_path, program):
+    """A cold run prints and exits while its cache writers are still at work (here held on a FIFO
+    until the test lets them go); a run started meanwhile waits for them and then parses nothing:
+    it prints the same from the entries they wrote."""
+    import subprocess
+    import sys
+    env = dict(os.environ, QPM_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=ROOT)
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    argv = [sys.executable, "-m", "qtool", "analyze", "--format", "json"]
+    first = subprocess.run(argv, cwd=program, env=dict(env, QPM_CACHE_WRITER_GATE=str(gate)),
+                           capture_output=True, text=True, timeout=120)
+    assert first.returncode in (0, 1), first.stderr
+    writers = os.listdir(tmp_path / "cache" / "writers")
+    assert writers, "the cold run's writers should still hold their locks"
+    assert not os.path.exists(tmp_path / "cache" / "models") or not os.listdir(tmp_path / "cache" / "models")
+    # The next run, with a hook that says how many units it parsed.
+    probe = ("import sys, runpy\nfrom qtool.analyzer import unit\nreal = unit.parse_unit\nn = [0]\n"
+             "def counting(*a, **k):\n    n[0] += 1\n    return real(*a, **k)\nunit.parse_unit = counting\n"
+             "import atexit\natexit.register(lambda: sys.stderr.write(f'parsed {n[0]}\\n'))\n"
+             "sys.argv = ['qtool', 'analyze', '-j', '1', '--format', 'json']\n"
+             "from qtool.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    second = subprocess.Popen([sys.executable, "-c", probe], cwd=program, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    with open(gate, "w"):
+        pass                    # the writers go
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == first.returncode, err
+    assert out == first.stdout
+    assert "parsed 0" in err, err
+    assert os.listdir(tmp_path / "cache" / "writers") == []

@@ -123,6 +123,7 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
              extra_args: tuple[str, ...], progress: bool,
              use_entry: bool = True) -> Callable[[], ProgramModel]:
     cache.wait()                # for the entries an earlier analysis here is still writing
+    cache.await_writers()       # and those a run before this one still is
     items, key = program(paths, compile_commands, extra_args)
     seen: dict = {}             # each file the units read, checked once
     entry = cache.read_model(key, len(items)) if use_entry else None

@@ -23,9 +23,10 @@ it was keeps the stamp, and with it every result.
 
 Entries are written whole (atomic.py).  Those made from scratch (every unit parsed) are written
 by a forked child, so that pickling them overlaps the command's own work; one made from a
-previous entry is small to write, and is written by this process when it exits (a child would
-cost more: every page it shares is copied as soon as either process touches it).  Both are done
-before this process reads an entry and before it exits, so that a following run sees them.  Each
+previous entry is small to write, and is written when this process ends, by a child forked then
+(forked earlier, the child would cost more: every page the two share is copied as soon as either
+touches it).  A command ends without waiting for its writers; a run that reads the cache waits
+for the writers still at work (see "Writing in the background"), so it sees what they write.  Each
 frame carries a checksum: an entry that cannot be read (another version, truncated, corrupted) is
 ignored, and a cache only ever costs time.
 """
@@ -200,6 +201,7 @@ _last_read: dict = {}        # file -> (its identity, its frames): the entries r
 def _read(file: str) -> list[_Frame] | None:
     """The frames of an entry, or None when it cannot be read or is of another version."""
     wait(file)                  # when this process is still writing it
+    await_writers()             # and when a run before this one still is
     try:
         with open(file, "rb") as f:
             st = os.fstat(f.fileno())
@@ -567,29 +569,109 @@ def store_result(key: str, what: tuple, value) -> None:
 
 
 # Writing in the background.
+#
+# A writer is a forked child.  It holds an exclusive flock on a file of its own in writers/, taken
+# by its parent before the fork (so there is no moment when it writes unlocked) and left to the
+# child alone when the parent closes its descriptor (a flock belongs to the open file, which both
+# share, and holds until the last descriptor of it closes).  A command does not wait for its
+# writers when it ends: its output is done, and the entries follow a moment later.  A run that
+# reads the cache first waits for every writer it finds there (a shared flock on each file, given
+# only once a writer is done), so it sees the entries a run before it left.  A writer's standard
+# streams are /dev/null: one that outlives its command holds no pipe of whoever ran it.
 
 _writers: list[tuple[int, str | None]] = []     # children writing entries, and which, not yet waited for
 _deferred: list[tuple] = []                     # (write, file): entries to write at exit
+
+
+def _writer_lock() -> tuple[int, str] | None:
+    """A new file in writers/, flocked exclusively: its descriptor and path, or None."""
+    import fcntl
+    path = os.path.join(cache_dir(), "writers", f"{os.getpid()}-{os.urandom(4).hex()}.lock")
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd, path
+
+
+def await_writers() -> None:
+    """Waits for every other process's writer of this cache that is still writing."""
+    import fcntl
+    directory = os.path.join(cache_dir(), "writers")
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    mine = f"{os.getpid()}-"        # this process's own: wait() waits for the one it reads
+    for name in names:
+        if name.startswith(mine):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue                # done: its writer removed it
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            # Done, or left by a writer that died: nobody holds it any more.
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(path)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def _fork_writer(write) -> int:
+    """Forks a writer child that runs write() under a lock of its own and exits; returns its pid
+    (0 or -1: write() was run here, as no child could be made)."""
+    lock = _writer_lock()
+    try:
+        pid = os.fork()
+    except OSError:
+        pid = -1
+    if pid == 0:
+        try:
+            null = os.open(os.devnull, os.O_RDWR)
+            for std in (0, 1, 2):
+                os.dup2(null, std)
+            gate = os.environ.get("QPM_CACHE_WRITER_GATE")
+            if gate:                # tests only: a FIFO whose writer's end lets the writer go
+                with open(gate) as f:
+                    f.read()
+            write()
+        except BaseException:
+            pass
+        finally:
+            if lock is not None:
+                try:
+                    os.unlink(lock[1])
+                except OSError:
+                    pass
+            os._exit(0)
+    if lock is not None:
+        os.close(lock[0])           # the child's copy holds the lock now
+    if pid < 0:
+        try:
+            write()
+        except Exception:
+            pass
+    return pid
 
 
 def in_background(write, file: str | None = None) -> None:
     """Runs write() in a forked child, so that its pickling overlaps what this process does next
     (or here, when it cannot fork); file, the entry it writes, if one.  A cache that cannot be
     written only costs time: write() reports nothing."""
-    try:
-        pid = os.fork()
-    except OSError:
-        pid = -1
-    if pid <= 0:
-        try:
-            write()
-        except Exception:
-            pass
-        finally:
-            if pid == 0:
-                os._exit(0)
-        return
-    _writers.append((pid, file))
+    pid = _fork_writer(write)
+    if pid > 0:
+        _writers.append((pid, file))
 
 
 def wait(file: str | None = None) -> None:
@@ -611,4 +693,19 @@ def wait(file: str | None = None) -> None:
                 pass
 
 
-atexit.register(wait)
+def _at_exit() -> None:
+    """The entries left to write at exit go to a writer child: the command ends now."""
+    if _deferred:
+        pending = list(_deferred)
+        _deferred.clear()
+
+        def write():
+            for w, _ in pending:
+                try:
+                    w()
+                except Exception:
+                    pass
+        _fork_writer(write)
+
+
+atexit.register(_at_exit)
