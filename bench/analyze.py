@@ -33,6 +33,10 @@ The zstandard sdist carries no multi-file zstd library (only the amalgamated zst
 Python binding c-ext/backend_c.c #includes its other .c files, so it is one unit too); hence the
 multi-file program is taken from sqlean.py.
 
+qtool exits before its cache writers finish (they write in the background); this script is
+their subreaper and waits for them after each run, untimed, counting their CPU time and memory
+with qtool's, so that no writer runs during the next measurement.
+
 The exit status is 0 whatever the numbers are (this is a measurement), non-zero only when
 something could not be run.
 """
@@ -98,6 +102,28 @@ INCREMENTAL_TARGET = 0.10
 
 class BenchError(Exception):
     pass
+
+
+def become_subreaper() -> None:
+    """Makes orphaned descendants (qtool's cache writers, which outlive it) children of this
+    process, so that reap_orphans() can wait for them."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    PR_SET_CHILD_SUBREAPER = 36
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise BenchError(f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(ctypes.get_errno())}")
+
+
+def reap_orphans() -> list:
+    """Waits for every child this process has (after a qtool run: its orphaned cache writers);
+    their rusages."""
+    usages = []
+    while True:
+        try:
+            _, _, ru = os.wait4(-1, 0)
+        except ChildProcessError:
+            return usages
+        usages.append(ru)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,6 +313,13 @@ class Tools:
         _, status, ru = os.wait4(pid, 0)
         wall = time.perf_counter() - t0
         rc = os.waitstatus_to_exitcode(status)
+        # qtool exits before its cache writers do (they go on in the background): this process is
+        # their subreaper, so they are waited for here, untimed, before anything else runs, and
+        # their CPU time and memory are counted with qtool's.
+        cpu, rss = ru.ru_utime + ru.ru_stime, ru.ru_maxrss
+        for wru in reap_orphans():
+            cpu += wru.ru_utime + wru.ru_stime
+            rss = max(rss, wru.ru_maxrss)
         if cache != self.warm_cache and sorted(walkers(cache)) != sorted(walkers(self.warm_cache)):
             raise BenchError("the analyzer compiled its walker during a measured run: walker.c changed "
                              "after the warm-up (is qtool being edited?); run the benchmark again")
@@ -294,7 +327,7 @@ class Tools:
         if rc not in (0, 1) or not os.path.exists(out) or os.path.getsize(out) == 0:
             raise BenchError(f"qtool analyze failed ({rc}): {shlex.join(self.qtool_argv(files, ccdb, out))}\n"
                              f"{tail(log)}")
-        return Run(wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss)
+        return Run(wall, cpu, rss)
 
     def qtool_summary(self) -> str:
         """The analyzer's last summary line (e.g. '0 errors, 17 warnings')."""
@@ -508,6 +541,7 @@ def main() -> int:
                           *sys.argv[1:]])
 
     fetch()
+    become_subreaper()
     sources_before = qtool_sources()
     load_before = os.getloadavg()[0]
     jobs = os.cpu_count() or 1       # the analyzer's default: one worker per core
