@@ -1259,18 +1259,25 @@ static inline void set_waiter(struct qrt_call *call, int domain)
     call->deadline_ms = 0;      /* read from the clock when first needed (deadline_at) */
 }
 
-/* A call's state cleared for its start.  The descriptor arrays are left as they are: nothing reads
- * past nfds. */
-static inline void reset_call(struct qrt_call *call)
+/* A call's messages cleared for its start, its arguments to be written at base (cap bytes).  The
+ * descriptor arrays are left as they are: nothing reads past nfds. */
+static inline void clear_messages(struct qrt_call *call, uint8_t *base, size_t cap)
 {
-    call->args.base = NULL;
-    call->args.cap = call->args.len = 0;
+    call->args.base = base;
+    call->args.cap = cap;
+    call->args.len = 0;
     call->args.err = 0;
     call->args.nfds = call->args.given = 0;
     call->reply.base = NULL;
     call->reply.len = call->reply.pos = 0;
     call->reply.err = 0;
     call->reply.nfds = 0;
+}
+
+/* A call's state cleared for its start. */
+static inline void reset_call(struct qrt_call *call)
+{
+    clear_messages(call, NULL, 0);
     call->chan = NULL;
     call->slot = QRT_NO_CHANNEL;
     call->seq = 0;
@@ -1334,15 +1341,7 @@ int qrt_call_begin(struct qrt_call *call, uint32_t function)
                 atomic_store_explicit(&s->seq, seq, memory_order_relaxed);
                 s->function = function;
                 t->depth = 1;
-                call->args.base = (uint8_t *)c->buf;
-                call->args.cap = QRT_CHAN_BUF;
-                call->args.len = 0;
-                call->args.err = 0;
-                call->args.nfds = call->args.given = 0;
-                call->reply.base = NULL;
-                call->reply.len = call->reply.pos = 0;
-                call->reply.err = 0;
-                call->reply.nfds = 0;
+                clear_messages(call, (uint8_t *)c->buf, QRT_CHAN_BUF);
                 call->function = function;
                 call->domain = target;
                 call->generation = generation;
