@@ -35,13 +35,12 @@ import argparse
 import glob
 import os
 import platform
-import signal
 import statistics
 import sys
 import tempfile
 
 import kvstore as kv  # bench/kvstore.py: scripts here run with bench/ on sys.path
-from machine import cpu_model
+from machine import cpu_model, run_servers_main
 
 VARIANTS = ("mono", "isolate-cache", "isolate-all")
 THREADS = (64, 300, 1000)
@@ -132,14 +131,13 @@ def main() -> int:
     return 1 if bad else 0
 
 
-if __name__ == "__main__":
-    signal.signal(signal.SIGINT, kv.interrupted)
-    signal.signal(signal.SIGTERM, kv.interrupted)
+def checked_main() -> int:
     try:
-        sys.exit(main())
+        return main()
     except kv.Failure as e:
         print(f"bench/threads.py: {e}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt as e:
-        print(f"\ninterrupted ({e}); servers stopped", file=sys.stderr)
-        sys.exit(130)
+        return 2
+
+
+if __name__ == "__main__":
+    run_servers_main(checked_main)
