@@ -13,8 +13,6 @@ import math
 import re
 from dataclasses import dataclass
 
-import yaml
-
 from . import marshal
 from .errors import UserError
 from .model import Diagnostic, Location, ProgramModel
@@ -72,12 +70,14 @@ def _loc(path: str, node) -> Location:
 
 def _scalar(node):
     """The Python value of a scalar node, by YAML's own resolution rules."""
+    import yaml
     return yaml.safe_load(yaml.serialize(node)) if node.tag != "tag:yaml.org,2002:str" else node.value
 
 
 def _repeated_keys(root, bad) -> None:
     """Every mapping of the document: a key given twice is an error at its second occurrence
     (YAML would silently keep the last value)."""
+    import yaml
     seen_nodes: set[int] = set()
     todo = [root]
     while todo:
@@ -101,6 +101,7 @@ def _repeated_keys(root, bad) -> None:
 
 def _fields(node, bad) -> dict:
     """A mapping node's keys (plain words) to their (key node, value node), first occurrence."""
+    import yaml
     fields: dict = {}
     for k, v in node.value:
         if not isinstance(k, yaml.ScalarNode):
@@ -116,6 +117,20 @@ def load_plan(path: str) -> tuple[Plan, list[Diagnostic]]:
             data = f.read()
     except OSError as e:
         raise UserError(f"cannot read plan: {e.strerror}", path) from None
+    # A plan read before, with the same name and contents, is what it was then: kept in the
+    # cache, it spares a run that only re-checks (an edit elsewhere) importing and running YAML.
+    from .analyzer import cache
+    key = path.encode() + b"\0" + data
+    kept = cache.load_memo("plan", key)
+    if isinstance(kept, tuple) and len(kept) == 2 and isinstance(kept[0], Plan):
+        return kept[0], list(kept[1])
+    plan, diags = _read_plan(path, data)
+    cache.store_memo("plan", key, (plan, tuple(diags)))
+    return plan, diags
+
+
+def _read_plan(path: str, data: bytes) -> tuple[Plan, list[Diagnostic]]:
+    import yaml
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -173,6 +188,7 @@ def load_plan(path: str) -> tuple[Plan, list[Diagnostic]]:
 
 
 def _domain(path: str, node, bad) -> Domain | None:
+    import yaml
     if not isinstance(node, yaml.MappingNode):
         bad(node, "each 'isolate' entry is a mapping with 'domain' and 'components'")
         return None

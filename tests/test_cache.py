@@ -213,3 +213,31 @@ def test_a_command_ends_before_its_writers_and_the_next_run_waits_for_them(tmp_p
     assert out == first.stdout
     assert "parsed 0" in err, err
     assert os.listdir(tmp_path / "cache" / "writers") == []
+
+
+def test_a_plan_read_before_is_not_read_again(tmp_path):
+    """load_plan keeps a plan as read, by its name and contents: a second run of the same plan gets
+    the same plan and diagnostics without YAML (yaml is not even imported), and an edited plan is
+    read again, its problems at their new lines."""
+    import subprocess
+    import sys
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("version: 1\nisolate:\n  - domain: d\n    components: [cache]\n    window_s: 0\n")
+    probe = ("import sys\nfrom qtool.plan import load_plan\np, d = load_plan(sys.argv[1])\n"
+             "print(repr(p)); print([(x.code, x.location.line, x.message) for x in d])\n"
+             "print('yaml' in sys.modules)\n")
+    env = dict(os.environ, QPM_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=ROOT)
+
+    def load():
+        r = subprocess.run([sys.executable, "-c", probe, str(plan)], env=env, capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.splitlines()
+
+    first = load()
+    assert first[2] == "True" and "QPM042" in first[1] and ", 5," in first[1]
+    second = load()
+    assert second[:2] == first[:2] and second[2] == "False"
+    plan.write_text("version: 1\nisolate:\n  - domain: d\n    components: [cache]\n\n    window_s: 0\n")
+    third = load()
+    assert third[2] == "True" and ", 6," in third[1]

@@ -4,6 +4,7 @@
     models/<program key>  a program's merged model, with what it was merged from (build.Merge)
                           and the files each of its units read
     results/<key>         what a command printed from that model (commands/common.py)
+    memo/<key>            a plan file as read (plan.py), by its contents
 
 A unit's facts, and so a model, are valid while every file its unit read is unchanged: the same
 size and modification time, or failing that the same contents.  A program's key names its units
@@ -156,6 +157,29 @@ def _model_file(key: str) -> str:
 
 def _body_file(key: str, body: str) -> str:
     return os.path.join(cache_dir(), "models", f"{key}.{body}.frames")
+
+
+def load_memo(name: str, key: bytes):
+    """What store_memo kept under (name, key) with this qtool's code, or None."""
+    try:
+        frames = _read(_memo_file(name, key))
+        return frames[0].load() if frames else None
+    except Exception:
+        return None
+
+
+def store_memo(name: str, key: bytes, value) -> None:
+    """Keeps value under (name, key) for the runs of this qtool's code (written here, whole)."""
+    from ..atomic import write_bytes
+    try:
+        write_bytes(_memo_file(name, key), _pack([value]), make_dirs=True)
+    except OSError:
+        pass
+
+
+def _memo_file(name: str, key: bytes) -> str:
+    h = hashlib.sha256(_code_digest(_RESULT_CODE) + name.encode() + b"\0" + key)
+    return os.path.join(cache_dir(), "memo", h.hexdigest()[:32] + ".pickle")
 
 
 def _result_file(key: str, what: tuple) -> str:
