@@ -267,6 +267,18 @@ static inline unsigned more_spin(unsigned budget)
     return budget ? (budget * 2 < QRT_SPIN_MAX ? budget * 2 : QRT_SPIN_MAX) : QRT_SPIN_PROBE;
 }
 
+/* Whether it becomes this side's turn within QRT_SPIN_FREE spins (the spins a thread takes
+ * before it counts among the spinners). */
+static inline __attribute__((always_inline)) int caught(struct qrt__chan *c, uint32_t want)
+{
+    for (unsigned i = 0; i < QRT_SPIN_FREE; i++) {
+        if (atomic_load_explicit(&c->state, memory_order_acquire) == want)
+            return 1;
+        cpu_relax();
+    }
+    return 0;
+}
+
 static int wait_slow(struct qrt__chan *c, uint32_t want, const struct waiter *w);
 
 /* Waits until it is this side's turn: 0, or -EPIPE when the peer died.  The first few spins are
@@ -276,18 +288,12 @@ static inline __attribute__((always_inline)) int wait_turn(struct qrt__chan *c, 
 {
     uint32_t want = side == QRT_SIDE_CALLER ? QRT_TO_CALLER : QRT_TO_SERVER;
     unsigned budget = tls_spin;
-    if (__builtin_expect(budget != 0 && !tls_woke, 1)) {
-        for (unsigned i = 0; i < QRT_SPIN_FREE; i++) {
-            if (atomic_load_explicit(&c->state, memory_order_acquire) == want) {
-                /* A quick answer is spinning that paid too: without this, only slow answers
-                 * moved the budget, always down, and threads stopped spinning where it pays
-                 * most. */
-                if (budget < QRT_SPIN_MAX)
-                    tls_spin = more_spin(budget);
-                return 0;
-            }
-            cpu_relax();
-        }
+    if (__builtin_expect(budget != 0 && !tls_woke, 1) && caught(c, want)) {
+        /* A quick answer is spinning that paid too: without this, only slow answers moved the
+         * budget, always down, and threads stopped spinning where it pays most. */
+        if (budget < QRT_SPIN_MAX)
+            tls_spin = more_spin(budget);
+        return 0;
     }
     return wait_slow(c, want, w);
 }
@@ -315,12 +321,9 @@ __attribute__((noinline)) static int wait_slow(struct qrt__chan *c, uint32_t wan
         long long span = tls_answer_ns < QRT_WAKE_PROBE_NS ? tls_answer_ns : QRT_WAKE_PROBE_NS;
         long long until = qrt__stats_clock() + span;
         do {
-            for (unsigned i = 0; i < QRT_SPIN_FREE; i++) {
-                if (atomic_load_explicit(&c->state, memory_order_acquire) == want) {
-                    tls_spin = more_spin(tls_spin);
-                    return 0;
-                }
-                cpu_relax();
+            if (caught(c, want)) {
+                tls_spin = more_spin(tls_spin);
+                return 0;
             }
         } while (qrt__stats_clock() < until);
     }
@@ -329,12 +332,9 @@ __attribute__((noinline)) static int wait_slow(struct qrt__chan *c, uint32_t wan
     unsigned budget = woke ? 0 : tls_spin;
     if (budget == 0 && !woke && ++tls_probe % QRT_SPIN_PROBE_EVERY == 0) {
         budget = QRT_SPIN_PROBE;
-        for (unsigned i = 0; i < QRT_SPIN_FREE; i++) {
-            if (atomic_load_explicit(&c->state, memory_order_acquire) == want) {
-                tls_spin = more_spin(tls_spin);
-                return 0;
-            }
-            cpu_relax();
+        if (caught(c, want)) {
+            tls_spin = more_spin(tls_spin);
+            return 0;
         }
     }
     /* Only a process with more waiting threads than spinners allowed counts them: one with
@@ -1384,22 +1384,15 @@ __attribute__((noinline)) static int begin_any(struct qrt_call *call, uint32_t f
             call->generation = t->generation;
             call->seq = atomic_load_explicit(&dom->slots[i].seq, memory_order_relaxed);
         } else {
-            /* The fast path: the channel this thread used last, still its own, idle, in the
-             * generation of its last call (a domain that died since takes the slow path, which
-             * makes sure a thread of the new one serves the channel). */
+            /* Not the fast start of qrt_call_begin (its own channel, idle, in the generation of
+             * its last call): a channel taken the slow way, and a serving thread for it in this
+             * generation. */
+            int rc = begin_outermost(call, target);
+            if (rc < 0)
+                return rc;
+            i = (uint32_t)rc;
+            c = t->chan;
             struct qrt__slot *s = t->s;
-            struct qrt__caller *me = tls_me;
-            if (__builtin_expect(t->chan != NULL, 1) && t->generation == generation &&
-                atomic_load_explicit(&s->owner, memory_order_relaxed) == me && enter(s, me, target, i)) {
-                c = t->chan;
-            } else {
-                int rc = begin_outermost(call, target);
-                if (rc < 0)
-                    return rc;
-                i = (uint32_t)rc;
-                c = t->chan;
-                s = t->s;
-            }
             s->function = function;
             /* The slot is this thread's while busy: its own number, stored for others to read. */
             call->seq = atomic_load_explicit(&s->seq, memory_order_relaxed) + 1;
