@@ -10,6 +10,7 @@ carries the plan file's line, so one run reports every problem.
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass
 
@@ -120,7 +121,7 @@ def load_plan(path: str) -> tuple[Plan, list[Diagnostic]]:
     # A plan read before, with the same name and contents, is what it was then: kept in the
     # cache, it spares a run that only re-checks (an edit elsewhere) importing and running YAML.
     from .analyzer import cache
-    key = path.encode() + b"\0" + data
+    key = os.fsencode(path) + b"\0" + data
     kept = cache.load_memo("plan", key)
     if isinstance(kept, tuple) and len(kept) == 2 and isinstance(kept[0], Plan):
         return kept[0], list(kept[1])
