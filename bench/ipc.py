@@ -93,7 +93,7 @@ def against(rev: str, rounds: int) -> int:
         if archive.returncode != 0:
             raise SystemExit(f"bench/ipc.py: git archive {rev}: {archive.stderr.decode().strip()}")
         subprocess.run(["tar", "-x", "-C", old_tree], input=archive.stdout, check=True)
-        # (label, plan, driver arguments): the null calls are timed in windows, the bulk call whole.
+        # (label, plan, driver arguments): every call timed in windows of the steady state.
         pairs = [("null call", None, ["null-windows", "10000"]),
                  ("null call, call_timeout_ms 2000", WATCHDOG_PLAN, ["null-windows", "10000"]),
                  ("4 KiB in + 8 KiB out", None, ["bulk-windows", "1000"])]
@@ -129,7 +129,7 @@ def against(rev: str, rounds: int) -> int:
         mid = f"{qt[0]:8.1f}{statistics.median(t):8.1f}{qt[2]:8.1f}"
         print(f"{name:<44}{min(b):>8.1f}{qb[0]:>8.1f}{statistics.median(b):>8.1f}{qb[2]:>8.1f}   {mid}")
     print()
-    for label, _, args in pairs:
+    for label, _, _ in pairs:
         old, new = best[f"{label} at {rev}"], best[f"{label} here"]
         paired = [n / o for n, o in zip(new, old)]
         lo, hi = paired_interval(paired)

@@ -653,8 +653,8 @@ def await_writers() -> None:
 
 
 def _fork_writer(write) -> int:
-    """Forks a writer child that runs write() under a lock of its own and exits; returns its pid
-    (0 or -1: write() was run here, as no child could be made)."""
+    """Forks a writer child that runs write() under a lock of its own and exits; returns its pid,
+    or -1 when no child could be made (write() was then run here)."""
     lock = _writer_lock()
     try:
         pid = os.fork()
