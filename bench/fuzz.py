@@ -8,12 +8,13 @@ tests/programs/fuzz is built split by its fuzz.yaml, every object of the main pr
 runtime compiled with -fsanitize=address,undefined.  Its domain executable is then replaced by
 a hostile one: the same generated domain code and component, linked with
 tests/programs/hostile/hostile_transport.c in place of the runtime's transport, which answers
-honestly except that --rate messages in a million are lies of 16 kinds (bytes flipped, lengths
+honestly except that --rate messages in a million are lies of 17 kinds (bytes flipped, lengths
 off or past the channel, unknown kinds, error codes, answers naming a function, replays, calls
 back with function ids and arguments of its choosing, random words over its shared memory, a
 thread rewriting the channels while main copies them out (one process in four), stalls past the
 watchdog, exits and crashes mid-call, forged crash records, descriptors claimed and never sent,
-descriptors sent that no message asks for).  The driver's threads call every
+descriptors sent that no message asks for, a claim to keep to the caller's CPU).  The driver's
+threads call every
 kind of crossing until the time is up or enough messages went by; each call either returns or
 returns -1 (fault_value) with the caller's buffers untouched.
 
@@ -44,7 +45,7 @@ LIES = ("flipped bytes", "length past the channel", "length a little off", "unkn
         "answer naming a function", "replay", "call back with its own id and arguments",
         "random words over shared memory", "stall past the watchdog", "exit mid-call", "crash mid-call",
         "forged crash record", "turn handed over empty", "descriptors claimed, none sent",
-        "descriptors no message asks for")
+        "descriptors no message asks for", "claims to keep to its caller's CPU")
 TIMEOUT_MS = 300      # fuzz.yaml's call_timeout_ms
 
 

@@ -22,6 +22,10 @@
 #define QRT_SPIN_PROBE_EVERY 32u        /* ... once in this many waits */
 #define QRT_WAKE_PROBE_EVERY 128u       /* a caller that woke its peer spins for the answer ... */
 #define QRT_WAKE_PROBE_NS 200000LL      /* ... once in this many waits, for at most this long */
+#define QRT_COLOCATED_YIELDS 32u       /* a caller whose serving thread keeps to its CPU yields */
+#define QRT_COLOCATED_GAP_NS 20000LL   /* a call this soon after the answer before it came ... */
+#define QRT_COLOCATED_SHORT_GAPS 4u    /* ... this many times in a row: the serving thread lets go ... */
+#define QRT_COLOCATED_PAUSE 256u       /* ... of its caller's CPU, and keeps to none for this many calls */
 #define QRT_YIELD_ROUNDS 8              /* sched_yield rounds between spinning and sleeping, at most */
 #define QRT_YIELD_SHORT_WAIT_NS 100000  /* a sleep shorter than this: yielding might have paid */
 #define QRT_SLEEP_CHECK_S 1             /* a sleeper looks at its peer's health this often */
@@ -45,7 +49,11 @@ struct qrt__chan {
     volatile uint32_t seq;       /* which call on this channel a message belongs to (for blame) */
     volatile uint32_t nfds;      /* descriptors sent beside the message, over the domain's socket */
     volatile uint32_t kind, fn, len;
-    uint8_t pad[4];              /* the first 32 bytes of a message share the header's cache line */
+    /* Where the two sides run (a CPU number + 1; 0: not known): the caller writes its CPU when
+     * its message wakes the serving thread from sleep, and a domain's serving thread the CPU it
+     * keeps to while it follows its caller (see "Hand-offs on one core" in transport.c). */
+    _Atomic uint16_t caller_cpu;
+    _Atomic uint16_t server_cpu; /* (the first 32 bytes of a message share the header's line) */
     volatile uint8_t buf[QRT_CHAN_BUF];
 };
 

@@ -61,6 +61,8 @@ static __thread unsigned tls_yields = UINT_MAX;    /* yield rounds before sleepi
 static __thread int tls_woke;      /* this thread's last post woke its peer from sleep */
 static __thread unsigned tls_wake_probe;
 static __thread long long tls_answer_ns = QRT_WAKE_PROBE_NS;  /* its last sleep for an answer */
+static __thread uint16_t tls_woke_cpu;  /* the CPU (+ 1) its last post woke its peer from */
+static __thread int tls_slept;          /* its last wait ended in a sleep */
 static pthread_key_t release_key;
 static pthread_once_t release_once = PTHREAD_ONCE_INIT;
 
@@ -136,6 +138,13 @@ static inline __attribute__((always_inline)) int post(struct qrt__chan *c, int s
     }
     uint32_t peer = side == QRT_SIDE_CALLER ? QRT_SLEEP_SERVER : QRT_SLEEP_CALLER;
     if (atomic_load(&c->sleepers) & peer) {
+        if (side == QRT_SIDE_CALLER) {
+            /* The serving thread learns where its caller runs before it wakes (the wake-up is
+             * a system call: a full barrier). */
+            int cpu = sched_getcpu();
+            tls_woke_cpu = cpu >= 0 && cpu < UINT16_MAX ? (uint16_t)(cpu + 1) : 0;
+            atomic_store_explicit(&c->caller_cpu, tls_woke_cpu, memory_order_relaxed);
+        }
         futex(&c->state, FUTEX_WAKE, INT_MAX, NULL);
         tls_woke = 1;
     }
@@ -311,7 +320,19 @@ __attribute__((noinline)) static int wait_slow(struct qrt__chan *c, uint32_t wan
      * probes below.  Below saturation that is most waits, on both sides of a crossing. */
     int woke = tls_woke;
     tls_woke = 0;
-    if (woke && side == QRT_SIDE_CALLER && ++tls_wake_probe % QRT_WAKE_PROBE_EVERY == 0) {
+    if (woke && side == QRT_SIDE_CALLER && tls_woke_cpu &&
+        atomic_load_explicit(&c->server_cpu, memory_order_relaxed) == tls_woke_cpu) {
+        /* The serving thread it woke keeps to this CPU: it runs when this thread gives the CPU
+         * up, which yielding does without a sleep, and then it needs no wake-up to answer. */
+        for (unsigned i = 0; i < QRT_COLOCATED_YIELDS; i++) {
+            uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire);
+            if (s == want)
+                return 0;
+            if (ended(s, w))
+                return -EPIPE;
+            sched_yield();
+        }
+    } else if (woke && side == QRT_SIDE_CALLER && ++tls_wake_probe % QRT_WAKE_PROBE_EVERY == 0) {
         /* Now and then a caller waits for the answer of the peer it woke, spinning as long as
          * its last sleep for an answer took (at most QRT_WAKE_PROBE_NS).  Without it, two
          * threads that each wake the other from sleep stay so: each spins only when the other
@@ -387,6 +408,7 @@ __attribute__((noinline)) static int wait_slow(struct qrt__chan *c, uint32_t wan
         sched_yield();
     }
     long long slept = qrt__stats_clock();
+    tls_slept = 1;
     uint32_t mine = side == QRT_SIDE_CALLER ? QRT_SLEEP_CALLER : QRT_SLEEP_SERVER;
     atomic_fetch_or(&c->sleepers, mine);
     int rc = 0;
@@ -958,14 +980,90 @@ static int converse(struct qrt__chan *c, int side, uint32_t fn, struct qrt_wr *a
     }
 }
 
+/*
+ * Hand-offs on one core.  A call whose serving thread sleeps costs two wake-ups, and a wake-up
+ * that lands on another core costs an interrupt there, and where idle cores halt (virtual
+ * machines above all) the time that core takes to start again: several times a switch on one
+ * core.  So a domain's serving thread woken by its caller moves to its caller's CPU and keeps to
+ * it (its affinity): the caller's next wake-up then needs no other core.  The caller, seeing that
+ * the thread it woke keeps to its own CPU, yields instead of sleeping: the serving thread runs at
+ * once, and its answer needs no wake-up.  Having answered a caller on its own CPU, the serving
+ * thread sleeps at once, as spinning would only keep the caller from running.
+ *
+ * That suits calls with work between them.  Calls back to back are faster with the two threads
+ * spinning on two cores: a serving thread whose next call came within QRT_COLOCATED_GAP_NS of its
+ * answer QRT_COLOCATED_SHORT_GAPS times in a row moves to another of its CPUs, lets go of the
+ * affinity and waits as any thread does (spinning while that pays), and keeps to no CPU for its
+ * next QRT_COLOCATED_PAUSE calls.  A thread that catches a call without sleeping (its caller runs
+ * on another core) lets go too.  Only a domain's serving threads are moved: the program's own
+ * threads are the scheduler's.
+ */
+static __thread uint16_t tls_keeps_to;      /* the CPU (+ 1) this serving thread keeps to; 0: none */
+static __thread unsigned tls_short_gaps;    /* calls in a row that came soon after an answer */
+static __thread unsigned tls_keep_pause;    /* calls left before it may keep to a CPU again */
+static __thread cpu_set_t tls_allowed;      /* its affinity before it kept to one CPU */
+static __thread uint16_t tls_refused;       /* the last CPU (+ 1) it could not keep to */
+
+/* Keeps this serving thread to CPU cpu - 1, or (0) to the CPUs it had before; `away`: first
+ * move to one of those other than the CPU it is on. */
+static void keep_to(struct qrt__chan *c, uint16_t cpu, int away)
+{
+    if (cpu == tls_keeps_to || (cpu && (cpu == tls_refused || cpu - 1 >= CPU_SETSIZE)))
+        return;
+    if (!tls_keeps_to && sched_getaffinity(0, sizeof tls_allowed, &tls_allowed) != 0)
+        return;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    if (cpu) {
+        CPU_SET(cpu - 1, &one);
+    } else if (away) {
+        one = tls_allowed;
+        int here = sched_getcpu();
+        if (here >= 0 && here < CPU_SETSIZE)
+            CPU_CLR(here, &one);
+        if (CPU_COUNT(&one) > 0)
+            (void)sched_setaffinity(0, sizeof one, &one);
+    }
+    if (sched_setaffinity(0, sizeof one, cpu ? &one : &tls_allowed) != 0) {
+        tls_refused = cpu;  /* a CPU this thread may not use: it stays where it was */
+        return;
+    }
+    tls_keeps_to = cpu;
+    atomic_store_explicit(&c->server_cpu, cpu, memory_order_relaxed);
+}
+
 void qrt__serve(struct qrt__chan *c)
 {
     static const struct waiter none = {.slot = QRT_NO_CHANNEL};
     tls_serving = c;
     qrt__serving_channel = (uint32_t)(c - domains[self_domain].region->chan);
     for (;;) {
+        long long answered = 0;
+        if (tls_keeps_to && atomic_load_explicit(&c->caller_cpu, memory_order_relaxed) == tls_keeps_to) {
+            tls_woke = 1;               /* sleep at once */
+            answered = qrt__stats_clock();
+        }
+        tls_slept = 0;
         if (wait_turn(c, QRT_SIDE_SERVER, &none) < 0)
             _exit(0);       /* main is gone; so are we */
+        if (answered && qrt__stats_clock() - answered < QRT_COLOCATED_GAP_NS) {
+            if (++tls_short_gaps >= QRT_COLOCATED_SHORT_GAPS) {
+                keep_to(c, 0, 1);
+                tls_short_gaps = 0;
+                tls_keep_pause = QRT_COLOCATED_PAUSE;
+            }
+        } else if (answered) {
+            tls_short_gaps = 0;
+        }
+        if (tls_slept && tls_keep_pause == 0) {
+            uint16_t cpu = atomic_load_explicit(&c->caller_cpu, memory_order_relaxed);
+            if (cpu)
+                keep_to(c, cpu, 0);
+        } else if (!tls_slept && tls_keeps_to) {
+            keep_to(c, 0, 0);
+        }
+        if (tls_keep_pause)
+            tls_keep_pause--;
         _Alignas(16) uint8_t small[QRT_SMALL_MESSAGE];
         uint32_t kind, f;
         struct qrt_rd r;
@@ -1307,6 +1405,7 @@ __attribute__((noinline, cold)) static int begin_outermost(struct qrt_call *call
          * this call's message and serves nothing stale. */
         atomic_store(&dom->region->chan[i].state, QRT_IDLE);
         atomic_store(&dom->region->chan[i].sleepers, 0);
+        atomic_store(&dom->region->chan[i].server_cpu, 0);
         int rc = want_thread(target, (uint32_t)i, call->generation);
         if (rc < 0) {
             release(target, (uint32_t)i);

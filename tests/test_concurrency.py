@@ -267,3 +267,22 @@ def test_a_crash_blames_the_call_not_the_channel_it_ran_on(pool, tmp_path):
                           env={**os.environ, "QPM_REPORT_DIR": str(tmp_path), "QRT_CHANNELS": "2"})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-2:] == ["correct 3000 of 3000", "culprit -7"], proc.stdout
+
+
+# 5. Where the component's thread runs.
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs")
+def test_a_sleeping_serving_thread_follows_its_caller_to_its_cpu(pool, tmp_path):
+    # main keeps to one CPU, then to another, and calls the component 40 times on each, 1 ms
+    # apart, so that the serving thread sleeps before each call; the component answers with the
+    # CPU it ran on.  Woken by its caller, the thread moves to the caller's CPU and keeps to it:
+    # every call after the first on each CPU should run there (two strays allowed, for the
+    # first and for a scheduler's whim).
+    rc, out, reports, err = run(pool, "error", "follow", "40", reports=tmp_path)
+    assert rc == 0, err
+    assert len(out) == 2, out
+    for k, line in enumerate(out):
+        prefix = f"cpu {k}: "
+        assert line.startswith(prefix) and line.endswith(" of 40 on main's cpu"), line
+        assert int(line[len(prefix):].split()[0]) >= 38, out
+    assert reports == []

@@ -24,7 +24,7 @@
 #include "lie_with_fds.h"
 
 enum { C_MESSAGES, C_LIES, C_KINDS = 2 };   /* counters: messages, lies, then one per lie */
-#define LIES 16
+#define LIES 17
 
 static _Atomic uint64_t *counters;
 static unsigned rate = 2000;
@@ -189,6 +189,9 @@ static int hostile_post(struct qrt__chan *c, uint32_t *kind, uint32_t *fn, uint3
         break;
     case 15:    /* descriptors sent that no message asks for */
         junk_fds();
+        break;
+    case 16:    /* it claims to keep to its caller's CPU, or to any CPU, then answers */
+        atomic_store(&c->server_cpu, next() % 2 ? atomic_load(&c->caller_cpu) : (uint16_t)next());
         break;
     default:    /* the turn handed over with no answer in it, or taken back */
         atomic_store(&c->state, next() % 2 ? QRT_DEAD : (uint32_t)next());

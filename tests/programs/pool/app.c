@@ -11,14 +11,18 @@
  *   fds                    the component's descriptors, before and after a restart
  *   exitmain               main() calls pthread_exit while 4 threads go on calling
  *   maincrash              main() dereferences NULL after one crossing call
+ *   follow N               main keeps to one CPU, then another, making N calls on each with
+ *                          1 ms between them; prints on how many the component ran on main's CPU
  */
 #include "pool.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -242,6 +246,36 @@ static int exitmain(void)
     pthread_exit(NULL);
 }
 
+/* Calls with a pause between them (the serving thread sleeps in each), from main kept to one
+ * CPU and then to another: the component's thread should run where main runs. */
+static int follow(int n)
+{
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2) {
+        printf("follow needs 2 CPUs\n");
+        return 3;
+    }
+    int cpus[2], found = 0;
+    for (int c = CPU_SETSIZE - 1; c >= 0 && found < 2; c--)
+        if (CPU_ISSET(c, &allowed))
+            cpus[found++] = c;
+    for (int k = 0; k < 2; k++) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpus[k], &one);
+        if (sched_setaffinity(0, sizeof one, &one) != 0)
+            return 3;
+        int same = 0;
+        for (int i = 0; i < n; i++) {
+            struct timespec pause = {0, 1000000};
+            nanosleep(&pause, NULL);
+            same += pool_cpu() == cpus[k];
+        }
+        printf("cpu %d: %d of %d on main's cpu\n", k, same, n);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "early"))
@@ -262,6 +296,8 @@ int main(int argc, char **argv)
         return threadcrash();
     if (!strcmp(s, "fds"))
         return fds();
+    if (!strcmp(s, "follow") && argc == 3)
+        return follow(atoi(argv[2]));
     if (!strcmp(s, "exitmain"))
         return exitmain();
     if (!strcmp(s, "maincrash")) {

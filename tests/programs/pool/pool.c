@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,11 @@ static struct timespec deadline(void)
     clock_gettime(CLOCK_REALTIME, &t);
     t.tv_sec += WAIT_S;
     return t;
+}
+
+int pool_cpu(void)
+{
+    return sched_getcpu();
 }
 
 int pool_f(int x)

@@ -10,4 +10,5 @@ int pool_crash(int x);                              /* dereferences NULL */
 int pool_flaky(const char *marker QPM_STRING, int x);   /* crashes unless the marker file exists */
 int pool_thread_crash(int x);                       /* a thread it starts dereferences NULL */
 int pool_pid(void);
+int pool_cpu(void);                                 /* the CPU the calling thread runs on */
 QPM_RETURNS_STRING char *pool_fds(void);            /* "fd=target" lines: the process's descriptors */
