@@ -71,8 +71,13 @@ shown) with no errors.  Then, at saturation: each build's maximum, its CPU per r
 round trips per request, and the ratio to mono that the floor predicts, C / (C + k * h) with C
 mono's CPU per request (server and client) at its maximum, k the build's round trips per request
 and h the futex hand-off's CPU per round trip; the same for the closed loop's runs (the median
-requests/s of each, C and k over their runs); the targets: isolate-cache's measured ratio at least
-0.9 of what the floor predicts, in each.  The call counting run is skipped.
+requests/s of each, C and k over their runs).  An open loop's request costs more CPU the lower
+the rate (the client and the server sleep and wake for each one instead of finding the next one
+waiting), so the open loop's floor takes mono's CPU per request at each rate as this run measured
+it (every rate mono kept up with: its search and its fixed loads, linear between them): the highest
+rate R at which R * (C(R) + k * h) fits in the CPU mono used at its maximum.  The targets:
+isolate-cache's open-loop maximum at least 0.9 of that rate floor, and its closed-loop ratio at
+least 0.9 of C / (C + k * h) with the closed loop's C.  The call counting run is skipped.
 
 The exit status is 0 whatever the ratios are; 1 when a request failed or a server misbehaved
 (the numbers are then printed but not valid), 2 when something could not be built or run.
@@ -682,19 +687,27 @@ def search_maxima(exes: dict, loadgen: str, threads: int, tmp: str, guesses: dic
         step += 1
 
 
-def futex_handoff(tmp: str) -> tuple[float, float, list[tuple[float, float]]]:
+def futex_handoff(tmp: str, one_cpu: bool = False) -> tuple[float, float, list[tuple[float, float]]]:
     """The futex hand-off between two processes on this machine, bench/ipc/pingpong.c's futex
     ping-pong: (median CPU us per round trip, both processes; median wall us per round trip;
-    every run's pair)."""
+    every run's pair).  one_cpu: both processes kept to one CPU (a hand-off is then a switch on
+    that core, with no wake-up of another), else wherever the scheduler puts them."""
     exe = os.path.join(tmp, "pingpong")
-    run(["gcc", "-O2", "-std=c11", os.path.join("bench", "ipc", "pingpong.c"), "-o", exe], quiet=True)
+    if not os.path.exists(exe):
+        run(["gcc", "-O2", "-std=c11", os.path.join("bench", "ipc", "pingpong.c"), "-o", exe], quiet=True)
+    allowed = os.sched_getaffinity(0)
     samples = []
-    for _ in range(PINGPONG_RUNS):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        out = run([exe, "futex", str(PINGPONG_ROUNDS)], timeout=120, quiet=True)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        samples.append((1e6 * cpu / PINGPONG_ROUNDS, float(out.split()[1]) / 1e3))
+    try:
+        if one_cpu:
+            os.sched_setaffinity(0, {min(allowed)})     # the ping-pong inherits it
+        for _ in range(PINGPONG_RUNS):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            out = run([exe, "futex", str(PINGPONG_ROUNDS)], timeout=120, quiet=True)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            samples.append((1e6 * cpu / PINGPONG_ROUNDS, float(out.split()[1]) / 1e3))
+    finally:
+        os.sched_setaffinity(0, allowed)
     return (statistics.median(c for c, _ in samples), statistics.median(w for _, w in samples), samples)
 
 
@@ -779,7 +792,45 @@ def floor_ratio(c_mono: float, trips: float, h_us: float) -> float:
     return c_mono / (c_mono + trips * h_us / 1e6)
 
 
-def saturation_report(searches: dict, probes: list[dict], handoff: tuple, runs: dict, closed_runs: dict) -> None:
+def mono_costs(probes: list[dict], runs: dict) -> list[tuple[float, float]]:
+    """[(rate, CPU seconds per request of server and client)] of every rate mono kept up with, in
+    its search and at the fixed loads, the runs at one rate pooled; sorted by rate."""
+    pooled: dict[float, list[dict]] = {}
+    for r in [p for p in probes if p["variant"] == "mono"] + [x for (_, w), rs in runs.items() if w == "mono"
+                                                               for x in rs]:
+        if keeps_up(r) is None:
+            pooled.setdefault(round(r["rate"]), []).append(r)
+    return sorted((rate, sum(r["server_cpu"] + r["loadgen_cpu"] for r in rs) / sum(r["requests"] for r in rs))
+                  for rate, rs in pooled.items())
+
+
+def cost_at(costs: list[tuple[float, float]], rate: float) -> float:
+    """mono's CPU per request at `rate`: linear between the measured rates, the nearest beyond them."""
+    if rate <= costs[0][0]:
+        return costs[0][1]
+    for (r0, c0), (r1, c1) in zip(costs, costs[1:]):
+        if rate <= r1:
+            return c0 + (c1 - c0) * (rate - r0) / (r1 - r0)
+    return costs[-1][1]
+
+
+def rate_floor(costs: list[tuple[float, float]], budget: float, trips: float, h_us: float) -> float:
+    """The highest rate R at which R * (C(R) + k h) fits in `budget` CPU seconds per second, C(R)
+    mono's CPU per request at R (cost_at): what a split build could carry if each round trip cost
+    one futex hand-off and the rest cost what mono's requests cost at the same rate."""
+    extra = trips * h_us / 1e6
+    lo, hi = 0.0, costs[-1][0]
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if mid * (cost_at(costs, mid) + extra) <= budget:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def saturation_report(searches: dict, probes: list[dict], handoff: tuple, handoff_one: tuple, runs: dict,
+                      closed_runs: dict) -> None:
     """Each build's maximum beside what the floor predicts: the CPU per request of mono at its
     maximum, plus one futex hand-off per channel round trip.  On a machine whose cores the client
     and the server share, throughput is the cores over the CPU time per request, so a split build's
@@ -789,16 +840,22 @@ def saturation_report(searches: dict, probes: list[dict], handoff: tuple, runs: 
     h_cpu, h_wall, samples = handoff
     mono = searches["mono"].good
     log("at saturation (each build's open-loop maximum, from the search):")
+    h1_cpu, h1_wall, samples1 = handoff_one
     log(f"futex hand-off (bench/ipc/pingpong.c futex {PINGPONG_ROUNDS}, {PINGPONG_RUNS} runs): "
         f"{h_cpu:.2f} us of CPU per round trip, median (runs: "
         + ", ".join(f"{c:.2f}" for c, _ in samples) + f"); {h_wall:.2f} us wall")
+    log(f"  the same, both processes kept to one CPU (h1): {h1_cpu:.2f} us of CPU per round trip (runs: "
+        + ", ".join(f"{c:.2f}" for c, _ in samples1) + f"); {h1_wall:.2f} us wall")
     log()
     head = (f"{'variant':<14}{'max rate/s':>11}{'vs mono':>8}{'srv cpu us/req':>15}{'loadgen us/req':>15}"
-            f"{'total us/req':>13}{'trips/req':>10}{'srv us/trip':>13}{'floor predicts':>15}{'measured/floor':>15}")
+            f"{'total us/req':>13}{'trips/req':>10}{'srv us/trip':>13}{'floor predicts':>15}{'measured/floor':>15}"
+            f"{'mono us/req':>12}{'rate floor/s':>13}{'measured/rate floor':>20}{'with h1':>9}{'measured/that':>14}")
     log(head)
     log("-" * len(head))
     c_mono = (mono["server_cpu"] + mono["loadgen_cpu"]) / mono["requests"] if mono else None
-    floors = {}
+    costs = mono_costs(probes, runs) if mono else []
+    budget = mono["rate"] * c_mono if mono else None     # CPU seconds per second mono used at its maximum
+    floors, rate_floors = {}, {}
     for v in VARIANTS:
         r = searches[v].good
         if r is None:
@@ -815,6 +872,10 @@ def saturation_report(searches: dict, probes: list[dict], handoff: tuple, runs: 
             srv_extra = r["server_cpu"] / r["requests"] - mono["server_cpu"] / mono["requests"]
             cells += (f"{1e6 * srv_extra / k:>13.1f}{floors[v]:>15.2f}"
                       f"{r['rate'] / mono['rate'] / floors[v]:>15.2f}")
+            rate_floors[v] = rate_floor(costs, budget, k, h_cpu)
+            one = rate_floor(costs, budget, k, h1_cpu)
+            cells += (f"{1e6 * cost_at(costs, r['rate']):>12.1f}{rate_floors[v]:>13.0f}"
+                      f"{r['rate'] / rate_floors[v]:>20.2f}{one:>9.0f}{r['rate'] / one:>14.2f}")
         log(cells)
     log("  max rate/s: the highest rate the build kept up with in the search (its probe's figures follow);")
     log("  total us/req: server + loadgen CPU per request at that rate; trips/req: channel round trips per")
@@ -823,31 +884,44 @@ def saturation_report(searches: dict, probes: list[dict], handoff: tuple, runs: 
     log("  at saturation, against the hand-off's h); floor predicts: the ratio to mono if every round trip")
     log("  cost one futex hand-off, C / (C + trips x h), with C mono's total us/req and h the hand-off's")
     log("  CPU per round trip above.")
+    log("  mono us/req: mono's server + loadgen CPU per request at the build's max rate, linear between")
+    log("  the rates mono kept up with in this run (" + ", ".join(f"{rate:.0f}/s {1e6 * c:.1f}" for rate, c in costs)
+        + " us/req); rate floor/s: the highest")
+    log("  rate R with R x (mono us/req at R + trips x h) within the CPU mono used at its maximum"
+        + (f" ({budget:.2f} s/s)" if budget else "") + ":")
+    log("  the floor with the cost of a request as this run measured it at each rate, not at mono's maximum")
+    log("  (below its maximum a request costs more: the client and the server sleep and wake for it);")
+    log("  with h1: the same rate floor with one CPU's hand-off h1 (the cheapest the machine has).")
     log()
     mono_c, ic_c = closed_runs["mono"], closed_runs["isolate-cache"]
     c_closed = (sum(r["server_cpu"] + r["loadgen_cpu"] for r in mono_c)) / sum(r["requests"] for r in mono_c)
     k_closed = per_request(ic_c, "trips")
     closed_ratio = statistics.median(r["rps"] for r in ic_c) / statistics.median(r["rps"] for r in mono_c)
     closed_floor = floor_ratio(c_closed, k_closed, h_cpu)
+    closed_floor_one = floor_ratio(c_closed, k_closed, h1_cpu)
     srv_closed = per_request(ic_c, "server_cpu") - per_request(mono_c, "server_cpu")
     log(f"closed loop (every connection always has a request in flight): isolate-cache "
         f"{statistics.median(r['rps'] for r in ic_c):.0f} req/s, mono {statistics.median(r['rps'] for r in mono_c):.0f}: "
         f"{closed_ratio:.2f}; mono's total {1e6 * c_closed:.1f} us/req, isolate-cache {k_closed:.2f} trips/req, "
-        f"{1e6 * srv_closed / k_closed:.1f} us of server CPU per trip; the floor predicts {closed_floor:.2f}")
+        f"{1e6 * srv_closed / k_closed:.1f} us of server CPU per trip; the floor predicts {closed_floor:.2f} "
+        f"({closed_floor_one:.2f} with h1)")
     log()
     log("targets at saturation (measured ratio to mono at least 0.9 of what the floor predicts):")
     ic = searches["isolate-cache"].good
     if "isolate-cache" in floors:
         ratio = ic["rate"] / mono["rate"]
-        share = ratio / floors["isolate-cache"]
-        log(f"  open loop, the highest rate kept up with: isolate-cache / mono = {ratio:.2f}; the floor predicts "
-            f"{floors['isolate-cache']:.2f}; measured / floor = {share:.2f}: "
-            + ("MET" if share >= FLOOR_TARGET else "MISS"))
+        share = ic["rate"] / rate_floors["isolate-cache"]
+        log(f"  open loop, the highest rate kept up with: isolate-cache {ic['rate']:.0f}/s; the floor at the cost "
+            f"per request measured at each rate predicts {rate_floors['isolate-cache']:.0f}/s; measured / floor = "
+            f"{share:.2f}: " + ("MET" if share >= FLOOR_TARGET else "MISS"))
+        log(f"    (as a ratio to mono: {ratio:.2f}; with every request costing what it cost at mono's maximum, "
+            f"C / (C + k h) = {floors['isolate-cache']:.2f}, measured / that = {ratio / floors['isolate-cache']:.2f})")
     else:
         log("  open loop: not measured (a search found no rate, or no round trips)")
     share = closed_ratio / closed_floor
     log(f"  closed loop: isolate-cache / mono = {closed_ratio:.2f}; the floor predicts {closed_floor:.2f}; "
-        f"measured / floor = {share:.2f}: " + ("MET" if share >= FLOOR_TARGET else "MISS"))
+        f"measured / floor = {share:.2f}: " + ("MET" if share >= FLOOR_TARGET else "MISS")
+        + f" (with h1: {closed_floor_one:.2f}, measured / that = {closed_ratio / closed_floor_one:.2f})")
 
 
 # ---- report ---------------------------------------------------------------------------------
@@ -926,9 +1000,10 @@ def main() -> int:
             closed_runs = closed_loop_runs(exes, loadgen, load, args.seconds, tmp)
             closed = statistics.median(r["rps"] for r in closed_runs["mono"])
             log()
-            handoff = futex_handoff(tmp)
+            handoff, handoff_one = futex_handoff(tmp), futex_handoff(tmp, one_cpu=True)
             log(f"futex hand-off (bench/ipc/pingpong.c futex {PINGPONG_ROUNDS}, {PINGPONG_RUNS} runs): "
-                f"{handoff[0]:.2f} us of CPU per round trip (median)")
+                f"{handoff[0]:.2f} us of CPU per round trip (median); both processes kept to one CPU: "
+                f"{handoff_one[0]:.2f} us")
             log()
             log(f"each build's open-loop maximum (loadgen --threads {args.threads} --rate R, about "
                 f"{SEARCH_SECONDS:g} s per probe; kept up: achieved >= {KEEP_UP_SHARE:.0%} of R and "
@@ -974,7 +1049,7 @@ def main() -> int:
         bad = warm_bad + open_loop_report(args, open_runs, loads, rates, layout)
         bad += [(r["variant"], f"search at {r['rate']:.0f}/s", p) for r in probes for p in problems(r)]
         log()
-        saturation_report(searches, probes, handoff, open_runs, closed_runs)
+        saturation_report(searches, probes, handoff, handoff_one, open_runs, closed_runs)
         log()
         if bad:
             for v, rnd, p in bad:
