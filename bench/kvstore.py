@@ -830,7 +830,7 @@ def rate_floor(costs: list[tuple[float, float]], budget: float, trips: float, h_
 
 
 def saturation_report(searches: dict, probes: list[dict], handoff: tuple, handoff_one: tuple, runs: dict,
-                      closed_runs: dict) -> None:
+                      closed_runs: dict) -> dict[str, float]:
     """Each build's maximum beside what the floor predicts: the CPU per request of mono at its
     maximum, plus one futex hand-off per channel round trip.  On a machine whose cores the client
     and the server share, throughput is the cores over the CPU time per request, so a split build's
@@ -855,7 +855,7 @@ def saturation_report(searches: dict, probes: list[dict], handoff: tuple, handof
     c_mono = (mono["server_cpu"] + mono["loadgen_cpu"]) / mono["requests"] if mono else None
     costs = mono_costs(probes, runs) if mono else []
     budget = mono["rate"] * c_mono if mono else None     # CPU seconds per second mono used at its maximum
-    floors, rate_floors = {}, {}
+    floors, rate_floors, one_floors = {}, {}, {}
     for v in VARIANTS:
         r = searches[v].good
         if r is None:
@@ -873,7 +873,7 @@ def saturation_report(searches: dict, probes: list[dict], handoff: tuple, handof
             cells += (f"{1e6 * srv_extra / k:>13.1f}{floors[v]:>15.2f}"
                       f"{r['rate'] / mono['rate'] / floors[v]:>15.2f}")
             rate_floors[v] = rate_floor(costs, budget, k, h_cpu)
-            one = rate_floor(costs, budget, k, h1_cpu)
+            one = one_floors[v] = rate_floor(costs, budget, k, h1_cpu)
             cells += (f"{1e6 * cost_at(costs, r['rate']):>12.1f}{rate_floors[v]:>13.0f}"
                       f"{r['rate'] / rate_floors[v]:>20.2f}{one:>9.0f}{r['rate'] / one:>14.2f}")
         log(cells)
@@ -922,6 +922,7 @@ def saturation_report(searches: dict, probes: list[dict], handoff: tuple, handof
     log(f"  closed loop: isolate-cache / mono = {closed_ratio:.2f}; the floor predicts {closed_floor:.2f}; "
         f"measured / floor = {share:.2f}: " + ("MET" if share >= FLOOR_TARGET else "MISS")
         + f" (with h1: {closed_floor_one:.2f}, measured / that = {closed_ratio / closed_floor_one:.2f})")
+    return one_floors
 
 
 # ---- report ---------------------------------------------------------------------------------
@@ -1049,7 +1050,15 @@ def main() -> int:
         bad = warm_bad + open_loop_report(args, open_runs, loads, rates, layout)
         bad += [(r["variant"], f"search at {r['rate']:.0f}/s", p) for r in probes for p in problems(r)]
         log()
-        saturation_report(searches, probes, handoff, handoff_one, open_runs, closed_runs)
+        one_floors = saturation_report(searches, probes, handoff, handoff_one, open_runs, closed_runs)
+        if 0.5 in loads and "isolate-cache" in one_floors:
+            most = one_floors["isolate-cache"]
+            log()
+            log(f"the target at 50% load ({rates[0.5]:.0f}/s) against the floor: with every round trip a hand-off on one "
+                f"core (h1), isolate-cache could carry at most {most:.0f}/s, "
+                + ("less than 50% of mono's maximum: in this run no split build can meet it (its queue would "
+                   "grow for as long as the load lasts)" if most < rates[0.5] else
+                   f"{most / rates[0.5]:.2f} times the load: the floor does not forbid it"))
         log()
         if bad:
             for v, rnd, p in bad:
