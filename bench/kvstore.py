@@ -77,7 +77,10 @@ waiting), so the open loop's floor takes mono's CPU per request at each rate as 
 it (every rate mono kept up with: its search and its fixed loads, linear between them): the highest
 rate R at which R * (C(R) + k * h) fits in the CPU mono used at its maximum.  The targets:
 isolate-cache's open-loop maximum at least 0.9 of that rate floor, and its closed-loop ratio at
-least 0.9 of C / (C + k * h) with the closed loop's C.  The call counting run is skipped.
+least 0.9 of C / (C + k * h) with the closed loop's C.  Every floor is shown a second time with h1,
+the same ping-pong with both processes kept to one CPU (a hand-off that is a switch on one core,
+the cheapest there is), and the run says whether that floor leaves isolate-cache room for 50% of
+mono's maximum at all.  The call counting run is skipped.
 
 The exit status is 0 whatever the ratios are; 1 when a request failed or a server misbehaved
 (the numbers are then printed but not valid), 2 when something could not be built or run.
