@@ -7,11 +7,13 @@ while each of them has the same size and modification time, or failing that the 
 
 from __future__ import annotations
 
-import ctypes
+import fcntl
 import hashlib
 import os
 import pickle
+import threading
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from .. import __version__
 from ..model import Annotation, CallArgument, Diagnostic, Field, FixIt, Location, Param, StructType
@@ -101,8 +103,8 @@ def _annotations(text: str) -> tuple[Annotation, ...]:
     return tuple(out)
 
 
-def parse_records(path: str, text: str, facts: UnitFacts) -> None:
-    """Turns the walker's records (see walker.c) into facts."""
+def parse_records(path: str, lines: Iterable[str], facts: UnitFacts) -> None:
+    """Turns the walker's records (see walker.c), lines of text, into facts."""
     files: dict[str, str] = {"-1": ""}
     fn: tuple | None = None          # a function's fields, waiting for its parameters
     params: list[Param] = []
@@ -118,7 +120,7 @@ def parse_records(path: str, text: str, facts: UnitFacts) -> None:
             facts.structs.append(StructType(*struct, fields=tuple(fields)))
             struct = None
 
-    for line in text.split("\n"):
+    for line in lines:
         if not line:
             continue
         r = line.split("\t")
@@ -221,19 +223,55 @@ def parse_unit(path: str, args: tuple[str, ...]) -> UnitFacts:
         conv = _convert_diagnostic(d)
         if conv is not None:
             facts.diagnostics.append(conv)
-    buf = ctypes.c_void_p()
-    size = ctypes.c_size_t()
-    rc = lib.qpm_walk(tu.obj, ctypes.byref(buf), ctypes.byref(size))
-    if rc != 0:
-        raise MemoryError(f"walking {path} failed ({rc})")
-    try:
-        text = ctypes.string_at(buf, size.value).decode("utf-8", "replace")
-    finally:
-        lib.qpm_walk_free(buf)
-    parse_records(path, text, facts)
+    _walk(lib, tu, path, facts)
     deps = {path} | {os.path.normpath(inc.include.name) for inc in tu.get_includes()}
     facts.deps = [_dep(p) for p in sorted(deps) if os.path.exists(p)]
     return facts
+
+
+def _walk(lib, tu, path: str, facts: UnitFacts) -> None:
+    """Walks the unit and turns the walker's records into facts, the two at once: the walk runs
+    in a thread of its own (the walker is C, and the call lets go of the interpreter) and writes
+    its records into a pipe, from which this thread turns them into facts meanwhile."""
+    rfd, wfd = os.pipe()
+    try:
+        fcntl.fcntl(wfd, fcntl.F_SETPIPE_SZ, 1 << 20)   # fewer hand-overs between the two
+    except (OSError, AttributeError):
+        pass
+    rc: list[int] = []
+
+    def walk() -> None:
+        try:
+            rc.append(lib.qpm_walk(tu.obj, wfd))
+        finally:
+            os.close(wfd)
+
+    walker = threading.Thread(target=walk, name=f"walk {os.path.basename(path)}")
+    walker.start()
+    try:
+        parse_records(path, _lines(rfd), facts)
+    finally:
+        os.close(rfd)                   # a walk still writing stops (EPIPE)
+        walker.join()
+    if rc != [0]:
+        raise MemoryError(f"walking {path} failed ({rc[0] if rc else 'no result'})")
+
+
+def _lines(fd: int):
+    """The lines read from fd until its end."""
+    rest = b""
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            break
+        end = chunk.rfind(b"\n") + 1
+        if end == 0:
+            rest += chunk
+            continue
+        yield from (rest + chunk[:end]).decode("utf-8", "replace").split("\n")
+        rest = chunk[end:]
+    if rest:
+        yield rest.decode("utf-8", "replace")
 
 
 # The per-unit cache.

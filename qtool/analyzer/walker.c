@@ -3,9 +3,11 @@
  *
  * Walking a large translation unit cursor by cursor from Python costs seconds (half a million
  * cursors in the SQLite amalgamation), so this walk runs in C against libclang's stable C API
- * and emits only the facts the program model needs, as tab-separated records (one per line):
+ * and emits only the facts the program model needs, as tab-separated records (one per line),
+ * written to a file descriptor as the walk goes (the analyzer reads them from a pipe while the
+ * walk goes on):
  *
- *   N idx path                                      a file name (these come first)
+ *   N idx path                                      a file name (before the first record using it)
  *   F usr name file line col isdef linkage variadic storage ret_enc ret_spelling fn_type annots binding
  *   P idx name type_enc type_spelling annots line col end_line end_col    (after its F)
  *   G usr name file line col isdef linkage type_enc type_spelling annots
@@ -60,6 +62,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
 
 typedef void *CXTranslationUnit;
 typedef void *CXFile;
@@ -139,12 +143,19 @@ enum { UO_POSTINC = 1, UO_PREDEC = 4, UO_ADDROF = 5, UO_DEREF = 6, UO_LNOT = 10 
 enum { T_POINTER = 101, T_RECORD = 105, T_FUNCTION_NOPROTO = 110, T_FUNCTION = 111,
        T_CONSTANT_ARRAY = 112, T_DEPENDENT_ARRAY = 116 };
 
-/* The output buffer grows geometrically; a failed allocation sticks and is reported once. */
+/* The output buffer grows geometrically; a failed allocation sticks and is reported once.  Whole
+ * records are written to fd once FLUSH_AT bytes wait (after those of first: the N records they
+ * may name); fd -1 keeps them until the buffer they are written after is flushed. */
 struct out {
     char *buf;
     size_t len, cap;
     int oom;
+    int fd;
+    struct out *first;
+    int err;            /* errno of a failed write, which sticks */
 };
+
+enum { FLUSH_AT = 1 << 16 };
 
 static void out_reserve(struct out *o, size_t extra)
 {
@@ -191,6 +202,30 @@ static void out_str(struct out *o, CXString s)
     clang_disposeString(s);
 }
 
+/* Writes the whole of from's buffer to o->fd and empties it. */
+static void write_all(struct out *o, struct out *from)
+{
+    size_t done = 0;
+    while (done < from->len && !o->err) {
+        ssize_t n = write(o->fd, from->buf + done, from->len - done);
+        if (n < 0 && errno != EINTR)
+            o->err = errno;
+        else if (n > 0)
+            done += (size_t)n;
+    }
+    from->len = 0;
+}
+
+/* Writes the waiting records to o's file descriptor, after those of o->first. */
+static void out_flush(struct out *o)
+{
+    if (o->fd < 0 || o->oom || (o->first && o->first->oom))
+        return;
+    if (o->first)
+        write_all(o, o->first);
+    write_all(o, o);
+}
+
 static void out_end(struct out *o)
 {
     out_reserve(o, 1);
@@ -198,6 +233,8 @@ static void out_end(struct out *o)
         o->buf[o->len++] = '\n';
         o->buf[o->len] = '\0';
     }
+    if (o->fd >= 0 && o->len >= FLUSH_AT)
+        out_flush(o);
 }
 
 /* Files are numbered on first sight; a small open-addressing table maps CXFile to number. */
@@ -1686,32 +1723,22 @@ static int top_visit(CXCursor c, CXCursor parent, CXClientData data)
     return VISIT_CONTINUE;
 }
 
-/* Walks the translation unit.  On success *out holds the records (free with qpm_walk_free)
- * and 0 is returned; on allocation failure, -12 (ENOMEM). */
-int qpm_walk(CXTranslationUnit tu, char **out, size_t *len)
+/* Walks the translation unit, writing the records to fd.  Returns 0, -12 (ENOMEM) when memory
+ * ran out, or -errno when a write failed. */
+int qpm_walk(CXTranslationUnit tu, int fd)
 {
     struct walk w;
     memset(&w, 0, sizeof w);
+    w.out.fd = fd;
+    w.out.first = &w.names;
+    w.names.fd = -1;
     clang_visitChildren(clang_getTranslationUnitCursor(tu), top_visit, &w);
+    out_flush(&w.out);
     free(w.files);
     free(w.file_ids);
-    /* File names first, so that a reader knows every number before it is used. */
-    out_reserve(&w.names, w.out.len);
-    if (w.out.oom || w.names.oom) {
-        free(w.out.buf);
-        free(w.names.buf);
-        return -12;
-    }
-    if (w.out.len)
-        memcpy(w.names.buf + w.names.len, w.out.buf, w.out.len + 1);
-    w.names.len += w.out.len;
     free(w.out.buf);
-    *out = w.names.buf;
-    *len = w.names.len;
-    return 0;
-}
-
-void qpm_walk_free(char *p)
-{
-    free(p);
+    free(w.names.buf);
+    if (w.out.oom || w.names.oom)
+        return -12;
+    return w.out.err ? -w.out.err : 0;
 }
