@@ -178,9 +178,18 @@ def parse_records(path: str, lines: Iterable[str], facts: UnitFacts) -> None:
     flush()
 
 
+# The digests of the files this process has read, by path, size and modification time: the
+# units one process parses share most of their headers.
+_digests: dict[tuple[str, int, int], str] = {}
+
+
 def _dep(path: str) -> tuple[str, int, int, str]:
     st = os.stat(path)
-    return (path, st.st_size, st.st_mtime_ns, _digest(path))
+    key = (path, st.st_size, st.st_mtime_ns)
+    digest = _digests.get(key)
+    if digest is None:
+        digest = _digests[key] = _digest(path)
+    return (path, st.st_size, st.st_mtime_ns, digest)
 
 
 def _convert_diagnostic(d) -> Diagnostic | None:
