@@ -106,6 +106,7 @@ def _annotations(text: str) -> tuple[Annotation, ...]:
 def parse_records(path: str, lines: Iterable[str], facts: UnitFacts) -> None:
     """Turns the walker's records (see walker.c), lines of text, into facts."""
     files: dict[str, str] = {"-1": ""}
+    new, loc = tuple.__new__, Location   # a Location made without its Python-level __new__
     fn: tuple | None = None          # a function's fields, waiting for its parameters
     params: list[Param] = []
     struct: tuple | None = None      # a struct's fields, waiting for its members
@@ -126,10 +127,10 @@ def parse_records(path: str, lines: Iterable[str], facts: UnitFacts) -> None:
         r = line.split("\t")
         tag = r[0]
         if tag == "C":
-            facts.calls.append(Call(r[1], r[2], r[3], Location(files[r[4]], int(r[5]), int(r[6])),
+            facts.calls.append(Call(r[1], r[2], r[3], new(loc, (files[r[4]], int(r[5]), int(r[6]))),
                                     int(r[7]), int(r[8])))
         elif tag == "I":
-            facts.indirect.append(Call(r[1], r[2], r[3], Location(files[r[4]], int(r[5]), int(r[6])),
+            facts.indirect.append(Call(r[1], r[2], r[3], new(loc, (files[r[4]], int(r[5]), int(r[6]))),
                                        int(r[7]), int(r[8]), r[9]))
         elif tag == "R":
             facts.refs.append((r[1], r[2], r[3]))
@@ -137,33 +138,33 @@ def parse_records(path: str, lines: Iterable[str], facts: UnitFacts) -> None:
             facts.arguments.append(CallArgument(
                 r[1], "" if r[2] == "-" else r[2], "" if r[3] == "-" else r[3], int(r[4]),
                 int(r[6]) if r[5] == "p" else None, r[6] if r[5] == "f" else None,
-                Location(files[r[7]], int(r[8]), int(r[9]))))
+                new(loc, (files[r[7]], int(r[8]), int(r[9])))))
         elif tag == "X":
-            facts.returned.append((r[1], r[2], r[3], Location(files[r[4]], int(r[5]), int(r[6]))))
+            facts.returned.append((r[1], r[2], r[3], new(loc, (files[r[4]], int(r[5]), int(r[6])))))
         elif tag == "U":
             facts.param_uses.append((r[1], int(r[2]), r[3]))
         elif tag == "T":
-            facts.taken.append((r[1], r[2], r[3], Location(files[r[4]], int(r[5]), int(r[6]))))
+            facts.taken.append((r[1], r[2], r[3], new(loc, (files[r[4]], int(r[5]), int(r[6])))))
         elif tag == "W":
             facts.flows.append((r[1], r[2], r[3]))
         elif tag == "P":
             file = files[r[6]]
             params.append(Param(int(r[1]), r[2], r[4], r[3], _annotations(r[5]),
-                                Location(file, int(r[7]), int(r[8])), Location(file, int(r[9]), int(r[10]))))
+                                new(loc, (file, int(r[7]), int(r[8]))), new(loc, (file, int(r[9]), int(r[10])))))
         elif tag == "F":
             flush()
             params = []
-            fn = (r[1], r[2], Location(files[r[3]], int(r[4]), int(r[5])), r[6] == "1",
+            fn = (r[1], r[2], new(loc, (files[r[3]], int(r[4]), int(r[5]))), r[6] == "1",
                   _LINKAGE.get(int(r[7]), "none"), r[8] == "1", r[9] == "3",
                   r[11], r[10], r[12], _annotations(r[13]), bool(int(r[14]) & 1), bool(int(r[14]) & 2))
         elif tag == "N":
             files[r[1]] = os.path.normpath(r[2])
         elif tag == "D":
             fields.append(Field(r[1], r[3], r[2], _annotations(r[4]),
-                                Location(struct[3].file if struct else "", int(r[5]), int(r[6]))))
+                                new(loc, (struct[3].file if struct else "", int(r[5]), int(r[6])))))
         elif tag == "G":
             flush()
-            g = GlobalDecl(r[1], r[2], Location(files[r[3]], int(r[4]), int(r[5])), r[6] == "1",
+            g = GlobalDecl(r[1], r[2], new(loc, (files[r[3]], int(r[4]), int(r[5]))), r[6] == "1",
                            _LINKAGE.get(int(r[7]), "none"), r[9], r[8], _annotations(r[10]))
             component = next((a.arg for a in g.annotations if a.kind == "file_component"), None)
             if component is not None:
@@ -174,7 +175,7 @@ def parse_records(path: str, lines: Iterable[str], facts: UnitFacts) -> None:
             flush()
             fields = []
             struct = (r[1], r[2], "union" if r[6] == "U" else "struct",
-                      Location(files[r[3]], int(r[4]), int(r[5])))
+                      new(loc, (files[r[3]], int(r[4]), int(r[5]))))
     flush()
 
 
