@@ -19,6 +19,7 @@ import os
 from collections import defaultdict
 from dataclasses import replace
 from functools import lru_cache
+from operator import attrgetter, itemgetter
 from typing import NamedTuple
 
 from ..model import (Annotation, CallArgument, CallEdge, CallSite, Component, Declaration, Diagnostic,
@@ -26,6 +27,8 @@ from ..model import (Annotation, CallArgument, CallEdge, CallSite, Component, De
                      annotation_sites)
 from . import pointers, weights
 from .unit import FunctionDecl, UnitFacts
+
+_location = attrgetter("location")
 
 KNOWN_KINDS = {"component", "file_component", "in", "out", "inout", "string", "opaque", "count",
                "returns_string", "callback", "shared", "init", "fd"}
@@ -362,11 +365,18 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
             mine[loc] = site if prev is None else CallSite(loc, prev.loops, prev.branches,
                                                             prev.local_weight + site.local_weight)
 
-    edges = tuple(sorted(
-        (CallEdge(a, b, tuple(sorted(s.values(), key=lambda x: x.location)),
-                  freq.get(a, 0.0) * sum(x.local_weight for x in s.values()))
-         for (a, b), s in sites.items()),
-        key=lambda e: (functions[e.caller].location, functions[e.callee].name)))
+    # Edges by their caller's location and their callee's name (each key made once).
+    location_of = {usr: f.location for usr, f in functions.items()}
+    name_of = {usr: f.name for usr, f in functions.items()}
+    keyed = []
+    for (a, b), s in sites.items():
+        calls = list(s.values())
+        if len(calls) > 1:
+            calls.sort(key=_location)
+        keyed.append(((location_of[a], name_of[b]),
+                      CallEdge(a, b, tuple(calls), freq.get(a, 0.0) * sum(x.local_weight for x in s.values()))))
+    keyed.sort(key=itemgetter(0))
+    edges = tuple(e for _, e in keyed)
     indirect = tuple(sorted(
         (IndirectCall(c.caller, c.location, c.callee, c.name, r.targets,
                       weights.local_weight(c.loops, c.branches),
