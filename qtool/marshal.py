@@ -257,9 +257,26 @@ def struct_problem(enc: str, structs: dict[str, StructType], seen: frozenset = f
     return problems[0] if problems else None
 
 
+# struct_problems' answers for the struct map last asked about (a model's struct_map, which does
+# not change): a program passes the same few structs to hundreds of functions.
+_problems: tuple[dict[str, StructType] | None, dict[str, tuple[str, ...]]] = (None, {})
+
+
 def struct_problems(enc: str, structs: dict[str, StructType], seen: frozenset = frozenset()) -> list[str]:
     """Every reason a struct (by value) cannot be deep-copied, one per offending field; [] when
     it can."""
+    global _problems
+    if seen:
+        return _struct_problems(enc, structs, seen)
+    if _problems[0] is not structs:
+        _problems = (structs, {})
+    known = _problems[1].get(enc)
+    if known is None:
+        known = _problems[1][enc] = tuple(_struct_problems(enc, structs, seen))
+    return list(known)
+
+
+def _struct_problems(enc: str, structs: dict[str, StructType], seen: frozenset) -> list[str]:
     enc = _strip_arrays(enc)
     if enc[:1] not in ("S", "U"):
         return []

@@ -62,6 +62,13 @@ def _job(item):
     return i, unit.parse_unit(path, args)
 
 
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
 class _Reader:
     """Reads an entry's merge state (cache.Entry.merge) in a thread of its own."""
 
@@ -160,6 +167,8 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
                 reader.join()       # no thread but this one while the workers are forked
             clang_env.walker()      # build it once, before the workers need it
             ctx = multiprocessing.get_context("fork")
+            # The largest units first: a long one started last would leave the other workers idle.
+            todo.sort(key=lambda i: -_size(items[i][0]))
             with ctx.Pool(workers) as pool:
                 for k, result in pool.imap_unordered(_job, [(i, items[i]) for i in todo]):
                     facts[k] = result

@@ -19,6 +19,7 @@ import os
 from collections import defaultdict
 from dataclasses import replace
 from functools import lru_cache
+from operator import attrgetter, itemgetter
 from typing import NamedTuple
 
 from ..model import (Annotation, CallArgument, CallEdge, CallSite, Component, Declaration, Diagnostic,
@@ -26,6 +27,8 @@ from ..model import (Annotation, CallArgument, CallEdge, CallSite, Component, De
                      annotation_sites)
 from . import pointers, weights
 from .unit import FunctionDecl, UnitFacts
+
+_location = attrgetter("location")
 
 KNOWN_KINDS = {"component", "file_component", "in", "out", "inout", "string", "opaque", "count",
                "returns_string", "callback", "shared", "init", "fd"}
@@ -55,36 +58,34 @@ def _merge_function(decls: list[FunctionDecl], file_components: dict[str, tuple[
                     frequency: float, diags: list[Diagnostic], per_unit: bool = False,
                     uses: dict[int, str] | None = None,
                     returned: tuple[tuple[str, str, Location], ...] = ()) -> Function:
+    if len(decls) == 1:
+        return _lone_function(decls[0], file_components, frequency, diags, per_unit, uses, returned)
     definition = next((d for d in decls if d.defined), None)
     primary = definition or decls[0]
     locations = sorted({d.location for d in decls})
     annotations = _merge_annotations([(d.annotations, d.location) for d in decls],
-                                     f"function '{primary.name}'", diags)
+                                     f"function '{primary.name}'", diags) \
+        if any(d.annotations for d in decls) else ()
     declared = tuple(sorted(
         (Declaration(d.location, d.defined, bool(d.annotations) or any(q.annotations for q in d.params),
                      tuple(q.end for q in d.params)) for d in decls),
         key=lambda d: d.location))
     params = []
-    if len(decls) == 1:     # the common case: nothing to merge
-        params = [p for p in primary.params]
-        for p in params:
-            if p.annotations:
-                _merge_annotations([(p.annotations, p.location)], f"parameter '{p.name or p.index}' of "
-                                   f"'{primary.name}'", diags)
     # A parameter's fix-it goes where the function's annotations are: its declarator end on the
     # first declaration in annotation_sites order that has it.
-    sites = annotation_sites(declared) if len(decls) > 1 else ()
+    sites = annotation_sites(declared)
     # Types as a header prototype spells them: generated code includes the header, not the file
     # of the definition, whose own typedefs it cannot see.
     header = next((d for d in sorted(decls, key=lambda d: d.location)
                    if not d.defined and not d.location.file.endswith(".c")), None)
-    for p in primary.params if len(decls) > 1 else ():
+    for p in primary.params:
         same = [d.params[p.index] for d in decls if len(d.params) > p.index]
         named = next((q for q in same if q.name), p)
         if definition is not None and definition.params and len(definition.params) > p.index:
             named = definition.params[p.index] if definition.params[p.index].name else named
         anns = _merge_annotations([(q.annotations, q.location) for q in same],
-                                  f"parameter '{named.name or p.index}' of '{primary.name}'", diags)
+                                  f"parameter '{named.name or p.index}' of '{primary.name}'", diags) \
+            if any(q.annotations for q in same) else ()
         end = next((s.params[p.index] for s in sites if len(s.params) > p.index and s.params[p.index]),
                    named.end)
         spelled = header.params[p.index].type if header is not None and len(header.params) > p.index else named.type
@@ -97,13 +98,48 @@ def _merge_function(decls: list[FunctionDecl], file_components: dict[str, tuple[
         elif definition.location.file in file_components:
             component = file_components[definition.location.file][0]
         else:
-            component = os.path.splitext(os.path.basename(definition.location.file))[0]
+            component = _stem(definition.location.file)
     param_uses = tuple((uses or {}).get(p.index, "") for p in params) if uses is not None else ()
-    return_type = header.return_type if header is not None and len(decls) > 1 else primary.return_type
+    return_type = header.return_type if header is not None else primary.return_type
     return Function(primary.usr, primary.name, component, primary.location, definition is not None,
                     primary.linkage, primary.variadic, return_type, primary.return_enc,
                     annotations, tuple(params), tuple(locations), frequency, declared, per_unit, param_uses, returned,
                     inline=any(d.inline for d in decls), hidden=any(d.hidden for d in decls))
+
+
+def _lone_function(d: FunctionDecl, file_components: dict[str, tuple[str, Location]], frequency: float,
+                   diags: list[Diagnostic], per_unit: bool, uses: dict[int, str] | None,
+                   returned: tuple[tuple[str, str, Location], ...]) -> Function:
+    """_merge_function of a function declared once (most of them): the same result, without the
+    merging."""
+    annotations = _merge_annotations([(d.annotations, d.location)], f"function '{d.name}'", diags) \
+        if d.annotations else ()
+    annotated = bool(d.annotations)
+    for p in d.params:
+        if p.annotations:
+            annotated = True
+            _merge_annotations([(p.annotations, p.location)], f"parameter '{p.name or p.index}' of "
+                               f"'{d.name}'", diags)
+    component = None
+    if d.defined and not per_unit:
+        explicit = next((a for a in annotations if a.kind == "component"), None)
+        if explicit is not None:
+            component = explicit.arg
+        elif d.location.file in file_components:
+            component = file_components[d.location.file][0]
+        else:
+            component = _stem(d.location.file)
+    param_uses = tuple(uses.get(p.index, "") for p in d.params) if uses is not None else ()
+    declared = (Declaration(d.location, d.defined, annotated, tuple(q.end for q in d.params)),)
+    return Function(d.usr, d.name, component, d.location, d.defined, d.linkage, d.variadic,
+                    d.return_type, d.return_enc, annotations, d.params, (d.location,), frequency,
+                    declared, per_unit, param_uses, returned, inline=d.inline, hidden=d.hidden)
+
+
+@lru_cache(maxsize=None)
+def _stem(path: str) -> str:
+    """A file's name without its directory and extension: its functions' default component."""
+    return os.path.splitext(os.path.basename(path))[0]
 
 
 def _per_unit_functions(units: list[UnitFacts]) -> set[str]:
@@ -329,11 +365,18 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
             mine[loc] = site if prev is None else CallSite(loc, prev.loops, prev.branches,
                                                             prev.local_weight + site.local_weight)
 
-    edges = tuple(sorted(
-        (CallEdge(a, b, tuple(sorted(s.values(), key=lambda x: x.location)),
-                  freq.get(a, 0.0) * sum(x.local_weight for x in s.values()))
-         for (a, b), s in sites.items()),
-        key=lambda e: (functions[e.caller].location, functions[e.callee].name)))
+    # Edges by their caller's location and their callee's name (each key made once).
+    location_of = {usr: f.location for usr, f in functions.items()}
+    name_of = {usr: f.name for usr, f in functions.items()}
+    keyed = []
+    for (a, b), s in sites.items():
+        calls = list(s.values())
+        if len(calls) > 1:
+            calls.sort(key=_location)
+        keyed.append(((location_of[a], name_of[b]),
+                      CallEdge(a, b, tuple(calls), freq.get(a, 0.0) * sum(x.local_weight for x in s.values()))))
+    keyed.sort(key=itemgetter(0))
+    edges = tuple(e for _, e in keyed)
     indirect = tuple(sorted(
         (IndirectCall(c.caller, c.location, c.callee, c.name, r.targets,
                       weights.local_weight(c.loops, c.branches),

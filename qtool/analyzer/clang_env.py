@@ -103,17 +103,14 @@ def walker_digest() -> str:
 
 @lru_cache(maxsize=None)
 def walker():
-    """The compiled walker, built on first use; its qpm_walk(tu, &buf, &len) entry point."""
+    """The compiled walker, built on first use; its qpm_walk(tu, fd) entry point."""
     cindex()
     path = os.path.join(cache_dir(), f"walker-{walker_digest()}.so")
     if not os.path.exists(path):
         _compile_walker(path)
     lib = ctypes.CDLL(path)
-    lib.qpm_walk.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p),
-                             ctypes.POINTER(ctypes.c_size_t)]
+    lib.qpm_walk.argtypes = [ctypes.c_void_p, ctypes.c_int]
     lib.qpm_walk.restype = ctypes.c_int
-    lib.qpm_walk_free.argtypes = [ctypes.c_void_p]
-    lib.qpm_walk_free.restype = None
     return lib
 
 

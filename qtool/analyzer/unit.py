@@ -7,11 +7,13 @@ while each of them has the same size and modification time, or failing that the 
 
 from __future__ import annotations
 
-import ctypes
+import fcntl
 import hashlib
 import os
 import pickle
+import threading
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from .. import __version__
 from ..model import Annotation, CallArgument, Diagnostic, Field, FixIt, Location, Param, StructType
@@ -101,9 +103,10 @@ def _annotations(text: str) -> tuple[Annotation, ...]:
     return tuple(out)
 
 
-def parse_records(path: str, text: str, facts: UnitFacts) -> None:
-    """Turns the walker's records (see walker.c) into facts."""
+def parse_records(path: str, lines: Iterable[str], facts: UnitFacts) -> None:
+    """Turns the walker's records (see walker.c), lines of text, into facts."""
     files: dict[str, str] = {"-1": ""}
+    new, loc = tuple.__new__, Location   # a Location made without its Python-level __new__
     fn: tuple | None = None          # a function's fields, waiting for its parameters
     params: list[Param] = []
     struct: tuple | None = None      # a struct's fields, waiting for its members
@@ -118,16 +121,16 @@ def parse_records(path: str, text: str, facts: UnitFacts) -> None:
             facts.structs.append(StructType(*struct, fields=tuple(fields)))
             struct = None
 
-    for line in text.split("\n"):
+    for line in lines:
         if not line:
             continue
         r = line.split("\t")
         tag = r[0]
         if tag == "C":
-            facts.calls.append(Call(r[1], r[2], r[3], Location(files[r[4]], int(r[5]), int(r[6])),
+            facts.calls.append(Call(r[1], r[2], r[3], new(loc, (files[r[4]], int(r[5]), int(r[6]))),
                                     int(r[7]), int(r[8])))
         elif tag == "I":
-            facts.indirect.append(Call(r[1], r[2], r[3], Location(files[r[4]], int(r[5]), int(r[6])),
+            facts.indirect.append(Call(r[1], r[2], r[3], new(loc, (files[r[4]], int(r[5]), int(r[6]))),
                                        int(r[7]), int(r[8]), r[9]))
         elif tag == "R":
             facts.refs.append((r[1], r[2], r[3]))
@@ -135,33 +138,33 @@ def parse_records(path: str, text: str, facts: UnitFacts) -> None:
             facts.arguments.append(CallArgument(
                 r[1], "" if r[2] == "-" else r[2], "" if r[3] == "-" else r[3], int(r[4]),
                 int(r[6]) if r[5] == "p" else None, r[6] if r[5] == "f" else None,
-                Location(files[r[7]], int(r[8]), int(r[9]))))
+                new(loc, (files[r[7]], int(r[8]), int(r[9])))))
         elif tag == "X":
-            facts.returned.append((r[1], r[2], r[3], Location(files[r[4]], int(r[5]), int(r[6]))))
+            facts.returned.append((r[1], r[2], r[3], new(loc, (files[r[4]], int(r[5]), int(r[6])))))
         elif tag == "U":
             facts.param_uses.append((r[1], int(r[2]), r[3]))
         elif tag == "T":
-            facts.taken.append((r[1], r[2], r[3], Location(files[r[4]], int(r[5]), int(r[6]))))
+            facts.taken.append((r[1], r[2], r[3], new(loc, (files[r[4]], int(r[5]), int(r[6])))))
         elif tag == "W":
             facts.flows.append((r[1], r[2], r[3]))
         elif tag == "P":
             file = files[r[6]]
             params.append(Param(int(r[1]), r[2], r[4], r[3], _annotations(r[5]),
-                                Location(file, int(r[7]), int(r[8])), Location(file, int(r[9]), int(r[10]))))
+                                new(loc, (file, int(r[7]), int(r[8]))), new(loc, (file, int(r[9]), int(r[10])))))
         elif tag == "F":
             flush()
             params = []
-            fn = (r[1], r[2], Location(files[r[3]], int(r[4]), int(r[5])), r[6] == "1",
+            fn = (r[1], r[2], new(loc, (files[r[3]], int(r[4]), int(r[5]))), r[6] == "1",
                   _LINKAGE.get(int(r[7]), "none"), r[8] == "1", r[9] == "3",
                   r[11], r[10], r[12], _annotations(r[13]), bool(int(r[14]) & 1), bool(int(r[14]) & 2))
         elif tag == "N":
             files[r[1]] = os.path.normpath(r[2])
         elif tag == "D":
             fields.append(Field(r[1], r[3], r[2], _annotations(r[4]),
-                                Location(struct[3].file if struct else "", int(r[5]), int(r[6]))))
+                                new(loc, (struct[3].file if struct else "", int(r[5]), int(r[6])))))
         elif tag == "G":
             flush()
-            g = GlobalDecl(r[1], r[2], Location(files[r[3]], int(r[4]), int(r[5])), r[6] == "1",
+            g = GlobalDecl(r[1], r[2], new(loc, (files[r[3]], int(r[4]), int(r[5]))), r[6] == "1",
                            _LINKAGE.get(int(r[7]), "none"), r[9], r[8], _annotations(r[10]))
             component = next((a.arg for a in g.annotations if a.kind == "file_component"), None)
             if component is not None:
@@ -172,13 +175,22 @@ def parse_records(path: str, text: str, facts: UnitFacts) -> None:
             flush()
             fields = []
             struct = (r[1], r[2], "union" if r[6] == "U" else "struct",
-                      Location(files[r[3]], int(r[4]), int(r[5])))
+                      new(loc, (files[r[3]], int(r[4]), int(r[5]))))
     flush()
+
+
+# The digests of the files this process has read, by path, size and modification time: the
+# units one process parses share most of their headers.
+_digests: dict[tuple[str, int, int], str] = {}
 
 
 def _dep(path: str) -> tuple[str, int, int, str]:
     st = os.stat(path)
-    return (path, st.st_size, st.st_mtime_ns, _digest(path))
+    key = (path, st.st_size, st.st_mtime_ns)
+    digest = _digests.get(key)
+    if digest is None:
+        digest = _digests[key] = _digest(path)
+    return (path, st.st_size, st.st_mtime_ns, digest)
 
 
 def _convert_diagnostic(d) -> Diagnostic | None:
@@ -221,19 +233,55 @@ def parse_unit(path: str, args: tuple[str, ...]) -> UnitFacts:
         conv = _convert_diagnostic(d)
         if conv is not None:
             facts.diagnostics.append(conv)
-    buf = ctypes.c_void_p()
-    size = ctypes.c_size_t()
-    rc = lib.qpm_walk(tu.obj, ctypes.byref(buf), ctypes.byref(size))
-    if rc != 0:
-        raise MemoryError(f"walking {path} failed ({rc})")
-    try:
-        text = ctypes.string_at(buf, size.value).decode("utf-8", "replace")
-    finally:
-        lib.qpm_walk_free(buf)
-    parse_records(path, text, facts)
+    _walk(lib, tu, path, facts)
     deps = {path} | {os.path.normpath(inc.include.name) for inc in tu.get_includes()}
     facts.deps = [_dep(p) for p in sorted(deps) if os.path.exists(p)]
     return facts
+
+
+def _walk(lib, tu, path: str, facts: UnitFacts) -> None:
+    """Walks the unit and turns the walker's records into facts, the two at once: the walk runs
+    in a thread of its own (the walker is C, and the call lets go of the interpreter) and writes
+    its records into a pipe, from which this thread turns them into facts meanwhile."""
+    rfd, wfd = os.pipe()
+    try:
+        fcntl.fcntl(wfd, fcntl.F_SETPIPE_SZ, 1 << 20)   # fewer hand-overs between the two
+    except (OSError, AttributeError):
+        pass
+    rc: list[int] = []
+
+    def walk() -> None:
+        try:
+            rc.append(lib.qpm_walk(tu.obj, wfd))
+        finally:
+            os.close(wfd)
+
+    walker = threading.Thread(target=walk, name=f"walk {os.path.basename(path)}")
+    walker.start()
+    try:
+        parse_records(path, _lines(rfd), facts)
+    finally:
+        os.close(rfd)                   # a walk still writing stops (EPIPE)
+        walker.join()
+    if rc != [0]:
+        raise MemoryError(f"walking {path} failed ({rc[0] if rc else 'no result'})")
+
+
+def _lines(fd: int):
+    """The lines read from fd until its end."""
+    rest = b""
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            break
+        end = chunk.rfind(b"\n") + 1
+        if end == 0:
+            rest += chunk
+            continue
+        yield from (rest + chunk[:end]).decode("utf-8", "replace").split("\n")
+        rest = chunk[end:]
+    if rest:
+        yield rest.decode("utf-8", "replace")
 
 
 # The per-unit cache.

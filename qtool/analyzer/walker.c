@@ -3,9 +3,11 @@
  *
  * Walking a large translation unit cursor by cursor from Python costs seconds (half a million
  * cursors in the SQLite amalgamation), so this walk runs in C against libclang's stable C API
- * and emits only the facts the program model needs, as tab-separated records (one per line):
+ * and emits only the facts the program model needs, as tab-separated records (one per line),
+ * written to a file descriptor as the walk goes (the analyzer reads them from a pipe while the
+ * walk goes on):
  *
- *   N idx path                                      a file name (these come first)
+ *   N idx path                                      a file name (before the first record using it)
  *   F usr name file line col isdef linkage variadic storage ret_enc ret_spelling fn_type annots binding
  *   P idx name type_enc type_spelling annots line col end_line end_col    (after its F)
  *   G usr name file line col isdef linkage type_enc type_spelling annots
@@ -60,6 +62,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
 
 typedef void *CXTranslationUnit;
 typedef void *CXFile;
@@ -139,12 +143,19 @@ enum { UO_POSTINC = 1, UO_PREDEC = 4, UO_ADDROF = 5, UO_DEREF = 6, UO_LNOT = 10 
 enum { T_POINTER = 101, T_RECORD = 105, T_FUNCTION_NOPROTO = 110, T_FUNCTION = 111,
        T_CONSTANT_ARRAY = 112, T_DEPENDENT_ARRAY = 116 };
 
-/* The output buffer grows geometrically; a failed allocation sticks and is reported once. */
+/* The output buffer grows geometrically; a failed allocation sticks and is reported once.  Whole
+ * records are written to fd once FLUSH_AT bytes wait (after those of first: the N records they
+ * may name); fd -1 keeps them until the buffer they are written after is flushed. */
 struct out {
     char *buf;
     size_t len, cap;
     int oom;
+    int fd;
+    struct out *first;
+    int err;            /* errno of a failed write, which sticks */
 };
+
+enum { FLUSH_AT = 1 << 16 };
 
 static void out_reserve(struct out *o, size_t extra)
 {
@@ -162,33 +173,78 @@ static void out_reserve(struct out *o, size_t extra)
     o->cap = cap;
 }
 
-/* Appends a field, replacing the record separators (tab, newline) so a record stays one line. */
-static void out_field(struct out *o, const char *s)
+/* Appends a field of n bytes, replacing the record separators (tab, newline) so a record stays
+ * one line. */
+static void out_bytes(struct out *o, const char *s, size_t n)
 {
-    size_t n = s ? strlen(s) : 0;
     out_reserve(o, n + 1);
     if (o->oom)
         return;
     if (o->len && o->buf[o->len - 1] != '\n')
         o->buf[o->len++] = '\t';
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        o->buf[o->len++] = (c == '\t' || c == '\n' || c == '\r') ? ' ' : c;
-    }
+    char *d = o->buf + o->len;
+    memcpy(d, s, n);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)d[i] <= '\r' && (d[i] == '\t' || d[i] == '\n' || d[i] == '\r'))
+            d[i] = ' ';
+    o->len += n;
     o->buf[o->len] = '\0';
+}
+
+static void out_field(struct out *o, const char *s)
+{
+    out_bytes(o, s ? s : "", s ? strlen(s) : 0);
+}
+
+/* The decimal digits of v, written backwards from the end of tmp[32]; returns where they start. */
+static char *decimal(char tmp[32], long long v)
+{
+    char *p = tmp + 31;
+    unsigned long long u = v < 0 ? 0 - (unsigned long long)v : (unsigned long long)v;
+    *p = '\0';
+    do
+        *--p = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0)
+        *--p = '-';
+    return p;
 }
 
 static void out_num(struct out *o, long long v)
 {
     char tmp[32];
-    snprintf(tmp, sizeof tmp, "%lld", v);
-    out_field(o, tmp);
+    char *p = decimal(tmp, v);
+    out_bytes(o, p, (size_t)(tmp + 31 - p));
 }
 
 static void out_str(struct out *o, CXString s)
 {
     out_field(o, clang_getCString(s));
     clang_disposeString(s);
+}
+
+/* Writes the whole of from's buffer to o->fd and empties it. */
+static void write_all(struct out *o, struct out *from)
+{
+    size_t done = 0;
+    while (done < from->len && !o->err) {
+        ssize_t n = write(o->fd, from->buf + done, from->len - done);
+        if (n < 0 && errno != EINTR)
+            o->err = errno;
+        else if (n > 0)
+            done += (size_t)n;
+    }
+    from->len = 0;
+}
+
+/* Writes the waiting records to o's file descriptor, after those of o->first. */
+static void out_flush(struct out *o)
+{
+    if (o->fd < 0 || o->oom || (o->first && o->first->oom))
+        return;
+    if (o->first)
+        write_all(o, o->first);
+    write_all(o, o);
 }
 
 static void out_end(struct out *o)
@@ -198,6 +254,8 @@ static void out_end(struct out *o)
         o->buf[o->len++] = '\n';
         o->buf[o->len] = '\0';
     }
+    if (o->fd >= 0 && o->len >= FLUSH_AT)
+        out_flush(o);
 }
 
 /* Files are numbered on first sight; a small open-addressing table maps CXFile to number. */
@@ -256,7 +314,7 @@ static long file_id(struct walk *w, CXFile f)
 /* clang's USR for an internal-linkage entity names only its file's base name, so `static int
  * helper` in net/util.c and in store/util.c would be one entity; append the full path.  The
  * result is malloc'd. */
-static char *usr_of(CXCursor c)
+static char *usr_make(CXCursor c)
 {
     CXString usr = clang_getCursorUSR(c);
     const char *u = clang_getCString(usr);
@@ -271,14 +329,111 @@ static char *usr_of(CXCursor c)
             path = clang_getCString(name);
         }
     }
-    size_t n = strlen(u ? u : "") + (path ? strlen(path) + 1 : 0) + 1;
-    char *out = malloc(n);
-    if (out)
-        snprintf(out, n, path ? "%s@%s" : "%s", u ? u : "", path ? path : "");
+    size_t nu = u ? strlen(u) : 0, np = path ? strlen(path) : 0;
+    char *out = malloc(nu + (path ? np + 1 : 0) + 1);
+    if (out) {
+        memcpy(out, u ? u : "", nu);
+        if (path) {
+            out[nu] = '@';
+            memcpy(out + nu + 1, path, np);
+        }
+        out[nu + (path ? np + 1 : 0)] = '\0';
+    }
     clang_disposeString(usr);
     if (path)
         clang_disposeString(name);
     return out;
+}
+
+/* The USRs made during the walk of this thread, by declaration (cursor kind and clang's Decl): a
+ * function's USR is written at every call of it, a global's at every use.  Emptied by qpm_walk. */
+struct usr_memo {
+    const void **decls;
+    int *kinds;
+    char **usrs;
+    size_t n, cap;
+};
+static _Thread_local struct usr_memo usr_memo;
+
+enum { K_FIRST_DECL = 1, K_LAST_DECL = 39 };
+
+static void usr_memo_free(void)
+{
+    struct usr_memo *m = &usr_memo;
+    for (size_t i = 0; i < m->cap; i++)
+        free(m->usrs[i]);
+    free(m->decls);
+    free(m->kinds);
+    free(m->usrs);
+    memset(m, 0, sizeof *m);
+}
+
+/* Grows the table to twice its size (or its first); 0 when out of memory. */
+static int usr_memo_grow(struct usr_memo *m)
+{
+    size_t cap = m->cap ? m->cap * 2 : 4096;
+    const void **decls = calloc(cap, sizeof *decls);
+    int *kinds = calloc(cap, sizeof *kinds);
+    char **usrs = calloc(cap, sizeof *usrs);
+    if (!decls || !kinds || !usrs) {
+        free(decls);
+        free(kinds);
+        free(usrs);
+        return 0;
+    }
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->decls[i])
+            continue;
+        size_t h = ((uintptr_t)m->decls[i] >> 4) & (cap - 1);
+        while (decls[h])
+            h = (h + 1) & (cap - 1);
+        decls[h] = m->decls[i];
+        kinds[h] = m->kinds[i];
+        usrs[h] = m->usrs[i];
+    }
+    free(m->decls);
+    free(m->kinds);
+    free(m->usrs);
+    m->decls = decls;
+    m->kinds = kinds;
+    m->usrs = usrs;
+    m->cap = cap;
+    return 1;
+}
+
+static char *copy_string(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *out = malloc(n);
+    if (out)
+        memcpy(out, s, n);
+    return out;
+}
+
+/* The USR of a cursor (see usr_make), malloc'd; a declaration's is made once. */
+static char *usr_of(CXCursor c)
+{
+    const void *decl = c.data[0];
+    if (c.kind < K_FIRST_DECL || c.kind > K_LAST_DECL || !decl)
+        return usr_make(c);
+    struct usr_memo *m = &usr_memo;
+    if (m->n * 2 >= m->cap && !usr_memo_grow(m))
+        return usr_make(c);
+    size_t h = ((uintptr_t)decl >> 4) & (m->cap - 1);
+    while (m->decls[h]) {
+        if (m->decls[h] == decl && m->kinds[h] == c.kind)
+            return copy_string(m->usrs[h]);
+        h = (h + 1) & (m->cap - 1);
+    }
+    char *u = usr_make(c);
+    char *kept = u ? copy_string(u) : NULL;
+    if (kept) {
+        m->decls[h] = decl;
+        m->kinds[h] = c.kind;
+        m->usrs[h] = kept;
+        m->n++;
+    }
+    return u;
 }
 
 static void out_usr(struct out *o, CXCursor c)
@@ -589,10 +744,22 @@ static char *slot_name(const char *tag, const char *s, int index)
 {
     if (!s)
         return NULL;
-    size_t n = strlen(tag) + strlen(s) + 16;
-    char *out = malloc(n);
-    if (out)
-        snprintf(out, n, index < 0 ? "%s%s" : "%s%s#%d", tag, s, index);
+    char tmp[32];
+    const char *num = index < 0 ? "" : decimal(tmp, index);
+    size_t nt = strlen(tag), ns = strlen(s), nn = strlen(num);
+    char *out = malloc(nt + ns + nn + 2);
+    if (out) {
+        char *p = out;
+        memcpy(p, tag, nt);
+        memcpy(p += nt, s, ns);
+        p += ns;
+        if (index >= 0) {
+            *p++ = '#';
+            memcpy(p, num, nn);
+            p += nn;
+        }
+        *p = '\0';
+    }
     return out;
 }
 
@@ -1686,32 +1853,23 @@ static int top_visit(CXCursor c, CXCursor parent, CXClientData data)
     return VISIT_CONTINUE;
 }
 
-/* Walks the translation unit.  On success *out holds the records (free with qpm_walk_free)
- * and 0 is returned; on allocation failure, -12 (ENOMEM). */
-int qpm_walk(CXTranslationUnit tu, char **out, size_t *len)
+/* Walks the translation unit, writing the records to fd.  Returns 0, -12 (ENOMEM) when memory
+ * ran out, or -errno when a write failed. */
+int qpm_walk(CXTranslationUnit tu, int fd)
 {
     struct walk w;
     memset(&w, 0, sizeof w);
+    w.out.fd = fd;
+    w.out.first = &w.names;
+    w.names.fd = -1;
     clang_visitChildren(clang_getTranslationUnitCursor(tu), top_visit, &w);
+    usr_memo_free();
+    out_flush(&w.out);
     free(w.files);
     free(w.file_ids);
-    /* File names first, so that a reader knows every number before it is used. */
-    out_reserve(&w.names, w.out.len);
-    if (w.out.oom || w.names.oom) {
-        free(w.out.buf);
-        free(w.names.buf);
-        return -12;
-    }
-    if (w.out.len)
-        memcpy(w.names.buf + w.names.len, w.out.buf, w.out.len + 1);
-    w.names.len += w.out.len;
     free(w.out.buf);
-    *out = w.names.buf;
-    *len = w.names.len;
-    return 0;
-}
-
-void qpm_walk_free(char *p)
-{
-    free(p);
+    free(w.names.buf);
+    if (w.out.oom || w.names.oom)
+        return -12;
+    return w.out.err ? -w.out.err : 0;
 }

@@ -90,8 +90,9 @@ def frequencies(nodes: list[str], succ: dict[str, dict[str, float]],
         heaviest = max(sum(succ[u][v] for v in succ.get(u, {}) if v in members) for u in comp)
         scale = min(1.0, RECURSION_BOUND / heaviest) if heaviest > 0 else 1.0
         x = dict(base)
+        into = [(v, base[v], list(internal[v].items())) for v in comp]
         for _ in range(100):
-            nxt = {v: base[v] + sum(x[u] * m * scale for u, m in internal[v].items()) for v in comp}
+            nxt = {v: b + sum([x[u] * m * scale for u, m in pairs]) for v, b, pairs in into}
             done = all(abs(nxt[v] - x[v]) <= 1e-9 * max(1.0, nxt[v]) for v in comp)
             x = nxt
             if done:
