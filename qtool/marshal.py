@@ -207,6 +207,7 @@ def _strip_arrays(enc: str) -> str:
 _QUALIFIERS = {"const", "volatile", "restrict", "__restrict", "__restrict__", "_Atomic"}
 
 
+@functools.lru_cache(maxsize=4096)
 def process_local(spelling: str) -> tuple[str, bool] | None:
     """(handle type name, through a pointer) when a type as written is a process-local handle
     (PROCESS_LOCAL) or a pointer to one; else None."""
@@ -230,6 +231,7 @@ def _handle_reason(name: str, opaque_ok: bool) -> str:
     return f"{head}: keep the functions that use it in one domain, or pass what it refers to"
 
 
+@functools.lru_cache(maxsize=4096)
 def read_only(spelling: str) -> bool:
     """Whether a variable of this type (as written) is itself const: `const int`, `const char
     *const`, an array of const elements; not `const char *`, a pointer the program may change."""
@@ -345,15 +347,16 @@ def param_flow(model: ProgramModel, fn: Function, index: int, sink: Callable[[Ca
     that `sink` accepts, passed on whole through functions of fn's process; None when it does not."""
     by_param = model.arguments_by_param
     fmap = model.function_map
-    todo: list[tuple[str, int, list[CallArgument]]] = [(fn.usr, index, [])]
+    # Breadth first; each step holds the chain that led to it as (last call, chain before it).
+    todo: list[tuple[str, int, tuple | None]] = [(fn.usr, index, None)]
     seen = {(fn.usr, index)}
     while todo:
         nxt = []
-        for usr, i, path in todo:
+        for usr, i, chain in todo:
             for a in by_param.get((usr, i), ()):
                 if _external(model, a):
                     if sink(a):
-                        return path + [a]
+                        return _chain_list((a, chain))
                     continue
                 callee = fmap.get(a.callee)
                 if callee is None or not callee.defined or a.index >= len(callee.params):
@@ -361,9 +364,19 @@ def param_flow(model: ProgramModel, fn: Function, index: int, sink: Callable[[Ca
                 if (callee.usr, a.index) in seen or not _same_process(model, fn, callee, domain_of):
                     continue
                 seen.add((callee.usr, a.index))
-                nxt.append((callee.usr, a.index, path + [a]))
+                nxt.append((callee.usr, a.index, (a, chain)))
         todo = nxt
     return None
+
+
+def _chain_list(chain: tuple | None) -> list:
+    """The calls of a chain (last call, chain before it), first call first."""
+    out = []
+    while chain is not None:
+        out.append(chain[0])
+        chain = chain[1]
+    out.reverse()
+    return out
 
 
 def _is_fd_use(a: CallArgument) -> bool:
@@ -723,18 +736,18 @@ def returned_descriptor(model: ProgramModel, fn: Function,
     """The chain of returned calls by which fn returns a descriptor a C library call made
     (FD_RETURNERS), through functions of its process; None when it returns none."""
     fmap = model.function_map
-    todo, seen = [(fn, [])], {fn.usr}
+    todo, seen = [(fn, None)], {fn.usr}
     while todo:
         nxt = []
-        for f, path in todo:
+        for f, chain in todo:
             for callee, name, loc in f.returned_calls:
                 g = fmap.get(callee)
                 if g is None or not g.defined:
                     if name in FD_RETURNERS:
-                        return path + [(callee, name, loc)]
+                        return _chain_list(((callee, name, loc), chain))
                 elif g.usr not in seen and _same_process(model, fn, g, domain_of):
                     seen.add(g.usr)
-                    nxt.append((g, path + [(callee, name, loc)]))
+                    nxt.append((g, ((callee, name, loc), chain)))
         todo = nxt
     return None
 

@@ -13,6 +13,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from . import marshal
 from .errors import UserError
@@ -55,10 +56,16 @@ class Plan:
     domains: tuple[Domain, ...]
 
     def domain_of(self, component: str) -> str:
+        """The domain that isolates the component (the first that names it), else main."""
+        return self._domains.get(component, MAIN_DOMAIN)
+
+    @cached_property
+    def _domains(self) -> dict[str, str]:
+        out: dict[str, str] = {}
         for d in self.domains:
-            if any(c.name == component for c in d.components):
-                return d.name
-        return MAIN_DOMAIN
+            for c in d.components:
+                out.setdefault(c.name, d.name)
+        return out
 
     @property
     def monolithic(self) -> bool:
