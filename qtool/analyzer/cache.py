@@ -71,9 +71,14 @@ def file_digest(path: str) -> str:
 
 
 def dep(path: str) -> tuple[str, int, int, str]:
-    """What tells whether a file changed later (see unchanged)."""
+    """What tells whether a file changed later (see unchanged).  The digest of a file found
+    unchanged in this run, with the same size and modification time, is not computed again."""
     st = os.stat(path)
-    return (path, st.st_size, st.st_mtime_ns, file_digest(path))
+    digest = _known.get((path, st.st_size, st.st_mtime_ns))
+    return (path, st.st_size, st.st_mtime_ns, digest if digest is not None else file_digest(path))
+
+
+_known: dict[tuple[str, int, int], str] = {}     # (path, size, mtime_ns) -> sha1, of files found unchanged
 
 
 def unchanged(deps, seen: dict | None = None) -> bool:
@@ -103,7 +108,10 @@ def _unchanged(path: str, size: int, mtime: int, digest: str) -> bool:
         st = os.stat(path)
     except OSError:
         return False
-    return st.st_size == size and (st.st_mtime_ns == mtime or file_digest(path) == digest)
+    if st.st_size != size or (st.st_mtime_ns != mtime and file_digest(path) != digest):
+        return False
+    _known[(path, size, st.st_mtime_ns)] = digest
+    return True
 
 
 # Keys.

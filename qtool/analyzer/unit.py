@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from .. import __version__
 from ..model import Annotation, CallArgument, Diagnostic, Field, FixIt, Location, Param, StructType
 from . import clang_env
-from .cache import file_digest as _digest, unchanged
+from .cache import dep as _dep, unchanged
 
 CLANG_ATTRS = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "clang_attrs"))
 
@@ -174,11 +174,6 @@ def parse_records(path: str, text: str, facts: UnitFacts) -> None:
             struct = (r[1], r[2], "union" if r[6] == "U" else "struct",
                       Location(files[r[3]], int(r[4]), int(r[5])))
     flush()
-
-
-def _dep(path: str) -> tuple[str, int, int, str]:
-    st = os.stat(path)
-    return (path, st.st_size, st.st_mtime_ns, _digest(path))
 
 
 def _convert_diagnostic(d) -> Diagnostic | None:
