@@ -221,10 +221,37 @@ class _Frame:
         self.data = data
         self.crc = crc
 
-    def load(self):
+    def load(self, yielding: bool = False):
+        """The frame's object.  yielding: unpickled from a reader written in Python, so that the
+        interpreter can pass to another thread between two of the pickle's own frames (64 KiB),
+        instead of after the whole (a thread that parses waits for it at each call into libclang)."""
         if zlib.crc32(self.data) != self.crc:
             raise ValueError("corrupted")
+        if yielding and len(self.data) > 1 << 16:
+            return pickle.Unpickler(_Chunks(self.data)).load()
         return pickle.loads(self.data)
+
+
+class _Chunks:
+    """A file over a buffer, read from Python (see _Frame.load)."""
+
+    def __init__(self, data: memoryview):
+        self.data = data
+        self.at = 0
+
+    def read(self, n: int = -1) -> bytes:
+        start = self.at
+        self.at = len(self.data) if n < 0 else min(len(self.data), start + n)
+        return bytes(self.data[start:self.at])
+
+    def readinto(self, buffer) -> int:
+        chunk = self.read(len(buffer))
+        buffer[:len(chunk)] = chunk
+        return len(chunk)
+
+    def readline(self) -> bytes:
+        end = bytes(self.data[self.at:]).find(b"\n")
+        return self.read(-1 if end < 0 else end + 1)
 
 
 _last_read: dict = {}        # file -> (its identity, its frames): the entries read last, read once
@@ -359,7 +386,7 @@ class Entry:
     def _load(self, frame: _Frame):
         if self._stopped:
             raise _Stopped
-        return frame.load()
+        return frame.load(yielding=True)
 
     def model(self):
         from ..model import ProgramModel
