@@ -785,6 +785,112 @@ def check_signature(model: ProgramModel, fn: Function, severity: str, context: s
     return diags
 
 
+class Signatures:
+    """What check_signature found for each function called across a boundary, with what of the
+    model it read to find it (the functions, the parameter flows and the structs it looked up),
+    so that a later model, made by an edit, reuses each finding whose reads are all the same in
+    it: a finding depends on nothing else but the function, the severity, the words of the
+    crossing and domain_of, which must be the same in both runs.
+
+    entries, from an earlier run: (usr, severity, context) -> (reads, diagnostics, roots noted);
+    made_from, the model they were found in (None: none can be reused), or current: they were
+    found in the model checked now; made, this run's."""
+
+    def __init__(self, entries: dict | None = None, made_from: ProgramModel | None = None,
+                 current: bool = False):
+        self.entries = entries or {}
+        self.made_from = made_from
+        self.current = current      # the entries were made from the very model checked
+        self.made: dict = {}
+
+    def check(self, model: ProgramModel, fn: Function, severity: str, context: str,
+              domain_of: Callable[[str], str | None] | None,
+              roots: dict[str, list[Note]]) -> list[Diagnostic]:
+        """check_signature(model, fn, …), or the finding of the earlier model when it holds."""
+        key = (fn.usr, severity, context)
+        old = self.entries.get(key)
+        if old is not None and (self.current or self.made_from is not None and
+                                _same_reads(self.made_from, model, old[0])):
+            entry = old
+        else:
+            reading = _Reading(model)
+            found: dict[str, list[Note]] = {}
+            diags = check_signature(reading, fn, severity, context, domain_of, found)
+            reading.reads.add(("function_map", fn.usr))
+            entry = (frozenset(reading.reads), tuple(diags),
+                     tuple((usr, note) for usr, notes in found.items() for note in notes))
+        self.made[key] = entry
+        for usr, note in entry[2]:
+            roots.setdefault(usr, []).append(note)
+        return list(entry[1])
+
+
+_ABSENT = object()
+_READ_MAPS = ("function_map", "struct_map", "arguments_by_param")
+
+
+def _same_reads(old: ProgramModel, new: ProgramModel, reads) -> bool:
+    """Whether everything read of old (Signatures) is the same in new."""
+    if old is new:
+        return True
+    for name, key in reads:
+        if name is None:        # a whole attribute
+            a, b = getattr(old, key), getattr(new, key)
+        else:
+            a, b = getattr(old, name).get(key, _ABSENT), getattr(new, name).get(key, _ABSENT)
+        if a is not b and a != b:
+            return False
+    return True
+
+
+class _Reading:
+    """A model that notes what is read of it (Signatures): the entries of its maps by key, any
+    other attribute whole."""
+
+    def __init__(self, model: ProgramModel):
+        self.model = model
+        self.reads: set[tuple] = set()
+        for name in _READ_MAPS:
+            setattr(self, name, _ReadingMap(getattr(model, name), name, self.reads))
+
+    def __getattr__(self, name: str):
+        self.reads.add((None, name))
+        return getattr(self.model, name)
+
+
+class _ReadingMap:
+    """A mapping that notes the keys looked up in it (any other use reads it whole)."""
+
+    def __init__(self, mapping: dict, name: str, reads: set):
+        self.mapping = mapping
+        self.name = name
+        self.reads = reads
+
+    def get(self, key, default=None):
+        self.reads.add((self.name, key))
+        return self.mapping.get(key, default)
+
+    def __getitem__(self, key):
+        self.reads.add((self.name, key))
+        return self.mapping[key]
+
+    def __contains__(self, key) -> bool:
+        self.reads.add((self.name, key))
+        return key in self.mapping
+
+    def __getattr__(self, attr: str):
+        self.reads.add((None, self.name))
+        return getattr(self.mapping, attr)
+
+    def __iter__(self):
+        self.reads.add((None, self.name))
+        return iter(self.mapping)
+
+    def __len__(self) -> int:
+        self.reads.add((None, self.name))
+        return len(self.mapping)
+
+
 def report_struct_roots(model: ProgramModel, roots: dict[str, list[Note]], severity: str) -> list[Diagnostic]:
     """One QPM014 per struct that cannot be copied, at its definition, naming every offending
     field, with a note at each crossing that takes it."""
@@ -903,11 +1009,13 @@ def domains_running(model: ProgramModel, domain_of: Callable[[str], str | None],
 
 
 def check_boundaries(model: ProgramModel, domain_of: Callable[[str], str | None], severity: str,
-                     describe: Callable[[str, str], str]) -> list[Diagnostic]:
+                     describe: Callable[[str, str], str], signatures: Signatures | None = None) -> list[Diagnostic]:
     """Problems with every call that crosses between two domains.
 
     domain_of maps a component to its domain (None: not part of the program); describe(a, b)
-    words the crossing for messages ("across the boundary from 'net' to 'store'").
+    words the crossing for messages ("across the boundary from 'net' to 'store'").  signatures,
+    when given, holds what check_signature found in an earlier model with the same domain_of,
+    reused where it still holds, and takes what it finds in this one.
     """
     out: list[Diagnostic] = []
     checked: set[str] = set()
@@ -923,7 +1031,10 @@ def check_boundaries(model: ProgramModel, domain_of: Callable[[str], str | None]
         if da == db:
             continue
         checked.add(e.callee)
-        out += check_signature(model, callee, severity, describe(da, db), domain_of, roots)
+        if signatures is not None:
+            out += signatures.check(model, callee, severity, describe(da, db), domain_of, roots)
+        else:
+            out += check_signature(model, callee, severity, describe(da, db), domain_of, roots)
     out += report_struct_roots(model, roots, severity)
     for g in model.globals:
         if g.shared or read_only(g.type):

@@ -260,8 +260,9 @@ def _domain(path: str, node, bad) -> Domain | None:
                   values["window_s"], values["call_timeout_ms"], _loc(path, name_node))
 
 
-def check_plan(plan: Plan, model: ProgramModel) -> list[Diagnostic]:
-    """The plan against the program: names, placement, and every crossing it creates."""
+def check_plan(plan: Plan, model: ProgramModel, signatures: marshal.Signatures | None = None) -> list[Diagnostic]:
+    """The plan against the program: names, placement, and every crossing it creates
+    (signatures: see marshal.check_boundaries)."""
     diags: list[Diagnostic] = []
     known = model.component_map
     placed: dict[str, ComponentRef] = {}
@@ -289,7 +290,7 @@ def check_plan(plan: Plan, model: ProgramModel) -> list[Diagnostic]:
         line = lines.get(b if b != MAIN_DOMAIN else a, 0)
         return f"across the boundary from domain '{a}' to '{b}' drawn at {plan.path}:{line}"
 
-    diags += marshal.check_boundaries(model, lambda comp: plan.domain_of(comp), "error", describe)
+    diags += marshal.check_boundaries(model, lambda comp: plan.domain_of(comp), "error", describe, signatures)
     if plan.domains:
         # What else the split build by this plan would refuse: reported here first.
         from .stubgen import build_problems

@@ -241,3 +241,61 @@ def test_a_plan_read_before_is_not_read_again(tmp_path):
     plan.write_text("version: 1\nisolate:\n  - domain: d\n    components: [cache]\n\n    window_s: 0\n")
     third = load()
     assert third[2] == "True" and ", 6," in third[1]
+
+
+# A program with crossings in three files, for the findings of the checks (marshal.Signatures).
+CROSSINGS = {
+    "net.c": "#include \"qpm.h\"\nint store_put(char *buf, int n);\nint store_close(int fd);\n"
+             "int log_line(const char *s QPM_STRING, int *seen);\n"
+             "int net_run(void)\n{\n    char b[4];\n    int seen = 0;\n"
+             "    return store_put(b, 4) + store_close(3) + log_line(\"x\", &seen);\n}\n"
+             "int main(void) { return net_run(); }\n",
+    "store.c": "#include \"qpm.h\"\n#include <unistd.h>\nint store_put(char *buf, int n)\n{\n    return buf[0] + n;\n}\n"
+               "int store_close(int fd)\n{\n    return fd;\n}\n",
+    "log.c": "#include \"qpm.h\"\nint log_line(const char *s QPM_STRING, int *seen)\n{\n    *seen = s[0];\n    return 0;\n}\n",
+}
+
+
+@pytest.mark.parametrize("command", [("analyze", "-j", "1"), ("check", "-j", "1", "--plan", "plan.yaml")])
+def test_the_checks_of_an_edited_program_are_made_again_only_where_what_they_read_changed(
+        qtool, monkeypatch, tmp_path, command):
+    """After an edit, a crossing is checked again only when something its check read changed (the
+    function called, the flows of its parameters, its structs); what is printed is what a run on
+    an empty cache prints: a finding whose place moved, and one that the edit made, included."""
+    from qtool import marshal
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, text in CROSSINGS.items():
+        (src / name).write_text(text)
+    (src / "plan.yaml").write_text("version: 1\nisolate:\n  - domain: d\n    components: [store, log]\n")
+    monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path / "cache"))
+    checked = []
+    real = marshal.check_signature
+    monkeypatch.setattr(marshal, "check_signature", lambda m, fn, *a, **k: checked.append(fn.name) or real(m, fn, *a, **k))
+    first = qtool(*command, cwd=src)
+    assert sorted(checked) == ["log_line", "store_close", "store_put"]
+    assert "store.c:3:" in first[1] + first[2]         # store_put's buffer, at its place
+
+    # Lines of store.c move: its two functions are checked again, log_line's finding stands.
+    checked.clear()
+    replace(src / "store.c", "#include <unistd.h>\n", "#include <unistd.h>\n\n\n")
+    moved = qtool(*command, cwd=src)
+    assert sorted(checked) == ["store_close", "store_put"]
+    assert "store.c:5:" in moved[1] + moved[2] and "store.c:3:" not in moved[1] + moved[2]
+    cache.wait()                # this run's entries, into this cache (before cold() changes it)
+    assert moved == cold(qtool, monkeypatch, tmp_path, command, src)
+
+    # A body now hands its parameter to close(): only that crossing is checked again, and it
+    # now has a finding (a descriptor) that it did not have.
+    checked.clear()
+    replace(src / "store.c", "    return fd;\n", "    return close(fd);\n")
+    edited = qtool(*command, cwd=src)
+    assert checked == ["store_close"]
+    assert "QPM016" in edited[1] + edited[2] and "QPM016" not in moved[1] + moved[2]
+    cache.wait()
+    assert edited == cold(qtool, monkeypatch, tmp_path, command, src)
+
+    # Nothing changed in the program, another output: the findings are reused, none checked.
+    checked.clear()
+    assert qtool(*command, "--format", "json", cwd=src)[0] in (0, 1)
+    assert checked == []

@@ -476,11 +476,14 @@ def _share(units) -> None:
 
 
 _stamps: dict[str, str] = {}      # program key -> the stamp of the model analysed in this process
+_last_key: str | None = None      # the program analysed last
 
 
 def loaded(key: str, stamp: str) -> None:
     """Records that this process analysed the program to the model of the entry of this stamp."""
+    global _last_key
     _stamps[key] = stamp
+    _last_key = key
 
 
 def _same_frame(value, previous: tuple | None):
@@ -500,7 +503,9 @@ def store_model(key: str, merge, previous: Entry | None = None, deps: list | Non
     it read).  then(), when given, is more to write after the entry (a unit's own entry).
     A unit with no files to watch (one that could not be read) is never cached, nor a model of it."""
     if any(not d for d in ([u.deps for u in merge.units] if deps is None else deps)):
+        global _last_key
         _stamps.pop(key, None)
+        _last_key = key
         if then is not None:
             in_background(then)
         return
@@ -508,7 +513,7 @@ def store_model(key: str, merge, previous: Entry | None = None, deps: list | Non
         previous = None
     same = previous is not None and merge.model is previous.state.model
     stamp = previous.stamp if same else os.urandom(8).hex()
-    _stamps[key] = stamp
+    loaded(key, stamp)
 
     def write():
         from ..atomic import write_bytes
@@ -585,7 +590,7 @@ def keep_model(key: str, entry: Entry, deps: list) -> None:
         write_bytes(_model_file(key), _pack([header]), make_dirs=True)
     except OSError:
         pass
-    _stamps[key] = entry.stamp
+    loaded(key, entry.stamp)
 
 
 # Result entries.
@@ -625,6 +630,51 @@ def store_result(key: str, what: tuple, value) -> None:
         write_bytes(_result_file(key, what), _pack([(stamp, value)]), make_dirs=True)
     except OSError:
         pass
+
+
+# Findings of the checks (marshal.Signatures), by the stamp of the model they were made from:
+# reused by a run that analyses the program to that model, and, where what they read is the same,
+# by one that merged a new model from it (an edit).
+
+def _signatures_file(stamp: str, name: tuple) -> str:
+    h = hashlib.sha256(stamp.encode() + _code_digest(_RESULT_CODE) + repr(name).encode())
+    return os.path.join(cache_dir(), "results", "signatures-" + h.hexdigest()[:32] + ".pickle")
+
+
+def load_signatures(model, name: tuple) -> tuple[dict, object, bool]:
+    """The findings stored under name for model, the model of the program this process analysed
+    last, or for the model that one was merged from: (entries, the model they were made from,
+    whether that is this model's own stamp).  ({}, None, False) when there are none."""
+    candidates = []
+    if _last_key in _stamps:
+        candidates.append((_stamps[_last_key], None))
+    if _kept is not None and _kept.key == _last_key and _kept.state is not None:
+        candidates.append((_kept.stamp, _kept.state.model))
+    for stamp, made_from in candidates:
+        try:
+            frames = _read(_signatures_file(stamp, name))
+            made, units, entries = frames[0].load()
+        except Exception:
+            continue
+        if made == stamp and units == model.translation_units and isinstance(entries, dict):
+            return entries, made_from, made_from is None
+    return {}, None, False
+
+
+def store_signatures(model, name: tuple, entries: dict) -> None:
+    """Keeps the findings in model, the model of the program this process analysed last: written
+    at exit, by the writer child (or before this process reads them)."""
+    stamp = _stamps.get(_last_key)
+    if stamp is None:
+        return
+    file = _signatures_file(stamp, name)
+    units = model.translation_units
+
+    def write():
+        from ..atomic import write_bytes
+        write_bytes(file, _pack([(stamp, units, entries)]), make_dirs=True)
+
+    _deferred.append((write, file))
 
 
 # Writing in the background.
