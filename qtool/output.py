@@ -91,26 +91,84 @@ def diagnostics_json(diags: Iterable[Diagnostic], base: str, pretty: bool = Fals
     return _dumps(doc, pretty)
 
 
-def model_json(model: ProgramModel, base: str, pretty: bool = False) -> str:
+def model_json(model: ProgramModel, base: str, pretty: bool = False, known: dict | None = None) -> str:
+    """The model as JSON.  known: file -> (functions, edges, arguments, (code, json_part)), the
+    JSON of each file's functions and calls as an earlier model had them (analyzer/cache.py
+    keeps them with a model): taken for each file whose functions, or calls, are the same here."""
     if pretty:
         return _dumps(_model_doc(model, base), True)
     # On one line, the functions and the calls (most of a model) are written directly, as
     # json.dumps writes them (tests compare the two): building their dicts first, and encoding
     # those, took twice as long.
     import json
+    known = known or {}
     doc = _model_doc(model, base, lean=True)
     fmap = model.function_map
     loc = _LocJson(base)
     parts = []
     for key, value in doc.items():
         if key == "functions":
-            text = "[" + ",".join([_function_json(f, loc) for f in model.functions]) + "]"
+            texts = []
+            for file, run in _runs(model.functions, lambda f: f.location.file):
+                k = known.get(file)
+                if k is not None and k[3][1] == base and k[0] == run:
+                    texts.append(k[3][3])
+                else:
+                    texts.append(",".join([_function_json(f, loc) for f in run]))
+            text = "[" + ",".join(t for t in texts if t) + "]"
         elif key == "calls":
-            text = "[" + ",".join([_edge_json(e, fmap, loc) for e in model.edges]) + "]"
+            texts = []
+            for file, run in _runs(model.edges, lambda e: fmap[e.caller].location.file if e.caller in fmap else None):
+                k = known.get(file)
+                if k is not None and k[1] == run and json_part_holds(k[3][1:], run, fmap, base):
+                    texts.append(k[3][4])
+                else:
+                    texts.append(",".join([_edge_json(e, fmap, loc) for e in run]))
+            text = "[" + ",".join(t for t in texts if t) + "]"
         else:
             text = json.dumps(value, separators=(",", ":"))
         parts.append(f'"{key}":{text}')
     return "{" + ",".join(parts) + "}\n"
+
+
+def _runs(items, key):
+    """The items in runs of consecutive ones of the same key: (key, tuple of the run)."""
+    out, current, run = [], None, []
+    for item in items:
+        k = key(item)
+        if run and k != current:
+            out.append((current, tuple(run)))
+            run = []
+        current = k
+        run.append(item)
+    if run:
+        out.append((current, tuple(run)))
+    return out
+
+
+def _endpoints(edges, fmap) -> dict:
+    """What the JSON of these calls says of the functions at their ends: name and component."""
+    out = {}
+    for e in edges:
+        for usr in (e.caller, e.callee):
+            if usr not in out:
+                f = fmap.get(usr)
+                out[usr] = (f.name, f.component) if f is not None else None
+    return out
+
+
+def json_part(functions, edges, fmap, base: str) -> tuple:
+    """A file's functions and calls (those of its functions) as model_json writes them on one
+    line, to be kept with a model: (base, the ends of its calls, functions JSON, calls JSON)."""
+    loc = _LocJson(base)
+    return (base, _endpoints(edges, fmap), ",".join([_function_json(f, loc) for f in functions]),
+            ",".join([_edge_json(e, fmap, loc) for e in edges]))
+
+
+def json_part_holds(part: tuple, edges, fmap, base: str) -> bool:
+    """Whether the JSON of a file's calls (json_part) is still what model_json writes of these
+    calls: the same base directory, and the functions at their ends named and placed as then."""
+    return part[0] == base and part[1] == _endpoints(edges, fmap)
 
 
 def _model_doc(model: ProgramModel, base: str, lean: bool = False) -> dict:

@@ -2,6 +2,7 @@
 run on an empty cache prints, after any edit; it reuses them (parses and merges only what an edit
 touched, and a run where nothing changed analyses nothing); a broken entry is ignored."""
 
+import json
 import os
 import shutil
 
@@ -299,3 +300,40 @@ def test_the_checks_of_an_edited_program_are_made_again_only_where_what_they_rea
     checked.clear()
     assert qtool(*command, "--format", "json", cwd=src)[0] in (0, 1)
     assert checked == []
+
+
+def test_the_json_of_the_files_an_edit_left_is_not_made_again(qtool, monkeypatch, tmp_path, program):
+    """A model's entry keeps the JSON of each file's functions and calls: after lines of one file
+    moved, only that file's are written again, and the output is what a cold run prints; after a
+    function of another file is renamed, the calls to it are written again too."""
+    import qtool.output as output
+    monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path / "cache"))
+    args = ("analyze", "-j", "1", "--format", "json")
+    qtool(*args, cwd=program)
+    cache.wait()
+    rendered = {"functions": [], "calls": []}
+    real_f, real_e = output._function_json, output._edge_json
+    monkeypatch.setattr(output, "_function_json", lambda f, *a: rendered["functions"].append(f.name) or real_f(f, *a))
+    monkeypatch.setattr(output, "_edge_json", lambda e, *a: rendered["calls"].append(e.caller) or real_e(e, *a))
+    replace(program / "cache.c", "QPM_FILE_COMPONENT(cache);\n", "QPM_FILE_COMPONENT(cache);\n\n")
+    moved = qtool(*args, cwd=program)
+    model = json.loads(moved[1])
+    in_cache_c = sorted(f["name"] for f in model["functions"] if f["file"] == "cache.c")
+    assert sorted(rendered["functions"]) == in_cache_c
+    usrs_in_cache_c = {f["usr"] for f in model["functions"] if f["file"] == "cache.c"}
+    assert rendered["calls"] and set(rendered["calls"]) <= usrs_in_cache_c
+    cache.wait()
+    assert moved == cold(qtool, monkeypatch, tmp_path, args, program)
+
+    # stats.c's functions move to another component: the calls to them from other files are the
+    # same calls, but their JSON names the callee's component, and is written again.
+    rendered["calls"].clear()
+    replace(program / "stats.c", "QPM_FILE_COMPONENT(stats);", "QPM_FILE_COMPONENT(counters);")
+    placed = qtool(*args, cwd=program)
+    doc = json.loads(placed[1])
+    usr = {f["name"]: f["usr"] for f in doc["functions"]}
+    across = {usr[c["caller"]] for c in doc["calls"]
+              if c["callee_component"] == "counters" and c["caller_component"] != "counters"}
+    assert across and across <= set(rendered["calls"])
+    cache.wait()
+    assert placed == cold(qtool, monkeypatch, tmp_path, args, program)

@@ -321,6 +321,19 @@ def _model_frames(model) -> tuple[dict, dict[str, tuple]]:
     return rest, {file: tuple(map(tuple, by_file[file])) for file in sorted(by_file)}
 
 
+def json_parts() -> dict[str, tuple]:
+    """The files' frames (functions, edges, arguments, their JSON: output.json_part) of the
+    model entry read last in this process, for output.model_json, whose JSON was made by this
+    qtool's output code; {} when none was read."""
+    if _parts_from is None:
+        return {}
+    code = _code_digest(("output.py",))
+    return {file: g for file, (g, _) in _parts_from.by_file.items() if len(g) == 4 and g[3][0] == code}
+
+
+_parts_from: Entry | None = None
+
+
 def _model_of_frames(rest: dict, by_file: dict[str, tuple]):
     """The model _model_frames took apart, in its order: functions and edges are sorted by place
     (file first), arguments by caller, place and index."""
@@ -402,8 +415,10 @@ class Entry:
                 model = None
             self._model = model if isinstance(model, ProgramModel) else None
             if self._model is not None:
+                global _parts_from
                 self.rest = (rest, frames[0])
                 self.by_file = {file: (g, frame) for (file, g), frame in zip(by_file.items(), frames[1:])}
+                _parts_from = self
         return self._model
 
     def merge(self, paths: list[str] | None = None):
@@ -536,8 +551,17 @@ def store_model(key: str, merge, previous: Entry | None = None, deps: list | Non
             base = previous.base_frames
         model_rest, by_file = _model_frames(merge.model)
         model = [_same_frame(model_rest, previous.rest if previous is not None else None)]
+        from .. import output
+        code, base_dir, fmap = _code_digest(("output.py",)), os.getcwd(), merge.model.function_map
         for file, group in by_file.items():
-            model.append(_same_frame(group, previous.by_file.get(file) if previous is not None else None))
+            # Each file's frame carries its functions and calls as compact JSON (output.json_part),
+            # made here, in the background, for the next run to print.
+            old = previous.by_file.get(file) if previous is not None else None
+            if old is not None and old[0][:3] == group and len(old[0]) == 4 and old[0][3][0] == code and \
+                    output.json_part_holds(old[0][3][1:], group[1], fmap, base_dir):
+                model.append(old[1])
+            else:
+                model.append((*group, (code, *output.json_part(group[0], group[1], fmap, base_dir))))
         digests = tuple(previous.digests[i] if previous is not None and u is previous.state.units[i]
                         else facts_digest(u) for i, u in enumerate(units))
         body = os.urandom(8).hex()

@@ -38,7 +38,8 @@ def result(options, model) -> tuple[str, str, int]:
     from .. import output
     base = base_dir()
     if options.format == "json":
-        text = output.model_json(model, base, options.pretty)
+        from ..analyzer import cache
+        text = output.model_json(model, base, options.pretty, cache.json_parts())
     elif options.format == "sarif":
         text = output.sarif(model.diagnostics, base, options.pretty)
     else:
