@@ -337,7 +337,7 @@ def _external(model: ProgramModel, a: CallArgument) -> bool:
     """A call of a function the program does not define (the C library's)."""
     if not a.callee:
         return False
-    f = model.function_map.get(a.callee)
+    f = _seen_as(model.function_map, a.callee, "defined")
     return f is None or not f.defined
 
 
@@ -353,12 +353,15 @@ def param_flow(model: ProgramModel, fn: Function, index: int, sink: Callable[[Ca
     while todo:
         nxt = []
         for usr, i, chain in todo:
-            for a in by_param.get((usr, i), ()):
+            for a in _seen_as(by_param, (usr, i), "flow") or ():
                 if _external(model, a):
                     if sink(a):
-                        return _chain_list((a, chain))
+                        found = _chain_list((a, chain))
+                        for b in found:         # the calls of the chain, whole (where they are)
+                            by_param.get((b.caller, b.param))
+                        return found
                     continue
-                callee = fmap.get(a.callee)
+                callee = _seen_as(fmap, a.callee, "flow")
                 if callee is None or not callee.defined or a.index >= len(callee.params):
                     continue
                 if (callee.usr, a.index) in seen or not _same_process(model, fn, callee, domain_of):
@@ -828,14 +831,36 @@ class Signatures:
 _ABSENT = object()
 _READ_MAPS = ("function_map", "struct_map", "arguments_by_param")
 
+# What a check uses of an entry of a model's map (Signatures compares only that): a parameter's
+# flow (param_flow) uses of a function whether it is defined, its parameters' number and where
+# it runs, and of the calls a parameter is passed to, whom they call, where and which argument.
+_VIEWS = {
+    ("function_map", "defined"): lambda f: None if f is None else f.defined,
+    ("function_map", "flow"): lambda f: None if f is None else (f.usr, f.defined, len(f.params), f.per_unit,
+                                                                 f.component),
+    ("arguments_by_param", "flow"): lambda args: None if args is None else
+        tuple((a.callee, a.index, a.callee_name, a.caller, a.param) for a in args),
+}
+
+
+def _seen_as(mapping, key, view: str):
+    """mapping.get(key); a model read for Signatures notes only what the view takes of it."""
+    if isinstance(mapping, _ReadingMap):
+        return mapping.get_viewed(key, view)
+    return mapping.get(key)
+
 
 def _same_reads(old: ProgramModel, new: ProgramModel, reads) -> bool:
     """Whether everything read of old (Signatures) is the same in new."""
     if old is new:
         return True
-    for name, key in reads:
+    for read in reads:
+        name, key = read[0], read[1]
         if name is None:        # a whole attribute
             a, b = getattr(old, key), getattr(new, key)
+        elif len(read) == 3:    # what a view takes of an entry
+            view = _VIEWS[name, read[2]]
+            a, b = view(getattr(old, name).get(key)), view(getattr(new, name).get(key))
         else:
             a, b = getattr(old, name).get(key, _ABSENT), getattr(new, name).get(key, _ABSENT)
         if a is not b and a != b:
@@ -869,6 +894,11 @@ class _ReadingMap:
     def get(self, key, default=None):
         self.reads.add((self.name, key))
         return self.mapping.get(key, default)
+
+    def get_viewed(self, key, view: str):
+        """get(key), noting only what _VIEWS[name, view] takes of the value."""
+        self.reads.add((self.name, key, view))
+        return self.mapping.get(key)
 
     def __getitem__(self, key):
         self.reads.add((self.name, key))

@@ -337,3 +337,43 @@ def test_the_json_of_the_files_an_edit_left_is_not_made_again(qtool, monkeypatch
     assert across and across <= set(rendered["calls"])
     cache.wait()
     assert placed == cold(qtool, monkeypatch, tmp_path, args, program)
+
+
+def test_a_crossing_whose_parameter_flows_through_an_edited_file_is_checked_again_only_when_the_flow_changed(
+        qtool, monkeypatch, tmp_path):
+    """store_close's descriptor flows into log.c (the same domain under the plan): lines of log.c
+    moving change nothing the check of store_close uses (it is not checked again, and what is
+    printed is what a cold run prints); log.c's function handing it to close() does."""
+    from qtool import marshal
+    src = tmp_path / "src"
+    src.mkdir()
+    files = dict(CROSSINGS)
+    files["store.c"] = files["store.c"].replace("int store_close(int fd)\n{\n    return fd;\n}\n",
+                                                "int log_fd(int fd);\nint store_close(int fd)\n{\n    log_fd(fd);\n    return 0;\n}\n")
+    files["log.c"] += "int log_fd(int fd)\n{\n    return fd;\n}\n"
+    for name, text in files.items():
+        (src / name).write_text(text)
+    (src / "plan.yaml").write_text("version: 1\nisolate:\n  - domain: d\n    components: [store, log]\n")
+    monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path / "cache"))
+    command = ("check", "-j", "1", "--plan", "plan.yaml")
+    checked = []
+    real = marshal.check_signature
+    monkeypatch.setattr(marshal, "check_signature", lambda m, fn, *a, **k: checked.append(fn.name) or real(m, fn, *a, **k))
+    first = qtool(*command, cwd=src)
+    assert sorted(checked) == ["log_line", "store_close", "store_put"] and "QPM016" not in first[1]
+    cache.wait()
+
+    checked.clear()
+    replace(src / "log.c", "#include \"qpm.h\"\n", "#include \"qpm.h\"\n\n\n\n")
+    moved = qtool(*command, cwd=src)
+    assert checked == ["log_line"]
+    cache.wait()
+    assert moved == cold(qtool, monkeypatch, tmp_path, command, src)
+
+    checked.clear()
+    replace(src / "log.c", "int log_fd(int fd)\n{\n    return fd;\n}\n", "int log_fd(int fd)\n{\n    return close(fd);\n}\n")
+    edited = qtool(*command, cwd=src)
+    assert "store_close" in checked
+    assert "QPM016" in edited[1] and "'log_fd'" in edited[1]
+    cache.wait()
+    assert edited == cold(qtool, monkeypatch, tmp_path, command, src)
