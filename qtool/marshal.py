@@ -1038,6 +1038,21 @@ def domains_running(model: ProgramModel, domain_of: Callable[[str], str | None],
     return frozenset(domain_of(c) for c in model.hosts.get(usr, ())) - {None}
 
 
+def domains_running_of(model: ProgramModel, domain_of: Callable[[str], str | None]) -> Callable[[str], frozenset]:
+    """domains_running(model, domain_of, usr) as a function of usr, worked out once for each set
+    of components that host functions (most functions share theirs)."""
+    hosts = model.hosts
+    known: dict[frozenset, frozenset] = {}
+
+    def runs_in(usr: str) -> frozenset:
+        components = hosts.get(usr, frozenset())
+        found = known.get(components)
+        if found is None:
+            found = known[components] = frozenset(domain_of(c) for c in components) - {None}
+        return found
+    return runs_in
+
+
 def check_boundaries(model: ProgramModel, domain_of: Callable[[str], str | None], severity: str,
                      describe: Callable[[str, str], str], signatures: Signatures | None = None) -> list[Diagnostic]:
     """Problems with every call that crosses between two domains.
@@ -1051,7 +1066,7 @@ def check_boundaries(model: ProgramModel, domain_of: Callable[[str], str | None]
     checked: set[str] = set()
     roots: dict[str, list[Note]] = {}
     fmap = model.function_map
-    runs_in = functools.lru_cache(maxsize=None)(functools.partial(domains_running, model, domain_of))
+    runs_in = domains_running_of(model, domain_of)
     for e in model.edges:
         callee = fmap[e.callee]
         if callee.component is None or e.callee in checked or is_direct_only(callee):

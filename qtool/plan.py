@@ -290,7 +290,7 @@ def check_plan(plan: Plan, model: ProgramModel, signatures: marshal.Signatures |
         line = lines.get(b if b != MAIN_DOMAIN else a, 0)
         return f"across the boundary from domain '{a}' to '{b}' drawn at {plan.path}:{line}"
 
-    diags += marshal.check_boundaries(model, lambda comp: plan.domain_of(comp), "error", describe, signatures)
+    diags += marshal.check_boundaries(model, plan.domain_of, "error", describe, signatures)
     if plan.domains:
         # What else the split build by this plan would refuse: reported here first.
         from .stubgen import build_problems
