@@ -854,15 +854,19 @@ def _same_reads(old: ProgramModel, new: ProgramModel, reads) -> bool:
     """Whether everything read of old (Signatures) is the same in new."""
     if old is new:
         return True
+    maps = {name: (getattr(old, name), getattr(new, name)) for name in _READ_MAPS}
     for read in reads:
         name, key = read[0], read[1]
         if name is None:        # a whole attribute
             a, b = getattr(old, key), getattr(new, key)
-        elif len(read) == 3:    # what a view takes of an entry
-            view = _VIEWS[name, read[2]]
-            a, b = view(getattr(old, name).get(key)), view(getattr(new, name).get(key))
         else:
-            a, b = getattr(old, name).get(key, _ABSENT), getattr(new, name).get(key, _ABSENT)
+            was, now = maps[name]
+            a, b = was.get(key), now.get(key)
+            if a is b:
+                continue
+            if len(read) == 3:  # what a view takes of an entry
+                view = _VIEWS[name, read[2]]
+                a, b = view(a), view(b)
         if a is not b and a != b:
             return False
     return True
