@@ -805,6 +805,7 @@ class Signatures:
         self.made_from = made_from
         self.current = current      # the entries were made from the very model checked
         self.made: dict = {}
+        self.compared: dict = {}    # read -> whether it is the same in made_from and the model checked
 
     def check(self, model: ProgramModel, fn: Function, severity: str, context: str,
               domain_of: Callable[[str], str | None] | None,
@@ -813,7 +814,7 @@ class Signatures:
         key = (fn.usr, severity, context)
         old = self.entries.get(key)
         if old is not None and (self.current or self.made_from is not None and
-                                _same_reads(self.made_from, model, old[0])):
+                                _same_reads(self.made_from, model, old[0], self.compared)):
             entry = old
         else:
             reading = _Reading(model)
@@ -850,24 +851,28 @@ def _seen_as(mapping, key, view: str):
     return mapping.get(key)
 
 
-def _same_reads(old: ProgramModel, new: ProgramModel, reads) -> bool:
-    """Whether everything read of old (Signatures) is the same in new."""
+def _same_reads(old: ProgramModel, new: ProgramModel, reads, compared: dict) -> bool:
+    """Whether everything read of old (Signatures) is the same in new; compared keeps the answer
+    for each read, for the findings that share it."""
     if old is new:
         return True
-    maps = {name: (getattr(old, name), getattr(new, name)) for name in _READ_MAPS}
+    maps = None
     for read in reads:
-        name, key = read[0], read[1]
-        if name is None:        # a whole attribute
-            a, b = getattr(old, key), getattr(new, key)
-        else:
-            was, now = maps[name]
-            a, b = was.get(key), now.get(key)
-            if a is b:
-                continue
-            if len(read) == 3:  # what a view takes of an entry
-                view = _VIEWS[name, read[2]]
-                a, b = view(a), view(b)
-        if a is not b and a != b:
+        same = compared.get(read)
+        if same is None:
+            name, key = read[0], read[1]
+            if name is None:        # a whole attribute
+                a, b = getattr(old, key), getattr(new, key)
+            else:
+                if maps is None:
+                    maps = {n: (getattr(old, n), getattr(new, n)) for n in _READ_MAPS}
+                was, now = maps[name]
+                a, b = was.get(key), now.get(key)
+                if a is not b and len(read) == 3:   # what a view takes of an entry
+                    view = _VIEWS[name, read[2]]
+                    a, b = view(a), view(b)
+            same = compared[read] = a is b or a == b
+        if not same:
             return False
     return True
 
