@@ -74,9 +74,9 @@ class _Reader:
     def start(self) -> None:
         if self.thread is None:
             import threading
-            # The thread that parses hands the interpreter back and forth at each call into
-            # libclang; it waits for it at most this long while the reader holds it (0.005 s by
-            # default, which made a parse next to the reader three times slower).
+            # The thread that parses lets go of the interpreter at each call into libclang, and
+            # while the reader runs it may wait this long to have it back (0.005 s by default,
+            # for each of the hundreds of calls that follow the parse itself).
             self.interval = sys.getswitchinterval()
             sys.setswitchinterval(min(self.interval, 0.0005))
             self.thread = threading.Thread(target=self._read, daemon=True)
@@ -86,13 +86,15 @@ class _Reader:
         return self.thread is not None and self.thread.is_alive()
 
     def _read(self) -> None:
-        self.state = self.entry.merge(self.paths)
+        try:
+            self.state = self.entry.merge(self.paths)
+        finally:
+            sys.setswitchinterval(self.interval)
 
     def join(self):
         """The merge state (None when it cannot be read), read now if the thread was not started."""
         self.start()
         self.thread.join()
-        sys.setswitchinterval(self.interval)
         return self.state
 
 

@@ -250,8 +250,14 @@ class _Chunks:
         return len(chunk)
 
     def readline(self) -> bytes:
-        end = bytes(self.data[self.at:]).find(b"\n")
-        return self.read(-1 if end < 0 else end + 1)
+        end = self.at
+        while end < len(self.data):
+            chunk = bytes(self.data[end:end + 256])
+            found = chunk.find(b"\n")
+            if found >= 0:
+                return self.read(end + found + 1 - self.at)
+            end += len(chunk)
+        return self.read(-1)
 
 
 _last_read: dict = {}        # file -> (its identity, its frames): the entries read last, read once
