@@ -207,6 +207,7 @@ def _strip_arrays(enc: str) -> str:
 _QUALIFIERS = {"const", "volatile", "restrict", "__restrict", "__restrict__", "_Atomic"}
 
 
+@functools.lru_cache(maxsize=4096)
 def process_local(spelling: str) -> tuple[str, bool] | None:
     """(handle type name, through a pointer) when a type as written is a process-local handle
     (PROCESS_LOCAL) or a pointer to one; else None."""
@@ -230,6 +231,7 @@ def _handle_reason(name: str, opaque_ok: bool) -> str:
     return f"{head}: keep the functions that use it in one domain, or pass what it refers to"
 
 
+@functools.lru_cache(maxsize=4096)
 def read_only(spelling: str) -> bool:
     """Whether a variable of this type (as written) is itself const: `const int`, `const char
     *const`, an array of const elements; not `const char *`, a pointer the program may change."""
@@ -352,7 +354,7 @@ def _external(model: ProgramModel, a: CallArgument) -> bool:
     """A call of a function the program does not define (the C library's)."""
     if not a.callee:
         return False
-    f = model.function_map.get(a.callee)
+    f = _seen_as(model.function_map, a.callee, "defined")
     return f is None or not f.defined
 
 
@@ -362,25 +364,39 @@ def param_flow(model: ProgramModel, fn: Function, index: int, sink: Callable[[Ca
     that `sink` accepts, passed on whole through functions of fn's process; None when it does not."""
     by_param = model.arguments_by_param
     fmap = model.function_map
-    todo: list[tuple[str, int, list[CallArgument]]] = [(fn.usr, index, [])]
+    # Breadth first; each step holds the chain that led to it as (last call, chain before it).
+    todo: list[tuple[str, int, tuple | None]] = [(fn.usr, index, None)]
     seen = {(fn.usr, index)}
     while todo:
         nxt = []
-        for usr, i, path in todo:
-            for a in by_param.get((usr, i), ()):
+        for usr, i, chain in todo:
+            for a in _seen_as(by_param, (usr, i), "flow") or ():
                 if _external(model, a):
                     if sink(a):
-                        return path + [a]
+                        found = _chain_list((a, chain))
+                        for b in found:         # the calls of the chain, whole (where they are)
+                            by_param.get((b.caller, b.param))
+                        return found
                     continue
-                callee = fmap.get(a.callee)
+                callee = _seen_as(fmap, a.callee, "flow")
                 if callee is None or not callee.defined or a.index >= len(callee.params):
                     continue
                 if (callee.usr, a.index) in seen or not _same_process(model, fn, callee, domain_of):
                     continue
                 seen.add((callee.usr, a.index))
-                nxt.append((callee.usr, a.index, path + [a]))
+                nxt.append((callee.usr, a.index, (a, chain)))
         todo = nxt
     return None
+
+
+def _chain_list(chain: tuple | None) -> list:
+    """The calls of a chain (last call, chain before it), first call first."""
+    out = []
+    while chain is not None:
+        out.append(chain[0])
+        chain = chain[1]
+    out.reverse()
+    return out
 
 
 def _is_fd_use(a: CallArgument) -> bool:
@@ -740,18 +756,18 @@ def returned_descriptor(model: ProgramModel, fn: Function,
     """The chain of returned calls by which fn returns a descriptor a C library call made
     (FD_RETURNERS), through functions of its process; None when it returns none."""
     fmap = model.function_map
-    todo, seen = [(fn, [])], {fn.usr}
+    todo, seen = [(fn, None)], {fn.usr}
     while todo:
         nxt = []
-        for f, path in todo:
+        for f, chain in todo:
             for callee, name, loc in f.returned_calls:
                 g = fmap.get(callee)
                 if g is None or not g.defined:
                     if name in FD_RETURNERS:
-                        return path + [(callee, name, loc)]
+                        return _chain_list(((callee, name, loc), chain))
                 elif g.usr not in seen and _same_process(model, fn, g, domain_of):
                     seen.add(g.usr)
-                    nxt.append((g, path + [(callee, name, loc)]))
+                    nxt.append((g, ((callee, name, loc), chain)))
         todo = nxt
     return None
 
@@ -787,6 +803,148 @@ def check_signature(model: ProgramModel, fn: Function, severity: str, context: s
     diags += classify_return(model, fn, severity, context, roots)[1]
     diags += _returned_descriptor_problems(model, fn, severity, context, domain_of)
     return diags
+
+
+class Signatures:
+    """What check_signature found for each function called across a boundary, with what of the
+    model it read to find it (the functions, the parameter flows and the structs it looked up),
+    so that a later model, made by an edit, reuses each finding whose reads are all the same in
+    it: a finding depends on nothing else but the function, the severity, the words of the
+    crossing and domain_of, which must be the same in both runs.
+
+    entries, from an earlier run: (usr, severity, context) -> (reads, diagnostics, roots noted);
+    made_from, the model they were found in (None: none can be reused), or current: they were
+    found in the model checked now; made, this run's."""
+
+    def __init__(self, entries: dict | None = None, made_from: ProgramModel | None = None,
+                 current: bool = False):
+        self.entries = entries or {}
+        self.made_from = made_from
+        self.current = current      # the entries were made from the very model checked
+        self.made: dict = {}
+        self.compared: dict = {}    # read -> whether it is the same in made_from and the model checked
+
+    def check(self, model: ProgramModel, fn: Function, severity: str, context: str,
+              domain_of: Callable[[str], str | None] | None,
+              roots: dict[str, list[Note]]) -> list[Diagnostic]:
+        """check_signature(model, fn, …), or the finding of the earlier model when it holds."""
+        key = (fn.usr, severity, context)
+        old = self.entries.get(key)
+        if old is not None and (self.current or self.made_from is not None and
+                                _same_reads(self.made_from, model, old[0], self.compared)):
+            entry = old
+        else:
+            reading = _Reading(model)
+            found: dict[str, list[Note]] = {}
+            diags = check_signature(reading, fn, severity, context, domain_of, found)
+            reading.reads.add(("function_map", fn.usr))
+            entry = (frozenset(reading.reads), tuple(diags),
+                     tuple((usr, note) for usr, notes in found.items() for note in notes))
+        self.made[key] = entry
+        for usr, note in entry[2]:
+            roots.setdefault(usr, []).append(note)
+        return list(entry[1])
+
+
+_ABSENT = object()
+_READ_MAPS = ("function_map", "struct_map", "arguments_by_param")
+
+# What a check uses of an entry of a model's map (Signatures compares only that): a parameter's
+# flow (param_flow) uses of a function whether it is defined, its parameters' number and where
+# it runs, and of the calls a parameter is passed to, whom they call, where and which argument.
+_VIEWS = {
+    ("function_map", "defined"): lambda f: None if f is None else f.defined,
+    ("function_map", "flow"): lambda f: None if f is None else (f.usr, f.defined, len(f.params), f.per_unit,
+                                                                 f.component),
+    ("arguments_by_param", "flow"): lambda args: None if args is None else
+        tuple((a.callee, a.index, a.callee_name, a.caller, a.param) for a in args),
+}
+
+
+def _seen_as(mapping, key, view: str):
+    """mapping.get(key); a model read for Signatures notes only what the view takes of it."""
+    if isinstance(mapping, _ReadingMap):
+        return mapping.get_viewed(key, view)
+    return mapping.get(key)
+
+
+def _same_reads(old: ProgramModel, new: ProgramModel, reads, compared: dict) -> bool:
+    """Whether everything read of old (Signatures) is the same in new; compared keeps the answer
+    for each read, for the findings that share it."""
+    if old is new:
+        return True
+    maps = None
+    for read in reads:
+        same = compared.get(read)
+        if same is None:
+            name, key = read[0], read[1]
+            if name is None:        # a whole attribute
+                a, b = getattr(old, key), getattr(new, key)
+            else:
+                if maps is None:
+                    maps = {n: (getattr(old, n), getattr(new, n)) for n in _READ_MAPS}
+                was, now = maps[name]
+                a, b = was.get(key), now.get(key)
+                if a is not b and len(read) == 3:   # what a view takes of an entry
+                    view = _VIEWS[name, read[2]]
+                    a, b = view(a), view(b)
+            same = compared[read] = a is b or a == b
+        if not same:
+            return False
+    return True
+
+
+class _Reading:
+    """A model that notes what is read of it (Signatures): the entries of its maps by key, any
+    other attribute whole."""
+
+    def __init__(self, model: ProgramModel):
+        self.model = model
+        self.reads: set[tuple] = set()
+        for name in _READ_MAPS:
+            setattr(self, name, _ReadingMap(getattr(model, name), name, self.reads))
+
+    def __getattr__(self, name: str):
+        self.reads.add((None, name))
+        return getattr(self.model, name)
+
+
+class _ReadingMap:
+    """A mapping that notes the keys looked up in it (any other use reads it whole)."""
+
+    def __init__(self, mapping: dict, name: str, reads: set):
+        self.mapping = mapping
+        self.name = name
+        self.reads = reads
+
+    def get(self, key, default=None):
+        self.reads.add((self.name, key))
+        return self.mapping.get(key, default)
+
+    def get_viewed(self, key, view: str):
+        """get(key), noting only what _VIEWS[name, view] takes of the value."""
+        self.reads.add((self.name, key, view))
+        return self.mapping.get(key)
+
+    def __getitem__(self, key):
+        self.reads.add((self.name, key))
+        return self.mapping[key]
+
+    def __contains__(self, key) -> bool:
+        self.reads.add((self.name, key))
+        return key in self.mapping
+
+    def __getattr__(self, attr: str):
+        self.reads.add((None, self.name))
+        return getattr(self.mapping, attr)
+
+    def __iter__(self):
+        self.reads.add((None, self.name))
+        return iter(self.mapping)
+
+    def __len__(self) -> int:
+        self.reads.add((None, self.name))
+        return len(self.mapping)
 
 
 def report_struct_roots(model: ProgramModel, roots: dict[str, list[Note]], severity: str) -> list[Diagnostic]:
@@ -906,18 +1064,35 @@ def domains_running(model: ProgramModel, domain_of: Callable[[str], str | None],
     return frozenset(domain_of(c) for c in model.hosts.get(usr, ())) - {None}
 
 
+def domains_running_of(model: ProgramModel, domain_of: Callable[[str], str | None]) -> Callable[[str], frozenset]:
+    """domains_running(model, domain_of, usr) as a function of usr, worked out once for each set
+    of components that host functions (most functions share theirs)."""
+    hosts = model.hosts
+    known: dict[frozenset, frozenset] = {}
+
+    def runs_in(usr: str) -> frozenset:
+        components = hosts.get(usr, frozenset())
+        found = known.get(components)
+        if found is None:
+            found = known[components] = frozenset(domain_of(c) for c in components) - {None}
+        return found
+    return runs_in
+
+
 def check_boundaries(model: ProgramModel, domain_of: Callable[[str], str | None], severity: str,
-                     describe: Callable[[str, str], str]) -> list[Diagnostic]:
+                     describe: Callable[[str, str], str], signatures: Signatures | None = None) -> list[Diagnostic]:
     """Problems with every call that crosses between two domains.
 
     domain_of maps a component to its domain (None: not part of the program); describe(a, b)
-    words the crossing for messages ("across the boundary from 'net' to 'store'").
+    words the crossing for messages ("across the boundary from 'net' to 'store'").  signatures,
+    when given, holds what check_signature found in an earlier model with the same domain_of,
+    reused where it still holds, and takes what it finds in this one.
     """
     out: list[Diagnostic] = []
     checked: set[str] = set()
     roots: dict[str, list[Note]] = {}
     fmap = model.function_map
-    runs_in = functools.lru_cache(maxsize=None)(functools.partial(domains_running, model, domain_of))
+    runs_in = domains_running_of(model, domain_of)
     for e in model.edges:
         callee = fmap[e.callee]
         if callee.component is None or e.callee in checked or is_direct_only(callee):
@@ -927,7 +1102,10 @@ def check_boundaries(model: ProgramModel, domain_of: Callable[[str], str | None]
         if da == db:
             continue
         checked.add(e.callee)
-        out += check_signature(model, callee, severity, describe(da, db), domain_of, roots)
+        if signatures is not None:
+            out += signatures.check(model, callee, severity, describe(da, db), domain_of, roots)
+        else:
+            out += check_signature(model, callee, severity, describe(da, db), domain_of, roots)
     out += report_struct_roots(model, roots, severity)
     for g in model.globals:
         if g.shared or read_only(g.type):

@@ -91,7 +91,88 @@ def diagnostics_json(diags: Iterable[Diagnostic], base: str, pretty: bool = Fals
     return _dumps(doc, pretty)
 
 
-def model_json(model: ProgramModel, base: str, pretty: bool = False) -> str:
+def model_json(model: ProgramModel, base: str, pretty: bool = False, known: dict | None = None) -> str:
+    """The model as JSON.  known: file -> (functions, edges, arguments, (code, json_part)), the
+    JSON of each file's functions and calls as an earlier model had them (analyzer/cache.py
+    keeps them with a model): taken for each file whose functions, or calls, are the same here."""
+    if pretty:
+        return _dumps(_model_doc(model, base), True)
+    # On one line, the functions and the calls (most of a model) are written directly, as
+    # json.dumps writes them (tests compare the two): building their dicts first, and encoding
+    # those, took twice as long.
+    import json
+    known = known or {}
+    doc = _model_doc(model, base, lean=True)
+    fmap = model.function_map
+    loc = _LocJson(base)
+    parts = []
+    for key, value in doc.items():
+        if key == "functions":
+            texts = []
+            for file, run in _runs(model.functions, lambda f: f.location.file):
+                k = known.get(file)
+                if k is not None and k[3][1] == base and k[0] == run:
+                    texts.append(k[3][3])
+                else:
+                    texts.append(",".join([_function_json(f, loc) for f in run]))
+            text = "[" + ",".join(t for t in texts if t) + "]"
+        elif key == "calls":
+            texts = []
+            for file, run in _runs(model.edges, lambda e: fmap[e.caller].location.file if e.caller in fmap else None):
+                k = known.get(file)
+                if k is not None and k[1] == run and json_part_holds(k[3][1:], run, fmap, base):
+                    texts.append(k[3][4])
+                else:
+                    texts.append(",".join([_edge_json(e, fmap, loc) for e in run]))
+            text = "[" + ",".join(t for t in texts if t) + "]"
+        else:
+            text = json.dumps(value, separators=(",", ":"))
+        parts.append(f'"{key}":{text}')
+    return "{" + ",".join(parts) + "}\n"
+
+
+def _runs(items, key):
+    """The items in runs of consecutive ones of the same key: (key, tuple of the run)."""
+    out, current, run = [], None, []
+    for item in items:
+        k = key(item)
+        if run and k != current:
+            out.append((current, tuple(run)))
+            run = []
+        current = k
+        run.append(item)
+    if run:
+        out.append((current, tuple(run)))
+    return out
+
+
+def _endpoints(edges, fmap) -> dict:
+    """What the JSON of these calls says of the functions at their ends: name and component."""
+    out = {}
+    for e in edges:
+        for usr in (e.caller, e.callee):
+            if usr not in out:
+                f = fmap.get(usr)
+                out[usr] = (f.name, f.component) if f is not None else None
+    return out
+
+
+def json_part(functions, edges, fmap, base: str) -> tuple:
+    """A file's functions and calls (those of its functions) as model_json writes them on one
+    line, to be kept with a model: (base, the ends of its calls, functions JSON, calls JSON)."""
+    loc = _LocJson(base)
+    return (base, _endpoints(edges, fmap), ",".join([_function_json(f, loc) for f in functions]),
+            ",".join([_edge_json(e, fmap, loc) for e in edges]))
+
+
+def json_part_holds(part: tuple, edges, fmap, base: str) -> bool:
+    """Whether the JSON of a file's calls (json_part) is still what model_json writes of these
+    calls: the same base directory, and the functions at their ends named and placed as then."""
+    return part[0] == base and part[1] == _endpoints(edges, fmap)
+
+
+def _model_doc(model: ProgramModel, base: str, lean: bool = False) -> dict:
+    """The model as JSON values; lean: without its functions and calls (model_json writes them)."""
     fmap = model.function_map
     name = lambda usr: fmap[usr].name if usr in fmap else usr  # noqa: E731
     doc = {
@@ -100,7 +181,7 @@ def model_json(model: ProgramModel, base: str, pretty: bool = False) -> str:
         "components": [{"name": c.name, "files": [_path(f, base) for f in c.files],
                         "functions": [name(u) for u in c.functions],
                         "init": [name(u) for u in c.init_functions]} for c in model.components],
-        "functions": [{
+        "functions": None if lean else [{
             "name": f.name, "usr": f.usr, "component": f.component, "signature": f.signature,
             **_loc_json(f.location, base), "defined": f.defined, "linkage": f.linkage,
             "variadic": f.variadic, "return_type": f.return_type,
@@ -110,7 +191,7 @@ def model_json(model: ProgramModel, base: str, pretty: bool = False) -> str:
             "params": [{"name": p.name, "type": p.type, "annotations": [str(a) for a in p.annotations]}
                        for p in f.params],
         } for f in model.functions],
-        "calls": [{
+        "calls": None if lean else [{
             "caller": name(e.caller), "callee": name(e.callee),
             "caller_component": model.component_of(e.caller), "callee_component": model.component_of(e.callee),
             "weight": round(e.weight, 6),
@@ -137,7 +218,92 @@ def model_json(model: ProgramModel, base: str, pretty: bool = False) -> str:
         } for s in model.structs],
         "diagnostics": [diagnostic_json(d, base) for d in model.diagnostics],
     }
-    return _dumps(doc, pretty)
+    return doc
+
+
+# JSON values written directly, as json.dumps writes them (ensure_ascii, NaN and Infinity
+# allowed, compact separators).
+
+def _str(value) -> str:
+    """A string, or None."""
+    return "null" if value is None else _encode(value)
+
+
+def _encode(text: str) -> str:
+    global _encode
+    from json.encoder import encode_basestring_ascii as _encode
+    return _encode(text)
+
+
+def _value(value) -> str:
+    """Any JSON scalar: None, a bool, a string, an int or a float."""
+    kind = type(value)
+    if kind is str:
+        return _encode(value)
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return "null"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float:
+        if value != value:
+            return "NaN"
+        if value == float("inf"):
+            return "Infinity"
+        if value == float("-inf"):
+            return "-Infinity"
+        return float.__repr__(value)
+    import json
+    return json.dumps(value, separators=(",", ":"))
+
+
+class _LocJson:
+    """The "file", "line" and "column" members of a place (see _loc_json), without braces;
+    each file's path is encoded once."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.files: dict[str, str] = {}
+
+    def __call__(self, loc) -> str:
+        if loc is None:
+            return '"file":null,"line":0,"column":0'
+        f = self.files.get(loc.file)
+        if f is None:
+            f = self.files[loc.file] = _str(_path(loc.file, self.base))
+        line, column = loc.line, loc.column
+        return (f'"file":{f},"line":{int.__repr__(line) if type(line) is int else _value(line)},'
+                f'"column":{int.__repr__(column) if type(column) is int else _value(column)}')
+
+
+def _strings(values) -> str:
+    return "[" + ",".join([_encode(str(v)) for v in values]) + "]" if values else "[]"
+
+
+def _function_json(f, loc: _LocJson) -> str:
+    v = _value
+    params = ",".join([f'{{"name":{v(p.name)},"type":{v(p.type)},"annotations":{_strings(p.annotations)}}}'
+                       for p in f.params])
+    declarations = ",".join(["{" + loc(x) + "}" for x in f.declarations])
+    return (f'{{"name":{v(f.name)},"usr":{v(f.usr)},"component":{v(f.component)},'
+            f'"signature":{v(f.signature)},{loc(f.location)},"defined":{v(f.defined)},'
+            f'"linkage":{v(f.linkage)},"variadic":{v(f.variadic)},"return_type":{v(f.return_type)},'
+            f'"annotations":{_strings(f.annotations)},"declarations":[{declarations}],'
+            f'"frequency":{v(round(f.frequency, 6))},"per_unit":{v(f.per_unit)},"params":[{params}]}}')
+
+
+def _edge_json(e, fmap, loc: _LocJson) -> str:
+    v = _value
+    a, b = fmap.get(e.caller), fmap.get(e.callee)
+    sites = ",".join([f'{{{loc(s.location)},"loops":{v(s.loops)},"branches":{v(s.branches)},'
+                      f'"local_weight":{v(s.local_weight)}}}' for s in e.sites])
+    return (f'{{"caller":{v(a.name if a else e.caller)},"callee":{v(b.name if b else e.callee)},'
+            f'"caller_component":{v(a.component if a else None)},'
+            f'"callee_component":{v(b.component if b else None)},'
+            f'"weight":{v(round(e.weight, 6))},"sites":[{sites}]}}')
 
 
 def model_text(model: ProgramModel, base: str) -> str:

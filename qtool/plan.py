@@ -13,6 +13,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from . import marshal
 from .errors import UserError
@@ -55,10 +56,16 @@ class Plan:
     domains: tuple[Domain, ...]
 
     def domain_of(self, component: str) -> str:
+        """The domain that isolates the component (the first that names it), else main."""
+        return self._domains.get(component, MAIN_DOMAIN)
+
+    @cached_property
+    def _domains(self) -> dict[str, str]:
+        out: dict[str, str] = {}
         for d in self.domains:
-            if any(c.name == component for c in d.components):
-                return d.name
-        return MAIN_DOMAIN
+            for c in d.components:
+                out.setdefault(c.name, d.name)
+        return out
 
     @property
     def monolithic(self) -> bool:
@@ -253,8 +260,9 @@ def _domain(path: str, node, bad) -> Domain | None:
                   values["window_s"], values["call_timeout_ms"], _loc(path, name_node))
 
 
-def check_plan(plan: Plan, model: ProgramModel) -> list[Diagnostic]:
-    """The plan against the program: names, placement, and every crossing it creates."""
+def check_plan(plan: Plan, model: ProgramModel, signatures: marshal.Signatures | None = None) -> list[Diagnostic]:
+    """The plan against the program: names, placement, and every crossing it creates
+    (signatures: see marshal.check_boundaries)."""
     diags: list[Diagnostic] = []
     known = model.component_map
     placed: dict[str, ComponentRef] = {}
@@ -282,7 +290,7 @@ def check_plan(plan: Plan, model: ProgramModel) -> list[Diagnostic]:
         line = lines.get(b if b != MAIN_DOMAIN else a, 0)
         return f"across the boundary from domain '{a}' to '{b}' drawn at {plan.path}:{line}"
 
-    diags += marshal.check_boundaries(model, lambda comp: plan.domain_of(comp), "error", describe)
+    diags += marshal.check_boundaries(model, plan.domain_of, "error", describe, signatures)
     if plan.domains:
         # What else the split build by this plan would refuse: reported here first.
         from .stubgen import build_problems

@@ -273,12 +273,13 @@ def _calls_across(model: ProgramModel, domain_of):
     domain the caller's code runs in (a static caller runs with its callers) to the callee's.
     A call to a static function never crosses (marshal.is_direct_only)."""
     fmap = model.function_map
+    runs_in = marshal.domains_running_of(model, domain_of)
     for e in model.edges:
         callee = fmap[e.callee]
         if callee.component is None or marshal.is_direct_only(callee):
             continue
         db = domain_of(callee.component)
-        for da in sorted(marshal.domains_running(model, domain_of, e.caller)):
+        for da in sorted(runs_in(e.caller)):
             if da != db:
                 yield e, da, db
 

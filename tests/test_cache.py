@@ -2,6 +2,7 @@
 run on an empty cache prints, after any edit; it reuses them (parses and merges only what an edit
 touched, and a run where nothing changed analyses nothing); a broken entry is ignored."""
 
+import json
 import os
 import shutil
 
@@ -241,3 +242,138 @@ def test_a_plan_read_before_is_not_read_again(tmp_path):
     plan.write_text("version: 1\nisolate:\n  - domain: d\n    components: [cache]\n\n    window_s: 0\n")
     third = load()
     assert third[2] == "True" and ", 6," in third[1]
+
+
+# A program with crossings in three files, for the findings of the checks (marshal.Signatures).
+CROSSINGS = {
+    "net.c": "#include \"qpm.h\"\nint store_put(char *buf, int n);\nint store_close(int fd);\n"
+             "int log_line(const char *s QPM_STRING, int *seen);\n"
+             "int net_run(void)\n{\n    char b[4];\n    int seen = 0;\n"
+             "    return store_put(b, 4) + store_close(3) + log_line(\"x\", &seen);\n}\n"
+             "int main(void) { return net_run(); }\n",
+    "store.c": "#include \"qpm.h\"\n#include <unistd.h>\nint store_put(char *buf, int n)\n{\n    return buf[0] + n;\n}\n"
+               "int store_close(int fd)\n{\n    return fd;\n}\n",
+    "log.c": "#include \"qpm.h\"\nint log_line(const char *s QPM_STRING, int *seen)\n{\n    *seen = s[0];\n    return 0;\n}\n",
+}
+
+
+@pytest.mark.parametrize("command", [("analyze", "-j", "1"), ("check", "-j", "1", "--plan", "plan.yaml")])
+def test_the_checks_of_an_edited_program_are_made_again_only_where_what_they_read_changed(
+        qtool, monkeypatch, tmp_path, command):
+    """After an edit, a crossing is checked again only when something its check read changed (the
+    function called, the flows of its parameters, its structs); what is printed is what a run on
+    an empty cache prints: a finding whose place moved, and one that the edit made, included."""
+    from qtool import marshal
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, text in CROSSINGS.items():
+        (src / name).write_text(text)
+    (src / "plan.yaml").write_text("version: 1\nisolate:\n  - domain: d\n    components: [store, log]\n")
+    monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path / "cache"))
+    checked = []
+    real = marshal.check_signature
+    monkeypatch.setattr(marshal, "check_signature", lambda m, fn, *a, **k: checked.append(fn.name) or real(m, fn, *a, **k))
+    first = qtool(*command, cwd=src)
+    assert sorted(checked) == ["log_line", "store_close", "store_put"]
+    assert "store.c:3:" in first[1] + first[2]         # store_put's buffer, at its place
+
+    # Lines of store.c move: its two functions are checked again, log_line's finding stands.
+    checked.clear()
+    replace(src / "store.c", "#include <unistd.h>\n", "#include <unistd.h>\n\n\n")
+    moved = qtool(*command, cwd=src)
+    assert sorted(checked) == ["store_close", "store_put"]
+    assert "store.c:5:" in moved[1] + moved[2] and "store.c:3:" not in moved[1] + moved[2]
+    cache.wait()                # this run's entries, into this cache (before cold() changes it)
+    assert moved == cold(qtool, monkeypatch, tmp_path, command, src)
+
+    # A body now hands its parameter to close(): only that crossing is checked again, and it
+    # now has a finding (a descriptor) that it did not have.
+    checked.clear()
+    replace(src / "store.c", "    return fd;\n", "    return close(fd);\n")
+    edited = qtool(*command, cwd=src)
+    assert checked == ["store_close"]
+    assert "QPM016" in edited[1] + edited[2] and "QPM016" not in moved[1] + moved[2]
+    cache.wait()
+    assert edited == cold(qtool, monkeypatch, tmp_path, command, src)
+
+    # Nothing changed in the program, another output: the findings are reused, none checked.
+    checked.clear()
+    assert qtool(*command, "--format", "json", cwd=src)[0] in (0, 1)
+    assert checked == []
+
+
+def test_the_json_of_the_files_an_edit_left_is_not_made_again(qtool, monkeypatch, tmp_path, program):
+    """A model's entry keeps the JSON of each file's functions and calls: after lines of one file
+    moved, only that file's are written again, and the output is what a cold run prints; after a
+    function of another file is renamed, the calls to it are written again too."""
+    import qtool.output as output
+    monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path / "cache"))
+    args = ("analyze", "-j", "1", "--format", "json")
+    qtool(*args, cwd=program)
+    cache.wait()
+    rendered = {"functions": [], "calls": []}
+    real_f, real_e = output._function_json, output._edge_json
+    monkeypatch.setattr(output, "_function_json", lambda f, *a: rendered["functions"].append(f.name) or real_f(f, *a))
+    monkeypatch.setattr(output, "_edge_json", lambda e, *a: rendered["calls"].append(e.caller) or real_e(e, *a))
+    replace(program / "cache.c", "QPM_FILE_COMPONENT(cache);\n", "QPM_FILE_COMPONENT(cache);\n\n")
+    moved = qtool(*args, cwd=program)
+    model = json.loads(moved[1])
+    in_cache_c = sorted(f["name"] for f in model["functions"] if f["file"] == "cache.c")
+    assert sorted(rendered["functions"]) == in_cache_c
+    usrs_in_cache_c = {f["usr"] for f in model["functions"] if f["file"] == "cache.c"}
+    assert rendered["calls"] and set(rendered["calls"]) <= usrs_in_cache_c
+    cache.wait()
+    assert moved == cold(qtool, monkeypatch, tmp_path, args, program)
+
+    # stats.c's functions move to another component: the calls to them from other files are the
+    # same calls, but their JSON names the callee's component, and is written again.
+    rendered["calls"].clear()
+    replace(program / "stats.c", "QPM_FILE_COMPONENT(stats);", "QPM_FILE_COMPONENT(counters);")
+    placed = qtool(*args, cwd=program)
+    doc = json.loads(placed[1])
+    usr = {f["name"]: f["usr"] for f in doc["functions"]}
+    across = {usr[c["caller"]] for c in doc["calls"]
+              if c["callee_component"] == "counters" and c["caller_component"] != "counters"}
+    assert across and across <= set(rendered["calls"])
+    cache.wait()
+    assert placed == cold(qtool, monkeypatch, tmp_path, args, program)
+
+
+def test_a_crossing_whose_parameter_flows_through_an_edited_file_is_checked_again_only_when_the_flow_changed(
+        qtool, monkeypatch, tmp_path):
+    """store_close's descriptor flows into log.c (the same domain under the plan): lines of log.c
+    moving change nothing the check of store_close uses (it is not checked again, and what is
+    printed is what a cold run prints); log.c's function handing it to close() does."""
+    from qtool import marshal
+    src = tmp_path / "src"
+    src.mkdir()
+    files = dict(CROSSINGS)
+    files["store.c"] = files["store.c"].replace("int store_close(int fd)\n{\n    return fd;\n}\n",
+                                                "int log_fd(int fd);\nint store_close(int fd)\n{\n    log_fd(fd);\n    return 0;\n}\n")
+    files["log.c"] += "int log_fd(int fd)\n{\n    return fd;\n}\n"
+    for name, text in files.items():
+        (src / name).write_text(text)
+    (src / "plan.yaml").write_text("version: 1\nisolate:\n  - domain: d\n    components: [store, log]\n")
+    monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path / "cache"))
+    command = ("check", "-j", "1", "--plan", "plan.yaml")
+    checked = []
+    real = marshal.check_signature
+    monkeypatch.setattr(marshal, "check_signature", lambda m, fn, *a, **k: checked.append(fn.name) or real(m, fn, *a, **k))
+    first = qtool(*command, cwd=src)
+    assert sorted(checked) == ["log_line", "store_close", "store_put"] and "QPM016" not in first[1]
+    cache.wait()
+
+    checked.clear()
+    replace(src / "log.c", "#include \"qpm.h\"\n", "#include \"qpm.h\"\n\n\n\n")
+    moved = qtool(*command, cwd=src)
+    assert checked == ["log_line"]
+    cache.wait()
+    assert moved == cold(qtool, monkeypatch, tmp_path, command, src)
+
+    checked.clear()
+    replace(src / "log.c", "int log_fd(int fd)\n{\n    return fd;\n}\n", "int log_fd(int fd)\n{\n    return close(fd);\n}\n")
+    edited = qtool(*command, cwd=src)
+    assert "store_close" in checked
+    assert "QPM016" in edited[1] and "'log_fd'" in edited[1]
+    cache.wait()
+    assert edited == cold(qtool, monkeypatch, tmp_path, command, src)

@@ -51,6 +51,30 @@ def test_analyze_json_model(qtool, tmp_path):
     assert any(c["caller"] == "lookup" and c["callee"] == "cache_get" for c in doc["calls"])
 
 
+def test_model_json_on_one_line_is_what_json_dumps_writes(tmp_path):
+    """The functions and calls of a compact model are written directly: byte for byte what
+    json.dumps writes of the same values, with paths, non-ASCII text, no component, odd numbers."""
+    from dataclasses import replace
+
+    from qtool import analyzer, output
+    from qtool.model import Annotation, CallEdge, CallSite, Function, Location, Param
+
+    model = analyzer.analyze([KVSTORE])
+    fn = model.functions[0]
+    odd = [replace(fn, usr="c:@F@x", name="caf\u00e9_\u2603", component=None, frequency=float("inf"),
+                   return_type='char "quoted"\n', per_unit=True, variadic=True,
+                   params=(Param(0, "", "int", "I", (Annotation("count", "n * 2"),)),),
+                   declarations=(Location("/elsewhere/x.h", 3, 1), Location("", 0, 0))),
+           replace(fn, usr="c:@F@y", name="y", frequency=float("nan"), declarations=())]
+    edges = (CallEdge("c:@F@x", "c:@F@y", (CallSite(Location("/elsewhere/x.h", 9, 2), 2, 1, 1e-300),), 1.5e20),
+             CallEdge("c:@F@x", "c:@F@gone", (), -0.0))
+    model = replace(model, functions=model.functions + tuple(odd), edges=model.edges + edges)
+    for base in (KVSTORE, str(tmp_path)):
+        expected = output._dumps(output._model_doc(model, base), False)
+        assert output.model_json(model, base) == expected
+        assert output.model_json(model, base, pretty=True) == output._dumps(output._model_doc(model, base), True)
+
+
 def test_check_json_has_diagnostics_schema(qtool):
     case = os.path.join(CASES, "global_split")
     rc, out, _ = qtool("check", "--plan", "plan.yaml", "--format", "json", cwd=case)

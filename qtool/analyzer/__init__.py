@@ -70,18 +70,37 @@ def _size(path: str) -> int:
 
 
 class _Reader:
-    """Reads an entry's merge state (cache.Entry.merge) in a thread of its own."""
+    """Reads an entry's merge state (cache.Entry.merge) in a thread of its own, once started."""
 
     def __init__(self, entry, paths: list[str]):
-        import threading
+        self.entry = entry
+        self.paths = paths
         self.state = None
-        self.thread = threading.Thread(target=self._read, args=(entry, paths), daemon=True)
-        self.thread.start()
+        self.thread = None
 
-    def _read(self, entry, paths) -> None:
-        self.state = entry.merge(paths)
+    def start(self) -> None:
+        if self.thread is None:
+            import threading
+            # The thread that parses lets go of the interpreter at each call into libclang, and
+            # while the reader runs it may wait this long to have it back (0.005 s by default,
+            # for each of the hundreds of calls that follow the parse itself).
+            self.interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(self.interval, 0.0005))
+            self.thread = threading.Thread(target=self._read, daemon=True)
+            self.thread.start()
+
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def _read(self) -> None:
+        try:
+            self.state = self.entry.merge(self.paths)
+        finally:
+            sys.setswitchinterval(self.interval)
 
     def join(self):
+        """The merge state (None when it cannot be read), read now if the thread was not started."""
+        self.start()
         self.thread.join()
         return self.state
 
@@ -144,7 +163,9 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
     clang_env.check_version()
     from . import build  # noqa: F401 (imported here, not by the reader)
     # The merge state is read by a thread while libclang parses the units that changed: libclang
-    # lets go of the interpreter while it works, so that the two overlap.
+    # lets go of the interpreter while it works, so that the two overlap.  The thread starts when
+    # the parsing does: until then this thread needs the interpreter, which the reader's loads
+    # (long calls that do not let go of it) would keep from it.
     reader = _Reader(entry, [path for path, _ in items]) if entry is not None else None
     facts: dict[int, object] = {}
     report = _Progress(len(items), progress)
@@ -161,21 +182,26 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
                 todo.append(i)
         done = len(facts)
         workers = jobs or min(len(todo), os.cpu_count() or 1)
+        if todo:
+            clang_env.walker()      # built once, before the workers or the parse below need it
         if len(todo) > 1 and workers > 1:
             import multiprocessing
-            if reader is not None:
+            if reader is not None and reader.running():
                 reader.join()       # no thread but this one while the workers are forked
-            clang_env.walker()      # build it once, before the workers need it
             ctx = multiprocessing.get_context("fork")
             # The largest units first: a long one started last would leave the other workers idle.
             todo.sort(key=lambda i: -_size(items[i][0]))
             with ctx.Pool(workers) as pool:
+                if reader is not None:
+                    reader.start()
                 for k, result in pool.imap_unordered(_job, [(i, items[i]) for i in todo]):
                     facts[k] = result
                     fresh.append(k)
                     done += 1
                     report.step(done, items[k][0])
         else:
+            if reader is not None and todo:
+                reader.start()
             for i in todo:
                 facts[i] = unit.parse_unit(*items[i])
                 fresh.append(i)

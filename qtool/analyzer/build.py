@@ -296,10 +296,8 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
 
     # Indirect calls: their targets from where the program stores function addresses.
     defined_usrs = {usr for usr, ds in by_usr.items() if any(d.defined for d in ds)}
-    params = {usr: tuple(p.type_enc for p in next((d for d in ds if d.defined), ds[0]).params)
-              for usr, ds in by_usr.items()}
     resolver = pointers.Resolver(
-        fn_types, defined_usrs, params, {b for (a, b) in sites if a != b},
+        fn_types, defined_usrs, _Params(by_usr), {b for (a, b) in sites if a != b},
         [(fn, dest, where) for u in units for _, fn, dest, where in u.taken if fn in by_usr],
         [(dest, source) for u in units for _, dest, source in u.flows])
     indirect_raw: dict[tuple[str, Location], tuple] = {}
@@ -317,9 +315,8 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
         for t in resolved.targets:
             succ[c.caller][t] = succ[c.caller].get(t, 0.0) + share
     called = {b for a, bs in succ.items() for b in bs if b != a}
-    defined = [usr for usr, ds in by_usr.items() if any(d.defined for d in ds)]
-    entries = {usr for usr in defined if usr not in called}
-    entries.update(usr for usr in defined if by_usr[usr][0].name == "main" and by_usr[usr][0].linkage == "external")
+    entries = defined_usrs - called
+    entries.update(usr for usr in defined_usrs if by_usr[usr][0].name == "main" and by_usr[usr][0].linkage == "external")
     # The frequencies are a function of the call graph alone, which an edit seldom changes.
     graph = (sorted(by_usr), [(a, list(bs.items())) for a, bs in succ.items()], entries)
     if previous is not None and previous.frequencies[0] == graph:
@@ -412,6 +409,24 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
     if previous is not None and model == previous.model:
         model = previous.model      # the same object: what was made of it holds still
     return Merge(tuple(units), model, file_components, fn_diags, (graph, freq))
+
+
+class _Params:
+    """USR -> the type encodings of a function's parameters (its definition's, else its first
+    declaration's), as pointers.Resolver asks for them: worked out for those it asks for."""
+
+    def __init__(self, by_usr: dict[str, list[FunctionDecl]]):
+        self.by_usr = by_usr
+        self.known: dict[str, tuple[str, ...]] = {}
+
+    def get(self, usr: str, default=None):
+        found = self.known.get(usr)
+        if found is None:
+            ds = self.by_usr.get(usr)
+            if not ds:
+                return default
+            found = self.known[usr] = tuple(p.type_enc for p in next((d for d in ds if d.defined), ds[0]).params)
+        return found
 
 
 @lru_cache(maxsize=None)

@@ -71,9 +71,18 @@ def file_digest(path: str) -> str:
 
 
 def dep(path: str) -> tuple[str, int, int, str]:
-    """What tells whether a file changed later (see unchanged)."""
+    """What tells whether a file changed later (see unchanged).  The digest of a file this process
+    found unchanged or hashed already, with the same size and modification time, is not computed
+    again (the units one process parses share most of their headers)."""
     st = os.stat(path)
-    return (path, st.st_size, st.st_mtime_ns, file_digest(path))
+    key = (path, st.st_size, st.st_mtime_ns)
+    digest = _known.get(key)
+    if digest is None:
+        digest = _known[key] = file_digest(path)
+    return (path, st.st_size, st.st_mtime_ns, digest)
+
+
+_known: dict[tuple[str, int, int], str] = {}     # (path, size, mtime_ns) -> sha1, in this process
 
 
 def unchanged(deps, seen: dict | None = None) -> bool:
@@ -103,7 +112,10 @@ def _unchanged(path: str, size: int, mtime: int, digest: str) -> bool:
         st = os.stat(path)
     except OSError:
         return False
-    return st.st_size == size and (st.st_mtime_ns == mtime or file_digest(path) == digest)
+    if st.st_size != size or (st.st_mtime_ns != mtime and file_digest(path) != digest):
+        return False
+    _known[(path, size, st.st_mtime_ns)] = digest
+    return True
 
 
 # Keys.
@@ -213,10 +225,43 @@ class _Frame:
         self.data = data
         self.crc = crc
 
-    def load(self):
+    def load(self, yielding: bool = False):
+        """The frame's object.  yielding: unpickled from a reader written in Python, so that the
+        interpreter can pass to another thread between two of the pickle's own frames (64 KiB),
+        instead of after the whole (a thread that parses waits for it at each call into libclang)."""
         if zlib.crc32(self.data) != self.crc:
             raise ValueError("corrupted")
+        if yielding and len(self.data) > 1 << 16:
+            return pickle.Unpickler(_Chunks(self.data)).load()
         return pickle.loads(self.data)
+
+
+class _Chunks:
+    """A file over a buffer, read from Python (see _Frame.load)."""
+
+    def __init__(self, data: memoryview):
+        self.data = data
+        self.at = 0
+
+    def read(self, n: int = -1) -> bytes:
+        start = self.at
+        self.at = len(self.data) if n < 0 else min(len(self.data), start + n)
+        return bytes(self.data[start:self.at])
+
+    def readinto(self, buffer) -> int:
+        chunk = self.read(len(buffer))
+        buffer[:len(chunk)] = chunk
+        return len(chunk)
+
+    def readline(self) -> bytes:
+        end = self.at
+        while end < len(self.data):
+            chunk = bytes(self.data[end:end + 256])
+            found = chunk.find(b"\n")
+            if found >= 0:
+                return self.read(end + found + 1 - self.at)
+            end += len(chunk)
+        return self.read(-1)
 
 
 _last_read: dict = {}        # file -> (its identity, its frames): the entries read last, read once
@@ -286,6 +331,19 @@ def _model_frames(model) -> tuple[dict, dict[str, tuple]]:
     return rest, {file: tuple(map(tuple, by_file[file])) for file in sorted(by_file)}
 
 
+def json_parts() -> dict[str, tuple]:
+    """The files' frames (functions, edges, arguments, their JSON: output.json_part) of the
+    model entry read last in this process, for output.model_json, whose JSON was made by this
+    qtool's output code; {} when none was read."""
+    if _parts_from is None:
+        return {}
+    code = _code_digest(("output.py",))
+    return {file: g for file, (g, _) in _parts_from.by_file.items() if len(g) == 4 and g[3][0] == code}
+
+
+_parts_from: Entry | None = None
+
+
 def _model_of_frames(rest: dict, by_file: dict[str, tuple]):
     """The model _model_frames took apart, in its order: functions and edges are sorted by place
     (file first), arguments by caller, place and index."""
@@ -351,7 +409,7 @@ class Entry:
     def _load(self, frame: _Frame):
         if self._stopped:
             raise _Stopped
-        return frame.load()
+        return frame.load(yielding=True)
 
     def model(self):
         from ..model import ProgramModel
@@ -367,8 +425,10 @@ class Entry:
                 model = None
             self._model = model if isinstance(model, ProgramModel) else None
             if self._model is not None:
+                global _parts_from
                 self.rest = (rest, frames[0])
                 self.by_file = {file: (g, frame) for (file, g), frame in zip(by_file.items(), frames[1:])}
+                _parts_from = self
         return self._model
 
     def merge(self, paths: list[str] | None = None):
@@ -441,11 +501,14 @@ def _share(units) -> None:
 
 
 _stamps: dict[str, str] = {}      # program key -> the stamp of the model analysed in this process
+_last_key: str | None = None      # the program analysed last
 
 
 def loaded(key: str, stamp: str) -> None:
     """Records that this process analysed the program to the model of the entry of this stamp."""
+    global _last_key
     _stamps[key] = stamp
+    _last_key = key
 
 
 def _same_frame(value, previous: tuple | None):
@@ -465,7 +528,9 @@ def store_model(key: str, merge, previous: Entry | None = None, deps: list | Non
     it read).  then(), when given, is more to write after the entry (a unit's own entry).
     A unit with no files to watch (one that could not be read) is never cached, nor a model of it."""
     if any(not d for d in ([u.deps for u in merge.units] if deps is None else deps)):
+        global _last_key
         _stamps.pop(key, None)
+        _last_key = key
         if then is not None:
             in_background(then)
         return
@@ -473,7 +538,7 @@ def store_model(key: str, merge, previous: Entry | None = None, deps: list | Non
         previous = None
     same = previous is not None and merge.model is previous.state.model
     stamp = previous.stamp if same else os.urandom(8).hex()
-    _stamps[key] = stamp
+    loaded(key, stamp)
 
     def write():
         from ..atomic import write_bytes
@@ -496,8 +561,17 @@ def store_model(key: str, merge, previous: Entry | None = None, deps: list | Non
             base = previous.base_frames
         model_rest, by_file = _model_frames(merge.model)
         model = [_same_frame(model_rest, previous.rest if previous is not None else None)]
+        from .. import output
+        code, base_dir, fmap = _code_digest(("output.py",)), os.getcwd(), merge.model.function_map
         for file, group in by_file.items():
-            model.append(_same_frame(group, previous.by_file.get(file) if previous is not None else None))
+            # Each file's frame carries its functions and calls as compact JSON (output.json_part),
+            # made here, in the background, for the next run to print.
+            old = previous.by_file.get(file) if previous is not None else None
+            if old is not None and old[0][:3] == group and len(old[0]) == 4 and old[0][3][0] == code and \
+                    output.json_part_holds(old[0][3][1:], group[1], fmap, base_dir):
+                model.append(old[1])
+            else:
+                model.append((*group, (code, *output.json_part(group[0], group[1], fmap, base_dir))))
         digests = tuple(previous.digests[i] if previous is not None and u is previous.state.units[i]
                         else facts_digest(u) for i, u in enumerate(units))
         body = os.urandom(8).hex()
@@ -550,7 +624,7 @@ def keep_model(key: str, entry: Entry, deps: list) -> None:
         write_bytes(_model_file(key), _pack([header]), make_dirs=True)
     except OSError:
         pass
-    _stamps[key] = entry.stamp
+    loaded(key, entry.stamp)
 
 
 # Result entries.
@@ -590,6 +664,51 @@ def store_result(key: str, what: tuple, value) -> None:
         write_bytes(_result_file(key, what), _pack([(stamp, value)]), make_dirs=True)
     except OSError:
         pass
+
+
+# Findings of the checks (marshal.Signatures), by the stamp of the model they were made from:
+# reused by a run that analyses the program to that model, and, where what they read is the same,
+# by one that merged a new model from it (an edit).
+
+def _signatures_file(stamp: str, name: tuple) -> str:
+    h = hashlib.sha256(stamp.encode() + _code_digest(_RESULT_CODE) + repr(name).encode())
+    return os.path.join(cache_dir(), "results", "signatures-" + h.hexdigest()[:32] + ".pickle")
+
+
+def load_signatures(model, name: tuple) -> tuple[dict, object, bool]:
+    """The findings stored under name for model, the model of the program this process analysed
+    last, or for the model that one was merged from: (entries, the model they were made from,
+    whether that is this model's own stamp).  ({}, None, False) when there are none."""
+    candidates = []
+    if _last_key in _stamps:
+        candidates.append((_stamps[_last_key], None))
+    if _kept is not None and _kept.key == _last_key and _kept.state is not None:
+        candidates.append((_kept.stamp, _kept.state.model))
+    for stamp, made_from in candidates:
+        try:
+            frames = _read(_signatures_file(stamp, name))
+            made, units, entries = frames[0].load()
+        except Exception:
+            continue
+        if made == stamp and units == model.translation_units and isinstance(entries, dict):
+            return entries, made_from, made_from is None
+    return {}, None, False
+
+
+def store_signatures(model, name: tuple, entries: dict) -> None:
+    """Keeps the findings in model, the model of the program this process analysed last: written
+    at exit, by the writer child (or before this process reads them)."""
+    stamp = _stamps.get(_last_key)
+    if stamp is None:
+        return
+    file = _signatures_file(stamp, name)
+    units = model.translation_units
+
+    def write():
+        from ..atomic import write_bytes
+        write_bytes(file, _pack([(stamp, units, entries)]), make_dirs=True)
+
+    _deferred.append((write, file))
 
 
 # Writing in the background.

@@ -15,9 +15,6 @@ import ctypes
 import hashlib
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 from functools import lru_cache
 
 from ..errors import UserError
@@ -115,6 +112,9 @@ def walker():
 
 
 def _compile_walker(path: str) -> None:
+    import shutil           # here: a run that finds the walker built imports none of these
+    import subprocess
+    import tempfile
     cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
     if not cc:
         raise UserError("no C compiler found (set CC): qtool compiles its libclang walker once")

@@ -18,7 +18,7 @@ from typing import Iterable
 from .. import __version__
 from ..model import Annotation, CallArgument, Diagnostic, Field, FixIt, Location, Param, StructType
 from . import clang_env
-from .cache import file_digest as _digest, unchanged
+from .cache import dep as _dep, unchanged
 
 CLANG_ATTRS = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "clang_attrs"))
 
@@ -177,20 +177,6 @@ def parse_records(path: str, lines: Iterable[str], facts: UnitFacts) -> None:
             struct = (r[1], r[2], "union" if r[6] == "U" else "struct",
                       new(loc, (files[r[3]], int(r[4]), int(r[5]))))
     flush()
-
-
-# The digests of the files this process has read, by path, size and modification time: the
-# units one process parses share most of their headers.
-_digests: dict[tuple[str, int, int], str] = {}
-
-
-def _dep(path: str) -> tuple[str, int, int, str]:
-    st = os.stat(path)
-    key = (path, st.st_size, st.st_mtime_ns)
-    digest = _digests.get(key)
-    if digest is None:
-        digest = _digests[key] = _digest(path)
-    return (path, st.st_size, st.st_mtime_ns, digest)
 
 
 def _convert_diagnostic(d) -> Diagnostic | None:

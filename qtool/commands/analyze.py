@@ -22,10 +22,14 @@ def describe(a: str, b: str) -> str:
 
 def diagnose(model):
     from .. import marshal
+    from ..analyzer import cache
     extra = marshal.check_annotations(model)
     # Every edge between two components is a potential boundary: its problems are warnings here
-    # and become errors under `qtool check` for the plans that really cut it.
-    extra += marshal.check_boundaries(model, lambda c: c, "warning", describe)
+    # and become errors under `qtool check` for the plans that really cut it.  What the checks
+    # found in the model this one was made from stands where what it read did not change.
+    signatures = marshal.Signatures(*cache.load_signatures(model, ("analyze",)))
+    extra += marshal.check_boundaries(model, lambda c: c, "warning", describe, signatures)
+    cache.store_signatures(model, ("analyze",), signatures.made)
     return model.with_diagnostics(extra)
 
 
@@ -34,7 +38,8 @@ def result(options, model) -> tuple[str, str, int]:
     from .. import output
     base = base_dir()
     if options.format == "json":
-        text = output.model_json(model, base, options.pretty)
+        from ..analyzer import cache
+        text = output.model_json(model, base, options.pretty, cache.json_parts())
     elif options.format == "sarif":
         text = output.sarif(model.diagnostics, base, options.pretty)
     else:

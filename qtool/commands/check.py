@@ -19,8 +19,15 @@ def add_arguments(parser) -> None:
 
 def diagnose(model, plan, plan_diags):
     from .. import marshal
+    from ..analyzer import cache
     from ..plan import check_plan
-    diags = list(model.diagnostics) + plan_diags + marshal.check_annotations(model) + check_plan(plan, model)
+    # What the checks found in the model this one was made from, by the same placement, stands
+    # where what it read did not change.
+    name = ("plan", tuple((d.name, tuple(c.name for c in d.components)) for d in plan.domains))
+    signatures = marshal.Signatures(*cache.load_signatures(model, name))
+    diags = list(model.diagnostics) + plan_diags + marshal.check_annotations(model) + \
+        check_plan(plan, model, signatures)
+    cache.store_signatures(model, name, signatures.made)
     return marshal.sorted_unique(diags)
 
 
