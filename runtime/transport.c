@@ -307,6 +307,21 @@ static inline __attribute__((always_inline)) int wait_turn(struct qrt__chan *c, 
     return wait_slow(c, want, w);
 }
 
+/* Yields the CPU up to `rounds` times while it is not this side's turn: 0 when it became this
+ * side's turn, -EPIPE when the peer died, 1 when the rounds ran out. */
+static int yield_for(struct qrt__chan *c, uint32_t want, const struct waiter *w, unsigned rounds)
+{
+    for (unsigned i = 0; i < rounds; i++) {
+        uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire);
+        if (s == want)
+            return 0;
+        if (ended(s, w))
+            return -EPIPE;
+        sched_yield();
+    }
+    return 1;
+}
+
 __attribute__((noinline)) static int wait_slow(struct qrt__chan *c, uint32_t want, const struct waiter *w)
 {
     int side = want == QRT_TO_CALLER ? QRT_SIDE_CALLER : QRT_SIDE_SERVER;
@@ -324,14 +339,9 @@ __attribute__((noinline)) static int wait_slow(struct qrt__chan *c, uint32_t wan
         atomic_load_explicit(&c->server_cpu, memory_order_relaxed) == tls_woke_cpu) {
         /* The serving thread it woke keeps to this CPU: it runs when this thread gives the CPU
          * up, which yielding does without a sleep, and then it needs no wake-up to answer. */
-        for (unsigned i = 0; i < QRT_COLOCATED_YIELDS; i++) {
-            uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire);
-            if (s == want)
-                return 0;
-            if (ended(s, w))
-                return -EPIPE;
-            sched_yield();
-        }
+        int rc = yield_for(c, want, w, QRT_COLOCATED_YIELDS);
+        if (rc <= 0)
+            return rc;
     } else if (woke && side == QRT_SIDE_CALLER && ++tls_wake_probe % QRT_WAKE_PROBE_EVERY == 0) {
         /* Now and then a caller waits for the answer of the peer it woke, spinning as long as
          * its last sleep for an answer took (at most QRT_WAKE_PROBE_NS).  Without it, two
@@ -399,14 +409,9 @@ __attribute__((noinline)) static int wait_slow(struct qrt__chan *c, uint32_t wan
      * can run (often another serving thread doing the same).  A short sleep restores all the
      * rounds, so threads in back-to-back calls yield as before. */
     unsigned rounds = woke && !budget ? 0 : tls_yields < yield_rounds() ? tls_yields : yield_rounds();
-    for (unsigned i = 0; i < rounds; i++) {
-        uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire);
-        if (s == want)
-            return 0;
-        if (ended(s, w))
-            return -EPIPE;
-        sched_yield();
-    }
+    int yielded = yield_for(c, want, w, rounds);
+    if (yielded <= 0)
+        return yielded;
     long long slept = qrt__stats_clock();
     tls_slept = 1;
     uint32_t mine = side == QRT_SIDE_CALLER ? QRT_SLEEP_CALLER : QRT_SLEEP_SERVER;

@@ -90,21 +90,26 @@ def _merge_function(decls: list[FunctionDecl], file_components: dict[str, tuple[
                    named.end)
         spelled = header.params[p.index].type if header is not None and len(header.params) > p.index else named.type
         params.append(Param(p.index, named.name, spelled, named.type_enc, anns, named.location, end))
-    component = None
-    if definition is not None and not per_unit:
-        explicit = next((a for a in annotations if a.kind == "component"), None)
-        if explicit is not None:
-            component = explicit.arg
-        elif definition.location.file in file_components:
-            component = file_components[definition.location.file][0]
-        else:
-            component = _stem(definition.location.file)
+    component = _component(annotations, definition.location.file, file_components) \
+        if definition is not None and not per_unit else None
     param_uses = tuple((uses or {}).get(p.index, "") for p in params) if uses is not None else ()
     return_type = header.return_type if header is not None else primary.return_type
     return Function(primary.usr, primary.name, component, primary.location, definition is not None,
                     primary.linkage, primary.variadic, return_type, primary.return_enc,
                     annotations, tuple(params), tuple(locations), frequency, declared, per_unit, param_uses, returned,
                     inline=any(d.inline for d in decls), hidden=any(d.hidden for d in decls))
+
+
+def _component(annotations: tuple[Annotation, ...], file: str,
+               file_components: dict[str, tuple[str, Location]]) -> str:
+    """The component of a function defined in `file`: its own annotation's, else its file's, else
+    the file's name without its extension."""
+    explicit = next((a for a in annotations if a.kind == "component"), None)
+    if explicit is not None:
+        return explicit.arg
+    if file in file_components:
+        return file_components[file][0]
+    return _stem(file)
 
 
 def _lone_function(d: FunctionDecl, file_components: dict[str, tuple[str, Location]], frequency: float,
@@ -120,15 +125,7 @@ def _lone_function(d: FunctionDecl, file_components: dict[str, tuple[str, Locati
             annotated = True
             _merge_annotations([(p.annotations, p.location)], f"parameter '{p.name or p.index}' of "
                                f"'{d.name}'", diags)
-    component = None
-    if d.defined and not per_unit:
-        explicit = next((a for a in annotations if a.kind == "component"), None)
-        if explicit is not None:
-            component = explicit.arg
-        elif d.location.file in file_components:
-            component = file_components[d.location.file][0]
-        else:
-            component = _stem(d.location.file)
+    component = _component(annotations, d.location.file, file_components) if d.defined and not per_unit else None
     param_uses = tuple(uses.get(p.index, "") for p in d.params) if uses is not None else ()
     declared = (Declaration(d.location, d.defined, annotated, tuple(q.end for q in d.params)),)
     return Function(d.usr, d.name, component, d.location, d.defined, d.linkage, d.variadic,
