@@ -1061,7 +1061,12 @@ def is_direct_only(fn: Function) -> bool:
 def domains_running(model: ProgramModel, domain_of: Callable[[str], str | None], usr: str) -> frozenset:
     """The domains whose processes run a function's code: its component's, or for a static
     function those of its callers (ProgramModel.hosts).  Empty for what no component defines."""
-    return frozenset(domain_of(c) for c in model.hosts.get(usr, ())) - {None}
+    return _domains(model.hosts.get(usr, ()), domain_of)
+
+
+def _domains(components, domain_of: Callable[[str], str | None]) -> frozenset:
+    """The domains of these components (None, for what is no part of the program, left out)."""
+    return frozenset(domain_of(c) for c in components) - {None}
 
 
 def domains_running_of(model: ProgramModel, domain_of: Callable[[str], str | None]) -> Callable[[str], frozenset]:
@@ -1074,7 +1079,7 @@ def domains_running_of(model: ProgramModel, domain_of: Callable[[str], str | Non
         components = hosts.get(usr, frozenset())
         found = known.get(components)
         if found is None:
-            found = known[components] = frozenset(domain_of(c) for c in components) - {None}
+            found = known[components] = _domains(components, domain_of)
         return found
     return runs_in
 

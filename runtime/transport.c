@@ -906,7 +906,7 @@ static int may_call(int d, uint32_t id)
 static int edge_caller(void)
 {
     uint32_t served = qrt__serving_fn;
-    if (tls_current && served < program->nfunctions && program->function_domain[served] > QRT_MAIN_DOMAIN)
+    if (tls_current && served < nfunctions && function_domain[served] > QRT_MAIN_DOMAIN)
         return domain_of(tls_current);
     return QRT_MAIN_DOMAIN;
 }

@@ -182,21 +182,29 @@ def load_memo(name: str, key: bytes):
 
 def store_memo(name: str, key: bytes, value) -> None:
     """Keeps value under (name, key) for the runs of this qtool's code (written here, whole)."""
+    _write_one(_memo_file(name, key), value)
+
+
+def _write_one(file: str, value) -> None:
+    """Writes an entry of one frame, here (a cache that cannot be written only costs time)."""
     from ..atomic import write_bytes
     try:
-        write_bytes(_memo_file(name, key), _pack([value]), make_dirs=True)
+        write_bytes(file, _pack([value]), make_dirs=True)
     except OSError:
         pass
 
 
+def _hashed_file(folder: str, data: bytes, prefix: str = "") -> str:
+    """The file in folder named after a digest of data."""
+    return os.path.join(cache_dir(), folder, prefix + hashlib.sha256(data).hexdigest()[:32] + ".pickle")
+
+
 def _memo_file(name: str, key: bytes) -> str:
-    h = hashlib.sha256(_code_digest(_RESULT_CODE) + name.encode() + b"\0" + key)
-    return os.path.join(cache_dir(), "memo", h.hexdigest()[:32] + ".pickle")
+    return _hashed_file("memo", _code_digest(_RESULT_CODE) + name.encode() + b"\0" + key)
 
 
 def _result_file(key: str, what: tuple) -> str:
-    h = hashlib.sha256(key.encode() + _code_digest(_RESULT_CODE) + repr(what).encode())
-    return os.path.join(cache_dir(), "results", h.hexdigest()[:32] + ".pickle")
+    return _hashed_file("results", key.encode() + _code_digest(_RESULT_CODE) + repr(what).encode())
 
 
 # Entries: a list of pickles (frames), each read only when asked for, after its checksum: FORMAT,
@@ -618,12 +626,8 @@ def keep_model(key: str, entry: Entry, deps: list) -> None:
     """Writes a program's model entry again as it is but for the files each unit read (deps): what
     its units say of the program did not change (their facts_digest), and so neither did its
     model, nor anything made of it (its stamp stays): the header alone, written here."""
-    from ..atomic import write_bytes
     header = (entry.stamp, _deps_header(deps, entry), entry.files, entry.bases, entry.digests, entry.body)
-    try:
-        write_bytes(_model_file(key), _pack([header]), make_dirs=True)
-    except OSError:
-        pass
+    _write_one(_model_file(key), header)
     loaded(key, entry.stamp)
 
 
@@ -659,11 +663,7 @@ def store_result(key: str, what: tuple, value) -> None:
     stamp = _stamps.get(key)
     if stamp is None:
         return
-    from ..atomic import write_bytes
-    try:        # here: a result is written sooner than a child would be forked
-        write_bytes(_result_file(key, what), _pack([(stamp, value)]), make_dirs=True)
-    except OSError:
-        pass
+    _write_one(_result_file(key, what), (stamp, value))    # sooner than a child would be forked
 
 
 # Findings of the checks (marshal.Signatures), by the stamp of the model they were made from:
@@ -671,8 +671,8 @@ def store_result(key: str, what: tuple, value) -> None:
 # by one that merged a new model from it (an edit).
 
 def _signatures_file(stamp: str, name: tuple) -> str:
-    h = hashlib.sha256(stamp.encode() + _code_digest(_RESULT_CODE) + repr(name).encode())
-    return os.path.join(cache_dir(), "results", "signatures-" + h.hexdigest()[:32] + ".pickle")
+    return _hashed_file("results", stamp.encode() + _code_digest(_RESULT_CODE) + repr(name).encode(),
+                        "signatures-")
 
 
 def load_signatures(model, name: tuple) -> tuple[dict, object, bool]:
@@ -703,12 +703,7 @@ def store_signatures(model, name: tuple, entries: dict) -> None:
         return
     file = _signatures_file(stamp, name)
     units = model.translation_units
-
-    def write():
-        from ..atomic import write_bytes
-        write_bytes(file, _pack([(stamp, units, entries)]), make_dirs=True)
-
-    _deferred.append((write, file))
+    _deferred.append((lambda: _write_one(file, (stamp, units, entries)), file))
 
 
 # Writing in the background.
