@@ -258,6 +258,21 @@ static void out_end(struct out *o)
         out_flush(o);
 }
 
+/* Open-addressing tables of pointers (cap a power of 2): where a key's probe starts, and the
+ * first free slot from there (a table grown copies its keys into those). */
+static size_t home_slot(const void *key, size_t cap)
+{
+    return ((uintptr_t)key >> 4) & (cap - 1);
+}
+
+static size_t free_slot(const void **keys, size_t cap, const void *key)
+{
+    size_t h = home_slot(key, cap);
+    while (keys[h])
+        h = (h + 1) & (cap - 1);
+    return h;
+}
+
 /* Files are numbered on first sight; a small open-addressing table maps CXFile to number. */
 struct walk {
     struct out out;
@@ -284,9 +299,7 @@ static long file_id(struct walk *w, CXFile f)
         for (size_t i = 0; i < w->file_cap; i++) {
             if (!w->files[i])
                 continue;
-            size_t h = ((uintptr_t)w->files[i] >> 4) & (cap - 1);
-            while (files[h])
-                h = (h + 1) & (cap - 1);
+            size_t h = free_slot(files, cap, w->files[i]);
             files[h] = w->files[i];
             ids[h] = w->file_ids[i];
         }
@@ -296,7 +309,7 @@ static long file_id(struct walk *w, CXFile f)
         w->file_ids = ids;
         w->file_cap = cap;
     }
-    size_t h = ((uintptr_t)f >> 4) & (w->file_cap - 1);
+    size_t h = home_slot(f, w->file_cap);
     while (w->files[h]) {
         if (w->files[h] == f)
             return w->file_ids[h];
@@ -384,9 +397,7 @@ static int usr_memo_grow(struct usr_memo *m)
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->decls[i])
             continue;
-        size_t h = ((uintptr_t)m->decls[i] >> 4) & (cap - 1);
-        while (decls[h])
-            h = (h + 1) & (cap - 1);
+        size_t h = free_slot(decls, cap, m->decls[i]);
         decls[h] = m->decls[i];
         kinds[h] = m->kinds[i];
         usrs[h] = m->usrs[i];
@@ -419,7 +430,7 @@ static char *usr_of(CXCursor c)
     struct usr_memo *m = &usr_memo;
     if (m->n * 2 >= m->cap && !usr_memo_grow(m))
         return usr_make(c);
-    size_t h = ((uintptr_t)decl >> 4) & (m->cap - 1);
+    size_t h = home_slot(decl, m->cap);
     while (m->decls[h]) {
         if (m->decls[h] == decl && m->kinds[h] == c.kind)
             return copy_string(m->usrs[h]);
