@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from qtool import analyzer  # noqa: E402
 from qtool.analyzer import cache, unit  # noqa: E402
-from qtool.model import Annotation, Location  # noqa: E402
+from qtool.model import Annotation, Diagnostic, FixIt, Location  # noqa: E402
 
 
 # Fixtures and helpers.
@@ -896,28 +896,70 @@ def test_long_walk_streams_every_record(tmp_path):
 
     # The same records written in one piece into a file, and turned into facts at once, make
     # the same facts: nothing is lost or reordered on the way through the pipe.
-    ci = unit.clang_env.cindex()
-    tu = ci.Index.create().parse(app, args=unit.clang_args(()))
     out = tmp_path / "records"
     with open(out, "wb") as f:
-        assert unit.clang_env.walker().qpm_walk(tu.obj, f.fileno()) == 0
+        assert _parse_walk(app, f.fileno()) == 0
     whole = unit.UnitFacts(app)
-    unit.parse_records(app, out.read_text().split("\n"), whole)
+    included: list[str] = []
+    unit.parse_records(app, out.read_text().split("\n"), whole, included)
     assert out.stat().st_size > 8 * 65536       # many writes
-    whole.diagnostics, whole.deps = facts.diagnostics, facts.deps
+    whole.deps = facts.deps
     assert whole == facts
+    assert sorted({app, *included}) == [d[0] for d in facts.deps] == [app, str(src / "late.h")]
+
+
+def _parse_walk(path: str, fd: int) -> int:
+    """The walker's own entry point: parse path with the analyzer's flags, write its records to fd."""
+    import ctypes
+    argv = [a.encode() for a in unit.clang_args(())]
+    return unit.clang_env.walker().qpm_parse_walk(path.encode(), (ctypes.c_char_p * len(argv))(*argv), len(argv), fd)
 
 
 def test_walk_that_fails_to_write_is_an_error(tmp_path, monkeypatch):
     app, _ = write(tmp_path, "app.c", "int main(void) { return 0; }\n")
-    ci = unit.clang_env.cindex()
-    tu = ci.Index.create().parse(app, args=unit.clang_args(()))
     r, w = os.pipe()
     os.close(r)
     try:
-        assert unit.clang_env.walker().qpm_walk(tu.obj, w) == -32      # EPIPE, not a crash
+        assert _parse_walk(app, w) == -32      # EPIPE, not a crash
     finally:
         os.close(w)
+
+
+def test_parse_diagnostics_fixits_and_includes_are_libclangs(tmp_path):
+    # The walker parses the unit itself and reports what libclang's own Python bindings report of
+    # the same parse: each diagnostic (severity, place, message with its option), each fix-it that
+    # inserts text at one place, and every file included (here through two levels of headers).
+    src = tmp_path / "src"
+    write(src, "inner.h", "#warning tab\there, a backslash \\ and a 'quote'\nint inner;\n")
+    write(src, "outer.h", '#include "inner.h"\nstruct s { int a } v;\n')
+    app, _ = write(src, "app.c", '#include "outer.h"\n#include <stdio.h>\n'
+                   "int f(int x) { int y = x return y; }\n"
+                   "int main(void) { unsigned u; if (u = 1) return 0; return g(1); }\n")
+    facts = unit.parse_unit(app, ())
+    ci = unit.clang_env.cindex()
+    # (the bindings add their wheel's libc++ headers to every parse unless told of an -isystem)
+    tu = ci.Index.create().parse(app, args=[*unit.clang_args(()), "-isystem", str(src)])
+    expected = []
+    for d in tu.diagnostics:
+        loc = d.location
+        fixits = tuple(FixIt(fx.range.start.file.name, fx.range.start.line, fx.range.start.column, fx.value)
+                       for fx in d.fixits if fx.range.start.file is not None
+                       and (fx.range.start.line, fx.range.start.column) == (fx.range.end.line, fx.range.end.column))
+        expected.append(Diagnostic({2: "warning", 3: "error", 4: "error"}[d.severity], "QPM001",
+                                   d.spelling + (f" [{d.option}]" if d.option else ""),
+                                   Location(loc.file.name, loc.line, loc.column) if loc.file else None, fixits))
+    assert facts.diagnostics == expected
+    assert any("\t" in d.message and "\\" in d.message for d in facts.diagnostics)    # kept as written
+    assert sum(len(d.fixits) for d in facts.diagnostics) >= 2
+    assert [d[0] for d in facts.deps] == sorted({app, *(i.include.name for i in tu.get_includes())})
+    assert {str(src / "inner.h"), str(src / "outer.h")} < {d[0] for d in facts.deps}
+
+
+def test_a_file_libclang_cannot_parse_is_an_error(tmp_path):
+    facts = unit.parse_unit(str(tmp_path / "missing.c"), ())
+    assert [(d.severity, d.message) for d in facts.diagnostics] == [
+        ("error", "libclang could not parse this file: Error parsing translation unit.")]
+    assert facts.deps == []
 
 
 # The per-unit cache.

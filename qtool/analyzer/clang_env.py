@@ -29,23 +29,31 @@ class _CXString(ctypes.Structure):
 
 
 @lru_cache(maxsize=None)
-def cindex():
-    """The clang.cindex module, configured; a clear error when libclang is missing or wrong."""
+def library():
+    """libclang, loaded into the global symbol scope (where the walker resolves its clang_* calls);
+    a clear error when it is missing or is not the wheel's.  The analysis itself needs nothing
+    else: the walker parses (see qpm_parse_walk in walker.c), and clang.cindex is not loaded."""
     try:
         import clang
-        import clang.cindex as ci
     except ImportError as e:  # pragma: no cover - depends on the installation
         raise UserError(f"libclang Python bindings are not installed ({e}); "
                         "install this package with pip to get libclang-ng") from None
     native = os.path.join(os.path.dirname(clang.__file__), "native")
-    library = os.path.join(native, "libclang.so")
-    if not os.path.exists(library):
+    path = os.path.join(native, "libclang.so")
+    if not os.path.exists(path):
         raise UserError(f"no libclang.so in {native}: the installed 'clang' package is not "
                         "libclang-ng; run: pip install --force-reinstall 'libclang-ng>=22.1,<23'")
+    return ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+
+
+@lru_cache(maxsize=None)
+def cindex():
+    """The clang.cindex module, configured to use library() (for tools that look at a parse
+    themselves: the benchmarks, the tests)."""
+    library()
+    import clang.cindex as ci
     if not ci.Config.loaded:
-        ci.Config.set_library_file(library)
-    # Promote libclang to global symbol scope so the walker resolves its clang_* calls there.
-    ctypes.CDLL(library, mode=ctypes.RTLD_GLOBAL)
+        ci.Config.set_library_file(library_path())
     return ci
 
 
@@ -58,7 +66,7 @@ def library_path() -> str:
 @lru_cache(maxsize=None)
 def resource_dir() -> str:
     import clang
-    cindex()
+    library()
     res = os.path.join(os.path.dirname(clang.__file__), "native", "resource")
     if not os.path.exists(os.path.join(res, "include", "stddef.h")):
         raise UserError(f"libclang's builtin headers are missing (looked in {res}/include); "
@@ -69,8 +77,7 @@ def resource_dir() -> str:
 @lru_cache(maxsize=None)
 def version() -> str:
     """libclang's own version string, e.g. 'clang version 22.1.4 (…)'."""
-    cindex()
-    lib = ctypes.CDLL(library_path())
+    lib = library()
     lib.clang_getClangVersion.restype = _CXString
     lib.clang_getCString.restype = ctypes.c_char_p
     lib.clang_getCString.argtypes = [_CXString]
@@ -100,14 +107,17 @@ def walker_digest() -> str:
 
 @lru_cache(maxsize=None)
 def walker():
-    """The compiled walker, built on first use; its qpm_walk(tu, fd) entry point."""
-    cindex()
+    """The compiled walker, built on first use: its entry points qpm_parse_walk(path, argv, argc,
+    fd) and qpm_walk(tu, fd)."""
+    library()
     path = os.path.join(cache_dir(), f"walker-{walker_digest()}.so")
     if not os.path.exists(path):
         _compile_walker(path)
     lib = ctypes.CDLL(path)
     lib.qpm_walk.argtypes = [ctypes.c_void_p, ctypes.c_int]
     lib.qpm_walk.restype = ctypes.c_int
+    lib.qpm_parse_walk.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
+    lib.qpm_parse_walk.restype = ctypes.c_int
     return lib
 
 

@@ -7,6 +7,7 @@ while each of them has the same size and modification time, or failing that the 
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import hashlib
 import os
@@ -103,14 +104,35 @@ def _annotations(text: str) -> tuple[Annotation, ...]:
     return tuple(out)
 
 
-def parse_records(path: str, lines: Iterable[str], facts: UnitFacts) -> None:
-    """Turns the walker's records (see walker.c), lines of text, into facts."""
+_ESCAPES = {"t": "\t", "n": "\n", "r": "\r"}
+
+
+def _unescape(text: str) -> str:
+    """A field the walker escaped (E and K records)."""
+    if "\\" not in text:
+        return text
+    out, i = [], 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            i += 1
+            c = _ESCAPES.get(text[i], text[i])
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def parse_records(path: str, lines: Iterable[str], facts: UnitFacts, included: list[str] | None = None) -> None:
+    """Turns the walker's records (see walker.c), lines of text, into facts; the files named by H
+    records go to included."""
     files: dict[str, str] = {"-1": ""}
     new, loc = tuple.__new__, Location   # a Location made without its Python-level __new__
     fn: tuple | None = None          # a function's fields, waiting for its parameters
     params: list[Param] = []
     struct: tuple | None = None      # a struct's fields, waiting for its members
     fields: list[Field] = []
+    diagnostics: list[tuple[str, str, Location | None, list[FixIt]]] = []   # with their fix-its
+    keep = False                     # whether a K record is the last diagnostic's
 
     def flush():
         nonlocal fn, struct
@@ -176,59 +198,49 @@ def parse_records(path: str, lines: Iterable[str], facts: UnitFacts) -> None:
             fields = []
             struct = (r[1], r[2], "union" if r[6] == "U" else "struct",
                       new(loc, (files[r[3]], int(r[4]), int(r[5]))))
+        elif tag == "H":
+            if included is not None:
+                included.append(r[1])
+        elif tag == "E":
+            severity = _SEVERITY.get(int(r[1]))      # None: ignored
+            keep = severity is not None
+            if keep:
+                message = _unescape(r[5]) + (f" [{r[6]}]" if r[6] else "")
+                place = Location(os.path.normpath(r[2]), int(r[3]), int(r[4])) if r[2] else None
+                diagnostics.append((severity, message, place, []))
+        elif tag == "K":
+            if keep:
+                diagnostics[-1][3].append(FixIt(os.path.normpath(r[1]), int(r[2]), int(r[3]), _unescape(r[4])))
     flush()
-
-
-def _convert_diagnostic(d) -> Diagnostic | None:
-    severity = _SEVERITY.get(d.severity)
-    if severity is None:
-        return None
-    location = None
-    if d.location.file is not None:
-        location = Location(os.path.normpath(d.location.file.name), d.location.line, d.location.column)
-    message = d.spelling
-    if d.option:
-        message += f" [{d.option}]"
-    fixits = []
-    for fx in d.fixits:
-        start, end = fx.range.start, fx.range.end
-        if start.file is not None and (start.line, start.column) == (end.line, end.column):
-            fixits.append(FixIt(os.path.normpath(start.file.name), start.line, start.column, fx.value))
-    return Diagnostic(severity, "QPM001", message, location, tuple(fixits))
-
-
-_INDEX = None
+    facts.diagnostics.extend(Diagnostic(severity, "QPM001", message, place, tuple(fixits))
+                             for severity, message, place, fixits in diagnostics)
 
 
 def parse_unit(path: str, args: tuple[str, ...]) -> UnitFacts:
-    """Parses one source file (function bodies included) and walks it."""
-    global _INDEX
-    ci = clang_env.cindex()
+    """Parses one source file (function bodies included) and walks it: the walker does both, and
+    writes the unit's diagnostics and included files with its records (see walker.c)."""
     lib = clang_env.walker()
-    if _INDEX is None:
-        _INDEX = ci.Index.create()
+    argv = [a.encode() for a in clang_args(args)]
     facts = UnitFacts(path)
-    try:
-        tu = _INDEX.parse(path, args=clang_args(args))
-    except ci.TranslationUnitLoadError as e:
-        facts.diagnostics.append(Diagnostic("error", "QPM001", f"libclang could not parse this file: {e}",
+    included: list[str] = []
+    rc = _walk(lambda fd: lib.qpm_parse_walk(path.encode(), (ctypes.c_char_p * len(argv))(*argv), len(argv), fd),
+               path, facts, included)
+    if rc == 1:
+        facts.diagnostics.append(Diagnostic("error", "QPM001", "libclang could not parse this file: "
+                                            "Error parsing translation unit.",
                                             Location(path, 0, 0)))
         facts.deps = [_dep(path)] if os.path.exists(path) else []
         return facts
-    for d in tu.diagnostics:
-        conv = _convert_diagnostic(d)
-        if conv is not None:
-            facts.diagnostics.append(conv)
-    _walk(lib, tu, path, facts)
-    deps = {path} | {os.path.normpath(inc.include.name) for inc in tu.get_includes()}
+    deps = {path, *map(os.path.normpath, included)}
     facts.deps = [_dep(p) for p in sorted(deps) if os.path.exists(p)]
     return facts
 
 
-def _walk(lib, tu, path: str, facts: UnitFacts) -> None:
-    """Walks the unit and turns the walker's records into facts, the two at once: the walk runs
-    in a thread of its own (the walker is C, and the call lets go of the interpreter) and writes
-    its records into a pipe, from which this thread turns them into facts meanwhile."""
+def _walk(call, path: str, facts: UnitFacts, included: list[str]) -> int:
+    """Runs call(fd), a walk, and turns the records it writes to fd into facts, the two at once:
+    the walk runs in a thread of its own (the walker is C, and the call lets go of the
+    interpreter) and writes its records into a pipe, from which this thread turns them into facts
+    meanwhile.  The walk's result: 0, or 1 when the file could not be parsed."""
     rfd, wfd = os.pipe()
     try:
         fcntl.fcntl(wfd, fcntl.F_SETPIPE_SZ, 1 << 20)   # fewer hand-overs between the two
@@ -238,19 +250,20 @@ def _walk(lib, tu, path: str, facts: UnitFacts) -> None:
 
     def walk() -> None:
         try:
-            rc.append(lib.qpm_walk(tu.obj, wfd))
+            rc.append(call(wfd))
         finally:
             os.close(wfd)
 
     walker = threading.Thread(target=walk, name=f"walk {os.path.basename(path)}")
     walker.start()
     try:
-        parse_records(path, _lines(rfd), facts)
+        parse_records(path, _lines(rfd), facts, included)
     finally:
         os.close(rfd)                   # a walk still writing stops (EPIPE)
         walker.join()
-    if rc != [0]:
+    if not rc or rc[0] not in (0, 1):
         raise MemoryError(f"walking {path} failed ({rc[0] if rc else 'no result'})")
+    return rc[0]
 
 
 def _lines(fd: int):

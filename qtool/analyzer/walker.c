@@ -29,6 +29,16 @@
  *                     and written through (p[i] += …), "R" read otherwise, "V" the parameter
  *                     itself assigned, "A" its address taken
  *
+ * qpm_parse_walk parses the unit too, and writes before the walk's records its diagnostics, and
+ * after them the files it included:
+ *
+ *   E severity file line col message option         a diagnostic of the parse (severity as libclang's
+ *                     CXDiagnosticSeverity, file "" when it has no place; message escaped: "\\",
+ *                     "\t", "\n", "\r")
+ *   K file line col text                            a fix-it of the E before it that inserts text
+ *                     (escaped as the message) at one place
+ *   H path                                          a file the unit included
+ *
  * A function's binding is a bit set: 1 declared inline, 2 given hidden or protected visibility by an
  * attribute: either way gcc may bind the calls of its unit to its body.  (A visibility pragma leaves
  * no attribute to see; the build finds those in the object.)
@@ -124,6 +134,24 @@ extern void clang_tokenize(CXTranslationUnit, CXSourceRange, CXToken **, unsigne
 extern void clang_disposeTokens(CXTranslationUnit, CXToken *, unsigned);
 extern CXString clang_getTokenSpelling(CXTranslationUnit, CXToken);
 extern CXTranslationUnit clang_Cursor_getTranslationUnit(CXCursor);
+typedef void *CXIndex;
+typedef void *CXDiagnostic;
+typedef void (*CXInclusionVisitor)(CXFile, CXSourceLocation *, unsigned, CXClientData);
+extern CXIndex clang_createIndex(int, int);
+extern int clang_parseTranslationUnit2(CXIndex, const char *, const char *const *, int, void *, unsigned,
+                                       unsigned, CXTranslationUnit *);
+extern void clang_disposeTranslationUnit(CXTranslationUnit);
+extern unsigned clang_getNumDiagnostics(CXTranslationUnit);
+extern CXDiagnostic clang_getDiagnostic(CXTranslationUnit, unsigned);
+extern void clang_disposeDiagnostic(CXDiagnostic);
+extern int clang_getDiagnosticSeverity(CXDiagnostic);
+extern CXSourceLocation clang_getDiagnosticLocation(CXDiagnostic);
+extern CXString clang_getDiagnosticSpelling(CXDiagnostic);
+extern CXString clang_getDiagnosticOption(CXDiagnostic, CXString *);
+extern unsigned clang_getDiagnosticNumFixIts(CXDiagnostic);
+extern CXString clang_getDiagnosticFixIt(CXDiagnostic, unsigned, CXSourceRange *);
+extern CXSourceLocation clang_getRangeStart(CXSourceRange);
+extern void clang_getInclusions(CXTranslationUnit, CXInclusionVisitor, CXClientData);
 
 enum {
     K_STRUCT = 2, K_UNION = 3, K_FIELD = 6, K_FUNCTION = 8, K_VAR = 9, K_PARM = 10,
@@ -1864,23 +1892,133 @@ static int top_visit(CXCursor c, CXCursor parent, CXClientData data)
     return VISIT_CONTINUE;
 }
 
+/* The walk's buffers, given up. */
+static int walk_end(struct walk *w)
+{
+    usr_memo_free();
+    out_flush(&w->out);
+    free(w->files);
+    free(w->file_ids);
+    free(w->out.buf);
+    free(w->names.buf);
+    if (w->out.oom || w->names.oom)
+        return -12;
+    return w->out.err ? -w->out.err : 0;
+}
+
+static void walk_begin(struct walk *w, int fd)
+{
+    memset(w, 0, sizeof *w);
+    w->out.fd = fd;
+    w->out.first = &w->names;
+    w->names.fd = -1;
+}
+
 /* Walks the translation unit, writing the records to fd.  Returns 0, -12 (ENOMEM) when memory
  * ran out, or -errno when a write failed. */
 int qpm_walk(CXTranslationUnit tu, int fd)
 {
     struct walk w;
-    memset(&w, 0, sizeof w);
-    w.out.fd = fd;
-    w.out.first = &w.names;
-    w.names.fd = -1;
+    walk_begin(&w, fd);
     clang_visitChildren(clang_getTranslationUnitCursor(tu), top_visit, &w);
-    usr_memo_free();
-    out_flush(&w.out);
-    free(w.files);
-    free(w.file_ids);
-    free(w.out.buf);
-    free(w.names.buf);
-    if (w.out.oom || w.names.oom)
-        return -12;
-    return w.out.err ? -w.out.err : 0;
+    return walk_end(&w);
+}
+
+/* A field with the record separators and the backslash escaped (see E records). */
+static void out_escaped(struct out *o, CXString s)
+{
+    const char *t = clang_getCString(s);
+    size_t n = t ? strlen(t) : 0;
+    out_reserve(o, 2 * n + 1);
+    if (!o->oom) {
+        if (o->len && o->buf[o->len - 1] != '\n')
+            o->buf[o->len++] = '\t';
+        for (size_t i = 0; i < n; i++) {
+            char c = t[i], e = c == '\\' ? '\\' : c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : 0;
+            if (e) {
+                o->buf[o->len++] = '\\';
+                c = e;
+            }
+            o->buf[o->len++] = c;
+        }
+        o->buf[o->len] = '\0';
+    }
+    clang_disposeString(s);
+}
+
+/* A source location as three fields: file ("" when none), line, column. */
+static void out_place(struct out *o, CXSourceLocation loc)
+{
+    CXFile f;
+    unsigned line, col, off;
+    clang_getExpansionLocation(loc, &f, &line, &col, &off);
+    if (f)
+        out_str(o, clang_getFileName(f));
+    else
+        out_field(o, "");
+    out_num(o, f ? line : 0);
+    out_num(o, f ? col : 0);
+}
+
+static void out_diagnostics(struct out *o, CXTranslationUnit tu)
+{
+    unsigned n = clang_getNumDiagnostics(tu);
+    for (unsigned i = 0; i < n; i++) {
+        CXDiagnostic d = clang_getDiagnostic(tu, i);
+        out_field(o, "E");
+        out_num(o, clang_getDiagnosticSeverity(d));
+        out_place(o, clang_getDiagnosticLocation(d));
+        out_escaped(o, clang_getDiagnosticSpelling(d));
+        out_str(o, clang_getDiagnosticOption(d, NULL));
+        out_end(o);
+        unsigned fixits = clang_getDiagnosticNumFixIts(d);
+        for (unsigned k = 0; k < fixits; k++) {
+            CXSourceRange r;
+            CXString text = clang_getDiagnosticFixIt(d, k, &r);
+            CXFile f0, f1;
+            unsigned l0, c0, l1, c1, off;
+            clang_getExpansionLocation(clang_getRangeStart(r), &f0, &l0, &c0, &off);
+            clang_getExpansionLocation(clang_getRangeEnd(r), &f1, &l1, &c1, &off);
+            if (!f0 || l0 != l1 || c0 != c1) {         /* only insertions at one place */
+                clang_disposeString(text);
+                continue;
+            }
+            out_field(o, "K");
+            out_place(o, clang_getRangeStart(r));
+            out_escaped(o, text);
+            out_end(o);
+        }
+        clang_disposeDiagnostic(d);
+    }
+}
+
+static void include_visit(CXFile f, CXSourceLocation *stack, unsigned depth, CXClientData data)
+{
+    (void)stack;
+    if (depth > 0) {            /* the main file is the one at depth 0 */
+        out_field(data, "H");
+        out_str(data, clang_getFileName(f));
+        out_end(data);
+    }
+}
+
+static CXIndex parse_index;     /* one per process, made on first use */
+
+/* Parses the file with the arguments (function bodies included, as clang_parseTranslationUnit
+ * with no options), then writes the unit's diagnostics, its walk and the files it included to fd.
+ * Returns qpm_walk's results, or 1 when libclang could not parse the file at all. */
+int qpm_parse_walk(const char *path, const char *const *argv, int argc, int fd)
+{
+    if (!parse_index)
+        parse_index = clang_createIndex(0, 0);
+    CXTranslationUnit tu = NULL;
+    if (!parse_index || clang_parseTranslationUnit2(parse_index, path, argv, argc, NULL, 0, 0, &tu) || !tu)
+        return 1;
+    struct walk w;
+    walk_begin(&w, fd);
+    out_diagnostics(&w.out, tu);
+    clang_visitChildren(clang_getTranslationUnitCursor(tu), top_visit, &w);
+    clang_getInclusions(tu, include_visit, &w.out);
+    clang_disposeTranslationUnit(tu);
+    return walk_end(&w);
 }
