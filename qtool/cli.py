@@ -123,9 +123,12 @@ def console() -> None:
     process ends at once.  Its objects (a program model is hundreds of thousands of them) die with
     it instead of being freed one by one, which would only make the prompt come back later; the
     output is flushed and the exit handlers run first (they wait for the cache entries being
-    written)."""
+    written).  The cyclic collector stays off to the end: main() would turn it back on, and the
+    first object made after that (by the exit handlers) would have it scan every object the
+    command made."""
     import atexit
     import os
+    gc.disable()
     code = main()
     for stream in (sys.stdout, sys.stderr):
         try:
