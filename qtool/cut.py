@@ -32,8 +32,10 @@ networkx; it returns model-level results.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
-from typing import Callable
+from .record import record, field
+TYPE_CHECKING = False
+if TYPE_CHECKING:         # annotations only: typing is not imported at run time
+    from typing import Callable
 
 import networkx as nx
 
@@ -48,14 +50,14 @@ BLOCK_UNIT = 1e15           # a blocked edge's capacity per Block when counting 
 SHOWN_BLOCKS = 5            # blocked edges a refusal names
 
 
-@dataclass(frozen=True)
+@record
 class Costs:
     ns_per_call: float
     ns_per_byte: float
     source: str = "default"
 
 
-@dataclass(frozen=True)
+@record
 class CutEdge:
     a: str
     b: str
@@ -65,7 +67,7 @@ class CutEdge:
     functions: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@record
 class CallCut:
     """The detailed view: one call between functions that the cut makes a crossing."""
 
@@ -77,7 +79,7 @@ class CallCut:
     via: str = ""           # an indirect call: the pointer expression it calls through
 
 
-@dataclass(frozen=True)
+@record
 class Block:
     """Why two components must stay in one domain, and what would let them part."""
 
@@ -105,7 +107,7 @@ class Refused(UserError):
         self.blocks = tuple(blocks)
 
 
-@dataclass(frozen=True)
+@record
 class Candidate:
     name: str
     domains: tuple[tuple[str, tuple[str, ...]], ...]     # (domain, components)
@@ -117,7 +119,7 @@ class Candidate:
     risk_ns: float = 0.0    # state put at risk: trusted components sharing a suspect's restarts
 
 
-@dataclass(frozen=True)
+@record
 class Suggestion:
     suspects: tuple[str, ...]
     main_component: str | None

@@ -20,7 +20,7 @@ import os
 import re
 import stat
 from collections import defaultdict
-from dataclasses import dataclass
+from .record import record
 
 from .atomic import write_bytes
 from .model import Diagnostic, FixIt
@@ -30,7 +30,7 @@ _HAS_QPM_INCLUDE = re.compile(rb'^[ \t]*#[ \t]*include[ \t]*[<"](?:[^<>"\n]*/)?q
 _DIRECTIVE = re.compile(r"#\s*(\w+)\s*(\S*)")
 
 
-@dataclass(frozen=True)
+@record
 class Change:
     """Text inserted into a file; line is where it stands in the rewritten file."""
 
@@ -39,7 +39,7 @@ class Change:
     insert: str
 
 
-@dataclass(frozen=True)
+@record
 class Refusal:
     """A fix-it that was not applied, and why."""
 
@@ -47,7 +47,7 @@ class Refusal:
     reason: str
 
 
-@dataclass
+@record(frozen=False)
 class Outcome:
     changes: list[Change]
     refused: list[Refusal]

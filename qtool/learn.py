@@ -35,7 +35,7 @@ times restart_cost_s: its state would be lost at each of the suspect's faults.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from .record import record, field
 from datetime import datetime, timezone
 
 from . import marshal
@@ -46,14 +46,14 @@ from .reports import Store
 POLICIES = ("optimistic", "pessimistic", "cooperative")
 
 
-@dataclass(frozen=True)
+@record
 class Params:
     restart_cost_s: float = 1.0
     merge_after_s: float = 3600.0
     trust_calls: int = 10_000
 
 
-@dataclass(frozen=True)
+@record
 class ComponentFacts:
     name: str
     faults: int
@@ -69,7 +69,7 @@ class ComponentFacts:
     reason: str
 
 
-@dataclass(frozen=True)
+@record
 class Decision:
     policy: str
     observed_s: float

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
-from typing import Callable, Iterable
+from .record import record
+TYPE_CHECKING = False
+if TYPE_CHECKING:         # annotations only: typing is not imported at run time
+    from typing import Callable, Iterable
 
 from .model import (Annotation, CallArgument, Diagnostic, FixIt, Function, IndirectCall, Location, Note, Param,
                     ProgramModel, StructType)
@@ -104,7 +106,7 @@ WRITE_ONLY_ARGUMENTS = {
 THREAD_STARTERS = {"pthread_create": 2, "thrd_create": 1}
 
 
-@dataclass(frozen=True)
+@record
 class Marshal:
     kind: str                  # scalar | struct | deep | in | out | inout | deep_in | string | opaque | callback | fd | void
     count: str | None = None   # the C expression, for in/out/inout

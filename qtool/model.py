@@ -1,6 +1,6 @@
 """The program model: what the analyzer learns about a C program, shared by every later stage.
 
-Everything here is a frozen dataclass holding plain values (no clang objects), so a model can be
+Everything here is a frozen record (record.py) holding plain values (no clang objects), so a model can be
 cached, compared, sent between processes and serialised.  Functions, globals and struct types are
 keyed by their clang USR, which is unique per entity across translation units (a `static`
 function's USR names its file).
@@ -8,19 +8,23 @@ function's USR names its file).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections import namedtuple
 from functools import cached_property
-from typing import Iterable, NamedTuple
+
+from .record import field, record, replace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:         # annotations only: typing is not imported at run time
+    from typing import Iterable
 
 SEVERITIES = ("error", "warning", "note")
 
 
-class Location(NamedTuple):
-    """A place in a source file; a tuple, because millions are made, compared and sorted."""
+class Location(namedtuple("Location", ("file", "line", "column"), defaults=(0, 0))):
+    """A place in a source file (file: str, line: int, column: int); a tuple, because millions
+    are made, compared and sorted."""
 
-    file: str
-    line: int = 0
-    column: int = 0
+    __slots__ = ()
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}"
@@ -36,7 +40,7 @@ class Location(NamedTuple):
         return f"{self.file if rel.startswith('..') else rel}:{self.line}:{self.column}"
 
 
-@dataclass(frozen=True)
+@record
 class FixIt:
     """Insert `insert` at a place; what an IDE applies with one click."""
 
@@ -46,7 +50,7 @@ class FixIt:
     insert: str
 
 
-@dataclass(frozen=True)
+@record
 class Note:
     """A place that explains a diagnostic (a use of the thing reported, a step on the way to it);
     printed right after it, as compilers print theirs."""
@@ -55,7 +59,7 @@ class Note:
     location: Location | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Diagnostic:
     severity: str            # error | warning | note
     code: str                # QPM0xx, stable
@@ -69,7 +73,7 @@ class Diagnostic:
         return (loc.file, loc.line, loc.column, self.code, self.message)
 
 
-@dataclass(frozen=True)
+@record
 class Annotation:
     """One qpm annotation: kind is `in`, `out`, `string`, `count` …; arg is its C text."""
 
@@ -80,7 +84,7 @@ class Annotation:
         return f"QPM_{self.kind.upper()}({self.arg})" if self.arg else f"QPM_{self.kind.upper()}"
 
 
-@dataclass(frozen=True)
+@record
 class Param:
     index: int
     name: str
@@ -95,7 +99,7 @@ class Param:
         return next((a for a in self.annotations if a.kind in kinds), None)
 
 
-@dataclass(frozen=True)
+@record
 class Declaration:
     """One declaration of a function, a prototype or the definition, as written in its file."""
 
@@ -119,7 +123,7 @@ def annotation_sites(decls: Iterable[Declaration]) -> tuple[Declaration, ...]:
     return tuple(sorted(decls, key=rank))
 
 
-@dataclass(frozen=True)
+@record
 class Function:
     usr: str
     name: str
@@ -166,7 +170,7 @@ class Function:
         return f"{self.return_type} {self.name}({args})"
 
 
-@dataclass(frozen=True)
+@record
 class CallSite:
     location: Location
     loops: int               # loop nesting depth at the call
@@ -174,7 +178,7 @@ class CallSite:
     local_weight: float      # expected runs per run of the caller
 
 
-@dataclass(frozen=True)
+@record
 class CallEdge:
     """A direct call.  A call to a per-unit function (see Function.per_unit) also makes an edge
     from the caller to every function that one calls (through other per-unit ones), at the
@@ -186,7 +190,7 @@ class CallEdge:
     weight: float            # expected calls per run of the entry points
 
 
-@dataclass(frozen=True)
+@record
 class CallArgument:
     """An argument of a call that is a plain reference (through casts and parentheses) to one of
     the caller's parameters, or to a function.  Calls into the C library are recorded too: the
@@ -201,7 +205,7 @@ class CallArgument:
     location: Location       # the argument
 
 
-@dataclass(frozen=True)
+@record
 class IndirectCall:
     """A call through a function pointer, in any syntax (`fp(x)`, `(*fp)(x)`, `s->h(x)`, `t[i](x)`)."""
 
@@ -220,7 +224,7 @@ class IndirectCall:
         return self.origins[self.targets.index(usr)] if usr in self.targets and self.origins else None
 
 
-@dataclass(frozen=True)
+@record
 class Global:
     usr: str
     name: str
@@ -239,7 +243,7 @@ class Global:
         return any(a.kind == "shared" for a in self.annotations)
 
 
-@dataclass(frozen=True)
+@record
 class Field:
     name: str
     type: str
@@ -251,7 +255,7 @@ class Field:
         return next((a for a in self.annotations if a.kind in kinds), None)
 
 
-@dataclass(frozen=True)
+@record
 class StructType:
     usr: str
     name: str
@@ -260,7 +264,7 @@ class StructType:
     fields: tuple[Field, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class Component:
     name: str
     functions: tuple[str, ...]       # USRs
@@ -268,7 +272,7 @@ class Component:
     init_functions: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class ProgramModel:
     components: tuple[Component, ...]
     functions: tuple[Function, ...]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass
+from .record import record
 from functools import cached_property
 
 from . import marshal
@@ -31,13 +31,13 @@ CALL_TIMEOUT_MS = (0, 3600000)          # 0: no watchdog
 FAULT_VALUE = (-(2 ** 63 - 1), 2 ** 63 - 1)   # a whole fault_value is a C constant of 64 bits
 
 
-@dataclass(frozen=True)
+@record
 class ComponentRef:
     name: str
     location: Location
 
 
-@dataclass(frozen=True)
+@record
 class Domain:
     name: str
     components: tuple[ComponentRef, ...]
@@ -49,7 +49,7 @@ class Domain:
     location: Location | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Plan:
     path: str
     version: int

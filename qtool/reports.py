@@ -22,7 +22,7 @@ import hashlib
 import json
 import os
 import sqlite3
-from dataclasses import dataclass
+from .record import record
 
 from .errors import UserError, UserErrors
 
@@ -55,7 +55,7 @@ MIGRATIONS = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class Fault:
     host: str
     program: str
@@ -83,7 +83,7 @@ def attribute(doc: dict) -> tuple[str | None, str]:
     return culprit, f"{doc.get('signal', '?')} | {' | '.join(names)}"
 
 
-@dataclass(frozen=True)
+@record
 class Report:
     """One report file, read and checked: its path, the digest of its bytes, its document."""
     path: str

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from .record import record
 from string import Template
 from textwrap import indent
 
@@ -256,7 +256,7 @@ __attribute__((unused)) static int qpm__hin(int qpm__d, uint64_t qpm__v, void **
 """
 
 
-@dataclass(frozen=True)
+@record
 class Layout:
     domains: tuple[str, ...]                 # "main" first, then the plan's order
     component_domain: dict                   # component -> domain

@@ -54,7 +54,7 @@ def test_analyze_json_model(qtool, tmp_path):
 def test_model_json_on_one_line_is_what_json_dumps_writes(tmp_path):
     """The functions and calls of a compact model are written directly: byte for byte what
     json.dumps writes of the same values, with paths, non-ASCII text, no component, odd numbers."""
-    from dataclasses import replace
+    from qtool.record import replace
 
     from qtool import analyzer, output
     from qtool.model import Annotation, CallEdge, CallSite, Function, Location, Param

@@ -16,15 +16,14 @@ frequency.  What the result holds does not depend on whether a previous merge wa
 from __future__ import annotations
 
 import os
-from collections import defaultdict
-from dataclasses import replace
+from collections import defaultdict, namedtuple
 from functools import lru_cache
 from operator import attrgetter, itemgetter
-from typing import NamedTuple
 
 from ..model import (Annotation, CallArgument, CallEdge, CallSite, Component, Declaration, Diagnostic,
                      Function, Global, IndirectCall, Location, Param, ProgramModel, StructType,
                      annotation_sites)
+from ..record import replace
 from . import pointers, weights
 from .unit import FunctionDecl, UnitFacts
 
@@ -217,14 +216,17 @@ def _through_per_unit(sites: dict[tuple[str, str], dict[Location, CallSite]],
     return derived, users
 
 
-class Merge(NamedTuple):
-    """A model with what it was merged from, for a later merge to reuse (see merge)."""
+class Merge(namedtuple("Merge", ("units", "model", "file_components", "function_diagnostics", "frequencies"))):
+    """A model with what it was merged from, for a later merge to reuse (see merge):
 
-    units: tuple[UnitFacts, ...]
-    model: ProgramModel
-    file_components: dict[str, tuple[str, Location]]
-    function_diagnostics: dict[str, tuple[Diagnostic, ...]]    # by USR: those its merge made
-    frequencies: tuple        # (what weights.frequencies was given, in order; what it answered)
+    units                   tuple[UnitFacts, ...]
+    model                   ProgramModel
+    file_components         dict[str, tuple[str, Location]]
+    function_diagnostics    dict[str, tuple[Diagnostic, ...]]: by USR, those its merge made
+    frequencies             (what weights.frequencies was given, in order; what it answered)
+    """
+
+    __slots__ = ()
 
 
 def build_model(units: list[UnitFacts]) -> ProgramModel:

@@ -328,7 +328,7 @@ def _overlay_limit(units: int) -> int:
 def _model_frames(model) -> tuple[dict, dict[str, tuple]]:
     """A model as its frames: its other fields, and each file's (functions, edges, arguments)."""
     fmap = model.function_map
-    rest = {name: getattr(model, name) for name in model.__dataclass_fields__ if name not in _MODEL_BY_FILE}
+    rest = {name: getattr(model, name) for name in model.__record_fields__ if name not in _MODEL_BY_FILE}
     by_file: dict[str, tuple[list, list, list]] = {}
     for f in model.functions:
         by_file.setdefault(f.location.file, ([], [], []))[0].append(f)

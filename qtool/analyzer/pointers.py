@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from ..record import record
 
 from ..model import Location
 
@@ -42,7 +42,7 @@ UNKNOWN = "?"
 _NO_PROTOTYPE = re.compile(r"\(\)$")
 
 
-@dataclass(frozen=True)
+@record
 class Resolved:
     targets: tuple[str, ...]
     origins: tuple[Location, ...]     # where each target's address is taken

@@ -13,8 +13,10 @@ import hashlib
 import os
 import pickle
 import threading
-from dataclasses import dataclass, field
-from typing import Iterable
+from ..record import record, field
+TYPE_CHECKING = False
+if TYPE_CHECKING:         # annotations only: typing is not imported at run time
+    from typing import Iterable
 
 from .. import __version__
 from ..model import Annotation, CallArgument, Diagnostic, Field, FixIt, Location, Param, StructType
@@ -28,7 +30,7 @@ _LINKAGE = {2: "internal", 3: "internal", 4: "external"}
 _SEVERITY = {1: "note", 2: "warning", 3: "error", 4: "error"}
 
 
-@dataclass(frozen=True)
+@record
 class FunctionDecl:
     usr: str
     name: str
@@ -46,7 +48,7 @@ class FunctionDecl:
     params: tuple[Param, ...]
 
 
-@dataclass(frozen=True)
+@record
 class GlobalDecl:
     usr: str
     name: str
@@ -58,7 +60,7 @@ class GlobalDecl:
     annotations: tuple[Annotation, ...]
 
 
-@dataclass(frozen=True)
+@record
 class Call:
     caller: str
     callee: str          # USR for a direct call; the function type for an indirect one
@@ -69,7 +71,7 @@ class Call:
     slot: str = "?"      # an indirect call: the slot the pointer is read from (see walker.c)
 
 
-@dataclass
+@record(frozen=False)
 class UnitFacts:
     path: str
     diagnostics: list[Diagnostic] = field(default_factory=list)

@@ -1,0 +1,129 @@
+"""Records: classes of named fields, as @dataclass makes them, made at a fraction of the cost.
+
+    @record                     frozen: fields set once, by __init__; equal and hashed by them
+    @record(frozen=False)       fields may be set again; equal by them; not hashable
+    x: T = field(default_factory=list)     a default made for each instance (field(default=v): v)
+    fields(record_or_class)     the field names, in order
+    replace(r, **changes)       a copy of r with these fields changed (through __init__)
+
+A command's start defines some fifty record classes (the program model, the plan, what checks
+them).  As dataclasses, they cost a run whose analysis is all cached a third of its time:
+importing dataclasses imports inspect (and ast, dis, tokenize …), and each class compiles six
+methods of its own.  Here one source per class is compiled, and nothing is imported.  What a
+record is matches what a dataclass with the same declaration is: __init__ with the fields as
+parameters, defaults and factories; __eq__ between two of the same class by their fields, in
+order; __hash__ of the fields' tuple (frozen); __repr__ as "Class(field=value, …)"; __match_args__;
+the fields in the instance's __dict__ (which is what pickle saves and restores).
+"""
+
+from __future__ import annotations
+
+__all__ = ["record", "field", "fields", "replace", "FrozenInstanceError"]
+
+
+class FrozenInstanceError(AttributeError):
+    """A field of a frozen record assigned or deleted."""
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING = _Missing()
+
+
+class _Field:
+    __slots__ = ("default", "factory")
+
+    def __init__(self, default, factory):
+        self.default = default
+        self.factory = factory
+
+
+def field(*, default=_MISSING, default_factory=_MISSING):
+    """A field's default: a value, or a function called for each instance made without one."""
+    if default is not _MISSING and default_factory is not _MISSING:
+        raise ValueError("a field has a default or a default_factory, not both")
+    return _Field(default, default_factory)
+
+
+def record(cls=None, *, frozen: bool = True):
+    """The class made a record (see the module's doc)."""
+    if cls is None:
+        return lambda c: _make(c, frozen)
+    return _make(cls, frozen)
+
+
+def fields(obj) -> tuple[str, ...]:
+    return obj.__record_fields__
+
+
+def replace(obj, **changes):
+    values = {name: getattr(obj, name) for name in obj.__record_fields__}
+    values.update(changes)
+    return obj.__class__(**values)
+
+
+def _frozen_setattr(self, name, value):
+    raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+def _frozen_delattr(self, name):
+    raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+def _make(cls, frozen: bool):
+    names = list(cls.__dict__.get("__annotations__", {}))
+    env: dict = {"_MISSING": _MISSING}
+    params, body = [], []
+    for name in names:
+        default = cls.__dict__.get(name, _MISSING)
+        factory = _MISSING
+        if isinstance(default, _Field):
+            default, factory = default.default, default.factory
+        if factory is not _MISSING:
+            env[f"_f_{name}"] = factory
+            params.append(f"{name}=_MISSING")
+            body.append(f"    _fields_[{name!r}] = _f_{name}() if {name} is _MISSING else {name}")
+            if name in cls.__dict__:
+                delattr(cls, name)
+        else:
+            if default is not _MISSING:
+                env[f"_d_{name}"] = default
+                params.append(f"{name}=_d_{name}")
+                setattr(cls, name, default)     # as a dataclass leaves it: the class attribute
+            else:
+                params.append(name)
+            body.append(f"    _fields_[{name!r}] = {name}")
+    mine = ", ".join(f"self.{n}" for n in names) + ("," if len(names) == 1 else "")
+    theirs = ", ".join(f"other.{n}" for n in names) + ("," if len(names) == 1 else "")
+    shown = ", ".join(f"{n}={{self.{n}!r}}" for n in names)
+    source = "\n".join([
+        f"def __init__(self, {', '.join(params)}):" if params else "def __init__(self):",
+        "    _fields_ = self.__dict__",
+        *body,
+        "def __eq__(self, other):",
+        "    if other.__class__ is self.__class__:",
+        f"        return ({mine}) == ({theirs})",
+        "    return NotImplemented",
+        "def __hash__(self):",
+        f"    return hash(({mine}))",
+        "def __repr__(self):",
+        f"    return self.__class__.__qualname__ + f\"({shown})\"",
+    ])
+    exec(source, env)
+    for method in ("__init__", "__eq__", "__repr__"):
+        fn = env[method]
+        fn.__qualname__ = f"{cls.__qualname__}.{method}"
+        if method not in cls.__dict__:
+            setattr(cls, method, fn)
+    own = cls.__dict__
+    if not ("__hash__" in own and not (own["__hash__"] is None and "__eq__" in own)):  # not its own
+        cls.__hash__ = env["__hash__"] if frozen else None
+    if frozen:
+        cls.__setattr__ = _frozen_setattr
+        cls.__delattr__ = _frozen_delattr
+    cls.__record_fields__ = tuple(names)
+    cls.__match_args__ = tuple(names)
+    return cls
