@@ -32,10 +32,6 @@ networkx; it returns model-level results.
 from __future__ import annotations
 
 import itertools
-from .record import record, field
-TYPE_CHECKING = False
-if TYPE_CHECKING:         # annotations only: typing is not imported at run time
-    from typing import Callable
 
 import networkx as nx
 
@@ -43,6 +39,11 @@ from . import marshal
 from .codes import CODES
 from .errors import UserError
 from .model import Function, IndirectCall, Location, ProgramModel
+from .record import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:         # annotations only: typing is not imported at run time
+    from typing import Callable
 
 EXACT_LIMIT = 200_000       # assignments enumerated at most for an exact multiway cut
 UNCUTTABLE = 1e18           # the capacity of an edge that must not be cut (finite, for max-flow)

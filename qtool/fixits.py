@@ -20,10 +20,10 @@ import os
 import re
 import stat
 from collections import defaultdict
-from .record import record
 
 from .atomic import write_bytes
 from .model import Diagnostic, FixIt
+from .record import record
 
 INCLUDE = '#include <qpm.h>'
 _HAS_QPM_INCLUDE = re.compile(rb'^[ \t]*#[ \t]*include[ \t]*[<"](?:[^<>"\n]*/)?qpm\.h[>"]', re.M)

@@ -35,12 +35,12 @@ times restart_cost_s: its state would be lost at each of the suspect's faults.
 from __future__ import annotations
 
 import math
-from .record import record, field
 from datetime import datetime, timezone
 
 from . import marshal
 from .errors import UserError
 from .model import ProgramModel
+from .record import field, record
 from .reports import Store
 
 POLICIES = ("optimistic", "pessimistic", "cooperative")

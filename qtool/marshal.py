@@ -24,14 +24,16 @@ pointer ("*c" to const), "[N]" array, "S<usr>" struct, "B<name>" builtin, …
 from __future__ import annotations
 
 import functools
+import operator
 import re
-from .record import record
-TYPE_CHECKING = False
-if TYPE_CHECKING:         # annotations only: typing is not imported at run time
-    from typing import Callable, Iterable
 
 from .model import (Annotation, CallArgument, Diagnostic, FixIt, Function, IndirectCall, Location, Note, Param,
                     ProgramModel, StructType)
+from .record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:         # annotations only: typing is not imported at run time
+    from typing import Callable, Iterable
 
 _INTEGERS = {"_Bool", "bool", "char", "signed char", "unsigned char", "short", "unsigned short",
              "int", "unsigned int", "long", "unsigned long", "long long", "unsigned long long",
@@ -887,7 +889,9 @@ def _same_reads(old: ProgramModel, new: ProgramModel, reads, compared: dict) -> 
                     maps = {n: (getattr(old, n), getattr(new, n)) for n in _READ_MAPS}
                 was, now = maps[name]
                 a, b = was.get(key), now.get(key)
-                if a is not b and len(read) == 3:   # what a view takes of an entry
+                if type(a) is tuple and type(b) is tuple and len(a) == len(b) and all(map(operator.is_, a, b)):
+                    b = a               # the same objects (arguments an edit did not touch)
+                elif a is not b and len(read) == 3:   # what a view takes of an entry
                     view = _VIEWS[name, read[2]]
                     a, b = view(a), view(b)
             same = compared[read] = a is b or a == b

@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 import os
 import re
-from .record import record
 from functools import cached_property
 
 from . import marshal
 from .errors import UserError
 from .model import Diagnostic, Location, ProgramModel
+from .record import record
 
 MAIN_DOMAIN = "main"
 ON_FAULT = ("retry", "error", "abort")

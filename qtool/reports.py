@@ -22,9 +22,9 @@ import hashlib
 import json
 import os
 import sqlite3
-from .record import record
 
 from .errors import UserError, UserErrors
+from .record import record
 
 
 def run_key(doc: dict) -> str | None:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import re
-from .record import record
 from string import Template
 from textwrap import indent
 
@@ -37,6 +36,7 @@ from . import marshal
 from .errors import UserError
 from .model import Diagnostic, Function, ProgramModel
 from .plan import MAIN_DOMAIN, Plan
+from .record import record
 
 POINTER_KINDS = ("in", "out", "inout")
 

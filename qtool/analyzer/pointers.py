@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from ..record import record
 
 from ..model import Location
+from ..record import record
 
 ESCAPE = "-"
 NOWHERE = "."

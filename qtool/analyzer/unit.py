@@ -13,15 +13,16 @@ import hashlib
 import os
 import pickle
 import threading
-from ..record import record, field
-TYPE_CHECKING = False
-if TYPE_CHECKING:         # annotations only: typing is not imported at run time
-    from typing import Iterable
 
 from .. import __version__
 from ..model import Annotation, CallArgument, Diagnostic, Field, FixIt, Location, Param, StructType
+from ..record import field, record
 from . import clang_env
 from .cache import dep as _dep, unchanged
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:         # annotations only: typing is not imported at run time
+    from typing import Iterable
 
 CLANG_ATTRS = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "clang_attrs"))
 
