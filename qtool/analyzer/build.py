@@ -373,6 +373,12 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
                       CallEdge(a, b, tuple(calls), freq.get(a, 0.0) * sum(x.local_weight for x in s.values()))))
     keyed.sort(key=itemgetter(0))
     edges = tuple(e for _, e in keyed)
+    if previous is not None:
+        # An edge, or an argument below, equal to the previous model's is that one: what compares
+        # the two models later (the model's own equality, the checks' findings, the JSON kept
+        # for each file) then finds the same objects, without comparing their fields.
+        was = {(e.caller, e.callee): e for e in previous.model.edges}
+        edges = tuple(_same_or(was.get((e.caller, e.callee)), e) for e in edges)
     indirect = tuple(sorted(
         (IndirectCall(c.caller, c.location, c.callee, c.name, r.targets,
                       weights.local_weight(c.loops, c.branches),
@@ -387,6 +393,12 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
         for a in u.arguments:
             if a.caller in by_usr:
                 arguments.setdefault((a.caller, a.location, a.index), a)
+    if previous is not None:
+        for a in previous.model.arguments:
+            key = (a.caller, a.location, a.index)
+            mine = arguments.get(key)
+            if mine is not None and mine is not a and mine == a:
+                arguments[key] = a
     structs = _merge_structs(units)
 
     members: dict[str, list[Function]] = defaultdict(list)
@@ -408,6 +420,11 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
     if previous is not None and model == previous.model:
         model = previous.model      # the same object: what was made of it holds still
     return Merge(tuple(units), model, file_components, fn_diags, (graph, freq))
+
+
+def _same_or(old, new):
+    """old when it equals new, else new."""
+    return old if old is not None and old == new else new
 
 
 class _Params:
