@@ -1,12 +1,11 @@
 """qtool.record: records behave as the dataclasses of the same declaration do (dataclasses is the
-oracle), and a command's start imports neither dataclasses nor typing."""
+oracle)."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 import pickle
-import subprocess
 import sys
 
 import pytest
@@ -102,14 +101,3 @@ def test_a_records_own_methods_stay():
 def test_a_field_has_one_default():
     with pytest.raises(ValueError):
         rec.field(default=1, default_factory=list)
-
-
-def test_a_commands_start_imports_neither_dataclasses_nor_typing(tmp_path):
-    # What a command on a cached program imports at least: the CLI, the model, the plan and the checks.
-    code = ("import sys\nfrom qtool import cli, model, plan, marshal, stubgen\n"
-            "from qtool.analyzer import build, unit, cache\n"
-            "print(sorted(m for m in ('dataclasses', 'typing', 'inspect') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                         env=dict(os.environ, PYTHONPATH=ROOT), timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"

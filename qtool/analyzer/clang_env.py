@@ -12,13 +12,12 @@ compiler into a cache directory and loaded next to libclang (see walker.c for wh
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import re
 from functools import lru_cache
 
 from ..errors import UserError
-from .cache import cache_dir
+from .cache import cache_dir, sha256
 
 REQUIRED_MAJOR = 22
 WALKER_SOURCE = os.path.join(os.path.dirname(__file__), "walker.c")
@@ -102,7 +101,7 @@ def check_version() -> str:
 @lru_cache(maxsize=None)
 def walker_digest() -> str:
     with open(WALKER_SOURCE, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()[:16]
+        return sha256(f.read()).hexdigest()[:16]
 
 
 @lru_cache(maxsize=None)

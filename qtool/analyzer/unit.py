@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
-import hashlib
 import os
 import pickle
 import threading
@@ -18,7 +17,7 @@ from .. import __version__
 from ..model import Annotation, CallArgument, Diagnostic, Field, FixIt, Location, Param, StructType
 from ..record import field, record
 from . import clang_env
-from .cache import dep as _dep, unchanged
+from .cache import dep as _dep, sha256, unchanged
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:         # annotations only: typing is not imported at run time
@@ -290,7 +289,7 @@ def _lines(fd: int):
 
 def _cache_file(path: str, args: tuple[str, ...]) -> str:
     key = "\0".join([__version__, clang_env.walker_digest(), *FIXED_FLAGS, os.path.abspath(path), *args])
-    name = hashlib.sha256(key.encode()).hexdigest()[:32]
+    name = sha256(key.encode()).hexdigest()[:32]
     return os.path.join(clang_env.cache_dir(), "units", name + ".pickle")
 
 

@@ -48,10 +48,10 @@ def result(options, plan, diags) -> tuple[str, str, int]:
 
 def _plan_contents(path: str) -> tuple | None:
     """What the result depends on besides the sources: the plan, as named and as it reads."""
-    import hashlib
+    from ..analyzer.cache import sha256
     try:
         with open(path, "rb") as f:
-            return ("plan", path, hashlib.sha256(f.read()).hexdigest())
+            return ("plan", path, sha256(f.read()).hexdigest())
     except OSError:
         return None             # not remembered: loading the plan reports why
 
