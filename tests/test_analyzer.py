@@ -955,6 +955,21 @@ def test_parse_diagnostics_fixits_and_includes_are_libclangs(tmp_path):
     assert {str(src / "inner.h"), str(src / "outer.h")} < {d[0] for d in facts.deps}
 
 
+def test_parse_only_counts_the_errors_of_the_same_parse(tmp_path):
+    # The benchmarks' floor: the analysis's own parse call, without the walk.
+    import ctypes
+    app, _ = write(tmp_path, "app.c", "int f(void) { return x; }\nint g(void) { return y }\n#warning w\n")
+    argv = [a.encode() for a in unit.clang_args(())]
+    errors = ctypes.c_int(-1)
+    lib = unit.clang_env.walker()
+    assert lib.qpm_parse_only(app.encode(), (ctypes.c_char_p * len(argv))(*argv), len(argv), ctypes.byref(errors)) == 0
+    diags = unit.parse_unit(app, ()).diagnostics
+    assert errors.value == sum(d.severity == "error" for d in diags) >= 2
+    assert ctypes.c_ulonglong.in_dll(lib, "qpm_parse_ns").value > 0
+    missing = str(tmp_path / "missing.c").encode()
+    assert lib.qpm_parse_only(missing, (ctypes.c_char_p * len(argv))(*argv), len(argv), ctypes.byref(errors)) == 1
+
+
 def test_a_file_libclang_cannot_parse_is_an_error(tmp_path):
     facts = unit.parse_unit(str(tmp_path / "missing.c"), ())
     assert [(d.severity, d.message) for d in facts.diagnostics] == [

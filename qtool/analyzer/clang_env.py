@@ -107,7 +107,7 @@ def walker_digest() -> str:
 @lru_cache(maxsize=None)
 def walker():
     """The compiled walker, built on first use: its entry points qpm_parse_walk(path, argv, argc,
-    fd) and qpm_walk(tu, fd)."""
+    fd), qpm_walk(tu, fd) and qpm_parse_only(path, argv, argc, &errors)."""
     library()
     path = os.path.join(cache_dir(), f"walker-{walker_digest()}.so")
     if not os.path.exists(path):
@@ -117,6 +117,9 @@ def walker():
     lib.qpm_walk.restype = ctypes.c_int
     lib.qpm_parse_walk.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
     lib.qpm_parse_walk.restype = ctypes.c_int
+    lib.qpm_parse_only.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_char_p), ctypes.c_int,
+                                   ctypes.POINTER(ctypes.c_int)]
+    lib.qpm_parse_only.restype = ctypes.c_int
     return lib
 
 
