@@ -905,7 +905,8 @@ def test_long_walk_streams_every_record(tmp_path):
     assert out.stat().st_size > 8 * 65536       # many writes
     whole.deps = facts.deps
     assert whole == facts
-    assert sorted({app, *included}) == [d[0] for d in facts.deps] == [app, str(src / "late.h")]
+    assert sorted({app, *(p for p, _, _ in included)}) == [d[0] for d in facts.deps] == [app, str(src / "late.h")]
+    assert all((size, mtime) == (os.stat(p).st_size, os.stat(p).st_mtime_ns) for p, size, mtime in included)
 
 
 def _parse_walk(path: str, fd: int) -> int:

@@ -139,6 +139,35 @@ def test_an_edit_that_leaves_the_model_reuses_the_result(qtool, monkeypatch, tmp
     assert rendered == [1] and moved != first
 
 
+def test_a_merge_state_reading_left_paused_is_stopped_by_the_next_analysis(monkeypatch, tmp_path, program):
+    """After an edit inside a body the merge state is not needed: its reading (a thread) is left
+    paused rather than stopped while the command runs; the model is still there when asked for,
+    and the next analysis in the process stops that reading."""
+    import threading
+
+    from qtool import analyzer
+    monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(program)
+    first = analyzer.analyze(["."], jobs=1)
+    cache.wait()
+    threads = threading.active_count()
+    replace(program / "cache.c", "KVSTORE_CACHE_RACE=1 in", "KVSTORE_CACHE_RACE=2 in")
+    model = analyzer.analysis(["."], jobs=1)
+    assert len(cache._paused) == 1
+    assert model() == first                     # stops the reading, loads the model
+    replace(program / "cache.c", "KVSTORE_CACHE_RACE=2 in", "KVSTORE_CACHE_RACE=3 in")
+    again = analyzer.analysis(["."], jobs=1)    # a reading left paused again
+    assert len(cache._paused) == 1
+    paused = cache._paused[0]
+    assert analyzer.analyze(["."], jobs=1) == first
+    assert cache._paused == [] and paused._stopped
+    for t in threading.enumerate():
+        if t is not threading.current_thread() and t.daemon:
+            t.join(10)
+    assert threading.active_count() == threads
+    assert again() == first
+
+
 def test_an_edit_undone_and_units_added_and_removed(qtool, monkeypatch, tmp_path, program):
     monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path / "cache"))
     args = COMMANDS["analyze-json"]

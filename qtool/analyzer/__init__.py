@@ -149,6 +149,7 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
              extra_args: tuple[str, ...], progress: bool,
              use_entry: bool = True) -> Callable[[], ProgramModel]:
     cache.wait()                # for the entries an earlier analysis here is still writing
+    cache.release_paused()      # and the reading of a merge state an earlier one did not need
     cache.await_writers()       # and those a run before this one still is
     items, key = program(paths, compile_commands, extra_args)
     seen: dict = {}             # each file the units read, checked once
@@ -211,23 +212,28 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
     find(sorted(stale) if reader is not None else range(len(items)))
     parsed = [(items[i], facts[i]) for i in fresh]
     store_units = lambda: [unit.store(path, args, f) for (path, args), f in parsed]  # noqa: E731
+    if entry is not None:
+        entry.pause()               # the reader, while the digests tell whether it is needed
     if entry is not None and all(facts[i].deps and cache.facts_digest(facts[i]) == entry.digests[i]
                                  for i in stale):
         # The units that changed say of the program what they said (an edit inside a function
         # body): the model and what was made of it stand; only the files they read are new.
-        entry.stop()                # the reader: the merge state is not needed
+        entry.leave()               # the reader, paused: the merge state is not needed
         report.close()
         cache.keep_model(key, entry, [facts[i].deps if i in stale else entry.deps[i]
                                       for i in range(len(items))])
         store_units()
 
         def model() -> ProgramModel:
+            entry.stop()
             reader.join()
             entry.stop(False)
             found = entry.model()
             return found if found is not None else \
                 _analyze(paths, compile_commands, jobs, extra_args, progress, use_entry=False)()
         return model
+    if entry is not None:
+        entry.resume()
     previous = reader.join() if reader is not None else None
     if previous is not None:
         for i in range(len(items)):

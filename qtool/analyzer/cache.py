@@ -75,16 +75,19 @@ def file_digest(path: str) -> str:
     return h.hexdigest()
 
 
-def dep(path: str) -> tuple[str, int, int, str]:
-    """What tells whether a file changed later (see unchanged).  The digest of a file this process
+def dep(path: str, size: int | None = None, mtime: int | None = None) -> tuple[str, int, int, str]:
+    """What tells whether a file changed later (see unchanged): its size and modification time
+    (as os.stat finds them now, or as given), and its digest.  The digest of a file this process
     found unchanged or hashed already, with the same size and modification time, is not computed
     again (the units one process parses share most of their headers)."""
-    st = os.stat(path)
-    key = (path, st.st_size, st.st_mtime_ns)
+    if size is None or mtime is None:
+        st = os.stat(path)
+        size, mtime = st.st_size, st.st_mtime_ns
+    key = (path, size, mtime)
     digest = _known.get(key)
     if digest is None:
         digest = _known[key] = file_digest(path)
-    return (path, st.st_size, st.st_mtime_ns, digest)
+    return (path, size, mtime, digest)
 
 
 _known: dict[tuple[str, int, int], str] = {}     # (path, size, mtime_ns) -> sha1, in this process
@@ -238,25 +241,29 @@ class _Frame:
         self.data = data
         self.crc = crc
 
-    def load(self, yielding: bool = False):
+    def load(self, yielding: bool = False, stopped=None):
         """The frame's object.  yielding: unpickled from a reader written in Python, so that the
         interpreter can pass to another thread between two of the pickle's own frames (64 KiB),
-        instead of after the whole (a thread that parses waits for it at each call into libclang)."""
+        instead of after the whole (a thread that parses waits for it at each call into libclang);
+        and, when stopped() says so there, given up (_Stopped)."""
         if zlib.crc32(self.data) != self.crc:
             raise ValueError("corrupted")
         if yielding and len(self.data) > 1 << 16:
-            return pickle.Unpickler(_Chunks(self.data)).load()
+            return pickle.Unpickler(_Chunks(self.data, stopped)).load()
         return pickle.loads(self.data)
 
 
 class _Chunks:
     """A file over a buffer, read from Python (see _Frame.load)."""
 
-    def __init__(self, data: memoryview):
+    def __init__(self, data: memoryview, stopped=None):
         self.data = data
         self.at = 0
+        self.stopped = stopped
 
     def read(self, n: int = -1) -> bytes:
+        if self.stopped is not None and self.stopped():
+            raise _Stopped
         start = self.at
         self.at = len(self.data) if n < 0 else min(len(self.data), start + n)
         return bytes(self.data[start:self.at])
@@ -385,6 +392,7 @@ class Entry:
         self.digests = digests      # per unit: the facts_digest of its facts
         self._model = _UNREAD
         self._stopped = False
+        self._gate = None           # while paused: the event that lets the reader go on
         self.rest: tuple = ()       # the model's other fields, and their frame
         self.by_file: dict = {}     # file -> (functions, edges, arguments), and their frame
         self.state = None           # the merge state, once read
@@ -406,8 +414,17 @@ class Entry:
         return self.frames[2 + len(self.files):2 + len(self.files) + self.bases]
 
     def stale(self, seen: dict) -> list[int]:
-        """The units some file of which changed, by index."""
-        return [i for i, deps in enumerate(self.deps) if not unchanged(deps, seen)]
+        """The units some file of which changed, by index.  Every file of a stale unit is checked,
+        not only those up to the first changed: the unit is parsed next, and the digests of the
+        files found unchanged then need not be computed again (dep)."""
+        out = []
+        for i, deps in enumerate(self.deps):
+            if not unchanged(deps, seen):
+                out.append(i)
+                for d in deps:
+                    if d not in seen:
+                        seen[d] = _unchanged(*d)
+        return out
 
     def current(self) -> bool:
         """Whether no file of any unit changed."""
@@ -415,14 +432,42 @@ class Entry:
         return all(unchanged(deps, seen) for deps in self.deps)
 
     def stop(self, stopped: bool = True) -> None:
-        """Makes the reading of the model or the merge state (in another thread) stop before its
-        next frame, until stop(False)."""
+        """Makes the reading of the model or the merge state (in another thread) stop at once (at
+        its next 64 KiB), until stop(False)."""
         self._stopped = stopped
+        if stopped:
+            self.resume()
+
+    def pause(self) -> None:
+        """Makes that reading wait (at its next 64 KiB) until resume() or stop(): it then leaves
+        the interpreter to this thread alone."""
+        import threading
+        if self._gate is None:
+            self._gate = threading.Event()
+
+    def resume(self) -> None:
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            gate.set()
+
+    def leave(self) -> None:
+        """Leaves the reading paused, to be stopped when this process analyses again
+        (release_paused), or never when it ends first: stopped now, it would free what it has
+        read so far (a big program's merge state, a few hundred thousand objects) while the
+        command still runs."""
+        _paused.append(self)
+
+    def _go_on(self) -> bool:
+        """Whether the reading stops (waiting first while it is paused)."""
+        gate = self._gate
+        if gate is not None:
+            gate.wait()
+        return self._stopped
 
     def _load(self, frame: _Frame):
-        if self._stopped:
+        if self._go_on():
             raise _Stopped
-        return frame.load(yielding=True)
+        return frame.load(yielding=True, stopped=self._go_on)
 
     def model(self):
         from ..model import ProgramModel
@@ -471,6 +516,15 @@ class Entry:
             return None
         self.state, self.base, self.overlay = state, base, overlay
         return state
+
+
+_paused: list[Entry] = []      # entries whose reading was left paused (Entry.leave)
+
+
+def release_paused() -> None:
+    """Stops the readings left paused."""
+    while _paused:
+        _paused.pop().stop()
 
 
 def read_model(key: str, units: int) -> Entry | None:

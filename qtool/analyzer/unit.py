@@ -126,7 +126,7 @@ def _unescape(text: str) -> str:
 
 def parse_records(path: str, lines: Iterable[str], facts: UnitFacts, included: list[str] | None = None) -> None:
     """Turns the walker's records (see walker.c), lines of text, into facts; the files named by H
-    records go to included."""
+    records go to included, (path, size, mtime_ns) each (those stat could not see left out)."""
     files: dict[str, str] = {"-1": ""}
     new, loc = tuple.__new__, Location   # a Location made without its Python-level __new__
     fn: tuple | None = None          # a function's fields, waiting for its parameters
@@ -201,8 +201,8 @@ def parse_records(path: str, lines: Iterable[str], facts: UnitFacts, included: l
             struct = (r[1], r[2], "union" if r[6] == "U" else "struct",
                       new(loc, (files[r[3]], int(r[4]), int(r[5]))))
         elif tag == "H":
-            if included is not None:
-                included.append(r[1])
+            if included is not None and r[2] != "-":
+                included.append((r[1], int(r[2]), int(r[3])))
         elif tag == "E":
             severity = _SEVERITY.get(int(r[1]))      # None: ignored
             keep = severity is not None
@@ -233,8 +233,14 @@ def parse_unit(path: str, args: tuple[str, ...]) -> UnitFacts:
                                             Location(path, 0, 0)))
         facts.deps = [_dep(path)] if os.path.exists(path) else []
         return facts
-    deps = {path, *map(os.path.normpath, included)}
-    facts.deps = [_dep(p) for p in sorted(deps) if os.path.exists(p)]
+    # The files read, as the walker stat'ed them: no system call here for a file whose digest this
+    # process knows (the stale check found most unchanged), each of which would wait for the
+    # interpreter while another thread holds it.
+    stats = {os.path.normpath(p): (size, mtime) for p, size, mtime in included}
+    stats.pop(path, None)
+    deps = [_dep(p, *stats[p]) if p in stats else _dep(p) for p in sorted({path, *stats})
+            if p in stats or os.path.exists(p)]
+    facts.deps = deps
     return facts
 
 

@@ -37,7 +37,8 @@
  *                     "\t", "\n", "\r")
  *   K file line col text                            a fix-it of the E before it that inserts text
  *                     (escaped as the message) at one place
- *   H path                                          a file the unit included
+ *   H path size mtime_ns                            a file the unit included, as stat found it right
+ *                     after the parse (size "-" when it could not be stat'ed)
  *
  * A function's binding is a bit set: 1 declared inline, 2 given hidden or protected visibility by an
  * attribute: either way gcc may bind the calls of its unit to its body.  (A visibility pragma leaves
@@ -76,6 +77,7 @@
 #include <errno.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 typedef void *CXTranslationUnit;
 typedef void *CXFile;
@@ -1998,9 +2000,20 @@ static void include_visit(CXFile f, CXSourceLocation *stack, unsigned depth, CXC
 {
     (void)stack;
     if (depth > 0) {            /* the main file is the one at depth 0 */
+        CXString name = clang_getFileName(f);
+        const char *path = clang_getCString(name);
+        struct stat st;
         out_field(data, "H");
-        out_str(data, clang_getFileName(f));
+        out_field(data, path);
+        if (path && stat(path, &st) == 0) {
+            out_num(data, (long long)st.st_size);
+            out_num(data, (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec);
+        } else {
+            out_field(data, "-");
+            out_field(data, "-");
+        }
         out_end(data);
+        clang_disposeString(name);
     }
 }
 
