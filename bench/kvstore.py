@@ -733,6 +733,47 @@ def open_loop_runs(args, exes: dict, loadgen: str, tmp: str, loads: list[float],
     return runs
 
 
+def equal_utilization_runs(args, exes: dict, loadgen: str, tmp: str, rounds: int, rates: dict,
+                           searches: dict) -> dict | None:
+    """Mono at the share of its own maximum that isolate-cache carries at 50% load (u, isolate-cache's
+    utilization there: 50% of mono's maximum over isolate-cache's maximum), alternating with
+    isolate-cache at 50% load again: the latency any server shows that busy, beside isolate-cache's.
+    None when 50% is not a load measured, or u is not below 1."""
+    if 0.5 not in rates or searches["isolate-cache"].good is None:
+        return None
+    top, own = rates[0.5] / 0.5, searches["isolate-cache"].good["rate"]
+    u = rates[0.5] / own
+    if u >= 1:
+        return None
+    log()
+    log(f"equal utilization: isolate-cache at 50% load is at {u:.2f} of its own maximum ({own:.0f}/s); "
+        f"mono at {u:.2f} of its maximum ({u * top:.0f}/s), alternating with isolate-cache at 50% again:")
+    out = {"u": u, "own": own, "mono": [], "isolate-cache": []}
+    for i in range(rounds):
+        for v, rate in ((("mono", u * top), ("isolate-cache", rates[0.5])) if i % 2 == 0 else
+                        (("isolate-cache", rates[0.5]), ("mono", u * top))):
+            r = paced_run(exes[v], loadgen, args.threads, rate, args.duration, tmp)
+            out[v].append(r)
+            log(f"  round {i + 1}/{rounds}  {v:<14} at {rate:7.0f}/s  p50 {r['p50_ms']:7.3f}  p99 {r['p99_ms']:7.3f}"
+                f"  p99.9 {r['p999_ms']:7.3f} ms  errors {r['errors']}" + run_remarks(r, problems(r)))
+    return out
+
+
+def equal_utilization_report(equal: dict | None, runs: dict) -> None:
+    """isolate-cache's p99 at 50% load against mono's at the same share of its own maximum."""
+    if equal is None:
+        return
+    ic = equal["isolate-cache"] + runs[(0.5, "isolate-cache")]
+    mono = equal["mono"]
+    a, b = statistics.median(r["p99_ms"] for r in ic), statistics.median(r["p99_ms"] for r in mono)
+    log()
+    log(f"at equal utilization ({equal['u']:.2f} of each build's own open-loop maximum): isolate-cache "
+        f"p99 {spread([r['p99_ms'] for r in ic])} ms at 50% of mono's maximum, mono p99 "
+        f"{spread([r['p99_ms'] for r in mono])} ms; ratio {a / b:.2f} "
+        + ("(within 10%: at 50% load isolate-cache's p99 is what its capacity makes it)" if a / b <= 1.1 else
+           "(above mono's at the same utilization by more than 10%)"))
+
+
 def spread(values: list[float], fmt: str = "{:.3f}") -> str:
     """The median of values and, in brackets, their range."""
     return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
@@ -1023,6 +1064,7 @@ def main() -> int:
             log(f"measured runs (loadgen --threads {args.threads} --rate L*{top:.0f}, mono's open-loop "
                 f"maximum; about {args.duration:g} s each):")
             open_runs = open_loop_runs(args, exes, loadgen, tmp, loads, rounds, rates)
+            equal = equal_utilization_runs(args, exes, loadgen, tmp, rounds, rates, searches)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
         if not isinstance(e, Failure):
@@ -1052,8 +1094,12 @@ def main() -> int:
         log()
         bad = warm_bad + open_loop_report(args, open_runs, loads, rates, layout)
         bad += [(r["variant"], f"search at {r['rate']:.0f}/s", p) for r in probes for p in problems(r)]
+        if equal is not None:
+            bad += [(v, "equal utilization", p) for v in ("mono", "isolate-cache") for r in equal[v]
+                    for p in problems(r)]
         log()
         one_floors = saturation_report(searches, probes, handoff, handoff_one, open_runs, closed_runs)
+        equal_utilization_report(equal, open_runs)
         if 0.5 in loads and "isolate-cache" in one_floors:
             most = one_floors["isolate-cache"]
             log()

@@ -457,17 +457,17 @@ class Entry:
         command still runs."""
         _paused.append(self)
 
-    def _go_on(self) -> bool:
-        """Whether the reading stops (waiting first while it is paused)."""
+    def _stop_here(self) -> bool:
+        """Whether the reading stops here (waiting first while it is paused)."""
         gate = self._gate
         if gate is not None:
             gate.wait()
         return self._stopped
 
     def _load(self, frame: _Frame):
-        if self._go_on():
+        if self._stop_here():
             raise _Stopped
-        return frame.load(yielding=True, stopped=self._go_on)
+        return frame.load(yielding=True, stopped=self._stop_here)
 
     def model(self):
         from ..model import ProgramModel

@@ -124,7 +124,8 @@ def _unescape(text: str) -> str:
     return "".join(out)
 
 
-def parse_records(path: str, lines: Iterable[str], facts: UnitFacts, included: list[str] | None = None) -> None:
+def parse_records(path: str, lines: Iterable[str], facts: UnitFacts,
+                  included: list[tuple[str, int, int]] | None = None) -> None:
     """Turns the walker's records (see walker.c), lines of text, into facts; the files named by H
     records go to included, (path, size, mtime_ns) each (those stat could not see left out)."""
     files: dict[str, str] = {"-1": ""}
@@ -224,7 +225,7 @@ def parse_unit(path: str, args: tuple[str, ...]) -> UnitFacts:
     lib = clang_env.walker()
     argv = [a.encode() for a in clang_args(args)]
     facts = UnitFacts(path)
-    included: list[str] = []
+    included: list[tuple[str, int, int]] = []
     rc = _walk(lambda fd: lib.qpm_parse_walk(path.encode(), (ctypes.c_char_p * len(argv))(*argv), len(argv), fd),
                path, facts, included)
     if rc == 1:
@@ -238,13 +239,12 @@ def parse_unit(path: str, args: tuple[str, ...]) -> UnitFacts:
     # interpreter while another thread holds it.
     stats = {os.path.normpath(p): (size, mtime) for p, size, mtime in included}
     stats.pop(path, None)
-    deps = [_dep(p, *stats[p]) if p in stats else _dep(p) for p in sorted({path, *stats})
-            if p in stats or os.path.exists(p)]
-    facts.deps = deps
+    facts.deps = [_dep(p, *stats[p]) if p in stats else _dep(p) for p in sorted({path, *stats})
+                  if p in stats or os.path.exists(p)]
     return facts
 
 
-def _walk(call, path: str, facts: UnitFacts, included: list[str]) -> int:
+def _walk(call, path: str, facts: UnitFacts, included: list[tuple[str, int, int]]) -> int:
     """Runs call(fd), a walk, and turns the records it writes to fd into facts, the two at once:
     the walk runs in a thread of its own (the walker is C, and the call lets go of the
     interpreter) and writes its records into a pipe, from which this thread turns them into facts
