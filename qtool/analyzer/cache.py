@@ -41,11 +41,18 @@ import struct
 import zlib
 from functools import lru_cache
 
-try:    # CPython's own SHA code: importing hashlib loads OpenSSL first (a few ms of every start)
+# CPython's own SHA code: importing hashlib loads OpenSSL first (a few ms of every start).
+try:
     from _sha1 import sha1
-    from _sha256 import sha256
-except ImportError:  # pragma: no cover - a Python built without them
-    from hashlib import sha1, sha256
+except ImportError:  # pragma: no cover - a Python built without it
+    from hashlib import sha1
+try:
+    from _sha2 import sha256            # Python 3.12 on
+except ImportError:
+    try:
+        from _sha256 import sha256      # before
+    except ImportError:  # pragma: no cover - a Python built without it
+        from hashlib import sha256
 
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORMAT = "qtool-cache/4"
