@@ -850,7 +850,6 @@ class Signatures:
         return list(entry[1])
 
 
-_ABSENT = object()
 _READ_MAPS = ("function_map", "struct_map", "arguments_by_param")
 
 # What a check uses of an entry of a model's map (Signatures compares only that): a parameter's

@@ -429,8 +429,7 @@ class Entry:
             if not unchanged(deps, seen):
                 out.append(i)
                 for d in deps:
-                    if d not in seen:
-                        seen[d] = _unchanged(*d)
+                    unchanged((d,), seen)
         return out
 
     def current(self) -> bool:
