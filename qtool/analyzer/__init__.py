@@ -89,6 +89,13 @@ class _Reader:
             self.thread = threading.Thread(target=self._read, daemon=True)
             self.thread.start()
 
+    def leave(self) -> None:
+        """Leaves the reading paused (cache.Entry.leave), and the switch interval as it was (the
+        reader, which sets it back when it ends, may not end while this process runs)."""
+        self.entry.leave()
+        if self.thread is not None:
+            sys.setswitchinterval(self.interval)
+
     def running(self) -> bool:
         return self.thread is not None and self.thread.is_alive()
 
@@ -218,7 +225,7 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
                                  for i in stale):
         # The units that changed say of the program what they said (an edit inside a function
         # body): the model and what was made of it stand; only the files they read are new.
-        entry.leave()               # the reader, paused: the merge state is not needed
+        reader.leave()              # the reader, paused: the merge state is not needed
         report.close()
         cache.keep_model(key, entry, [facts[i].deps if i in stale else entry.deps[i]
                                       for i in range(len(items))])
