@@ -15,6 +15,9 @@ The inputs come from two source distributions on PyPI, fetched once into bench/.
                           its setup.py compiles, with the flags it compiles them with);
   * zstandard 0.25.0    - zstd's single-file library zstd/zstd.c.
 
+and, for a server of about 100k lines, lighttpd 1.4.69 (the Debian source package's upstream
+tarball, fetched as bench/real_code.py fetches its servers, into bench/.data/ and configured once).
+
 What is measured, in one run, side by side:
 
   1. Fresh runs: wall time of `qtool analyze` (empty per-unit cache, one worker per core) vs
@@ -25,9 +28,10 @@ What is measured, in one run, side by side:
   3. Peak memory: the largest single process (exact, from wait4's rusage, which covers the
      waited-for descendants) and the whole process tree (PSS summed over the tool's processes,
      sampled every 10 ms in separate, untimed runs so the sampling does not disturb the timings).
-  4. The floor: libclang's parse alone of each file, and where the analyzer's time goes on
-     sqlite3.c and on the multi-file program (timers put around the analyzer's own functions in a
-     child process; the analyzer's files are not touched).
+  4. The floor: libclang's parse alone of each file (of each program of many files, by a pool of
+     one process per core), and where the analyzer's time goes on sqlite3.c, the multi-file
+     program and lighttpd (timers put around the analyzer's own functions in a child process; the
+     analyzer's files are not touched).
 
 The zstandard sdist carries no multi-file zstd library (only the amalgamated zstd/zstd.c, and its
 Python binding c-ext/backend_c.c #includes its other .c files, so it is one unit too); hence the
@@ -96,6 +100,17 @@ SQLEAN_DEFINES = [
 ]
 TOUCHED = "src/cursor.c"          # the file changed in the incremental measurement
 
+# A server of about 100k lines: lighttpd 1.4.69, the Debian source package's upstream tarball
+# (fetched by bench/real_code.py's fetch), configured once with ./configure and the options below.
+# Its units are the files of src/ that gcc accepts with the flags its Makefile gives them, but for
+# the other programs there (lemon, the parser generator, and its template lempar.c; the angel, a
+# supervisor with a main of its own): a module whose library this machine lacks (LDAP, PAM, Lua
+# ...) is left out too, and the report names them.
+LIGHTTPD = os.path.join(DATA, "lighttpd-1.4.69")
+LIGHTTPD_CONFIGURE = ["./configure", "--without-pcre2", "--without-zlib", "--without-bzip2", "--without-zstd"]
+LIGHTTPD_OTHER_PROGRAMS = ("lemon.c", "lempar.c", "lighttpd-angel.c")
+LIGHTTPD_DEFINES = ["-DHAVE_CONFIG_H", '-DLIBRARY_DIR="/usr/lib/lighttpd"', '-DSBIN_DIR="/usr/sbin"']
+
 RATIO_TARGET = 1.5
 INCREMENTAL_TARGET = 0.10
 
@@ -157,6 +172,48 @@ def fetch() -> None:
     for path in (SQLITE_C, ZSTD_C, *(os.path.join(SQLEAN, p) for p in SQLEAN_MODULE)):
         if not os.path.exists(path):
             raise BenchError(f"expected source missing after extraction: {path}")
+
+
+def fetch_lighttpd() -> tuple[list[str], list[str]]:
+    """lighttpd's units (largest first) and the files of src/ left out, configured once."""
+    stamp = os.path.join(LIGHTTPD, ".qpm-units.json")
+    if os.path.exists(stamp):
+        with open(stamp) as f:
+            found = json.load(f)
+        return [os.path.join(LIGHTTPD, u) for u in found["units"]], found["left_out"]
+    import real_code   # bench/real_code.py: Debian source packages, fetched with apt-get source
+    try:
+        tarball = real_code.fetch("lighttpd", os.path.basename(LIGHTTPD))
+    except real_code.Failure as e:
+        raise BenchError(str(e)) from None
+    shutil.rmtree(LIGHTTPD, ignore_errors=True)
+    staging = LIGHTTPD + ".unpacking"         # unpack() empties the directory it is given
+    real_code.unpack(tarball, staging)
+    os.rename(os.path.join(staging, os.path.basename(LIGHTTPD)), LIGHTTPD)
+    os.rmdir(staging)
+    print("configuring:", shlex.join(LIGHTTPD_CONFIGURE), f"(in {LIGHTTPD})", file=sys.stderr)
+    proc = subprocess.run(LIGHTTPD_CONFIGURE, cwd=LIGHTTPD, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BenchError(f"lighttpd's ./configure exited {proc.returncode}:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    units, left_out = [], []
+    for name in sorted(os.listdir(os.path.join(LIGHTTPD, "src"))):
+        if not name.endswith(".c"):
+            continue
+        path = os.path.join(LIGHTTPD, "src", name)
+        ok = name not in LIGHTTPD_OTHER_PROGRAMS and \
+            subprocess.run(["gcc", "-fsyntax-only", *lighttpd_flags(), path], capture_output=True).returncode == 0
+        (units if ok else left_out).append(os.path.join("src", name))
+    units.sort(key=lambda u: -os.path.getsize(os.path.join(LIGHTTPD, u)))
+    if len(units) < 50:
+        raise BenchError(f"only {len(units)} of lighttpd's files compile here (left out: {', '.join(left_out)})")
+    with open(stamp + ".tmp", "w") as f:
+        json.dump({"units": units, "left_out": left_out}, f)
+    os.replace(stamp + ".tmp", stamp)
+    return [os.path.join(LIGHTTPD, u) for u in units], left_out
+
+
+def lighttpd_flags() -> list[str]:
+    return [*LIGHTTPD_DEFINES, "-I", LIGHTTPD, "-I", os.path.join(LIGHTTPD, "src")]
 
 
 def python_include() -> str:
@@ -422,6 +479,29 @@ t1 = time.perf_counter()
 print(json.dumps({"parse": t1 - t0, "errors": errors.value if rc == 0 else -1, "args": args}))
 """
 
+# The floor of a program of many units: the same call on each unit, by a pool of as many forked
+# processes as the analyzer runs workers, taking the largest units first (as the analyzer does),
+# timed from before the pool starts until its last parse ended.
+PARSE_POOL = r"""
+import ctypes, json, multiprocessing, sys, time
+from qtool.analyzer import clang_env, unit
+lib = clang_env.walker()
+jobs, units = int(sys.argv[1]), json.loads(sys.argv[2])      # [[path, [flags...]], ...]
+
+def parse(item):
+    path, flags = item
+    argv = [a.encode() for a in unit.clang_args(tuple(flags))]
+    errors = ctypes.c_int(0)
+    rc = lib.qpm_parse_only(path.encode(), (ctypes.c_char_p * len(argv))(*argv), len(argv), ctypes.byref(errors))
+    return path, errors.value if rc == 0 else -1
+
+t0 = time.perf_counter()
+with multiprocessing.get_context("fork").Pool(jobs) as pool:
+    bad = [p for p, e in pool.imap_unordered(parse, units) if e]
+t1 = time.perf_counter()
+print(json.dumps({"parse": t1 - t0, "errors": len(bad), "bad": bad[:3]}))
+"""
+
 STAGES = r"""
 import collections, ctypes, json, os, sys, time
 t_start = time.perf_counter()
@@ -578,8 +658,10 @@ def measure(reps: int, jobs: int, tmp: str, command: str, sources_before: str,
     say = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731 - progress on stderr
 
     module = [os.path.join(SQLEAN, p) for p in SQLEAN_MODULE]
+    server, left_out = fetch_lighttpd()
     flags: dict[str, list[str]] = {f: sqlean_flags(SQLEAN) for f in module}
     flags[ZSTD_C] = zstd_flags()
+    flags.update({f: lighttpd_flags() for f in server})
     ccdb = os.path.join(tmp, "compile_commands.json")
     write_ccdb(ccdb, flags)
     lines = {f: count_lines(f) for f in flags}
@@ -591,13 +673,14 @@ def measure(reps: int, jobs: int, tmp: str, command: str, sources_before: str,
         Case("c", "(c) sqlite3.c + zstd.c", [SQLITE_C, ZSTD_C]),
         Case("d", f"(d) sqlean.py module ({len(module)} files)", module),
         Case("e", f"(e) (d) without sqlite3.c ({len(no_amalgamation)} files)", no_amalgamation),
+        Case("f", f"(f) lighttpd 1.4.69 server ({len(server)} files)", server),
     ]
 
     # Warm-up: compiles the analyzer's walker into warm-cache, and brings every file and header
     # into the page cache for both tools.
     say("warm-up ...")
     os.makedirs(tools.warm_cache)
-    all_files = [SQLITE_C, ZSTD_C, *[f for f in module if f != SQLITE_C]]
+    all_files = [SQLITE_C, ZSTD_C, *[f for f in module if f != SQLITE_C], *server]
     tools.qtool_run(all_files, ccdb, tools.warm_cache)
     tools.gcc_run(all_files, flags)
 
@@ -655,11 +738,24 @@ def measure(reps: int, jobs: int, tmp: str, command: str, sources_before: str,
                 raise BenchError(f"libclang reported {info['errors']} errors parsing {label}")
             parses.append(info["parse"])
             gccs.append(tools.gcc_run([path], {path: fl}).wall)
-        floor.append((label, path, parses, gccs))
+        floor.append((label, [path], parses, gccs))
+    # ... and of the programs of many units, parsed by a pool of `jobs` processes.
+    for case in cases[3:]:
+        say(f"libclang parse only {case.label}")
+        parses, gccs = [], []
+        units = json.dumps([[f, flags[f]] for f in sorted(case.files, key=lambda f: -os.path.getsize(f))])
+        for rep in range(reps):
+            info, _ = run_probe(PARSE_POOL, [str(jobs), units])
+            if info["errors"]:
+                raise BenchError(f"libclang reported errors parsing {case.label}: {', '.join(info['bad'])}")
+            parses.append(info["parse"])
+            gccs.append(tools.gcc_run(case.files, flags).wall)
+        floor.append((case.label[4:] + f", {jobs} at a time", case.files, parses, gccs))
 
     # 5. Where the analyzer's time goes (one run each, fresh cache).
     breakdowns = []
-    for label, files in (("sqlite3.c alone", [SQLITE_C]), (f"(d), the {len(module)}-file module", module)):
+    for label, files in (("sqlite3.c alone", [SQLITE_C]), (f"(d), the {len(module)}-file module", module),
+                         (f"(f), lighttpd's {len(server)} files", server)):
         say(f"stage breakdown {label}")
         stage_env = dict(os.environ, QPM_CACHE_DIR=tools.fresh_cache())
         log = tempfile.mktemp(prefix="stages-", suffix=".log", dir=tmp)
@@ -690,13 +786,19 @@ def measure(reps: int, jobs: int, tmp: str, command: str, sources_before: str,
         p("WARNING:   qtool's sources changed while the benchmark ran: the runs mix versions")
     p(f"repeats:   {reps} (median shown; the two tools' runs alternate, and which goes first alternates)")
     p("")
-    p("inputs (PyPI sdists in bench/.data/):")
+    p("inputs (in bench/.data/: PyPI sdists, and a Debian source package):")
     p(f"  sqlite3.c   {lines[SQLITE_C]:>7} lines  sqlean.py 3.50.4.5 sqlite/sqlite3.c")
     p(f"  zstd.c      {lines[ZSTD_C]:>7} lines  zstandard 0.25.0 zstd/zstd.c")
     p(f"  module      {sum(lines[f] for f in module):>7} lines  the {len(module)} C files sqlean.py's setup.py "
       f"compiles into its extension module (incl. sqlite3.c)")
     p(f"  flags, sqlean.py files: {shlex.join(sqlean_flags(SQLEAN)).replace(REPO + '/', '')}")
+    p(f"  lighttpd    {sum(lines[f] for f in server):>7} lines  the {len(server)} files of lighttpd 1.4.69's src/ that compile "
+      f"here (Debian source package, ./configure {' '.join(LIGHTTPD_CONFIGURE[1:])})")
+    p(f"              left out (other programs, or a library this machine lacks): "
+      f"{', '.join(os.path.basename(f) for f in left_out)}")
+    p(f"  flags, sqlean.py files: {shlex.join(sqlean_flags(SQLEAN)).replace(REPO + '/', '')}")
     p(f"  flags, zstd.c:          {shlex.join(zstd_flags()).replace(REPO + '/', '')}")
+    p(f"  flags, lighttpd:        {shlex.join(lighttpd_flags()).replace(REPO + '/', '')}")
     p("")
     p("commands (same flags for both, via a compile_commands.json for qtool):")
     p(f"  gcc:   gcc -fsyntax-only FLAGS FILE, {jobs} files at a time (concurrent processes)")
@@ -711,15 +813,17 @@ def measure(reps: int, jobs: int, tmp: str, command: str, sources_before: str,
         rows.append([c.label, len(c.files), sum(lines[f] for f in c.files), f"{g:.2f}", f"{q:.2f}",
                      f"{q / g:.2f}", verdict(q / g <= RATIO_TARGET),
                      f"{med([r.cpu for r in c.gcc]):.2f}", f"{med([r.cpu for r in c.qtool]):.2f}"])
-    for label, path, parses, gccs in floor:
+    for label, paths, parses, gccs in floor:
         g, q = med(gccs), med(parses)
-        rows.append([f"    libclang parse only, {label}", 1, lines[path], f"{g:.2f}",
+        rows.append([f"    libclang parse only, {label}", len(paths), sum(lines[f] for f in paths), f"{g:.2f}",
                      f"{q:.2f}", f"{q / g:.2f}", "(floor)", "", ""])
     p(table(["case", "files", "lines", "gcc s", "qtool s", "ratio", "result", "gcc cpu s", "qtool cpu s"],
             rows, right={1, 2, 3, 4, 5, 7, 8}))
     p("  'libclang parse only': the analysis's own call of libclang's parse (walker.c, qpm_parse_only)")
     p("  with the analyzer's clang arguments (-resource-dir of the libclang-ng wheel), timed around the")
     p("  call alone; no interpreter start, no walk.  Its gcc column is gcc on the same file in the same loop.")
+    p(f"  For (d), (e) and (f) the same call on each file, by a pool of {jobs} forked processes taking the largest")
+    p("  files first (as the analyzer's workers do), timed from the pool's start to its last parse.")
     p("  qtool's diagnostics: " + "; ".join(f"{c.key}) {c.summary}" for c in cases))
     p("")
 
