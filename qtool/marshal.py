@@ -264,25 +264,36 @@ def struct_problem(enc: str, structs: dict[str, StructType], seen: frozenset = f
 
 
 # struct_problems' answers for the struct map last asked about (a model's struct_map, which does
-# not change): a program passes the same few structs to hundreds of functions.
-_problems: tuple[dict[str, StructType] | None, dict[str, tuple[str, ...]]] = (None, {})
+# not change): a program passes the same few structs to hundreds of functions, and a struct's
+# fields hold the same few structs again.  Two tables: the answers asked with nothing seen yet, and
+# those that hold whatever was seen on the way (no struct below met one seen above it: only a
+# recursive struct does, so a struct is worked out once however many others hold it).
+_problems: tuple[dict[str, StructType] | None, dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]] = (None, {}, {})
+_recursions = 0         # answers "it is recursive" given so far
 
 
 def struct_problems(enc: str, structs: dict[str, StructType], seen: frozenset = frozenset()) -> list[str]:
     """Every reason a struct (by value) cannot be deep-copied, one per offending field; [] when
     it can."""
     global _problems
-    if seen:
-        return _struct_problems(enc, structs, seen)
     if _problems[0] is not structs:
-        _problems = (structs, {})
-    known = _problems[1].get(enc)
+        _problems = (structs, {}, {})
+    _, top, anywhere = _problems
+    known = anywhere.get(enc)
+    if known is None and not seen:
+        known = top.get(enc)
     if known is None:
-        known = _problems[1][enc] = tuple(_struct_problems(enc, structs, seen))
+        before = _recursions
+        known = tuple(_struct_problems(enc, structs, seen))
+        if _recursions == before:
+            anywhere[enc] = known
+        elif not seen:
+            top[enc] = known
     return list(known)
 
 
 def _struct_problems(enc: str, structs: dict[str, StructType], seen: frozenset) -> list[str]:
+    global _recursions
     enc = _strip_arrays(enc)
     if enc[:1] not in ("S", "U"):
         return []
@@ -290,9 +301,10 @@ def _struct_problems(enc: str, structs: dict[str, StructType], seen: frozenset) 
     if s is None:
         return ["its definition is not visible"]
     if s.usr in seen:
+        _recursions += 1
         return ["it is recursive"]
     out = []
-    for f in s.fields:
+    for i, f in enumerate(s.fields):
         fenc = _strip_arrays(f.type_enc)
         handle = process_local(f.type)
         if handle is not None and not (handle[1] and f.annotation("opaque")):
@@ -321,7 +333,6 @@ def _struct_problems(enc: str, structs: dict[str, StructType], seen: frozenset) 
                 out.append(f"field '{f.name}' ({f.type}) is a function pointer, which means nothing in "
                            "another process")
                 continue
-            i = s.fields.index(f)
             length = next((g for g in (s.fields[i + 1:i + 2] + s.fields[max(i - 1, 0):i])
                            if is_integer(_strip_arrays(g.type_enc)) and _is_length_name(g.name, f.name)), None)
             hint = f" (perhaps QPM_COUNT({length.name}))" if length is not None else ""
