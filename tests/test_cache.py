@@ -406,3 +406,20 @@ def test_a_crossing_whose_parameter_flows_through_an_edited_file_is_checked_agai
     assert "QPM016" in edited[1] and "'log_fd'" in edited[1]
     cache.wait()
     assert edited == cold(qtool, monkeypatch, tmp_path, command, src)
+
+
+def test_the_units_workers_parse_are_in_the_unit_cache(monkeypatch, tmp_path, program):
+    """Parsed by a pool of workers, each unit's facts reach the unit cache (written by the worker
+    that made them), equal to what parsing it here makes: a later run finds them there."""
+    from qtool import analyzer
+    monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(program)
+    items, _ = analyzer.program(["."])
+    assert len(items) > 2
+    assert all(unit.cached(*item) is None for item in items)
+    model = analyzer.analyze(["."], jobs=2, progress=False)
+    cache.wait()
+    for path, args in items:
+        assert unit.cached(path, args) == unit.parse_unit(path, args), path
+    monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path / "empty"))
+    assert analyzer.analyze(["."], jobs=1, progress=False) == model

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import os
+import pickle
 import sys
 import time
 
@@ -57,9 +58,11 @@ class _Progress:
 
 
 def _job(item):
+    """A worker's unit: its facts pickled once, for the unit cache (written here) and for the
+    process that merges them."""
     from . import unit
     i, (path, args) = item
-    return i, unit.parse_unit(path, args)
+    return i, unit.store(path, args, unit.parse_unit(path, args))
 
 
 def _size(path: str) -> int:
@@ -177,7 +180,8 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
     reader = _Reader(entry, [path for path, _ in items]) if entry is not None else None
     facts: dict[int, object] = {}
     report = _Progress(len(items), progress)
-    fresh: list[int] = []
+    fresh: list[int] = []          # the units parsed here
+    stored: set[int] = set()       # those of them that a worker stored in the unit cache
 
     def find(indices) -> None:
         """The facts of these units: from the unit cache, else parsed."""
@@ -202,9 +206,10 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
             with ctx.Pool(workers) as pool:
                 if reader is not None:
                     reader.start()
-                for k, result in pool.imap_unordered(_job, [(i, items[i]) for i in todo]):
-                    facts[k] = result
+                for k, data in pool.imap_unordered(_job, [(i, items[i]) for i in todo]):
+                    facts[k] = pickle.loads(data)
                     fresh.append(k)
+                    stored.add(k)
                     done += 1
                     report.step(done, items[k][0])
         else:
@@ -217,7 +222,7 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
                 report.step(done, items[i][0])
 
     find(sorted(stale) if reader is not None else range(len(items)))
-    parsed = [(items[i], facts[i]) for i in fresh]
+    parsed = [(items[i], facts[i]) for i in fresh if i not in stored]
     store_units = lambda: [unit.store(path, args, f) for (path, args), f in parsed]  # noqa: E731
     if entry is not None:
         entry.pause()               # the reader, while the digests tell whether it is needed
@@ -247,7 +252,7 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
             facts.setdefault(i, previous.units[i])
     else:
         find([i for i in range(len(items)) if i not in facts])
-        parsed = [(items[i], facts[i]) for i in fresh]
+        parsed = [(items[i], facts[i]) for i in fresh if i not in stored]
     report.close()
     if len(parsed) > 1:         # many: written while the units merge, by a child of their own
         cache.in_background(store_units)
@@ -263,7 +268,6 @@ def model_of_facts(files: list[str]) -> ProgramModel:
     """The model of the units whose facts these files hold, one unit each (pickled UnitFacts,
     as the SCons tool's analysis step writes them), merged again only as far as the files changed
     since the same files were last merged (their model entry is named after them, in order)."""
-    import pickle
     items = [(os.path.abspath(f), ("<facts>",)) for f in files]
     key = cache.program_key(items)
     seen: dict = {}

@@ -312,9 +312,12 @@ def cached(path: str, args: tuple[str, ...], seen: dict | None = None) -> UnitFa
     return facts
 
 
-def store(path: str, args: tuple[str, ...], facts: UnitFacts) -> None:
+def store(path: str, args: tuple[str, ...], facts: UnitFacts) -> bytes:
+    """Writes the unit's facts to the unit cache; the pickle written."""
     from ..atomic import write_bytes
+    data = pickle.dumps(facts, protocol=pickle.HIGHEST_PROTOCOL)
     try:
-        write_bytes(_cache_file(path, args), pickle.dumps(facts, protocol=pickle.HIGHEST_PROTOCOL), make_dirs=True)
+        write_bytes(_cache_file(path, args), data, make_dirs=True)
     except OSError:
         pass  # A cache that cannot be written only costs time.
+    return data
