@@ -267,8 +267,11 @@ def struct_problem(enc: str, structs: dict[str, StructType], seen: frozenset = f
 # not change): a program passes the same few structs to hundreds of functions, and a struct's
 # fields hold the same few structs again.  Two tables: the answers asked with nothing seen yet, and
 # those that hold whatever was seen on the way (no struct below met one seen above it: only a
-# recursive struct does, so a struct is worked out once however many others hold it).
-_problems: tuple[dict[str, StructType] | None, dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]] = (None, {}, {})
+# recursive struct does, so a struct is worked out once however many others hold it).  Each
+# answer comes with the entries of the map it read, which a map that notes what is read of it
+# (_ReadingMap, for Signatures) is told of whether the answer was worked out or known.
+_Answer = "tuple[tuple[str, ...], frozenset]"
+_problems: tuple[dict[str, StructType] | None, dict[str, _Answer], dict[str, _Answer]] = (None, {}, {})
 _recursions = 0         # answers "it is recursive" given so far
 
 
@@ -276,20 +279,26 @@ def struct_problems(enc: str, structs: dict[str, StructType], seen: frozenset = 
     """Every reason a struct (by value) cannot be deep-copied, one per offending field; [] when
     it can."""
     global _problems
-    if _problems[0] is not structs:
-        _problems = (structs, {}, {})
+    noting = structs if isinstance(structs, _ReadingMap) else None
+    mapping = noting.mapping if noting is not None else structs
+    if _problems[0] is not mapping:
+        _problems = (mapping, {}, {})
     _, top, anywhere = _problems
     known = anywhere.get(enc)
     if known is None and not seen:
         known = top.get(enc)
     if known is None:
         before = _recursions
-        known = tuple(_struct_problems(enc, structs, seen))
+        reads: set[tuple] = set()
+        answer = tuple(_struct_problems(enc, _ReadingMap(mapping, "struct_map", reads), seen))
+        known = (answer, frozenset(reads))
         if _recursions == before:
             anywhere[enc] = known
         elif not seen:
             top[enc] = known
-    return list(known)
+    if noting is not None:
+        noting.reads.update(known[1])
+    return list(known[0])
 
 
 def _struct_problems(enc: str, structs: dict[str, StructType], seen: frozenset) -> list[str]:

@@ -423,3 +423,39 @@ def test_the_units_workers_parse_are_in_the_unit_cache(monkeypatch, tmp_path, pr
         assert unit.cached(path, args) == unit.parse_unit(path, args), path
     monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path / "empty"))
     assert analyzer.analyze(["."], jobs=1, progress=False) == model
+
+
+SHARED_STRUCT = {
+    "msg.h": "#include \"qpm.h\"\nstruct inner { int n; };\n"
+             "struct msg { int *body QPM_COUNT(len); int len; struct inner in; };\n"
+             "int bus_send(const struct msg *m);\nint bus_peek(const struct msg *m);\n",
+    "bus.c": "#include \"msg.h\"\nQPM_FILE_COMPONENT(bus);\n"
+             "int bus_send(const struct msg *m) { return m->len; }\nint bus_peek(const struct msg *m) { return m->in.n; }\n",
+    "app.c": "#include \"msg.h\"\nint main(void)\n{\n    struct msg m = {0};\n    return bus_send(&m) + bus_peek(&m);\n}\n",
+}
+
+
+def test_a_struct_edited_below_two_crossings_has_both_checked_again(qtool, monkeypatch, tmp_path):
+    """Two crossings take the same struct: the second's check finds what the struct holds already
+    worked out by the first's, and still notes that it read it, so that an edit of a struct it
+    holds has both checked again, as a run on an empty cache does."""
+    from qtool import marshal
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, text in SHARED_STRUCT.items():
+        (src / name).write_text(text)
+    monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path / "cache"))
+    checked = []
+    real = marshal.check_signature
+    monkeypatch.setattr(marshal, "check_signature", lambda m, fn, *a, **k: checked.append(fn.name) or real(m, fn, *a, **k))
+    first = qtool("analyze", "-j", "1", cwd=src)
+    assert sorted(checked) == ["bus_peek", "bus_send"] and "QPM014" not in first[1] + first[2]
+    cache.wait()
+
+    checked.clear()
+    replace(src / "msg.h", "struct inner { int n; };", "struct inner { int n; int *p; };")
+    edited = qtool("analyze", "-j", "1", cwd=src)
+    assert sorted(checked) == ["bus_peek", "bus_send"]
+    assert "QPM014" in edited[1] + edited[2]
+    cache.wait()
+    assert edited == cold(qtool, monkeypatch, tmp_path, ("analyze", "-j", "1"), src)
