@@ -196,6 +196,7 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
         workers = jobs or min(len(todo), os.cpu_count() or 1)
         if todo:
             clang_env.walker()      # built once, before the workers or the parse below need it
+            clang_env.keep_freed_memory()
         if len(todo) > 1 and workers > 1:
             import multiprocessing
             if reader is not None and reader.running():
