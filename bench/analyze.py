@@ -175,22 +175,31 @@ def fetch() -> None:
 
 
 def fetch_lighttpd() -> tuple[list[str], list[str]]:
-    """lighttpd's units (largest first) and the files of src/ left out, configured once."""
+    """lighttpd's units (largest first) and the files of src/ left out, set up once (again when
+    the settings above change)."""
     stamp = os.path.join(LIGHTTPD, ".qpm-units.json")
-    if os.path.exists(stamp):
+    settings = [LIGHTTPD_CONFIGURE, LIGHTTPD_DEFINES, list(LIGHTTPD_OTHER_PROGRAMS)]
+    try:
         with open(stamp) as f:
             found = json.load(f)
-        return [os.path.join(LIGHTTPD, u) for u in found["units"]], found["left_out"]
+        if found.get("settings") == settings:
+            return [os.path.join(LIGHTTPD, u) for u in found["units"]], found["left_out"]
+    except (OSError, ValueError):
+        pass
+    import contextlib
     import real_code   # bench/real_code.py: Debian source packages, fetched with apt-get source
     try:
-        tarball = real_code.fetch("lighttpd", os.path.basename(LIGHTTPD))
+        with contextlib.redirect_stdout(sys.stderr):        # its progress, not this report
+            tarball = real_code.fetch("lighttpd", os.path.basename(LIGHTTPD))
+        shutil.rmtree(LIGHTTPD, ignore_errors=True)
+        staging = LIGHTTPD + ".unpacking"         # unpack() empties the directory it is given
+        real_code.unpack(tarball, staging)
+        os.rename(os.path.join(staging, os.path.basename(LIGHTTPD)), LIGHTTPD)
+        os.rmdir(staging)
     except real_code.Failure as e:
         raise BenchError(str(e)) from None
-    shutil.rmtree(LIGHTTPD, ignore_errors=True)
-    staging = LIGHTTPD + ".unpacking"         # unpack() empties the directory it is given
-    real_code.unpack(tarball, staging)
-    os.rename(os.path.join(staging, os.path.basename(LIGHTTPD)), LIGHTTPD)
-    os.rmdir(staging)
+    except (OSError, tarfile.TarError) as e:
+        raise BenchError(f"unpacking {tarball} into {LIGHTTPD}: {e}") from None
     print("configuring:", shlex.join(LIGHTTPD_CONFIGURE), f"(in {LIGHTTPD})", file=sys.stderr)
     proc = subprocess.run(LIGHTTPD_CONFIGURE, cwd=LIGHTTPD, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -207,7 +216,7 @@ def fetch_lighttpd() -> tuple[list[str], list[str]]:
     if len(units) < 50:
         raise BenchError(f"only {len(units)} of lighttpd's files compile here (left out: {', '.join(left_out)})")
     with open(stamp + ".tmp", "w") as f:
-        json.dump({"units": units, "left_out": left_out}, f)
+        json.dump({"settings": settings, "units": units, "left_out": left_out}, f)
     os.replace(stamp + ".tmp", stamp)
     return [os.path.join(LIGHTTPD, u) for u in units], left_out
 
@@ -469,6 +478,7 @@ PARSE_ONLY = r"""
 import ctypes, json, sys, time
 from qtool.analyzer import clang_env, unit
 lib = clang_env.walker()               # the analysis's own call of libclang's parse (walker.c)
+clang_env.keep_freed_memory()          # and its allocator's settings
 path, flags = sys.argv[1], tuple(json.loads(sys.argv[2]))
 args = unit.clang_args(flags)          # -resource-dir <libclang-ng>/clang/native/resource ...
 argv = [a.encode() for a in args]
@@ -486,6 +496,7 @@ PARSE_POOL = r"""
 import ctypes, json, multiprocessing, sys, time
 from qtool.analyzer import clang_env, unit
 lib = clang_env.walker()
+clang_env.keep_freed_memory()
 jobs, units = int(sys.argv[1]), json.loads(sys.argv[2])      # [[path, [flags...]], ...]
 
 def parse(item):
@@ -658,7 +669,12 @@ def measure(reps: int, jobs: int, tmp: str, command: str, sources_before: str,
     say = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731 - progress on stderr
 
     module = [os.path.join(SQLEAN, p) for p in SQLEAN_MODULE]
-    server, left_out = fetch_lighttpd()
+    try:
+        server, left_out = fetch_lighttpd()
+        no_server = ""
+    except BenchError as e:      # the other cases are measured all the same, and the report says why
+        server, left_out, no_server = [], [], str(e)
+        say(f"lighttpd left out: {e}")
     flags: dict[str, list[str]] = {f: sqlean_flags(SQLEAN) for f in module}
     flags[ZSTD_C] = zstd_flags()
     flags.update({f: lighttpd_flags() for f in server})
@@ -673,8 +689,9 @@ def measure(reps: int, jobs: int, tmp: str, command: str, sources_before: str,
         Case("c", "(c) sqlite3.c + zstd.c", [SQLITE_C, ZSTD_C]),
         Case("d", f"(d) sqlean.py module ({len(module)} files)", module),
         Case("e", f"(e) (d) without sqlite3.c ({len(no_amalgamation)} files)", no_amalgamation),
-        Case("f", f"(f) lighttpd 1.4.69 server ({len(server)} files)", server),
     ]
+    if server:
+        cases.append(Case("f", f"(f) lighttpd 1.4.69 server ({len(server)} files)", server))
 
     # Warm-up: compiles the analyzer's walker into warm-cache, and brings every file and header
     # into the page cache for both tools.
@@ -755,7 +772,7 @@ def measure(reps: int, jobs: int, tmp: str, command: str, sources_before: str,
     # 5. Where the analyzer's time goes (one run each, fresh cache).
     breakdowns = []
     for label, files in (("sqlite3.c alone", [SQLITE_C]), (f"(d), the {len(module)}-file module", module),
-                         (f"(f), lighttpd's {len(server)} files", server)):
+                         *([(f"(f), lighttpd's {len(server)} files", server)] if server else [])):
         say(f"stage breakdown {label}")
         stage_env = dict(os.environ, QPM_CACHE_DIR=tools.fresh_cache())
         log = tempfile.mktemp(prefix="stages-", suffix=".log", dir=tmp)
@@ -792,13 +809,16 @@ def measure(reps: int, jobs: int, tmp: str, command: str, sources_before: str,
     p(f"  module      {sum(lines[f] for f in module):>7} lines  the {len(module)} C files sqlean.py's setup.py "
       f"compiles into its extension module (incl. sqlite3.c)")
     p(f"  flags, sqlean.py files: {shlex.join(sqlean_flags(SQLEAN)).replace(REPO + '/', '')}")
-    p(f"  lighttpd    {sum(lines[f] for f in server):>7} lines  the {len(server)} files of lighttpd 1.4.69's src/ that compile "
-      f"here (Debian source package, ./configure {' '.join(LIGHTTPD_CONFIGURE[1:])})")
-    p(f"              left out (other programs, or a library this machine lacks): "
-      f"{', '.join(os.path.basename(f) for f in left_out)}")
-    p(f"  flags, sqlean.py files: {shlex.join(sqlean_flags(SQLEAN)).replace(REPO + '/', '')}")
+    if server:
+        p(f"  lighttpd    {sum(lines[f] for f in server):>7} lines  the {len(server)} files of lighttpd 1.4.69's src/ that "
+          f"compile here (Debian source package, ./configure {' '.join(LIGHTTPD_CONFIGURE[1:])})")
+        p("              left out (other programs, or a library this machine lacks): "
+          + (", ".join(os.path.basename(f) for f in left_out) or "none"))
+    else:
+        p(f"  lighttpd    not measured: {no_server}")
     p(f"  flags, zstd.c:          {shlex.join(zstd_flags()).replace(REPO + '/', '')}")
-    p(f"  flags, lighttpd:        {shlex.join(lighttpd_flags()).replace(REPO + '/', '')}")
+    if server:
+        p(f"  flags, lighttpd:        {shlex.join(lighttpd_flags()).replace(REPO + '/', '')}")
     p("")
     p("commands (same flags for both, via a compile_commands.json for qtool):")
     p(f"  gcc:   gcc -fsyntax-only FLAGS FILE, {jobs} files at a time (concurrent processes)")
@@ -823,7 +843,8 @@ def measure(reps: int, jobs: int, tmp: str, command: str, sources_before: str,
     p("  with the analyzer's clang arguments (-resource-dir of the libclang-ng wheel), timed around the")
     p("  call alone; no interpreter start, no walk.  Its gcc column is gcc on the same file in the same loop.")
     p(f"  For (d), (e) and (f) the same call on each file, by a pool of {jobs} forked processes taking the largest")
-    p("  files first (as the analyzer's workers do), timed from the pool's start to its last parse.")
+    p("  files first (as the analyzer's workers do), timed from the pool's start to its last parse; the")
+    p("  probes keep freed memory as the analysis does (clang_env.keep_freed_memory).")
     p("  qtool's diagnostics: " + "; ".join(f"{c.key}) {c.summary}" for c in cases))
     p("")
 

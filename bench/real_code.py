@@ -221,8 +221,8 @@ def fetch(package: str, upstream: str) -> str:
     with tarfile.open(tarball) as t:
         top = {m.name.split("/", 1)[0] for m in t.getmembers()}
     if top != {upstream}:
-        raise Failure(f"{os.path.basename(tarball)} holds {sorted(top)}, not {upstream}/: the patches in "
-                      f"bench/real/ are for {upstream}")
+        raise Failure(f"{os.path.basename(tarball)} holds {sorted(top)}, not {upstream}/: the benchmarks here "
+                      f"(bench/real/'s patches, bench/analyze.py's setup) are written for {upstream}")
     return tarball
 
 

@@ -270,8 +270,8 @@ def struct_problem(enc: str, structs: dict[str, StructType], seen: frozenset = f
 # recursive struct does, so a struct is worked out once however many others hold it).  Each
 # answer comes with the entries of the map it read, which a map that notes what is read of it
 # (_ReadingMap, for Signatures) is told of whether the answer was worked out or known.
-_Answer = "tuple[tuple[str, ...], frozenset]"
-_problems: tuple[dict[str, StructType] | None, dict[str, _Answer], dict[str, _Answer]] = (None, {}, {})
+_problems: tuple[dict[str, StructType] | None, dict[str, tuple[tuple[str, ...], frozenset]],
+                 dict[str, tuple[tuple[str, ...], frozenset]]] = (None, {}, {})
 _recursions = 0         # answers "it is recursive" given so far
 
 

@@ -417,8 +417,18 @@ def test_the_units_workers_parse_are_in_the_unit_cache(monkeypatch, tmp_path, pr
     items, _ = analyzer.program(["."])
     assert len(items) > 2
     assert all(unit.cached(*item) is None for item in items)
+    here, stored_here, real_store = os.getpid(), [], unit.store
+
+    def store(path, args, facts):
+        if os.getpid() == here:         # not in a worker (nor in a writer this process forks)
+            stored_here.append(path)
+        return real_store(path, args, facts)
+
+    monkeypatch.setattr(unit, "store", store)
+    monkeypatch.setattr(cache, "in_background", lambda write, file=None: write())
     model = analyzer.analyze(["."], jobs=2, progress=False)
     cache.wait()
+    assert stored_here == []            # every unit was stored by the worker that parsed it
     for path, args in items:
         assert unit.cached(path, args) == unit.parse_unit(path, args), path
     monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path / "empty"))

@@ -26,3 +26,30 @@ def test_case(name, qtool):
         want = f.read().splitlines()
     assert got == want
     assert rc == (1 if any(": error: " in line for line in want) else 0)
+
+
+def test_struct_problems_do_not_depend_on_the_order_they_are_asked_in(monkeypatch):
+    """struct_problems keeps what it worked out (marshal._problems): asked for the structs of the
+    struct_cycles case in every order, each answer is the one worked out with nothing kept."""
+    import itertools
+
+    from qtool import marshal
+    from qtool.analyzer import analyze
+    monkeypatch.chdir(os.path.join(CASES, "struct_cycles"))
+    structs = analyze(["input.c"], jobs=1, progress=False).struct_map
+    encs = sorted("S" + usr for usr in structs)
+    assert len(encs) == 5
+
+    real = marshal.struct_problems
+
+    def nothing_kept(enc, structs, seen=frozenset()):
+        marshal._problems = (None, {}, {})
+        return real(enc, structs, seen)
+
+    monkeypatch.setattr(marshal, "struct_problems", nothing_kept)
+    oracle = {enc: marshal.struct_problems(enc, structs) for enc in encs}
+    monkeypatch.setattr(marshal, "struct_problems", real)
+    assert any("recursive" in " ".join(why) for why in oracle.values())
+    for order in itertools.permutations(encs):
+        marshal._problems = (None, {}, {})
+        assert {enc: marshal.struct_problems(enc, structs) for enc in order} == oracle, order

@@ -261,7 +261,7 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
     merged = merge([facts[i] for i in range(len(items))], previous)
     deps = [entry.deps[i] if previous is not None and i not in stale else facts[i].deps
             for i in range(len(items))]
-    cache.store_model(key, merged, entry, deps, then=store_units)
+    cache.store_model(key, merged, entry, deps, then=store_units if parsed else None)
     return lambda: merged.model
 
 

@@ -313,7 +313,7 @@ def cached(path: str, args: tuple[str, ...], seen: dict | None = None) -> UnitFa
 
 
 def store(path: str, args: tuple[str, ...], facts: UnitFacts) -> bytes:
-    """Writes the unit's facts to the unit cache; the pickle written."""
+    """Writes the unit's facts to the unit cache (when it can); their pickle."""
     from ..atomic import write_bytes
     data = pickle.dumps(facts, protocol=pickle.HIGHEST_PROTOCOL)
     try:
