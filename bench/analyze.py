@@ -808,7 +808,6 @@ def measure(reps: int, jobs: int, tmp: str, command: str, sources_before: str,
     p(f"  zstd.c      {lines[ZSTD_C]:>7} lines  zstandard 0.25.0 zstd/zstd.c")
     p(f"  module      {sum(lines[f] for f in module):>7} lines  the {len(module)} C files sqlean.py's setup.py "
       f"compiles into its extension module (incl. sqlite3.c)")
-    p(f"  flags, sqlean.py files: {shlex.join(sqlean_flags(SQLEAN)).replace(REPO + '/', '')}")
     if server:
         p(f"  lighttpd    {sum(lines[f] for f in server):>7} lines  the {len(server)} files of lighttpd 1.4.69's src/ that "
           f"compile here (Debian source package, ./configure {' '.join(LIGHTTPD_CONFIGURE[1:])})")
@@ -816,6 +815,7 @@ def measure(reps: int, jobs: int, tmp: str, command: str, sources_before: str,
           + (", ".join(os.path.basename(f) for f in left_out) or "none"))
     else:
         p(f"  lighttpd    not measured: {no_server}")
+    p(f"  flags, sqlean.py files: {shlex.join(sqlean_flags(SQLEAN)).replace(REPO + '/', '')}")
     p(f"  flags, zstd.c:          {shlex.join(zstd_flags()).replace(REPO + '/', '')}")
     if server:
         p(f"  flags, lighttpd:        {shlex.join(lighttpd_flags()).replace(REPO + '/', '')}")
