@@ -474,25 +474,12 @@ class TreeSampler(threading.Thread):
 # ---------------------------------------------------------------------------------------------
 # Child-process probes: libclang's parse alone, and the analyzer's stages
 
+# The floor: the analysis's own call of libclang's parse (walker.c), with its arguments and its
+# allocator's settings.  One file: timed around the call alone.  Many (a program of many units):
+# the same call on each, by a pool of as many forked processes as the analyzer runs workers,
+# taking the largest first (as the analyzer does), timed from before the pool starts until its
+# last parse ended.
 PARSE_ONLY = r"""
-import ctypes, json, sys, time
-from qtool.analyzer import clang_env, unit
-lib = clang_env.walker()               # the analysis's own call of libclang's parse (walker.c)
-clang_env.keep_freed_memory()          # and its allocator's settings
-path, flags = sys.argv[1], tuple(json.loads(sys.argv[2]))
-args = unit.clang_args(flags)          # -resource-dir <libclang-ng>/clang/native/resource ...
-argv = [a.encode() for a in args]
-errors = ctypes.c_int(0)
-t0 = time.perf_counter()
-rc = lib.qpm_parse_only(path.encode(), (ctypes.c_char_p * len(argv))(*argv), len(argv), ctypes.byref(errors))
-t1 = time.perf_counter()
-print(json.dumps({"parse": t1 - t0, "errors": errors.value if rc == 0 else -1, "args": args}))
-"""
-
-# The floor of a program of many units: the same call on each unit, by a pool of as many forked
-# processes as the analyzer runs workers, taking the largest units first (as the analyzer does),
-# timed from before the pool starts until its last parse ended.
-PARSE_POOL = r"""
 import ctypes, json, multiprocessing, sys, time
 from qtool.analyzer import clang_env, unit
 lib = clang_env.walker()
@@ -501,16 +488,19 @@ jobs, units = int(sys.argv[1]), json.loads(sys.argv[2])      # [[path, [flags...
 
 def parse(item):
     path, flags = item
-    argv = [a.encode() for a in unit.clang_args(tuple(flags))]
+    argv = [a.encode() for a in unit.clang_args(tuple(flags))]   # -resource-dir <libclang-ng>/... too
     errors = ctypes.c_int(0)
     rc = lib.qpm_parse_only(path.encode(), (ctypes.c_char_p * len(argv))(*argv), len(argv), ctypes.byref(errors))
     return path, errors.value if rc == 0 else -1
 
 t0 = time.perf_counter()
-with multiprocessing.get_context("fork").Pool(jobs) as pool:
-    bad = [p for p, e in pool.imap_unordered(parse, units) if e]
+if len(units) == 1:
+    found = [parse(units[0])]
+else:
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        found = list(pool.imap_unordered(parse, units))
 t1 = time.perf_counter()
-print(json.dumps({"parse": t1 - t0, "errors": len(bad), "bad": bad[:3]}))
+print(json.dumps({"parse": t1 - t0, "bad": [p for p, e in found if e]}))
 """
 
 STAGES = r"""
@@ -743,31 +733,23 @@ def measure(reps: int, jobs: int, tmp: str, command: str, sources_before: str,
             f.write(f"/* bench/analyze.py: change {rep + 1} */\n")
         inc["touch_big"].append(tools.qtool_run(copy_files, copy_ccdb, cache).wall)
 
-    # 4. The floor: libclang's parse alone, alternating with gcc on the same file.
+    # 4. The floor: libclang's parse alone, alternating with gcc on the same files (those of a
+    # program of many units parsed by a pool of `jobs` processes).
     floor = []
-    for label, path, fl in (("sqlite3.c", SQLITE_C, flags[SQLITE_C]), ("zstd.c", ZSTD_C, flags[ZSTD_C]),
-                            ("sqlite3.c, no flags", SQLITE_C, [])):
+    for label, files, fl in [*((label, [path], {path: fl}) for label, path, fl in (
+                                 ("sqlite3.c", SQLITE_C, flags[SQLITE_C]), ("zstd.c", ZSTD_C, flags[ZSTD_C]),
+                                 ("sqlite3.c, no flags", SQLITE_C, []))),
+                             *((case.label[4:] + f", {jobs} at a time", case.files, flags) for case in cases[3:])]:
         say(f"libclang parse only {label}")
         parses, gccs = [], []
+        units = json.dumps([[f, fl[f]] for f in sorted(files, key=lambda f: -os.path.getsize(f))])
         for rep in range(reps):
-            info, _ = run_probe(PARSE_ONLY, [path, json.dumps(fl)])
-            if info["errors"]:
-                raise BenchError(f"libclang reported {info['errors']} errors parsing {label}")
+            info, _ = run_probe(PARSE_ONLY, [str(jobs), units])
+            if info["bad"]:
+                raise BenchError(f"libclang reported errors parsing {label}: {', '.join(info['bad'])}")
             parses.append(info["parse"])
-            gccs.append(tools.gcc_run([path], {path: fl}).wall)
-        floor.append((label, [path], parses, gccs))
-    # ... and of the programs of many units, parsed by a pool of `jobs` processes.
-    for case in cases[3:]:
-        say(f"libclang parse only {case.label}")
-        parses, gccs = [], []
-        units = json.dumps([[f, flags[f]] for f in sorted(case.files, key=lambda f: -os.path.getsize(f))])
-        for rep in range(reps):
-            info, _ = run_probe(PARSE_POOL, [str(jobs), units])
-            if info["errors"]:
-                raise BenchError(f"libclang reported errors parsing {case.label}: {', '.join(info['bad'])}")
-            parses.append(info["parse"])
-            gccs.append(tools.gcc_run(case.files, flags).wall)
-        floor.append((case.label[4:] + f", {jobs} at a time", case.files, parses, gccs))
+            gccs.append(tools.gcc_run(files, fl).wall)
+        floor.append((label, files, parses, gccs))
 
     # 5. Where the analyzer's time goes (one run each, fresh cache).
     breakdowns = []
