@@ -33,14 +33,12 @@ def library():
     a clear error when it is missing or is not the wheel's.  The analysis itself needs nothing
     else: the walker parses (see qpm_parse_walk in walker.c), and clang.cindex is not loaded."""
     try:
-        import clang
+        path = library_path()
     except ImportError as e:  # pragma: no cover - depends on the installation
         raise UserError(f"libclang Python bindings are not installed ({e}); "
                         "install this package with pip to get libclang-ng") from None
-    native = os.path.join(os.path.dirname(clang.__file__), "native")
-    path = os.path.join(native, "libclang.so")
     if not os.path.exists(path):
-        raise UserError(f"no libclang.so in {native}: the installed 'clang' package is not "
+        raise UserError(f"no libclang.so in {os.path.dirname(path)}: the installed 'clang' package is not "
                         "libclang-ng; run: pip install --force-reinstall 'libclang-ng>=22.1,<23'")
     return ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
 
@@ -64,9 +62,8 @@ def library_path() -> str:
 
 @lru_cache(maxsize=None)
 def resource_dir() -> str:
-    import clang
     library()
-    res = os.path.join(os.path.dirname(clang.__file__), "native", "resource")
+    res = os.path.join(os.path.dirname(library_path()), "resource")
     if not os.path.exists(os.path.join(res, "include", "stddef.h")):
         raise UserError(f"libclang's builtin headers are missing (looked in {res}/include); "
                         "reinstall libclang-ng")
