@@ -886,12 +886,14 @@ def test_long_walk_streams_every_record(tmp_path):
                    'int main(void) { return table.op(late(f2999(0))); }\n')
     facts = unit.parse_unit(app, ())
     assert len(facts.functions) == n + 2
-    assert sorted((c.caller.rpartition("@")[2], c.callee.rpartition("@")[2]) for c in facts.calls
+    calls = map(unit.Call._make, facts.calls)     # facts are plain tuples, laid out as these say
+    assert sorted((c.caller.rpartition("@")[2], c.callee.rpartition("@")[2]) for c in calls
                   if c.callee.startswith("c:@F@f")) == sorted(
         [(f"f{i}", f"f{i - 1}") for i in range(1, n)] + [("main", "f2999")])
-    (late,) = [f for f in facts.functions if f.name == "late"]
+    (late,) = [f for f in map(unit.FunctionDecl._make, facts.functions) if f.name == "late"]
     assert late.location == Location(str(src / "late.h"), 2, 19)
-    assert [s.name for s in facts.structs] == ["late"] and facts.structs[0].location.file == str(src / "late.h")
+    structs = [unit.StructFact._make(s) for s in facts.structs]
+    assert [s.name for s in structs] == ["late"] and structs[0].location == (str(src / "late.h"), 1, 8)
     assert len(facts.indirect) == 1 and len(facts.taken) == 1
 
     # The same records written in one piece into a file, and turned into facts at once, make

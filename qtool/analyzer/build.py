@@ -17,17 +17,26 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict, namedtuple
-from functools import lru_cache
+from functools import lru_cache, partial
 from operator import attrgetter, itemgetter
 
-from ..model import (Annotation, CallArgument, CallEdge, CallSite, Component, Declaration, Diagnostic,
+from ..model import (Annotation, CallArgument, CallEdge, CallSite, Component, Declaration, Diagnostic, Field,
                      Function, Global, IndirectCall, Location, Param, ProgramModel, StructType,
                      annotation_sites)
 from ..record import replace
 from . import pointers, weights
-from .unit import FunctionDecl, UnitFacts
+from .unit import Call, FunctionDecl, GlobalDecl, UnitFacts
 
 _location = attrgetter("location")
+_loc = partial(tuple.__new__, Location)     # a fact's place, (file, line, column), as a Location
+
+
+def _decl(d: tuple) -> FunctionDecl:
+    """A function's declaration as the unit's facts hold it (unit.FunctionDecl), with Locations and
+    the model's Params: what the merge of a function reads."""
+    return FunctionDecl(*d[:2], _loc(d[2]), *d[3:13],
+                        tuple(Param(i, name, type_, enc, anns, _loc(where), _loc(end))
+                              for i, name, type_, enc, anns, where, end in d[13]))
 
 KNOWN_KINDS = {"component", "file_component", "in", "out", "inout", "string", "opaque", "count",
                "returns_string", "callback", "shared", "init", "fd"}
@@ -145,9 +154,9 @@ def _per_unit_functions(units: list[UnitFacts]) -> set[str]:
     out: set[str] = set()
     for u in units:
         main = os.path.normpath(os.path.abspath(u.path))
-        for d in u.functions:
-            if d.defined and d.linkage == "internal" and os.path.normpath(os.path.abspath(d.location.file)) != main:
-                out.add(d.usr)
+        for usr, _, where, defined, linkage in (d[:5] for d in u.functions):
+            if defined and linkage == "internal" and os.path.normpath(os.path.abspath(where[0])) != main:
+                out.add(usr)
     return out
 
 
@@ -244,7 +253,7 @@ def _reusable(units: list[UnitFacts], previous: Merge | None) -> tuple[dict[str,
     for old, new in zip(previous.units, units):
         if old is not new:
             for u in (old, new):
-                dirty.update(d.usr for d in u.functions)
+                dirty.update(d[0] for d in u.functions)
                 dirty.update(usr for usr, _, _ in u.param_uses)
                 dirty.update(usr for usr, _, _, _ in u.returned)
     return previous.model.function_map, dirty
@@ -273,9 +282,10 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
     seen_decl: set[tuple[str, Location]] = set()
     for u in units:
         for d in u.functions:
-            if (d.usr, d.location) not in seen_decl:     # a header seen by several units
-                seen_decl.add((d.usr, d.location))
-                by_usr[d.usr].append(d)
+            key = (d[0], d[2])
+            if key not in seen_decl:     # a header seen by several units
+                seen_decl.add(key)
+                by_usr[d[0]].append(_decl(d))
     for usr, ds in by_usr.items():
         defs = [d for d in ds if d.defined]
         for extra in defs[1:]:
@@ -288,22 +298,24 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
     # Direct calls, grouped by edge; a site seen by several units counts once.
     sites: dict[tuple[str, str], dict[Location, CallSite]] = defaultdict(dict)
     for u in units:
-        for c in u.calls:
-            if c.caller in by_usr and c.callee in by_usr:
-                sites[(c.caller, c.callee)][c.location] = CallSite(
-                    c.location, c.loops, c.branches, weights.local_weight(c.loops, c.branches))
+        for caller, callee, _, where, loops, branches, _ in u.calls:
+            if caller in by_usr and callee in by_usr:
+                where = _loc(where)
+                sites[(caller, callee)][where] = CallSite(where, loops, branches, weights.local_weight(loops, branches))
 
     # Indirect calls: their targets from where the program stores function addresses.
     defined_usrs = {usr for usr, ds in by_usr.items() if any(d.defined for d in ds)}
     resolver = pointers.Resolver(
         fn_types, defined_usrs, _Params(by_usr), {b for (a, b) in sites if a != b},
-        [(fn, dest, where) for u in units for _, fn, dest, where in u.taken if fn in by_usr],
+        [(fn, dest, _loc(where)) for u in units for _, fn, dest, where in u.taken if fn in by_usr],
         [(dest, source) for u in units for _, dest, source in u.flows])
     indirect_raw: dict[tuple[str, Location], tuple] = {}
     for u in units:
         for c in u.indirect:
-            if c.caller in by_usr and (c.caller, c.location) not in indirect_raw:
-                indirect_raw[(c.caller, c.location)] = (c, resolver.resolve(c.slot, c.callee))
+            key = (c[0], c[3])
+            if c[0] in by_usr and key not in indirect_raw:
+                c = Call(*c[:3], _loc(c[3]), *c[4:])
+                indirect_raw[key] = (c, resolver.resolve(c.slot, c.callee))
 
     # Frequencies: per-call multipliers, then propagation from the entry points.
     succ: dict[str, dict[str, float]] = defaultdict(dict)
@@ -330,7 +342,7 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
     returned: dict[str, set[tuple[str, str, Location]]] = defaultdict(set)
     for u in units:
         for usr, callee, name, loc in u.returned:
-            returned[usr].add((callee, name, loc))
+            returned[usr].add((callee, name, _loc(loc)))
     functions: dict[str, Function] = {}
     fn_diags: dict[str, tuple[Diagnostic, ...]] = {}
     for usr, ds in by_usr.items():
@@ -388,17 +400,19 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
         key=lambda i: i.location))
 
     globals_ = _merge_globals(units, functions, diags, per_unit_users)
-    arguments: dict[tuple[str, Location, int], CallArgument] = {}
+    found: dict[tuple[str, tuple, int], tuple] = {}     # (caller, place, index) -> unit.ArgumentFact
     for u in units:
         for a in u.arguments:
-            if a.caller in by_usr:
-                arguments.setdefault((a.caller, a.location, a.index), a)
-    if previous is not None:
-        for a in previous.model.arguments:
-            key = (a.caller, a.location, a.index)
-            mine = arguments.get(key)
-            if mine is not None and mine is not a and mine == a:
-                arguments[key] = a
+            if a[0] in by_usr:
+                found.setdefault((a[0], a[6], a[3]), a)
+    was_argument = {(a.caller, a.location, a.index): a for a in previous.model.arguments} \
+        if previous is not None else {}
+    arguments: dict[tuple[str, tuple, int], CallArgument] = {}
+    for key, a in found.items():
+        old = was_argument.get(key)
+        arguments[key] = old if old is not None and (old.caller, old.callee, old.callee_name, old.index,
+                                                     old.param, old.function, old.location) == a \
+            else CallArgument(*a[:6], _loc(a[6]))
     structs = _merge_structs(units)
 
     members: dict[str, list[Function]] = defaultdict(list)
@@ -462,7 +476,10 @@ def _merge_globals(units: list[UnitFacts], functions: dict[str, Function], diags
     decls = defaultdict(dict)
     for u in units:
         for g in u.globals:
-            decls[g.usr].setdefault(g.location, g)
+            mine = decls[g[0]]
+            if g[2] not in mine:
+                where = _loc(g[2])          # a key of Locations: the global's declarations
+                mine[where] = GlobalDecl(*g[:2], where, *g[3:])
     readers: dict[str, set[str]] = defaultdict(set)
     writers: dict[str, set[str]] = defaultdict(set)
     for u in units:
@@ -484,8 +501,11 @@ def _merge_globals(units: list[UnitFacts], functions: dict[str, Function], diags
 
 
 def _merge_structs(units: list[UnitFacts]) -> tuple[StructType, ...]:
-    out: dict[str, StructType] = {}
+    first: dict[str, tuple] = {}     # USR -> unit.StructFact
     for u in units:
         for s in u.structs:
-            out.setdefault(s.usr, s)
-    return tuple(sorted(out.values(), key=lambda s: (s.location, s.usr)))
+            first.setdefault(s[0], s)
+    out = [StructType(usr, name, kind, _loc(where),
+                      tuple(Field(n, type_, enc, anns, _loc(at)) for n, type_, enc, anns, at in fields))
+           for usr, name, kind, where, fields in first.values()]
+    return tuple(sorted(out, key=lambda s: (s.location, s.usr)))

@@ -55,7 +55,7 @@ except ImportError:
         from hashlib import sha256
 
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FORMAT = "qtool-cache/4"
+FORMAT = "qtool-cache/5"       # the layout of what the cache holds, a unit's facts included (unit.py)
 
 # The code whose output a model is: the data model and the analyzer, its walker included.
 _MODEL_CODE = ("model.py", "analyzer")

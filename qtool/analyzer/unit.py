@@ -12,12 +12,13 @@ import fcntl
 import os
 import pickle
 import threading
+from collections import namedtuple
 
 from .. import __version__
-from ..model import Annotation, CallArgument, Diagnostic, Field, FixIt, Location, Param, StructType
+from ..model import Annotation, Diagnostic, FixIt, Location
 from ..record import field, record
 from . import clang_env
-from .cache import dep as _dep, sha256, unchanged
+from .cache import FORMAT, dep as _dep, sha256, unchanged
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:         # annotations only: typing is not imported at run time
@@ -30,64 +31,49 @@ _LINKAGE = {2: "internal", 3: "internal", 4: "external"}
 _SEVERITY = {1: "note", 2: "warning", 3: "error", 4: "error"}
 
 
-@record
-class FunctionDecl:
-    usr: str
-    name: str
-    location: Location
-    defined: bool
-    linkage: str
-    variadic: bool
-    static: bool
-    return_type: str
-    return_enc: str
-    function_type: str
-    annotations: tuple[Annotation, ...]
-    inline: bool         # declared inline
-    hidden: bool         # hidden or protected visibility, by an attribute
-    params: tuple[Param, ...]
-
-
-@record
-class GlobalDecl:
-    usr: str
-    name: str
-    location: Location
-    defined: bool
-    linkage: str
-    type: str
-    type_enc: str
-    annotations: tuple[Annotation, ...]
-
-
-@record
-class Call:
-    caller: str
-    callee: str          # USR for a direct call; the function type for an indirect one
-    name: str            # callee name, or the expression holding the pointer
-    location: Location
-    loops: int
-    branches: int
-    slot: str = "?"      # an indirect call: the slot the pointer is read from (see walker.c)
+# A unit's facts are plain tuples, laid out as the named tuples below say (which name their
+# fields for the code that reads them: FunctionDecl._make(t), or unpacking).  Places in them are
+# plain (file, line, column) tuples, which compare and hash as Locations do; the merge makes the
+# model's objects of them (build.py).  Plain tuples are what pickle writes and reads fastest, and
+# every unit's facts cross a pipe from a worker and go to and come from the cache: as record
+# objects they took four times as long, in both directions.
+FunctionDecl = namedtuple("FunctionDecl", (
+    "usr", "name", "location", "defined", "linkage", "variadic", "static", "return_type", "return_enc",
+    "function_type",
+    "annotations",       # tuple[Annotation, ...]
+    "inline",            # declared inline
+    "hidden",            # hidden or protected visibility, by an attribute
+    "params"))           # tuple[ParamFact, ...]
+ParamFact = namedtuple("ParamFact", ("index", "name", "type", "type_enc", "annotations", "location", "end"))
+GlobalDecl = namedtuple("GlobalDecl", ("usr", "name", "location", "defined", "linkage", "type", "type_enc",
+                                       "annotations"))
+StructFact = namedtuple("StructFact", ("usr", "name", "kind", "location", "fields"))   # fields: FieldFact each
+FieldFact = namedtuple("FieldFact", ("name", "type", "type_enc", "annotations", "location"))
+# callee: USR for a direct call; the function type for an indirect one.  name: the callee's name,
+# or the expression holding the pointer.  slot: an indirect call's, the slot the pointer is read
+# from (see walker.c); "?" for a direct call.
+Call = namedtuple("Call", ("caller", "callee", "name", "location", "loops", "branches", "slot"))
+ArgumentFact = namedtuple("ArgumentFact", ("caller", "callee", "callee_name", "index", "param", "function",
+                                           "location"))     # as model.CallArgument
 
 
 @record(frozen=False)
 class UnitFacts:
     path: str
     diagnostics: list[Diagnostic] = field(default_factory=list)
-    functions: list[FunctionDecl] = field(default_factory=list)
-    globals: list[GlobalDecl] = field(default_factory=list)
-    structs: list[StructType] = field(default_factory=list)
-    calls: list[Call] = field(default_factory=list)
-    indirect: list[Call] = field(default_factory=list)
-    taken: list[tuple[str, str, str, Location]] = field(default_factory=list)  # (holder, function, dest, where)
+    functions: list[tuple] = field(default_factory=list)      # FunctionDecl each
+    globals: list[tuple] = field(default_factory=list)        # GlobalDecl
+    structs: list[tuple] = field(default_factory=list)        # StructFact
+    calls: list[tuple] = field(default_factory=list)          # Call
+    indirect: list[tuple] = field(default_factory=list)       # Call
+    taken: list[tuple[str, str, str, tuple]] = field(default_factory=list)  # (holder, function, dest, where)
     flows: list[tuple[str, str, str]] = field(default_factory=list)  # (holder, dest, source)
     refs: list[tuple[str, str, str]] = field(default_factory=list)   # (holder, global, r|w|a)
     file_components: dict[str, tuple[str, Location]] = field(default_factory=dict)
     deps: list[tuple[str, int, int, str]] = field(default_factory=list)
-    arguments: list[CallArgument] = field(default_factory=list)
+    arguments: list[tuple] = field(default_factory=list)      # ArgumentFact
     param_uses: list[tuple[str, int, str]] = field(default_factory=list)   # (function, index, uses)
-    returned: list[tuple[str, str, str, Location]] = field(default_factory=list)  # (function, callee, name, call)
+    returned: list[tuple[str, str, str, tuple]] = field(default_factory=list)  # (function, callee, name, call)
 
 
 def clang_args(args: tuple[str, ...]) -> list[str]:
@@ -129,21 +115,22 @@ def parse_records(path: str, lines: Iterable[str], facts: UnitFacts,
     """Turns the walker's records (see walker.c), lines of text, into facts; the files named by H
     records go to included, (path, size, mtime_ns) each (those stat could not see left out)."""
     files: dict[str, str] = {"-1": ""}
-    new, loc = tuple.__new__, Location   # a Location made without its Python-level __new__
     fn: tuple | None = None          # a function's fields, waiting for its parameters
-    params: list[Param] = []
+    params: list[tuple] = []
     struct: tuple | None = None      # a struct's fields, waiting for its members
-    fields: list[Field] = []
+    fields: list[tuple] = []
     diagnostics: list[tuple[str, str, Location | None, list[FixIt]]] = []   # with their fix-its
     keep = False                     # whether a K record is the last diagnostic's
+    calls, indirect, refs, arguments = facts.calls, facts.indirect, facts.refs, facts.arguments
+    returned, param_uses, taken, flows = facts.returned, facts.param_uses, facts.taken, facts.flows
 
     def flush():
         nonlocal fn, struct
         if fn is not None:
-            facts.functions.append(FunctionDecl(*fn, tuple(params)))
+            facts.functions.append((*fn, tuple(params)))
             fn = None
         if struct is not None:
-            facts.structs.append(StructType(*struct, fields=tuple(fields)))
+            facts.structs.append((*struct, tuple(fields)))
             struct = None
 
     for line in lines:
@@ -152,55 +139,52 @@ def parse_records(path: str, lines: Iterable[str], facts: UnitFacts,
         r = line.split("\t")
         tag = r[0]
         if tag == "C":
-            facts.calls.append(Call(r[1], r[2], r[3], new(loc, (files[r[4]], int(r[5]), int(r[6]))),
-                                    int(r[7]), int(r[8])))
+            calls.append((r[1], r[2], r[3], (files[r[4]], int(r[5]), int(r[6])), int(r[7]), int(r[8]), "?"))
         elif tag == "I":
-            facts.indirect.append(Call(r[1], r[2], r[3], new(loc, (files[r[4]], int(r[5]), int(r[6]))),
-                                       int(r[7]), int(r[8]), r[9]))
+            indirect.append((r[1], r[2], r[3], (files[r[4]], int(r[5]), int(r[6])), int(r[7]), int(r[8]), r[9]))
         elif tag == "R":
-            facts.refs.append((r[1], r[2], r[3]))
+            refs.append((r[1], r[2], r[3]))
         elif tag == "A":
-            facts.arguments.append(CallArgument(
-                r[1], "" if r[2] == "-" else r[2], "" if r[3] == "-" else r[3], int(r[4]),
-                int(r[6]) if r[5] == "p" else None, r[6] if r[5] == "f" else None,
-                new(loc, (files[r[7]], int(r[8]), int(r[9])))))
+            arguments.append((r[1], "" if r[2] == "-" else r[2], "" if r[3] == "-" else r[3], int(r[4]),
+                              int(r[6]) if r[5] == "p" else None, r[6] if r[5] == "f" else None,
+                              (files[r[7]], int(r[8]), int(r[9]))))
         elif tag == "X":
-            facts.returned.append((r[1], r[2], r[3], new(loc, (files[r[4]], int(r[5]), int(r[6])))))
+            returned.append((r[1], r[2], r[3], (files[r[4]], int(r[5]), int(r[6]))))
         elif tag == "U":
-            facts.param_uses.append((r[1], int(r[2]), r[3]))
+            param_uses.append((r[1], int(r[2]), r[3]))
         elif tag == "T":
-            facts.taken.append((r[1], r[2], r[3], new(loc, (files[r[4]], int(r[5]), int(r[6])))))
+            taken.append((r[1], r[2], r[3], (files[r[4]], int(r[5]), int(r[6]))))
         elif tag == "W":
-            facts.flows.append((r[1], r[2], r[3]))
+            flows.append((r[1], r[2], r[3]))
         elif tag == "P":
             file = files[r[6]]
-            params.append(Param(int(r[1]), r[2], r[4], r[3], _annotations(r[5]),
-                                new(loc, (file, int(r[7]), int(r[8]))), new(loc, (file, int(r[9]), int(r[10])))))
+            params.append((int(r[1]), r[2], r[4], r[3], _annotations(r[5]),
+                           (file, int(r[7]), int(r[8])), (file, int(r[9]), int(r[10]))))
         elif tag == "F":
             flush()
             params = []
-            fn = (r[1], r[2], new(loc, (files[r[3]], int(r[4]), int(r[5]))), r[6] == "1",
+            fn = (r[1], r[2], (files[r[3]], int(r[4]), int(r[5])), r[6] == "1",
                   _LINKAGE.get(int(r[7]), "none"), r[8] == "1", r[9] == "3",
                   r[11], r[10], r[12], _annotations(r[13]), bool(int(r[14]) & 1), bool(int(r[14]) & 2))
         elif tag == "N":
             files[r[1]] = os.path.normpath(r[2])
         elif tag == "D":
-            fields.append(Field(r[1], r[3], r[2], _annotations(r[4]),
-                                new(loc, (struct[3].file if struct else "", int(r[5]), int(r[6])))))
+            fields.append((r[1], r[3], r[2], _annotations(r[4]),
+                           (struct[3][0] if struct else "", int(r[5]), int(r[6]))))
         elif tag == "G":
             flush()
-            g = GlobalDecl(r[1], r[2], new(loc, (files[r[3]], int(r[4]), int(r[5]))), r[6] == "1",
-                           _LINKAGE.get(int(r[7]), "none"), r[9], r[8], _annotations(r[10]))
-            component = next((a.arg for a in g.annotations if a.kind == "file_component"), None)
+            annotations = _annotations(r[10])
+            where = (files[r[3]], int(r[4]), int(r[5]))
+            component = next((a.arg for a in annotations if a.kind == "file_component"), None)
             if component is not None:
-                facts.file_components.setdefault(g.location.file, (component, g.location))
+                facts.file_components.setdefault(where[0], (component, Location(*where)))
             else:
-                facts.globals.append(g)
+                facts.globals.append((r[1], r[2], where, r[6] == "1", _LINKAGE.get(int(r[7]), "none"),
+                                      r[9], r[8], annotations))
         elif tag == "S":
             flush()
             fields = []
-            struct = (r[1], r[2], "union" if r[6] == "U" else "struct",
-                      new(loc, (files[r[3]], int(r[4]), int(r[5]))))
+            struct = (r[1], r[2], "union" if r[6] == "U" else "struct", (files[r[3]], int(r[4]), int(r[5])))
         elif tag == "H":
             if included is not None and r[2] != "-":
                 included.append((r[1], int(r[2]), int(r[3])))
@@ -294,7 +278,7 @@ def _lines(fd: int):
 # The per-unit cache.
 
 def _cache_file(path: str, args: tuple[str, ...]) -> str:
-    key = "\0".join([__version__, clang_env.walker_digest(), *FIXED_FLAGS, os.path.abspath(path), *args])
+    key = "\0".join([FORMAT, __version__, clang_env.walker_digest(), *FIXED_FLAGS, os.path.abspath(path), *args])
     name = sha256(key.encode()).hexdigest()[:32]
     return os.path.join(clang_env.cache_dir(), "units", name + ".pickle")
 
