@@ -425,7 +425,6 @@ def test_the_units_workers_parse_are_in_the_unit_cache(monkeypatch, tmp_path, pr
         return real_store(path, args, facts)
 
     monkeypatch.setattr(unit, "store", store)
-    monkeypatch.setattr(cache, "in_background", lambda write, file=None: write())
     model = analyzer.analyze(["."], jobs=2, progress=False)
     cache.wait()
     assert stored_here == []            # every unit was stored by the worker that parsed it

@@ -255,9 +255,6 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
         find([i for i in range(len(items)) if i not in facts])
         parsed = [(items[i], facts[i]) for i in fresh if i not in stored]
     report.close()
-    if len(parsed) > 1:         # many: written while the units merge, by a child of their own
-        cache.in_background(store_units)
-        store_units = None
     merged = merge([facts[i] for i in range(len(items))], previous)
     deps = [entry.deps[i] if previous is not None and i not in stale else facts[i].deps
             for i in range(len(items))]

@@ -152,11 +152,16 @@ def _per_unit_functions(units: list[UnitFacts]) -> set[str]:
     `static inline` helpers): every unit that includes the header has its own copy, so a call to
     one never leaves the caller's process, whatever the header's name."""
     out: set[str] = set()
+    absolute: dict[str, str] = {}       # each file's path, absolute and normalized (a few files)
     for u in units:
         main = os.path.normpath(os.path.abspath(u.path))
         for usr, _, where, defined, linkage in (d[:5] for d in u.functions):
-            if defined and linkage == "internal" and os.path.normpath(os.path.abspath(where[0])) != main:
-                out.add(usr)
+            if defined and linkage == "internal":
+                file = absolute.get(where[0])
+                if file is None:
+                    file = absolute[where[0]] = os.path.normpath(os.path.abspath(where[0]))
+                if file != main:
+                    out.add(usr)
     return out
 
 

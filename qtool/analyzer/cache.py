@@ -22,11 +22,10 @@ it was made from, and is valid while the program's model entry has that stamp an
 unchanged: a run where nothing changed reads no model at all.  An edit that leaves the model as
 it was keeps the stamp, and with it every result.
 
-Entries are written whole (atomic.py).  Those made from scratch (every unit parsed) are written
-by a forked child, so that pickling them overlaps the command's own work; one made from a
-previous entry is small to write, and is written when this process ends, by a child forked then
-(forked earlier, the child would cost more: every page the two share is copied as soon as either
-touches it).  A command ends without waiting for its writers; a run that reads the cache waits
+Entries are written whole (atomic.py), when this process ends, by a child forked then (forked
+earlier, the child would cost the command more than the writing: every page the two share is
+copied as soon as either touches it); a process that reads an entry it has yet to write writes
+it first.  A command ends without waiting for its writers; a run that reads the cache waits
 for the writers still at work (see "Writing in the background"), so it sees what they write.  Each
 frame carries a checksum: an entry that cannot be read (another version, truncated, corrupted) is
 ignored, and a cache only ever costs time.
@@ -64,6 +63,8 @@ _RESULT_CODE = (".", "analyzer", "commands")
 
 
 def cache_dir() -> str:
+    if _writing_into is not None:
+        return _writing_into
     base = os.environ.get("QPM_CACHE_DIR")
     if not base:
         xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -605,13 +606,14 @@ def store_model(key: str, merge, previous: Entry | None = None, deps: list | Non
         _stamps.pop(key, None)
         _last_key = key
         if then is not None:
-            in_background(then)
+            _defer(then)
         return
     if previous is None or previous.state is None:
         previous = None
     same = previous is not None and merge.model is previous.state.model
     stamp = previous.stamp if same else os.urandom(8).hex()
     loaded(key, stamp)
+    base_dir = os.getcwd()          # what the JSON's paths are relative to (the write comes later)
 
     def write():
         from ..atomic import write_bytes
@@ -635,7 +637,7 @@ def store_model(key: str, merge, previous: Entry | None = None, deps: list | Non
         model_rest, by_file = _model_frames(merge.model)
         model = [_same_frame(model_rest, previous.rest if previous is not None else None)]
         from .. import output
-        code, base_dir, fmap = _code_digest(("output.py",)), os.getcwd(), merge.model.function_map
+        code, fmap = _code_digest(("output.py",)), merge.model.function_map
         for file, group in by_file.items():
             # Each file's frame carries its functions and calls as compact JSON (output.json_part),
             # made here, in the background, for the next run to print.
@@ -658,13 +660,11 @@ def store_model(key: str, merge, previous: Entry | None = None, deps: list | Non
             if then is not None:
                 then()
 
-    if previous is None:
-        in_background(write, _model_file(key))
-    else:
-        # Written from a previous entry, the entry costs less to write than a forked child would
-        # cost this process (every page it still shares with the child is copied when touched):
-        # it is written here, at exit (or before this process reads it).
-        _deferred.append((write, _model_file(key)))
+    # Written at exit, by a child forked then (or here, before this process reads the entry): a
+    # child forked now would cost this process more than the writing does, every page the two
+    # share being copied as soon as this process touches it (lighttpd's checks and output, after
+    # its 79 units were merged: 6,600 page faults, a third of their time).
+    _defer(write, _model_file(key))
     # The entry read is kept until the next one is written: freeing what it holds (the merge state,
     # hundreds of thousands of objects) would cost an edit's run a tenth of its time, and a
     # command's process ends without freeing anything (cli.console).
@@ -768,7 +768,7 @@ def store_signatures(model, name: tuple, entries: dict) -> None:
         return
     file = _signatures_file(stamp, name)
     units = model.translation_units
-    _deferred.append((lambda: _write_one(file, (stamp, units, entries)), file))
+    _defer(lambda: _write_one(file, (stamp, units, entries)), file)
 
 
 # Writing in the background.
@@ -782,9 +782,24 @@ def store_signatures(model, name: tuple, entries: dict) -> None:
 # only once a writer is done), so it sees the entries a run before it left.  A writer's standard
 # streams are /dev/null: one that outlives its command holds no pipe of whoever ran it.
 
-_writers: list[tuple[int, str | None]] = []     # children writing entries, and which, not yet waited for
 _deferred: list[tuple] = []                     # (write, file): entries to write at exit
 _leaving: list[tuple] = []                      # those given to the writer forked at exit
+_writing_into: str | None = None                # the cache a deferred write writes to (_defer)
+
+
+def _defer(write, file: str | None = None) -> None:
+    """Has write() run at exit (or when wait() asks for it; file: the entry it writes, if one),
+    into the cache this process uses now, whichever it uses then."""
+    directory = cache_dir()
+
+    def run() -> None:
+        global _writing_into
+        _writing_into = directory
+        try:
+            write()
+        finally:
+            _writing_into = None
+    _deferred.append((run, file))
 
 
 def _writer_lock() -> tuple[int, str] | None:
@@ -869,31 +884,16 @@ def _fork_writer(write) -> int:
     return pid
 
 
-def in_background(write, file: str | None = None) -> None:
-    """Runs write() in a forked child, so that its pickling overlaps what this process does next
-    (or here, when it cannot fork); file, the entry it writes, if one.  A cache that cannot be
-    written only costs time: write() reports nothing."""
-    pid = _fork_writer(write)
-    if pid > 0:
-        _writers.append((pid, file))
-
-
 def wait(file: str | None = None) -> None:
-    """Waits for the entries this process is writing: every one, or the one of this file (those
-    left to write at exit are written now)."""
+    """Writes here the entries this process has yet to write (they are written at exit): every
+    one, or the one of this file.  A cache that cannot be written only costs time: nothing is
+    reported."""
     for write, written in list(_deferred):
         if file is None or written == file:
             _deferred.remove((write, written))
             try:
                 write()
             except Exception:
-                pass
-    for pid, written in list(_writers):
-        if file is None or written == file:
-            _writers.remove((pid, written))
-            try:
-                os.waitpid(pid, 0)
-            except ChildProcessError:
                 pass
 
 
