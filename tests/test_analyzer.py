@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import sys
 import textwrap
 
@@ -869,6 +870,42 @@ def test_system_headers_parse_without_diagnostics(tmp_path):
 
 
 # The walk: its records stream through a pipe while they are turned into facts.
+
+def test_facts_are_plain_tuples_and_pickle_as_such(tmp_path):
+    # A unit's facts cross a pipe from every worker and go to and from the cache: they are exact
+    # tuples of strings, numbers and annotations, laid out as unit.py's named tuples say, with no
+    # object pickle would have to reduce (a Location, a record) among them.
+    src = tmp_path / "src"
+    write(src, "api.h", '#include "qpm.h"\n'
+          'struct req { int *body QPM_COUNT(len); int len; };\n'
+          'int api_put(struct req *r QPM_IN(1), const char *key QPM_STRING) QPM_COMPONENT(store);\n'
+          'static inline int twice(int x) { return 2 * x; }\n'
+          'extern int hits;\n')
+    app, _ = write(src, "app.c", '#include "api.h"\nint hits;\nint (*hook)(int) = twice;\n'
+                   'int api_put(struct req *r, const char *key) { hits++; return r->len + key[0]; }\n'
+                   'int relay(struct req *r) { return api_put(r, "x"); }\n'
+                   'int main(void) { struct req r = {0, 0}; return api_put(&r, "k") + hook(twice(1)); }\n')
+    facts = unit.parse_unit(app, ())
+    assert facts.diagnostics == []
+    layouts = {"functions": unit.FunctionDecl, "globals": unit.GlobalDecl, "structs": unit.StructFact,
+               "calls": unit.Call, "indirect": unit.Call, "arguments": unit.ArgumentFact}
+
+    def plain(value) -> bool:
+        if type(value) is tuple:
+            return all(plain(v) for v in value)
+        return value is None or type(value) in (str, int, bool, float, Annotation)
+
+    for name, layout in layouts.items():
+        items = getattr(facts, name)
+        assert items, name
+        assert all(type(t) is tuple and len(t) == len(layout._fields) and plain(t) for t in items), name
+    for name in ("taken", "flows", "refs", "param_uses", "returned", "deps"):
+        assert all(type(t) is tuple and plain(t) for t in getattr(facts, name)), name
+    (put,) = [d for d in map(unit.FunctionDecl._make, facts.functions) if d.name == "api_put" and d.defined]
+    assert [unit.ParamFact._make(p).annotations for p in put.params] == [(Annotation("in", "1"),), (Annotation("string"),)]
+    assert put.location == (app, 4, 5)
+    assert pickle.loads(pickle.dumps(facts, pickle.HIGHEST_PROTOCOL)) == facts
+
 
 def test_long_walk_streams_every_record(tmp_path):
     # Thousands of functions make far more records than the walker keeps before it writes them

@@ -158,7 +158,7 @@ def analysis(paths: list[str], compile_commands: str | None = None, jobs: int | 
 def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
              extra_args: tuple[str, ...], progress: bool,
              use_entry: bool = True) -> Callable[[], ProgramModel]:
-    cache.wait()                # for the entries an earlier analysis here is still writing
+    cache.wait()                # the entries an earlier analysis here has yet to write, written now
     cache.release_paused()      # and the reading of a merge state an earlier one did not need
     cache.await_writers()       # and those a run before this one still is
     items, key = program(paths, compile_commands, extra_args)
