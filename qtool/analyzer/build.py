@@ -283,21 +283,26 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
     if reused and previous.file_components != file_components:
         reused = {}           # a file's default component changed: its functions may move
 
-    by_usr: dict[str, list[FunctionDecl]] = defaultdict(list)
+    # Each function's declarations, as the facts hold them (unit.FunctionDecl's layout: made
+    # FunctionDecls, by _decl, only for the functions merged again).
+    by_usr: dict[str, list[tuple]] = defaultdict(list)
     seen_decl: set[tuple[str, Location]] = set()
     for u in units:
         for d in u.functions:
             key = (d[0], d[2])
             if key not in seen_decl:     # a header seen by several units
                 seen_decl.add(key)
-                by_usr[d[0]].append(_decl(d))
+                by_usr[d[0]].append(d)
     for usr, ds in by_usr.items():
-        defs = [d for d in ds if d.defined]
+        defs = [d for d in ds if d[3]]
+        if len(defs) < 2:
+            continue
+        defs = [_decl(d) for d in defs]
         for extra in defs[1:]:
             diags.append(Diagnostic("error", "QPM036", f"'{extra.name}' is defined twice in the program "
                                                        f"(first at {defs[0].location.short()}); analyse one program at a time",
                                     extra.location))
-    fn_types = {usr: ds[0].function_type for usr, ds in by_usr.items()}
+    fn_types = {usr: ds[0][9] for usr, ds in by_usr.items()}
     per_unit = _per_unit_functions(units)
 
     # Direct calls, grouped by edge; a site seen by several units counts once.
@@ -309,7 +314,7 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
                 sites[(caller, callee)][where] = CallSite(where, loops, branches, weights.local_weight(loops, branches))
 
     # Indirect calls: their targets from where the program stores function addresses.
-    defined_usrs = {usr for usr, ds in by_usr.items() if any(d.defined for d in ds)}
+    defined_usrs = {usr for usr, ds in by_usr.items() if any(d[3] for d in ds)}
     resolver = pointers.Resolver(
         fn_types, defined_usrs, _Params(by_usr), {b for (a, b) in sites if a != b},
         [(fn, dest, _loc(where)) for u in units for _, fn, dest, where in u.taken if fn in by_usr],
@@ -332,7 +337,7 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
             succ[c.caller][t] = succ[c.caller].get(t, 0.0) + share
     called = {b for a, bs in succ.items() for b in bs if b != a}
     entries = defined_usrs - called
-    entries.update(usr for usr in defined_usrs if by_usr[usr][0].name == "main" and by_usr[usr][0].linkage == "external")
+    entries.update(usr for usr in defined_usrs if by_usr[usr][0][1] == "main" and by_usr[usr][0][4] == "external")
     # The frequencies are a function of the call graph alone, which an edit seldom changes.
     graph = (sorted(by_usr), [(a, list(bs.items())) for a, bs in succ.items()], entries)
     if previous is not None and previous.frequencies[0] == graph:
@@ -359,8 +364,8 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
             mine = previous.function_diagnostics.get(usr, ())
         else:
             made: list[Diagnostic] = []
-            f = _merge_function(ds, file_components, frequency, made, usr in per_unit,
-                                uses.get(usr, {}) if any(d.defined for d in ds) else None,
+            f = _merge_function([_decl(d) for d in ds], file_components, frequency, made, usr in per_unit,
+                                uses.get(usr, {}) if any(d[3] for d in ds) else None,
                                 tuple(sorted(returned.get(usr, ()), key=lambda r: (r[2], r[0]))))
             mine = tuple(made)
         functions[usr] = f
@@ -450,7 +455,7 @@ class _Params:
     """USR -> the type encodings of a function's parameters (its definition's, else its first
     declaration's), as pointers.Resolver asks for them: worked out for those it asks for."""
 
-    def __init__(self, by_usr: dict[str, list[FunctionDecl]]):
+    def __init__(self, by_usr: dict[str, list[tuple]]):
         self.by_usr = by_usr
         self.known: dict[str, tuple[str, ...]] = {}
 
@@ -460,7 +465,7 @@ class _Params:
             ds = self.by_usr.get(usr)
             if not ds:
                 return default
-            found = self.known[usr] = tuple(p.type_enc for p in next((d for d in ds if d.defined), ds[0]).params)
+            found = self.known[usr] = tuple(p[3] for p in next((d for d in ds if d[3]), ds[0])[13])
         return found
 
 
