@@ -286,7 +286,7 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
     # Each function's declarations, as the facts hold them (unit.FunctionDecl's layout: made
     # FunctionDecls, by _decl, only for the functions merged again).
     by_usr: dict[str, list[tuple]] = defaultdict(list)
-    seen_decl: set[tuple[str, Location]] = set()
+    seen_decl: set[tuple[str, tuple]] = set()         # (USR, place)
     for u in units:
         for d in u.functions:
             key = (d[0], d[2])
@@ -319,7 +319,7 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
         fn_types, defined_usrs, _Params(by_usr), {b for (a, b) in sites if a != b},
         [(fn, dest, _loc(where)) for u in units for _, fn, dest, where in u.taken if fn in by_usr],
         [(dest, source) for u in units for _, dest, source in u.flows])
-    indirect_raw: dict[tuple[str, Location], tuple] = {}
+    indirect_raw: dict[tuple[str, tuple], tuple] = {}    # (caller, place) -> (Call, its targets)
     for u in units:
         for c in u.indirect:
             key = (c[0], c[3])
