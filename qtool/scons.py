@@ -108,7 +108,9 @@ def _analyze_action(target, source, env):
         facts = unit.parse_unit(path, _parse_args(env, target, source))
     except UserError as e:
         return _fail(str(e))
+    from .analyzer.cache import filled
     from .atomic import write_bytes
+    facts.deps = filled(facts.deps)
     write_bytes(target[0].abspath, pickle.dumps(facts, protocol=pickle.HIGHEST_PROTOCOL))
     return 0
 

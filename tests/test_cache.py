@@ -409,29 +409,56 @@ def test_a_crossing_whose_parameter_flows_through_an_edited_file_is_checked_agai
 
 
 def test_the_units_workers_parse_are_in_the_unit_cache(monkeypatch, tmp_path, program):
-    """Parsed by a pool of workers, each unit's facts reach the unit cache (written by the worker
-    that made them), equal to what parsing it here makes: a later run finds them there."""
+    """Parsed by a pool of workers, each unit's facts reach the unit cache, written when the
+    command's work is done (here, by cache.wait()), with the digest of every file the unit read,
+    and equal to what parsing it here makes: a later run finds them there."""
     from qtool import analyzer
     monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.chdir(program)
     items, _ = analyzer.program(["."])
     assert len(items) > 2
     assert all(unit.cached(*item) is None for item in items)
-    here, stored_here, real_store = os.getpid(), [], unit.store
+    here, stored, real_store = os.getpid(), [], unit.store
 
     def store(path, args, facts):
-        if os.getpid() == here:         # not in a worker (nor in a writer this process forks)
-            stored_here.append(path)
+        stored.append((path, os.getpid()))
         return real_store(path, args, facts)
 
     monkeypatch.setattr(unit, "store", store)
     model = analyzer.analyze(["."], jobs=2, progress=False)
+    assert stored == []                 # nothing written before the command's work is done
     cache.wait()
-    assert stored_here == []            # every unit was stored by the worker that parsed it
+    assert sorted(stored) == sorted((path, here) for path, _ in items)
     for path, args in items:
-        assert unit.cached(path, args) == unit.parse_unit(path, args), path
+        found = unit.cached(path, args)
+        assert found == unit.parse_unit(path, args), path
+        assert len(found.deps) > 2
+        for file, size, mtime, digest in found.deps:
+            assert digest == cache.file_digest(file) and size == os.path.getsize(file), file
     monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path / "empty"))
     assert analyzer.analyze(["."], jobs=1, progress=False) == model
+
+
+def test_a_file_digest_is_taken_when_written_and_only_of_the_file_as_it_was_read(tmp_path):
+    """A unit's files are hashed when its entry is written, not when it is parsed (cache.dep,
+    cache.filled): a file that changed in between gets no digest that any contents match, and
+    one only touched since it was hashed is still unchanged."""
+    kept, changed = tmp_path / "kept.h", tmp_path / "changed.h"
+    kept.write_text("int kept;\n")
+    changed.write_text("int changed;\n")
+    deps = [cache.dep(str(kept)), cache.dep(str(changed))]
+    assert [d[3] for d in deps] == [None, None]         # never hashed in this process
+    assert cache.unchanged(deps)                        # as read
+    changed.write_text("int changed_after_the_parse;\n")
+    written = cache.filled(deps)
+    assert written[0][3] == cache.file_digest(str(kept))
+    assert written[1][3] == ""
+    assert cache.filled(written) is written             # nothing missing: the same list
+    later = os.stat(kept).st_mtime_ns + 5_000_000_000
+    os.utime(kept, ns=(later, later))                   # touched, same contents
+    os.utime(changed, ns=(later, later))
+    assert cache.unchanged(written[:1]) and not cache.unchanged(written[1:])
+    assert not cache.unchanged(deps[1:])                # an unhashed dep whose file moved on
 
 
 SHARED_STRUCT = {

@@ -58,11 +58,11 @@ class _Progress:
 
 
 def _job(item):
-    """A worker's unit: its facts pickled once, for the unit cache (written here) and for the
-    process that merges them."""
+    """A worker's unit: its facts, pickled for the process that merges them (which stores them in
+    the unit cache when it ends, with the digests of the files they read: see cache.dep)."""
     from . import unit
     i, (path, args) = item
-    return i, unit.store(path, args, unit.parse_unit(path, args))
+    return i, pickle.dumps(unit.parse_unit(path, args), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _size(path: str) -> int:
@@ -181,7 +181,6 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
     facts: dict[int, object] = {}
     report = _Progress(len(items), progress)
     fresh: list[int] = []          # the units parsed here
-    stored: set[int] = set()       # those of them that a worker stored in the unit cache
 
     def find(indices) -> None:
         """The facts of these units: from the unit cache, else parsed."""
@@ -210,7 +209,6 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
                 for k, data in pool.imap_unordered(_job, [(i, items[i]) for i in todo]):
                     facts[k] = pickle.loads(data)
                     fresh.append(k)
-                    stored.add(k)
                     done += 1
                     report.step(done, items[k][0])
         else:
@@ -223,7 +221,7 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
                 report.step(done, items[i][0])
 
     find(sorted(stale) if reader is not None else range(len(items)))
-    parsed = [(items[i], facts[i]) for i in fresh if i not in stored]
+    parsed = [(items[i], facts[i]) for i in fresh]
     store_units = lambda: [unit.store(path, args, f) for (path, args), f in parsed]  # noqa: E731
     if entry is not None:
         entry.pause()               # the reader, while the digests tell whether it is needed
@@ -253,7 +251,7 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
             facts.setdefault(i, previous.units[i])
     else:
         find([i for i in range(len(items)) if i not in facts])
-        parsed = [(items[i], facts[i]) for i in fresh if i not in stored]
+        parsed = [(items[i], facts[i]) for i in fresh]
     report.close()
     merged = merge([facts[i] for i in range(len(items))], previous)
     deps = [entry.deps[i] if previous is not None and i not in stale else facts[i].deps

@@ -83,22 +83,46 @@ def file_digest(path: str) -> str:
     return h.hexdigest()
 
 
-def dep(path: str, size: int | None = None, mtime: int | None = None) -> tuple[str, int, int, str]:
+def dep(path: str, size: int | None = None, mtime: int | None = None) -> tuple[str, int, int, str | None]:
     """What tells whether a file changed later (see unchanged): its size and modification time
-    (as os.stat finds them now, or as given), and its digest.  The digest of a file this process
-    found unchanged or hashed already, with the same size and modification time, is not computed
-    again (the units one process parses share most of their headers)."""
+    (as os.stat finds them now, or as given), and its digest when this process knows it (it found
+    the file unchanged, or hashed it), else None: the digest is computed when the dep is written
+    (filled), which a command does after it has answered (the units one process parses share most
+    of their headers, and a cold run's hashing is then off its path)."""
     if size is None or mtime is None:
         st = os.stat(path)
         size, mtime = st.st_size, st.st_mtime_ns
-    key = (path, size, mtime)
-    digest = _known.get(key)
-    if digest is None:
-        digest = _known[key] = file_digest(path)
-    return (path, size, mtime, digest)
+    return (path, size, mtime, _known.get((path, size, mtime)))
 
 
 _known: dict[tuple[str, int, int], str] = {}     # (path, size, mtime_ns) -> sha1, in this process
+
+
+def filled(deps: list) -> list:
+    """deps with every digest, the same list when none is missing.  A missing one is computed
+    now, and counts only if the file still has the size and modification time the dep says
+    (else the dep gets a digest no file has, "": a file that changed since it was read is
+    changed)."""
+    if all(d[3] is not None for d in deps):
+        return deps
+    out = []
+    for path, size, mtime, digest in deps:
+        if digest is None:
+            key = (path, size, mtime)
+            digest = _known.get(key)
+            if digest is None:
+                try:
+                    digest = file_digest(path)
+                    st = os.stat(path)
+                except OSError:
+                    digest = ""
+                else:
+                    if (st.st_size, st.st_mtime_ns) == (size, mtime):
+                        _known[key] = digest
+                    else:
+                        digest = ""
+        out.append((path, size, mtime, digest))
+    return out
 
 
 def unchanged(deps, seen: dict | None = None) -> bool:
@@ -128,9 +152,10 @@ def _unchanged(path: str, size: int, mtime: int, digest: str) -> bool:
         st = os.stat(path)
     except OSError:
         return False
-    if st.st_size != size or (st.st_mtime_ns != mtime and file_digest(path) != digest):
+    if st.st_size != size or (st.st_mtime_ns != mtime and (not digest or file_digest(path) != digest)):
         return False
-    _known[(path, size, st.st_mtime_ns)] = digest
+    if digest:
+        _known[(path, size, st.st_mtime_ns)] = digest
     return True
 
 
@@ -650,7 +675,8 @@ def store_model(key: str, merge, previous: Entry | None = None, deps: list | Non
         digests = tuple(previous.digests[i] if previous is not None and u is previous.state.units[i]
                         else facts_digest(u) for i, u in enumerate(units))
         body = os.urandom(8).hex()
-        header = (stamp, _deps_header([u.deps for u in units] if deps is None else deps, previous),
+        header = (stamp, _deps_header([filled(d) for d in ([u.deps for u in units] if deps is None else deps)],
+                                      previous),
                   tuple(by_file), len(base), digests, body)
         try:
             write_bytes(_body_file(key, body), _pack([*model, rest, *base, *overlay]), make_dirs=True)
@@ -691,7 +717,8 @@ def keep_model(key: str, entry: Entry, deps: list) -> None:
     """Writes a program's model entry again as it is but for the files each unit read (deps): what
     its units say of the program did not change (their facts_digest), and so neither did its
     model, nor anything made of it (its stamp stays): the header alone, written here."""
-    header = (entry.stamp, _deps_header(deps, entry), entry.files, entry.bases, entry.digests, entry.body)
+    header = (entry.stamp, _deps_header([filled(d) for d in deps], entry), entry.files, entry.bases,
+              entry.digests, entry.body)
     _write_one(_model_file(key), header)
     loaded(key, entry.stamp)
 

@@ -18,7 +18,7 @@ from .. import __version__
 from ..model import Annotation, Diagnostic, FixIt, Location
 from ..record import field, record
 from . import clang_env
-from .cache import FORMAT, dep as _dep, sha256, unchanged
+from .cache import FORMAT, dep as _dep, filled, sha256, unchanged
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:         # annotations only: typing is not imported at run time
@@ -296,12 +296,12 @@ def cached(path: str, args: tuple[str, ...], seen: dict | None = None) -> UnitFa
     return facts
 
 
-def store(path: str, args: tuple[str, ...], facts: UnitFacts) -> bytes:
-    """Writes the unit's facts to the unit cache (when it can); their pickle."""
+def store(path: str, args: tuple[str, ...], facts: UnitFacts) -> None:
+    """Writes the unit's facts to the unit cache (when it can), with the digests of its files."""
     from ..atomic import write_bytes
+    facts.deps = filled(facts.deps)
     data = pickle.dumps(facts, protocol=pickle.HIGHEST_PROTOCOL)
     try:
         write_bytes(_cache_file(path, args), data, make_dirs=True)
     except OSError:
         pass  # A cache that cannot be written only costs time.
-    return data
