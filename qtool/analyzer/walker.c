@@ -367,8 +367,7 @@ static char *usr_make(CXCursor c)
     CXString name = {0, 0};
     if (clang_getCursorLinkage(c) == 2) {
         CXFile f;
-        unsigned line, col, off;
-        clang_getExpansionLocation(clang_getCursorLocation(c), &f, &line, &col, &off);
+        clang_getExpansionLocation(clang_getCursorLocation(c), &f, NULL, NULL, NULL);
         if (f) {
             name = clang_getFileName(f);
             path = clang_getCString(name);
@@ -1682,11 +1681,14 @@ static int body_visit(CXCursor c, CXCursor parent, CXClientData data)
 
 static int in_user_file(CXCursor c)
 {
+    /* The system header test first: most top-level declarations of a unit are the system
+     * headers', and the file alone is asked for (a line number costs a search of the file's). */
     CXSourceLocation loc = clang_getCursorLocation(c);
+    if (clang_Location_isInSystemHeader(loc))
+        return 0;
     CXFile f;
-    unsigned line, col, off;
-    clang_getExpansionLocation(loc, &f, &line, &col, &off);
-    return f && !clang_Location_isInSystemHeader(loc);
+    clang_getExpansionLocation(loc, &f, NULL, NULL, NULL);
+    return f != NULL;
 }
 
 static void out_decl_head(struct walk *w, const char *tag, CXCursor c)
