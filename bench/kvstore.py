@@ -79,8 +79,13 @@ rate R at which R * (C(R) + k * h) fits in the CPU mono used at its maximum.  Th
 isolate-cache's open-loop maximum at least 0.9 of that rate floor, and its closed-loop ratio at
 least 0.9 of C / (C + k * h) with the closed loop's C.  Every floor is shown a second time with h1,
 the same ping-pong with both processes kept to one CPU (a hand-off that is a switch on one core,
-the cheapest there is), and the run says whether that floor leaves isolate-cache room for 50% of
-mono's maximum at all.  The call counting run is skipped.
+the cheapest there is).  The 50% target has a floor too: at the h1 rate floor's capacity,
+isolate-cache would be at u = (50% load) / (that capacity) of it, and since a queue's delay at a
+given utilization grows with the service time, which crossings only lengthen, mono run at u of
+its own maximum (R rounds more) shows the least p99 a split build can have at 50% load; the run
+says whether that floor forbids 1.3 times mono's p99 at 50%, and how far isolate-cache's p99 is
+from the floor's (u >= 1: no capacity for the load even at the floor).  The call counting run is
+skipped.
 
 The exit status is 0 whatever the ratios are; 1 when a request failed or a server misbehaved
 (the numbers are then printed but not valid), 2 when something could not be built or run.
@@ -759,6 +764,68 @@ def equal_utilization_runs(args, exes: dict, loadgen: str, tmp: str, rounds: int
     return out
 
 
+def floor_utilization_runs(args, exes: dict, loadgen: str, tmp: str, rounds: int, rates: dict,
+                           searches: dict, probes: list[dict], runs: dict, handoff_one: tuple) -> dict | None:
+    """The floor of the p99 target at 50% load.  With every round trip a hand-off on one core (h1,
+    the cheapest there is) and the rest of a request costing what mono's does at the same rate,
+    isolate-cache could carry at most `most` requests/s (rate_floor); at 50% load it would then be
+    at u = load / most of its capacity.  A server's queueing delay at a given utilization grows
+    with its service time, which the crossings only lengthen: so mono itself at u of its own
+    maximum (same code, same client, no crossing) shows the least p99 any split build can show at
+    50% load.  Runs mono there, `rounds` times.  None when 50% is not a load measured."""
+    mono = searches["mono"].good
+    if 0.5 not in rates or mono is None:
+        return None
+    own = [p for p in probes if p["variant"] == "isolate-cache"] + \
+        [x for (_, w), rs in runs.items() if w == "isolate-cache" for x in rs]
+    k = per_request(own, "trips")       # as saturation_report counts them
+    if not k:
+        return None
+    c_mono = (mono["server_cpu"] + mono["loadgen_cpu"]) / mono["requests"]
+    most = rate_floor(mono_costs(probes, runs), mono["rate"] * c_mono, k, handoff_one[0])
+    u = rates[0.5] / most
+    out = {"u": u, "most": most, "trips": k, "mono": []}
+    if u >= 1:
+        return out
+    top = rates[0.5] / 0.5
+    log()
+    log(f"the p99 floor at 50% load: at the h1 floor isolate-cache carries at most {most:.0f}/s, so 50% "
+        f"load is {u:.2f} of its capacity; mono at {u:.2f} of its maximum ({u * top:.0f}/s):")
+    for i in range(rounds):
+        r = paced_run(exes["mono"], loadgen, args.threads, u * top, args.duration, tmp)
+        r["round"] = i
+        out["mono"].append(r)
+        log(f"  round {i + 1}/{rounds}  mono           at {u * top:7.0f}/s  p50 {r['p50_ms']:7.3f}  "
+            f"p99 {r['p99_ms']:7.3f}  p99.9 {r['p999_ms']:7.3f} ms  errors {r['errors']}"
+            + run_remarks(r, problems(r)))
+    return out
+
+
+def floor_utilization_report(fl: dict | None, runs: dict, rates: dict) -> None:
+    """The 50% target beside its floor (floor_utilization_runs): whether the floor forbids a p99 of
+    at most P99_TARGET times mono's, and isolate-cache's p99 against the floor's."""
+    if fl is None:
+        return
+    mono50 = statistics.median(r["p99_ms"] for r in runs[(0.5, "mono")])
+    ic50 = statistics.median(r["p99_ms"] for r in runs[(0.5, "isolate-cache")])
+    log()
+    log(f"the target at 50% load ({rates[0.5]:.0f}/s) against its floor: with every round trip "
+        f"({fl['trips']:.2f} a request) a hand-off on one core (h1), isolate-cache could carry at most "
+        f"{fl['most']:.0f}/s, {fl['most'] / rates[0.5]:.2f} times the load")
+    if fl["u"] >= 1:
+        log("  so at 50% load its queue would grow for as long as the load lasts: the floor forbids any p99 "
+            "target there in this run")
+        return
+    floor_p99 = statistics.median(r["p99_ms"] for r in fl["mono"])
+    allowed = floor_p99 / mono50
+    log(f"  at 50% load it would be at {fl['u']:.2f} of its capacity; mono at {fl['u']:.2f} of its own maximum: "
+        f"p99 {spread([r['p99_ms'] for r in fl['mono']])} ms, {allowed:.2f} times its p99 at 50% load "
+        f"({mono50:.3f} ms): " + (f"the floor forbids <= {P99_TARGET}" if allowed > P99_TARGET
+                                  else f"the floor allows <= {P99_TARGET}"))
+    log(f"  isolate-cache's p99 at 50% load, {ic50:.3f} ms, is {ic50 / floor_p99:.2f} times the floor's "
+        f"p99: " + ("within 10% of the floor" if ic50 <= 1.1 * floor_p99 else "not within 10% of the floor"))
+
+
 def equal_utilization_report(equal: dict | None, runs: dict) -> None:
     """isolate-cache's p99 at 50% load against mono's at the same share of its own maximum."""
     if equal is None:
@@ -1065,6 +1132,8 @@ def main() -> int:
                 f"maximum; about {args.duration:g} s each):")
             open_runs = open_loop_runs(args, exes, loadgen, tmp, loads, rounds, rates)
             equal = equal_utilization_runs(args, exes, loadgen, tmp, rounds, rates, searches)
+            at_floor = floor_utilization_runs(args, exes, loadgen, tmp, rounds, rates, searches, probes,
+                                              open_runs, handoff_one)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
         if not isinstance(e, Failure):
@@ -1097,17 +1166,12 @@ def main() -> int:
         if equal is not None:
             bad += [(v, "equal utilization", p) for v in ("mono", "isolate-cache") for r in equal[v]
                     for p in problems(r)]
+        if at_floor is not None:
+            bad += [("mono", "p99 floor", p) for r in at_floor["mono"] for p in problems(r)]
         log()
-        one_floors = saturation_report(searches, probes, handoff, handoff_one, open_runs, closed_runs)
+        saturation_report(searches, probes, handoff, handoff_one, open_runs, closed_runs)
         equal_utilization_report(equal, open_runs)
-        if 0.5 in loads and "isolate-cache" in one_floors:
-            most = one_floors["isolate-cache"]
-            log()
-            log(f"the target at 50% load ({rates[0.5]:.0f}/s) against the floor: with every round trip a hand-off on one "
-                f"core (h1), isolate-cache could carry at most {most:.0f}/s, "
-                + ("less than 50% of mono's maximum: in this run no split build can meet it (its queue would "
-                   "grow for as long as the load lasts)" if most < rates[0.5] else
-                   f"{most / rates[0.5]:.2f} times the load: the floor does not forbid it"))
+        floor_utilization_report(at_floor, open_runs, rates)
         log()
         if bad:
             for v, rnd, p in bad:
