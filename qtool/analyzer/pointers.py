@@ -72,6 +72,9 @@ class Resolver:
         self.by_type: dict[str, list[str]] = defaultdict(list)
         for fn in sorted(self.first_taken):
             self.by_type[fn_types.get(fn, "?")].append(fn)
+        # The functions of no prototype (or an unknown type): compatible with every call.
+        self._unprototyped = [fn for t, fns in self.by_type.items() if t == "?" or _NO_PROTOTYPE.search(t)
+                              for fn in fns]
         addressed = set(self.first_taken)
         # A parameter of a function called from where its arguments are not seen is open.
         self._open_functions = {fn for fn in defined if fn in addressed or fn not in called}
@@ -149,11 +152,7 @@ class Resolver:
             if call_type == "?" or _NO_PROTOTYPE.search(call_type):
                 found = sorted(self.first_taken)
             else:
-                out = set(self.by_type.get(call_type, ()))
-                for t, fns in self.by_type.items():
-                    if t == "?" or _NO_PROTOTYPE.search(t):
-                        out.update(fns)
-                found = sorted(out)
+                found = sorted({*self.by_type.get(call_type, ()), *self._unprototyped})
             self._compatible[call_type] = found
         return found
 
