@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import shlex
 import subprocess
 import sys
@@ -108,10 +107,10 @@ def _analyze_action(target, source, env):
         facts = unit.parse_unit(path, _parse_args(env, target, source))
     except UserError as e:
         return _fail(str(e))
-    from .analyzer.cache import filled
+    from .analyzer.cache import filled, pack_one
     from .atomic import write_bytes
     facts.deps = filled(facts.deps)
-    write_bytes(target[0].abspath, pickle.dumps(facts, protocol=pickle.HIGHEST_PROTOCOL))
+    write_bytes(target[0].abspath, pack_one(facts))
     return 0
 
 
@@ -129,13 +128,13 @@ def _stubs_action(target, source, env):
     from .plan import check_plan, load_plan
     plan_path = env["QPM_PLAN"]
     gen_dir = os.path.dirname(target[0].abspath)
-    model = _load_model(source)
 
     def fail(message: str) -> int:
         _tidy(gen_dir, env.Dir("$QPM_BUILD_DIR").abspath)
         return _fail(message)
 
     try:
+        model = _load_model(source)
         if plan_path:
             plan, diags = load_plan(plan_path)
             diags += check_plan(plan, model)

@@ -1166,10 +1166,9 @@ def test_a_merge_reusing_the_previous_one_makes_the_same_model(tmp_path):
 
 def test_model_of_facts_merges_again_only_what_changed(tmp_path, monkeypatch):
     """The SCons tool's analysis step: facts files, one a unit, merged with what the last merge
-    of the same files left."""
-    import pickle
-
+    of the same files left; a facts file that is not one (changed on disk) is an error naming it."""
     from qtool.analyzer import build
+    from qtool.errors import UserError
     src = tmp_path / "src"
     paths = {name: write(src, name, text)[0] for name, text in MERGE_FILES.items()}
     facts = []
@@ -1177,7 +1176,7 @@ def test_model_of_facts_merges_again_only_what_changed(tmp_path, monkeypatch):
         if name.endswith(".c"):
             facts.append(str(tmp_path / (name + ".facts")))
             with open(facts[-1], "wb") as f:
-                pickle.dump(unit.parse_unit(paths[name], ()), f)
+                f.write(cache.pack_one(unit.parse_unit(paths[name], ())))
     expected = analyze(src)
     merges = []
     real = build.merge
@@ -1191,7 +1190,7 @@ def test_model_of_facts_merges_again_only_what_changed(tmp_path, monkeypatch):
     def edit(old, new):
         (src / "b.c").write_text((src / "b.c").read_text().replace(old, new))
         with open(facts[1], "wb") as f:
-            pickle.dump(unit.parse_unit(paths["b.c"], ()), f)
+            f.write(cache.pack_one(unit.parse_unit(paths["b.c"], ())))
         cache.wait()
         return analyzer.model_of_facts(facts)
 
@@ -1201,6 +1200,12 @@ def test_model_of_facts_merges_again_only_what_changed(tmp_path, monkeypatch):
     second = edit("return cells[k & 6];", "return cells[k & 6] + b_put(\"x\", k);")
     assert len(merges) == 2 and merges[-1] is not None
     assert second == real([unit.parse_unit(paths[n], ()) for n in ("a.c", "b.c", "main.c")]).model != first
+    data = open(facts[1], "rb").read()
+    with open(facts[1], "wb") as f:
+        f.write(data.replace(b"b_put", b"b_pUt"))          # still a pickle; not what was written
+    with pytest.raises(UserError) as e:
+        analyzer.model_of_facts(facts)
+    assert e.value.file == facts[1] and "build again" in e.value.message
 
 
 def test_tentative_definition_is_the_globals_location(tmp_path):

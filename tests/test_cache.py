@@ -212,6 +212,27 @@ def test_a_broken_entry_is_ignored(qtool, monkeypatch, tmp_path, program, where,
     assert qtool(*args, cwd=program) == expected       # and the entries written again are good
 
 
+def test_a_unit_entry_changed_on_disk_is_not_used(qtool, monkeypatch, tmp_path, program):
+    """A unit's entry carries a checksum: one whose bytes changed (here a function's name, which
+    would still unpickle) is parsed again, not believed.  The model and result entries are
+    removed so that the unit entries are what the run reads."""
+    monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path / "cache"))
+    args = COMMANDS["analyze-json"]
+    expected = qtool(*args, cwd=program)
+    cache.wait()
+    changed = 0
+    for entry in (tmp_path / "cache" / "units").iterdir():
+        data = entry.read_bytes()
+        if b"store_get" in data:
+            entry.write_bytes(data.replace(b"store_get", b"store_Get"))
+            changed += 1
+    assert changed
+    for where in ("models", "results"):
+        shutil.rmtree(tmp_path / "cache" / where)
+    out = qtool(*args, cwd=program)
+    assert "store_Get" not in out and out == expected
+
+
 def test_a_command_ends_before_its_writers_and_the_next_run_waits_for_them(tmp_path, program):
     """A cold run prints and exits while its cache writers are still at work (here held on a FIFO
     until the test lets them go); a run started meanwhile waits for them and then parses nothing:
@@ -413,6 +434,7 @@ def test_the_units_workers_parse_are_in_the_unit_cache(monkeypatch, tmp_path, pr
     command's work is done (here, by cache.wait()), with the digest of every file the unit read,
     and equal to what parsing it here makes: a later run finds them there."""
     from qtool import analyzer
+    cache.wait()                        # what earlier tests in this process left to write
     monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.chdir(program)
     items, _ = analyzer.program(["."])

@@ -277,10 +277,23 @@ def model_of_facts(files: list[str]) -> ProgramModel:
 
     def load(i: int) -> None:
         """Unit i's facts, and what tells whether its file changed later (read first)."""
+        from ..errors import UserError
+        from .unit import UnitFacts
         path = items[i][0]
-        dep = cache.dep(path)
-        with open(path, "rb") as f:
-            fresh[i] = (pickle.load(f), [dep])
+        try:
+            dep = cache.dep(path)
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise UserError(f"cannot read: {e.strerror}", path) from None
+        try:
+            facts = cache.unpack_one(data)
+        except Exception:       # whatever broke in it: the checksum, the version, the pickle
+            facts = None
+        if not isinstance(facts, UnitFacts):
+            raise UserError("not the facts of a unit as this qtool writes them (cut short, changed, or "
+                            "written by another version): remove it and build again", path)
+        fresh[i] = (facts, [dep])
 
     for i in sorted(stale):
         load(i)

@@ -320,6 +320,35 @@ class _Chunks:
 _last_read: dict = {}        # file -> (its identity, its frames): the entries read last, read once
 
 
+def _frames(data: memoryview) -> list[_Frame] | None:
+    """The frames of an entry's bytes (_pack), or None when they are of another version or cut
+    short.  (Each frame's checksum is checked when it is loaded.)"""
+    head = len(FORMAT) + 1
+    if data[:head] != FORMAT.encode() + b"\n":
+        return None
+    (n,) = struct.unpack_from("<Q", data, head)
+    table = struct.unpack_from(f"<{2 * n}Q", data, head + 8)
+    body = data[head + 8 + 16 * n:]
+    ends = table[0::2]
+    if len(body) != (ends[-1] if ends else 0):
+        return None
+    return [_Frame(body[start:end], crc) for start, end, crc in zip((0, *ends), ends, table[1::2])]
+
+
+def pack_one(value) -> bytes:
+    """An entry of one frame: value pickled, with the cache's version and a checksum."""
+    return _pack([value])
+
+
+def unpack_one(data: bytes):
+    """The value of an entry of one frame (pack_one); ValueError when the entry is of another
+    version, cut short or corrupted."""
+    frames = _frames(memoryview(data))
+    if not frames or len(frames) != 1:
+        raise ValueError("not an entry of this version")
+    return frames[0].load()
+
+
 def _read(file: str) -> list[_Frame] | None:
     """The frames of an entry, or None when it cannot be read or is of another version."""
     wait(file)                  # when this process is still writing it
@@ -332,16 +361,9 @@ def _read(file: str) -> list[_Frame] | None:
             if last is not None and last[0] == identity:
                 return last[1]
             data = memoryview(f.read())
-        head = len(FORMAT) + 1
-        if data[:head] != FORMAT.encode() + b"\n":
+        frames = _frames(data)
+        if frames is None:
             return None
-        (n,) = struct.unpack_from("<Q", data, head)
-        table = struct.unpack_from(f"<{2 * n}Q", data, head + 8)
-        body = data[head + 8 + 16 * n:]
-        ends = table[0::2]
-        if len(body) != (ends[-1] if ends else 0):
-            return None
-        frames = [_Frame(body[start:end], crc) for start, end, crc in zip((0, *ends), ends, table[1::2])]
         if len(_last_read) >= 4:
             del _last_read[next(iter(_last_read))]
         _last_read[file] = (identity, frames)

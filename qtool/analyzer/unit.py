@@ -10,7 +10,6 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import os
-import pickle
 import threading
 from collections import namedtuple
 
@@ -18,7 +17,7 @@ from .. import __version__
 from ..model import Annotation, Diagnostic, FixIt, Location
 from ..record import field, record
 from . import clang_env
-from .cache import FORMAT, dep as _dep, filled, sha256, unchanged
+from .cache import FORMAT, dep as _dep, filled, pack_one, sha256, unchanged, unpack_one
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:         # annotations only: typing is not imported at run time
@@ -288,8 +287,8 @@ def cached(path: str, args: tuple[str, ...], seen: dict | None = None) -> UnitFa
     unchanged()."""
     try:
         with open(_cache_file(path, args), "rb") as f:
-            facts = pickle.load(f)
-    except Exception:       # a broken entry is no entry, whatever broke in it
+            facts = unpack_one(f.read())
+    except Exception:       # a broken entry is no entry, whatever broke in it (a checksum guards it)
         return None
     if not isinstance(facts, UnitFacts) or not facts.deps or not unchanged(facts.deps, seen):
         return None
@@ -300,7 +299,7 @@ def store(path: str, args: tuple[str, ...], facts: UnitFacts) -> None:
     """Writes the unit's facts to the unit cache (when it can), with the digests of its files."""
     from ..atomic import write_bytes
     facts.deps = filled(facts.deps)
-    data = pickle.dumps(facts, protocol=pickle.HIGHEST_PROTOCOL)
+    data = pack_one(facts)
     try:
         write_bytes(_cache_file(path, args), data, make_dirs=True)
     except OSError:
