@@ -261,9 +261,10 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
 
 
 def model_of_facts(files: list[str]) -> ProgramModel:
-    """The model of the units whose facts these files hold, one unit each (pickled UnitFacts,
-    as the SCons tool's analysis step writes them), merged again only as far as the files changed
-    since the same files were last merged (their model entry is named after them, in order)."""
+    """The model of the units whose facts these files hold, one unit each (UnitFacts in an entry
+    of one frame, cache.pack_one, as the SCons tool's analysis step writes them), merged again
+    only as far as the files changed since the same files were last merged (their model entry is
+    named after them, in order).  A file that holds no such facts is a UserError naming it."""
     items = [(os.path.abspath(f), ("<facts>",)) for f in files]
     key = cache.program_key(items)
     seen: dict = {}
