@@ -107,10 +107,8 @@ def _analyze_action(target, source, env):
         facts = unit.parse_unit(path, _parse_args(env, target, source))
     except UserError as e:
         return _fail(str(e))
-    from .analyzer.cache import filled, pack_one
     from .atomic import write_bytes
-    facts.deps = filled(facts.deps)
-    write_bytes(target[0].abspath, pack_one(facts))
+    write_bytes(target[0].abspath, unit.entry_bytes(facts))
     return 0
 
 

@@ -1176,7 +1176,7 @@ def test_model_of_facts_merges_again_only_what_changed(tmp_path, monkeypatch):
         if name.endswith(".c"):
             facts.append(str(tmp_path / (name + ".facts")))
             with open(facts[-1], "wb") as f:
-                f.write(cache.pack_one(unit.parse_unit(paths[name], ())))
+                f.write(unit.entry_bytes(unit.parse_unit(paths[name], ())))
     expected = analyze(src)
     merges = []
     real = build.merge
@@ -1190,7 +1190,7 @@ def test_model_of_facts_merges_again_only_what_changed(tmp_path, monkeypatch):
     def edit(old, new):
         (src / "b.c").write_text((src / "b.c").read_text().replace(old, new))
         with open(facts[1], "wb") as f:
-            f.write(cache.pack_one(unit.parse_unit(paths["b.c"], ())))
+            f.write(unit.entry_bytes(unit.parse_unit(paths["b.c"], ())))
         cache.wait()
         return analyzer.model_of_facts(facts)
 

@@ -262,7 +262,7 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
 
 def model_of_facts(files: list[str]) -> ProgramModel:
     """The model of the units whose facts these files hold, one unit each (UnitFacts in an entry
-    of one frame, cache.pack_one, as the SCons tool's analysis step writes them), merged again
+    of one frame, unit.entry_bytes, as the SCons tool's analysis step writes them), merged again
     only as far as the files changed since the same files were last merged (their model entry is
     named after them, in order).  A file that holds no such facts is a UserError naming it."""
     items = [(os.path.abspath(f), ("<facts>",)) for f in files]
@@ -279,19 +279,15 @@ def model_of_facts(files: list[str]) -> ProgramModel:
     def load(i: int) -> None:
         """Unit i's facts, and what tells whether its file changed later (read first)."""
         from ..errors import UserError
-        from .unit import UnitFacts
+        from .unit import of_entry
         path = items[i][0]
         try:
             dep = cache.dep(path)
             with open(path, "rb") as f:
-                data = f.read()
+                facts = of_entry(f.read())
         except OSError as e:
             raise UserError(f"cannot read: {e.strerror}", path) from None
-        try:
-            facts = cache.unpack_one(data)
-        except Exception:       # whatever broke in it: the checksum, the version, the pickle
-            facts = None
-        if not isinstance(facts, UnitFacts):
+        if facts is None:
             raise UserError("not the facts of a unit as this qtool writes them (cut short, changed, or "
                             "written by another version): remove it and build again", path)
         fresh[i] = (facts, [dep])

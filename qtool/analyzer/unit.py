@@ -69,7 +69,7 @@ class UnitFacts:
     flows: list[tuple[str, str, str]] = field(default_factory=list)  # (holder, dest, source)
     refs: list[tuple[str, str, str]] = field(default_factory=list)   # (holder, global, r|w|a)
     file_components: dict[str, tuple[str, Location]] = field(default_factory=dict)
-    deps: list[tuple[str, int, int, str]] = field(default_factory=list)
+    deps: list[tuple[str, int, int, str | None]] = field(default_factory=list)  # cache.dep each
     arguments: list[tuple] = field(default_factory=list)      # ArgumentFact
     param_uses: list[tuple[str, int, str]] = field(default_factory=list)   # (function, index, uses)
     returned: list[tuple[str, str, str, tuple]] = field(default_factory=list)  # (function, callee, name, call)
@@ -287,10 +287,10 @@ def cached(path: str, args: tuple[str, ...], seen: dict | None = None) -> UnitFa
     unchanged()."""
     try:
         with open(_cache_file(path, args), "rb") as f:
-            facts = unpack_one(f.read())
-    except Exception:       # a broken entry is no entry, whatever broke in it (a checksum guards it)
+            facts = of_entry(f.read())
+    except OSError:
         return None
-    if not isinstance(facts, UnitFacts) or not facts.deps or not unchanged(facts.deps, seen):
+    if facts is None or not facts.deps or not unchanged(facts.deps, seen):
         return None
     return facts
 
@@ -298,9 +298,25 @@ def cached(path: str, args: tuple[str, ...], seen: dict | None = None) -> UnitFa
 def store(path: str, args: tuple[str, ...], facts: UnitFacts) -> None:
     """Writes the unit's facts to the unit cache (when it can), with the digests of its files."""
     from ..atomic import write_bytes
-    facts.deps = filled(facts.deps)
-    data = pack_one(facts)
     try:
-        write_bytes(_cache_file(path, args), data, make_dirs=True)
+        write_bytes(_cache_file(path, args), entry_bytes(facts), make_dirs=True)
     except OSError:
         pass  # A cache that cannot be written only costs time.
+
+
+def entry_bytes(facts: UnitFacts) -> bytes:
+    """A unit's facts as the unit cache and the SCons analysis step store them: the digest of
+    every file they read filled in (cache.filled), in an entry of one frame with its checksum
+    (cache.pack_one)."""
+    facts.deps = filled(facts.deps)
+    return pack_one(facts)
+
+
+def of_entry(data: bytes) -> UnitFacts | None:
+    """The facts entry_bytes made these bytes of, or None when they are not such an entry: cut
+    short, changed since (the checksum), of another version, or of something else."""
+    try:
+        facts = unpack_one(data)
+    except Exception:       # whatever broke in it
+        return None
+    return facts if isinstance(facts, UnitFacts) else None
