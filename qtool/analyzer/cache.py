@@ -896,9 +896,9 @@ def await_writers() -> None:
             os.close(fd)
 
 
-def _fork_writer(write) -> int:
-    """Forks a writer child that runs write() under a lock of its own and exits; returns its pid,
-    or -1 when no child could be made (write() was then run here)."""
+def _fork_writer(write) -> None:
+    """Forks a writer child that runs write() under a lock of its own and exits (or runs write()
+    here, when no child could be made)."""
     lock = _writer_lock()
     try:
         pid = os.fork()
@@ -930,7 +930,6 @@ def _fork_writer(write) -> int:
             write()
         except Exception:
             pass
-    return pid
 
 
 def wait(file: str | None = None) -> None:
