@@ -776,9 +776,7 @@ def floor_utilization_runs(args, exes: dict, loadgen: str, tmp: str, rounds: int
     mono = searches["mono"].good
     if 0.5 not in rates or mono is None:
         return None
-    own = [p for p in probes if p["variant"] == "isolate-cache"] + \
-        [x for (_, w), rs in runs.items() if w == "isolate-cache" for x in rs]
-    k = per_request(own, "trips")       # as saturation_report counts them
+    k = trips_per_request("isolate-cache", probes, runs)
     if not k:
         return None
     c_mono = (mono["server_cpu"] + mono["loadgen_cpu"]) / mono["requests"]
@@ -898,6 +896,14 @@ def open_loop_report(args, runs: dict, loads: list[float], rates: dict[float, fl
             for r in runs[(x, v)] for p in problems(r)]
 
 
+def trips_per_request(variant: str, probes: list[dict], runs: dict) -> float:
+    """A build's channel round trips per request over all its runs: the search's probes and the
+    runs at fixed loads."""
+    own = [p for p in probes if p["variant"] == variant] + [x for (_, w), rs in runs.items() if w == variant
+                                                              for x in rs]
+    return per_request(own, "trips")
+
+
 def floor_ratio(c_mono: float, trips: float, h_us: float) -> float:
     """The ratio to mono's throughput if every round trip cost one futex hand-off: C / (C + k h)."""
     return c_mono / (c_mono + trips * h_us / 1e6)
@@ -972,8 +978,7 @@ def saturation_report(searches: dict, probes: list[dict], handoff: tuple, handof
         if r is None:
             log(f"{v:<14}{'none':>11}  (kept up with no rate down to {SEARCH_FLOOR:.0f}/s)")
             continue
-        own = [p for p in probes if p["variant"] == v] + [x for (_, w), rs in runs.items() if w == v for x in rs]
-        k = per_request(own, "trips")
+        k = trips_per_request(v, probes, runs)
         total = (r["server_cpu"] + r["loadgen_cpu"]) / r["requests"]
         cells = (f"{v:<14}{r['rate']:>11.0f}" + (f"{r['rate'] / mono['rate']:>8.2f}" if mono else f"{'?':>8}")
                  + f"{1e6 * r['server_cpu'] / r['requests']:>15.1f}{1e6 * r['loadgen_cpu'] / r['requests']:>15.1f}"
