@@ -15,8 +15,9 @@ The inputs come from two source distributions on PyPI, fetched once into bench/.
                           its setup.py compiles, with the flags it compiles them with);
   * zstandard 0.25.0    - zstd's single-file library zstd/zstd.c.
 
-and, for a server of about 100k lines, lighttpd 1.4.69 (the Debian source package's upstream
-tarball, fetched as bench/real_code.py fetches its servers, into bench/.data/ and configured once).
+and, for servers of about 100k lines, lighttpd 1.4.69 and nginx 1.22.1 (the Debian source
+packages' upstream tarballs, fetched as bench/real_code.py fetches its servers, into bench/.data/
+and configured once).
 
 What is measured, in one run, side by side:
 
@@ -53,6 +54,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import statistics
@@ -62,6 +64,7 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from machine import cpu_model  # bench/machine.py: scripts here run with bench/ on sys.path
@@ -100,16 +103,29 @@ SQLEAN_DEFINES = [
 ]
 TOUCHED = "src/cursor.c"          # the file changed in the incremental measurement
 
-# A server of about 100k lines: lighttpd 1.4.69, the Debian source package's upstream tarball
-# (fetched by bench/real_code.py's fetch), configured once with ./configure and the options below.
-# Its units are the files of src/ that gcc accepts with the flags its Makefile gives them, but for
-# the other programs there (lemon, the parser generator, and its template lempar.c; the angel, a
-# supervisor with a main of its own): a module whose library this machine lacks (LDAP, PAM, Lua
-# ...) is left out too, and the report names them.
+# Servers of about 100k lines, each the Debian source package's upstream tarball (fetched by
+# bench/real_code.py's fetch), configured once with its ./configure and the options below.
+#
+# lighttpd 1.4.69: its units are the files of src/ that gcc accepts with the flags its Makefile
+# gives them, but for the other programs there (lemon, the parser generator, and its template
+# lempar.c; the angel, a supervisor with a main of its own): a module whose library this machine
+# lacks (LDAP, PAM, Lua ...) is left out too, and the report names them.
 LIGHTTPD = os.path.join(DATA, "lighttpd-1.4.69")
 LIGHTTPD_CONFIGURE = ["./configure", "--without-pcre2", "--without-zlib", "--without-bzip2", "--without-zstd"]
 LIGHTTPD_OTHER_PROGRAMS = ("lemon.c", "lempar.c", "lighttpd-angel.c")
 LIGHTTPD_DEFINES = ["-DHAVE_CONFIG_H", '-DLIBRARY_DIR="/usr/lib/lighttpd"', '-DSBIN_DIR="/usr/sbin"']
+#
+# nginx 1.22.1: its units are the files its objs/Makefile compiles, each with the flags of its
+# rule there (CFLAGS, then the include directories of the rule's modules), but -Werror: a warning
+# libclang gives and gcc does not would otherwise be an error of the analysis, not of the code.
+# Configured without the modules that need PCRE or zlib, and with the threads, HTTP/2, stream and
+# mail modules, so that most of its code is compiled.
+NGINX = os.path.join(DATA, "nginx-1.22.1")
+NGINX_CONFIGURE = ["./configure", "--without-pcre", "--without-http_rewrite_module", "--without-http_gzip_module",
+                   "--with-threads", "--with-http_v2_module", "--with-http_realip_module",
+                   "--with-http_addition_module", "--with-http_sub_module", "--with-http_dav_module",
+                   "--with-http_slice_module", "--with-http_stub_status_module", "--with-stream", "--with-mail"]
+NGINX_DROPPED_FLAGS = ("-Werror",)
 
 RATIO_TARGET = 1.5
 INCREMENTAL_TARGET = 0.10
@@ -174,55 +190,126 @@ def fetch() -> None:
             raise BenchError(f"expected source missing after extraction: {path}")
 
 
-def fetch_lighttpd() -> tuple[list[str], list[str]]:
-    """lighttpd's units (largest first) and the files of src/ left out, set up once (again when
-    the settings above change)."""
-    stamp = os.path.join(LIGHTTPD, ".qpm-units.json")
-    settings = [LIGHTTPD_CONFIGURE, LIGHTTPD_DEFINES, list(LIGHTTPD_OTHER_PROGRAMS)]
+@dataclass
+class Server:
+    """A server measured as a program of many units: its sources, set up by fetch_server."""
+    name: str                           # the Debian source package's
+    root: str                           # where it is unpacked and configured
+    configure: list[str]
+    settings: list                      # what else decides its units and flags
+    find_units: Callable[[str], tuple[list, list[str]]]     # root -> ([(unit, flags)], left out)
+    about: str = ""                     # for the report: which files are its units
+    units: list[str] = field(default_factory=list)          # absolute paths, largest first
+    flags: dict[str, list[str]] = field(default_factory=dict)
+    left_out: list[str] = field(default_factory=list)
+
+    @property
+    def version(self) -> str:
+        return os.path.basename(self.root).rsplit("-", 1)[1]
+
+
+def _absolute(flags: list[str], root: str) -> list[str]:
+    """The flags with their include directories made absolute (relative ones are the root's)."""
+    out, after_i = [], False
+    for f in flags:
+        if after_i:
+            out.append(os.path.normpath(os.path.join(root, f)))
+        elif f.startswith("-I") and len(f) > 2:
+            out.append("-I" + os.path.normpath(os.path.join(root, f[2:])))
+        else:
+            out.append(f)
+        after_i = f == "-I"
+    return out
+
+
+def fetch_server(server: Server) -> Server:
+    """The server fetched, unpacked and configured once (again when its settings change), with its
+    units (largest first), their flags, and the files left out."""
+    stamp = os.path.join(server.root, ".qpm-units.json")
+    settings = [server.configure, server.settings]
     try:
         with open(stamp) as f:
             found = json.load(f)
-        if found.get("settings") == settings:
-            return [os.path.join(LIGHTTPD, u) for u in found["units"]], found["left_out"]
+        if found.get("settings") != settings:
+            raise ValueError("other settings")
     except (OSError, ValueError):
-        pass
+        found = _set_up(server, stamp, settings)
+    server.units = [os.path.join(server.root, u) for u, _ in found["units"]]
+    server.flags = {os.path.join(server.root, u): _absolute(fl, server.root) for u, fl in found["units"]}
+    server.left_out = found["left_out"]
+    return server
+
+
+def _set_up(server: Server, stamp: str, settings: list) -> dict:
     import contextlib
     import real_code   # bench/real_code.py: Debian source packages, fetched with apt-get source
     try:
         with contextlib.redirect_stdout(sys.stderr):        # its progress, not this report
-            tarball = real_code.fetch("lighttpd", os.path.basename(LIGHTTPD))
-        shutil.rmtree(LIGHTTPD, ignore_errors=True)
-        staging = LIGHTTPD + ".unpacking"         # unpack() empties the directory it is given
+            tarball = real_code.fetch(server.name, os.path.basename(server.root))
+        shutil.rmtree(server.root, ignore_errors=True)
+        staging = server.root + ".unpacking"      # unpack() empties the directory it is given
         real_code.unpack(tarball, staging)
-        os.rename(os.path.join(staging, os.path.basename(LIGHTTPD)), LIGHTTPD)
+        os.rename(os.path.join(staging, os.path.basename(server.root)), server.root)
         os.rmdir(staging)
     except real_code.Failure as e:
         raise BenchError(str(e)) from None
     except (OSError, tarfile.TarError) as e:
-        raise BenchError(f"unpacking {tarball} into {LIGHTTPD}: {e}") from None
-    print("configuring:", shlex.join(LIGHTTPD_CONFIGURE), f"(in {LIGHTTPD})", file=sys.stderr)
-    proc = subprocess.run(LIGHTTPD_CONFIGURE, cwd=LIGHTTPD, capture_output=True, text=True)
+        raise BenchError(f"unpacking {tarball} into {server.root}: {e}") from None
+    print("configuring:", shlex.join(server.configure), f"(in {server.root})", file=sys.stderr)
+    proc = subprocess.run(server.configure, cwd=server.root, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise BenchError(f"lighttpd's ./configure exited {proc.returncode}:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        raise BenchError(f"{server.name}'s ./configure exited {proc.returncode}:\n"
+                         f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    units, left_out = server.find_units(server.root)
+    units.sort(key=lambda u: -os.path.getsize(os.path.join(server.root, u[0])))
+    if len(units) < 50:
+        raise BenchError(f"only {len(units)} of {server.name}'s files compile here (left out: {', '.join(left_out)})")
+    found = {"settings": settings, "units": units, "left_out": left_out}
+    with open(stamp + ".tmp", "w") as f:
+        json.dump(found, f)
+    os.replace(stamp + ".tmp", stamp)
+    return found
+
+
+def lighttpd_units(root: str) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """lighttpd's units: the files of src/ that gcc accepts, but the other programs'."""
     units, left_out = [], []
-    for name in sorted(os.listdir(os.path.join(LIGHTTPD, "src"))):
+    for name in sorted(os.listdir(os.path.join(root, "src"))):
         if not name.endswith(".c"):
             continue
-        path = os.path.join(LIGHTTPD, "src", name)
+        path = os.path.join(root, "src", name)
+        flags = [*LIGHTTPD_DEFINES, "-I", ".", "-I", "src"]
         ok = name not in LIGHTTPD_OTHER_PROGRAMS and \
-            subprocess.run(["gcc", "-fsyntax-only", *lighttpd_flags(), path], capture_output=True).returncode == 0
-        (units if ok else left_out).append(os.path.join("src", name))
-    units.sort(key=lambda u: -os.path.getsize(os.path.join(LIGHTTPD, u)))
-    if len(units) < 50:
-        raise BenchError(f"only {len(units)} of lighttpd's files compile here (left out: {', '.join(left_out)})")
-    with open(stamp + ".tmp", "w") as f:
-        json.dump({"settings": settings, "units": units, "left_out": left_out}, f)
-    os.replace(stamp + ".tmp", stamp)
-    return [os.path.join(LIGHTTPD, u) for u in units], left_out
+            subprocess.run(["gcc", "-fsyntax-only", *_absolute(flags, root), path], capture_output=True).returncode == 0
+        if ok:
+            units.append((os.path.join("src", name), flags))
+        else:
+            left_out.append(os.path.join("src", name))
+    return units, left_out
 
 
-def lighttpd_flags() -> list[str]:
-    return [*LIGHTTPD_DEFINES, "-I", LIGHTTPD, "-I", os.path.join(LIGHTTPD, "src")]
+def nginx_units(root: str) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """nginx's units: what objs/Makefile compiles, each with its rule's flags (its variables
+    expanded), -Werror left out."""
+    try:
+        with open(os.path.join(root, "objs", "Makefile")) as f:
+            text = f.read().replace("\\\n", " ")
+    except OSError as e:
+        raise BenchError(f"nginx's ./configure wrote no objs/Makefile: {e}") from None
+    variables = dict(re.findall(r"^([A-Z_]+) =[ \t]*(.*)$", text, re.M))
+    units = []
+    for command, source in re.findall(r"^\t\$\(CC\) -c (.*?)\s+-o\s+objs/\S+\.o\s+(\S+\.c)\s*$", text, re.M):
+        words = re.sub(r"\$\((\w+)\)", lambda m: variables.get(m.group(1), ""), command).split()
+        units.append((source, [w for w in words if w not in NGINX_DROPPED_FLAGS]))
+    return units, []
+
+
+SERVERS = [
+    Server("lighttpd", LIGHTTPD, LIGHTTPD_CONFIGURE, [LIGHTTPD_DEFINES, list(LIGHTTPD_OTHER_PROGRAMS)],
+           lighttpd_units, "the files of src/ that compile here"),
+    Server("nginx", NGINX, NGINX_CONFIGURE, [list(NGINX_DROPPED_FLAGS)], nginx_units,
+           "the files objs/Makefile compiles"),
+]
 
 
 def python_include() -> str:
@@ -659,15 +746,17 @@ def measure(reps: int, jobs: int, tmp: str, command: str, sources_before: str,
     say = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731 - progress on stderr
 
     module = [os.path.join(SQLEAN, p) for p in SQLEAN_MODULE]
-    try:
-        server, left_out = fetch_lighttpd()
-        no_server = ""
-    except BenchError as e:      # the other cases are measured all the same, and the report says why
-        server, left_out, no_server = [], [], str(e)
-        say(f"lighttpd left out: {e}")
+    servers, missing = [], {}
+    for server in SERVERS:
+        try:
+            servers.append(fetch_server(server))
+        except BenchError as e:  # the other cases are measured all the same, and the report says why
+            missing[server.name] = str(e)
+            say(f"{server.name} left out: {e}")
     flags: dict[str, list[str]] = {f: sqlean_flags(SQLEAN) for f in module}
     flags[ZSTD_C] = zstd_flags()
-    flags.update({f: lighttpd_flags() for f in server})
+    for server in servers:
+        flags.update(server.flags)
     ccdb = os.path.join(tmp, "compile_commands.json")
     write_ccdb(ccdb, flags)
     lines = {f: count_lines(f) for f in flags}
@@ -680,14 +769,15 @@ def measure(reps: int, jobs: int, tmp: str, command: str, sources_before: str,
         Case("d", f"(d) sqlean.py module ({len(module)} files)", module),
         Case("e", f"(e) (d) without sqlite3.c ({len(no_amalgamation)} files)", no_amalgamation),
     ]
-    if server:
-        cases.append(Case("f", f"(f) lighttpd 1.4.69 server ({len(server)} files)", server))
+    for key, server in zip("fg", servers):
+        cases.append(Case(key, f"({key}) {server.name} {server.version} server ({len(server.units)} files)",
+                          server.units))
 
     # Warm-up: compiles the analyzer's walker into warm-cache, and brings every file and header
     # into the page cache for both tools.
     say("warm-up ...")
     os.makedirs(tools.warm_cache)
-    all_files = [SQLITE_C, ZSTD_C, *[f for f in module if f != SQLITE_C], *server]
+    all_files = [SQLITE_C, ZSTD_C, *[f for f in module if f != SQLITE_C], *(f for sv in servers for f in sv.units)]
     tools.qtool_run(all_files, ccdb, tools.warm_cache)
     tools.gcc_run(all_files, flags)
 
@@ -754,7 +844,8 @@ def measure(reps: int, jobs: int, tmp: str, command: str, sources_before: str,
     # 5. Where the analyzer's time goes (one run each, fresh cache).
     breakdowns = []
     for label, files in (("sqlite3.c alone", [SQLITE_C]), (f"(d), the {len(module)}-file module", module),
-                         *([(f"(f), lighttpd's {len(server)} files", server)] if server else [])):
+                         *((f"{c.label[:3]}, {sv.name}'s {len(sv.units)} files", sv.units)
+                           for c, sv in zip(cases[5:], servers))):
         say(f"stage breakdown {label}")
         stage_env = dict(os.environ, QPM_CACHE_DIR=tools.fresh_cache())
         log = tempfile.mktemp(prefix="stages-", suffix=".log", dir=tmp)
@@ -790,17 +881,19 @@ def measure(reps: int, jobs: int, tmp: str, command: str, sources_before: str,
     p(f"  zstd.c      {lines[ZSTD_C]:>7} lines  zstandard 0.25.0 zstd/zstd.c")
     p(f"  module      {sum(lines[f] for f in module):>7} lines  the {len(module)} C files sqlean.py's setup.py "
       f"compiles into its extension module (incl. sqlite3.c)")
-    if server:
-        p(f"  lighttpd    {sum(lines[f] for f in server):>7} lines  the {len(server)} files of lighttpd 1.4.69's src/ that "
-          f"compile here (Debian source package, ./configure {' '.join(LIGHTTPD_CONFIGURE[1:])})")
-        p("              left out (other programs, or a library this machine lacks): "
-          + (", ".join(os.path.basename(f) for f in left_out) or "none"))
-    else:
-        p(f"  lighttpd    not measured: {no_server}")
+    for sv in servers:
+        p(f"  {sv.name:<11} {sum(lines[f] for f in sv.units):>7} lines  {sv.about} of {sv.name} {sv.version} "
+          f"({len(sv.units)}; Debian source package, ./configure {' '.join(sv.configure[1:])})")
+        if sv.left_out:
+            p("              left out (other programs, or a library this machine lacks): "
+              + ", ".join(os.path.basename(f) for f in sv.left_out))
+    for name, why in missing.items():
+        p(f"  {name:<11} not measured: {why}")
     p(f"  flags, sqlean.py files: {shlex.join(sqlean_flags(SQLEAN)).replace(REPO + '/', '')}")
     p(f"  flags, zstd.c:          {shlex.join(zstd_flags()).replace(REPO + '/', '')}")
-    if server:
-        p(f"  flags, lighttpd:        {shlex.join(lighttpd_flags()).replace(REPO + '/', '')}")
+    for sv in servers:
+        shown = sorted({shlex.join(fl).replace(REPO + '/', '') for fl in sv.flags.values()}, key=len)
+        p(f"  flags, {sv.name + ':':<16} {shown[-1]}" + (f" (the longest of {len(shown)} sets)" if len(shown) > 1 else ""))
     p("")
     p("commands (same flags for both, via a compile_commands.json for qtool):")
     p(f"  gcc:   gcc -fsyntax-only FLAGS FILE, {jobs} files at a time (concurrent processes)")
@@ -824,7 +917,8 @@ def measure(reps: int, jobs: int, tmp: str, command: str, sources_before: str,
     p("  'libclang parse only': the analysis's own call of libclang's parse (walker.c, qpm_parse_only)")
     p("  with the analyzer's clang arguments (-resource-dir of the libclang-ng wheel), timed around the")
     p("  call alone; no interpreter start, no walk.  Its gcc column is gcc on the same file in the same loop.")
-    p(f"  For (d), (e) and (f) the same call on each file, by a pool of {jobs} forked processes taking the largest")
+    p(f"  For ({'), ('.join(c.key for c in cases[3:])}) the same call on each file, by a pool of {jobs} forked "
+      "processes taking the largest")
     p("  files first (as the analyzer's workers do), timed from the pool's start to its last parse; the")
     p("  probes keep freed memory as the analysis does (clang_env.keep_freed_memory).")
     p("  qtool's diagnostics: " + "; ".join(f"{c.key}) {c.summary}" for c in cases))
