@@ -243,6 +243,7 @@ def fetch_server(server: Server) -> Server:
 def _set_up(server: Server, stamp: str, settings: list) -> dict:
     import contextlib
     import real_code   # bench/real_code.py: Debian source packages, fetched with apt-get source
+    tarball = f"{server.name}'s source package"
     try:
         with contextlib.redirect_stdout(sys.stderr):        # its progress, not this report
             tarball = real_code.fetch(server.name, os.path.basename(server.root))
@@ -876,7 +877,7 @@ def measure(reps: int, jobs: int, tmp: str, command: str, sources_before: str,
         p("WARNING:   qtool's sources changed while the benchmark ran: the runs mix versions")
     p(f"repeats:   {reps} (median shown; the two tools' runs alternate, and which goes first alternates)")
     p("")
-    p("inputs (in bench/.data/: PyPI sdists, and a Debian source package):")
+    p("inputs (in bench/.data/: PyPI sdists, and Debian source packages):")
     p(f"  sqlite3.c   {lines[SQLITE_C]:>7} lines  sqlean.py 3.50.4.5 sqlite/sqlite3.c")
     p(f"  zstd.c      {lines[ZSTD_C]:>7} lines  zstandard 0.25.0 zstd/zstd.c")
     p(f"  module      {sum(lines[f] for f in module):>7} lines  the {len(module)} C files sqlean.py's setup.py "
