@@ -650,6 +650,32 @@ def test_indirect_calls_in_every_syntax(tmp_path):
     assert [s.location.column for s in edge(m, "calls", "pick").sites] == [col("pick(i)")]
 
 
+def test_an_indirect_calls_text_shows_a_literal_as_written_and_a_macros_as_dots(tmp_path):
+    # The pointer expression as written: an integer literal is its one token (as spelled, suffix and
+    # all, also when it is a macro's argument), and "..." when it comes from a macro's body, here
+    # in the unit or in a header; the walk tells the latter apart without lexing from the #define
+    # to the use (see several_tokens in walker.c), and must say what the lexer says.
+    src = tmp_path / "src"
+    write(src, "tab.h", "typedef int (*binop)(int, int);\nextern binop tab[4];\n#define THIRD tab[2]\n")
+    path, text = write(src, "lit.c", """
+        #include "tab.h"
+        #define FIRST tab[0]
+        #define AT(i) tab[i]
+        #define ONE 1
+        int one(int a, int b) { return a; }
+        binop tab[4] = { one, one, one, one };
+        int calls(void) {
+            return tab[1](1, 2) + tab[0x1u](1, 2) + tab[1 ](1, 2) + FIRST(1, 2) + AT(3)(1, 2)
+                 + THIRD(1, 2) + tab[ONE](1, 2) + tab[/* one */ 1](1, 2);
+        }
+        int main(void) { return calls(); }
+    """)
+    m = analyze(src)
+    assert m.diagnostics == ()
+    assert [c.through for c in sorted(m.indirect_calls, key=lambda c: c.location)] == [
+        "tab[1]", "tab[0x1u]", "tab[1]", "tab[...]", "tab[3]", "tab[...]", "tab[...]", "tab[1]"]
+
+
 def test_indirect_targets_narrowed_by_assignments(tmp_path):
     """A pointer reaches what the program stores in it, and what escaped to where the analysis
     does not follow (that may be anywhere); an open pointer reaches every function of its type

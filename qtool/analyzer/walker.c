@@ -101,6 +101,7 @@ extern CXSourceLocation clang_getCursorLocation(CXCursor);
 extern CXSourceRange clang_getCursorExtent(CXCursor);
 extern CXSourceLocation clang_getRangeEnd(CXSourceRange);
 extern void clang_getExpansionLocation(CXSourceLocation, CXFile *, unsigned *, unsigned *, unsigned *);
+extern void clang_getSpellingLocation(CXSourceLocation, CXFile *, unsigned *, unsigned *, unsigned *);
 extern int clang_Location_isInSystemHeader(CXSourceLocation);
 extern CXString clang_getFileName(CXFile);
 extern const char *clang_getCString(CXString);
@@ -138,6 +139,7 @@ extern void clang_tokenize(CXTranslationUnit, CXSourceRange, CXToken **, unsigne
 extern void clang_disposeTokens(CXTranslationUnit, CXToken *, unsigned);
 extern CXString clang_getTokenSpelling(CXTranslationUnit, CXToken);
 extern CXTranslationUnit clang_Cursor_getTranslationUnit(CXCursor);
+extern const char *clang_getFileContents(CXTranslationUnit, CXFile, size_t *);
 typedef void *CXIndex;
 typedef void *CXDiagnostic;
 typedef void (*CXInclusionVisitor)(CXFile, CXSourceLocation *, unsigned, CXClientData);
@@ -1213,6 +1215,42 @@ static void text_add_spelling(struct text *t, CXString s)
     clang_disposeString(s);
 }
 
+/* Whether clang_tokenize would find more than one token in a literal's extent, known without it.
+ * clang_tokenize lexes from the spelling of the range's start to that of its end, pushing a
+ * token before it tests whether it has passed the end; for a literal spelled in a macro's body
+ * that is every token from the #define to the macro's use, which costs it most of a millisecond
+ * on a large file.  Here: the literal's characters are scanned in the file's buffer, taking in
+ * at least as much as its token does; when they end before the range does, the lexer would go
+ * on to a second token (the range ends with one).  Anything unusual (no buffer, two files, a
+ * splice or a universal character name, no digit first) answers 0, and clang_tokenize decides. */
+static int several_tokens(CXTranslationUnit tu, CXSourceRange r)
+{
+    CXFile f0, f1;
+    unsigned b, e;
+    clang_getSpellingLocation(clang_getRangeStart(r), &f0, NULL, NULL, &b);
+    clang_getSpellingLocation(clang_getRangeEnd(r), &f1, NULL, NULL, &e);
+    if (!f0 || f0 != f1 || e <= b)
+        return 0;
+    size_t size = 0;
+    const char *buf = clang_getFileContents(tu, f0, &size);
+    if (!buf || e > size || buf[b] < '0' || buf[b] > '9')
+        return 0;
+    size_t i = b;
+    while (i < size) {
+        char ch = buf[i];
+        if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' ||
+            ch == '.' || ch == '\'')
+            i++;
+        else if ((ch == '+' || ch == '-') && strchr("eEpP", buf[i - 1]))
+            i++;
+        else if (ch == '\\')
+            return 0;
+        else
+            break;
+    }
+    return i < e;
+}
+
 static void expr_text(struct text *t, CXCursor c, int depth)
 {
     if (depth > 16) {
@@ -1270,9 +1308,14 @@ static void expr_text(struct text *t, CXCursor c, int depth)
     case K_INTEGER_LITERAL: {
         /* A literal is one token, unless it comes from a macro body. */
         CXTranslationUnit tu = clang_Cursor_getTranslationUnit(c);
+        CXSourceRange r = clang_getCursorExtent(c);
+        if (several_tokens(tu, r)) {
+            text_add(t, "...");
+            return;
+        }
         CXToken *tokens = NULL;
         unsigned n = 0;
-        clang_tokenize(tu, clang_getCursorExtent(c), &tokens, &n);
+        clang_tokenize(tu, r, &tokens, &n);
         if (n == 1)
             text_add_spelling(t, clang_getTokenSpelling(tu, tokens[0]));
         else
