@@ -167,11 +167,30 @@ enum {
     K_CASE = 203, K_DEFAULT = 204, K_IF = 205, K_SWITCH = 206, K_WHILE = 207, K_DO = 208,
     K_FOR = 209, K_TRANSLATION_UNIT = 350, K_ANNOTATE = 406, K_VISIBILITY_ATTR = 417,
     K_FIRST_REF = 40, K_LAST_REF = 51, K_MEMBER_DESIGNATOR = 47, K_FIRST_EXPR = 100,
-    K_LAST_EXPR = 199, K_INTEGER_LITERAL = 106, K_STRING_LITERAL = 109, K_COMPOUND_LITERAL = 118,
+    K_LAST_EXPR = 199, K_INTEGER_LITERAL = 106, K_FLOATING_LITERAL = 107, K_STRING_LITERAL = 109,
+    K_CHARACTER_LITERAL = 110, K_COMPOUND_LITERAL = 118,
     K_INIT_LIST = 119, K_SIZEOF = 136, K_LABEL = 201, K_COMPOUND_STMT = 202, K_RETURN = 214,
     K_DECL_STMT = 231,
 };
 enum { VISIT_BREAK = 0, VISIT_CONTINUE = 1, VISIT_RECURSE = 2 };
+
+/* A cursor's kind, the null cursor and the test for it, as libclang makes them
+ * (clang_getCursorKind returns the field; clang_getNullCursor is a cursor of kind
+ * CXCursor_InvalidFile and no data; clang_Cursor_isNull compares a cursor's kind and data with
+ * it), without a call into the library for each: a large unit's walk asks some millions of
+ * times.  walk_begin checks that libclang agrees. */
+enum { K_INVALID_FILE = 70 };
+static const CXCursor NULL_CURSOR = {K_INVALID_FILE, 0, {NULL, NULL, NULL}};
+
+static inline int kind_of(CXCursor c)
+{
+    return c.kind;
+}
+
+static inline int is_null(CXCursor c)
+{
+    return c.kind == K_INVALID_FILE && !c.data[0] && !c.data[1] && !c.data[2];
+}
 enum { BO_CMP = 10, BO_NE = 16, BO_LAND = 20, BO_LOR = 21, BO_ASSIGN = 22, BO_COMMA = 33 };
 enum { UO_POSTINC = 1, UO_PREDEC = 4, UO_ADDROF = 5, UO_DEREF = 6, UO_LNOT = 10 };
 enum { T_POINTER = 101, T_RECORD = 105, T_FUNCTION_NOPROTO = 110, T_FUNCTION = 111,
@@ -549,7 +568,7 @@ static void type_encode_str(char **buf, size_t *len, size_t *cap, CXType t, int 
         return;
     case 105: {
         CXCursor d = clang_getTypeDeclaration(t);
-        type_encode_into(buf, len, cap, clang_getCursorKind(d) == K_UNION ? "U" : "S");
+        type_encode_into(buf, len, cap, kind_of(d) == K_UNION ? "U" : "S");
         CXString usr = clang_getCursorUSR(d);
         type_encode_into(buf, len, cap, clang_getCString(usr));
         clang_disposeString(usr);
@@ -619,7 +638,7 @@ static int annots_visit(CXCursor c, CXCursor parent, CXClientData data)
 {
     (void)parent;
     struct annots *a = data;
-    if (clang_getCursorKind(c) != K_ANNOTATE)
+    if (kind_of(c) != K_ANNOTATE)
         return VISIT_CONTINUE;
     CXString s = clang_getCursorSpelling(c);
     const char *t = clang_getCString(s);
@@ -649,7 +668,7 @@ static int has_annotations(CXCursor c)
 static int visibility_visit(CXCursor c, CXCursor parent, CXClientData data)
 {
     (void)parent;
-    if (clang_getCursorKind(c) == K_VISIBILITY_ATTR) {
+    if (kind_of(c) == K_VISIBILITY_ATTR) {
         *(int *)data = 1;
         return 0;   /* CXChildVisit_Break */
     }
@@ -750,7 +769,7 @@ static int children_visit(CXCursor c, CXCursor parent, CXClientData data)
 static struct children children_of(CXCursor c)
 {
     struct children ch;
-    ch.first = ch.last = clang_getNullCursor();
+    ch.first = ch.last = NULL_CURSOR;
     ch.n = 0;
     clang_visitChildren(c, children_visit, &ch);
     return ch;
@@ -819,7 +838,7 @@ static char *decl_slot(const char *tag, CXCursor decl, int index)
 static CXCursor strip(CXCursor c)
 {
     for (int depth = 0; depth < 64; depth++) {
-        int kind = clang_getCursorKind(c);
+        int kind = kind_of(c);
         if (kind != K_PAREN && kind != K_UNEXPOSED_EXPR)
             break;
         struct children ch = children_of(c);
@@ -836,11 +855,11 @@ static CXCursor strip_callee(CXCursor c)
 {
     for (int depth = 0; depth < 64; depth++) {
         c = strip(c);
-        int kind = clang_getCursorKind(c);
+        int kind = kind_of(c);
         if (kind != K_CSTYLE_CAST && kind != K_UNARY)
             break;
         CXCursor in = children_of(c).last;
-        if (clang_Cursor_isNull(in))
+        if (is_null(in))
             break;
         if (kind == K_UNARY) {
             int op = clang_getCursorUnaryOperatorKind(c);
@@ -858,7 +877,7 @@ static CXCursor strip_callee(CXCursor c)
 static char *slot_of(CXCursor e)
 {
     e = strip(e);
-    int kind = clang_getCursorKind(e);
+    int kind = kind_of(e);
     if (kind == K_SUBSCRIPT) {
         CXCursor base = strip(children_of(e).first);
         return is_array_type(clang_getCursorType(base)) ? slot_of(base) : NULL;
@@ -866,14 +885,14 @@ static char *slot_of(CXCursor e)
     if (kind != K_DECL_REF && kind != K_MEMBER_REF)
         return NULL;
     CXCursor ref = clang_getCursorReferenced(e);
-    int ref_kind = clang_getCursorKind(ref);
+    int ref_kind = kind_of(ref);
     if (ref_kind == K_VAR)
         return decl_slot("v", ref, -1);
     if (ref_kind == K_FIELD)
         return decl_slot("f", ref, -1);
     if (ref_kind == K_PARM) {
         CXCursor fn = clang_getCursorSemanticParent(ref);
-        int n = clang_getCursorKind(fn) == K_FUNCTION ? clang_Cursor_getNumArguments(fn) : 0;
+        int n = kind_of(fn) == K_FUNCTION ? clang_Cursor_getNumArguments(fn) : 0;
         for (int i = 0; i < n; i++)
             if (clang_equalCursors(clang_Cursor_getArgument(fn, (unsigned)i), ref))
                 return decl_slot("a", fn, i);
@@ -886,11 +905,11 @@ static int is_constant(CXCursor c)
 {
     for (int depth = 0; depth < 64; depth++) {
         c = strip(c);
-        if (clang_getCursorKind(c) != K_CSTYLE_CAST)
+        if (kind_of(c) != K_CSTYLE_CAST)
             break;
         c = children_of(c).last;
     }
-    int kind = clang_getCursorKind(c);
+    int kind = kind_of(c);
     return kind == K_INTEGER_LITERAL || kind == 123 /* __null */;
 }
 
@@ -917,10 +936,15 @@ static int fields_visit(CXCursor c, CXClientData data)
 
 static void body_walk(const struct body *ctx, CXCursor c, int kind, CXCursor callee, const char *callee_usr)
 {
+    /* A literal has no children: a visit would find none (and costs a call into libclang that sets
+     * up a visitor, for each of the hundreds of thousands of literals of a large unit). */
+    if (kind == K_INTEGER_LITERAL || kind == K_FLOATING_LITERAL || kind == K_STRING_LITERAL ||
+        kind == K_CHARACTER_LITERAL)
+        return;
     struct body child = *ctx;
     child.parent_kind = kind;
     child.parent_op = 0;
-    child.direct_call = !clang_Cursor_isNull(callee);
+    child.direct_call = !is_null(callee);
     child.index = 0;
     child.slot = NULL;
     child.fields = NULL;
@@ -977,9 +1001,9 @@ static void body_walk(const struct body *ctx, CXCursor c, int kind, CXCursor cal
 
 static int is_global_var(CXCursor ref)
 {
-    if (clang_getCursorKind(ref) != K_VAR)
+    if (kind_of(ref) != K_VAR)
         return 0;
-    int parent = clang_getCursorKind(clang_getCursorSemanticParent(ref));
+    int parent = kind_of(clang_getCursorSemanticParent(ref));
     return parent == K_TRANSLATION_UNIT &&
            !clang_Location_isInSystemHeader(clang_getCursorLocation(ref));
 }
@@ -1047,7 +1071,7 @@ static void visit_value(const struct body *b, CXCursor c, int kind, CXCursor cal
     }
     case K_CALL:
         if (to_slot && is_function_pointer(clang_getCursorType(c))) {
-            char *result = clang_Cursor_isNull(callee) ? NULL : decl_slot("r", callee, -1);
+            char *result = is_null(callee) ? NULL : decl_slot("r", callee, -1);
             out_flow(b, dest, result);
             free(result);
         }
@@ -1069,7 +1093,7 @@ static void visit_value(const struct body *b, CXCursor c, int kind, CXCursor cal
         if (ch.n != 1 && kind != K_CSTYLE_CAST)
             return;     /* a designator and its value, `a ?: b`: the children carry the value */
         CXType t = clang_getCursorType(ch.last);
-        if (is_function_type(t) || holds_function_pointers(t) || clang_getCursorKind(ch.last) == K_INIT_LIST)
+        if (is_function_type(t) || holds_function_pointers(t) || kind_of(ch.last) == K_INIT_LIST)
             return;
         /* A pointer made from something else: from a constant, no function; else unknown. */
         if (!is_constant(ch.last))
@@ -1092,14 +1116,14 @@ static void visit_value(const struct body *b, CXCursor c, int kind, CXCursor cal
 static const char *element_dest(struct body *p, CXCursor c, int kind, char **own)
 {
     CXCursor value = c;
-    CXCursor field = clang_getNullCursor();
+    CXCursor field = NULL_CURSOR;
     int designated = 0;
     if (kind == K_UNEXPOSED_EXPR) {
         struct children ch = children_of(c);
         if (ch.n >= 2) {        /* a designated initializer: designators, then the value */
             designated = 1;
             value = ch.last;
-            if (ch.n > 2 || (p->fields && clang_getCursorKind(ch.first) != K_MEMBER_DESIGNATOR)) {
+            if (ch.n > 2 || (p->fields && kind_of(ch.first) != K_MEMBER_DESIGNATOR)) {
                 if (p->fields)
                     p->fields->lost = 1;
                 return DEST_ESCAPE;
@@ -1127,13 +1151,13 @@ static const char *element_dest(struct body *p, CXCursor c, int kind, char **own
         } else {
             return DEST_ESCAPE;
         }
-        if (clang_Cursor_isNull(field))
+        if (is_null(field))
             return DEST_ESCAPE;
         expected = clang_getCanonicalType(clang_getCursorType(field));
     } else {
         return p->dest;         /* a scalar in braces */
     }
-    int value_kind = clang_getCursorKind(strip(value));
+    int value_kind = kind_of(strip(value));
     if ((expected.kind == T_RECORD || is_array_type(expected)) && value_kind != K_INIT_LIST &&
         !(is_array_type(expected) && value_kind == K_STRING_LITERAL) &&
         !clang_equalTypes(clang_getCanonicalType(clang_getCursorType(value)), expected)) {
@@ -1257,7 +1281,7 @@ static void expr_text(struct text *t, CXCursor c, int depth)
         text_add(t, "...");
         return;
     }
-    int kind = clang_getCursorKind(c);
+    int kind = kind_of(c);
     struct children ch = children_of(c);
     switch (kind) {
     case K_DECL_REF:
@@ -1345,12 +1369,12 @@ static void out_text(struct out *o, CXCursor c)
  * call. */
 static CXCursor named_function(CXCursor pointer)
 {
-    if (clang_getCursorKind(pointer) == K_DECL_REF) {
+    if (kind_of(pointer) == K_DECL_REF) {
         CXCursor named = clang_getCursorReferenced(pointer);
-        if (clang_getCursorKind(named) == K_FUNCTION)
+        if (kind_of(named) == K_FUNCTION)
             return named;
     }
-    return clang_getNullCursor();
+    return NULL_CURSOR;
 }
 
 /* The function a call calls directly, or a null cursor.  Not clang_getCursorReferenced(call):
@@ -1368,7 +1392,7 @@ static CXCursor visit_call(const struct body *b, CXCursor c, char **usr)
     CXCursor first = children_of(c).first;
     CXCursor pointer = strip_callee(first);
     CXCursor callee = named_function(pointer);
-    if (!clang_Cursor_isNull(callee)) {
+    if (!is_null(callee)) {
         out_holder(b, "C");
         *usr = usr_of(callee);
         if (!*usr)
@@ -1389,11 +1413,11 @@ static CXCursor visit_call(const struct body *b, CXCursor c, char **usr)
     out_location(b->w, clang_getCursorLocation(c));
     out_num(o, b->loops);
     out_num(o, b->branches);
-    if (clang_Cursor_isNull(callee)) {
+    if (is_null(callee)) {
         char *slot = NULL;
-        if (clang_getCursorKind(pointer) == K_CALL) {
+        if (kind_of(pointer) == K_CALL) {
             CXCursor fn = called_function(pointer);     /* get_handler(x)(y) */
-            if (!clang_Cursor_isNull(fn))
+            if (!is_null(fn))
                 slot = decl_slot("r", fn, -1);
         } else if (is_function_pointer(clang_getCursorType(pointer))) {
             slot = slot_of(pointer);
@@ -1410,9 +1434,9 @@ static unsigned char param_use_bit(char m);
 static void visit_ref(const struct body *b, CXCursor c)
 {
     CXCursor ref = clang_getCursorReferenced(c);
-    if (clang_Cursor_isNull(ref))
+    if (is_null(ref))
         return;
-    int kind = clang_getCursorKind(ref);
+    int kind = kind_of(ref);
     if (kind == K_FUNCTION) {
         out_holder(b, "T");
         out_usr(&b->w->out, ref);
@@ -1493,7 +1517,7 @@ static CXCursor strip_argument(CXCursor c, int *addr)
 {
     *addr = 0;
     for (int depth = 0; depth < 32; depth++) {
-        int kind = clang_getCursorKind(c);
+        int kind = kind_of(c);
         if (kind == K_UNARY && !*addr && clang_getCursorUnaryOperatorKind(c) == UO_ADDROF)
             *addr = 1;
         else if (kind != K_UNEXPOSED_EXPR && kind != K_PAREN && kind != K_CSTYLE_CAST)
@@ -1515,17 +1539,17 @@ static void visit_call_args(const struct body *b, CXCursor call, CXCursor callee
         CXCursor arg = clang_Cursor_getArgument(call, (unsigned)i);
         int addr;
         CXCursor e = strip_argument(arg, &addr);
-        if (clang_getCursorKind(e) != K_DECL_REF)
+        if (kind_of(e) != K_DECL_REF)
             continue;
         CXCursor ref = clang_getCursorReferenced(e);
-        if (clang_Cursor_isNull(ref))
+        if (is_null(ref))
             continue;
-        int kind = clang_getCursorKind(ref);
+        int kind = kind_of(ref);
         int param = kind == K_PARM && !addr ? param_index(b->params, ref) : -1;
         if (param < 0 && kind != K_FUNCTION)
             continue;
         out_holder(b, "A");
-        if (!clang_Cursor_isNull(callee)) {
+        if (!is_null(callee)) {
             out_usr(o, callee);
             out_str(o, clang_getCursorSpelling(callee));
         } else {
@@ -1577,9 +1601,9 @@ static void returns_add(struct returns *r, CXCursor var, CXCursor call)
 
 static int is_local_var(CXCursor c)
 {
-    if (clang_getCursorKind(c) != K_VAR)
+    if (kind_of(c) != K_VAR)
         return 0;
-    int parent = clang_getCursorKind(clang_getCursorSemanticParent(c));
+    int parent = kind_of(clang_getCursorSemanticParent(c));
     return parent == K_FUNCTION;
 }
 
@@ -1587,9 +1611,9 @@ static CXCursor direct_call_of(CXCursor e)
 {
     int addr;
     e = strip_argument(e, &addr);
-    if (!addr && clang_getCursorKind(e) == K_CALL && !clang_Cursor_isNull(called_function(e)))
+    if (!addr && kind_of(e) == K_CALL && !is_null(called_function(e)))
         return e;
-    return clang_getNullCursor();
+    return NULL_CURSOR;
 }
 
 static void out_returned(const struct body *b, CXCursor call)
@@ -1612,17 +1636,17 @@ static void visit_returns(const struct body *b, CXCursor c, int kind)
         return;
     if (kind == K_VAR && is_local_var(c)) {
         struct children init = children_of(c);
-        CXCursor call = init.n == 0 ? clang_getNullCursor() : direct_call_of(init.last);
-        if (!clang_Cursor_isNull(call))
+        CXCursor call = init.n == 0 ? NULL_CURSOR : direct_call_of(init.last);
+        if (!is_null(call))
             returns_add(r, c, call);
     } else if (kind == K_BINARY && clang_getCursorBinaryOperatorKind(c) == BO_ASSIGN) {
         struct children t = children_of(c);
         int addr = 0;
-        CXCursor l = t.n == 2 ? strip_argument(t.first, &addr) : clang_getNullCursor();
-        if (t.n == 2 && !addr && clang_getCursorKind(l) == K_DECL_REF) {
+        CXCursor l = t.n == 2 ? strip_argument(t.first, &addr) : NULL_CURSOR;
+        if (t.n == 2 && !addr && kind_of(l) == K_DECL_REF) {
             CXCursor var = clang_getCursorReferenced(l);
             CXCursor call = direct_call_of(t.last);
-            if (is_local_var(var) && !clang_Cursor_isNull(call))
+            if (is_local_var(var) && !is_null(call))
                 returns_add(r, var, call);
         }
     } else if (kind == K_RETURN) {
@@ -1631,13 +1655,13 @@ static void visit_returns(const struct body *b, CXCursor c, int kind)
             return;
         CXCursor value = ch.last;
         CXCursor call = direct_call_of(value);
-        if (!clang_Cursor_isNull(call)) {
+        if (!is_null(call)) {
             out_returned(b, call);
             return;
         }
         int addr;
         CXCursor e = strip_argument(value, &addr);
-        if (addr || clang_getCursorKind(e) != K_DECL_REF)
+        if (addr || kind_of(e) != K_DECL_REF)
             return;
         CXCursor var = clang_getCursorReferenced(e);
         for (size_t i = 0; i < r->n; i++)
@@ -1698,14 +1722,14 @@ static int body_visit(CXCursor c, CXCursor parent, CXClientData data)
 
     ctx.pmode = param_mode(p, index);
 
-    int kind = clang_getCursorKind(c);
+    int kind = kind_of(c);
     char *own = NULL;
     ctx.dest = child_dest(p, index, c, kind, &own);
     if (kind == K_DECL_REF) {
         visit_ref(&ctx, c);
     } else if (kind < K_FIRST_REF || kind > K_LAST_REF) {
         char *callee_usr = NULL;
-        CXCursor callee = clang_getNullCursor();
+        CXCursor callee = NULL_CURSOR;
         if (kind == K_CALL) {
             callee = visit_call(&ctx, c, &callee_usr);
             visit_call_args(&ctx, c, callee);
@@ -1750,12 +1774,12 @@ static void walk_holder_body(struct walk *w, CXCursor c, const char *holder)
     b.holder = holder;
     b.mode = 'r';
     b.pmode = 'r';
-    b.parent_kind = clang_getCursorKind(c);
+    b.parent_kind = kind_of(c);
     struct params ps = {NULL, NULL, 0};
     struct returns rs = {NULL, 0, 0};
-    if (clang_getCursorKind(c) == K_FUNCTION)
+    if (kind_of(c) == K_FUNCTION)
         b.returns = &rs;
-    int n = clang_getCursorKind(c) == K_FUNCTION ? clang_Cursor_getNumArguments(c) : 0;
+    int n = kind_of(c) == K_FUNCTION ? clang_Cursor_getNumArguments(c) : 0;
     if (n > 0) {
         ps.cursors = calloc((size_t)n, sizeof *ps.cursors);
         ps.uses = calloc((size_t)n, 1);
@@ -1806,7 +1830,7 @@ static int wanted_declaration(CXCursor c, int isdef)
 {
     if (isdef || clang_Location_isFromMainFile(clang_getCursorLocation(c)))
         return 1;
-    if (!clang_Cursor_isNull(clang_getCursorDefinition(c)))
+    if (!is_null(clang_getCursorDefinition(c)))
         return 1;
     if (has_annotations(c))
         return 1;
@@ -1881,7 +1905,7 @@ static void visit_record(struct walk *w, CXCursor c)
     if (!clang_isCursorDefinition(c))
         return;
     out_decl_head(w, "S", c);
-    out_field(&w->out, clang_getCursorKind(c) == K_UNION ? "U" : "S");
+    out_field(&w->out, kind_of(c) == K_UNION ? "U" : "S");
     out_end(&w->out);
     clang_visitChildren(c, record_visit, w);
 }
@@ -1890,7 +1914,7 @@ static int record_visit(CXCursor c, CXCursor parent, CXClientData data)
 {
     (void)parent;
     struct walk *w = data;
-    int kind = clang_getCursorKind(c);
+    int kind = kind_of(c);
     if (kind == K_FIELD) {
         out_field(&w->out, "D");
         out_str(&w->out, clang_getCursorSpelling(c));
@@ -1909,7 +1933,7 @@ static int record_visit(CXCursor c, CXCursor parent, CXClientData data)
 static int nested_records_visit(CXCursor c, CXCursor parent, CXClientData data)
 {
     (void)parent;
-    int kind = clang_getCursorKind(c);
+    int kind = kind_of(c);
     if (kind == K_STRUCT || kind == K_UNION) {
         visit_record(data, c);
         clang_visitChildren(c, nested_records_visit, data);
@@ -1921,7 +1945,7 @@ static int top_visit(CXCursor c, CXCursor parent, CXClientData data)
 {
     (void)parent;
     struct walk *w = data;
-    int kind = clang_getCursorKind(c);
+    int kind = kind_of(c);
     if (kind != K_FUNCTION && kind != K_VAR && kind != K_STRUCT && kind != K_UNION)
         return VISIT_CONTINUE;
     if (!in_user_file(c))
@@ -1961,6 +1985,8 @@ static void walk_begin(struct walk *w, int fd)
     w->out.fd = fd;
     w->out.first = &w->names;
     w->names.fd = -1;
+    if (!clang_Cursor_isNull(NULL_CURSOR) || !is_null(clang_getNullCursor()))
+        w->out.err = EPROTO;            /* a libclang whose null cursor is not Index.h's: no walk */
 }
 
 /* Walks the translation unit, writing the records to fd.  Returns 0, -12 (ENOMEM) when memory
