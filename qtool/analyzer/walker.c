@@ -173,6 +173,10 @@ enum {
     K_DECL_STMT = 231,
 };
 enum { VISIT_BREAK = 0, VISIT_CONTINUE = 1, VISIT_RECURSE = 2 };
+enum { BO_CMP = 10, BO_NE = 16, BO_LAND = 20, BO_LOR = 21, BO_ASSIGN = 22, BO_COMMA = 33 };
+enum { UO_POSTINC = 1, UO_PREDEC = 4, UO_ADDROF = 5, UO_DEREF = 6, UO_LNOT = 10 };
+enum { T_POINTER = 101, T_RECORD = 105, T_FUNCTION_NOPROTO = 110, T_FUNCTION = 111,
+       T_CONSTANT_ARRAY = 112, T_DEPENDENT_ARRAY = 116 };
 
 /* A cursor's kind, the null cursor and the test for it, as libclang makes them
  * (clang_getCursorKind returns the field; clang_getNullCursor is a cursor of kind
@@ -191,10 +195,6 @@ static inline int is_null(CXCursor c)
 {
     return c.kind == K_INVALID_FILE && !c.data[0] && !c.data[1] && !c.data[2];
 }
-enum { BO_CMP = 10, BO_NE = 16, BO_LAND = 20, BO_LOR = 21, BO_ASSIGN = 22, BO_COMMA = 33 };
-enum { UO_POSTINC = 1, UO_PREDEC = 4, UO_ADDROF = 5, UO_DEREF = 6, UO_LNOT = 10 };
-enum { T_POINTER = 101, T_RECORD = 105, T_FUNCTION_NOPROTO = 110, T_FUNCTION = 111,
-       T_CONSTANT_ARRAY = 112, T_DEPENDENT_ARRAY = 116 };
 
 /* The output buffer grows geometrically; a failed allocation sticks and is reported once.  Whole
  * records are written to fd once FLUSH_AT bytes wait (after those of first: the N records they
