@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import subprocess
 import sys
 import textwrap
 
@@ -674,6 +675,24 @@ def test_an_indirect_calls_text_shows_a_literal_as_written_and_a_macros_as_dots(
     assert m.diagnostics == ()
     assert [c.through for c in sorted(m.indirect_calls, key=lambda c: c.location)] == [
         "tab[1]", "tab[0x1u]", "tab[1]", "tab[...]", "tab[3]", "tab[...]", "tab[...]", "tab[1]"]
+
+
+def test_an_expression_ten_thousand_deep_is_walked(tmp_path):
+    # Generated code can nest an expression thousands deep: a sum of 10,001 terms is a tree of that
+    # depth, the call at its bottom.  The body walk keeps a stack of its own (walker.c, struct
+    # frame) and has libclang recurse: it had recursed through three C frames and a libclang
+    # visit per level, and overflowed its thread's stack at about 5,000, killing the process.
+    # Run in a child process, so that a crash fails this test and not the whole run.
+    src = tmp_path / "src"
+    terms = " + ".join(["g(a)"] + ["a"] * 10000)
+    write(src, "deep.c", f"int g(int a) {{ return a; }}\nint f(int a) {{ return {terms}; }}\n")
+    probe = ("import sys\nfrom qtool import analyzer\n"
+             "m = analyzer.analyze([sys.argv[1]], progress=False)\n"
+             "print(sorted((m.function_map[e.caller].name, m.function_map[e.callee].name, len(e.sites))"
+             " for e in m.edges), len(m.diagnostics))\n")
+    proc = subprocess.run([sys.executable, "-c", probe, str(src)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert proc.stdout.split("\n")[0] == "[('f', 'g', 1)] 0"
 
 
 def test_indirect_targets_narrowed_by_assignments(tmp_path):

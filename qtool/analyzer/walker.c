@@ -716,7 +716,7 @@ static int param_index(const struct params *ps, CXCursor ref)
  * the expression is the target of a write ('w'), of an address-of ('a') or read ('r'), and where
  * its value goes (dest: a slot, DEST_ESCAPE or DEST_NONE; see the header comment).  A node's
  * children get their context from the node: body_visit computes it from the parent's kind and
- * operator, what body_walk prepared for them (slot, fields, callee) and the child's position. */
+ * operator, what body_enter prepared for them (slot, fields, callee) and the child's position. */
 static const char DEST_ESCAPE[] = "-";
 static const char DEST_NONE[] = ".";
 
@@ -740,7 +740,7 @@ struct body {
     struct returns *returns;    /* locals holding call results (see visit_returns); NULL outside functions */
     int returns_pointer;        /* the holder is a function returning function pointers */
     const char *dest;
-    /* What body_walk prepared for the node's children. */
+    /* What body_enter prepared for the node's children. */
     const char *slot;           /* '=': the left side's slot; a variable: its own; return: "r<holder>" */
     struct fields *fields;      /* an initializer list of a struct or union */
     int array_list;             /* an initializer list of an array ... */
@@ -934,69 +934,118 @@ static int fields_visit(CXCursor c, CXClientData data)
     return VISIT_CONTINUE;
 }
 
-static void body_walk(const struct body *ctx, CXCursor c, int kind, CXCursor callee, const char *callee_usr)
+/* The body walk visits a holder's code in one recursive visit: clang_visitChildren is told to
+ * recurse into each node whose children are wanted, and a frame for that node holds the context
+ * its children start from (body_enter), with what that context points to.  A frame is done when
+ * the visit comes back to an ancestor's child, and is then let go (and kept for reuse). */
+struct frame {
+    struct frame *up;
+    CXCursor node;
+    struct body child;          /* what body_visit computes each child's context from */
+    struct fields fields;       /* child.fields, for an initializer list of a struct */
+    char *slot;                 /* child.slot, when made for it */
+    char *dest;                 /* the node's own dest, which its children inherit */
+    char *callee_usr;           /* child.callee */
+};
+
+struct frames {
+    struct frame *top;          /* the holder's frame at the bottom */
+    struct frame *spare;        /* frames let go, for reuse */
+};
+
+static void frame_pop(struct frames *fs)
 {
-    /* A literal has no children: a visit would find none (and costs a call into libclang that sets
-     * up a visitor, for each of the hundreds of thousands of literals of a large unit). */
+    struct frame *f = fs->top;
+    fs->top = f->up;
+    free(f->slot);
+    free(f->fields.at);
+    free(f->callee_usr);
+    free(f->dest);
+    f->up = fs->spare;
+    fs->spare = f;
+}
+
+/* Whether two cursors are one, as clang_equalCursors says (a declaration's data[1] is not
+ * compared: libclang sets it only in some visits). */
+static int same_cursor(CXCursor a, CXCursor b)
+{
+    if (a.kind != b.kind || a.data[0] != b.data[0] || a.data[2] != b.data[2])
+        return 0;
+    return a.data[1] == b.data[1] || clang_equalCursors(a, b);
+}
+
+/* The frame of node c for its children, its context prepared from the node's own (ctx); NULL
+ * for a node without children (a literal) or when memory ran out. */
+static struct frame *body_enter(struct frames *fs, const struct body *ctx, CXCursor c, int kind,
+                                CXCursor callee, const char *callee_usr)
+{
+    /* A literal has no children: a visit would find none. */
     if (kind == K_INTEGER_LITERAL || kind == K_FLOATING_LITERAL || kind == K_STRING_LITERAL ||
         kind == K_CHARACTER_LITERAL)
-        return;
-    struct body child = *ctx;
-    child.parent_kind = kind;
-    child.parent_op = 0;
-    child.direct_call = !is_null(callee);
-    child.index = 0;
-    child.slot = NULL;
-    child.fields = NULL;
-    child.array_list = 0;
-    child.callee = NULL;
-    child.callee_params = 0;
-    char *own = NULL;
-    struct fields fields;
-    memset(&fields, 0, sizeof fields);
+        return NULL;
+    struct frame *f = fs->spare;
+    if (f)
+        fs->spare = f->up;
+    else if (!(f = malloc(sizeof *f))) {
+        ctx->w->out.oom = 1;
+        return NULL;
+    }
+    memset(f, 0, sizeof *f);
+    f->node = c;
+    struct body *child = &f->child;
+    *child = *ctx;
+    child->parent_kind = kind;
+    child->parent_op = 0;
+    child->direct_call = !is_null(callee);
+    child->index = 0;
+    child->slot = NULL;
+    child->fields = NULL;
+    child->array_list = 0;
+    child->callee = NULL;
+    child->callee_params = 0;
     if (kind == K_BINARY || kind == K_COMPOUND_ASSIGN)
-        child.parent_op = clang_getCursorBinaryOperatorKind(c);
+        child->parent_op = clang_getCursorBinaryOperatorKind(c);
     else if (kind == K_UNARY)
-        child.parent_op = clang_getCursorUnaryOperatorKind(c);
+        child->parent_op = clang_getCursorUnaryOperatorKind(c);
     switch (kind) {
     case K_BINARY:
-        if (child.parent_op == BO_ASSIGN) {
+        if (child->parent_op == BO_ASSIGN) {
             CXCursor lhs = children_of(c).first;
             if (holds_function_pointers(clang_getCursorType(lhs)))
-                child.slot = own = slot_of(lhs);
+                child->slot = f->slot = slot_of(lhs);
         }
         break;
     case K_VAR:
         if (holds_function_pointers(clang_getCursorType(c)))
-            child.slot = own = decl_slot("v", c, -1);
+            child->slot = f->slot = decl_slot("v", c, -1);
         break;
     case K_RETURN:
         if (ctx->returns_pointer)
-            child.slot = own = slot_name("r", ctx->holder, -1);
+            child->slot = f->slot = slot_name("r", ctx->holder, -1);
         break;
     case K_INIT_LIST: {
         CXType t = clang_getCanonicalType(clang_getCursorType(c));
         if (t.kind == T_RECORD) {
-            clang_Type_visitFields(t, fields_visit, &fields);
-            child.fields = &fields;
+            clang_Type_visitFields(t, fields_visit, &f->fields);
+            child->fields = &f->fields;
         } else if (is_array_type(t)) {
-            child.array_list = 1;
-            child.element = clang_getCanonicalType(clang_getArrayElementType(t));
+            child->array_list = 1;
+            child->element = clang_getCanonicalType(clang_getArrayElementType(t));
         }
         break;
     }
     case K_CALL:
-        if (child.direct_call) {
-            child.callee = callee_usr;
-            child.callee_params = clang_Cursor_getNumArguments(callee);
+        if (child->direct_call) {
+            child->callee = callee_usr;
+            child->callee_params = clang_Cursor_getNumArguments(callee);
         }
         break;
     default:
         break;
     }
-    clang_visitChildren(c, body_visit, &child);
-    free(own);
-    free(fields.at);
+    f->up = fs->top;
+    fs->top = f;
+    return f;
 }
 
 static int is_global_var(CXCursor ref)
@@ -1674,8 +1723,10 @@ static void visit_returns(const struct body *b, CXCursor c, int kind)
 
 static int body_visit(CXCursor c, CXCursor parent, CXClientData data)
 {
-    (void)parent;
-    struct body *p = data;
+    struct frames *fs = data;
+    while (fs->top->up && !same_cursor(fs->top->node, parent))
+        frame_pop(fs);                  /* the children of those nodes are done */
+    struct body *p = &fs->top->child;
     int index = p->index++;
     if (p->direct_call && index == 0)
         return VISIT_CONTINUE;
@@ -1737,7 +1788,12 @@ static int body_visit(CXCursor c, CXCursor parent, CXClientData data)
         if (kind == K_VAR || kind == K_BINARY || kind == K_RETURN)
             visit_returns(&ctx, c, kind);
         visit_value(&ctx, c, kind, callee);
-        body_walk(&ctx, c, kind, callee, callee_usr);
+        struct frame *f = body_enter(fs, &ctx, c, kind, callee, callee_usr);
+        if (f) {
+            f->callee_usr = callee_usr;     /* the children's context points to these */
+            f->dest = own;
+            return VISIT_RECURSE;
+        }
         free(callee_usr);
     }
     free(own);
@@ -1798,7 +1854,19 @@ static void walk_holder_body(struct walk *w, CXCursor c, const char *holder)
         b.returns_pointer = holds_function_pointers(clang_getCursorResultType(c));
     else if (holds_function_pointers(clang_getCursorType(c)))
         b.slot = slot = slot_name("v", holder, -1);     /* a global's initializer */
-    clang_visitChildren(c, body_visit, &b);
+    struct frame bottom;
+    memset(&bottom, 0, sizeof bottom);
+    bottom.node = c;
+    bottom.child = b;
+    struct frames fs = {&bottom, NULL};
+    clang_visitChildren(c, body_visit, &fs);
+    while (fs.top != &bottom)
+        frame_pop(&fs);
+    while (fs.spare) {
+        struct frame *f = fs.spare;
+        fs.spare = f->up;
+        free(f);
+    }
     for (int i = 0; i < ps.n; i++) {
         static const char letters[] = "WMRVA";
         char uses[8];
