@@ -57,14 +57,6 @@ class _Progress:
             sys.stderr.flush()
 
 
-def _job(item):
-    """A worker's unit: its facts, pickled for the process that merges them (which stores them in
-    the unit cache when it ends, with the digests of the files they read: see cache.dep)."""
-    from . import unit
-    i, (path, args) = item
-    return i, pickle.dumps(unit.parse_unit(path, args), protocol=pickle.HIGHEST_PROTOCOL)
-
-
 def _size(path: str) -> int:
     try:
         return os.path.getsize(path)
@@ -196,21 +188,37 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
         if todo:
             clang_env.walker()      # built once, before the workers or the parse below need it
             clang_env.keep_freed_memory()
-        if len(todo) > 1 and workers > 1:
-            import multiprocessing
+        # A unit that crashed the last time is parsed by a worker even alone: a crash here would
+        # end this command with nothing to say (unit.crashed).
+        again = entry is not None and any(unit.crashed_before(entry.deps[i]) for i in todo)
+        if len(todo) > 1 and workers > 1 or again:
+            from .workers import parse_in_workers
             if reader is not None and reader.running():
                 reader.join()       # no thread but this one while the workers are forked
-            ctx = multiprocessing.get_context("fork")
+
+            def job(i: int) -> bytes:
+                """A worker's unit: its facts, pickled for this process (which stores them in the
+                unit cache when it ends, with the digests of the files they read: cache.dep)."""
+                return pickle.dumps(unit.parse_unit(*items[i]), protocol=pickle.HIGHEST_PROTOCOL)
+
+            def got(i: int, found) -> None:
+                nonlocal done
+                facts[i] = found
+                fresh.append(i)
+                done += 1
+                report.step(done, items[i][0])
+
+            def before_fork() -> None:
+                if reader is not None and reader.running():
+                    reader.join()   # a worker that died is replaced: no other thread then
+
             # The largest units first: a long one started last would leave the other workers idle.
             todo.sort(key=lambda i: -_size(items[i][0]))
-            with ctx.Pool(workers) as pool:
-                if reader is not None:
-                    reader.start()
-                for k, data in pool.imap_unordered(_job, [(i, items[i]) for i in todo]):
-                    facts[k] = pickle.loads(data)
-                    fresh.append(k)
-                    done += 1
-                    report.step(done, items[k][0])
+            parse_in_workers(todo, job, workers,
+                             answered=lambda i, data: got(i, pickle.loads(data)),
+                             crashed=lambda i, how: got(i, unit.crashed(items[i][0], how)),
+                             started=reader.start if reader is not None else lambda: None,
+                             before_fork=before_fork)
         else:
             if reader is not None and todo:
                 reader.start()

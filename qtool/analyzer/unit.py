@@ -227,6 +227,26 @@ def parse_unit(path: str, args: tuple[str, ...]) -> UnitFacts:
     return facts
 
 
+def crashed(path: str, how: str) -> UnitFacts:
+    """The facts of a unit whose parse or walk crashed the process doing it (how: as
+    workers.how_it_ended says): an error that says so, and a dep no file matches, so that the
+    unit is parsed again next time (and its entries never reused)."""
+    facts = UnitFacts(path)
+    facts.diagnostics.append(Diagnostic("error", "QPM001", f"libclang crashed on this file (the process parsing it "
+                                        f"was {how}): nothing of it is in the model",
+                                        Location(path, 0, 0)))
+    facts.deps = [(path, -1, 0, CRASHED)]
+    return facts
+
+
+CRASHED = ""        # with size -1, the dep of a unit that crashed (crashed): no file has it
+
+
+def crashed_before(deps) -> bool:
+    """Whether these deps are those of a unit that crashed (crashed)."""
+    return any(d[1] == -1 for d in deps)
+
+
 def _walk(call, path: str, facts: UnitFacts, included: list[tuple[str, int, int]]) -> int:
     """Runs call(fd), a walk, and turns the records it writes to fd into facts, the two at once:
     the walk runs in a thread of its own (the walker is C, and the call lets go of the
