@@ -235,15 +235,12 @@ def crashed(path: str, how: str) -> UnitFacts:
     facts.diagnostics.append(Diagnostic("error", "QPM001", f"libclang crashed on this file (the process parsing it "
                                         f"was {how}): nothing of it is in the model",
                                         Location(path, 0, 0)))
-    facts.deps = [(path, -1, 0, CRASHED)]
+    facts.deps = [(path, -1, 0, "")]        # size -1: no file has it
     return facts
 
 
-CRASHED = ""        # with size -1, the dep of a unit that crashed (crashed): no file has it
-
-
 def crashed_before(deps) -> bool:
-    """Whether these deps are those of a unit that crashed (crashed)."""
+    """Whether these deps are those of a unit that crashed (crashed's, size -1)."""
     return any(d[1] == -1 for d in deps)
 
 
