@@ -104,7 +104,7 @@ def _analyze_action(target, source, env):
     path = source[0].abspath
     try:
         clang_env.check_version()
-        facts = unit.parse_unit(path, _parse_args(env, target, source))
+        facts = unit.parse_unit(path, _parse_args(env, target, source), isolated=True)
     except UserError as e:
         return _fail(str(e))
     from .atomic import write_bytes

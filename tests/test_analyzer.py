@@ -698,26 +698,28 @@ def test_an_expression_ten_thousand_deep_is_walked(tmp_path):
 def test_a_unit_that_crashes_libclang_is_an_error_at_it_and_the_rest_is_analysed(tmp_path):
     # libclang's parser recurses once per level of an expression, on a thread of its own: a sum of
     # 200,000 terms overflows that thread's stack, and the process parsing the unit dies.  The
-    # analysis reports it as an error at the file, with the model of the other units, and ends
-    # (with multiprocessing.Pool it waited for the dead worker's answer for ever).  The next run
-    # parses that unit again, alone, and in a worker still: a crash in the command's own process
-    # would end it with nothing said.  In a child process, with a deadline, so that neither a
-    # crash nor a hang takes the test run with it.
-    src = tmp_path / "src"
+    # analysis reports it as an error at the file, with the model of the other units, and ends:
+    # parsed by a worker (multiprocessing.Pool had waited for the dead worker's answer for ever),
+    # or alone, on the next run and in a program of that one file, by a child process (in the
+    # command's own, the crash ended it with nothing said).  In a child process, with a
+    # deadline, so that neither a crash nor a hang takes the test run with it.
+    src, alone = tmp_path / "src", tmp_path / "alone"
+    deep = "int f(int a) { return " + " + ".join(["a"] * 200000) + "; }\n"
     write(src, "main.c", "int g(void) { return 1; }\nint main(void) { return g(); }\n")
-    write(src, "deep.c", "int f(int a) { return " + " + ".join(["a"] * 200000) + "; }\n")
+    write(src, "deep.c", deep)
+    write(alone, "deep.c", deep)
     probe = ("import sys\nfrom qtool import analyzer\n"
              "m = analyzer.analyze([sys.argv[1]], jobs=2, progress=False)\n"
              "print(sorted(f.name for f in m.functions))\n"
              "print([(d.code, d.severity, d.location.file.rsplit('/', 1)[-1], d.location.line, d.message) "
              "for d in m.diagnostics])\n")
-    for run in ("first", "again"):
-        proc = subprocess.run([sys.executable, "-c", probe, str(src)], capture_output=True, text=True, timeout=120)
+    crash = str([("QPM001", "error", "deep.c", 0, "libclang crashed on this file (the process parsing it was "
+                  "killed by SIGSEGV): nothing of it is in the model")])
+    for run, where, functions in (("first", src, "['g', 'main']"), ("again", src, "['g', 'main']"),
+                                  ("alone", alone, "[]")):
+        proc = subprocess.run([sys.executable, "-c", probe, str(where)], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, (run, proc.returncode, proc.stderr[-2000:])
-        functions, diagnostics = proc.stdout.splitlines()[:2]
-        assert functions == "['g', 'main']", run
-        assert diagnostics == str([("QPM001", "error", "deep.c", 0, "libclang crashed on this file (the process "
-                                    "parsing it was killed by SIGSEGV): nothing of it is in the model")]), run
+        assert proc.stdout.splitlines()[:2] == [functions, crash], run
 
 
 def test_indirect_targets_narrowed_by_assignments(tmp_path):

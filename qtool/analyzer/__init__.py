@@ -188,10 +188,7 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
         if todo:
             clang_env.walker()      # built once, before the workers or the parse below need it
             clang_env.keep_freed_memory()
-        # A unit that crashed the last time is parsed by a worker even alone: a crash here would
-        # end this command with nothing to say (unit.crashed).
-        again = entry is not None and any(unit.crashed_before(entry.deps[i]) for i in todo)
-        if len(todo) > 1 and workers > 1 or again:
+        if len(todo) > 1 and workers > 1:
             from .workers import parse_in_workers
             if reader is not None and reader.running():
                 reader.join()       # no thread but this one while the workers are forked
@@ -223,7 +220,8 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
             if reader is not None and todo:
                 reader.start()
             for i in todo:
-                facts[i] = unit.parse_unit(*items[i])
+                # In a child process: a crash of libclang is the unit's error, not this command's end.
+                facts[i] = unit.parse_unit(*items[i], isolated=True)
                 fresh.append(i)
                 done += 1
                 report.step(done, items[i][0])

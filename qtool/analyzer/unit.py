@@ -202,15 +202,22 @@ def parse_records(path: str, lines: Iterable[str], facts: UnitFacts,
                              for severity, message, place, fixits in diagnostics)
 
 
-def parse_unit(path: str, args: tuple[str, ...]) -> UnitFacts:
+def parse_unit(path: str, args: tuple[str, ...], isolated: bool = False) -> UnitFacts:
     """Parses one source file (function bodies included) and walks it: the walker does both, and
-    writes the unit's diagnostics and included files with its records (see walker.c)."""
+    writes the unit's diagnostics and included files with its records (see walker.c).  isolated:
+    in a process forked for it, whose records this one reads as they come (not in a thread of
+    this one), so that a crash of libclang is the unit's error (crashed), not this process's end:
+    for a caller that has no worker of its own to lose (workers.py)."""
     lib = clang_env.walker()
     argv = [a.encode() for a in clang_args(args)]
     facts = UnitFacts(path)
     included: list[tuple[str, int, int]] = []
-    rc = _walk(lambda fd: lib.qpm_parse_walk(path.encode(), (ctypes.c_char_p * len(argv))(*argv), len(argv), fd),
-               path, facts, included)
+    try:
+        rc = _walk(lambda fd: lib.qpm_parse_walk(path.encode(), (ctypes.c_char_p * len(argv))(*argv), len(argv),
+                                                 fd),
+                   path, facts, included, isolated)
+    except _Crashed as e:
+        return crashed(path, str(e))
     if rc == 1:
         facts.diagnostics.append(Diagnostic("error", "QPM001", "libclang could not parse this file: "
                                             "Error parsing translation unit.",
@@ -239,21 +246,23 @@ def crashed(path: str, how: str) -> UnitFacts:
     return facts
 
 
-def crashed_before(deps) -> bool:
-    """Whether these deps are those of a unit that crashed (crashed's, size -1)."""
-    return any(d[1] == -1 for d in deps)
+class _Crashed(Exception):
+    """The process an isolated walk ran in died: how (workers.how_it_ended)."""
 
 
-def _walk(call, path: str, facts: UnitFacts, included: list[tuple[str, int, int]]) -> int:
+def _walk(call, path: str, facts: UnitFacts, included: list[tuple[str, int, int]], isolated: bool = False) -> int:
     """Runs call(fd), a walk, and turns the records it writes to fd into facts, the two at once:
     the walk runs in a thread of its own (the walker is C, and the call lets go of the
-    interpreter) and writes its records into a pipe, from which this thread turns them into facts
-    meanwhile.  The walk's result: 0, or 1 when the file could not be parsed."""
+    interpreter), or in a process of its own when isolated, and writes its records into a pipe,
+    from which this thread turns them into facts meanwhile.  The walk's result: 0, or 1 when the
+    file could not be parsed; _Crashed when the process it ran in died."""
     rfd, wfd = os.pipe()
     try:
         fcntl.fcntl(wfd, fcntl.F_SETPIPE_SZ, 1 << 20)   # fewer hand-overs between the two
     except (OSError, AttributeError):
         pass
+    if isolated:
+        return _walk_in_child(call, path, facts, included, rfd, wfd)
     rc: list[int] = []
 
     def walk() -> None:
@@ -269,9 +278,42 @@ def _walk(call, path: str, facts: UnitFacts, included: list[tuple[str, int, int]
     finally:
         os.close(rfd)                   # a walk still writing stops (EPIPE)
         walker.join()
-    if not rc or rc[0] not in (0, 1):
-        raise MemoryError(f"walking {path} failed ({rc[0] if rc else 'no result'})")
-    return rc[0]
+    return _walk_result(path, rc[0] if rc else None)
+
+
+def _walk_result(path: str, rc: int | None) -> int:
+    if rc not in (0, 1):
+        raise MemoryError(f"walking {path} failed ({'no result' if rc is None else rc})")
+    return rc
+
+
+def _walk_in_child(call, path: str, facts: UnitFacts, included: list, rfd: int, wfd: int) -> int:
+    """_walk with the walk in a forked child, which runs nothing but the walker's call and exits
+    with its result (0, 1, or 3 + the error a negative result gives)."""
+    import signal
+    pid = os.fork()
+    if pid == 0:
+        code = 2
+        try:
+            os.close(rfd)
+            rc = call(wfd)
+            code = rc if rc in (0, 1) else 3 + min(-rc, 250) if rc < 0 else 2
+        finally:
+            os._exit(code)
+    os.close(wfd)
+    try:
+        parse_records(path, _lines(rfd), facts, included)
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)    # interrupted: the walk is not waited for
+        raise
+    finally:
+        os.close(rfd)
+        _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        from .workers import how_it_ended
+        raise _Crashed(how_it_ended(-os.WTERMSIG(status)))
+    code = os.WEXITSTATUS(status)
+    return _walk_result(path, code if code in (0, 1) else -(code - 3) if code >= 3 else None)
 
 
 def _lines(fd: int):
