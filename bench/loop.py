@@ -8,6 +8,7 @@ Run from the repository root:
     .venv/bin/python bench/loop.py              # 3 repetitions (median shown)
     .venv/bin/python bench/loop.py --repeat 5 --units 100
     .venv/bin/python bench/loop.py --against HEAD    # also qtool as committed, runs alternating
+    .venv/bin/python bench/loop.py --scons           # the SCons build of the same program instead
 
 The program is generated into a temporary directory: UNITS .c files, each with a dozen functions
 that call each other and functions of two other units through one shared header (which includes
@@ -30,6 +31,14 @@ A run's time is from its start to its exit.  A command exits before its cache wr
 after each run the script waits for them (untimed), as a user who edits between two runs never
 waits for them either.
 
+With --scons the program (and a main.c) builds with the SCons tool instead (`scons -Q -j2
+--debug=time`, a SConstruct calling env.QpmProgram, no plan), cold (build directory and SCons's
+database removed, qtool's caches emptied), then unchanged, edited and moved as above.  What is
+compared is qtool's part of each build: the time SCons reports for the commands of the analysis
+steps (build/analysis/*.facts) and of the stubs step (the model merged from the facts, the
+generated code written), summed; the whole build's wall time (gcc's compiles and links, and
+SCons's own start and dependency scan) is shown beside it, for information.
+
 Targets: unchanged <= 0.05 of cold, edited and moved <= 0.10 of cold.  Exit status 0 whatever the
 numbers.
 """
@@ -38,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -144,10 +154,92 @@ AWAIT_WRITERS = ("try:\n    from qtool.analyzer.cache import await_writers\nexce
                  "else:\n    await_writers()")
 
 
+SCONSTRUCT = """import os
+import qtool.scons
+env = Environment(tools=["default", qtool.scons.tool], ENV=os.environ, CCFLAGS=["-O2"])
+env.QpmProgram("loop", Glob("*.c"))
+"""
+
+MAIN = """#include "loop.h"
+int main(void) { struct item it = {0}; return u0_f0(&it, 3) & 1; }
+"""
+
+
+def scons_run(src: str, env: dict[str, str]) -> tuple[float, float]:
+    """One `scons` build of src: its wall time, and the time SCons reports for qtool's commands
+    (the analysis steps' and the stubs step's), summed."""
+    scons = os.path.join(os.path.dirname(sys.executable), "scons")
+    t = time.perf_counter()
+    p = subprocess.run([scons, "-Q", "-j2", "--debug=time"], cwd=src, env=env, capture_output=True, text=True,
+                       timeout=1800)
+    wall = time.perf_counter() - t
+    if p.returncode != 0:
+        sys.exit(f"scons failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
+    qtool = 0.0
+    for target, seconds in re.findall(r"^Command execution time: (.*): ([0-9.]+) seconds$", p.stdout, re.M):
+        if target.endswith(".facts") or (".qpm/" in target and not target.endswith(".o")):
+            qtool += float(seconds)
+    return wall, qtool
+
+
+def scons_loop(args, trees: dict[str, str], envs: dict[str, dict[str, str]], tmp: str) -> None:
+    """The loop of the module's doc, built with SCons (--scons)."""
+    srcs = {}
+    for k, label in enumerate(trees):
+        srcs[label] = os.path.join(tmp, f"scons{k}")
+        os.mkdir(srcs[label])
+        generate(srcs[label], args.units, args.funcs)
+        for name, text in (("SConstruct", SCONSTRUCT), ("main.c", MAIN)):
+            with open(os.path.join(srcs[label], name), "w") as f:
+                f.write(text)
+    name = "unit050.c" if args.units > 50 else "unit000.c"
+    index = int(name[4:7])
+    kinds = ("cold", "unchanged", "edited", "moved")
+    walls = {label: {k: [] for k in kinds} for label in trees}
+    steps = {label: {k: [] for k in kinds} for label in trees}
+    edit = moved = 0
+    for r in range(args.repeat):
+        for label in (list(trees) if r % 2 == 0 else list(reversed(trees))):
+            src, env = srcs[label], envs[label]
+            empty_caches(env["QPM_CACHE_DIR"])
+            shutil.rmtree(os.path.join(src, "build"), ignore_errors=True)
+            for db in (".sconsign.dblite", "compile_commands.json"):
+                if os.path.exists(os.path.join(src, db)):
+                    os.remove(os.path.join(src, db))
+            for kind in kinds:
+                if kind == "edited":
+                    edit += 1
+                elif kind == "moved":
+                    moved = 1 - moved
+                if kind in ("edited", "moved"):
+                    with open(os.path.join(src, name), "w") as f:
+                        f.write(unit_source(index, args.units, args.funcs, edit, moved))
+                wall, qtool = scons_run(src, env)
+                walls[label][kind].append(wall)
+                steps[label][kind].append(qtool)
+    print(f"qtool edit-check loop, SCons build (bench/loop.py --scons): {args.units} units x {args.funcs} "
+          f"functions + main.c, scons -j2, {os.cpu_count()} cores, median of {args.repeat}, Python "
+          f"{sys.version.split()[0]}")
+    print(f"{'qtool':14} {'what':34} {'cold s':>7} {'unchanged s':>12} {'ratio':>6} {'edited s':>9} {'ratio':>6} "
+          f"{'moved s':>8} {'ratio':>6}  result (unchanged <= 0.05, edited, moved <= 0.10)")
+    for label in trees:
+        for what, t, judged in (("qtool's steps (analysis + stubs)", steps[label], True),
+                                ("whole build, wall", walls[label], False)):
+            cold, same, edit_t, moved_t = (statistics.median(t[k]) for k in kinds)
+            r1, r2, r3 = same / cold, edit_t / cold, moved_t / cold
+            verdicts = (f"{'PASS' if r1 <= 0.05 else 'MISS'} / {'PASS' if r2 <= 0.10 else 'MISS'} / "
+                        f"{'PASS' if r3 <= 0.10 else 'MISS'}") if judged else "(info: gcc and SCons's own work too)"
+            print(f"{label:14} {what:34} {cold:7.2f} {same:12.3f} {r1:6.3f} {edit_t:9.3f} {r2:6.3f} "
+                  f"{moved_t:8.3f} {r3:6.3f}  {verdicts}")
+    print("  qtool's steps: the command times `scons --debug=time` reports for build/analysis/*.facts and for the "
+          "stubs step, summed (with -j2, two may run at once)")
+
+
 def checkout(rev: str, into: str) -> str:
-    """qtool's package and the headers it parses with, as they were at rev."""
+    """qtool's package, the headers it parses with and the runtime its SCons tool builds, as they
+    were at rev."""
     os.mkdir(into)
-    archive = subprocess.run(["git", "-C", ROOT, "archive", rev, "qtool", "clang_attrs"],
+    archive = subprocess.run(["git", "-C", ROOT, "archive", rev, "qtool", "clang_attrs", "runtime"],
                              capture_output=True, check=True, timeout=120).stdout
     subprocess.run(["tar", "-x", "-C", into], input=archive, check=True, timeout=120)
     return into
@@ -160,6 +252,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--against", metavar="REV", help="also measure qtool as it was at this git revision, "
                     "its runs alternating with this tree's")
+    ap.add_argument("--scons", action="store_true", help="the program built with the SCons tool instead of "
+                    "qtool's commands")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="qtool-loop-")
     try:
@@ -178,6 +272,9 @@ def main() -> int:
                            env=envs[label], check=True, timeout=300, stdout=subprocess.DEVNULL)
             subprocess.run([sys.executable, "-c", "from qtool.analyzer import clang_env; clang_env.walker()"],
                            env=envs[label], check=True, timeout=300)     # the walker, built once
+        if args.scons:
+            scons_loop(args, trees, envs, tmp)
+            return 0
         qtool = [sys.executable, "-m", "qtool"]
         commands = {
             "analyze --format json": [*qtool, "analyze", "--format", "json", "-o", os.path.join(tmp, "model.json"), "."],

@@ -108,7 +108,7 @@ def _analyze_action(target, source, env):
     except UserError as e:
         return _fail(str(e))
     from .atomic import write_bytes
-    write_bytes(target[0].abspath, unit.entry_bytes(facts))
+    write_bytes(target[0].abspath, unit.entry_bytes(facts, digests=False))
     return 0
 
 

@@ -363,11 +363,15 @@ def store(path: str, args: tuple[str, ...], facts: UnitFacts) -> None:
         pass  # A cache that cannot be written only costs time.
 
 
-def entry_bytes(facts: UnitFacts) -> bytes:
-    """A unit's facts as the unit cache and the SCons analysis step store them: the digest of
-    every file they read filled in (cache.filled), in an entry of one frame with its checksum
-    (cache.pack_one)."""
-    facts.deps = filled(facts.deps)
+def entry_bytes(facts: UnitFacts, digests: bool = True) -> bytes:
+    """A unit's facts as the unit cache and the SCons analysis step store them, in an entry of one
+    frame with its checksum (cache.pack_one).  digests: the digest of every file they read filled
+    in first (cache.filled), for the unit cache, which tells by them whether a file whose time
+    changed still holds what the unit read.  The SCons step's facts go without: SCons watches the
+    files itself, and a build's first step would otherwise hash every header it includes (60 ms
+    for a server's common header and the system headers under it)."""
+    if digests:
+        facts.deps = filled(facts.deps)
     return pack_one(facts)
 
 
