@@ -1,0 +1,395 @@
+#!/usr/bin/env python3
+"""The parse of one big file split between two processes by its function bodies, against the
+parse of the whole file: a measurement of the headroom such a split would give a program of one
+big unit (sqlite3.c, zstd.c), where a cold analysis is one libclang parse that uses one core.
+
+Run from the repository root:
+
+    .venv/bin/python bench/split_parse.py              # 5 rounds (median and spread shown)
+    .venv/bin/python bench/split_parse.py --repeat 9
+
+qtool does not split a parse (yet): this script measures what a split would give, with a
+prototype of its parts written here in Python.  For each file:
+
+  scan       a lexical scan of the file finds the bodies of functions defined at its top level: a
+             '{' at brace depth 0 after a ')', to its matching '}'; comments, string and character
+             literals and preprocessor directive lines are skipped, an `#if` branch starts from
+             the depth its `#if` had, and code under `#ifdef __cplusplus` is not C
+  coverage   the spans found, against the bodies libclang's own parse reports (its function
+             definitions in the file): how many it found, missed (a macro makes the function),
+             and found that are no body (code of an inactive `#if` branch, blanked harmlessly)
+  halves     the spans split in two by their bytes, in file order; process k parses the file as
+             an unsaved buffer with the other half's bodies blanked (every character between the
+             braces a space, newlines and directive lines kept, so that every place and every
+             macro stays as it was): all its declarations, half its bodies
+  walks      the walker's records of each half's parse against those of the whole file's:
+             the declarations must be the same in both halves, and each function's records those
+             of the half that kept its body
+  timing     both halves parsed at once in two forked processes, against the whole file parsed
+             in one, the two alternating, each round's wall time from the first fork to the last
+             exit; libclang's parse with every body skipped (CXTranslationUnit_SkipFunctionBodies)
+             is shown too: the part of the parse each half repeats
+
+The flags are bench/analyze.py's, the arguments the analyzer's own (unit.clang_args).  A half
+that libclang reports an error in would not be a parse to use: the script says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import re
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+import analyze as A  # noqa: E402  (bench/analyze.py: the inputs, fetched, and their flags)
+
+DIRECTIVE = re.compile(r"[ \t]*#[ \t]*(\w*)(.*)")
+
+
+def _line_end(text: str, i: int) -> int:
+    """The end of the logical line at i (its backslash continuations included): a newline's
+    offset, or the text's length."""
+    while True:
+        j = text.find("\n", i)
+        if j < 0:
+            return len(text)
+        if j > 0 and text[j - 1] == "\\":
+            i = j + 1
+            continue
+        return j
+
+
+def _skip_comment(text: str, i: int) -> int:
+    """i at '/*' or '//': the offset after the comment."""
+    if text.startswith("/*", i):
+        j = text.find("*/", i + 2)
+        return len(text) if j < 0 else j + 2
+    return _line_end(text, i)
+
+
+def scan(text: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The spans (offset of '{', offset of its '}') of the function bodies at the file's top
+    level, and the spans (start, end) of its preprocessor directive lines."""
+    n, i = len(text), 0
+    depth, prev, start = 0, "", None
+    at_line_start = True
+    conditionals: list[tuple[int, list[int], bool]] = []   # (depth at #if, at each branch's end, C++)
+    bodies, directives = [], []
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            at_line_start = True
+            i += 1
+            continue
+        if c in " \t\r\f\v":
+            i += 1
+            continue
+        if c == "\\" and text.startswith("\\\n", i):
+            i += 2
+            continue
+        if at_line_start and c == "#":
+            end = _line_end(text, i)
+            # A comment begun on a directive line may run past it.
+            j = i
+            while j < end:
+                k = min((p for p in (text.find("/*", j, end), text.find("//", j, end)) if p >= 0), default=-1)
+                if k < 0:
+                    break
+                after = _skip_comment(text, k)
+                if after > end:
+                    end = _line_end(text, after)
+                j = after
+            directives.append((i, end))
+            m = DIRECTIVE.match(text, i)
+            word, rest = (m.group(1), m.group(2)) if m else ("", "")
+            if word in ("if", "ifdef", "ifndef"):
+                cplusplus = "__cplusplus" in rest and word != "ifndef" and "!" not in rest
+                conditionals.append((depth, [], cplusplus))
+                if cplusplus:               # C++ only: never C, and the branch after it is
+                    i = _skip_branch(text, end, directives)
+                    at_line_start = True
+                    continue
+            elif word in ("else", "elif") and conditionals:
+                conditionals[-1][1].append(depth)
+                depth = conditionals[-1][0]
+            elif word == "endif" and conditionals:
+                # Branches that leave different depths: the first one's (the last one's after a
+                # C++ branch); a wrong guess costs a body missed, or a span that is none.
+                _, ends, cplusplus = conditionals.pop()
+                depth = depth if cplusplus else (ends + [depth])[0]
+            i = end
+            continue
+        at_line_start = False
+        if text.startswith(("/*", "//"), i):
+            i = _skip_comment(text, i)
+            continue
+        if c in "\"'":
+            j = i + 1
+            while j < n and text[j] != c and text[j] != "\n":
+                j += 2 if text[j] == "\\" else 1
+            i, prev = j + 1, c
+            continue
+        if c == "{":
+            if depth == 0 and prev == ")":
+                start = i
+            depth += 1
+        elif c == "}":
+            depth = max(0, depth - 1)
+            if depth == 0 and start is not None:
+                bodies.append((start, i))
+                start = None
+        prev = c
+        i += 1
+    return bodies, directives
+
+
+def _skip_branch(text: str, i: int, directives: list[tuple[int, int]]) -> int:
+    """i after an `#if` line: the offset of its `#else`, `#elif` or `#endif` (the directive
+    itself is left to the scan), the directives met on the way noted."""
+    level = 0
+    while i < len(text):
+        line = i + 1 if text[i] == "\n" else i
+        end = _line_end(text, line)
+        m = DIRECTIVE.match(text, line, end)
+        if m:
+            word = m.group(1)
+            if word in ("else", "elif", "endif") and level == 0:
+                return line
+            directives.append((line, end))
+            level += word in ("if", "ifdef", "ifndef")
+            level -= word == "endif"
+        i = end
+    return i
+
+
+def blank(text: str, spans: list[tuple[int, int]], directives: list[tuple[int, int]]) -> bytes:
+    """The file with the bodies of these spans blanked: every character between the braces a
+    space but newlines and the directive lines inside them."""
+    data = bytearray(text.encode("latin-1"))
+    keep = sorted(directives)
+    k = 0
+    for a, b in spans:
+        while k < len(keep) and keep[k][1] <= a:
+            k += 1
+        p, j = a + 1, k
+        while p < b:
+            if j < len(keep) and keep[j][0] <= p:
+                p = max(p, keep[j][1])
+                j += 1
+                continue
+            stop = min(b, keep[j][0]) if j < len(keep) else b
+            segment = data[p:stop]
+            data[p:stop] = bytes(10 if ch == 10 else 32 for ch in segment)
+            p = stop
+    return bytes(data)
+
+
+def halves(spans: list[tuple[int, int]]) -> tuple[list, list]:
+    """The spans in two, by their bytes, in file order."""
+    total, acc = sum(b - a for a, b in spans), 0
+    for i, (a, b) in enumerate(spans):
+        acc += b - a
+        if acc >= total / 2:
+            return spans[:i + 1], spans[i + 1:]
+    return spans, []
+
+
+class Unsaved(ctypes.Structure):
+    _fields_ = [("Filename", ctypes.c_char_p), ("Contents", ctypes.c_char_p), ("Length", ctypes.c_ulong)]
+
+
+def libclang():
+    from qtool.analyzer import clang_env
+    clang_env.keep_freed_memory()
+    lib = ctypes.CDLL(clang_env.library_path())
+    lib.clang_createIndex.restype = ctypes.c_void_p
+    lib.clang_parseTranslationUnit2.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int,
+                                                ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint,
+                                                ctypes.POINTER(ctypes.c_void_p)]
+    lib.clang_getNumDiagnostics.argtypes = [ctypes.c_void_p]
+    lib.clang_getDiagnostic.argtypes = [ctypes.c_void_p, ctypes.c_uint]
+    lib.clang_getDiagnostic.restype = ctypes.c_void_p
+    lib.clang_getDiagnosticSeverity.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+def parse(lib, path: str, args: list[str], contents: bytes | None = None, options: int = 0) -> tuple[int, int]:
+    """libclang's parse of path (as these contents when given): the number of its diagnostics of
+    severity error or fatal (-1 when it failed), and of all of them."""
+    argv = [a.encode() for a in args]
+    unsaved = (Unsaved * 1)(Unsaved(path.encode(), contents, len(contents))) if contents is not None else None
+    tu = ctypes.c_void_p()
+    if lib.clang_parseTranslationUnit2(lib.clang_createIndex(0, 0), path.encode(), (ctypes.c_char_p * len(argv))(*argv),
+                                       len(argv), unsaved, 1 if contents is not None else 0, options,
+                                       ctypes.byref(tu)):
+        return -1, 0
+    n = lib.clang_getNumDiagnostics(tu)
+    return sum(lib.clang_getDiagnosticSeverity(lib.clang_getDiagnostic(tu, i)) >= 3 for i in range(n)), n
+
+
+def in_children(jobs: list) -> tuple[float, list]:
+    """Runs each job (a function of no argument returning JSON-able data) in a forked child, all
+    at once: the wall time from the first fork to the last exit, and their results."""
+    t = time.perf_counter()
+    started = []
+    for job in jobs:
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            try:
+                os.write(w, json.dumps(job()).encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        started.append((pid, r))
+    results = []
+    for pid, r in started:
+        with os.fdopen(r, "rb") as f:
+            results.append(json.loads(f.read() or b"null"))
+        os.waitpid(pid, 0)
+    return time.perf_counter() - t, results
+
+
+# The walker's records (see walker.c): the fields that are file numbers (N records name them), and
+# the kinds that a function body gives (their field 1 is the function, or the global whose
+# initializer holds them).
+FILE_FIELDS = {"C": (4,), "I": (4,), "A": (7,), "X": (4,), "T": (4,), "P": (6,), "F": (3,), "G": (3,), "S": (3,)}
+BODY_KINDS = set("CIRAXUTW")
+
+
+def walked(lib, path: str, args: list[str], contents: bytes | None) -> tuple[list, dict]:
+    """The walker's records of the parse of path (as these contents when given), file numbers
+    replaced by the files' names: the declarations' (F, P, G, S, D records, in order), and the
+    others by the function (or global) they belong to."""
+    from qtool.analyzer import clang_env
+    walker = clang_env.walker()
+    argv = [a.encode() for a in args]
+    unsaved = (Unsaved * 1)(Unsaved(path.encode(), contents, len(contents))) if contents is not None else None
+    tu = ctypes.c_void_p()
+    if lib.clang_parseTranslationUnit2(lib.clang_createIndex(0, 0), path.encode(), (ctypes.c_char_p * len(argv))(*argv),
+                                       len(argv), unsaved, 1 if contents is not None else 0, 0, ctypes.byref(tu)):
+        raise SystemExit(f"{path}: libclang could not parse it")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:                    # the walk writes while this process reads
+        os.close(r)
+        try:
+            walker.qpm_walk(tu, w)
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        lines = f.read().decode("utf-8", "replace").split("\n")
+    os.waitpid(pid, 0)
+    files, decls, body = {}, [], {}
+    for line in lines:
+        fields = line.split("\t")
+        if fields[0] == "N":
+            files[fields[1]] = fields[2]
+            continue
+        for i in FILE_FIELDS.get(fields[0], ()):
+            fields[i] = files.get(fields[i], fields[i])
+        if fields[0] in BODY_KINDS:
+            body.setdefault(fields[1], []).append(tuple(fields))
+        elif fields[0] in ("F", "P", "G", "S", "D"):
+            decls.append(tuple(fields))
+    return decls, body
+
+
+def walks_agree(lib, path: str, args: list[str], buffers: list[bytes]) -> str:
+    """Whether the walks of the two halves, put together, say what the walk of the whole file
+    says: the same declarations in each, and each function's (or global's) records those of the
+    half that kept its body (of both halves when the two agree: a global's initializer, a body
+    the scan did not find)."""
+    whole = walked(lib, path, args, None)
+    parts = [walked(lib, path, args, b) for b in buffers]
+    same_decls = all(p[0] == whole[0] for p in parts)
+    split = wrong = 0
+    for holder in set(whole[1]) | set(parts[0][1]) | set(parts[1][1]):
+        a, b = parts[0][1].get(holder, []), parts[1][1].get(holder, [])
+        together = a if a == b else a + b if not (a and b) else None
+        split += a != b
+        wrong += together != whole[1].get(holder, [])
+    return (f"declarations {'equal' if same_decls else 'DIFFER'} ({len(whole[0])} records); "
+            f"{split} of {len(whole[1])} functions' and globals' records from one half, {wrong} differing")
+
+
+def coverage(path: str, args: list[str], spans: list[tuple[int, int]]) -> tuple[int, int, int]:
+    """(bodies libclang reports in the file, of them found by the scan, spans found that are no
+    body)."""
+    from clang import cindex
+    from qtool.analyzer import clang_env
+    if not cindex.Config.loaded:
+        cindex.Config.set_library_file(clang_env.library_path())
+    tu = cindex.Index.create().parse(path, args=args)
+    found = set()
+    for c in tu.cursor.get_children():
+        if c.kind == cindex.CursorKind.FUNCTION_DECL and c.is_definition() and c.location.file and \
+                os.path.samefile(c.location.file.name, path):
+            body = [k for k in c.get_children() if k.kind == cindex.CursorKind.COMPOUND_STMT]
+            if body:
+                found.add((body[-1].extent.start.offset, body[-1].extent.end.offset - 1))
+    mine = set(spans)
+    return len(found), len(found & mine), len(mine - found)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=5, help="rounds (default 5)")
+    opts = ap.parse_args()
+    A.fetch()
+    from qtool.analyzer import unit
+    lib = libclang()
+    files = [("sqlite3.c", A.SQLITE_C, A.sqlean_flags(A.SQLEAN)), ("zstd.c", A.ZSTD_C, A.zstd_flags())]
+    print(f"libclang's parse split by function bodies (bench/split_parse.py): {opts.repeat} rounds, "
+          f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"{'file':10} {'bodies':>7} {'found':>6} {'not body':>8} {'whole s':>8} {'split s':>8} {'split/whole':>12} "
+          f"{'(spread)':>14} {'no bodies s':>11}  half errors, diagnostics")
+    agree = {}
+    for name, path, flags in files:
+        args = unit.clang_args(tuple(flags))
+        with open(path, encoding="latin-1") as f:
+            text = f.read()
+        spans, directives = scan(text)
+        first, second = halves(spans)
+        buffers = [blank(text, second, directives), blank(text, first, directives)]   # process k keeps half k
+        total, found, extra = coverage(path, args, spans)
+        agree[name] = walks_agree(lib, path, args, buffers)
+        whole, split, ratios, skipped, halves_said = [], [], [], [], None
+        for r in range(opts.repeat):
+            order = ("whole", "split") if r % 2 == 0 else ("split", "whole")
+            for what in order:
+                if what == "whole":
+                    wall, _ = in_children([lambda: parse(lib, path, args)])
+                    whole.append(wall)
+                else:
+                    wall, halves_said = in_children([lambda k=k: parse(lib, path, args, buffers[k]) for k in (0, 1)])
+                    split.append(wall)
+            ratios.append(split[-1] / whole[-1])
+            skipped.append(in_children([lambda: parse(lib, path, args, options=0x40)])[0])
+        print(f"{name:10} {total:7} {found:6} {extra:8} {statistics.median(whole):8.3f} {statistics.median(split):8.3f} "
+              f"{statistics.median(ratios):12.3f} {f'({min(ratios):.3f}-{max(ratios):.3f})':>14} "
+              f"{statistics.median(skipped):11.3f}  {', '.join(f'{e} {n}' for e, n in halves_said)}")
+    print("  bodies: function definitions with a body in the file, as libclang's parse reports them; found: of them,\n"
+          "  those the scan found; not body: spans the scan found that are no body (inactive #if code); whole s,\n"
+          "  split s: wall, median of the rounds; split/whole: median of each round's ratio, with its spread;\n"
+          "  no bodies s: the parse with every body skipped (what each half parses again); half errors: each\n"
+          "  half's diagnostics of severity error (must be 0) and all its diagnostics (warnings about the\n"
+          "  bodies it blanked among them, which a split would have to leave out).")
+    print("the walker's records (qpm_walk, untimed) of the two halves against those of the whole file:")
+    for name, said in agree.items():
+        print(f"  {name}: {said}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
