@@ -8,13 +8,12 @@ Run from the repository root:
     .venv/bin/python bench/split_parse.py              # 5 rounds (median and spread shown)
     .venv/bin/python bench/split_parse.py --repeat 9
 
-qtool does not split a parse (yet): this script measures what a split would give, with a
-prototype of its parts written here in Python.  For each file:
+qtool does not split a parse (yet): this script measures what a split would give, with the
+scan of bench/split_scan.c (compiled into bench/.data/ on first use).  For each file:
 
-  scan       a lexical scan of the file finds the bodies of functions defined at its top level: a
-             '{' at brace depth 0 after a ')', to its matching '}'; comments, string and character
-             literals and preprocessor directive lines are skipped, an `#if` branch starts from
-             the depth its `#if` had, and code under `#ifdef __cplusplus` is not C
+  scan       a lexical scan of the file finds the bodies of functions defined at its top level
+             (see split_scan.c: a '{' at brace depth 0 after a ')', to its matching '}', with
+             comments, literals and directive lines skipped, and #if branches followed)
   coverage   the spans found, against the bodies libclang's own parse reports (its function
              definitions in the file): how many it found, missed (a macro makes the function),
              and found that are no body (code of an inactive `#if` branch, blanked harmlessly)
@@ -40,7 +39,6 @@ import argparse
 import ctypes
 import json
 import os
-import re
 import statistics
 import sys
 import time
@@ -51,145 +49,34 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 import analyze as A  # noqa: E402  (bench/analyze.py: the inputs, fetched, and their flags)
 
-DIRECTIVE = re.compile(r"[ \t]*#[ \t]*(\w*)(.*)")
+def scanner():
+    """bench/split_scan.c, compiled (into bench/.data/, once for each version of it)."""
+    import hashlib
+    import subprocess
+    source = os.path.join(ROOT, "bench", "split_scan.c")
+    with open(source, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    path = os.path.join(A.DATA, f"split_scan-{digest}.so")
+    if not os.path.exists(path):
+        os.makedirs(A.DATA, exist_ok=True)
+        subprocess.run(["gcc", "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared", "-o",
+                        path + ".tmp", source], check=True)
+        os.replace(path + ".tmp", path)
+    lib = ctypes.CDLL(path)
+    lib.qpm_bodies.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t), ctypes.c_size_t,
+                               ctypes.c_size_t, ctypes.c_size_t]
+    lib.qpm_bodies.restype = ctypes.c_long
+    return lib
 
 
-def _line_end(text: str, i: int) -> int:
-    """The end of the logical line at i (its backslash continuations included): a newline's
-    offset, or the text's length."""
-    while True:
-        j = text.find("\n", i)
-        if j < 0:
-            return len(text)
-        if j > 0 and text[j - 1] == "\\":
-            i = j + 1
-            continue
-        return j
-
-
-def _skip_comment(text: str, i: int) -> int:
-    """i at '/*' or '//': the offset after the comment."""
-    if text.startswith("/*", i):
-        j = text.find("*/", i + 2)
-        return len(text) if j < 0 else j + 2
-    return _line_end(text, i)
-
-
-def scan(text: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """The spans (offset of '{', offset of its '}') of the function bodies at the file's top
-    level, and the spans (start, end) of its preprocessor directive lines."""
-    n, i = len(text), 0
-    depth, prev, start = 0, "", None
-    at_line_start = True
-    conditionals: list[tuple[int, list[int], bool]] = []   # (depth at #if, at each branch's end, C++)
-    bodies, directives = [], []
-    while i < n:
-        c = text[i]
-        if c == "\n":
-            at_line_start = True
-            i += 1
-            continue
-        if c in " \t\r\f\v":
-            i += 1
-            continue
-        if c == "\\" and text.startswith("\\\n", i):
-            i += 2
-            continue
-        if at_line_start and c == "#":
-            end = _line_end(text, i)
-            # A comment begun on a directive line may run past it.
-            j = i
-            while j < end:
-                k = min((p for p in (text.find("/*", j, end), text.find("//", j, end)) if p >= 0), default=-1)
-                if k < 0:
-                    break
-                after = _skip_comment(text, k)
-                if after > end:
-                    end = _line_end(text, after)
-                j = after
-            directives.append((i, end))
-            m = DIRECTIVE.match(text, i)
-            word, rest = (m.group(1), m.group(2)) if m else ("", "")
-            if word in ("if", "ifdef", "ifndef"):
-                cplusplus = "__cplusplus" in rest and word != "ifndef" and "!" not in rest
-                conditionals.append((depth, [], cplusplus))
-                if cplusplus:               # C++ only: never C, and the branch after it is
-                    i = _skip_branch(text, end, directives)
-                    at_line_start = True
-                    continue
-            elif word in ("else", "elif") and conditionals:
-                conditionals[-1][1].append(depth)
-                depth = conditionals[-1][0]
-            elif word == "endif" and conditionals:
-                # Branches that leave different depths: the first one's (the last one's after a
-                # C++ branch); a wrong guess costs a body missed, or a span that is none.
-                _, ends, cplusplus = conditionals.pop()
-                depth = depth if cplusplus else (ends + [depth])[0]
-            i = end
-            continue
-        at_line_start = False
-        if text.startswith(("/*", "//"), i):
-            i = _skip_comment(text, i)
-            continue
-        if c in "\"'":
-            j = i + 1
-            while j < n and text[j] != c and text[j] != "\n":
-                j += 2 if text[j] == "\\" else 1
-            i, prev = j + 1, c
-            continue
-        if c == "{":
-            if depth == 0 and prev == ")":
-                start = i
-            depth += 1
-        elif c == "}":
-            depth = max(0, depth - 1)
-            if depth == 0 and start is not None:
-                bodies.append((start, i))
-                start = None
-        prev = c
-        i += 1
-    return bodies, directives
-
-
-def _skip_branch(text: str, i: int, directives: list[tuple[int, int]]) -> int:
-    """i after an `#if` line: the offset of its `#else`, `#elif` or `#endif` (the directive
-    itself is left to the scan), the directives met on the way noted."""
-    level = 0
-    while i < len(text):
-        line = i + 1 if text[i] == "\n" else i
-        end = _line_end(text, line)
-        m = DIRECTIVE.match(text, line, end)
-        if m:
-            word = m.group(1)
-            if word in ("else", "elif", "endif") and level == 0:
-                return line
-            directives.append((line, end))
-            level += word in ("if", "ifdef", "ifndef")
-            level -= word == "endif"
-        i = end
-    return i
-
-
-def blank(text: str, spans: list[tuple[int, int]], directives: list[tuple[int, int]]) -> bytes:
-    """The file with the bodies of these spans blanked: every character between the braces a
-    space but newlines and the directive lines inside them."""
-    data = bytearray(text.encode("latin-1"))
-    keep = sorted(directives)
-    k = 0
-    for a, b in spans:
-        while k < len(keep) and keep[k][1] <= a:
-            k += 1
-        p, j = a + 1, k
-        while p < b:
-            if j < len(keep) and keep[j][0] <= p:
-                p = max(p, keep[j][1])
-                j += 1
-                continue
-            stop = min(b, keep[j][0]) if j < len(keep) else b
-            segment = data[p:stop]
-            data[p:stop] = bytes(10 if ch == 10 else 32 for ch in segment)
-            p = stop
-    return bytes(data)
+def scan(lib, data: bytes, blank: range = range(0)) -> tuple[list[tuple[int, int]], bytes]:
+    """The spans of the bodies split_scan.c finds in data (offsets of each '{' and its '}'), and
+    data with the bodies numbered in blank blanked."""
+    buf = ctypes.create_string_buffer(data, len(data))
+    count = lib.qpm_bodies(buf, len(data), None, 0, 0, 0)
+    spans = (ctypes.c_size_t * (2 * count))()
+    lib.qpm_bodies(buf, len(data), spans, count, blank.start, blank.stop)
+    return [(spans[2 * k], spans[2 * k + 1]) for k in range(count)], buf.raw[:len(data)]
 
 
 def halves(spans: list[tuple[int, int]]) -> tuple[list, list]:
@@ -348,7 +235,7 @@ def main() -> int:
     opts = ap.parse_args()
     A.fetch()
     from qtool.analyzer import unit
-    lib = libclang()
+    lib, scan_lib = libclang(), scanner()
     files = [("sqlite3.c", A.SQLITE_C, A.sqlean_flags(A.SQLEAN)), ("zstd.c", A.ZSTD_C, A.zstd_flags())]
     print(f"libclang's parse split by function bodies (bench/split_parse.py): {opts.repeat} rounds, "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
@@ -357,11 +244,12 @@ def main() -> int:
     agree = {}
     for name, path, flags in files:
         args = unit.clang_args(tuple(flags))
-        with open(path, encoding="latin-1") as f:
-            text = f.read()
-        spans, directives = scan(text)
+        with open(path, "rb") as f:
+            data = f.read()
+        spans, _ = scan(scan_lib, data)
         first, second = halves(spans)
-        buffers = [blank(text, second, directives), blank(text, first, directives)]   # process k keeps half k
+        # Process k keeps half k: process 0 the first bodies, with the others blanked.
+        buffers = [scan(scan_lib, data, range(len(first), len(spans)))[1], scan(scan_lib, data, range(len(first)))[1]]
         total, found, extra = coverage(path, args, spans)
         agree[name] = walks_agree(lib, path, args, buffers)
         whole, split, ratios, skipped, halves_said = [], [], [], [], None
