@@ -8,12 +8,14 @@ Run from the repository root:
     .venv/bin/python bench/split_parse.py              # 5 rounds (median and spread shown)
     .venv/bin/python bench/split_parse.py --repeat 9
 
-qtool does not split a parse (yet): this script measures what a split would give, with the
-scan of bench/split_scan.c (compiled into bench/.data/ on first use).  For each file:
+The analysis splits the parse of a unit it parses alone when the file is large (unit.py,
+SPLIT_BYTES); this script measures the split apart from the rest, with the walker's scan
+(qpm_bodies, walker.c).  For each file:
 
   scan       a lexical scan of the file finds the bodies of functions defined at its top level
-             (see split_scan.c: a '{' at brace depth 0 after a ')', to its matching '}', with
-             comments, literals and directive lines skipped, and #if branches followed)
+             (see walker.c, "The parse split by function bodies": a '{' at brace depth 0 after a
+             ')', to its matching '}', with comments, literals and directive lines skipped, and
+             #if branches followed)
   coverage   the spans found, against the bodies libclang's own parse reports (its function
              definitions in the file): how many it found, missed (a macro makes the function),
              and found that are no body (code of an inactive `#if` branch, blanked harmlessly)
@@ -50,28 +52,15 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 import analyze as A  # noqa: E402  (bench/analyze.py: the inputs, fetched, and their flags)
 
 def scanner():
-    """bench/split_scan.c, compiled (into bench/.data/, once for each version of it)."""
-    import hashlib
-    import subprocess
-    source = os.path.join(ROOT, "bench", "split_scan.c")
-    with open(source, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:16]
-    path = os.path.join(A.DATA, f"split_scan-{digest}.so")
-    if not os.path.exists(path):
-        os.makedirs(A.DATA, exist_ok=True)
-        subprocess.run(["gcc", "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared", "-o",
-                        path + ".tmp", source], check=True)
-        os.replace(path + ".tmp", path)
-    lib = ctypes.CDLL(path)
-    lib.qpm_bodies.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t), ctypes.c_size_t,
-                               ctypes.c_size_t, ctypes.c_size_t]
-    lib.qpm_bodies.restype = ctypes.c_long
-    return lib
+    """The analyzer's walker, whose qpm_bodies is the scan (walker.c, "The parse split by function
+    bodies")."""
+    from qtool.analyzer import clang_env
+    return clang_env.walker()
 
 
 def scan(lib, data: bytes, blank: range = range(0)) -> tuple[list[tuple[int, int]], bytes]:
-    """The spans of the bodies split_scan.c finds in data (offsets of each '{' and its '}'), and
-    data with the bodies numbered in blank blanked."""
+    """The spans of the bodies qpm_bodies finds in data (offsets of each '{' and its '}'), and data
+    with the bodies numbered in blank blanked."""
     buf = ctypes.create_string_buffer(data, len(data))
     count = lib.qpm_bodies(buf, len(data), None, 0, 0, 0)
     spans = (ctypes.c_size_t * (2 * count))()

@@ -122,7 +122,8 @@ def keep_freed_memory() -> None:
 @lru_cache(maxsize=None)
 def walker():
     """The compiled walker, built on first use: its entry points qpm_parse_walk(path, argv, argc,
-    fd), qpm_walk(tu, fd) and qpm_parse_only(path, argv, argc, &errors)."""
+    fd), qpm_walk(tu, fd), qpm_parse_only(path, argv, argc, &errors), qpm_parse_walk_split(path,
+    argv, argc, fd, half) and qpm_bodies(buf, len, spans, max, blank_from, blank_to)."""
     library()
     path = os.path.join(cache_dir(), f"walker-{walker_digest()}.so")
     if not os.path.exists(path):
@@ -135,6 +136,12 @@ def walker():
     lib.qpm_parse_only.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_char_p), ctypes.c_int,
                                    ctypes.POINTER(ctypes.c_int)]
     lib.qpm_parse_only.restype = ctypes.c_int
+    lib.qpm_parse_walk_split.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int,
+                                         ctypes.c_int]
+    lib.qpm_parse_walk_split.restype = ctypes.c_int
+    lib.qpm_bodies.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t), ctypes.c_size_t,
+                               ctypes.c_size_t, ctypes.c_size_t]
+    lib.qpm_bodies.restype = ctypes.c_long
     return lib
 
 

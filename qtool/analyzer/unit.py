@@ -212,12 +212,15 @@ def parse_unit(path: str, args: tuple[str, ...], isolated: bool = False) -> Unit
     argv = [a.encode() for a in clang_args(args)]
     facts = UnitFacts(path)
     included: list[tuple[str, int, int]] = []
-    try:
-        rc = _walk(lambda fd: lib.qpm_parse_walk(path.encode(), (ctypes.c_char_p * len(argv))(*argv), len(argv),
-                                                 fd),
-                   path, facts, included, isolated)
-    except _Crashed as e:
-        return crashed(path, str(e))
+    rc = _walk_split(lib, path, argv, facts, included) if isolated and _splits(path) else None
+    if rc is None:
+        facts, included = UnitFacts(path), []
+        try:
+            rc = _walk(lambda fd: lib.qpm_parse_walk(path.encode(), (ctypes.c_char_p * len(argv))(*argv),
+                                                     len(argv), fd),
+                       path, facts, included, isolated)
+        except _Crashed as e:
+            return crashed(path, str(e))
     if rc == 1:
         facts.diagnostics.append(Diagnostic("error", "QPM001", "libclang could not parse this file: "
                                             "Error parsing translation unit.",
@@ -314,6 +317,190 @@ def _walk_in_child(call, path: str, facts: UnitFacts, included: list, rfd: int, 
         raise _Crashed(how_it_ended(-os.WTERMSIG(status)))
     code = os.WEXITSTATUS(status)
     return _walk_result(path, code if code in (0, 1) else -(code - 3) if code >= 3 else None)
+
+
+# The parse split by function bodies (walker.c): a unit parsed alone (isolated: no other unit's
+# parse to keep the second core busy) whose file is at least this large is parsed by two
+# processes at once, each with half of its function bodies.  QPM_SPLIT_BYTES sets another size;
+# 0 splits every file it can, a negative size none.
+SPLIT_BYTES = 1 << 20
+
+# Diagnostics about something unused: reported by the whole file's parse only when unused in
+# every body, so by a split parse's halves only when both report them (a function called from
+# one half's bodies is unused in the other's).
+_UNUSED = ("-Wunused", "-Wunneeded-internal-declaration")
+
+
+def _splits(path: str) -> bool:
+    if (os.cpu_count() or 1) < 2:
+        return False
+    try:
+        limit = int(os.environ.get("QPM_SPLIT_BYTES", SPLIT_BYTES))
+        return limit >= 0 and os.path.getsize(path) >= limit
+    except (ValueError, OSError):
+        return False
+
+
+class _NotSplit(Exception):
+    """The halves' diagnostics do not say what the whole file's parse would: parse it whole."""
+
+
+def _walk_split(lib, path: str, argv: list[bytes], facts: UnitFacts, included: list) -> int | None:
+    """The unit parsed and walked by two forked processes, each keeping half of the file's
+    function bodies (walker.c, qpm_parse_walk_split), their records put together into facts as
+    they come, as those of the whole file's walk (_merged_lines): 0; or None when the file is
+    not to be split, or a half failed or died (facts and included then hold what they were
+    given, and more: the caller parses the file whole, which reports what went wrong)."""
+    import signal
+    reads, pids = [], []
+    ok = False
+    try:
+        for half in (0, 1):
+            r, w = os.pipe()
+            try:
+                fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20)
+            except (OSError, AttributeError):
+                pass
+            pid = os.fork()
+            if pid == 0:
+                code = 4
+                try:
+                    for fd in (r, *reads):
+                        os.close(fd)
+                    rc = lib.qpm_parse_walk_split(path.encode(), (ctypes.c_char_p * len(argv))(*argv), len(argv),
+                                                  w, half)
+                    code = rc if rc in (0, 1, 2) else 3
+                finally:
+                    os._exit(code)
+            os.close(w)
+            reads.append(r)
+            pids.append(pid)
+        try:
+            parse_records(path, _merged_lines(reads), facts, included)
+            ok = True
+        except Exception:       # _NotSplit, or the records of a half that died: parse it whole
+            ok = False
+    finally:
+        for fd in reads:
+            os.close(fd)
+        for pid in pids:
+            if not ok:
+                os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+            ok = ok and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    return 0 if ok else None
+
+
+class _Half:
+    """What one half's walk wrote, as _merged_lines reads it."""
+
+    def __init__(self):
+        self.diagnostics: list[tuple[str, list[str]]] = []     # (E record, its K records)
+        self.groups: list[tuple[int, list[str]]] = []          # complete, in order
+        self.current: tuple[int, list[str]] | None = None
+        self.included: list[str] = []                          # H records
+        self.ended = False
+        self.rest = b""
+
+    def take(self, line: str, names: list[str]) -> None:
+        tag = line[:1]
+        if tag == "B":
+            if self.current is not None:
+                self.groups.append(self.current)
+            self.current = (int(line[2:]), [])
+        elif tag == "N":
+            names.append(line)
+        elif tag == "E":
+            self.diagnostics.append((line, []))
+        elif tag == "K":
+            if self.diagnostics:
+                self.diagnostics[-1][1].append(line)
+        elif tag == "H":
+            self.included.append(line)
+        elif line:
+            if self.current is None:
+                raise _NotSplit
+            self.current[1].append(line)
+
+    def end(self) -> None:
+        if self.current is not None:
+            self.groups.append(self.current)
+            self.current = None
+        self.ended = True
+
+
+def _merged_lines(fds: list[int]):
+    """The records of the two halves' walks (fds[0], fds[1]) as the whole file's walk would write
+    them: N records as they come (each half numbers its files apart), the diagnostics put
+    together (_diagnostics), each declaration's records from the half that wrote them in the
+    order of their B numbers, and the first half's H records.  _NotSplit when the diagnostics
+    disagree."""
+    import select
+    halves = [_Half(), _Half()]
+    waiting = dict(zip(fds, halves))
+    names: list[str] = []
+    diagnosed = False
+    while True:
+        if names:
+            yield from names
+            names.clear()
+        if not diagnosed and all(h.ended or h.current is not None for h in halves):
+            diagnosed = True
+            yield from _diagnostics(halves)
+        if diagnosed:
+            # The next declaration is the lower of the two halves' next ones: known once each
+            # half has a complete group or has ended.
+            while all(h.groups or h.ended for h in halves) and any(h.groups for h in halves):
+                half = min((h for h in halves if h.groups), key=lambda h: h.groups[0][0])
+                yield from half.groups.pop(0)[1]
+            if all(h.ended and not h.groups for h in halves):
+                yield from halves[0].included
+                return
+        ready, _, _ = select.select(list(waiting), [], [])
+        for fd in ready:
+            half = waiting[fd]
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                if half.rest:
+                    half.take(half.rest.decode("utf-8", "replace"), names)
+                half.end()
+                del waiting[fd]
+                continue
+            end = chunk.rfind(b"\n") + 1
+            if end == 0:
+                half.rest += chunk
+                continue
+            for line in (half.rest + chunk[:end]).decode("utf-8", "replace").split("\n"):
+                half.take(line, names)
+            half.rest = chunk[end:]
+
+
+def _diagnostics(halves: list[_Half]):
+    """The diagnostics of the whole file's parse, from its halves' (each E record's last field says
+    whether its place is in a body of half 0, of half 1, or neither, "-"): one in a body, from
+    the half that kept that body; one elsewhere, when both halves report it; or, when only one
+    does and it is about something unused, not at all (see _UNUSED).  _NotSplit when one half
+    alone reports anything else outside the bodies."""
+    from collections import Counter
+    outside = [Counter(), Counter()]
+    for k, half in enumerate(halves):
+        for e, fixits in half.diagnostics:
+            said, _, where = e.rpartition("\t")
+            if where == "-":
+                outside[k][(said, *fixits)] += 1
+    both = outside[0] & outside[1]
+    for k in (0, 1):
+        for (said, *_), _ in (outside[k] - both).items():
+            if not said.split("\t")[6].startswith(_UNUSED):
+                raise _NotSplit
+    for k, half in enumerate(halves):
+        for e, fixits in half.diagnostics:
+            said, _, where = e.rpartition("\t")
+            if where == str(k) or (k == 0 and where == "-" and both[(said, *fixits)] > 0):
+                if where == "-":
+                    both[(said, *fixits)] -= 1
+                yield said
+                yield from fixits
 
 
 def _lines(fd: int):

@@ -40,6 +40,13 @@
  *   H path size mtime_ns                            a file the unit included, as stat found it right
  *                     after the parse (size "-" when it could not be stat'ed)
  *
+ * qpm_parse_walk_split (see "The parse split by function bodies" at the end) writes the records of
+ * one half of the file's function bodies, each E record with one more field (the half of the
+ * body its place is in, or "-"), and before the records of each top-level declaration:
+ *
+ *   B number                                        the number of the declaration among those the
+ *                     walk writes, in the file's order (the same in both halves)
+ *
  * A function's binding is a bit set: 1 declared inline, 2 given hidden or protected visibility by an
  * attribute: either way gcc may bind the calls of its unit to its body.  (A visibility pragma leaves
  * no attribute to see; the build finds those in the object.)
@@ -158,6 +165,7 @@ extern unsigned clang_getDiagnosticNumFixIts(CXDiagnostic);
 extern CXString clang_getDiagnosticFixIt(CXDiagnostic, unsigned, CXSourceRange *);
 extern CXSourceLocation clang_getRangeStart(CXSourceRange);
 extern void clang_getInclusions(CXTranslationUnit, CXInclusionVisitor, CXClientData);
+extern CXFile clang_getFile(CXTranslationUnit, const char *);
 
 enum {
     K_STRUCT = 2, K_UNION = 3, K_FIELD = 6, K_FUNCTION = 8, K_VAR = 9, K_PARM = 10,
@@ -327,12 +335,16 @@ static size_t free_slot(const void **keys, size_t cap, const void *key)
 }
 
 /* Files are numbered on first sight; a small open-addressing table maps CXFile to number. */
+struct split;
+
 struct walk {
     struct out out;
     struct out names;   /* N records, kept apart so they never split another record */
     const void **files;
     unsigned *file_ids;
     size_t nfiles, file_cap;
+    unsigned id_base;   /* the first file number (a split walk's second process: its own) */
+    struct split *split;    /* a split walk's (qpm_parse_walk_split), else NULL */
 };
 
 static long file_id(struct walk *w, CXFile f)
@@ -369,12 +381,13 @@ static long file_id(struct walk *w, CXFile f)
         h = (h + 1) & (w->file_cap - 1);
     }
     w->files[h] = f;
-    w->file_ids[h] = (unsigned)w->nfiles;
+    w->file_ids[h] = w->id_base + (unsigned)w->nfiles;
     out_field(&w->names, "N");
-    out_num(&w->names, (long long)w->nfiles);
+    out_num(&w->names, (long long)w->file_ids[h]);
     out_str(&w->names, clang_getFileName(f));
     out_end(&w->names);
-    return (long)w->nfiles++;
+    w->nfiles++;
+    return (long)w->file_ids[h];
 }
 
 /* clang's USR for an internal-linkage entity names only its file's base name, so `static int
@@ -2009,14 +2022,21 @@ static int nested_records_visit(CXCursor c, CXCursor parent, CXClientData data)
     return VISIT_CONTINUE;
 }
 
+static int split_owns(struct walk *w, CXCursor c, int kind);
+static void split_note_extent(struct walk *w, CXCursor c);
+
 static int top_visit(CXCursor c, CXCursor parent, CXClientData data)
 {
     (void)parent;
     struct walk *w = data;
     int kind = kind_of(c);
+    if (w->split)
+        split_note_extent(w, c);
     if (kind != K_FUNCTION && kind != K_VAR && kind != K_STRUCT && kind != K_UNION)
         return VISIT_CONTINUE;
     if (!in_user_file(c))
+        return VISIT_CONTINUE;
+    if (w->split && !split_owns(w, c, kind))
         return VISIT_CONTINUE;
     switch (kind) {
     case K_FUNCTION:
@@ -2103,7 +2123,9 @@ static void out_place(struct out *o, CXSourceLocation loc)
     out_num(o, f ? col : 0);
 }
 
-static void out_diagnostics(struct out *o, CXTranslationUnit tu)
+static const char *split_class(const struct split *sp, CXSourceLocation loc);
+
+static void out_diagnostics(struct out *o, CXTranslationUnit tu, const struct split *sp)
 {
     unsigned n = clang_getNumDiagnostics(tu);
     for (unsigned i = 0; i < n; i++) {
@@ -2113,6 +2135,8 @@ static void out_diagnostics(struct out *o, CXTranslationUnit tu)
         out_place(o, clang_getDiagnosticLocation(d));
         out_escaped(o, clang_getDiagnosticSpelling(d));
         out_str(o, clang_getDiagnosticOption(d, NULL));
+        if (sp)
+            out_field(o, split_class(sp, clang_getDiagnosticLocation(d)));
         out_end(o);
         unsigned fixits = clang_getDiagnosticNumFixIts(d);
         for (unsigned k = 0; k < fixits; k++) {
@@ -2162,21 +2186,32 @@ static CXIndex parse_index;     /* one per process, made on first use */
  * benchmarks, which report the parse apart from the walk. */
 unsigned long long qpm_parse_ns;
 
+struct unsaved {             /* Index.h's struct CXUnsavedFile */
+    const char *name;
+    const char *contents;
+    unsigned long length;
+};
+
 /* The file parsed with the arguments (function bodies included, as clang_parseTranslationUnit
- * with no options), or NULL. */
-static CXTranslationUnit parse(const char *path, const char *const *argv, int argc)
+ * with no options), as these contents when given, or NULL. */
+static CXTranslationUnit parse_as(const char *path, const char *const *argv, int argc, struct unsaved *as)
 {
     if (!parse_index)
         parse_index = clang_createIndex(0, 0);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     CXTranslationUnit tu = NULL;
-    if (!parse_index || clang_parseTranslationUnit2(parse_index, path, argv, argc, NULL, 0, 0, &tu))
+    if (!parse_index || clang_parseTranslationUnit2(parse_index, path, argv, argc, as, as != NULL, 0, &tu))
         tu = NULL;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     qpm_parse_ns = (unsigned long long)(t1.tv_sec - t0.tv_sec) * 1000000000ull + (unsigned long long)t1.tv_nsec -
                    (unsigned long long)t0.tv_nsec;
     return tu;
+}
+
+static CXTranslationUnit parse(const char *path, const char *const *argv, int argc)
+{
+    return parse_as(path, argv, argc, NULL);
 }
 
 /* The parse alone (the floor the benchmarks measure the analysis against): 0 and the number of
@@ -2206,9 +2241,548 @@ int qpm_parse_walk(const char *path, const char *const *argv, int argc, int fd)
         return 1;
     struct walk w;
     walk_begin(&w, fd);
-    out_diagnostics(&w.out, tu);
+    out_diagnostics(&w.out, tu, NULL);
     clang_visitChildren(clang_getTranslationUnitCursor(tu), top_visit, &w);
     clang_getInclusions(tu, include_visit, &w.out);
     clang_disposeTranslationUnit(tu);
     return walk_end(&w);
+}
+
+
+/*
+ * The parse split by function bodies.  Most of a big file's parse is its function bodies, and a
+ * body says nothing to the rest of the file: two processes can each parse the whole file with
+ * the other's half of the bodies blanked, at the same time, and their walks put together say
+ * what the whole file's walk says (qpm_parse_walk_split; the analysis puts them together, see
+ * unit.py).
+ *
+ * The bodies are found by a lexical scan (qpm_bodies): a '{' at brace depth 0 that follows a ')'
+ * (the parameter list, or an attribute's), to its matching '}', unless a ';', ',' or ')' follows
+ * it (a compound literal at file scope).  Comments, string and character literals and
+ * preprocessor directive lines (with their continuations, and a comment begun on one) are
+ * skipped; each branch of an #if starts from the depth its #if had, and after #endif the scan
+ * goes on from the depth the first branch ended at; code under `#ifdef __cplusplus` (or `#if
+ * defined(__cplusplus)`) is skipped as not C; a body that #if branches each begin with a '{' of
+ * their own is left out.  So a body made by a macro is not found, and a span in an inactive #if
+ * branch may be: each process checks every span against its parse.
+ *
+ * Blanking a body replaces every character between its braces with a space, but newlines and
+ * the directive lines inside it: every place in the file stays where it was, and every macro is
+ * defined where it was.
+ */
+#define MAX_IF 512
+
+/* Whether the newline at i ends a line that a backslash continues (clang's rule: the backslash
+ * may be followed by spaces, tabs or a carriage return). */
+static int continued(const char *s, size_t i)
+{
+    while (i > 0 && (s[i - 1] == ' ' || s[i - 1] == '\t' || s[i - 1] == '\r'))
+        i--;
+    return i > 0 && s[i - 1] == '\\';
+}
+
+/* The end of the logical line at i: the offset of the newline that ends it (backslash
+ * continuations included), or n. */
+static size_t line_end(const char *s, size_t n, size_t i)
+{
+    for (; i < n; i++)
+        if (s[i] == '\n' && !continued(s, i))
+            return i;
+    return n;
+}
+
+/* i at the opening quote of a literal: the offset after it (a literal ends at its quote, or at
+ * a newline no backslash continues). */
+static size_t literal_end(const char *s, size_t n, size_t i)
+{
+    char q = s[i++];
+    while (i < n && s[i] != q && s[i] != '\n')
+        i += s[i] == '\\' ? 2 : 1;
+    return i < n && s[i] == q ? i + 1 : i;
+}
+
+/* i at "/" "*" or "//": the offset after the comment (a line comment's newline not included). */
+static size_t comment_end(const char *s, size_t n, size_t i)
+{
+    if (s[i + 1] == '*') {
+        for (i += 2; i + 1 < n; i++)
+            if (s[i] == '*' && s[i + 1] == '/')
+                return i + 2;
+        return n;
+    }
+    return line_end(s, n, i);
+}
+
+static int is_comment(const char *s, size_t n, size_t i)
+{
+    return s[i] == '/' && i + 1 < n && (s[i + 1] == '*' || s[i + 1] == '/');
+}
+
+/* i at a directive's '#': the end of its line, past a block comment begun on it. */
+static size_t directive_end(const char *s, size_t n, size_t i)
+{
+    size_t end = line_end(s, n, i);
+    while (i < end) {
+        if (s[i] == '"' || s[i] == '\'') {
+            i = literal_end(s, n, i);
+        } else if (is_comment(s, n, i)) {
+            size_t after = comment_end(s, n, i);
+            if (after >= end) {
+                if (s[i + 1] == '/')
+                    return end;
+                end = line_end(s, n, after);
+            }
+            i = after;
+        } else {
+            i++;
+        }
+    }
+    return end;
+}
+
+/* The directive's word (if, ifdef, else ...) at i, a '#': its start and length in *word, *len. */
+static void directive_word(const char *s, size_t end, size_t i, size_t *word, size_t *len)
+{
+    for (i++; i < end && (s[i] == ' ' || s[i] == '\t'); i++)
+        ;
+    *word = i;
+    while (i < end && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || s[i] == '_'))
+        i++;
+    *len = i - *word;
+}
+
+static int word_is(const char *s, size_t word, size_t len, const char *what)
+{
+    return len == strlen(what) && memcmp(s + word, what, len) == 0;
+}
+
+static int contains(const char *s, size_t from, size_t to, const char *what)
+{
+    size_t k = strlen(what);
+    for (size_t i = from; i + k <= to; i++)
+        if (memcmp(s + i, what, k) == 0)
+            return 1;
+    return 0;
+}
+
+/* The line at i (after an #if line's newline): the offset of the #else, #elif or #endif that
+ * ends the branch, or n. */
+static size_t skip_branch(const char *s, size_t n, size_t i)
+{
+    int level = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && (s[j] == ' ' || s[j] == '\t'))
+            j++;
+        size_t end = line_end(s, n, i);
+        if (j < n && s[j] == '#') {
+            size_t word, len;
+            directive_word(s, end, j, &word, &len);
+            if (level == 0 && (word_is(s, word, len, "else") || word_is(s, word, len, "elif") ||
+                               word_is(s, word, len, "endif")))
+                return i;
+            if (word_is(s, word, len, "if") || word_is(s, word, len, "ifdef") || word_is(s, word, len, "ifndef"))
+                level++;
+            else if (word_is(s, word, len, "endif"))
+                level--;
+        }
+        i = end + 1;
+    }
+    return n;
+}
+
+/* Blanks buf from from to to (inside a body's braces): every character a space but newlines and
+ * the directive lines. */
+static void blank_span(char *buf, size_t from, size_t to)
+{
+    const char *s = buf;
+    size_t i = from;
+    int line_start = 0;
+    while (i < to) {
+        char c = s[i];
+        if (c == '\n') {
+            line_start = line_start || !continued(s, i);
+            i++;
+            continue;
+        }
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v') {
+            i++;
+            continue;
+        }
+        if (line_start && c == '#') {
+            i = directive_end(s, to, i);
+            continue;
+        }
+        size_t next;
+        if (is_comment(s, to, i)) {
+            next = comment_end(s, to, i);
+            if (memchr(s + i, '\n', next - i))
+                line_start = 1;     /* what follows a comment over lines begins its line */
+        } else {
+            next = c == '"' || c == '\'' ? literal_end(s, to, i) : i + 1;
+            line_start = 0;
+        }
+        for (size_t k = i; k < next; k++)
+            if (s[k] != '\n')
+                buf[k] = ' ';
+        i = next;
+    }
+}
+
+/* The first character after i that is not white space or a comment, or 0 at the end. */
+static char next_significant(const char *s, size_t n, size_t i)
+{
+    while (i < n) {
+        if (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n' || s[i] == '\f' || s[i] == '\v')
+            i++;
+        else if (is_comment(s, n, i))
+            i = comment_end(s, n, i);
+        else
+            return s[i];
+    }
+    return 0;
+}
+
+/* Scans buf (len bytes): stores the first max bodies' spans in spans (the offsets of '{' and of
+ * its '}', two per body) and blanks, in buf, the bodies numbered blank_from to blank_to - 1 (in
+ * the file's order, from 0).  Returns the number of bodies found.  A '{' ... '}' followed by ';',
+ * ',' or ')' is no body (a compound literal at file scope, `(struct p){1, 2};`). */
+long qpm_bodies(char *buf, size_t len, size_t *spans, size_t max, size_t blank_from, size_t blank_to)
+{
+    const char *s = buf;
+    size_t n = len, i = 0, found = 0, start = 0;
+    long depth = 0;
+    int in_body = 0, ambiguous = 0, line_start = 1;
+    char prev = 0;
+    struct { long depth, first_end; int cplusplus; } ifs[MAX_IF];
+    int nifs = 0, lost = 0;          /* lost: #if levels deeper than MAX_IF, not followed */
+    while (i < n) {
+        char c = s[i];
+        if (c == '\n') {
+            line_start = line_start || !continued(s, i);
+            i++;
+            continue;
+        }
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v') {
+            i++;
+            continue;
+        }
+        if (c == '\\') {        /* a line's continuation, or a stray backslash: neither counts */
+            i++;
+            continue;
+        }
+        if (line_start && c == '#') {
+            size_t end = directive_end(s, n, i), word, wlen;
+            directive_word(s, end, i, &word, &wlen);
+            if (word_is(s, word, wlen, "if") || word_is(s, word, wlen, "ifdef") ||
+                word_is(s, word, wlen, "ifndef")) {
+                int cplusplus = !word_is(s, word, wlen, "ifndef") && contains(s, word, end, "__cplusplus") &&
+                                !contains(s, word, end, "!");
+                if (nifs < MAX_IF && lost == 0) {
+                    ifs[nifs].depth = depth;
+                    ifs[nifs].first_end = -1;
+                    ifs[nifs].cplusplus = cplusplus;
+                    nifs++;
+                    if (cplusplus) {                /* C++ only: never C */
+                        i = skip_branch(s, n, end < n ? end + 1 : n);
+                        line_start = 1;
+                        continue;
+                    }
+                } else {
+                    lost++;
+                }
+            } else if ((word_is(s, word, wlen, "else") || word_is(s, word, wlen, "elif")) && lost == 0 && nifs > 0) {
+                if (ifs[nifs - 1].first_end < 0)
+                    ifs[nifs - 1].first_end = depth;
+                depth = ifs[nifs - 1].depth;
+            } else if (word_is(s, word, wlen, "endif")) {
+                if (lost > 0) {
+                    lost--;
+                } else if (nifs > 0) {
+                    nifs--;
+                    if (!ifs[nifs].cplusplus && ifs[nifs].first_end >= 0)
+                        depth = ifs[nifs].first_end;
+                }
+            }
+            i = end;
+            continue;
+        }
+        size_t next;
+        if (is_comment(s, n, i)) {
+            next = comment_end(s, n, i);
+            if (memchr(s + i, '\n', next - i))
+                line_start = 1;     /* what follows a comment over lines begins its line */
+        } else if (c == '"' || c == '\'') {
+            next = literal_end(s, n, i);
+            prev = c;
+            line_start = 0;
+        } else {
+            next = i + 1;
+            line_start = 0;
+            if (c == '{') {
+                if (depth == 0 && prev == ')') {
+                    /* A second '{' for the same body: #if branches that each begin it (a
+                     * function whose head differs by platform).  Which one opens it is the
+                     * preprocessor's to say: the body is left alone. */
+                    ambiguous |= in_body;
+                    in_body = 1;
+                    start = i;
+                }
+                depth++;
+            } else if (c == '}') {
+                depth = depth > 0 ? depth - 1 : 0;
+                if (depth == 0 && in_body) {
+                    char after = next_significant(s, n, next);
+                    if (!ambiguous && after != ';' && after != ',' && after != ')') {
+                        if (found < max) {
+                            spans[2 * found] = start;
+                            spans[2 * found + 1] = i;
+                        }
+                        if (found >= blank_from && found < blank_to)
+                            blank_span(buf, start + 1, i);
+                        found++;
+                    }
+                    in_body = ambiguous = 0;
+                }
+            }
+            prev = c;
+        }
+        i = next;
+    }
+    return (long)found;
+}
+
+struct split {
+    size_t *spans;          /* the bodies found: the offsets of each '{' and its '}' */
+    size_t n, cut;          /* how many; the first of the second half */
+    int half;               /* the half whose bodies this process keeps */
+    unsigned char *matched; /* each span: the body of a function definition of this parse */
+    size_t *extents;        /* the file's top-level declarations: start and end offsets */
+    size_t nextents, cap;
+    long ordinal;           /* the declarations the walk has met (see split_owns) */
+    CXFile file;            /* the file split */
+    int oom;
+};
+
+/* The offset of loc's expansion in the file split, or -1 when it is elsewhere. */
+static long split_offset(const struct split *sp, CXSourceLocation loc)
+{
+    CXFile f;
+    unsigned off;
+    clang_getExpansionLocation(loc, &f, NULL, NULL, &off);
+    return f && f == sp->file ? (long)off : -1;
+}
+
+/* The span holding offset off, or -1. */
+static long span_at(const struct split *sp, size_t off)
+{
+    size_t lo = 0, hi = sp->n;
+    while (lo < hi) {           /* the first span starting after off */
+        size_t mid = (lo + hi) / 2;
+        if (sp->spans[2 * mid] <= off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo > 0 && off <= sp->spans[2 * (lo - 1) + 1] ? (long)lo - 1 : -1;
+}
+
+/* Where a diagnostic is: in a body of half 0 ("0") or 1 ("1"), or elsewhere ("-"). */
+static const char *split_class(const struct split *sp, CXSourceLocation loc)
+{
+    long off = split_offset(sp, loc);
+    long k = off < 0 ? -1 : span_at(sp, (size_t)off);
+    return k < 0 ? "-" : (size_t)k < sp->cut ? "0" : "1";
+}
+
+/* The offsets of the expansions of a range's ends in the file split: 0 when either is elsewhere. */
+static int main_file_range(const struct split *sp, CXSourceRange r, size_t *start, size_t *end)
+{
+    long a = split_offset(sp, clang_getRangeStart(r)), b = split_offset(sp, clang_getRangeEnd(r));
+    if (a < 0 || b < 0)
+        return 0;
+    *start = (size_t)a;
+    *end = (size_t)b;
+    return 1;
+}
+
+static void split_note_extent(struct walk *w, CXCursor c)
+{
+    struct split *sp = w->split;
+    size_t a, b;
+    if (!main_file_range(sp, clang_getCursorExtent(c), &a, &b))
+        return;
+    if (sp->nextents == sp->cap) {
+        size_t cap = sp->cap ? 2 * sp->cap : 1024;
+        size_t *more = realloc(sp->extents, 2 * cap * sizeof *more);
+        if (!more) {
+            sp->oom = 1;
+            return;
+        }
+        sp->extents = more;
+        sp->cap = cap;
+    }
+    sp->extents[2 * sp->nextents] = a;
+    sp->extents[2 * sp->nextents + 1] = b;
+    sp->nextents++;
+}
+
+static int last_child_visit(CXCursor c, CXCursor parent, CXClientData data)
+{
+    (void)parent;
+    *(CXCursor *)data = c;
+    return VISIT_CONTINUE;
+}
+
+/* Whether this process writes the top-level declaration c (of a kind the walk writes): a function
+ * definition whose body is a span belongs to the process that keeps that span, anything else to
+ * the first half's.  What it writes of it follows a B record with its number among those. */
+static int split_owns(struct walk *w, CXCursor c, int kind)
+{
+    struct split *sp = w->split;
+    long number = sp->ordinal++;
+    int owner = 0;
+    if (kind == K_FUNCTION && clang_isCursorDefinition(c)) {
+        CXCursor body = NULL_CURSOR;
+        size_t a, b;
+        clang_visitChildren(c, last_child_visit, &body);
+        if (kind_of(body) == K_COMPOUND_STMT && main_file_range(sp, clang_getCursorExtent(body), &a, &b)) {
+            long k = span_at(sp, a);
+            if (k >= 0 && sp->spans[2 * k] == a && sp->spans[2 * k + 1] + 1 == b) {
+                sp->matched[k] = 1;
+                owner = (size_t)k >= sp->cut;
+            }
+        }
+    }
+    if (owner != sp->half)
+        return 0;
+    out_field(&w->out, "B");
+    out_num(&w->out, number);
+    out_end(&w->out);
+    return 1;
+}
+
+static int by_start(const void *x, const void *y)
+{
+    size_t a = *(const size_t *)x, b = *(const size_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* Whether every span is the body of a function definition of this parse, or lies where no
+ * top-level declaration of the file does (code of an inactive #if branch, where blanking changes
+ * nothing). */
+static int split_verified(struct split *sp)
+{
+    if (sp->oom)
+        return 0;
+    qsort(sp->extents, sp->nextents, 2 * sizeof *sp->extents, by_start);
+    for (size_t i = 1; i < sp->nextents; i++)      /* each end: the furthest so far */
+        if (sp->extents[2 * i + 1] < sp->extents[2 * i - 1])
+            sp->extents[2 * i + 1] = sp->extents[2 * i - 1];
+    for (size_t k = 0; k < sp->n; k++) {
+        if (sp->matched[k])
+            continue;
+        size_t a = sp->spans[2 * k], b = sp->spans[2 * k + 1], lo = 0, hi = sp->nextents;
+        while (lo < hi) {       /* the declarations starting at or before b */
+            size_t mid = (lo + hi) / 2;
+            if (sp->extents[2 * mid] <= b)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo > 0 && sp->extents[2 * (lo - 1) + 1] >= a)
+            return 0;
+    }
+    return 1;
+}
+
+static int has_counter(const char *buf, size_t len)
+{
+    for (const char *p = buf; (p = memchr(p, '_', len - (size_t)(p - buf))) != NULL; p++)
+        if ((size_t)(buf + len - p) >= 11 && memcmp(p, "__COUNTER__", 11) == 0)
+            return 1;
+    return 0;
+}
+
+/* Parses the file with the bodies of the other half blanked (half: 0 or 1, the half this
+ * process keeps), then writes the diagnostics (each E record with one more field, the half of
+ * the body it is in: see split_class), the records of the top-level declarations it owns (see
+ * split_owns), and, for half 0, the files the unit included.  File numbers start at 0 in half 0
+ * and at 1 << 24 in half 1.  Returns 0; 1 when libclang could not parse the file; 2 when the
+ * file is not to be split (fewer than two bodies found, `__COUNTER__` in it, an error in the
+ * parse, or a span that is neither a body nor inactive code: see split_verified), the records
+ * written then being of no use; or qpm_walk's errors.  (A `__COUNTER__` expanded from a header's
+ * macro is not seen: its values would differ between the halves.) */
+int qpm_parse_walk_split(const char *path, const char *const *argv, int argc, int fd, int half)
+{
+    FILE *file = fopen(path, "rb");
+    if (!file)
+        return 2;
+    char *buf = NULL;
+    size_t len = 0, cap = 0, got;
+    do {
+        if (len == cap) {
+            char *more = realloc(buf, cap = cap ? 2 * cap : 1 << 20);
+            if (!more) {
+                free(buf);
+                fclose(file);
+                return -12;
+            }
+            buf = more;
+        }
+        got = fread(buf + len, 1, cap - len, file);
+        len += got;
+    } while (got > 0);
+    fclose(file);
+    struct split sp;
+    memset(&sp, 0, sizeof sp);
+    sp.half = half;
+    long n = has_counter(buf, len) ? 0 : qpm_bodies(buf, len, NULL, 0, 0, 0);
+    sp.spans = n >= 2 ? malloc(2 * (size_t)n * sizeof *sp.spans) : NULL;
+    sp.matched = n >= 2 ? calloc((size_t)n, 1) : NULL;
+    if (!sp.spans || !sp.matched) {
+        free(buf);
+        free(sp.spans);
+        free(sp.matched);
+        return n >= 2 ? -12 : 2;
+    }
+    sp.n = (size_t)qpm_bodies(buf, len, sp.spans, (size_t)n, 0, 0);
+    size_t total = 0, acc = 0;
+    for (size_t k = 0; k < sp.n; k++)
+        total += sp.spans[2 * k + 1] - sp.spans[2 * k];
+    for (sp.cut = 0; sp.cut < sp.n && 2 * acc < total; sp.cut++)
+        acc += sp.spans[2 * sp.cut + 1] - sp.spans[2 * sp.cut];
+    for (size_t k = half ? 0 : sp.cut; k < (half ? sp.cut : sp.n); k++)
+        blank_span(buf, sp.spans[2 * k] + 1, sp.spans[2 * k + 1]);
+    struct unsaved as = {path, buf, len};
+    CXTranslationUnit tu = parse_as(path, argv, argc, &as);
+    int rc = tu ? 0 : 1;
+    for (unsigned i = 0, nd = tu ? clang_getNumDiagnostics(tu) : 0; i < nd && rc == 0; i++) {
+        CXDiagnostic d = clang_getDiagnostic(tu, i);
+        if (clang_getDiagnosticSeverity(d) >= 3)
+            rc = 2;
+        clang_disposeDiagnostic(d);
+    }
+    if (rc == 0) {
+        struct walk w;
+        sp.file = clang_getFile(tu, path);
+        walk_begin(&w, fd);
+        w.split = &sp;
+        w.id_base = half ? 1u << 24 : 0;
+        out_diagnostics(&w.out, tu, &sp);
+        clang_visitChildren(clang_getTranslationUnitCursor(tu), top_visit, &w);
+        if (half == 0)
+            clang_getInclusions(tu, include_visit, &w.out);
+        int verified = split_verified(&sp);
+        rc = walk_end(&w);
+        if (rc == 0 && !verified)
+            rc = 2;
+    }
+    if (tu)
+        clang_disposeTranslationUnit(tu);
+    free(sp.spans);
+    free(sp.matched);
+    free(sp.extents);
+    free(buf);
+    return rc;
 }
