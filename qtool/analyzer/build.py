@@ -62,50 +62,48 @@ def _merge_annotations(groups: list[tuple[tuple[Annotation, ...], Location | Non
     return tuple(a for a, _ in merged.values())
 
 
-def _merge_function(decls: list[FunctionDecl], file_components: dict[str, tuple[str, Location]],
-                    frequency: float, diags: list[Diagnostic], per_unit: bool = False,
-                    uses: dict[int, str] | None = None,
-                    returned: tuple[tuple[str, str, Location], ...] = ()) -> Function:
-    if len(decls) == 1:
-        return _lone_function(decls[0], file_components, frequency, diags, per_unit, uses, returned)
-    definition = next((d for d in decls if d.defined), None)
-    primary = definition or decls[0]
-    locations = sorted({d.location for d in decls})
-    annotations = _merge_annotations([(d.annotations, d.location) for d in decls],
-                                     f"function '{primary.name}'", diags) \
-        if any(d.annotations for d in decls) else ()
-    declared = tuple(sorted(
-        (Declaration(d.location, d.defined, bool(d.annotations) or any(q.annotations for q in d.params),
-                     tuple(q.end for q in d.params)) for d in decls),
-        key=lambda d: d.location))
-    params = []
-    # A parameter's fix-it goes where the function's annotations are: its declarator end on the
-    # first declaration in annotation_sites order that has it.
+def _merge_declarations(ds: list[tuple], file_components: dict[str, tuple[str, Location]], frequency: float,
+                        diags: list[Diagnostic], per_unit: bool = False, uses: dict[int, str] | None = None,
+                        returned: tuple[tuple[str, str, Location], ...] = ()) -> Function:
+    """A function's Function, from its declarations as the facts hold them (unit.FunctionDecl's
+    layout, each parameter unit.ParamFact's, places plain tuples), without a FunctionDecl or the
+    Params of every declaration (most functions of a big file are declared twice, a prototype and
+    the definition): its annotations those of all of them (conflicts are diagnostics), its
+    parameters named as the definition names them, typed as a header's prototype spells them."""
+    if len(ds) == 1:
+        return _lone_function(_decl(ds[0]), file_components, frequency, diags, per_unit, uses, returned)
+    definition = next((d for d in ds if d[3]), None)
+    primary = definition or ds[0]
+    usr, name = primary[0], primary[1]
+    by_place = sorted(ds, key=itemgetter(2))
+    annotations = _merge_annotations([(d[10], _loc(d[2])) for d in ds], f"function '{name}'", diags) \
+        if any(d[10] for d in ds) else ()
+    declared = tuple(Declaration(_loc(d[2]), d[3], bool(d[10]) or any(q[4] for q in d[13]),
+                                 tuple(_loc(q[6]) for q in d[13])) for d in by_place)
     sites = annotation_sites(declared)
-    # Types as a header prototype spells them: generated code includes the header, not the file
-    # of the definition, whose own typedefs it cannot see.
-    header = next((d for d in sorted(decls, key=lambda d: d.location)
-                   if not d.defined and not d.location.file.endswith(".c")), None)
-    for p in primary.params:
-        same = [d.params[p.index] for d in decls if len(d.params) > p.index]
-        named = next((q for q in same if q.name), p)
-        if definition is not None and definition.params and len(definition.params) > p.index:
-            named = definition.params[p.index] if definition.params[p.index].name else named
-        anns = _merge_annotations([(q.annotations, q.location) for q in same],
-                                  f"parameter '{named.name or p.index}' of '{primary.name}'", diags) \
-            if any(q.annotations for q in same) else ()
-        end = next((s.params[p.index] for s in sites if len(s.params) > p.index and s.params[p.index]),
-                   named.end)
-        spelled = header.params[p.index].type if header is not None and len(header.params) > p.index else named.type
-        params.append(Param(p.index, named.name, spelled, named.type_enc, anns, named.location, end))
-    component = _component(annotations, definition.location.file, file_components) \
+    header = next((d for d in by_place if not d[3] and not d[2][0].endswith(".c")), None)
+    defined_params = definition[13] if definition is not None else ()
+    header_params = header[13] if header is not None else ()
+    params = []
+    for p in primary[13]:
+        i = p[0]
+        same = [d[13][i] for d in ds if len(d[13]) > i]
+        named = next((q for q in same if q[1]), p)
+        if len(defined_params) > i and defined_params[i][1]:
+            named = defined_params[i]
+        anns = _merge_annotations([(q[4], _loc(q[5])) for q in same],
+                                  f"parameter '{named[1] or i}' of '{name}'", diags) \
+            if any(q[4] for q in same) else ()
+        end = next((s.params[i] for s in sites if len(s.params) > i and s.params[i]), None) or _loc(named[6])
+        spelled = header_params[i][2] if len(header_params) > i else named[2]
+        params.append(Param(i, named[1], spelled, named[3], anns, _loc(named[5]), end))
+    component = _component(annotations, definition[2][0], file_components) \
         if definition is not None and not per_unit else None
     param_uses = tuple((uses or {}).get(p.index, "") for p in params) if uses is not None else ()
-    return_type = header.return_type if header is not None else primary.return_type
-    return Function(primary.usr, primary.name, component, primary.location, definition is not None,
-                    primary.linkage, primary.variadic, return_type, primary.return_enc,
-                    annotations, tuple(params), tuple(locations), frequency, declared, per_unit, param_uses, returned,
-                    inline=any(d.inline for d in decls), hidden=any(d.hidden for d in decls))
+    return Function(usr, name, component, _loc(primary[2]), definition is not None, primary[4], primary[5],
+                    header[7] if header is not None else primary[7], primary[8], annotations, tuple(params),
+                    tuple(_loc(w) for w in sorted({d[2] for d in ds})), frequency, declared, per_unit, param_uses,
+                    returned, inline=any(d[11] for d in ds), hidden=any(d[12] for d in ds))
 
 
 def _component(annotations: tuple[Annotation, ...], file: str,
@@ -123,8 +121,7 @@ def _component(annotations: tuple[Annotation, ...], file: str,
 def _lone_function(d: FunctionDecl, file_components: dict[str, tuple[str, Location]], frequency: float,
                    diags: list[Diagnostic], per_unit: bool, uses: dict[int, str] | None,
                    returned: tuple[tuple[str, str, Location], ...]) -> Function:
-    """_merge_function of a function declared once (most of them): the same result, without the
-    merging."""
+    """_merge_declarations of a function declared once: the same result, without the merging."""
     annotations = _merge_annotations([(d.annotations, d.location)], f"function '{d.name}'", diags) \
         if d.annotations else ()
     annotated = bool(d.annotations)
@@ -364,9 +361,9 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
             mine = previous.function_diagnostics.get(usr, ())
         else:
             made: list[Diagnostic] = []
-            f = _merge_function([_decl(d) for d in ds], file_components, frequency, made, usr in per_unit,
-                                uses.get(usr, {}) if any(d[3] for d in ds) else None,
-                                tuple(sorted(returned.get(usr, ()), key=lambda r: (r[2], r[0]))))
+            f = _merge_declarations(ds, file_components, frequency, made, usr in per_unit,
+                                    uses.get(usr, {}) if any(d[3] for d in ds) else None,
+                                    tuple(sorted(returned.get(usr, ()), key=lambda r: (r[2], r[0]))))
             mine = tuple(made)
         functions[usr] = f
         if mine:
