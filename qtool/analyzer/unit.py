@@ -332,7 +332,11 @@ _UNUSED = ("-Wunused", "-Wunneeded-internal-declaration")
 
 
 def _splits(path: str) -> bool:
-    if (os.cpu_count() or 1) < 2:
+    try:
+        cores = len(os.sched_getaffinity(0))      # the cores this process may run on
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    if cores < 2:
         return False
     try:
         limit = int(os.environ.get("QPM_SPLIT_BYTES", SPLIT_BYTES))
