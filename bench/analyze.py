@@ -629,29 +629,23 @@ class Walker:
         return getattr(lib, name)
 
     def qpm_parse_walk(self, *a):
-        t = time.perf_counter()
-        try:
-            return parse_walk(*a)
-        finally:
-            total, parsed = time.perf_counter() - t, parse_ns.value / 1e9
-            fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            os.write(fd, f"{os.getpid()}\tlibclang parse\t{parsed}\n"
-                         f"{os.getpid()}\twalk of the AST (walker.c, in its own thread, during the records -> facts)"
-                         f"\t{total - parsed}\n".encode())
-            os.close(fd)
+        return timed_walk(parse_walk, *a)
 
-    def qpm_parse_walk_split(self, *a):
-        # A half of a split parse (unit._walk_split), in a process of its own.
-        t = time.perf_counter()
-        try:
-            return lib.qpm_parse_walk_split(*a)
-        finally:
-            total, parsed = time.perf_counter() - t, parse_ns.value / 1e9
-            fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            os.write(fd, f"{os.getpid()}\tlibclang parse\t{parsed}\n"
-                         f"{os.getpid()}\twalk of the AST (walker.c, in its own thread, during the records -> facts)"
-                         f"\t{total - parsed}\n".encode())
-            os.close(fd)
+    def qpm_parse_walk_split(self, *a):       # a half of a split parse, in a process of its own
+        return timed_walk(lib.qpm_parse_walk_split, *a)
+
+
+def timed_walk(call, *a):
+    t = time.perf_counter()
+    try:
+        return call(*a)
+    finally:
+        total, parsed = time.perf_counter() - t, parse_ns.value / 1e9
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(fd, f"{os.getpid()}\tlibclang parse\t{parsed}\n"
+                     f"{os.getpid()}\twalk of the AST (walker.c, in its own thread, during the records -> facts)"
+                     f"\t{total - parsed}\n".encode())
+        os.close(fd)
 
 
 clang_env.walker = lambda: Walker()

@@ -2391,6 +2391,29 @@ static size_t skip_branch(const char *s, size_t n, size_t i)
     return n;
 }
 
+/* The offset of the first character from i that is not white space, a line's end or a backslash
+ * (a line's continuation), or n; *line_start says whether a logical line begins there. */
+static size_t skip_space(const char *s, size_t n, size_t i, int *line_start)
+{
+    for (; i < n; i++) {
+        char c = s[i];
+        if (c == '\n')
+            *line_start = *line_start || !continued(s, i);
+        else if (c != ' ' && c != '\t' && c != '\r' && c != '\f' && c != '\v' && c != '\\')
+            break;
+    }
+    return i;
+}
+
+/* i at a comment: the offset after it.  What follows a comment over lines begins its line. */
+static size_t past_comment(const char *s, size_t n, size_t i, int *line_start)
+{
+    size_t next = comment_end(s, n, i);
+    if (memchr(s + i, '\n', next - i))
+        *line_start = 1;
+    return next;
+}
+
 /* Blanks buf from from to to (inside a body's braces): every character a space but newlines and
  * the directive lines. */
 static void blank_span(char *buf, size_t from, size_t to)
@@ -2398,26 +2421,15 @@ static void blank_span(char *buf, size_t from, size_t to)
     const char *s = buf;
     size_t i = from;
     int line_start = 0;
-    while (i < to) {
+    while ((i = skip_space(s, to, i, &line_start)) < to) {
         char c = s[i];
-        if (c == '\n') {
-            line_start = line_start || !continued(s, i);
-            i++;
-            continue;
-        }
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v') {
-            i++;
-            continue;
-        }
         if (line_start && c == '#') {
             i = directive_end(s, to, i);
             continue;
         }
         size_t next;
         if (is_comment(s, to, i)) {
-            next = comment_end(s, to, i);
-            if (memchr(s + i, '\n', next - i))
-                line_start = 1;     /* what follows a comment over lines begins its line */
+            next = past_comment(s, to, i, &line_start);
         } else {
             next = c == '"' || c == '\'' ? literal_end(s, to, i) : i + 1;
             line_start = 0;
@@ -2456,21 +2468,8 @@ long qpm_bodies(char *buf, size_t len, size_t *spans, size_t max, size_t blank_f
     char prev = 0;
     struct { long depth, first_end; int cplusplus; } ifs[MAX_IF];
     int nifs = 0, lost = 0;          /* lost: #if levels deeper than MAX_IF, not followed */
-    while (i < n) {
+    while ((i = skip_space(s, n, i, &line_start)) < n) {
         char c = s[i];
-        if (c == '\n') {
-            line_start = line_start || !continued(s, i);
-            i++;
-            continue;
-        }
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v') {
-            i++;
-            continue;
-        }
-        if (c == '\\') {        /* a line's continuation, or a stray backslash: neither counts */
-            i++;
-            continue;
-        }
         if (line_start && c == '#') {
             size_t end = directive_end(s, n, i), word, wlen;
             directive_word(s, end, i, &word, &wlen);
@@ -2509,9 +2508,7 @@ long qpm_bodies(char *buf, size_t len, size_t *spans, size_t max, size_t blank_f
         }
         size_t next;
         if (is_comment(s, n, i)) {
-            next = comment_end(s, n, i);
-            if (memchr(s + i, '\n', next - i))
-                line_start = 1;     /* what follows a comment over lines begins its line */
+            next = past_comment(s, n, i, &line_start);
         } else if (c == '"' || c == '\'') {
             next = literal_end(s, n, i);
             prev = c;
