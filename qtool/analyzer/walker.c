@@ -2434,6 +2434,8 @@ static void blank_span(char *buf, size_t from, size_t to)
             next = c == '"' || c == '\'' ? literal_end(s, to, i) : i + 1;
             line_start = 0;
         }
+        if (next > to)              /* a literal's escape at the very end: not past the span */
+            next = to;
         for (size_t k = i; k < next; k++)
             if (s[k] != '\n')
                 buf[k] = ' ';
