@@ -124,6 +124,62 @@ def test_a_directive_continued_over_lines_stays_whole(scan, tmp_path):
     subprocess.run(["gcc", "-w", "-o", str(tmp_path / "continued"), str(tmp_path / "continued.c")], check=True)
     assert subprocess.run([str(tmp_path / "continued")]).returncode == 0
 
+
+FUZZ_DRIVER = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+%s
+int main(int argc, char **argv)
+{
+    FILE *f = fopen(argv[1], "rb");
+    static char base[1 << 20];
+    size_t len = fread(base, 1, sizeof base, f);
+    fclose(f);
+    srand((unsigned)atoi(argv[2]));
+    const char alphabet[] = "{}()\"'\\/*#\n \t\r;,x_ifdefelsendc+";
+    for (int round = 0; round < atoi(argv[3]); round++) {
+        size_t off = (size_t)rand() %% len, n = 1 + (size_t)rand() %% 4000;
+        if (off + n > len)
+            n = len - off;
+        char *buf = malloc(n);          /* exactly n bytes: the sanitizer sees any read past them */
+        memcpy(buf, base + off, n);
+        for (int k = rand() %% 20; k > 0; k--)
+            buf[(size_t)rand() %% n] = alphabet[rand() %% (sizeof alphabet - 1)];
+        if (rand() %% 4 == 0)
+            for (size_t k = 0; k < n; k++)
+                buf[k] = alphabet[rand() %% (sizeof alphabet - 1)];
+        long found = qpm_bodies(buf, n, NULL, 0, 0, 0);
+        size_t *spans = malloc(2 * (size_t)(found + 1) * sizeof *spans);
+        if (qpm_bodies(buf, n, spans, (size_t)found, 0, (size_t)found) != found)
+            return 2;
+        for (long k = 0; k < found; k++)
+            if (spans[2 * k + 1] >= n || buf[spans[2 * k]] != '{' || buf[spans[2 * k + 1]] != '}')
+                return 3;
+        free(spans);
+        free(buf);
+    }
+    return 0;
+}
+"""
+
+
+def test_the_scan_stays_inside_the_file_it_is_given(tmp_path):
+    # The scan reads and writes a user's file by offsets: compiled alone with AddressSanitizer and
+    # UBSan, it runs on pieces of a real C file, mutated (braces, quotes, backslashes, comment
+    # and directive characters put anywhere), every span it finds a '{' to its '}'.
+    with open(os.path.join(os.path.dirname(clang_env.__file__), "walker.c")) as f:
+        source = f.read()
+    scan_source = source[source.index("#define MAX_IF 512"):source.index("struct split {")]
+    (tmp_path / "fuzz.c").write_text(FUZZ_DRIVER % scan_source)
+    exe = tmp_path / "fuzz"
+    subprocess.run(["gcc", "-std=c11", "-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+                    "-o", str(exe), str(tmp_path / "fuzz.c")], check=True)
+    base = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runtime", "transport.c")
+    for seed in (1, 2):
+        proc = subprocess.run([str(exe), base, str(seed), "3000"], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
 # A unit parsed alone, split in two: its facts are those of the whole file's parse.
 
 HEADER = """\
