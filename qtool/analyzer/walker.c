@@ -334,9 +334,9 @@ static size_t free_slot(const void **keys, size_t cap, const void *key)
     return h;
 }
 
-/* Files are numbered on first sight; a small open-addressing table maps CXFile to number. */
 struct split;
 
+/* Files are numbered on first sight; a small open-addressing table maps CXFile to number. */
 struct walk {
     struct out out;
     struct out names;   /* N records, kept apart so they never split another record */
@@ -2672,7 +2672,10 @@ static int by_start(const void *x, const void *y)
  * nothing). */
 static int split_verified(struct split *sp)
 {
-    if (sp->oom)
+    size_t matched = 0;
+    for (size_t k = 0; k < sp->n; k++)
+        matched += sp->matched[k];
+    if (sp->oom || !sp->file || matched == 0)  /* the file not found in its parse: nothing checked */
         return 0;
     qsort(sp->extents, sp->nextents, 2 * sizeof *sp->extents, by_start);
     for (size_t i = 1; i < sp->nextents; i++)      /* each end: the furthest so far */
