@@ -2713,8 +2713,10 @@ static int has_counter(const char *buf, size_t len)
  * and at 1 << 24 in half 1.  Returns 0; 1 when libclang could not parse the file; 2 when the
  * file is not to be split (fewer than two bodies found, `__COUNTER__` in it, an error in the
  * parse, or a span that is neither a body nor inactive code: see split_verified), the records
- * written then being of no use; or qpm_walk's errors.  (A `__COUNTER__` expanded from a header's
- * macro is not seen: its values would differ between the halves.) */
+ * written then being of no use; or qpm_walk's errors.  Not seen: a `__COUNTER__` expanded from a
+ * header's macro (its values would differ between the halves), and a `_Pragma` that a macro used
+ * in a blanked body expands to and that no later pragma undoes (the warnings of the bodies after
+ * it would differ; a `#pragma` line is kept). */
 int qpm_parse_walk_split(const char *path, const char *const *argv, int argc, int fd, int half)
 {
     FILE *file = fopen(path, "rb");
