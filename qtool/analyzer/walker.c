@@ -2698,12 +2698,47 @@ static int split_verified(struct split *sp)
     return 1;
 }
 
-static int has_counter(const char *buf, size_t len)
+/* The first place of what (whose first character is its anchor's) in buf, or NULL. */
+static const char *find_text(const char *buf, size_t len, const char *what)
 {
-    for (const char *p = buf; (p = memchr(p, '_', len - (size_t)(p - buf))) != NULL; p++)
-        if ((size_t)(buf + len - p) >= 11 && memcmp(p, "__COUNTER__", 11) == 0)
+    size_t k = strlen(what);
+    for (const char *p = buf; (p = memchr(p, what[0], len - (size_t)(p - buf))) != NULL; p++)
+        if ((size_t)(buf + len - p) >= k && memcmp(p, what, k) == 0)
+            return p;
+    return NULL;
+}
+
+/* Whether text holds what a split parse would get wrong: `__COUNTER__` (its values depend on
+ * every expansion before, the blanked bodies' too), or a `_Pragma` that sets diagnostics where
+ * the text pushes and pops none (what it sets would hold for the bodies after a blanked one that
+ * expands it, in one half and not the other; a push and pop pair, as Python.h's macros have it,
+ * keeps it to the body).  A file's own text, or a header's, whose macros the bodies may expand. */
+static int split_risk(const char *text, size_t len)
+{
+    for (const char *p = text; (p = find_text(p, len - (size_t)(p - text), "COUNTER__")) != NULL; p++)
+        if (p - text >= 2 && p[-1] == '_' && p[-2] == '_')
             return 1;
+    for (const char *p = text; (p = find_text(p, len - (size_t)(p - text), "Pragma")) != NULL; p++) {
+        size_t rest = len - (size_t)(p - text);
+        if (p > text && p[-1] == '_' && find_text(p, rest < 96 ? rest : 96, "diagnostic"))
+            return !find_text(text, len, "diagnostic push");
+    }
     return 0;
+}
+
+struct risk {
+    CXTranslationUnit tu;
+    int found;
+};
+
+static void risk_visit(CXFile f, CXSourceLocation *stack, unsigned depth, CXClientData data)
+{
+    (void)stack;
+    struct risk *r = data;
+    size_t size;
+    const char *text = depth > 0 && !r->found ? clang_getFileContents(r->tu, f, &size) : NULL;
+    if (text && split_risk(text, size))
+        r->found = 1;
 }
 
 /* Parses the file with the bodies of the other half blanked (half: 0 or 1, the half this
@@ -2711,12 +2746,10 @@ static int has_counter(const char *buf, size_t len)
  * the body it is in: see split_class), the records of the top-level declarations it owns (see
  * split_owns), and, for half 0, the files the unit included.  File numbers start at 0 in half 0
  * and at 1 << 24 in half 1.  Returns 0; 1 when libclang could not parse the file; 2 when the
- * file is not to be split (fewer than two bodies found, `__COUNTER__` in it, an error in the
- * parse, or a span that is neither a body nor inactive code: see split_verified), the records
- * written then being of no use; or qpm_walk's errors.  Not seen: a `__COUNTER__` expanded from a
- * header's macro (its values would differ between the halves), and a `_Pragma` that a macro used
- * in a blanked body expands to and that no later pragma undoes (the warnings of the bodies after
- * it would differ; a `#pragma` line is kept). */
+ * file is not to be split (fewer than two bodies found; `__COUNTER__`, or a `_Pragma` about
+ * diagnostics with no push, in it or in a file it includes: see split_risk; an error in the parse; or a span
+ * that is neither a body nor inactive code: see split_verified), the records written then being
+ * of no use; or qpm_walk's errors. */
 int qpm_parse_walk_split(const char *path, const char *const *argv, int argc, int fd, int half)
 {
     FILE *file = fopen(path, "rb");
@@ -2741,7 +2774,7 @@ int qpm_parse_walk_split(const char *path, const char *const *argv, int argc, in
     struct split sp;
     memset(&sp, 0, sizeof sp);
     sp.half = half;
-    long n = has_counter(buf, len) ? 0 : qpm_bodies(buf, len, NULL, 0, 0, 0);
+    long n = split_risk(buf, len) ? 0 : qpm_bodies(buf, len, NULL, 0, 0, 0);
     sp.spans = n >= 2 ? malloc(2 * (size_t)n * sizeof *sp.spans) : NULL;
     sp.matched = n >= 2 ? calloc((size_t)n, 1) : NULL;
     if (!sp.spans || !sp.matched) {
@@ -2766,6 +2799,12 @@ int qpm_parse_walk_split(const char *path, const char *const *argv, int argc, in
         if (clang_getDiagnosticSeverity(d) >= 3)
             rc = 2;
         clang_disposeDiagnostic(d);
+    }
+    if (rc == 0) {
+        struct risk r = {tu, 0};
+        clang_getInclusions(tu, risk_visit, &r);
+        if (r.found)
+            rc = 2;
     }
     if (rc == 0) {
         struct walk w;
