@@ -166,6 +166,7 @@ extern CXString clang_getDiagnosticFixIt(CXDiagnostic, unsigned, CXSourceRange *
 extern CXSourceLocation clang_getRangeStart(CXSourceRange);
 extern void clang_getInclusions(CXTranslationUnit, CXInclusionVisitor, CXClientData);
 extern CXFile clang_getFile(CXTranslationUnit, const char *);
+extern int clang_File_isEqual(CXFile, CXFile);
 
 enum {
     K_STRUCT = 2, K_UNION = 3, K_FIELD = 6, K_FUNCTION = 8, K_VAR = 9, K_PARM = 10,
@@ -2569,7 +2570,7 @@ static long split_offset(const struct split *sp, CXSourceLocation loc)
     CXFile f;
     unsigned off;
     clang_getExpansionLocation(loc, &f, NULL, NULL, &off);
-    return f && f == sp->file ? (long)off : -1;
+    return f && (f == sp->file || clang_File_isEqual(f, sp->file)) ? (long)off : -1;
 }
 
 /* The span holding offset off, or -1. */
