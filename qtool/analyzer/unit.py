@@ -399,38 +399,46 @@ class _Half:
     """What one half's walk wrote, as _merged_lines reads it."""
 
     def __init__(self):
+        from collections import deque
         self.diagnostics: list[tuple[str, list[str]]] = []     # (E record, its K records)
-        self.groups: list[tuple[int, list[str]]] = []          # complete, in order
-        self.current: tuple[int, list[str]] | None = None
+        self.groups = deque()                                  # complete: (B number, records), in order
+        self.current: list[str] | None = None                  # the records of the group being read
+        self.number = -1                                       # its B number
         self.included: list[str] = []                          # H records
         self.ended = False
         self.rest = b""
 
-    def take(self, line: str, names: list[str]) -> None:
-        tag = line[:1]
-        if tag == "B":
-            if self.current is not None:
-                self.groups.append(self.current)
-            self.current = (int(line[2:]), [])
-        elif tag == "N":
-            names.append(line)
-        elif tag == "E":
-            self.diagnostics.append((line, []))
-        elif tag == "K":
-            if self.diagnostics:
-                self.diagnostics[-1][1].append(line)
-        elif tag == "H":
-            self.included.append(line)
-        elif line:
-            if self.current is None:
-                raise _NotSplit
-            self.current[1].append(line)
+    def feed(self, lines: list[str], names: list[str]) -> None:
+        """Takes lines of the half's records: N records go to names, the others to their group."""
+        current = self.current
+        for line in lines:
+            if line[:1] not in _OTHER and line:
+                current.append(line)        # a group's record (none before the first B: a failure)
+                continue
+            tag = line[:1]
+            if tag == "B":
+                if current is not None:
+                    self.groups.append((self.number, current))
+                current, self.number = [], int(line[2:])
+            elif tag == "N":
+                names.append(line)
+            elif tag == "E":
+                self.diagnostics.append((line, []))
+            elif tag == "K":
+                if self.diagnostics:
+                    self.diagnostics[-1][1].append(line)
+            elif tag == "H":
+                self.included.append(line)
+        self.current = current
 
     def end(self) -> None:
         if self.current is not None:
-            self.groups.append(self.current)
+            self.groups.append((self.number, self.current))
             self.current = None
         self.ended = True
+
+
+_OTHER = frozenset("BNEKH")     # the records of a half that are no group's
 
 
 def _merged_lines(fds: list[int]):
@@ -456,7 +464,7 @@ def _merged_lines(fds: list[int]):
             # half has a complete group or has ended.
             while all(h.groups or h.ended for h in halves) and any(h.groups for h in halves):
                 half = min((h for h in halves if h.groups), key=lambda h: h.groups[0][0])
-                yield from half.groups.pop(0)[1]
+                yield from half.groups.popleft()[1]
             if all(h.ended and not h.groups for h in halves):
                 yield from halves[0].included
                 return
@@ -466,7 +474,7 @@ def _merged_lines(fds: list[int]):
             chunk = os.read(fd, 1 << 20)
             if not chunk:
                 if half.rest:
-                    half.take(half.rest.decode("utf-8", "replace"), names)
+                    half.feed([half.rest.decode("utf-8", "replace")], names)
                 half.end()
                 del waiting[fd]
                 continue
@@ -474,8 +482,7 @@ def _merged_lines(fds: list[int]):
             if end == 0:
                 half.rest += chunk
                 continue
-            for line in (half.rest + chunk[:end]).decode("utf-8", "replace").split("\n"):
-                half.take(line, names)
+            half.feed((half.rest + chunk[:end]).decode("utf-8", "replace").split("\n"), names)
             half.rest = chunk[end:]
 
 
