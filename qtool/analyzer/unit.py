@@ -259,11 +259,7 @@ def _walk(call, path: str, facts: UnitFacts, included: list[tuple[str, int, int]
     interpreter), or in a process of its own when isolated, and writes its records into a pipe,
     from which this thread turns them into facts meanwhile.  The walk's result: 0, or 1 when the
     file could not be parsed; _Crashed when the process it ran in died."""
-    rfd, wfd = os.pipe()
-    try:
-        fcntl.fcntl(wfd, fcntl.F_SETPIPE_SZ, 1 << 20)   # fewer hand-overs between the two
-    except (OSError, AttributeError):
-        pass
+    rfd, wfd = _pipe()
     if isolated:
         return _walk_in_child(call, path, facts, included, rfd, wfd)
     rc: list[int] = []
@@ -282,6 +278,17 @@ def _walk(call, path: str, facts: UnitFacts, included: list[tuple[str, int, int]
         os.close(rfd)                   # a walk still writing stops (EPIPE)
         walker.join()
     return _walk_result(path, rc[0] if rc else None)
+
+
+def _pipe() -> tuple[int, int]:
+    """A pipe for a walk's records, of a megabyte where the system allows it: fewer hand-overs
+    between the walk and the reader."""
+    rfd, wfd = os.pipe()
+    try:
+        fcntl.fcntl(wfd, fcntl.F_SETPIPE_SZ, 1 << 20)
+    except (OSError, AttributeError):
+        pass
+    return rfd, wfd
 
 
 def _walk_result(path: str, rc: int | None) -> int:
@@ -360,11 +367,7 @@ def _walk_split(lib, path: str, argv: list[bytes], facts: UnitFacts, included: l
     ok = False
     try:
         for half in (0, 1):
-            r, w = os.pipe()
-            try:
-                fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20)
-            except (OSError, AttributeError):
-                pass
+            r, w = _pipe()
             pid = os.fork()
             if pid == 0:
                 code = 4
@@ -472,18 +475,11 @@ def _merged_lines(fds: list[int]):
         for fd in ready:
             half = waiting[fd]
             chunk = os.read(fd, 1 << 20)
+            lines, half.rest = _complete_lines(half.rest, chunk)
+            half.feed(lines, names)
             if not chunk:
-                if half.rest:
-                    half.feed([half.rest.decode("utf-8", "replace")], names)
                 half.end()
                 del waiting[fd]
-                continue
-            end = chunk.rfind(b"\n") + 1
-            if end == 0:
-                half.rest += chunk
-                continue
-            half.feed((half.rest + chunk[:end]).decode("utf-8", "replace").split("\n"), names)
-            half.rest = chunk[end:]
 
 
 def _diagnostics(halves: list[_Half]):
@@ -514,21 +510,26 @@ def _diagnostics(halves: list[_Half]):
                 yield from fixits
 
 
+def _complete_lines(rest: bytes, chunk: bytes) -> tuple[list[str], bytes]:
+    """The lines that chunk, read after rest (a line begun in an earlier read), completes, and
+    what is left of a line it begins; an empty chunk (the end) completes the last line."""
+    if not chunk:
+        return ([rest.decode("utf-8", "replace")] if rest else []), b""
+    end = chunk.rfind(b"\n") + 1
+    if end == 0:
+        return [], rest + chunk
+    return (rest + chunk[:end]).decode("utf-8", "replace").split("\n"), chunk[end:]
+
+
 def _lines(fd: int):
     """The lines read from fd until its end."""
     rest = b""
     while True:
         chunk = os.read(fd, 1 << 20)
+        lines, rest = _complete_lines(rest, chunk)
+        yield from lines
         if not chunk:
-            break
-        end = chunk.rfind(b"\n") + 1
-        if end == 0:
-            rest += chunk
-            continue
-        yield from (rest + chunk[:end]).decode("utf-8", "replace").split("\n")
-        rest = chunk[end:]
-    if rest:
-        yield rest.decode("utf-8", "replace")
+            return
 
 
 # The per-unit cache.
