@@ -80,7 +80,11 @@ def _merge_declarations(ds: list[tuple], file_components: dict[str, tuple[str, L
         if any(d[10] for d in ds) else ()
     declared = tuple(Declaration(_loc(d[2]), d[3], bool(d[10]) or any(q[4] for q in d[13]),
                                  tuple(_loc(q[6]) for q in d[13])) for d in by_place)
+    # A parameter's fix-it goes where the function's annotations are: its declarator end on the
+    # first declaration in annotation_sites order that has it.
     sites = annotation_sites(declared)
+    # Types as a header prototype spells them: generated code includes the header, not the file
+    # of the definition, whose own typedefs it cannot see.
     header = next((d for d in by_place if not d[3] and not d[2][0].endswith(".c")), None)
     defined_params = definition[13] if definition is not None else ()
     header_params = header[13] if header is not None else ()
