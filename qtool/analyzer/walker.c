@@ -2775,16 +2775,25 @@ int qpm_parse_walk_split(const char *path, const char *const *argv, int argc, in
     struct split sp;
     memset(&sp, 0, sizeof sp);
     sp.half = half;
-    long n = split_risk(buf, len) ? 0 : qpm_bodies(buf, len, NULL, 0, 0, 0);
-    sp.spans = n >= 2 ? malloc(2 * (size_t)n * sizeof *sp.spans) : NULL;
-    sp.matched = n >= 2 ? calloc((size_t)n, 1) : NULL;
+    /* Room for a body at each '{' (counted, not scanned: the scan below is the only one). */
+    size_t braces = 0;
+    for (const char *p = buf; (p = memchr(p, '{', len - (size_t)(p - buf))) != NULL; p++)
+        braces++;
+    sp.spans = malloc(2 * (braces + 1) * sizeof *sp.spans);
+    sp.matched = calloc(braces + 1, 1);
     if (!sp.spans || !sp.matched) {
         free(buf);
         free(sp.spans);
         free(sp.matched);
-        return n >= 2 ? -12 : 2;
+        return -12;
     }
-    sp.n = (size_t)qpm_bodies(buf, len, sp.spans, (size_t)n, 0, 0);
+    sp.n = split_risk(buf, len) ? 0 : (size_t)qpm_bodies(buf, len, sp.spans, braces, 0, 0);
+    if (sp.n < 2) {
+        free(buf);
+        free(sp.spans);
+        free(sp.matched);
+        return 2;
+    }
     size_t total = 0, acc = 0;
     for (size_t k = 0; k < sp.n; k++)
         total += sp.spans[2 * k + 1] - sp.spans[2 * k];
