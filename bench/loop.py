@@ -145,8 +145,19 @@ def run(argv: list[str], cwd: str, env: dict[str, str]) -> float:
     dt = time.perf_counter() - t
     if p.returncode not in (0, 1):
         sys.exit(f"{' '.join(argv)} failed ({p.returncode}):\n{p.stderr}")
-    subprocess.run([sys.executable, "-c", AWAIT_WRITERS], cwd=cwd, env=env, check=True, timeout=900)
+    await_writers(cwd, env)
     return dt
+
+
+def await_writers(cwd: str, env: dict[str, str]) -> None:
+    """Waits, untimed, for the cache writers a run left at work."""
+    subprocess.run([sys.executable, "-c", AWAIT_WRITERS], cwd=cwd, env=env, check=True, timeout=900)
+
+
+def edited_unit(units: int) -> tuple[str, int]:
+    """The file both loops edit, and its unit's number."""
+    name = "unit050.c" if units > 50 else "unit000.c"
+    return name, int(name[4:7])
 
 
 # Waits for a cache's writers (a qtool without them has none to wait for).
@@ -167,7 +178,8 @@ int main(void) { struct item it = {0}; return u0_f0(&it, 3) & 1; }
 
 def scons_run(src: str, env: dict[str, str]) -> tuple[float, float]:
     """One `scons` build of src: its wall time, and the time SCons reports for qtool's commands
-    (the analysis steps' and the stubs step's), summed."""
+    (the analysis steps' and the stubs step's), summed; the cache writers it left are waited for,
+    untimed."""
     scons = os.path.join(os.path.dirname(sys.executable), "scons")
     t = time.perf_counter()
     p = subprocess.run([scons, "-Q", "-j2", "--debug=time"], cwd=src, env=env, capture_output=True, text=True,
@@ -175,6 +187,7 @@ def scons_run(src: str, env: dict[str, str]) -> tuple[float, float]:
     wall = time.perf_counter() - t
     if p.returncode != 0:
         sys.exit(f"scons failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
+    await_writers(src, env)      # the stubs step's model entry, written after SCons ends
     qtool = 0.0
     for target, seconds in re.findall(r"^Command execution time: (.*): ([0-9.]+) seconds$", p.stdout, re.M):
         if target.endswith(".facts") or (".qpm/" in target and not target.endswith(".o")):
@@ -192,8 +205,7 @@ def scons_loop(args, trees: dict[str, str], envs: dict[str, dict[str, str]], tmp
         for name, text in (("SConstruct", SCONSTRUCT), ("main.c", MAIN)):
             with open(os.path.join(srcs[label], name), "w") as f:
                 f.write(text)
-    name = "unit050.c" if args.units > 50 else "unit000.c"
-    index = int(name[4:7])
+    name, index = edited_unit(args.units)
     kinds = ("cold", "unchanged", "edited", "moved")
     walls = {label: {k: [] for k in kinds} for label in trees}
     steps = {label: {k: [] for k in kinds} for label in trees}
@@ -281,8 +293,8 @@ def main() -> int:
             "analyze (text)": [*qtool, "analyze", "-o", os.path.join(tmp, "model.txt"), "."],
             "check --plan": [*qtool, "check", "--plan", "plan.yaml", "."],
         }
-        edited = os.path.join(src, "unit050.c" if args.units > 50 else "unit000.c")
-        index = int(os.path.basename(edited)[4:7])
+        name, index = edited_unit(args.units)
+        edited = os.path.join(src, name)
         kinds = ("cold", "unchanged", "edited", "moved")
         times = {(label, c): {k: [] for k in kinds} for label in trees for c in commands}
         edit = moved = 0
