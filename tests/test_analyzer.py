@@ -1236,6 +1236,115 @@ def test_a_merge_reusing_the_previous_one_makes_the_same_model(tmp_path):
     assert codes == set()                               # the last edit undid the errors
 
 
+# Edits that only move lines (build._moved_lines): the previous model with the places moved.
+MOVED_FILES = {
+    "shared.h": """
+        #include "qpm.h"
+        int b_get(int k);
+        int a_run(int n);
+        extern int shared_count;
+    """,
+    "a.c": """
+        #include "shared.h"
+        QPM_FILE_COMPONENT(alpha);
+        typedef int (*op)(int);
+        int later(int x);
+        static int twice(int x) { return 2 * x; }
+        static op table[] = { twice, b_get };
+        int counter;
+        struct pair { int a } pair_v;
+
+        int a_run(int n)
+        {
+            int acc = 0;
+            op local = n > 1 ? twice : b_get;
+            for (int i = 0; i < n; i++)
+                acc += table[i & 1](i) + b_get(i);
+            if (acc = n)
+                acc++;
+            return acc + later(n) + local(n);
+        }
+
+        int later(int x) { counter += x; return x + shared_count; }
+    """,
+    "b.c": """
+        #include "shared.h"
+        int shared_count;
+        int b_get(int k) { return k + shared_count; }
+        int main(void) { return a_run(3); }
+    """,
+}
+
+# (file, text replaced, replacement, whether only lines moved), each applied to what the one before left.
+MOVED_EDITS = [
+    ("a.c", "    int acc = 0;", "\n\n    int acc = 0;", True),              # lines added in a body
+    ("a.c", "#include", "/* a comment */\n#include", True),                 # every place moves
+    ("a.c", "\n\n    int acc = 0;", "    int acc = 0;", True),              # lines taken out
+    ("a.c", "int counter;", "int counter;\n\n\n", True),                    # between declarations
+    ("a.c", "acc += table[i & 1](i) + b_get(i);", "acc += table[i & 1](i)\n            + b_get(i);", False),
+    ("a.c", "    return acc", "    b_get(0);\n    return acc", False),    # a call added
+    ("b.c", "int main", "\nint main", True),                                # the other unit
+    ("b.c", "\nint main", "int dup(void) { return 0; }\nint main", False),
+    ("a.c", "int counter;", "int counter;\nint dup(void) { return 1; }", False),   # QPM036 names a.c
+    ("a.c", "#include", "\n#include", False),         # the message naming a place in a.c must change
+]
+
+
+def test_an_edit_that_only_moves_lines_moves_the_places_of_the_previous_model(tmp_path):
+    from qtool.analyzer import build
+    src = tmp_path / "src"
+    paths = {name: write(src, name, text)[0] for name, text in MOVED_FILES.items()}
+    names = ["a.c", "b.c"]
+    units = {name: unit.parse_unit(paths[name], ()) for name in names}
+    previous = build.merge([units[n] for n in names])
+    assert any(d.location and d.location.file == paths["a.c"] and d.fixits for d in previous.model.diagnostics)
+    assert set(vars(unit.UnitFacts("x"))) == {*build._COMPARED, "deps"}     # every fact is compared
+    local = [c for c in previous.model.indirect_calls if c.through == "local"]
+    assert len(local) == 1 and sorted(local[0].targets) == sorted(f.usr for f in previous.model.functions
+                                                                  if f.name in ("twice", "b_get"))
+    for name, old, new, only_moved in MOVED_EDITS:
+        text = (src / name).read_text()
+        assert old in text, (name, old)
+        (src / name).write_text(text.replace(old, new, 1))
+        units[name] = unit.parse_unit(paths[name], ())
+        now = [units[n] for n in names]
+        moved = build._moved_lines(now, previous)
+        assert (moved is not None) == only_moved, (name, new)
+        again = build.merge(now, previous)
+        whole = build.merge(now)
+        assert again.model == whole.model and again.model.diagnostics == whole.model.diagnostics
+        assert again.function_diagnostics == whole.function_diagnostics
+        assert again.frequencies == whole.frequencies and again.file_components == whole.file_components
+        if only_moved:
+            assert moved.model == whole.model and again.model != previous.model
+            # What no moved place is in is the previous model's own object.
+            untouched = [f for f in again.model.functions if f.location.file != paths[name]]
+            assert untouched and all(f is previous.model.function_map[f.usr] for f in untouched)
+        previous = again
+    dup = [d for d in previous.model.diagnostics if d.code == "QPM036"]
+    text = (src / "a.c").read_text()
+    assert dup and f"a.c:{line_of(text, 'int dup')}:" in dup[0].message
+
+
+def test_lines_moved_in_a_file_another_unit_reads_are_merged_whole(tmp_path):
+    """Both units read count.h: when only one of them is parsed again after its lines moved (as a
+    merge may be asked to), the other's facts still hold its old places."""
+    from qtool.analyzer import build
+    src = tmp_path / "src"
+    write(src, "count.h", "extern int shared_count;\n")
+    a, _ = write(src, "a.c", '#include "count.h"\nint a_run(void) { return shared_count; }\n')
+    b, _ = write(src, "b.c", '#include "count.h"\nint shared_count;\nint main(void) { return shared_count; }\n')
+    units = [unit.parse_unit(a, ()), unit.parse_unit(b, ())]
+    previous = build.merge(units)
+    (src / "count.h").write_text("\n" + (src / "count.h").read_text())
+    one = [unit.parse_unit(a, ()), units[1]]
+    assert build._line_moves(previous.units[0], one[0])       # its places did only move
+    assert build._moved_lines(one, previous) is None
+    whole = build.merge(one).model
+    assert build.merge(one, previous).model == whole
+    assert len(glob(whole, "shared_count").declarations) == 3     # b.c's old place, a.c's new one, b.c's
+
+
 def test_model_of_facts_merges_again_only_what_changed(tmp_path, monkeypatch):
     """The SCons tool's analysis step: facts files, one a unit, merged with what the last merge
     of the same files left; a facts file that is not one (changed on disk) is an error naming it."""

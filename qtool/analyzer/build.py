@@ -16,12 +16,13 @@ frequency.  What the result holds does not depend on whether a previous merge wa
 from __future__ import annotations
 
 import os
+import re
 from collections import defaultdict, namedtuple
 from functools import lru_cache, partial
-from operator import attrgetter, itemgetter
+from operator import attrgetter, is_, itemgetter
 
 from ..model import (Annotation, CallArgument, CallEdge, CallSite, Component, Declaration, Diagnostic, Field,
-                     Function, Global, IndirectCall, Location, Param, ProgramModel, StructType,
+                     FixIt, Function, Global, IndirectCall, Location, Note, Param, ProgramModel, StructType,
                      annotation_sites)
 from ..record import replace
 from . import pointers, weights
@@ -272,6 +273,10 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
     function body), it is previous's model object itself.  A unit counts as unchanged when it is
     the same facts object that previous holds."""
     units = list(units)
+    if previous is not None:
+        moved = _moved_lines(units, previous)
+        if moved is not None:
+            return moved
     diags: list[Diagnostic] = []
     for u in units:
         diags.extend(u.diagnostics)
@@ -445,6 +450,231 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
     if previous is not None and model == previous.model:
         model = previous.model      # the same object: what was made of it holds still
     return Merge(tuple(units), model, file_components, fn_diags, (graph, freq))
+
+
+# An edit that only moves lines.  Most edits add or remove lines: every place after them in the
+# file moves, and nothing else in the unit's facts changes (a comment, a blank line, a statement
+# that calls, refers to and uses nothing new).  The model of the program then is the previous
+# model with those places moved, which is what merge() makes of such an edit, at the cost of the
+# few objects that hold them, not of a merge of every unit again.
+
+class _NotMoved(Exception):
+    """The edit did more than move lines, or moved a place the previous model holds otherwise."""
+
+
+def _moved_lines(units: list[UnitFacts], previous: Merge) -> Merge | None:
+    """merge(units, previous) when exactly one unit changed and its facts are its previous facts
+    with places in files that only it read on other lines, in the same order (see
+    _line_moves); else None (merge does the whole work)."""
+    if len(units) != len(previous.units):
+        return None
+    changed = [i for i, (a, b) in enumerate(zip(previous.units, units)) if a is not b]
+    if len(changed) != 1:
+        return None
+    i = changed[0]
+    old, new = previous.units[i], units[i]
+    if old.path != new.path:
+        return None
+    moves = _line_moves(old, new)
+    if moves is None:
+        return None
+    if not moves:
+        return None         # the same facts: merge() answers with the previous model itself
+    was = {d[0]: d[1:3] for d in old.deps}
+    edited = {d[0] for d in new.deps if was.get(d[0]) != d[1:3]}
+    edited.update(moves)
+    if any(d[0] in edited for k, u in enumerate(units) if k != i for d in u.deps):
+        return None         # another unit read a file the edit changed: its facts say what it said
+    names = tuple(os.path.basename(f) for f in moves)
+    try:
+        m = previous.model
+        if any(n in d.message or any(n in note.message for note in d.notes)
+               for d in m.diagnostics for n in names):
+            return None     # a message that names a place (QPM024's "other declaration at …")
+        functions = tuple(_relocate(f, moves) if f.location.file in moves or
+                          any(loc.file in moves for loc in f.declarations) else f for f in m.functions)
+        edges = tuple(_relocate(e, moves) if any(site.location.file in moves for site in e.sites) else e
+                      for e in m.edges)
+        arguments = tuple(_relocate(a, moves) if a.location.file in moves else a for a in m.arguments)
+        indirect = tuple(_relocate(c, moves) if c.location.file in moves or
+                         any(loc.file in moves for loc in c.origins) else c for c in m.indirect_calls)
+        globals_ = tuple(_relocate(g, moves) if g.location.file in moves or
+                         any(loc.file in moves for loc in g.declarations) else g for g in m.globals)
+        structs = tuple(_relocate(t, moves) if t.location.file in moves or
+                        any(f.location is not None and f.location.file in moves for f in t.fields) else t
+                        for t in m.structs)
+        model = ProgramModel(m.components, functions, edges, indirect, globals_, structs, m.translation_units,
+                             _relocate(m.diagnostics, moves), arguments, m.taken)
+        if model == m:
+            model = m       # no place the model holds moved: the same object, as merge() answers
+        fn_diags = {usr: _relocate(ds, moves) for usr, ds in previous.function_diagnostics.items()}
+        file_components = {}
+        for u in units:
+            for file, value in u.file_components.items():
+                file_components.setdefault(file, value)
+        if file_components != {f: _relocate(v, moves) for f, v in previous.file_components.items()}:
+            return None
+    except _NotMoved:
+        return None
+    return Merge(tuple(units), model, file_components, fn_diags, previous.frequencies)
+
+
+def _line_moves(old: UnitFacts, new: UnitFacts) -> dict[str, dict[int, int]] | None:
+    """For each file whose places moved, old line -> new line for every line of it that old's
+    facts hold a place on: when new's facts are old's with places on other lines (the same
+    columns), each line moved as a whole and the lines in the order they were; else None.  The
+    files read (deps) are not compared."""
+    files = {d[0] for d in new.deps}
+    files.add(new.path)
+    moves: dict[str, dict[int, int]] = {}
+    equal: list = []        # the parts found equal whole: places on lines that did not move
+
+    def place(a, b) -> bool:
+        """Whether a, b (equal-length tuples, or FixIts) are places of one file and column, noted."""
+        if a[0] != b[0] or a[2] != b[2] or a[0] not in files:
+            return False
+        lines = moves.get(a[0])
+        if lines is None:
+            lines = moves[a[0]] = {}
+        return lines.setdefault(a[1], b[1]) == b[1]
+
+    def same(a, b) -> bool:
+        if a == b:
+            if type(a) in _HOLDERS:
+                equal.append(a)
+            return True
+        t = type(a)
+        if t is not type(b):
+            return False
+        if t is tuple or t is list or t is Location:
+            if len(a) != len(b):
+                return False
+            if len(a) == 3 and type(a[0]) is str and type(a[1]) is int and type(a[2]) is int and \
+                    type(b[1]) is int and place(a, b):
+                return True
+            return all(map(same, a, b))
+        if t is FixIt:
+            return a.insert == b.insert and place((a.file, a.line, a.column), (b.file, b.line, b.column))
+        if t is Diagnostic or t is Note:
+            return all(same(getattr(a, n), getattr(b, n)) for n in t.__record_fields__)
+        if t is dict:
+            return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        return False
+
+    renamed: dict[str, str] = {}       # a local variable's slot -> its name after the edit
+    named: dict[str, str] = {}         # and back
+
+    def same_slot(a: str, b: str) -> bool:
+        """Whether a, b name one slot (see _SLOTS), noted: each slot of old's, wherever it is,
+        must have one name in new's, and no two of them the same."""
+        if a != b and not (a[:1] in "vf" and a[:1] == b[:1] and _OFFSETS.sub("@", a) == _OFFSETS.sub("@", b)):
+            return False
+        return renamed.setdefault(a, b) == b and named.setdefault(b, a) == a
+
+    for name in _COMPARED:
+        value, other = getattr(old, name), getattr(new, name)
+        slots = _SLOTS.get(name)
+        if slots is None:
+            if not same(value, other):
+                return None
+            continue
+        if len(value) != len(other):
+            return None
+        for a, b in zip(value, other):
+            if a == b:
+                equal.append(a)
+                if not all(same_slot(a[k], a[k]) for k in slots):
+                    return None
+            elif len(a) != len(b) or not all(same_slot(x, y) if k in slots else same(x, y)
+                                             for k, (x, y) in enumerate(zip(a, b))):
+                return None
+    moves = {f: lines for f, lines in moves.items() if any(a != b for a, b in lines.items())}
+    if not moves:
+        return {}
+    # Every place in a file that moved, those whose line did not move too: what the model holds
+    # of the file comes from these facts, and each of its places must be found here.
+    try:
+        _note_places(equal, moves)
+    except _NotMoved:
+        return None
+    for lines in moves.values():
+        order = sorted(lines)
+        if any(lines[a] >= lines[b] for a, b in zip(order, order[1:])):
+            return None
+    return moves
+
+
+_HOLDERS = {tuple, list, dict, Location, FixIt, Diagnostic, Note}     # the types that may hold places
+
+# Where a unit's facts name slots (pointers.py): a local variable's ("v" and its USR), or a field's
+# of a struct declared in a function or unnamed ("f" and its USR), says where in its file that is
+# declared, in bytes ("vc:file.c@1234@F@f@x"), and so changes with every edit above it.  No slot
+# reaches the model but through the pointer analysis, which only compares them with each other:
+# each named again one to one, the analysis answers what it answered.
+_SLOTS = {"flows": (1, 2), "taken": (2,), "indirect": (6,)}
+_OFFSETS = re.compile(r"@[0-9]+(?=@)")
+# A unit's facts as _line_moves compares them (deps, the files read, aside): first those where a
+# change the model would show is likeliest (the type of an unnamed struct says where it is).
+_COMPARED = ("structs", "globals", "functions", "diagnostics", "file_components", "calls", "indirect", "taken",
+             "flows", "refs", "arguments", "param_uses", "returned", "path")
+
+
+def _note_places(value, moves: dict[str, dict[int, int]]) -> None:
+    """Notes, for each place in value in a file of moves whose line it lacks, that the line did
+    not move (the places of facts equal in the two units)."""
+    t = type(value)
+    if t is tuple or t is list or t is Location:
+        if len(value) == 3 and type(value[0]) is str and type(value[1]) is int and value[0] in moves:
+            if moves[value[0]].setdefault(value[1], value[1]) != value[1]:
+                raise _NotMoved(value)      # a line that moved in part (split in two)
+            return
+        for v in value:
+            if type(v) is not str:
+                _note_places(v, moves)
+    elif t is dict:
+        for v in value.values():
+            _note_places(v, moves)
+    elif t is FixIt:
+        if value.file in moves and moves[value.file].setdefault(value.line, value.line) != value.line:
+            raise _NotMoved(value)
+    elif t is Diagnostic or t is Note:
+        for n in t.__record_fields__:
+            _note_places(getattr(value, n), moves)
+
+
+def _relocate(value, moves: dict[str, dict[int, int]]):
+    """value (a model's object, or tuples of them) with each place in a file of moves on its new
+    line: the same object where none moved.  _NotMoved for a place on a line moves lacks."""
+    t = type(value)
+    if t is Location:
+        lines = moves.get(value.file)
+        if lines is None:
+            return value
+        line = lines.get(value.line)
+        if line is None:
+            raise _NotMoved(value)
+        return value if line == value.line else tuple.__new__(Location, (value.file, line, value.column))
+    if t is tuple:
+        out = tuple(_relocate(v, moves) for v in value)
+        return value if all(map(is_, out, value)) else out
+    if t is FixIt:
+        lines = moves.get(value.file)
+        if lines is None:
+            return value
+        line = lines.get(value.line)
+        if line is None:
+            raise _NotMoved(value)
+        return value if line == value.line else replace(value, line=line)
+    names = getattr(t, "__record_fields__", None)
+    if names is None:
+        return value
+    changed = {}
+    for n in names:
+        v = getattr(value, n)
+        r = _relocate(v, moves)
+        if r is not v:
+            changed[n] = r
+    return replace(value, **changed) if changed else value
 
 
 def _same_or(old, new):
