@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 
 from . import __version__
@@ -22,7 +23,33 @@ COMMANDS = {
 }
 
 
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    """argparse's help formatter, as wide as the terminal.  argparse makes one for each argument
+    added (to check its help), and its own asks the width of the terminal of shutil, whose
+    import (bz2, lzma, fnmatch …) a command's start paid for a help it seldom prints."""
+    return argparse.HelpFormatter(prog, width=_width())
+
+
+def _width() -> int:
+    """What argparse's own formatter finds (shutil.get_terminal_size): $COLUMNS, else the
+    terminal's width, else 80; less 2."""
+    try:
+        columns = int(os.environ.get("COLUMNS", 0))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return (columns if columns > 0 else 80) - 2
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message):  # usage errors exit 2, as argparse does, with our prefix
         self.print_usage(sys.stderr)
         print(f"qtool: error: {message}", file=sys.stderr)

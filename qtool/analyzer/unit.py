@@ -300,7 +300,6 @@ def _walk_result(path: str, rc: int | None) -> int:
 def _walk_in_child(call, path: str, facts: UnitFacts, included: list, rfd: int, wfd: int) -> int:
     """_walk with the walk in a forked child, which runs nothing but the walker's call and exits
     with its result (0, 1, or 3 + the error a negative result gives)."""
-    import signal
     pid = os.fork()
     if pid == 0:
         code = 2
@@ -314,6 +313,7 @@ def _walk_in_child(call, path: str, facts: UnitFacts, included: list, rfd: int, 
     try:
         parse_records(path, _lines(rfd), facts, included)
     except BaseException:
+        import signal
         os.kill(pid, signal.SIGKILL)    # interrupted: the walk is not waited for
         raise
     finally:

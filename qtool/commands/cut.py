@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import glob
-import json
 import os
 import sys
 from collections import Counter
@@ -39,6 +37,8 @@ def add_arguments(parser) -> None:
 
 def _profile(dirs: list[str]) -> tuple[dict[str, float], dict[str, float], Counter]:
     """Measured calls per run and bytes per call of every function, and the crashes' culprits."""
+    import glob
+    import json
     from ..reports import attribute
     calls: dict[str, float] = {}
     total_bytes: dict[str, float] = {}
@@ -99,6 +99,7 @@ def _text(s: cut.Suggestion, culprits: Counter, detail: bool = False) -> str:
 
 
 def _json(s: cut.Suggestion, culprits: Counter) -> str:
+    import json
     return json.dumps({
         "schema": "qpm.cut/1", "suspects": list(s.suspects), "culprits": dict(culprits),
         "main_component": s.main_component, "bound": s.bound,

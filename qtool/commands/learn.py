@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -83,6 +82,7 @@ def run(options) -> int:
                                                     f"{faults} fault(s) in {d.runs} run(s).",
                                            max_restarts=max_restarts))
     if options.format == "json":
+        import json
         text = json.dumps({
             "schema": "qpm.learn/1", "policy": d.policy, "observed_s": d.observed_s,
             "observed_known": d.observed_known, "runs": d.runs,
