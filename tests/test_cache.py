@@ -96,7 +96,7 @@ def cold(qtool, monkeypatch, tmp_path, args, cwd):
 
 
 @pytest.mark.parametrize("command,edit", [("analyze-json", e) for e in sorted(EDITS)] +
-                         [(c, e) for c in sorted(COMMANDS) if c != "analyze-json" for e in ("comment", "function", "header")])
+                         [(c, e) for c in sorted(COMMANDS) if c != "analyze-json" for e in ("comment", "function", "header", "lines")])
 def test_a_warm_run_prints_what_a_cold_run_prints(qtool, monkeypatch, tmp_path, program, counted, edit, command):
     monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path / "cache"))
     args = COMMANDS[command]
