@@ -10,7 +10,9 @@ of them count, and two that disagree are an error.
 A merge again after some units changed (an edit) redoes what depends on the whole program (call
 frequencies, pointer targets, edges, globals, components) but merges again only the functions a
 changed unit declares or defines: every other function is the previous model's, with its new
-frequency.  What the result holds does not depend on whether a previous merge was reused.
+frequency.  An edit of one unit that only moved lines merges nothing: the result is the previous
+model with those places moved (_moved_lines).  What the result holds does not depend on whether a
+previous merge was reused.
 """
 
 from __future__ import annotations
@@ -647,23 +649,13 @@ def _relocate(value, moves: dict[str, dict[int, int]]):
     line: the same object where none moved.  _NotMoved for a place on a line moves lacks."""
     t = type(value)
     if t is Location:
-        lines = moves.get(value.file)
-        if lines is None:
-            return value
-        line = lines.get(value.line)
-        if line is None:
-            raise _NotMoved(value)
+        line = _new_line(value.file, value.line, moves)
         return value if line == value.line else tuple.__new__(Location, (value.file, line, value.column))
     if t is tuple:
         out = tuple(_relocate(v, moves) for v in value)
         return value if all(map(is_, out, value)) else out
     if t is FixIt:
-        lines = moves.get(value.file)
-        if lines is None:
-            return value
-        line = lines.get(value.line)
-        if line is None:
-            raise _NotMoved(value)
+        line = _new_line(value.file, value.line, moves)
         return value if line == value.line else replace(value, line=line)
     names = getattr(t, "__record_fields__", None)
     if names is None:
@@ -675,6 +667,17 @@ def _relocate(value, moves: dict[str, dict[int, int]]):
         if r is not v:
             changed[n] = r
     return replace(value, **changed) if changed else value
+
+
+def _new_line(file: str, line: int, moves: dict[str, dict[int, int]]) -> int:
+    """The line a place on this line of this file is on after the edit (see _relocate)."""
+    lines = moves.get(file)
+    if lines is None:
+        return line
+    new = lines.get(line)
+    if new is None:
+        raise _NotMoved((file, line))
+    return new
 
 
 def _same_or(old, new):
