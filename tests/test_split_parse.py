@@ -46,6 +46,22 @@ __attribute__((unused))
     assert found == ["{ return a + b; }", "{\n    if (a) { return add(a, a); }\n    return 0;\n}"]
 
 
+def test_a_body_that_includes_a_file_is_left_alone(scan):
+    # Blanking keeps directive lines: the file would be included outside any function.
+    text = """int run(int op)
+{
+    static const int table[] = {
+#define OP(x) x,
+#include "ops.def"
+    };
+    return table[op];
+}
+int next(int a) { return a + 1; }
+"""
+    found, _ = scan(text)
+    assert found == ["{ return a + 1; }"]
+
+
 def test_cplusplus_blocks_and_if_branches_keep_the_depth(scan):
     text = '''#ifdef __cplusplus
 extern "C" {
@@ -266,8 +282,15 @@ def same_facts(a, b) -> list[str]:
 
 def test_a_split_parse_says_what_the_whole_parse_says(tmp_path, monkeypatch):
     (tmp_path / "shared.h").write_text(HEADER)
+    # A table built in a body from a file it includes (as QuickJS builds its opcodes'): in the
+    # first half of the bodies, which the second half blanks.
+    (tmp_path / "costs.def").write_text("COST(load, 1)\nCOST(store, 2)\nCOST(call, f1(0, 3))\n")
+    text = program().replace("int counter;\n", "int counter;\n"
+                             "int f1(struct item *it, int n);\n"
+                             "int cost(int op)\n{\n    int costs[] = {\n#define COST(name, n) n,\n"
+                             '#include "costs.def"\n#undef COST\n    };\n    return costs[op % 3];\n}\n', 1)
     path = tmp_path / "big.c"
-    path.write_text(program())
+    path.write_text(text)
     flags = ["-Wall", "-Wextra", "-I", str(tmp_path)]
     whole, none = analysed(path, flags, monkeypatch, split=False)
     split, returned = analysed(path, flags, monkeypatch, split=True)
@@ -280,6 +303,7 @@ def test_a_split_parse_says_what_the_whole_parse_says(tmp_path, monkeypatch):
     assert any("'unset' is uninitialized" in m for m in said)
     assert any("comparison of integers of different signs" in m for m in said)
     assert len(whole.functions) > 40 and len(whole.calls) > 40 and whole.taken
+    assert [c[1] for c in whole.calls if c[0] == "c:@F@cost"] == ["c:@F@f1"]     # from costs.def
 
 
 @pytest.mark.parametrize("case", ["counter", "counter in a header", "pragma in a header", "packed struct", "error"])

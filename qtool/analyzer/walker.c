@@ -2264,8 +2264,9 @@ int qpm_parse_walk(const char *path, const char *const *argv, int argc, int fd)
  * skipped; each branch of an #if starts from the depth its #if had, and after #endif the scan
  * goes on from the depth the first branch ended at; code under `#ifdef __cplusplus` (or `#if
  * defined(__cplusplus)`) is skipped as not C; a body that #if branches each begin with a '{' of
- * their own is left out.  So a body made by a macro is not found, and a span in an inactive #if
- * branch may be: each process checks every span against its parse.
+ * their own is left out, and so is one that includes a file (which its blanking would keep, and
+ * whose code would then stand outside any function).  So a body made by a macro is not found,
+ * and a span in an inactive #if branch may be: each process checks every span against its parse.
  *
  * Blanking a body replaces every character between its braces with a space, but newlines and
  * the directive lines inside it: every place in the file stays where it was, and every macro is
@@ -2505,6 +2506,12 @@ long qpm_bodies(char *buf, size_t len, size_t *spans, size_t max, size_t blank_f
                     if (!ifs[nifs].cplusplus && ifs[nifs].first_end >= 0)
                         depth = ifs[nifs].first_end;
                 }
+            } else if (in_body && (word_is(s, word, wlen, "include") || word_is(s, word, wlen, "include_next") ||
+                                   word_is(s, word, wlen, "import") || word_is(s, word, wlen, "embed"))) {
+                /* A file put into a body (a table of cases, QuickJS's opcodes): blanking keeps
+                 * directive lines, and this one would bring the body's code back, outside of
+                 * any function.  The body is left alone, parsed by both halves. */
+                ambiguous = 1;
             }
             i = end;
             continue;
