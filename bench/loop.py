@@ -31,6 +31,14 @@ A run's time is from its start to its exit.  A command exits before its cache wr
 after each run the script waits for them (untimed), as a user who edits between two runs never
 waits for them either.
 
+With --server lighttpd (or nginx) the program is instead a copy of that server as bench/analyze.py
+fetches and configures it (a Debian source package), analysed with a compile_commands.json of its
+units (`analyze -p`, JSON and text; no plan: `check` is left out), and the file edited is one of
+its own (lighttpd's src/response.c, nginx's src/http/ngx_http_request.c): "edited" puts a comment
+at the end of the first line of its first function body after line 100 (no line moves), "moved"
+puts a blank line before that line or takes it away again.  Each result is also in seconds: on
+real code the issue's bound is 0.5 s as well as 10% of cold.
+
 With --scons the program (and a main.c) builds with the SCons tool instead (`scons -Q -j2
 --debug=time`, a SConstruct calling env.QpmProgram, no plan), cold (build directory and SCons's
 database removed, qtool's caches emptied), then unchanged, edited and moved as above.  What is
@@ -247,6 +255,39 @@ def scons_loop(args, trees: dict[str, str], envs: dict[str, dict[str, str]], tmp
           "stubs step, summed (with -j2, two may run at once)")
 
 
+SERVER_FILES = {"lighttpd": "src/response.c", "nginx": "src/http/ngx_http_request.c"}
+
+
+def server_program(name: str, into: str):
+    """A copy of the server (bench/analyze.py's, fetched and configured once) in `into`, with a
+    compile_commands.json of its units; the path of the file the loop edits, and a function of
+    (edit, moved) giving that file's text after the edits (see the module's doc)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import json
+
+    import analyze as bench_analyze     # bench/analyze.py: the servers
+    server = next(sv for sv in bench_analyze.SERVERS if sv.name == name)
+    server = bench_analyze.fetch_server(server)
+    root = os.path.join(into, os.path.basename(server.root))
+    shutil.copytree(server.root, root, symlinks=True)
+    here = lambda f: f.replace(server.root, root)     # noqa: E731
+    commands = [{"directory": root, "file": here(u), "arguments": ["gcc", "-c", *map(here, server.flags[u]), here(u)]}
+                for u in server.units]
+    with open(os.path.join(root, "compile_commands.json"), "w") as f:
+        json.dump(commands, f)
+    edited = os.path.join(root, SERVER_FILES[name])
+    with open(edited) as f:
+        lines = f.read().split("\n")
+    body = next(i for i, line in enumerate(lines) if i > 100 and line.startswith("{")) + 1
+
+    def text(edit: int, moved: int) -> str:
+        out = list(lines)
+        out[body] += f" /* edit {edit} */"
+        out[body:body] = [""] * moved
+        return "\n".join(out)
+    return root, edited, text
+
+
 def checkout(rev: str, into: str) -> str:
     """qtool's package, the headers it parses with and the runtime its SCons tool builds, as they
     were at rev."""
@@ -266,12 +307,24 @@ def main() -> int:
                     "its runs alternating with this tree's")
     ap.add_argument("--scons", action="store_true", help="the program built with the SCons tool instead of "
                     "qtool's commands")
+    ap.add_argument("--server", choices=sorted(SERVER_FILES), help="the loop on a copy of this real server "
+                    "(bench/analyze.py's) instead of the generated program")
     args = ap.parse_args()
+    if args.server and args.scons:
+        ap.error("--server measures qtool's commands; --scons builds the generated program")
     tmp = tempfile.mkdtemp(prefix="qtool-loop-")
     try:
-        src = os.path.join(tmp, "src")
-        os.mkdir(src)
-        generate(src, args.units, args.funcs)
+        if args.server:
+            src, edited, edited_text = server_program(args.server, tmp)
+        else:
+            src = os.path.join(tmp, "src")
+            os.mkdir(src)
+            generate(src, args.units, args.funcs)
+            name, index = edited_unit(args.units)
+            edited = os.path.join(src, name)
+
+            def edited_text(edit: int, moved: int) -> str:
+                return unit_source(index, args.units, args.funcs, edit, moved)
         trees = {"this tree": ROOT}
         if args.against:
             trees[f"at {args.against}"] = checkout(args.against, os.path.join(tmp, "against"))
@@ -288,13 +341,13 @@ def main() -> int:
             scons_loop(args, trees, envs, tmp)
             return 0
         qtool = [sys.executable, "-m", "qtool"]
+        where = ["-p", "compile_commands.json"] if args.server else ["."]
         commands = {
-            "analyze --format json": [*qtool, "analyze", "--format", "json", "-o", os.path.join(tmp, "model.json"), "."],
-            "analyze (text)": [*qtool, "analyze", "-o", os.path.join(tmp, "model.txt"), "."],
-            "check --plan": [*qtool, "check", "--plan", "plan.yaml", "."],
+            "analyze --format json": [*qtool, "analyze", "--format", "json", "-o", os.path.join(tmp, "model.json"), *where],
+            "analyze (text)": [*qtool, "analyze", "-o", os.path.join(tmp, "model.txt"), *where],
         }
-        name, index = edited_unit(args.units)
-        edited = os.path.join(src, name)
+        if not args.server:
+            commands["check --plan"] = [*qtool, "check", "--plan", "plan.yaml", "."]
         kinds = ("cold", "unchanged", "edited", "moved")
         times = {(label, c): {k: [] for k in kinds} for label in trees for c in commands}
         edit = moved = 0
@@ -309,13 +362,15 @@ def main() -> int:
                     t["unchanged"].append(run(argv, src, env))
                     edit += 1
                     with open(edited, "w") as f:
-                        f.write(unit_source(index, args.units, args.funcs, edit, moved))
+                        f.write(edited_text(edit, moved))
                     t["edited"].append(run(argv, src, env))
                     moved = 1 - moved
                     with open(edited, "w") as f:
-                        f.write(unit_source(index, args.units, args.funcs, edit, moved))
+                        f.write(edited_text(edit, moved))
                     t["moved"].append(run(argv, src, env))
-        print(f"qtool edit-check loop (bench/loop.py): {args.units} units x {args.funcs} functions, "
+        program = (f"{args.server} ({os.path.relpath(edited, src)} edited)" if args.server else
+                   f"{args.units} units x {args.funcs} functions")
+        print(f"qtool edit-check loop (bench/loop.py): {program}, "
               f"{os.cpu_count()} cores, median of {args.repeat}, Python {sys.version.split()[0]}")
         print(f"{'qtool':14} {'command':22} {'cold s':>7} {'unchanged s':>12} {'ratio':>6} {'edited s':>9} "
               f"{'ratio':>6} {'moved s':>8} {'ratio':>6}  result (unchanged <= 0.05, edited, moved <= 0.10)")
