@@ -2259,7 +2259,8 @@ int qpm_parse_walk(const char *path, const char *const *argv, int argc, int fd)
  *
  * The bodies are found by a lexical scan (qpm_bodies): a '{' at brace depth 0 that follows a ')'
  * (the parameter list, or an attribute's), to its matching '}', unless a ';', ',' or ')' follows
- * it (a compound literal at file scope).  Comments, string and character literals and
+ * it (a compound literal at file scope), or the ')' closes a struct's, union's or enum's
+ * attributes (`struct __attribute__((packed)) {`).  Comments, string and character literals and
  * preprocessor directive lines (with their continuations, and a comment begun on one) are
  * skipped; each branch of an #if starts from the depth its #if had, and after #endif the scan
  * goes on from the depth the first branch ended at; code under `#ifdef __cplusplus` (or `#if
@@ -2463,6 +2464,33 @@ static char next_significant(const char *s, size_t n, size_t i)
  * its '}', two per body) and blanks, in buf, the bodies numbered blank_from to blank_to - 1 (in
  * the file's order, from 0).  Returns the number of bodies found.  A '{' ... '}' followed by ';',
  * ',' or ')' is no body (a compound literal at file scope, `(struct p){1, 2};`). */
+static int is_ident_start(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static int is_ident_char(char c)
+{
+    return is_ident_start(c) || (c >= '0' && c <= '9');
+}
+
+/* Whether the last identifiers (ident, oldest first) are `struct|union|enum [tag] ATTRIBUTE`,
+ * ATTRIBUTE one of the spellings that put attributes on a type: what a '(' after them opens. */
+static int type_attributes_before(const char *s, size_t ident[3][2])
+{
+    static const char *const attributes[] = {"__attribute__", "__attribute", "__declspec", "_Alignas", "alignas"};
+    static const char *const kinds[] = {"struct", "union", "enum"};
+    int attribute = 0;
+    for (size_t k = 0; k < sizeof attributes / sizeof *attributes; k++)
+        attribute |= word_is(s, ident[2][0], ident[2][1], attributes[k]);
+    if (!attribute)
+        return 0;
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++)
+        if (word_is(s, ident[1][0], ident[1][1], kinds[k]) || word_is(s, ident[0][0], ident[0][1], kinds[k]))
+            return 1;
+    return 0;
+}
+
 long qpm_bodies(char *buf, size_t len, size_t *spans, size_t max, size_t blank_from, size_t blank_to)
 {
     const char *s = buf;
@@ -2470,6 +2498,12 @@ long qpm_bodies(char *buf, size_t len, size_t *spans, size_t max, size_t blank_f
     long depth = 0;
     int in_body = 0, ambiguous = 0, line_start = 1;
     char prev = 0;
+    /* The last three identifiers (offset, length), and for the parentheses open at brace depth 0
+     * whether the outermost one follows `struct|union|enum [tag] __attribute__` (or __declspec,
+     * alignas): its ')' then closes a struct's attributes, and a '{' after it opens no body. */
+    size_t ident[3][2] = {{0, 0}, {0, 0}, {0, 0}};
+    long parens = 0;
+    int type_attributes = 0, after_type_attributes = 0;
     struct { long depth, first_end; int cplusplus; } ifs[MAX_IF];
     int nifs = 0, lost = 0;          /* lost: #if levels deeper than MAX_IF, not followed */
     while ((i = skip_space(s, n, i, &line_start)) < n) {
@@ -2523,11 +2557,29 @@ long qpm_bodies(char *buf, size_t len, size_t *spans, size_t max, size_t blank_f
             next = literal_end(s, n, i);
             prev = c;
             line_start = 0;
+        } else if (is_ident_start(c) && (i == 0 || !is_ident_char(s[i - 1]))) {
+            next = i + 1;
+            while (next < n && is_ident_char(s[next]))
+                next++;
+            memmove(ident[0], ident[1], 2 * sizeof ident[0]);
+            ident[2][0] = i;
+            ident[2][1] = next - i;
+            prev = s[next - 1];
+            line_start = 0;
         } else {
             next = i + 1;
             line_start = 0;
+            if (c == '(' && depth == 0) {
+                if (parens++ == 0)
+                    type_attributes = type_attributes_before(s, ident);
+            } else if (c == ')' && depth == 0 && parens > 0) {
+                if (--parens == 0)
+                    after_type_attributes = type_attributes;
+            }
             if (c == '{') {
-                if (depth == 0 && prev == ')') {
+                if (depth == 0 && prev == ')' && after_type_attributes) {
+                    /* `struct __attribute__((packed)) {`: a struct, not a body. */
+                } else if (depth == 0 && prev == ')') {
                     /* A second '{' for the same body: #if branches that each begin it (a
                      * function whose head differs by platform).  Which one opens it is the
                      * preprocessor's to say: the body is left alone. */
@@ -2552,6 +2604,8 @@ long qpm_bodies(char *buf, size_t len, size_t *spans, size_t max, size_t blank_f
                     in_body = ambiguous = 0;
                 }
             }
+            if (c != ')' && c != '(')
+                after_type_attributes = 0;
             prev = c;
         }
         i = next;
