@@ -11,7 +11,9 @@ The servers are bench/analyze.py's (lighttpd 1.4.69 and nginx 1.22.1, Debian sou
 fetched and configured once into bench/.data/).  Each is copied to a temporary directory and all
 its units parsed; then, one at a time, a random unit's file gets a random edit that moves lines (a
 blank line or a comment line put in, or a blank line taken out, at a random line that does not
-continue a macro), the unit is parsed again, and the program is merged twice: with the previous
+continue a macro) or makes a line longer (a `//` comment at its end: nothing moves but the bytes
+after it, and with them the slots of local variables, which name their offsets), the unit is
+parsed again, and the program is merged twice: with the previous
 merge (build.merge(units, previous), which takes the moved-lines path when the edit only moved
 lines) and whole (build.merge(units)).  The two must be equal: the model, its diagnostics, the
 merge's own diagnostics per function, the files' components and the frequencies.  The next edit
@@ -48,8 +50,14 @@ def edit(path: str, rng: random.Random) -> str | None:
     """A random edit of the file that moves lines, made; what it was (None: none could be made)."""
     with open(path) as f:
         lines = f.read().split("\n")
-    kind = rng.choice(("blank line added", "comment line added", "blank line taken out", "two lines added"))
-    if kind == "blank line taken out":
+    kind = rng.choice(("blank line added", "comment line added", "blank line taken out", "two lines added",
+                       "a line made longer"))
+    if kind == "a line made longer":
+        at = rng.randrange(len(lines))
+        if lines[at].rstrip().endswith("\\"):
+            return None             # a line a backslash continues: the comment would end it
+        lines[at] += " // longer"   # no line moves; what follows on later lines does, in bytes
+    elif kind == "blank line taken out":
         blanks = [i for i, line in enumerate(lines) if not line.strip() and
                   not (i > 0 and lines[i - 1].rstrip().endswith("\\"))]
         if not blanks:

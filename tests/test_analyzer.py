@@ -1275,11 +1275,13 @@ MOVED_FILES = {
     """,
 }
 
-# (file, text replaced, replacement, whether only lines moved), each applied to what the one before left.
+# (file, text replaced, replacement, whether only lines moved: True, or "same" when no place did
+# and the model stays), each applied to what the one before left.
 MOVED_EDITS = [
-    ("a.c", "    int acc = 0;", "\n\n    int acc = 0;", True),              # lines added in a body
+    ("a.c", "int acc = 0;", "int acc = 00;", "same"),     # a line longer: only `local`'s slot changes
+    ("a.c", "    int acc = 0", "\n\n    int acc = 0", True),               # lines added in a body
     ("a.c", "#include", "/* a comment */\n#include", True),                 # every place moves
-    ("a.c", "\n\n    int acc = 0;", "    int acc = 0;", True),              # lines taken out
+    ("a.c", "\n\n    int acc = 00;", "    int acc = 00;", True),            # lines taken out
     ("a.c", "int counter;", "int counter;\n\n\n", True),                    # between declarations
     ("a.c", "acc += table[i & 1](i) + b_get(i);", "acc += table[i & 1](i)\n            + b_get(i);", False),
     ("a.c", "    return acc", "    b_get(0);\n    return acc", False),    # a call added
@@ -1309,13 +1311,19 @@ def test_an_edit_that_only_moves_lines_moves_the_places_of_the_previous_model(tm
         units[name] = unit.parse_unit(paths[name], ())
         now = [units[n] for n in names]
         moved = build._moved_lines(now, previous)
-        assert (moved is not None) == only_moved, (name, new)
+        assert (moved is not None) == bool(only_moved), (name, new)
         again = build.merge(now, previous)
         whole = build.merge(now)
         assert again.model == whole.model and again.model.diagnostics == whole.model.diagnostics
         assert again.function_diagnostics == whole.function_diagnostics
         assert again.frequencies == whole.frequencies and again.file_components == whole.file_components
-        if only_moved:
+        if only_moved == "same":
+            # The facts changed (a slot's name), not what they say: their digest, the model.
+            was = previous.units[names.index(name)]
+            assert units[name].indirect != was.indirect and units[name].taken != was.taken
+            assert cache.facts_digest(units[name]) == cache.facts_digest(was)
+            assert again.model is previous.model
+        elif only_moved:
             assert moved.model == whole.model and again.model != previous.model
             # What no moved place is in is the previous model's own object.
             untouched = [f for f in again.model.functions if f.location.file != paths[name]]
@@ -1324,6 +1332,19 @@ def test_an_edit_that_only_moves_lines_moves_the_places_of_the_previous_model(tm
     dup = [d for d in previous.model.diagnostics if d.code == "QPM036"]
     text = (src / "a.c").read_text()
     assert dup and f"a.c:{line_of(text, 'int dup')}:" in dup[0].message
+
+
+def test_facts_whose_local_slots_are_named_again_one_to_one_have_one_digest():
+    def facts(*slots):
+        f = unit.UnitFacts("f.c")
+        f.flows = [("c:@F@g", slot, "-") for slot in slots]
+        f.indirect = [("c:@F@g", "int (int)", "x", ("f.c", 3, 5), 0, 0, slots[0])]
+        return f
+    two = cache.facts_digest(facts("vc:f.c@10@F@g@x", "vc:f.c@20@F@g@x"))
+    assert cache.facts_digest(facts("vc:f.c@11@F@g@x", "vc:f.c@21@F@g@x")) == two        # both moved a byte
+    assert cache.facts_digest(facts("vc:f.c@11@F@g@x", "vc:f.c@11@F@g@x")) != two        # two slots made one
+    assert cache.facts_digest(facts("vc:f.c@20@F@g@x", "vc:f.c@10@F@g@x")) == two        # named by first use
+    assert cache.facts_digest(facts("ac:@F@g#0", "vc:f.c@20@F@g@x")) != two              # a parameter's slot
 
 
 def test_lines_moved_in_a_file_another_unit_reads_are_merged_whole(tmp_path):

@@ -18,7 +18,6 @@ previous merge was reused.
 from __future__ import annotations
 
 import os
-import re
 from collections import defaultdict, namedtuple
 from functools import lru_cache, partial
 from operator import attrgetter, is_, itemgetter
@@ -28,7 +27,7 @@ from ..model import (Annotation, CallArgument, CallEdge, CallSite, Component, De
                      annotation_sites)
 from ..record import replace
 from . import pointers, weights
-from .unit import Call, FunctionDecl, GlobalDecl, UnitFacts
+from .unit import OFFSETS, SLOTS, Call, FunctionDecl, GlobalDecl, UnitFacts, local_slot
 
 _location = attrgetter("location")
 _loc = partial(tuple.__new__, Location)     # a fact's place, (file, line, column), as a Location
@@ -466,8 +465,8 @@ class _NotMoved(Exception):
 
 def _moved_lines(units: list[UnitFacts], previous: Merge) -> Merge | None:
     """merge(units, previous) when exactly one unit changed and its facts are its previous facts
-    with places in files that only it read on other lines, in the same order (see
-    _line_moves); else None (merge does the whole work)."""
+    with places in files that only it read on other lines, in the same order, and local
+    variables' slots named again (see _line_moves); else None (merge does the whole work)."""
     if len(units) != len(previous.units):
         return None
     changed = [i for i, (a, b) in enumerate(zip(previous.units, units)) if a is not b]
@@ -480,13 +479,16 @@ def _moved_lines(units: list[UnitFacts], previous: Merge) -> Merge | None:
     moves = _line_moves(old, new)
     if moves is None:
         return None
-    if not moves:
-        return None         # the same facts: merge() answers with the previous model itself
     was = {d[0]: d[1:3] for d in old.deps}
     edited = {d[0] for d in new.deps if was.get(d[0]) != d[1:3]}
     edited.update(moves)
     if any(d[0] in edited for k, u in enumerate(units) if k != i for d in u.deps):
         return None         # another unit read a file the edit changed: its facts say what it said
+    if not moves:
+        # No place moved: the facts are the same but for local variables' slots, named again
+        # (an edit that made a line longer or shorter), which the model does not hold.
+        return Merge(tuple(units), previous.model, previous.file_components, previous.function_diagnostics,
+                     previous.frequencies)
     names = tuple(os.path.basename(f) for f in moves)
     try:
         m = previous.model
@@ -567,15 +569,16 @@ def _line_moves(old: UnitFacts, new: UnitFacts) -> dict[str, dict[int, int]] | N
     named: dict[str, str] = {}         # and back
 
     def same_slot(a: str, b: str) -> bool:
-        """Whether a, b name one slot (see _SLOTS), noted: each slot of old's, wherever it is,
+        """Whether a, b name one slot (see unit.SLOTS), noted: each slot of old's, wherever it is,
         must have one name in new's, and no two of them the same."""
-        if a != b and not (a[:1] in "vf" and a[:1] == b[:1] and _OFFSETS.sub("@", a) == _OFFSETS.sub("@", b)):
+        if a != b and not (a[:1] == b[:1] and local_slot(a) and local_slot(b) and
+                           OFFSETS.sub("@", a) == OFFSETS.sub("@", b)):
             return False
         return renamed.setdefault(a, b) == b and named.setdefault(b, a) == a
 
     for name in _COMPARED:
         value, other = getattr(old, name), getattr(new, name)
-        slots = _SLOTS.get(name)
+        slots = SLOTS.get(name)
         if slots is None:
             if not same(value, other):
                 return None
@@ -608,13 +611,6 @@ def _line_moves(old: UnitFacts, new: UnitFacts) -> dict[str, dict[int, int]] | N
 
 _HOLDERS = {tuple, list, dict, Location, FixIt, Diagnostic, Note}     # the types that may hold places
 
-# Where a unit's facts name slots (pointers.py): a local variable's ("v" and its USR), or a field's
-# of a struct declared in a function or unnamed ("f" and its USR), says where in its file that is
-# declared, in bytes ("vc:file.c@1234@F@f@x"), and so changes with every edit above it.  No slot
-# reaches the model but through the pointer analysis, which only compares them with each other:
-# each named again one to one, the analysis answers what it answered.
-_SLOTS = {"flows": (1, 2), "taken": (2,), "indirect": (6,)}
-_OFFSETS = re.compile(r"@[0-9]+(?=@)")
 # A unit's facts as _line_moves compares them (deps, the files read, aside): first those where a
 # change the model would show is likeliest (the type of an unnamed struct says where it is).
 _COMPARED = ("structs", "globals", "functions", "diagnostics", "file_components", "calls", "indirect", "taken",

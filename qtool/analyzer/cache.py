@@ -142,8 +142,11 @@ def unchanged(deps, seen: dict | None = None) -> bool:
 
 def facts_digest(facts) -> str:
     """A digest of what a unit's facts say of the program (all of them but the files the unit
-    read): the same for equal facts, in any process."""
-    said = [(name, value) for name, value in vars(facts).items() if name != "deps"]
+    read): the same for equal facts, in any process, and for facts whose local variables' slots
+    are named again one to one (unit.numbered_slots: an edit that made a line longer above them)."""
+    from .unit import numbered_slots
+    numbered = numbered_slots(facts)
+    said = [(name, numbered.get(name, value)) for name, value in vars(facts).items() if name != "deps"]
     return sha1(repr(said).encode()).hexdigest()
 
 

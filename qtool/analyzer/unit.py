@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import os
+import re
 import threading
 from collections import namedtuple
 
@@ -54,6 +55,39 @@ FieldFact = namedtuple("FieldFact", ("name", "type", "type_enc", "annotations", 
 Call = namedtuple("Call", ("caller", "callee", "name", "location", "loops", "branches", "slot"))
 ArgumentFact = namedtuple("ArgumentFact", ("caller", "callee", "callee_name", "index", "param", "function",
                                            "location"))     # as model.CallArgument
+
+
+# Where a unit's facts name slots (pointers.py): a local variable's ("v" and its USR), or a field's
+# of a struct declared in a function or unnamed ("f" and its USR), says where in its file that is
+# declared, in bytes ("vc:file.c@1234@F@f@x"), and so changes with every edit above it that
+# changes a line's length.  No slot reaches the model but through the pointer analysis, which only
+# compares them with each other: facts whose slots are named again one to one say the same.
+SLOTS = {"flows": (1, 2), "taken": (2,), "indirect": (6,)}     # field -> the slots' places in its facts
+OFFSETS = re.compile(r"@[0-9]+(?=@)")
+
+
+def numbered_slots(facts) -> dict[str, list]:
+    """The facts that name slots (SLOTS), each local one (see above) named instead by the order in
+    which it first appears: the same for facts whose slots differ only so."""
+    numbers: dict[str, str] = {}
+    out = {}
+    for name, places in SLOTS.items():
+        rows = []
+        for row in getattr(facts, name):
+            if any(local_slot(row[k]) for k in places):
+                row = list(row)
+                for k in places:
+                    if local_slot(row[k]):
+                        row[k] = numbers.setdefault(row[k], f"{OFFSETS.sub('@', row[k])}#{len(numbers)}")
+                row = tuple(row)
+            rows.append(row)
+        out[name] = rows
+    return out
+
+
+def local_slot(slot: str) -> bool:
+    """Whether a slot is a local variable's or field's, which names its offset (see SLOTS)."""
+    return slot[:1] in "vf" and OFFSETS.search(slot) is not None
 
 
 @record(frozen=False)
