@@ -482,8 +482,9 @@ def _moved_lines(units: list[UnitFacts], previous: Merge) -> Merge | None:
     was = {d[0]: d[1:3] for d in old.deps}
     edited = {d[0] for d in new.deps if was.get(d[0]) != d[1:3]}
     edited.update(moves)
-    if any(d[0] in edited for k, u in enumerate(units) if k != i for d in u.deps):
-        return None         # another unit read a file the edit changed: its facts say what it said
+    for k, u in enumerate(units):
+        if k != i and not edited.isdisjoint(map(itemgetter(0), u.deps)):
+            return None     # another unit read a file the edit changed: its facts say what it said
     if not moves:
         # No place moved: the facts are the same but for local variables' slots, named again
         # (an edit that made a line longer or shorter), which the model does not hold.
