@@ -1253,6 +1253,7 @@ MOVED_FILES = {
         static op table[] = { twice, b_get };
         int counter;
         struct pair { int a } pair_v;
+        static struct { int hits; } tally;      /* unnamed: its type and USR name its place */
 
         int a_run(int n)
         {
@@ -1265,7 +1266,7 @@ MOVED_FILES = {
             return acc + later(n) + local(n);
         }
 
-        int later(int x) { counter += x; return x + shared_count; }
+        int later(int x) { counter += x; tally.hits++; return x + shared_count; }
     """,
     "b.c": """
         #include "shared.h"
@@ -1317,6 +1318,9 @@ def test_an_edit_that_only_moves_lines_moves_the_places_of_the_previous_model(tm
         assert again.model == whole.model and again.model.diagnostics == whole.model.diagnostics
         assert again.function_diagnostics == whole.function_diagnostics
         assert again.frequencies == whole.frequencies and again.file_components == whole.file_components
+        if name == "a.c" and only_moved is True and moved.model.globals != previous.model.globals:
+            tallies = [g for g in moved.model.globals if g.name == "tally"]
+            assert tallies and f"a.c:{line_of((src / 'a.c').read_text(), 'tally;')}:" in tallies[0].type
         if only_moved == "same":
             # The facts changed (a slot's name), not what they say: their digest, the model.
             was = previous.units[names.index(name)]
@@ -1359,7 +1363,7 @@ def test_lines_moved_in_a_file_another_unit_reads_are_merged_whole(tmp_path):
     previous = build.merge(units)
     (src / "count.h").write_text("\n" + (src / "count.h").read_text())
     one = [unit.parse_unit(a, ()), units[1]]
-    assert build._line_moves(previous.units[0], one[0])       # its places did only move
+    assert build._line_moves(previous.units[0], one[0])[0]    # its places did only move
     assert build._moved_lines(one, previous) is None
     whole = build.merge(one).model
     assert build.merge(one, previous).model == whole

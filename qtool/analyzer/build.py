@@ -18,6 +18,7 @@ previous merge was reused.
 from __future__ import annotations
 
 import os
+import re
 from collections import defaultdict, namedtuple
 from functools import lru_cache, partial
 from operator import attrgetter, is_, itemgetter
@@ -476,9 +477,10 @@ def _moved_lines(units: list[UnitFacts], previous: Merge) -> Merge | None:
     old, new = previous.units[i], units[i]
     if old.path != new.path:
         return None
-    moves = _line_moves(old, new)
-    if moves is None:
+    found = _line_moves(old, new)
+    if found is None:
         return None
+    moves, strings = found
     was = {d[0]: d[1:3] for d in old.deps}
     edited = {d[0] for d in new.deps if was.get(d[0]) != d[1:3]}
     edited.update(moves)
@@ -491,48 +493,62 @@ def _moved_lines(units: list[UnitFacts], previous: Merge) -> Merge | None:
         return Merge(tuple(units), previous.model, previous.file_components, previous.function_diagnostics,
                      previous.frequencies)
     names = tuple(os.path.basename(f) for f in moves)
+    if strings and not (strings.keys().isdisjoint(previous.frequencies[1]) and
+                        strings.keys().isdisjoint(previous.function_diagnostics)):
+        return None         # a function's own name changed (it is known by it everywhere)
+
+    def moved(objects: tuple, holds) -> tuple:
+        """The objects with their places moved: those that holds() says may hold one, or every
+        one when strings are named again (any object may hold one of those)."""
+        if strings:
+            return _relocate(objects, moves, strings)
+        out = tuple(_relocate(o, moves) if holds(o) else o for o in objects)
+        return objects if all(map(is_, out, objects)) else out
     try:
         m = previous.model
         if any(n in d.message or any(n in note.message for note in d.notes)
                for d in m.diagnostics for n in names):
             return None     # a message that names a place (QPM024's "other declaration at …")
-        functions = tuple(_relocate(f, moves) if f.location.file in moves or
-                          any(loc.file in moves for loc in f.declarations) else f for f in m.functions)
-        edges = tuple(_relocate(e, moves) if any(site.location.file in moves for site in e.sites) else e
-                      for e in m.edges)
-        arguments = tuple(_relocate(a, moves) if a.location.file in moves else a for a in m.arguments)
-        indirect = tuple(_relocate(c, moves) if c.location.file in moves or
-                         any(loc.file in moves for loc in c.origins) else c for c in m.indirect_calls)
-        globals_ = tuple(_relocate(g, moves) if g.location.file in moves or
-                         any(loc.file in moves for loc in g.declarations) else g for g in m.globals)
-        structs = tuple(_relocate(t, moves) if t.location.file in moves or
-                        any(f.location is not None and f.location.file in moves for f in t.fields) else t
-                        for t in m.structs)
-        model = ProgramModel(m.components, functions, edges, indirect, globals_, structs, m.translation_units,
-                             _relocate(m.diagnostics, moves), arguments, m.taken)
+        functions = moved(m.functions, lambda f: f.location.file in moves or
+                          any(loc.file in moves for loc in f.declarations))
+        edges = moved(m.edges, lambda e: any(site.location.file in moves for site in e.sites))
+        arguments = moved(m.arguments, lambda a: a.location.file in moves)
+        indirect = moved(m.indirect_calls, lambda c: c.location.file in moves or
+                         any(loc.file in moves for loc in c.origins))
+        globals_ = moved(m.globals, lambda g: g.location.file in moves or
+                         any(loc.file in moves for loc in g.declarations))
+        structs = moved(m.structs, lambda t: t.location.file in moves or
+                        any(f.location is not None and f.location.file in moves for f in t.fields))
+        model = ProgramModel(moved(m.components, lambda c: False), functions, edges, indirect, globals_, structs,
+                             m.translation_units, _relocate(m.diagnostics, moves, strings), arguments,
+                             moved(m.taken, lambda t: False))
         if model == m:
             model = m       # no place the model holds moved: the same object, as merge() answers
-        fn_diags = {usr: _relocate(ds, moves) for usr, ds in previous.function_diagnostics.items()}
+        fn_diags = {usr: _relocate(ds, moves, strings) for usr, ds in previous.function_diagnostics.items()}
         file_components = {}
         for u in units:
             for file, value in u.file_components.items():
                 file_components.setdefault(file, value)
-        if file_components != {f: _relocate(v, moves) for f, v in previous.file_components.items()}:
+        if file_components != {f: _relocate(v, moves, strings) for f, v in previous.file_components.items()}:
             return None
     except _NotMoved:
         return None
     return Merge(tuple(units), model, file_components, fn_diags, previous.frequencies)
 
 
-def _line_moves(old: UnitFacts, new: UnitFacts) -> dict[str, dict[int, int]] | None:
-    """For each file whose places moved, old line -> new line for every line of it that old's
-    facts hold a place on: when new's facts are old's with places on other lines (the same
-    columns), each line moved as a whole and the lines in the order they were; else None.  The
-    files read (deps) are not compared."""
+def _line_moves(old: UnitFacts, new: UnitFacts) -> tuple[dict[str, dict[int, int]], dict[str, str]] | None:
+    """When new's facts are old's with places on other lines (the same columns; each line moved
+    as a whole, the lines in the order they were): for each file whose places moved, old line ->
+    new line for every line of it that old's facts hold a place on; and the strings that name
+    such a place, old -> new, one to one (an unnamed struct's type, spelled "struct (unnamed at
+    a.c:30:8)", and its USR, which holds its offset in bytes).  Else None.  The files read (deps)
+    are not compared."""
     files = {d[0] for d in new.deps}
     files.add(new.path)
     moves: dict[str, dict[int, int]] = {}
     equal: list = []        # the parts found equal whole: places on lines that did not move
+    strings: dict[str, str] = {}
+    strings_back: dict[str, str] = {}
 
     def place(a, b) -> bool:
         """Whether a, b (equal-length tuples, or FixIts) are places of one file and column, noted."""
@@ -564,7 +580,21 @@ def _line_moves(old: UnitFacts, new: UnitFacts) -> dict[str, dict[int, int]] | N
             return all(same(getattr(a, n), getattr(b, n)) for n in t.__record_fields__)
         if t is dict:
             return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        if t is str:
+            return same_string(a, b)
         return False
+
+    def same_string(a: str, b: str) -> bool:
+        """Whether a, b say the same but for the places and offsets they name, which moved as
+        the facts' places do, noted."""
+        if a in strings:
+            return strings[a] == b
+        if _PLACE_FREE.sub(_placeless, a) != _PLACE_FREE.sub(_placeless, b):
+            return False
+        if not all(place((f, int(line), int(col)), (g, int(line2), int(col2)))
+                   for (f, line, col), (g, line2, col2) in zip(_UNNAMED.findall(a), _UNNAMED.findall(b))):
+            return False
+        return strings.setdefault(a, b) == b and strings_back.setdefault(b, a) == a
 
     renamed: dict[str, str] = {}       # a local variable's slot -> its name after the edit
     named: dict[str, str] = {}         # and back
@@ -596,7 +626,7 @@ def _line_moves(old: UnitFacts, new: UnitFacts) -> dict[str, dict[int, int]] | N
                 return None
     moves = {f: lines for f, lines in moves.items() if any(a != b for a, b in lines.items())}
     if not moves:
-        return {}
+        return ({}, strings) if not strings else None
     # Every place in a file that moved, those whose line did not move too: what the model holds
     # of the file comes from these facts, and each of its places must be found here.
     try:
@@ -607,10 +637,18 @@ def _line_moves(old: UnitFacts, new: UnitFacts) -> dict[str, dict[int, int]] | N
         order = sorted(lines)
         if any(lines[a] >= lines[b] for a, b in zip(order, order[1:])):
             return None
-    return moves
+    return moves, strings
 
 
 _HOLDERS = {tuple, list, dict, Location, FixIt, Diagnostic, Note}     # the types that may hold places
+# What in a string names a place: an unnamed struct's spelling ("struct (unnamed at a.c:30:8)"),
+# and an offset in a USR ("Sc:a.c@S@a.c@684"); _placeless writes them without their numbers.
+_UNNAMED = re.compile(r"\(unnamed at ([^()]*):([0-9]+):([0-9]+)\)")
+_PLACE_FREE = re.compile(r"(\(unnamed at [^()]*:)[0-9]+(:[0-9]+\))|@[0-9]+\b")
+
+
+def _placeless(m) -> str:
+    return f"{m.group(1)}#{m.group(2)}" if m.group(1) else "@#"
 
 # A unit's facts as _line_moves compares them (deps, the files read, aside): first those where a
 # change the model would show is likeliest (the type of an unnamed struct says where it is).
@@ -630,6 +668,10 @@ def _note_places(value, moves: dict[str, dict[int, int]]) -> None:
         for v in value:
             if type(v) is not str:
                 _note_places(v, moves)
+            elif "(unnamed at " in v:
+                for file, line, _ in _UNNAMED.findall(v):
+                    if file in moves and moves[file].setdefault(int(line), int(line)) != int(line):
+                        raise _NotMoved(v)
     elif t is dict:
         for v in value.values():
             _note_places(v, moves)
@@ -641,15 +683,18 @@ def _note_places(value, moves: dict[str, dict[int, int]]) -> None:
             _note_places(getattr(value, n), moves)
 
 
-def _relocate(value, moves: dict[str, dict[int, int]]):
+def _relocate(value, moves: dict[str, dict[int, int]], strings: dict[str, str] | None = None):
     """value (a model's object, or tuples of them) with each place in a file of moves on its new
-    line: the same object where none moved.  _NotMoved for a place on a line moves lacks."""
+    line, and each string of strings as it is now: the same object where none moved.  _NotMoved
+    for a place on a line moves lacks."""
     t = type(value)
+    if t is str:
+        return strings.get(value, value) if strings else value
     if t is Location:
         line = _new_line(value.file, value.line, moves)
         return value if line == value.line else tuple.__new__(Location, (value.file, line, value.column))
     if t is tuple:
-        out = tuple(_relocate(v, moves) for v in value)
+        out = tuple(_relocate(v, moves, strings) for v in value)
         return value if all(map(is_, out, value)) else out
     if t is FixIt:
         line = _new_line(value.file, value.line, moves)
@@ -660,7 +705,7 @@ def _relocate(value, moves: dict[str, dict[int, int]]):
     changed = {}
     for n in names:
         v = getattr(value, n)
-        r = _relocate(v, moves)
+        r = _relocate(v, moves, strings)
         if r is not v:
             changed[n] = r
     return replace(value, **changed) if changed else value
