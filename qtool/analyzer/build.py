@@ -466,8 +466,9 @@ class _NotMoved(Exception):
 
 def _moved_lines(units: list[UnitFacts], previous: Merge) -> Merge | None:
     """merge(units, previous) when exactly one unit changed and its facts are its previous facts
-    with places in files that only it read on other lines, in the same order, and local
-    variables' slots named again (see _line_moves); else None (merge does the whole work)."""
+    with places in files that only it read on other lines, in the same order, and with what
+    names those places or a local variable's offset named again one to one (see _line_moves);
+    else None (merge does the whole work)."""
     if len(units) != len(previous.units):
         return None
     changed = [i for i, (a, b) in enumerate(zip(previous.units, units)) if a is not b]
