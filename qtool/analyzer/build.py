@@ -275,6 +275,11 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
     function body), it is previous's model object itself.  A unit counts as unchanged when it is
     the same facts object that previous holds."""
     units = list(units)
+    if previous is not None and len(units) == 1 == len(previous.units):
+        # One unit: whatever changed is all of the model, and reusing the previous merge costs
+        # more than it saves (sqlite3.c after an edit: 0.15 s merged alone, 0.19 s reusing it).
+        alone = merge(units)
+        return alone._replace(model=previous.model) if alone.model == previous.model else alone
     if previous is not None:
         moved = _moved_lines(units, previous)
         if moved is not None:
@@ -478,6 +483,9 @@ def _moved_lines(units: list[UnitFacts], previous: Merge) -> Merge | None:
     old, new = previous.units[i], units[i]
     if old.path != new.path:
         return None
+    m = previous.model
+    if 2 * sum(f.location.file == new.path for f in m.functions) > len(m.functions):
+        return None         # most of the model is this unit's: merging it again costs less
     found = _line_moves(old, new)
     if found is None:
         return None
@@ -506,7 +514,6 @@ def _moved_lines(units: list[UnitFacts], previous: Merge) -> Merge | None:
         out = tuple(_relocate(o, moves) if holds(o) else o for o in objects)
         return objects if all(map(is_, out, objects)) else out
     try:
-        m = previous.model
         if any(n in d.message or any(n in note.message for note in d.notes)
                for d in m.diagnostics for n in names):
             return None     # a message that names a place (QPM024's "other declaration at …")
