@@ -638,7 +638,7 @@ def _line_moves(old: UnitFacts, new: UnitFacts) -> tuple[dict[str, dict[int, int
     # Every place in a file that moved, those whose line did not move too: what the model holds
     # of the file comes from these facts, and each of its places must be found here.
     try:
-        _note_places(equal, moves)
+        _note_places(equal, moves, strings)
     except _NotMoved:
         return None
     for lines in moves.values():
@@ -664,9 +664,10 @@ _COMPARED = ("structs", "globals", "functions", "diagnostics", "file_components"
              "flows", "refs", "arguments", "param_uses", "returned", "path")
 
 
-def _note_places(value, moves: dict[str, dict[int, int]]) -> None:
+def _note_places(value, moves: dict[str, dict[int, int]], strings: dict[str, str]) -> None:
     """Notes, for each place in value in a file of moves whose line it lacks, that the line did
-    not move (the places of facts equal in the two units)."""
+    not move (the places of facts equal in the two units); _NotMoved when one did, or when a
+    string strings names again stands unchanged here (one string of old's, two of new's)."""
     t = type(value)
     if t is tuple or t is list or t is Location:
         if len(value) == 3 and type(value[0]) is str and type(value[1]) is int and value[0] in moves:
@@ -675,20 +676,30 @@ def _note_places(value, moves: dict[str, dict[int, int]]) -> None:
             return
         for v in value:
             if type(v) is not str:
-                _note_places(v, moves)
-            elif "(unnamed at " in v:
-                for file, line, _ in _UNNAMED.findall(v):
-                    if file in moves and moves[file].setdefault(int(line), int(line)) != int(line):
-                        raise _NotMoved(v)
+                _note_places(v, moves, strings)
+            else:
+                _note_string(v, moves, strings)
     elif t is dict:
         for v in value.values():
-            _note_places(v, moves)
+            _note_places(v, moves, strings)
     elif t is FixIt:
         if value.file in moves and moves[value.file].setdefault(value.line, value.line) != value.line:
             raise _NotMoved(value)
     elif t is Diagnostic or t is Note:
         for n in t.__record_fields__:
-            _note_places(getattr(value, n), moves)
+            _note_places(getattr(value, n), moves, strings)
+    elif t is str:
+        _note_string(value, moves, strings)
+
+
+def _note_string(value: str, moves: dict[str, dict[int, int]], strings: dict[str, str]) -> None:
+    """_note_places of a string: the places it names, and whether strings names it again."""
+    if value in strings:
+        raise _NotMoved(value)
+    if "(unnamed at " in value:
+        for file, line, _ in _UNNAMED.findall(value):
+            if file in moves and moves[file].setdefault(int(line), int(line)) != int(line):
+                raise _NotMoved(value)
 
 
 def _relocate(value, moves: dict[str, dict[int, int]], strings: dict[str, str] | None = None):
