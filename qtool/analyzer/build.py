@@ -28,7 +28,7 @@ from ..model import (Annotation, CallArgument, CallEdge, CallSite, Component, De
                      annotation_sites)
 from ..record import replace
 from . import pointers, weights
-from .unit import OFFSETS, SLOTS, Call, FunctionDecl, GlobalDecl, UnitFacts, local_slot
+from .unit import Call, FunctionDecl, GlobalDecl, UnitFacts, numbered_slots
 
 _location = attrgetter("location")
 _loc = partial(tuple.__new__, Location)     # a fact's place, (file, line, column), as a Location
@@ -604,34 +604,12 @@ def _line_moves(old: UnitFacts, new: UnitFacts) -> tuple[dict[str, dict[int, int
             return False
         return strings.setdefault(a, b) == b and strings_back.setdefault(b, a) == a
 
-    renamed: dict[str, str] = {}       # a local variable's slot -> its name after the edit
-    named: dict[str, str] = {}         # and back
-
-    def same_slot(a: str, b: str) -> bool:
-        """Whether a, b name one slot (see unit.SLOTS), noted: each slot of old's, wherever it is,
-        must have one name in new's, and no two of them the same."""
-        if a != b and not (a[:1] == b[:1] and local_slot(a) and local_slot(b) and
-                           OFFSETS.sub("@", a) == OFFSETS.sub("@", b)):
-            return False
-        return renamed.setdefault(a, b) == b and named.setdefault(b, a) == a
-
+    # Local variables' slots as the facts' digest names them (unit.numbered_slots: by their first
+    # appearance): equal when the slots were named again one to one.
+    numbered_old, numbered_new = numbered_slots(old), numbered_slots(new)
     for name in _COMPARED:
-        value, other = getattr(old, name), getattr(new, name)
-        slots = SLOTS.get(name)
-        if slots is None:
-            if not same(value, other):
-                return None
-            continue
-        if len(value) != len(other):
+        if not same(numbered_old.get(name, getattr(old, name)), numbered_new.get(name, getattr(new, name))):
             return None
-        for a, b in zip(value, other):
-            if a == b:
-                equal.append(a)
-                if not all(same_slot(a[k], a[k]) for k in slots):
-                    return None
-            elif len(a) != len(b) or not all(same_slot(x, y) if k in slots else same(x, y)
-                                             for k, (x, y) in enumerate(zip(a, b))):
-                return None
     moves = {f: lines for f, lines in moves.items() if any(a != b for a, b in lines.items())}
     if not moves:
         return ({}, strings) if not strings else None

@@ -62,32 +62,32 @@ ArgumentFact = namedtuple("ArgumentFact", ("caller", "callee", "callee_name", "i
 # declared, in bytes ("vc:file.c@1234@F@f@x"), and so changes with every edit above it that
 # changes a line's length.  No slot reaches the model but through the pointer analysis, which only
 # compares them with each other: facts whose slots are named again one to one say the same.
-SLOTS = {"flows": (1, 2), "taken": (2,), "indirect": (6,)}     # field -> the slots' places in its facts
-OFFSETS = re.compile(r"@[0-9]+(?=@)")
+_SLOTS = {"flows": (1, 2), "taken": (2,), "indirect": (6,)}     # field -> the slots' places in its facts
+_OFFSETS = re.compile(r"@[0-9]+(?=@)")
 
 
 def numbered_slots(facts) -> dict[str, list]:
-    """The facts that name slots (SLOTS), each local one (see above) named instead by the order in
+    """The facts that name slots (_SLOTS), each local one (see above) named instead by the order in
     which it first appears: the same for facts whose slots differ only so."""
     numbers: dict[str, str] = {}
     out = {}
-    for name, places in SLOTS.items():
+    for name, places in _SLOTS.items():
         rows = []
         for row in getattr(facts, name):
-            if any(local_slot(row[k]) for k in places):
+            if any(_local_slot(row[k]) for k in places):
                 row = list(row)
                 for k in places:
-                    if local_slot(row[k]):
-                        row[k] = numbers.setdefault(row[k], f"{OFFSETS.sub('@', row[k])}#{len(numbers)}")
+                    if _local_slot(row[k]):
+                        row[k] = numbers.setdefault(row[k], f"{_OFFSETS.sub('@', row[k])}#{len(numbers)}")
                 row = tuple(row)
             rows.append(row)
         out[name] = rows
     return out
 
 
-def local_slot(slot: str) -> bool:
-    """Whether a slot is a local variable's or field's, which names its offset (see SLOTS)."""
-    return slot[:1] in "vf" and OFFSETS.search(slot) is not None
+def _local_slot(slot: str) -> bool:
+    """Whether a slot is a local variable's or field's, which names its offset (see _SLOTS)."""
+    return slot[:1] in "vf" and _OFFSETS.search(slot) is not None
 
 
 @record(frozen=False)
