@@ -288,10 +288,7 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
     for u in units:
         diags.extend(u.diagnostics)
 
-    file_components: dict[str, tuple[str, Location]] = {}
-    for u in units:
-        for file, value in u.file_components.items():
-            file_components.setdefault(file, value)
+    file_components = _file_components(units)
     reused, dirty = _reusable(units, previous)
     if reused and previous.file_components != file_components:
         reused = {}           # a file's default component changed: its functions may move
@@ -533,10 +530,7 @@ def _moved_lines(units: list[UnitFacts], previous: Merge) -> Merge | None:
         if model == m:
             model = m       # no place the model holds moved: the same object, as merge() answers
         fn_diags = {usr: _relocate(ds, moves, strings) for usr, ds in previous.function_diagnostics.items()}
-        file_components = {}
-        for u in units:
-            for file, value in u.file_components.items():
-                file_components.setdefault(file, value)
+        file_components = _file_components(units)
         if file_components != {f: _relocate(v, moves, strings) for f, v in previous.file_components.items()}:
             return None
     except _NotMoved:
@@ -636,6 +630,7 @@ _PLACE_FREE = re.compile(r"(\(unnamed at [^()]*:)[0-9]+(:[0-9]+\))|@[0-9]+\b")
 def _placeless(m) -> str:
     return f"{m.group(1)}#{m.group(2)}" if m.group(1) else "@#"
 
+
 # A unit's facts as _line_moves compares them (deps, the files read, aside): first those where a
 # change the model would show is likeliest (the type of an unnamed struct says where it is).
 _COMPARED = ("structs", "globals", "functions", "diagnostics", "file_components", "calls", "indirect", "taken",
@@ -717,6 +712,15 @@ def _new_line(file: str, line: int, moves: dict[str, dict[int, int]]) -> int:
     if new is None:
         raise _NotMoved((file, line))
     return new
+
+
+def _file_components(units: list[UnitFacts]) -> dict[str, tuple[str, Location]]:
+    """Each file's default component (QPM_FILE_COMPONENT), as the first unit that says it says it."""
+    out: dict[str, tuple[str, Location]] = {}
+    for u in units:
+        for file, value in u.file_components.items():
+            out.setdefault(file, value)
+    return out
 
 
 def _same_or(old, new):
