@@ -160,13 +160,15 @@ def reap_orphans() -> list:
 # ---------------------------------------------------------------------------------------------
 # Inputs
 
-def fetch() -> None:
+def fetch_sdists(sdists: dict[str, tuple[str, str]]) -> None:
+    """The source distributions (name: (version, the directory its archive unpacks to)) fetched
+    into DATA with pip download and unpacked, once."""
     os.makedirs(DATA, exist_ok=True)
-    archives = {name: os.path.join(DATA, f"{stem}.tar.gz") for name, (_, stem) in SDISTS.items()}
+    archives = {name: os.path.join(DATA, f"{stem}.tar.gz") for name, (_, stem) in sdists.items()}
     missing = [name for name, path in archives.items() if not os.path.exists(path)]
     if missing:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-               *(f"{name}=={SDISTS[name][0]}" for name in SDISTS), "-d", DATA]
+               *(f"{name}=={sdists[name][0]}" for name in missing), "-d", DATA]
         print("fetching:", shlex.join(cmd), file=sys.stderr)
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -174,7 +176,7 @@ def fetch() -> None:
     for name, path in archives.items():
         if not os.path.exists(path):
             raise BenchError(f"pip download did not produce {path}")
-        stem = SDISTS[name][1]
+        stem = sdists[name][1]
         stamp = os.path.join(DATA, stem, ".extracted")
         if os.path.exists(stamp):
             continue
@@ -185,6 +187,10 @@ def fetch() -> None:
                 tar.extractall(DATA)
         with open(stamp, "w") as f:
             f.write(path + "\n")
+
+
+def fetch() -> None:
+    fetch_sdists(SDISTS)
     for path in (SQLITE_C, ZSTD_C, *(os.path.join(SQLEAN, p) for p in SQLEAN_MODULE)):
         if not os.path.exists(path):
             raise BenchError(f"expected source missing after extraction: {path}")
@@ -238,6 +244,15 @@ def fetch_server(server: Server) -> Server:
     server.flags = {os.path.join(server.root, u): _absolute(fl, server.root) for u, fl in found["units"]}
     server.left_out = found["left_out"]
     return server
+
+
+def server_copy(server: Server, into: str) -> tuple[str, list[tuple[str, tuple[str, ...]]]]:
+    """A copy of the (fetched) server's tree in `into`: its root, and its units with their flags,
+    as paths of the copy."""
+    root = os.path.join(into, os.path.basename(server.root))
+    shutil.copytree(server.root, root, symlinks=True)
+    here = lambda f: f.replace(server.root, root)     # noqa: E731
+    return root, [(here(u), tuple(map(here, server.flags[u]))) for u in server.units]
 
 
 def _set_up(server: Server, stamp: str, settings: list) -> dict:

@@ -268,11 +268,8 @@ def server_program(name: str, into: str):
     import analyze as bench_analyze     # bench/analyze.py: the servers
     server = next(sv for sv in bench_analyze.SERVERS if sv.name == name)
     server = bench_analyze.fetch_server(server)
-    root = os.path.join(into, os.path.basename(server.root))
-    shutil.copytree(server.root, root, symlinks=True)
-    here = lambda f: f.replace(server.root, root)     # noqa: E731
-    commands = [{"directory": root, "file": here(u), "arguments": ["gcc", "-c", *map(here, server.flags[u]), here(u)]}
-                for u in server.units]
+    root, units = bench_analyze.server_copy(server, into)
+    commands = [{"directory": root, "file": u, "arguments": ["gcc", "-c", *flags, u]} for u, flags in units]
     with open(os.path.join(root, "compile_commands.json"), "w") as f:
         json.dump(commands, f)
     edited = os.path.join(root, SERVER_FILES[name])

@@ -82,15 +82,7 @@ def same(a: build.Merge, b: build.Merge) -> bool:
 
 
 def server_check(server, edits: int, seed: int, tmp: str) -> tuple[dict, list[str]]:
-    root = os.path.join(tmp, os.path.basename(server.root))
-    shutil.copytree(server.root, root, symlinks=True)
-    moved = {p: os.path.join(root, os.path.relpath(p, server.root)) for p in server.units}
-
-    def flag(f: str) -> str:
-        return os.path.join(root, os.path.relpath(f, server.root)) if f.startswith(server.root) else \
-            "-I" + os.path.join(root, os.path.relpath(f[2:], server.root)) if f.startswith("-I" + server.root) else f
-
-    items = [(moved[p], tuple(flag(f) for f in server.flags[p])) for p in server.units]
+    root, items = bench_analyze.server_copy(server, tmp)
     cwd = os.getcwd()
     os.chdir(root)
     try:

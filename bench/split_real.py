@@ -31,18 +31,18 @@ import argparse
 import gc
 import glob
 import os
-import shlex
-import subprocess
 import sys
 import sysconfig
-import tarfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-DATA = os.path.join(ROOT, "bench", ".data")
+sys.path.insert(0, os.path.join(ROOT, "bench"))
 
+import analyze as bench_analyze  # noqa: E402 (bench/analyze.py: fetching sdists)
 from qtool.analyzer import unit  # noqa: E402
+
+DATA = bench_analyze.DATA
 
 PYTHON_INCLUDE = sysconfig.get_paths()["include"]
 
@@ -59,22 +59,10 @@ BIG = 256 * 1024
 
 
 def fetch() -> None:
-    os.makedirs(DATA, exist_ok=True)
-    missing = [n for n, (v, _, _) in PROJECTS.items() if not os.path.exists(os.path.join(DATA, f"{n}-{v}.tar.gz"))]
-    if missing:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-               *(f"{n}=={PROJECTS[n][0]}" for n in missing), "-d", DATA]
-        print("fetching:", shlex.join(cmd), file=sys.stderr)
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            sys.exit(f"pip download failed ({proc.returncode}):\n{proc.stderr.strip()}")
-    for name, (version, _, _) in PROJECTS.items():
-        stamp = os.path.join(DATA, f"{name}-{version}", ".extracted")
-        if not os.path.exists(stamp):
-            with tarfile.open(os.path.join(DATA, f"{name}-{version}.tar.gz")) as tar:
-                tar.extractall(DATA, filter="data")
-            with open(stamp, "w") as f:
-                f.write("\n")
+    try:
+        bench_analyze.fetch_sdists({name: (version, f"{name}-{version}") for name, (version, _, _) in PROJECTS.items()})
+    except bench_analyze.BenchError as e:
+        sys.exit(str(e))
 
 
 def facts_of(path: str, flags: tuple[str, ...], split: bool) -> tuple[object, bool, float]:
