@@ -105,7 +105,7 @@ def server_check(server, edits: int, seed: int, tmp: str) -> tuple[dict, list[st
             t1 = time.perf_counter()
             whole = build.merge(now)
             t2 = time.perf_counter()
-            took = build._moved_lines(now, previous) is not None
+            took = not build._mostly_changed(now, previous) and build._moved_lines(now, previous) is not None
             counts["moved lines" if took else "merged whole"] += 1
             times["moved" if took else "whole merge, with the previous"].append(t1 - t0)
             times["whole merge"].append(t2 - t1)
