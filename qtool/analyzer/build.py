@@ -11,8 +11,9 @@ A merge again after some units changed (an edit) redoes what depends on the whol
 frequencies, pointer targets, edges, globals, components) but merges again only the functions a
 changed unit declares or defines: every other function is the previous model's, with its new
 frequency.  An edit of one unit that only moved lines merges nothing: the result is the previous
-model with those places moved (_moved_lines).  What the result holds does not depend on whether a
-previous merge was reused.
+model with those places moved (_moved_lines).  When the changed units define most of the model,
+nothing is reused (it would cost more than it saves) but the model itself, when it comes out the
+same.  What the result holds does not depend on whether a previous merge was reused.
 """
 
 from __future__ import annotations
