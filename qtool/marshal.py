@@ -1109,6 +1109,13 @@ def domains_running_of(model: ProgramModel, domain_of: Callable[[str], str | Non
     return runs_in
 
 
+def _one_domain(model: ProgramModel, domain_of: Callable[[str], str | None]) -> bool:
+    """Whether every component of the model runs in one domain (a program of one file, say): then
+    nothing crosses a boundary, and every function runs there or nowhere."""
+    domains = {domain_of(c.name) for c in model.components}
+    return len(domains) <= 1 and None not in domains
+
+
 def check_boundaries(model: ProgramModel, domain_of: Callable[[str], str | None], severity: str,
                      describe: Callable[[str, str], str], signatures: Signatures | None = None) -> list[Diagnostic]:
     """Problems with every call that crosses between two domains.
@@ -1118,6 +1125,8 @@ def check_boundaries(model: ProgramModel, domain_of: Callable[[str], str | None]
     when given, holds what check_signature found in an earlier model with the same domain_of,
     reused where it still holds, and takes what it finds in this one.
     """
+    if _one_domain(model, domain_of):
+        return []
     out: list[Diagnostic] = []
     checked: set[str] = set()
     roots: dict[str, list[Note]] = {}

@@ -53,3 +53,26 @@ def test_struct_problems_do_not_depend_on_the_order_they_are_asked_in(monkeypatc
     for order in itertools.permutations(encs):
         marshal._problems = (None, {}, {})
         assert {enc: marshal.struct_problems(enc, structs) for enc in order} == oracle, order
+
+
+@pytest.mark.parametrize("name", ["char_ptr", "global_split", "indirect_helpers", "struct_root", "thread_entry"])
+def test_boundary_checks_of_one_domain_are_the_full_checks(name, monkeypatch):
+    """check_boundaries answers at once when every component runs in one domain (marshal._one_domain):
+    for each way of mapping a case's components to domains, its answer is the full check's."""
+    from qtool import marshal
+    from qtool.analyzer import analyze
+    case = os.path.join(CASES, name)
+    monkeypatch.chdir(case)
+    model = analyze(sorted(f for f in os.listdir(case) if f.endswith(".c")), jobs=1, progress=False)
+    names = [c.name for c in model.components]
+    assert len(names) >= 2
+    mappings = {"each its own": lambda c: c, "all in one": lambda c: "one",
+                "one left out": lambda c: None if c == names[0] else "one"}
+    describe = lambda a, b: f"between '{a}' and '{b}'"     # noqa: E731
+    found = {how: marshal.check_boundaries(model, domain_of, "warning", describe)
+             for how, domain_of in mappings.items()}
+    monkeypatch.setattr(marshal, "_one_domain", lambda model, domain_of: False)
+    full = {how: marshal.check_boundaries(model, domain_of, "warning", describe)
+            for how, domain_of in mappings.items()}
+    assert found == full
+    assert found["each its own"] and found["all in one"] == []
