@@ -362,9 +362,12 @@ class ProgramModel:
         return f.component if f else None
 
     def cross_component_edges(self) -> Iterable[CallEdge]:
+        if len(self.components) < 2:
+            return          # no two components for an edge to go between
+        fmap = self.function_map
         for e in self.edges:
-            a, b = self.component_of(e.caller), self.component_of(e.callee)
-            if a and b and a != b:
+            a, b = fmap.get(e.caller), fmap.get(e.callee)
+            if a is not None and b is not None and a.component and b.component and a.component != b.component:
                 yield e
 
     def with_diagnostics(self, extra: Iterable[Diagnostic]) -> "ProgramModel":
