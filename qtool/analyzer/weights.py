@@ -78,6 +78,11 @@ def frequencies(nodes: list[str], succ: dict[str, dict[str, float]],
             pred[v][u] = m
     freq = {n: 0.0 for n in nodes}
     for comp in reversed(_sccs(nodes, succ)):      # callers first
+        if len(comp) == 1 and comp[0] not in pred[comp[0]]:
+            # A function no cycle goes through (most of them): what its callers give it.
+            v = comp[0]
+            freq[v] = (1.0 if v in entries else 0.0) + sum(freq[u] * m for u, m in pred[v].items())
+            continue
         members = set(comp)
         base = {v: (1.0 if v in entries else 0.0) +
                 sum(freq[u] * m for u, m in pred[v].items() if u not in members)
