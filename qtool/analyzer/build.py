@@ -75,15 +75,16 @@ def _merge_declarations(ds: list[tuple], file_components: dict[str, tuple[str, L
     the definition): its annotations those of all of them (conflicts are diagnostics), its
     parameters named as the definition names them, typed as a header's prototype spells them."""
     if len(ds) == 1:
-        return _lone_function(_decl(ds[0]), file_components, frequency, diags, per_unit, uses, returned)
+        return _lone_function(ds[0], file_components, frequency, diags, per_unit, uses, returned)
     definition = next((d for d in ds if d[3]), None)
     primary = definition or ds[0]
     usr, name = primary[0], primary[1]
     by_place = sorted(ds, key=itemgetter(2))
     annotations = _merge_annotations([(d[10], _loc(d[2])) for d in ds], f"function '{name}'", diags) \
         if any(d[10] for d in ds) else ()
-    declared = tuple(Declaration(_loc(d[2]), d[3], bool(d[10]) or any(q[4] for q in d[13]),
-                                 tuple(_loc(q[6]) for q in d[13])) for d in by_place)
+    param_annotations = any(q[4] for d in ds for q in d[13])
+    declared = tuple(Declaration(_loc(d[2]), d[3], bool(d[10]) or (param_annotations and any(q[4] for q in d[13])),
+                                 tuple([_loc(q[6]) for q in d[13]])) for d in by_place)
     # A parameter's fix-it goes where the function's annotations are: its declarator end on the
     # first declaration in annotation_sites order that has it.
     sites = annotation_sites(declared)
@@ -96,21 +97,25 @@ def _merge_declarations(ds: list[tuple], file_components: dict[str, tuple[str, L
     for p in primary[13]:
         i = p[0]
         same = [d[13][i] for d in ds if len(d[13]) > i]
-        named = next((q for q in same if q[1]), p)
         if len(defined_params) > i and defined_params[i][1]:
             named = defined_params[i]
+        else:
+            named = next((q for q in same if q[1]), p)
         anns = _merge_annotations([(q[4], _loc(q[5])) for q in same],
                                   f"parameter '{named[1] or i}' of '{name}'", diags) \
-            if any(q[4] for q in same) else ()
+            if param_annotations and any(q[4] for q in same) else ()
         end = next((s.params[i] for s in sites if len(s.params) > i and s.params[i]), None) or _loc(named[6])
         spelled = header_params[i][2] if len(header_params) > i else named[2]
         params.append(Param(i, named[1], spelled, named[3], anns, _loc(named[5]), end))
     component = _component(annotations, definition[2][0], file_components) \
         if definition is not None and not per_unit else None
-    param_uses = tuple((uses or {}).get(p.index, "") for p in params) if uses is not None else ()
-    return Function(usr, name, component, _loc(primary[2]), definition is not None, primary[4], primary[5],
+    param_uses = tuple([uses.get(p.index, "") for p in params]) if uses is not None else ()
+    # Its places: each declaration's, once, in order (by_place is).
+    places = tuple(dict.fromkeys([d.location for d in declared]))
+    return Function(usr, name, component, places[0] if primary is by_place[0] else _loc(primary[2]),
+                    definition is not None, primary[4], primary[5],
                     header[7] if header is not None else primary[7], primary[8], annotations, tuple(params),
-                    tuple(_loc(w) for w in sorted({d[2] for d in ds})), frequency, declared, per_unit, param_uses,
+                    places, frequency, declared, per_unit, param_uses,
                     returned, inline=any(d[11] for d in ds), hidden=any(d[12] for d in ds))
 
 
@@ -126,24 +131,25 @@ def _component(annotations: tuple[Annotation, ...], file: str,
     return _stem(file)
 
 
-def _lone_function(d: FunctionDecl, file_components: dict[str, tuple[str, Location]], frequency: float,
+def _lone_function(d: tuple, file_components: dict[str, tuple[str, Location]], frequency: float,
                    diags: list[Diagnostic], per_unit: bool, uses: dict[int, str] | None,
                    returned: tuple[tuple[str, str, Location], ...]) -> Function:
-    """_merge_declarations of a function declared once: the same result, without the merging."""
-    annotations = _merge_annotations([(d.annotations, d.location)], f"function '{d.name}'", diags) \
-        if d.annotations else ()
-    annotated = bool(d.annotations)
-    for p in d.params:
+    """_merge_declarations of a function declared once (d: as the facts hold it, unit.FunctionDecl's
+    layout): the same result, without the merging."""
+    usr, name, where, defined, own = d[0], d[1], _loc(d[2]), d[3], d[10]
+    params = tuple(Param(i, n, type_, enc, anns, _loc(at), _loc(end)) for i, n, type_, enc, anns, at, end in d[13])
+    annotations = _merge_annotations([(own, where)], f"function '{name}'", diags) if own else ()
+    annotated = bool(own)
+    for p in params:
         if p.annotations:
             annotated = True
             _merge_annotations([(p.annotations, p.location)], f"parameter '{p.name or p.index}' of "
-                               f"'{d.name}'", diags)
-    component = _component(annotations, d.location.file, file_components) if d.defined and not per_unit else None
-    param_uses = tuple(uses.get(p.index, "") for p in d.params) if uses is not None else ()
-    declared = (Declaration(d.location, d.defined, annotated, tuple(q.end for q in d.params)),)
-    return Function(d.usr, d.name, component, d.location, d.defined, d.linkage, d.variadic,
-                    d.return_type, d.return_enc, annotations, d.params, (d.location,), frequency,
-                    declared, per_unit, param_uses, returned, inline=d.inline, hidden=d.hidden)
+                               f"'{name}'", diags)
+    component = _component(annotations, where.file, file_components) if defined and not per_unit else None
+    param_uses = tuple(uses.get(p.index, "") for p in params) if uses is not None else ()
+    declared = (Declaration(where, defined, annotated, tuple(q.end for q in params)),)
+    return Function(usr, name, component, where, defined, d[4], d[5], d[7], d[8], annotations, params, (where,),
+                    frequency, declared, per_unit, param_uses, returned, inline=d[11], hidden=d[12])
 
 
 @lru_cache(maxsize=None)
@@ -171,8 +177,8 @@ def _per_unit_functions(units: list[UnitFacts]) -> set[str]:
 
 
 def _through_per_unit(sites: dict[tuple[str, str], dict[Location, CallSite]],
-                      per_unit: set[str]) -> tuple[dict[tuple[str, str], dict[Location, CallSite]],
-                                                   dict[str, set[str]]]:
+                      per_unit: set[str], edge_weight: dict[tuple[str, str], float]
+                      ) -> tuple[dict[tuple[str, str], dict[Location, CallSite]], dict[str, set[str]]]:
     """The calls a per-unit function makes, as calls of its callers at their call sites (a call
     of a function f makes through helper h runs where f calls h), with their weights multiplied
     through; and, for each per-unit function, the functions (not per-unit ones) whose process it
@@ -180,9 +186,9 @@ def _through_per_unit(sites: dict[tuple[str, str], dict[Location, CallSite]],
     if not per_unit:
         return {}, {}
     out_of: dict[str, list[tuple[str, float]]] = defaultdict(list)
-    for (a, b), s in sites.items():
+    for (a, b) in sites:
         if a in per_unit:
-            out_of[a].append((b, sum(x.local_weight for x in s.values())))
+            out_of[a].append((b, edge_weight[(a, b)]))
     reached: dict[str, dict[str, float]] = {}
 
     def reach(h: str) -> dict[str, float]:
@@ -320,11 +326,14 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
 
     # Direct calls, grouped by edge; a site seen by several units counts once.
     sites: dict[tuple[str, str], dict[Location, CallSite]] = defaultdict(dict)
+    weight_of = _LocalWeights()
     for u in units:
         for caller, callee, _, where, loops, branches, _ in u.calls:
             if caller in by_usr and callee in by_usr:
                 where = _loc(where)
-                sites[(caller, callee)][where] = CallSite(where, loops, branches, weights.local_weight(loops, branches))
+                sites[(caller, callee)][where] = CallSite(where, loops, branches, weight_of[loops, branches])
+    # Each edge's runs per run of its caller (the sum of its sites' weights, in their order).
+    edge_weight = {key: _sites_weight(s) for key, s in sites.items()}
 
     # Indirect calls: their targets from where the program stores function addresses.
     defined_usrs = {usr for usr, ds in by_usr.items() if any(d[3] for d in ds)}
@@ -342,8 +351,8 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
 
     # Frequencies: per-call multipliers, then propagation from the entry points.
     succ: dict[str, dict[str, float]] = defaultdict(dict)
-    for (a, b), s in sites.items():
-        succ[a][b] = succ[a].get(b, 0.0) + sum(x.local_weight for x in s.values())
+    for (a, b), w in edge_weight.items():
+        succ[a][b] = succ[a].get(b, 0.0) + w
     for c, resolved in indirect_raw.values():
         share = weights.local_weight(c.loops, c.branches) / max(1, len(resolved.targets))
         for t in resolved.targets:
@@ -388,13 +397,14 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
 
     # Calls made through per-unit helpers count where the helper is called (after the
     # frequencies, which the helper's own edges already carry).
-    derived, per_unit_users = _through_per_unit(sites, per_unit)
+    derived, per_unit_users = _through_per_unit(sites, per_unit, edge_weight)
     for key, more in derived.items():
         mine = sites[key]
         for loc, site in more.items():
             prev = mine.get(loc)
             mine[loc] = site if prev is None else CallSite(loc, prev.loops, prev.branches,
                                                             prev.local_weight + site.local_weight)
+        edge_weight[key] = _sites_weight(mine)
 
     # Edges by their caller's location and their callee's name (each key made once).
     location_of = {usr: f.location for usr, f in functions.items()}
@@ -405,7 +415,7 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
         if len(calls) > 1:
             calls.sort(key=_location)
         keyed.append(((location_of[a], name_of[b]),
-                      CallEdge(a, b, tuple(calls), freq.get(a, 0.0) * sum(x.local_weight for x in s.values()))))
+                      CallEdge(a, b, tuple(calls), freq.get(a, 0.0) * edge_weight[(a, b)])))
     keyed.sort(key=itemgetter(0))
     edges = tuple(e for _, e in keyed)
     if previous is not None:
@@ -442,16 +452,15 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
     for f in functions.values():
         if f.component is not None:
             members[f.component].append(f)
-    components = tuple(
-        Component(name,
-                  tuple(f.usr for f in sorted(fs, key=lambda f: f.location)),
-                  tuple(sorted({f.location.file for f in fs})),
-                  tuple(f.usr for f in sorted(fs, key=lambda f: f.location) if f.annotation("init")))
-        for name, fs in sorted(members.items()))
+    components = []
+    for name, fs in sorted(members.items()):
+        fs.sort(key=_location)
+        components.append(Component(name, tuple(f.usr for f in fs), tuple(sorted({f.location.file for f in fs})),
+                                    tuple(f.usr for f in fs if f.annotations and f.annotation("init"))))
 
     unique = sorted(set(diags), key=Diagnostic.sort_key)
     taken_by = tuple(sorted({(h, t) for u in units for h, t, _, _ in u.taken if t in functions}))
-    model = ProgramModel(components, tuple(sorted(functions.values(), key=lambda f: (f.location, f.usr))),
+    model = ProgramModel(tuple(components), tuple(sorted(functions.values(), key=lambda f: (f.location, f.usr))),
                          edges, indirect, globals_, structs, tuple(u.path for u in units), tuple(unique),
                          tuple(arguments[k] for k in sorted(arguments)), taken_by)
     if before is not None and model == before.model:
@@ -737,6 +746,22 @@ def _file_components(units: list[UnitFacts]) -> dict[str, tuple[str, Location]]:
 def _same_or(old, new):
     """old when it equals new, else new."""
     return old if old is not None and old == new else new
+
+
+class _LocalWeights(dict):
+    """(loops, branches) -> weights.local_weight(loops, branches), each worked out once."""
+
+    def __missing__(self, key: tuple[int, int]) -> float:
+        found = self[key] = weights.local_weight(*key)
+        return found
+
+
+def _sites_weight(sites: dict[Location, CallSite]) -> float:
+    """The runs of an edge per run of its caller: its sites' weights summed, in their order."""
+    if len(sites) == 1:
+        for site in sites.values():
+            return site.local_weight
+    return sum(x.local_weight for x in sites.values())
 
 
 class _Params:
