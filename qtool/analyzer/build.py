@@ -808,15 +808,16 @@ def _merge_globals(units: list[UnitFacts], functions: dict[str, Function], diags
     for u in units:
         for holder, var, mode in u.refs:
             if holder in functions:
+                touched = (readers if mode == "r" else writers)[var]
+                touched.add(holder)
                 # A per-unit helper touches the global in the processes of those that call it.
-                for h in (holder, *sorted(per_unit_users.get(holder, ()))):
-                    (readers if mode == "r" else writers)[var].add(h)
+                touched.update(per_unit_users.get(holder, ()))
     out = []
     for usr, by_loc in decls.items():
         ds = list(by_loc.values())
         primary = next((g for g in ds if g.defined), ds[0])
-        anns = _merge_annotations([(g.annotations, g.location) for g in ds],
-                                  f"global '{primary.name}'", diags)
+        anns = _merge_annotations([(g.annotations, g.location) for g in ds], f"global '{primary.name}'", diags) \
+            if any(g.annotations for g in ds) else ()
         out.append(Global(usr, primary.name, primary.type, primary.type_enc, primary.location,
                           primary.linkage, anns, tuple(sorted(readers[usr])), tuple(sorted(writers[usr])),
                           primary.defined, tuple(sorted(by_loc))))
