@@ -1132,12 +1132,19 @@ def check_boundaries(model: ProgramModel, domain_of: Callable[[str], str | None]
     roots: dict[str, list[Note]] = {}
     fmap = model.function_map
     runs_in = domains_running_of(model, domain_of)
+    ordered: dict[frozenset, list] = {}         # each set of domains, sorted once
     for e in model.edges:
+        if e.callee in checked:
+            continue
         callee = fmap[e.callee]
-        if callee.component is None or e.callee in checked or is_direct_only(callee):
+        if callee.component is None or is_direct_only(callee):
             continue
         db = domain_of(callee.component)
-        da = next((d for d in sorted(runs_in(e.caller), key=str) if d != db), db)
+        running = runs_in(e.caller)
+        in_order = ordered.get(running)
+        if in_order is None:
+            in_order = ordered[running] = sorted(running, key=str)
+        da = next((d for d in in_order if d != db), db)
         if da == db:
             continue
         checked.add(e.callee)
@@ -1147,12 +1154,12 @@ def check_boundaries(model: ProgramModel, domain_of: Callable[[str], str | None]
             out += check_signature(model, callee, severity, describe(da, db), domain_of, roots)
     out += report_struct_roots(model, roots, severity)
     for g in model.globals:
-        if g.shared or read_only(g.type):
+        if not g.writers or g.shared or read_only(g.type):
             continue
-        touchers = sorted((fmap[u] for u in set(g.readers) | set(g.writers) if u in fmap),
-                          key=lambda f: (f.location, f.usr))
-        domains = sorted({d for f in touchers for d in runs_in(f.usr)} - {None})
-        if len(domains) > 1 and g.writers:
+        users = [u for u in {*g.readers, *g.writers} if u in fmap]
+        domains = sorted({d for u in users for d in runs_in(u)} - {None})
+        if len(domains) > 1:
+            touchers = sorted((fmap[u] for u in users), key=lambda f: (f.location, f.usr))
             names = ", ".join(f"'{d}'" for d in domains)
             if pointer_free(g.type_enc, model.struct_map):
                 advice = "mark it QPM_SHARED (pointer-free data travelling with each call) or keep them together"
