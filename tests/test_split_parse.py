@@ -342,3 +342,56 @@ def test_a_file_the_split_cannot_be_trusted_with_is_parsed_whole(tmp_path, monke
     assert same_facts(whole, split) == []
     if case == "error":
         assert any(d.severity == "error" for d in split.diagnostics)
+
+
+@pytest.mark.parametrize("how", ["in a thread", "in a child", "split between two"])
+def test_the_first_records_are_announced_once_after_the_parse(tmp_path, monkeypatch, how):
+    """parse_unit's records(), which the analysis uses to pause the merge state's reader while the
+    records become facts, is called once, when the first records come: the walk has begun, and no
+    fact has been made of them yet."""
+    (tmp_path / "shared.h").write_text(HEADER)
+    path = tmp_path / "big.c"
+    path.write_text(program())
+    monkeypatch.setenv("QPM_SPLIT_BYTES", "0" if how == "split between two" else "-1")
+    calls, converted = [], []
+    real = unit.parse_records
+
+    def counting(path_, lines, facts, included=None):
+        def watched():
+            for line in lines:
+                converted.append(line)
+                yield line
+        return real(path_, watched(), facts, included)
+    monkeypatch.setattr(unit, "parse_records", counting)
+    split = []
+
+    def spy(*args):
+        split.append(WALK_SPLIT(*args))
+        return split[-1]
+    monkeypatch.setattr(unit, "_walk_split", spy)
+    facts = unit.parse_unit(str(path), ("-I", str(tmp_path)), isolated=how != "in a thread",
+                            records=lambda: calls.append(len(converted)))
+    assert calls == [0]
+    assert len(converted) > 100 and len(facts.functions) > 40
+    assert split == ([0] if how == "split between two" else [])
+
+
+def test_the_first_records_are_announced_once_when_a_split_is_given_up(tmp_path, monkeypatch):
+    """A split parse whose halves disagree is given up after their records came, and the file is
+    parsed whole: records() is still called once."""
+    (tmp_path / "shared.h").write_text(HEADER)
+    path = tmp_path / "big.c"
+    # A static function declared, not defined, and called from a body of the second half: only
+    # that half reports it, at its declaration, outside the bodies (-Wundefined-internal).
+    text = program(12).replace("int counter;\n", "int counter;\nstatic int nowhere(int n);\n", 1)
+    path.write_text(text + "\nint late_user(int n)\n{\n    return nowhere(n);\n}\n")
+    monkeypatch.setenv("QPM_SPLIT_BYTES", "0")
+    split, calls = [], []
+
+    def spy(*args):
+        split.append(WALK_SPLIT(*args))
+        return split[-1]
+    monkeypatch.setattr(unit, "_walk_split", spy)
+    facts = unit.parse_unit(str(path), ("-I", str(tmp_path)), isolated=True, records=lambda: calls.append(1))
+    assert split == [None]              # given up
+    assert calls == [1] and any("nowhere" in d.message for d in facts.diagnostics)

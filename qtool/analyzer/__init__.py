@@ -217,11 +217,17 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
                              started=reader.start if reader is not None else lambda: None,
                              before_fork=before_fork)
         else:
-            if reader is not None and todo:
+            reading = reader is not None and bool(todo)
+            if reading:
                 reader.start()
-            for i in todo:
+            for k, i in enumerate(todo):
+                if reading and k:
+                    entry.resume()      # paused at the unit before's records: on while this one parses
                 # In a child process: a crash of libclang is the unit's error, not this command's end.
-                facts[i] = unit.parse_unit(*items[i], isolated=True)
+                # The reader waits while this thread turns the unit's records into facts (from the
+                # first that come): the two would take turns at the interpreter, slowing each other,
+                # and the facts are what tell whether the merge state is needed at all.
+                facts[i] = unit.parse_unit(*items[i], isolated=True, records=entry.pause if reading else None)
                 fresh.append(i)
                 done += 1
                 report.step(done, items[i][0])

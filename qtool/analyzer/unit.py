@@ -22,7 +22,7 @@ from .cache import FORMAT, dep as _dep, filled, pack_one, sha256, unchanged, unp
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:         # annotations only: typing is not imported at run time
-    from typing import Iterable
+    from typing import Callable, Iterable
 
 CLANG_ATTRS = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "clang_attrs"))
 
@@ -236,23 +236,28 @@ def parse_records(path: str, lines: Iterable[str], facts: UnitFacts,
                              for severity, message, place, fixits in diagnostics)
 
 
-def parse_unit(path: str, args: tuple[str, ...], isolated: bool = False) -> UnitFacts:
+def parse_unit(path: str, args: tuple[str, ...], isolated: bool = False,
+               records: Callable[[], None] | None = None) -> UnitFacts:
     """Parses one source file (function bodies included) and walks it: the walker does both, and
     writes the unit's diagnostics and included files with its records (see walker.c).  isolated:
     in a process forked for it, whose records this one reads as they come (not in a thread of
     this one), so that a crash of libclang is the unit's error (crashed), not this process's end:
-    for a caller that has no worker of its own to lose (workers.py)."""
+    for a caller that has no worker of its own to lose (workers.py).  records(), when given, is
+    called once, when the walk's first records come (the parse is over: what this thread does from
+    then on, turning them into facts, is the unit's time)."""
     lib = clang_env.walker()
     argv = [a.encode() for a in clang_args(args)]
     facts = UnitFacts(path)
     included: list[tuple[str, int, int]] = []
-    rc = _walk_split(lib, path, argv, facts, included) if isolated and _splits(path) else None
+    if records is not None:
+        records = _once(records)        # a split parse given up, and the file parsed whole: once
+    rc = _walk_split(lib, path, argv, facts, included, records) if isolated and _splits(path) else None
     if rc is None:
         facts, included = UnitFacts(path), []
         try:
             rc = _walk(lambda fd: lib.qpm_parse_walk(path.encode(), (ctypes.c_char_p * len(argv))(*argv),
                                                      len(argv), fd),
-                       path, facts, included, isolated)
+                       path, facts, included, isolated, records)
         except _Crashed as e:
             return crashed(path, str(e))
     if rc == 1:
@@ -271,6 +276,16 @@ def parse_unit(path: str, args: tuple[str, ...], isolated: bool = False) -> Unit
     return facts
 
 
+def _once(fn: Callable[[], None]) -> Callable[[], None]:
+    """fn, called the first time this is, and not again."""
+    pending = [fn]
+
+    def call() -> None:
+        if pending:
+            pending.pop()()
+    return call
+
+
 def crashed(path: str, how: str) -> UnitFacts:
     """The facts of a unit whose parse or walk crashed the process doing it (how: as
     workers.how_it_ended says): an error that says so, and a dep no file matches, so that the
@@ -287,7 +302,8 @@ class _Crashed(Exception):
     """The process an isolated walk ran in died: how (workers.how_it_ended)."""
 
 
-def _walk(call, path: str, facts: UnitFacts, included: list[tuple[str, int, int]], isolated: bool = False) -> int:
+def _walk(call, path: str, facts: UnitFacts, included: list[tuple[str, int, int]], isolated: bool = False,
+          records: Callable[[], None] | None = None) -> int:
     """Runs call(fd), a walk, and turns the records it writes to fd into facts, the two at once:
     the walk runs in a thread of its own (the walker is C, and the call lets go of the
     interpreter), or in a process of its own when isolated, and writes its records into a pipe,
@@ -295,7 +311,7 @@ def _walk(call, path: str, facts: UnitFacts, included: list[tuple[str, int, int]
     file could not be parsed; _Crashed when the process it ran in died."""
     rfd, wfd = _pipe()
     if isolated:
-        return _walk_in_child(call, path, facts, included, rfd, wfd)
+        return _walk_in_child(call, path, facts, included, rfd, wfd, records)
     rc: list[int] = []
 
     def walk() -> None:
@@ -307,7 +323,7 @@ def _walk(call, path: str, facts: UnitFacts, included: list[tuple[str, int, int]
     walker = threading.Thread(target=walk, name=f"walk {os.path.basename(path)}")
     walker.start()
     try:
-        parse_records(path, _lines(rfd), facts, included)
+        parse_records(path, _lines(rfd, records), facts, included)
     finally:
         os.close(rfd)                   # a walk still writing stops (EPIPE)
         walker.join()
@@ -331,7 +347,8 @@ def _walk_result(path: str, rc: int | None) -> int:
     return rc
 
 
-def _walk_in_child(call, path: str, facts: UnitFacts, included: list, rfd: int, wfd: int) -> int:
+def _walk_in_child(call, path: str, facts: UnitFacts, included: list, rfd: int, wfd: int,
+                   records: Callable[[], None] | None = None) -> int:
     """_walk with the walk in a forked child, which runs nothing but the walker's call and exits
     with its result (0, 1, or 3 + the error a negative result gives)."""
     pid = os.fork()
@@ -345,7 +362,7 @@ def _walk_in_child(call, path: str, facts: UnitFacts, included: list, rfd: int, 
             os._exit(code)
     os.close(wfd)
     try:
-        parse_records(path, _lines(rfd), facts, included)
+        parse_records(path, _lines(rfd, records), facts, included)
     except BaseException:
         import signal
         os.kill(pid, signal.SIGKILL)    # interrupted: the walk is not waited for
@@ -390,7 +407,8 @@ class _NotSplit(Exception):
     """The halves' diagnostics do not say what the whole file's parse would: parse it whole."""
 
 
-def _walk_split(lib, path: str, argv: list[bytes], facts: UnitFacts, included: list) -> int | None:
+def _walk_split(lib, path: str, argv: list[bytes], facts: UnitFacts, included: list,
+                records: Callable[[], None] | None = None) -> int | None:
     """The unit parsed and walked by two forked processes, each keeping half of the file's
     function bodies (walker.c, qpm_parse_walk_split), their records put together into facts as
     they come, as those of the whole file's walk (_merged_lines): 0; or None when the file is
@@ -417,7 +435,7 @@ def _walk_split(lib, path: str, argv: list[bytes], facts: UnitFacts, included: l
             reads.append(r)
             pids.append(pid)
         try:
-            parse_records(path, _merged_lines(reads), facts, included)
+            parse_records(path, _merged_lines(reads, records), facts, included)
             ok = True
         except Exception:       # _NotSplit, or the records of a half that died: parse it whole
             ok = False
@@ -478,7 +496,7 @@ class _Half:
 _OTHER = frozenset("BNEKH")     # the records of a half that are no group's
 
 
-def _merged_lines(fds: list[int]):
+def _merged_lines(fds: list[int], records: Callable[[], None] | None = None):
     """The records of the two halves' walks (fds[0], fds[1]) as the whole file's walk would write
     them: N records as they come (each half numbers its files apart), the diagnostics put
     together (_diagnostics), each declaration's records from the half that wrote them in the
@@ -509,6 +527,9 @@ def _merged_lines(fds: list[int]):
         for fd in ready:
             half = waiting[fd]
             chunk = os.read(fd, 1 << 20)
+            if records is not None and chunk:
+                records()
+                records = None
             lines, half.rest = _complete_lines(half.rest, chunk)
             half.feed(lines, names)
             if not chunk:
@@ -555,11 +576,14 @@ def _complete_lines(rest: bytes, chunk: bytes) -> tuple[list[str], bytes]:
     return (rest + chunk[:end]).decode("utf-8", "replace").split("\n"), chunk[end:]
 
 
-def _lines(fd: int):
-    """The lines read from fd until its end."""
+def _lines(fd: int, records: Callable[[], None] | None = None):
+    """The lines read from fd until its end; records() called when the first come."""
     rest = b""
     while True:
         chunk = os.read(fd, 1 << 20)
+        if records is not None and chunk:
+            records()
+            records = None
         lines, rest = _complete_lines(rest, chunk)
         yield from lines
         if not chunk:
