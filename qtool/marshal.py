@@ -1110,8 +1110,9 @@ def domains_running_of(model: ProgramModel, domain_of: Callable[[str], str | Non
 
 
 def _one_domain(model: ProgramModel, domain_of: Callable[[str], str | None]) -> bool:
-    """Whether every component of the model runs in one domain (a program of one file, say): then
-    nothing crosses a boundary, and every function runs there or nowhere."""
+    """Whether every component of the model (ProgramModel.components names each one a function
+    has) runs in one domain (a program of one file, say): then nothing crosses a boundary, and
+    every function runs there or nowhere."""
     domains = {domain_of(c.name) for c in model.components}
     return len(domains) <= 1 and None not in domains
 

@@ -274,7 +274,7 @@ class Component:
 
 @record
 class ProgramModel:
-    components: tuple[Component, ...]
+    components: tuple[Component, ...]      # every component a function of the model names
     functions: tuple[Function, ...]
     edges: tuple[CallEdge, ...]
     indirect_calls: tuple[IndirectCall, ...]
@@ -363,7 +363,7 @@ class ProgramModel:
 
     def cross_component_edges(self) -> Iterable[CallEdge]:
         if len(self.components) < 2:
-            return          # no two components for an edge to go between
+            return          # no two components for an edge to go between (components names all)
         fmap = self.function_map
         for e in self.edges:
             a, b = fmap.get(e.caller), fmap.get(e.callee)

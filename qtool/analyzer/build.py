@@ -29,18 +29,11 @@ from ..model import (Annotation, CallArgument, CallEdge, CallSite, Component, De
                      annotation_sites)
 from ..record import replace
 from . import pointers, weights
-from .unit import Call, FunctionDecl, GlobalDecl, UnitFacts, numbered_slots
+from .unit import Call, GlobalDecl, UnitFacts, numbered_slots
 
 _location = attrgetter("location")
 _loc = partial(tuple.__new__, Location)     # a fact's place, (file, line, column), as a Location
 
-
-def _decl(d: tuple) -> FunctionDecl:
-    """A function's declaration as the unit's facts hold it (unit.FunctionDecl), with Locations and
-    the model's Params: what the merge of a function reads."""
-    return FunctionDecl(*d[:2], _loc(d[2]), *d[3:13],
-                        tuple(Param(i, name, type_, enc, anns, _loc(where), _loc(end))
-                              for i, name, type_, enc, anns, where, end in d[13]))
 
 KNOWN_KINDS = {"component", "file_component", "in", "out", "inout", "string", "opaque", "count",
                "returns_string", "callback", "shared", "init", "fd"}
@@ -110,7 +103,8 @@ def _merge_declarations(ds: list[tuple], file_components: dict[str, tuple[str, L
     component = _component(annotations, definition[2][0], file_components) \
         if definition is not None and not per_unit else None
     param_uses = tuple([uses.get(p.index, "") for p in params]) if uses is not None else ()
-    # Its places: each declaration's, once, in order (by_place is).
+    # Its places: each declaration's, once, in order (by_place is); the first is the primary
+    # declaration's when that comes first.
     places = tuple(dict.fromkeys([d.location for d in declared]))
     return Function(usr, name, component, places[0] if primary is by_place[0] else _loc(primary[2]),
                     definition is not None, primary[4], primary[5],
@@ -302,8 +296,8 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
     if reused and previous.file_components != file_components:
         reused = {}           # a file's default component changed: its functions may move
 
-    # Each function's declarations, as the facts hold them (unit.FunctionDecl's layout: made
-    # FunctionDecls, by _decl, only for the functions merged again).
+    # Each function's declarations, as the facts hold them (unit.FunctionDecl's layout, places
+    # plain tuples: a function merged again makes its Params and Locations from them).
     by_usr: dict[str, list[tuple]] = defaultdict(list)
     seen_decl: set[tuple[str, tuple]] = set()         # (USR, place)
     for u in units:
@@ -316,11 +310,11 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
         defs = [d for d in ds if d[3]]
         if len(defs) < 2:
             continue
-        defs = [_decl(d) for d in defs]
+        first = _loc(defs[0][2])
         for extra in defs[1:]:
-            diags.append(Diagnostic("error", "QPM036", f"'{extra.name}' is defined twice in the program "
-                                                       f"(first at {defs[0].location.short()}); analyse one program at a time",
-                                    extra.location))
+            diags.append(Diagnostic("error", "QPM036", f"'{extra[1]}' is defined twice in the program "
+                                                       f"(first at {first.short()}); analyse one program at a time",
+                                    _loc(extra[2])))
     fn_types = {usr: ds[0][9] for usr, ds in by_usr.items()}
     per_unit = _per_unit_functions(units)
 
@@ -354,7 +348,7 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
     for (a, b), w in edge_weight.items():
         succ[a][b] = succ[a].get(b, 0.0) + w
     for c, resolved in indirect_raw.values():
-        share = weights.local_weight(c.loops, c.branches) / max(1, len(resolved.targets))
+        share = weight_of[c.loops, c.branches] / max(1, len(resolved.targets))
         for t in resolved.targets:
             succ[c.caller][t] = succ[c.caller].get(t, 0.0) + share
     called = {b for a, bs in succ.items() for b in bs if b != a}
@@ -426,8 +420,8 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
         edges = tuple(_same_or(was.get((e.caller, e.callee)), e) for e in edges)
     indirect = tuple(sorted(
         (IndirectCall(c.caller, c.location, c.callee, c.name, r.targets,
-                      weights.local_weight(c.loops, c.branches),
-                      freq.get(c.caller, 0.0) * weights.local_weight(c.loops, c.branches),
+                      weight_of[c.loops, c.branches],
+                      freq.get(c.caller, 0.0) * weight_of[c.loops, c.branches],
                       r.origins, r.narrowed, _param_index(c.slot, c.caller))
          for c, r in indirect_raw.values()),
         key=lambda i: i.location))
