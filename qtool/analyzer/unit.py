@@ -156,6 +156,10 @@ def parse_records(path: str, lines: Iterable[str], facts: UnitFacts,
     keep = False                     # whether a K record is the last diagnostic's
     calls, indirect, refs, arguments = facts.calls, facts.indirect, facts.refs, facts.arguments
     returned, param_uses, taken, flows = facts.returned, facts.param_uses, facts.taken, facts.flows
+    # Each USR, name and type the records repeat (a function at each call of it, a type at each
+    # parameter of it) one string object: the facts take half the memory, and the merge, which
+    # looks them up in dictionaries, finds them together (sqlite3.c's: 0.16 to 0.13 s).
+    one = {}.setdefault
 
     def flush():
         nonlocal fn, struct
@@ -172,37 +176,41 @@ def parse_records(path: str, lines: Iterable[str], facts: UnitFacts,
         r = line.split("\t")
         tag = r[0]
         if tag == "C":
-            calls.append((r[1], r[2], r[3], (files[r[4]], int(r[5]), int(r[6])), int(r[7]), int(r[8]), "?"))
+            calls.append((one(r[1], r[1]), one(r[2], r[2]), one(r[3], r[3]), (files[r[4]], int(r[5]), int(r[6])),
+                          int(r[7]), int(r[8]), "?"))
         elif tag == "I":
-            indirect.append((r[1], r[2], r[3], (files[r[4]], int(r[5]), int(r[6])), int(r[7]), int(r[8]), r[9]))
+            indirect.append((one(r[1], r[1]), r[2], r[3], (files[r[4]], int(r[5]), int(r[6])), int(r[7]), int(r[8]),
+                             r[9]))
         elif tag == "R":
-            refs.append((r[1], r[2], r[3]))
+            refs.append((one(r[1], r[1]), one(r[2], r[2]), r[3]))
         elif tag == "A":
-            arguments.append((r[1], "" if r[2] == "-" else r[2], "" if r[3] == "-" else r[3], int(r[4]),
-                              int(r[6]) if r[5] == "p" else None, r[6] if r[5] == "f" else None,
+            arguments.append((one(r[1], r[1]), "" if r[2] == "-" else one(r[2], r[2]),
+                              "" if r[3] == "-" else one(r[3], r[3]), int(r[4]),
+                              int(r[6]) if r[5] == "p" else None, one(r[6], r[6]) if r[5] == "f" else None,
                               (files[r[7]], int(r[8]), int(r[9]))))
         elif tag == "X":
-            returned.append((r[1], r[2], r[3], (files[r[4]], int(r[5]), int(r[6]))))
+            returned.append((one(r[1], r[1]), one(r[2], r[2]), r[3], (files[r[4]], int(r[5]), int(r[6]))))
         elif tag == "U":
-            param_uses.append((r[1], int(r[2]), r[3]))
+            param_uses.append((one(r[1], r[1]), int(r[2]), r[3]))
         elif tag == "T":
-            taken.append((r[1], r[2], r[3], (files[r[4]], int(r[5]), int(r[6]))))
+            taken.append((one(r[1], r[1]), one(r[2], r[2]), r[3], (files[r[4]], int(r[5]), int(r[6]))))
         elif tag == "W":
             flows.append((r[1], r[2], r[3]))
         elif tag == "P":
             file = files[r[6]]
-            params.append((int(r[1]), r[2], r[4], r[3], _annotations(r[5]),
+            params.append((int(r[1]), r[2], one(r[4], r[4]), one(r[3], r[3]), _annotations(r[5]),
                            (file, int(r[7]), int(r[8])), (file, int(r[9]), int(r[10]))))
         elif tag == "F":
             flush()
             params = []
-            fn = (r[1], r[2], (files[r[3]], int(r[4]), int(r[5])), r[6] == "1",
+            fn = (one(r[1], r[1]), r[2], (files[r[3]], int(r[4]), int(r[5])), r[6] == "1",
                   _LINKAGE.get(int(r[7]), "none"), r[8] == "1", r[9] == "3",
-                  r[11], r[10], r[12], _annotations(r[13]), bool(int(r[14]) & 1), bool(int(r[14]) & 2))
+                  one(r[11], r[11]), one(r[10], r[10]), one(r[12], r[12]), _annotations(r[13]),
+                  bool(int(r[14]) & 1), bool(int(r[14]) & 2))
         elif tag == "N":
             files[r[1]] = os.path.normpath(r[2])
         elif tag == "D":
-            fields.append((r[1], r[3], r[2], _annotations(r[4]),
+            fields.append((r[1], one(r[3], r[3]), one(r[2], r[2]), _annotations(r[4]),
                            (struct[3][0] if struct else "", int(r[5]), int(r[6]))))
         elif tag == "G":
             flush()
@@ -212,8 +220,8 @@ def parse_records(path: str, lines: Iterable[str], facts: UnitFacts,
             if component is not None:
                 facts.file_components.setdefault(where[0], (component, Location(*where)))
             else:
-                facts.globals.append((r[1], r[2], where, r[6] == "1", _LINKAGE.get(int(r[7]), "none"),
-                                      r[9], r[8], annotations))
+                facts.globals.append((one(r[1], r[1]), r[2], where, r[6] == "1", _LINKAGE.get(int(r[7]), "none"),
+                                      one(r[9], r[9]), one(r[8], r[8]), annotations))
         elif tag == "S":
             flush()
             fields = []
