@@ -2275,6 +2275,15 @@ int qpm_parse_walk(const char *path, const char *const *argv, int argc, int fd)
  */
 #define MAX_IF 512
 
+/* What the scan asks of a character, looked up: white space (or a backslash, which continues a
+ * line), a character of an identifier, one that can begin it. */
+enum { C_SPACE = 1, C_IDENT = 2, C_IDENT_START = 4 };
+static const unsigned char char_class[256] = {
+    [' '] = C_SPACE, ['\t'] = C_SPACE, ['\r'] = C_SPACE, ['\f'] = C_SPACE, ['\v'] = C_SPACE, ['\\'] = C_SPACE,
+    ['0' ... '9'] = C_IDENT,
+    ['a' ... 'z'] = C_IDENT | C_IDENT_START, ['A' ... 'Z'] = C_IDENT | C_IDENT_START, ['_'] = C_IDENT | C_IDENT_START,
+};
+
 /* Whether the newline at i ends a line that a backslash continues (clang's rule: the backslash
  * may be followed by spaces, tabs or a carriage return). */
 static int continued(const char *s, size_t i)
@@ -2288,9 +2297,15 @@ static int continued(const char *s, size_t i)
  * continuations included), or n. */
 static size_t line_end(const char *s, size_t n, size_t i)
 {
-    for (; i < n; i++)
-        if (s[i] == '\n' && !continued(s, i))
+    while (i < n) {
+        const char *nl = memchr(s + i, '\n', n - i);
+        if (!nl)
+            return n;
+        i = (size_t)(nl - s);
+        if (!continued(s, i))
             return i;
+        i++;
+    }
     return n;
 }
 
@@ -2308,9 +2323,14 @@ static size_t literal_end(const char *s, size_t n, size_t i)
 static size_t comment_end(const char *s, size_t n, size_t i)
 {
     if (s[i + 1] == '*') {
-        for (i += 2; i + 1 < n; i++)
-            if (s[i] == '*' && s[i + 1] == '/')
+        for (i += 2; i + 1 < n; i++) {
+            const char *star = memchr(s + i, '*', n - 1 - i);
+            if (!star)
+                return n;
+            i = (size_t)(star - s);
+            if (s[i + 1] == '/')
                 return i + 2;
+        }
         return n;
     }
     return line_end(s, n, i);
@@ -2396,13 +2416,14 @@ static size_t skip_branch(const char *s, size_t n, size_t i)
 
 /* The offset of the first character from i that is not white space, a line's end or a backslash
  * (a line's continuation), or n; *line_start says whether a logical line begins there. */
-static size_t skip_space(const char *s, size_t n, size_t i, int *line_start)
+static inline __attribute__((always_inline)) size_t skip_space(const char *s, size_t n, size_t i,
+                                                              int *line_start)
 {
     for (; i < n; i++) {
         char c = s[i];
         if (c == '\n')
             *line_start = *line_start || !continued(s, i);
-        else if (c != ' ' && c != '\t' && c != '\r' && c != '\f' && c != '\v' && c != '\\')
+        else if (!(char_class[(unsigned char)c] & C_SPACE))
             break;
     }
     return i;
@@ -2433,9 +2454,20 @@ static void blank_span(char *buf, size_t from, size_t to)
         size_t next;
         if (is_comment(s, to, i)) {
             next = past_comment(s, to, i, &line_start);
-        } else {
-            next = c == '"' || c == '\'' ? literal_end(s, to, i) : i + 1;
+        } else if (c == '"' || c == '\'') {
+            next = literal_end(s, to, i);
             line_start = 0;
+        } else {
+            /* A run of characters each of which would be a token of its own here, on one line
+             * (no directive can begin after the first): no space, backslash, literal or comment. */
+            next = i + 1;
+            while (next < to && !(char_class[(unsigned char)s[next]] & C_SPACE) && s[next] != '\n' &&
+                   s[next] != '"' && s[next] != '\'' && s[next] != '/')
+                next++;
+            line_start = 0;
+            memset(buf + i, ' ', next - i);     /* no newline in it */
+            i = next;
+            continue;
         }
         if (next > to)              /* a literal's escape at the very end: not past the span */
             next = to;
@@ -2464,14 +2496,14 @@ static char next_significant(const char *s, size_t n, size_t i)
  * its '}', two per body) and blanks, in buf, the bodies numbered blank_from to blank_to - 1 (in
  * the file's order, from 0).  Returns the number of bodies found.  A '{' ... '}' followed by ';',
  * ',' or ')' is no body (a compound literal at file scope, `(struct p){1, 2};`). */
-static int is_ident_start(char c)
+static inline int is_ident_start(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+    return char_class[(unsigned char)c] & C_IDENT_START;
 }
 
-static int is_ident_char(char c)
+static inline int is_ident_char(char c)
 {
-    return is_ident_start(c) || (c >= '0' && c <= '9');
+    return char_class[(unsigned char)c] & C_IDENT;
 }
 
 /* Whether the last identifiers (ident, oldest first) are `struct|union|enum [tag] ATTRIBUTE`,
@@ -2561,7 +2593,10 @@ long qpm_bodies(char *buf, size_t len, size_t *spans, size_t max, size_t blank_f
             next = i + 1;
             while (next < n && is_ident_char(s[next]))
                 next++;
-            memmove(ident[0], ident[1], 2 * sizeof ident[0]);
+            ident[0][0] = ident[1][0];
+            ident[0][1] = ident[1][1];
+            ident[1][0] = ident[2][0];
+            ident[1][1] = ident[2][1];
             ident[2][0] = i;
             ident[2][1] = next - i;
             prev = s[next - 1];
