@@ -395,3 +395,18 @@ def test_the_first_records_are_announced_once_when_a_split_is_given_up(tmp_path,
     facts = unit.parse_unit(str(path), ("-I", str(tmp_path)), isolated=True, records=lambda: calls.append(1))
     assert split == [None]              # given up
     assert calls == [1] and any("nowhere" in d.message for d in facts.diagnostics)
+
+
+def test_lines_are_read_whole_across_reads():
+    """The walk's records come in reads of any size: a line, or a character of it, that one read
+    begins is completed by the next; a bad byte is replaced; the last line needs no newline."""
+    text = "C\tcaller\tcallee\n" + "N\t3\tsrc/caf\u00e9.c\n" + "E\tbad \xff byte\n" + "H\tlast"
+    data = text.encode("utf-8").replace(b"\xc3\xbf", b"\xff")    # \xff: no UTF-8 byte
+    want = ["C\tcaller\tcallee", "N\t3\tsrc/caf\u00e9.c", "E\tbad \ufffd byte", "H\tlast"]
+    for size in range(1, len(data) + 1):
+        reader = unit._LineReader()
+        got = []
+        for at in range(0, len(data), size):
+            got += reader.feed(data[at:at + size])
+        got += reader.feed(b"")
+        assert got == want, size

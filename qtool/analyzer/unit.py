@@ -7,6 +7,7 @@ while each of them has the same size and modification time, or failing that the 
 
 from __future__ import annotations
 
+import codecs
 import ctypes
 import fcntl
 import os
@@ -469,7 +470,7 @@ class _Half:
         self.number = -1                                       # its B number
         self.included: list[str] = []                          # H records
         self.ended = False
-        self.rest = b""
+        self.reader = _LineReader()
 
     def feed(self, lines: list[str], names: list[str]) -> None:
         """Takes lines of the half's records: N records go to names, the others to their group."""
@@ -525,9 +526,17 @@ def _merged_lines(fds: list[int], records: Callable[[], None] | None = None):
         if diagnosed:
             # The next declaration is the lower of the two halves' next ones: known once each
             # half has a complete group or has ended.
-            while all(h.groups or h.ended for h in halves) and any(h.groups for h in halves):
-                half = min((h for h in halves if h.groups), key=lambda h: h.groups[0][0])
-                yield from half.groups.popleft()[1]
+            first, second = halves[0].groups, halves[1].groups
+            while True:
+                if first and second:
+                    nearer = first if first[0][0] < second[0][0] else second
+                elif first and halves[1].ended:
+                    nearer = first
+                elif second and halves[0].ended:
+                    nearer = second
+                else:
+                    break
+                yield from nearer.popleft()[1]
             if all(h.ended and not h.groups for h in halves):
                 yield from halves[0].included
                 return
@@ -538,8 +547,7 @@ def _merged_lines(fds: list[int], records: Callable[[], None] | None = None):
             if records is not None and chunk:
                 records()
                 records = None
-            lines, half.rest = _complete_lines(half.rest, chunk)
-            half.feed(lines, names)
+            half.feed(half.reader.feed(chunk), names)
             if not chunk:
                 half.end()
                 del waiting[fd]
@@ -573,27 +581,35 @@ def _diagnostics(halves: list[_Half]):
                 yield from fixits
 
 
-def _complete_lines(rest: bytes, chunk: bytes) -> tuple[list[str], bytes]:
-    """The lines that chunk, read after rest (a line begun in an earlier read), completes, and
-    what is left of a line it begins; an empty chunk (the end) completes the last line."""
-    if not chunk:
-        return ([rest.decode("utf-8", "replace")] if rest else []), b""
-    end = chunk.rfind(b"\n") + 1
-    if end == 0:
-        return [], rest + chunk
-    return (rest + chunk[:end]).decode("utf-8", "replace").split("\n"), chunk[end:]
+class _LineReader:
+    """Lines of text from chunks of bytes read one after another (UTF-8, a bad byte replaced): a
+    character or a line a chunk begins is completed by the next."""
+
+    __slots__ = ("decode", "rest")
+
+    def __init__(self):
+        self.decode = codecs.getincrementaldecoder("utf-8")("replace").decode
+        self.rest = ""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        """The lines chunk completes; an empty chunk (the end) completes the last."""
+        if not chunk:
+            last, self.rest = self.rest + self.decode(b"", True), ""
+            return [last] if last else []
+        lines = (self.rest + self.decode(chunk)).split("\n")
+        self.rest = lines.pop()
+        return lines
 
 
 def _lines(fd: int, records: Callable[[], None] | None = None):
     """The lines read from fd until its end; records() called when the first come."""
-    rest = b""
+    reader = _LineReader()
     while True:
         chunk = os.read(fd, 1 << 20)
         if records is not None and chunk:
             records()
             records = None
-        lines, rest = _complete_lines(rest, chunk)
-        yield from lines
+        yield from reader.feed(chunk)
         if not chunk:
             return
 
