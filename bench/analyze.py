@@ -246,6 +246,16 @@ def fetch_server(server: Server) -> Server:
     return server
 
 
+def fetched_servers():
+    """Each of SERVERS fetched and configured (fetch_server); one that cannot be is said on stdout
+    and left out."""
+    for server in SERVERS:
+        try:
+            yield fetch_server(server)
+        except BenchError as e:
+            print(f"  {server.name}: not measured: {e}")
+
+
 def server_copy(server: Server, into: str) -> tuple[str, list[tuple[str, tuple[str, ...]]]]:
     """A copy of the (fetched) server's tree in `into`: its root, and its units with their flags,
     as paths of the copy."""

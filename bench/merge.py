@@ -100,12 +100,7 @@ def programs() -> list[tuple[str, list[tuple[str, tuple[str, ...]]]]]:
     bench_analyze.fetch()
     out = [("sqlite3.c", [(bench_analyze.SQLITE_C, tuple(bench_analyze.sqlean_flags(bench_analyze.SQLEAN)))]),
            ("zstd.c", [(bench_analyze.ZSTD_C, tuple(bench_analyze.zstd_flags()))])]
-    for server in bench_analyze.SERVERS:
-        try:
-            server = bench_analyze.fetch_server(server)
-        except bench_analyze.BenchError as e:
-            print(f"  {server.name}: not measured: {e}")
-            continue
+    for server in bench_analyze.fetched_servers():
         out.append((f"{server.name} {server.version}", [(u, tuple(server.flags[u])) for u in server.units]))
     return out
 

@@ -128,12 +128,7 @@ def main() -> int:
     failed = False
     try:
         print(f"edits that only move lines (bench/moved_lines.py): {args.edits} edits a server, seed {args.seed}")
-        for server in bench_analyze.SERVERS:
-            try:
-                server = bench_analyze.fetch_server(server)
-            except bench_analyze.BenchError as e:
-                print(f"  {server.name}: not measured: {e}")
-                continue
+        for server in bench_analyze.fetched_servers():
             found, bad = server_check(server, args.edits, args.seed, tmp)
             ms = {k: f"{v * 1000:.1f} ms" for k, v in found.items() if isinstance(v, float)}
             print(f"  {server.name} {server.version} ({len(server.units)} units): {found['edits']} edits, "
