@@ -675,7 +675,7 @@ def timed_walk(call, *a):
 
 clang_env.walker = lambda: Walker()
 unit.parse_records = timed("records -> facts (Python, spans the walker thread's parse and walk)", unit.parse_records)
-unit._dep = timed("dependency stat + sha1", unit._dep)
+unit._dep = timed("dependency stat + digest", unit._dep)
 unit.cached = timed("cache lookup", unit.cached)
 unit.store = timed("cache store (pickle + write)", unit.store)
 analyzer.merge = timed("build_model (merge, frequencies)", analyzer.merge)
