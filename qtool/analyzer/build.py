@@ -320,12 +320,11 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
 
     # Direct calls, grouped by edge; a site seen by several units counts once.
     sites: dict[tuple[str, str], dict[Location, CallSite]] = defaultdict(dict)
-    weight_of = _LocalWeights()
     for u in units:
         for caller, callee, _, where, loops, branches, _ in u.calls:
             if caller in by_usr and callee in by_usr:
                 where = _loc(where)
-                sites[(caller, callee)][where] = CallSite(where, loops, branches, weight_of[loops, branches])
+                sites[(caller, callee)][where] = CallSite(where, loops, branches, weights.local_weight(loops, branches))
     # Each edge's runs per run of its caller (the sum of its sites' weights, in their order).
     edge_weight = {key: _sites_weight(s) for key, s in sites.items()}
 
@@ -348,7 +347,7 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
     for (a, b), w in edge_weight.items():
         succ[a][b] = succ[a].get(b, 0.0) + w
     for c, resolved in indirect_raw.values():
-        share = weight_of[c.loops, c.branches] / max(1, len(resolved.targets))
+        share = weights.local_weight(c.loops, c.branches) / max(1, len(resolved.targets))
         for t in resolved.targets:
             succ[c.caller][t] = succ[c.caller].get(t, 0.0) + share
     called = {b for a, bs in succ.items() for b in bs if b != a}
@@ -420,8 +419,8 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
         edges = tuple(_same_or(was.get((e.caller, e.callee)), e) for e in edges)
     indirect = tuple(sorted(
         (IndirectCall(c.caller, c.location, c.callee, c.name, r.targets,
-                      weight_of[c.loops, c.branches],
-                      freq.get(c.caller, 0.0) * weight_of[c.loops, c.branches],
+                      weights.local_weight(c.loops, c.branches),
+                      freq.get(c.caller, 0.0) * weights.local_weight(c.loops, c.branches),
                       r.origins, r.narrowed, _param_index(c.slot, c.caller))
          for c, r in indirect_raw.values()),
         key=lambda i: i.location))
@@ -472,12 +471,18 @@ class _NotMoved(Exception):
     """The edit did more than move lines, or moved a place the previous model holds otherwise."""
 
 
-def _mostly_changed(units: list[UnitFacts], previous: Merge) -> bool:
-    """Whether the units that changed since previous (not the very facts it holds) define more
-    than half of its model's functions."""
+def _changed(units: list[UnitFacts], previous: Merge) -> list[int] | None:
+    """The indices of the units that changed since previous (not the very facts it holds), or
+    None when previous was merged from another number of units."""
     if len(units) != len(previous.units):
-        return False
-    changed = {u.path for u, was in zip(units, previous.units) if u is not was}
+        return None
+    return [i for i, (u, was) in enumerate(zip(units, previous.units)) if u is not was]
+
+
+def _mostly_changed(units: list[UnitFacts], previous: Merge) -> bool:
+    """Whether the units that changed since previous define more than half of its model's
+    functions."""
+    changed = {units[i].path for i in _changed(units, previous) or ()}
     functions = previous.model.functions
     return bool(changed) and 2 * sum(f.location.file in changed for f in functions) > len(functions)
 
@@ -487,10 +492,8 @@ def _moved_lines(units: list[UnitFacts], previous: Merge) -> Merge | None:
     with places in files that only it read on other lines, in the same order, and with what
     names those places or a local variable's offset named again one to one (see _line_moves);
     else None (merge does the whole work)."""
-    if len(units) != len(previous.units):
-        return None
-    changed = [i for i, (a, b) in enumerate(zip(previous.units, units)) if a is not b]
-    if len(changed) != 1:
+    changed = _changed(units, previous)
+    if changed is None or len(changed) != 1:
         return None
     i = changed[0]
     old, new = previous.units[i], units[i]
@@ -740,14 +743,6 @@ def _file_components(units: list[UnitFacts]) -> dict[str, tuple[str, Location]]:
 def _same_or(old, new):
     """old when it equals new, else new."""
     return old if old is not None and old == new else new
-
-
-class _LocalWeights(dict):
-    """(loops, branches) -> weights.local_weight(loops, branches), each worked out once."""
-
-    def __missing__(self, key: tuple[int, int]) -> float:
-        found = self[key] = weights.local_weight(*key)
-        return found
 
 
 def _sites_weight(sites: dict[Location, CallSite]) -> float:
