@@ -259,7 +259,7 @@ def parse_unit(path: str, args: tuple[str, ...], isolated: bool = False,
     facts = UnitFacts(path)
     included: list[tuple[str, int, int]] = []
     if records is not None:
-        records = _once(records)        # a split parse given up, and the file parsed whole: once
+        records = _once(records)        # each half of a split parse calls it, and a whole parse after one given up
     rc = _walk_split(lib, path, argv, facts, included, records) if isolated and _splits(path) else None
     if rc is None:
         facts, included = UnitFacts(path), []
@@ -462,7 +462,7 @@ def _walk_split(lib, path: str, argv: list[bytes], facts: UnitFacts, included: l
 class _Half:
     """What one half's walk wrote, as _merged_lines reads it."""
 
-    def __init__(self):
+    def __init__(self, records: Callable[[], None] | None = None):
         from collections import deque
         self.diagnostics: list[tuple[str, list[str]]] = []     # (E record, its K records)
         self.groups = deque()                                  # complete: (B number, records), in order
@@ -470,7 +470,7 @@ class _Half:
         self.number = -1                                       # its B number
         self.included: list[str] = []                          # H records
         self.ended = False
-        self.reader = _LineReader()
+        self.reader = _LineReader(records)
 
     def feed(self, lines: list[str], names: list[str]) -> None:
         """Takes lines of the half's records: N records go to names, the others to their group."""
@@ -512,7 +512,7 @@ def _merged_lines(fds: list[int], records: Callable[[], None] | None = None):
     order of their B numbers, and the first half's H records.  _NotSplit when the diagnostics
     disagree."""
     import select
-    halves = [_Half(), _Half()]
+    halves = [_Half(records), _Half(records)]
     waiting = dict(zip(fds, halves))
     names: list[str] = []
     diagnosed = False
@@ -544,9 +544,6 @@ def _merged_lines(fds: list[int], records: Callable[[], None] | None = None):
         for fd in ready:
             half = waiting[fd]
             chunk = os.read(fd, 1 << 20)
-            if records is not None and chunk:
-                records()
-                records = None
             half.feed(half.reader.feed(chunk), names)
             if not chunk:
                 half.end()
@@ -583,19 +580,24 @@ def _diagnostics(halves: list[_Half]):
 
 class _LineReader:
     """Lines of text from chunks of bytes read one after another (UTF-8, a bad byte replaced): a
-    character or a line a chunk begins is completed by the next."""
+    character or a line a chunk begins is completed by the next.  first(), when given, is called
+    when the first bytes come."""
 
-    __slots__ = ("decode", "rest")
+    __slots__ = ("decode", "rest", "first")
 
-    def __init__(self):
+    def __init__(self, first: Callable[[], None] | None = None):
         self.decode = codecs.getincrementaldecoder("utf-8")("replace").decode
         self.rest = ""
+        self.first = first
 
     def feed(self, chunk: bytes) -> list[str]:
         """The lines chunk completes; an empty chunk (the end) completes the last."""
         if not chunk:
             last, self.rest = self.rest + self.decode(b"", True), ""
             return [last] if last else []
+        if self.first is not None:
+            first, self.first = self.first, None
+            first()
         lines = (self.rest + self.decode(chunk)).split("\n")
         self.rest = lines.pop()
         return lines
@@ -603,12 +605,9 @@ class _LineReader:
 
 def _lines(fd: int, records: Callable[[], None] | None = None):
     """The lines read from fd until its end; records() called when the first come."""
-    reader = _LineReader()
+    reader = _LineReader(records)
     while True:
         chunk = os.read(fd, 1 << 20)
-        if records is not None and chunk:
-            records()
-            records = None
         yield from reader.feed(chunk)
         if not chunk:
             return
