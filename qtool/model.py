@@ -364,10 +364,9 @@ class ProgramModel:
     def cross_component_edges(self) -> Iterable[CallEdge]:
         if len(self.components) < 2:
             return          # no two components for an edge to go between (components names all)
-        fmap = self.function_map
         for e in self.edges:
-            a, b = fmap.get(e.caller), fmap.get(e.callee)
-            if a is not None and b is not None and a.component and b.component and a.component != b.component:
+            a, b = self.component_of(e.caller), self.component_of(e.callee)
+            if a and b and a != b:
                 yield e
 
     def with_diagnostics(self, extra: Iterable[Diagnostic]) -> "ProgramModel":
