@@ -2492,10 +2492,6 @@ static char next_significant(const char *s, size_t n, size_t i)
     return 0;
 }
 
-/* Scans buf (len bytes): stores the first max bodies' spans in spans (the offsets of '{' and of
- * its '}', two per body) and blanks, in buf, the bodies numbered blank_from to blank_to - 1 (in
- * the file's order, from 0).  Returns the number of bodies found.  A '{' ... '}' followed by ';',
- * ',' or ')' is no body (a compound literal at file scope, `(struct p){1, 2};`). */
 static inline int is_ident_start(char c)
 {
     return char_class[(unsigned char)c] & C_IDENT_START;
@@ -2523,6 +2519,10 @@ static int type_attributes_before(const char *s, size_t ident[3][2])
     return 0;
 }
 
+/* Scans buf (len bytes): stores the first max bodies' spans in spans (the offsets of '{' and of
+ * its '}', two per body) and blanks, in buf, the bodies numbered blank_from to blank_to - 1 (in
+ * the file's order, from 0).  Returns the number of bodies found.  A '{' ... '}' followed by ';',
+ * ',' or ')' is no body (a compound literal at file scope, `(struct p){1, 2};`). */
 long qpm_bodies(char *buf, size_t len, size_t *spans, size_t max, size_t blank_from, size_t blank_to)
 {
     const char *s = buf;
