@@ -44,6 +44,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import analyze as bench_analyze  # noqa: E402 (bench/analyze.py: the programs, fetched and configured)
+from loop import checkout  # noqa: E402 (bench/loop.py: qtool as it was at a revision)
 
 # Run by each revision, in a process of its own (its qtool first on sys.path): merges the facts
 # in argv[1], argv[2] times after one untimed merge, then checks and prints a model merged anew.
@@ -113,15 +114,6 @@ def save_facts(items: list[tuple[str, tuple[str, ...]]], path: str) -> None:
         facts = [pickle.loads(b) for b in pool.map(_parse, items)]
     with open(path, "wb") as f:
         pickle.dump(facts, f, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def checkout(rev: str, into: str) -> str:
-    """qtool's package as it was at rev."""
-    os.mkdir(into)
-    archive = subprocess.run(["git", "-C", REPO, "archive", rev, "qtool", "clang_attrs"], capture_output=True,
-                             check=True, timeout=120).stdout
-    subprocess.run(["tar", "-x", "-C", into], input=archive, check=True, timeout=120)
-    return into
 
 
 def child_env(tree: str) -> dict[str, str]:
