@@ -647,9 +647,10 @@ parse_walk = lib.qpm_parse_walk
 
 
 class Walker:
-    # The parse and the walk are one call into walker.c (in a thread of its own, during the
-    # records -> facts; or, for a big file parsed alone, two calls at once, one for each half of
-    # a split parse, in processes of their own); the parse's own time is what the walker noted.
+    # The parse and the walk are one call into walker.c (in a thread of its own, while the main
+    # thread waits for the facts it writes; or, for a big file parsed alone, two calls at once,
+    # one for each half of a split parse, in processes of their own); the parse's own time is
+    # what the walker noted.
     def __getattr__(self, name):
         return getattr(lib, name)
 
@@ -668,13 +669,15 @@ def timed_walk(call, *a):
         total, parsed = time.perf_counter() - t, parse_ns.value / 1e9
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         os.write(fd, f"{os.getpid()}\tlibclang parse\t{parsed}\n"
-                     f"{os.getpid()}\twalk of the AST (walker.c, in its own thread, during the records -> facts)"
+                     f"{os.getpid()}\twalk of the AST (walker.c, writing the facts)"
                      f"\t{total - parsed}\n".encode())
         os.close(fd)
 
 
 clang_env.walker = lambda: Walker()
-unit.parse_records = timed("records -> facts (Python, spans the walker thread's parse and walk)", unit.parse_records)
+unit.walked = timed("facts loaded (the walk's pickle)", unit.walked)
+unit.facts_of = timed("facts put in place (and a split walk's halves put together)", unit.facts_of)
+unit._merged = timed("facts put in place (and a split walk's halves put together)", unit._merged)
 unit._dep = timed("dependency stat + digest", unit._dep)
 unit.cached = timed("cache lookup", unit.cached)
 unit.store = timed("cache store (pickle + write)", unit.store)
@@ -1001,8 +1004,8 @@ def measure(reps: int, jobs: int, tmp: str, command: str, sources_before: str,
                 ["loading libclang.so and the walker", f"{info['load']:.2f}", ""]]
         for k in sorted(set(st) | set(wk), key=lambda k: -(st.get(k, 0) + wk.get(k, 0))):
             rows.append([k, f"{st[k]:.2f}" if k in st else "", f"{wk[k]:.2f}" if k in wk else ""])
-        # The parse and the walk run in a thread of their own while the main thread turns the
-        # records into facts (and waits for them).
+        # The parse and the walk run in a thread (or processes) of their own while the main
+        # thread waits for the facts they write.
         other = info["main"] - sum(v for k, v in st.items() if not k.startswith(("walk of the AST", "libclang parse")))
         rows.append(["main: other (waiting for / receiving from children, args, ...)" if wk else
                      "other (argument parsing, includes list, ...)", f"{other:.2f}", ""])

@@ -23,8 +23,8 @@ SPLIT_BYTES); this script measures the split apart from the rest, with the walke
              an unsaved buffer with the other half's bodies blanked (every character between the
              braces a space, newlines and directive lines kept, so that every place and every
              macro stays as it was): all its declarations, half its bodies
-  walks      the walker's records of each half's parse against those of the whole file's:
-             the declarations must be the same in both halves, and each function's records those
+  walks      the walker's facts of each half's parse against those of the whole file's:
+             the declarations must be the same in both halves, and each function's facts those
              of the half that kept its body
   timing     both halves parsed at once in two forked processes, against the whole file parsed
              in one, the two alternating, each round's wall time from the first fork to the last
@@ -135,18 +135,18 @@ def in_children(jobs: list) -> tuple[float, list]:
     return time.perf_counter() - t, results
 
 
-# The walker's records (see walker.c): the fields that are file numbers (N records name them), and
-# the kinds that a function body gives (their field 1 is the function, or the global whose
-# initializer holds them).
-FILE_FIELDS = {"C": (4,), "I": (4,), "A": (7,), "X": (4,), "T": (4,), "P": (6,), "F": (3,), "G": (3,), "S": (3,)}
-BODY_KINDS = set("CIRAXUTW")
+# The walk's facts (see walker.c, "The facts as the walk writes them"): the lists of declarations,
+# and those of the facts a function body (or a global's initializer) gives, whose first field is
+# the function (or the global).
+DECL_LISTS = ("functions", "globals", "structs")
+BODY_LISTS = ("calls", "indirect", "taken", "flows", "refs", "arguments", "param_uses", "returned")
 
 
 def walked(lib, path: str, args: list[str], contents: bytes | None) -> tuple[list, dict]:
-    """The walker's records of the parse of path (as these contents when given), file numbers
-    replaced by the files' names: the declarations' (F, P, G, S, D records, in order), and the
-    others by the function (or global) they belong to."""
-    from qtool.analyzer import clang_env
+    """The walker's facts of the parse of path (as these contents when given): the declarations'
+    (functions, globals, structs, in order), and the others by the function (or global) they
+    belong to."""
+    from qtool.analyzer import clang_env, unit
     walker = clang_env.walker()
     argv = [a.encode() for a in args]
     unsaved = (Unsaved * 1)(Unsaved(path.encode(), contents, len(contents))) if contents is not None else None
@@ -164,26 +164,20 @@ def walked(lib, path: str, args: list[str], contents: bytes | None) -> tuple[lis
             os._exit(0)
     os.close(w)
     with os.fdopen(r, "rb") as f:
-        lines = f.read().decode("utf-8", "replace").split("\n")
+        data = f.read()
     os.waitpid(pid, 0)
-    files, decls, body = {}, [], {}
-    for line in lines:
-        fields = line.split("\t")
-        if fields[0] == "N":
-            files[fields[1]] = fields[2]
-            continue
-        for i in FILE_FIELDS.get(fields[0], ()):
-            fields[i] = files.get(fields[i], fields[i])
-        if fields[0] in BODY_KINDS:
-            body.setdefault(fields[1], []).append(tuple(fields))
-        elif fields[0] in ("F", "P", "G", "S", "D"):
-            decls.append(tuple(fields))
+    parts = dict(zip(unit._LISTS, unit.walked(data)[1:]))
+    decls = [(name, fact) for name in DECL_LISTS for fact in parts[name]]
+    body: dict[str, list] = {}
+    for name in BODY_LISTS:
+        for fact in parts[name]:
+            body.setdefault(fact[0], []).append((name, fact))
     return decls, body
 
 
 def walks_agree(lib, path: str, args: list[str], buffers: list[bytes]) -> str:
     """Whether the walks of the two halves, put together, say what the walk of the whole file
-    says: the same declarations in each, and each function's (or global's) records those of the
+    says: the same declarations in each, and each function's (or global's) facts those of the
     half that kept its body (of both halves when the two agree: a global's initializer, a body
     the scan did not find)."""
     whole = walked(lib, path, args, None)
@@ -195,8 +189,8 @@ def walks_agree(lib, path: str, args: list[str], buffers: list[bytes]) -> str:
         together = a if a == b else a + b if not (a and b) else None
         split += a != b
         wrong += together != whole[1].get(holder, [])
-    return (f"declarations {'equal' if same_decls else 'DIFFER'} ({len(whole[0])} records); "
-            f"{split} of {len(whole[1])} functions' and globals' records from one half, {wrong} differing")
+    return (f"declarations {'equal' if same_decls else 'DIFFER'} ({len(whole[0])} facts); "
+            f"{split} of {len(whole[1])} functions' and globals' facts from one half, {wrong} differing")
 
 
 def coverage(path: str, args: list[str], spans: list[tuple[int, int]]) -> tuple[int, int, int]:
@@ -262,7 +256,7 @@ def main() -> int:
           "  no bodies s: the parse with every body skipped (what each half parses again); half errors: each\n"
           "  half's diagnostics of severity error (must be 0) and all its diagnostics (warnings about the\n"
           "  bodies it blanked among them, which a split would have to leave out).")
-    print("the walker's records (qpm_walk, untimed) of the two halves against those of the whole file:")
+    print("the walker's facts (qpm_walk, untimed) of the two halves against those of the whole file:")
     for name, said in agree.items():
         print(f"  {name}: {said}")
     return 0

@@ -1005,19 +1005,53 @@ def test_long_walk_streams_every_record(tmp_path):
     assert [s.name for s in structs] == ["late"] and structs[0].location == (str(src / "late.h"), 1, 8)
     assert len(facts.indirect) == 1 and len(facts.taken) == 1
 
-    # The same records written in one piece into a file, and turned into facts at once, make
-    # the same facts: nothing is lost or reordered on the way through the pipe.
+    # The same walk written in one piece into a file, and loaded at once, makes the same facts:
+    # nothing is lost or reordered on the way through the pipe.
     out = tmp_path / "records"
     with open(out, "wb") as f:
         assert _parse_walk(app, f.fileno()) == 0
     whole = unit.UnitFacts(app)
     included: list[str] = []
-    unit.parse_records(app, out.read_text().split("\n"), whole, included)
-    assert out.stat().st_size > 8 * 65536       # many writes
+    unit.facts_of(unit.walked(out.read_bytes()), whole, included)
+    assert out.stat().st_size > 4 * 65536       # many writes
     whole.deps = facts.deps
     assert whole == facts
     assert sorted({app, *(p for p, _, _ in included)}) == [d[0] for d in facts.deps] == [app, str(src / "late.h")]
     assert all((size, mtime) == (os.stat(p).st_size, os.stat(p).st_mtime_ns) for p, size, mtime in included)
+
+
+def test_walk_names_files_as_python_decodes_and_normalizes_them(tmp_path):
+    # The walker writes each string as UTF-8, a bad byte replaced as Python's "replace" decoding
+    # replaces it (a run that begins a sequence, one U+FFFD; a byte that cannot, one each), and
+    # each file's name as os.path.normpath makes it: what the text of the records said before.
+    raw = b"inc\xff-\xe1\x80A-\xed\xa0\x80-\xf0\x9f\x98-\xc3\xa9-\xf4\x90\x80\x80-\xc0\xaf"
+    src = tmp_path / "src"
+    header = os.path.join(os.fsencode(src), b"sub", raw, b"h.h")
+    os.makedirs(os.path.dirname(header))
+    with open(header, "wb") as f:
+        f.write(b"static inline int twice(int x) { return 2 * x; }\n")
+    app = src / "app.c"
+    app.write_bytes(b'#include "' + raw + b'/./h.h"\nint main(void) { return twice(1); }\n')
+    facts = unit.parse_unit(str(app), ("-I", f"{src}//./sub/../sub/."))
+    (twice,) = [d for d in map(unit.FunctionDecl._make, facts.functions) if d.name == "twice"]
+    assert twice.location == (f"{src}/sub/{raw.decode('utf-8', 'replace')}/h.h", 1, 19)
+    assert twice.location[0].count("\ufffd") == 12 and "\u00e9" in twice.location[0]
+
+
+def test_a_walk_cut_short_is_not_taken_for_facts(tmp_path):
+    # What a walk that died wrote ends anywhere: every cut of it is refused (ValueError), never
+    # loaded as fewer facts.
+    app, _ = write(tmp_path, "app.c", "int f(int x) { return x; }\nint main(void) { return f(1); }\n")
+    out = tmp_path / "records"
+    with open(out, "wb") as f:
+        assert _parse_walk(app, f.fileno()) == 0
+    data = out.read_bytes()
+    facts = unit.UnitFacts(app)
+    unit.facts_of(unit.walked(data), facts)
+    assert len(facts.functions) == 2 and len(facts.calls) == 1
+    for cut in range(len(data)):
+        with pytest.raises(ValueError):
+            unit.walked(data[:cut])
 
 
 def _parse_walk(path: str, fd: int) -> int:

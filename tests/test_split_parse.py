@@ -347,22 +347,19 @@ def test_a_file_the_split_cannot_be_trusted_with_is_parsed_whole(tmp_path, monke
 @pytest.mark.parametrize("how", ["in a thread", "in a child", "split between two"])
 def test_the_first_records_are_announced_once_after_the_parse(tmp_path, monkeypatch, how):
     """parse_unit's records(), which the analysis uses to pause the merge state's reader while the
-    records become facts, is called once, when the first records come: the walk has begun, and no
-    fact has been made of them yet."""
+    walk's facts are loaded, is called once, when the walk's first bytes come: the walk has begun,
+    and nothing has been loaded of them yet."""
     (tmp_path / "shared.h").write_text(HEADER)
     path = tmp_path / "big.c"
     path.write_text(program())
     monkeypatch.setenv("QPM_SPLIT_BYTES", "0" if how == "split between two" else "-1")
-    calls, converted = [], []
-    real = unit.parse_records
+    calls, loaded = [], []
+    real = unit.walked
 
-    def counting(path_, lines, facts, included=None):
-        def watched():
-            for line in lines:
-                converted.append(line)
-                yield line
-        return real(path_, watched(), facts, included)
-    monkeypatch.setattr(unit, "parse_records", counting)
+    def counting(data):
+        loaded.append(len(data))
+        return real(data)
+    monkeypatch.setattr(unit, "walked", counting)
     split = []
 
     def spy(*args):
@@ -370,9 +367,10 @@ def test_the_first_records_are_announced_once_after_the_parse(tmp_path, monkeypa
         return split[-1]
     monkeypatch.setattr(unit, "_walk_split", spy)
     facts = unit.parse_unit(str(path), ("-I", str(tmp_path)), isolated=how != "in a thread",
-                            records=lambda: calls.append(len(converted)))
+                            records=lambda: calls.append(len(loaded)))
     assert calls == [0]
-    assert len(converted) > 100 and len(facts.functions) > 40
+    assert len(loaded) == (2 if how == "split between two" else 1) and min(loaded) > 1000
+    assert len(facts.functions) > 40
     assert split == ([0] if how == "split between two" else [])
 
 
@@ -395,18 +393,3 @@ def test_the_first_records_are_announced_once_when_a_split_is_given_up(tmp_path,
     facts = unit.parse_unit(str(path), ("-I", str(tmp_path)), isolated=True, records=lambda: calls.append(1))
     assert split == [None]              # given up
     assert calls == [1] and any("nowhere" in d.message for d in facts.diagnostics)
-
-
-def test_lines_are_read_whole_across_reads():
-    """The walk's records come in reads of any size: a line, or a character of it, that one read
-    begins is completed by the next; a bad byte is replaced; the last line needs no newline."""
-    text = "C\tcaller\tcallee\n" + "N\t3\tsrc/caf\u00e9.c\n" + "E\tbad \xff byte\n" + "H\tlast"
-    data = text.encode("utf-8").replace(b"\xc3\xbf", b"\xff")    # \xff: no UTF-8 byte
-    want = ["C\tcaller\tcallee", "N\t3\tsrc/caf\u00e9.c", "E\tbad \ufffd byte", "H\tlast"]
-    for size in range(1, len(data) + 1):
-        reader = unit._LineReader()
-        got = []
-        for at in range(0, len(data), size):
-            got += reader.feed(data[at:at + size])
-        got += reader.feed(b"")
-        assert got == want, size

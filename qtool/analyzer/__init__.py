@@ -222,9 +222,9 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
                 reader.start()
             for k, i in enumerate(todo):
                 if reading and k:
-                    entry.resume()      # paused at the unit before's records: on while this one parses
+                    entry.resume()      # paused at the unit before's facts: on while this one parses
                 # In a child process: a crash of libclang is the unit's error, not this command's end.
-                # The reader waits while this thread turns the unit's records into facts (from the
+                # The reader waits while this thread reads and loads the unit's facts (from the
                 # first that come): the two would take turns at the interpreter, slowing each other,
                 # and the facts are what tell whether the merge state is needed at all.
                 facts[i] = unit.parse_unit(*items[i], isolated=True, records=entry.pause if reading else None)

@@ -7,10 +7,10 @@ while each of them has the same size and modification time, or failing that the 
 
 from __future__ import annotations
 
-import codecs
 import ctypes
 import fcntl
 import os
+import pickle
 import re
 import threading
 from collections import namedtuple
@@ -144,90 +144,51 @@ def _unescape(text: str) -> str:
     return "".join(out)
 
 
-def parse_records(path: str, lines: Iterable[str], facts: UnitFacts,
-                  included: list[tuple[str, int, int]] | None = None) -> None:
-    """Turns the walker's records (see walker.c), lines of text, into facts; the files named by H
-    records go to included, (path, size, mtime_ns) each (those stat could not see left out)."""
-    files: dict[str, str] = {"-1": ""}
-    fn: tuple | None = None          # a function's fields, waiting for its parameters
-    params: list[tuple] = []
-    struct: tuple | None = None      # a struct's fields, waiting for its members
-    fields: list[tuple] = []
+# What a walk writes (walker.c, "The facts as the walk writes them"): a pickle of one tuple of
+# lists, the facts of each kind in the order of the walk; the lines of its E, K and H records
+# first, and last, from a half of a split parse, where each of its declarations begins.
+_LISTS = ("functions", "globals", "structs", "calls", "indirect", "taken", "flows", "refs", "arguments",
+          "param_uses", "returned")
+_PARTS = 2 + len(_LISTS)
+
+
+def walked(data: bytes) -> tuple:
+    """The lists a walk wrote (see _LISTS), loaded; ValueError when these bytes are not all of
+    them (a walk cut short).  The walker is this program's own C, run on the unit in this
+    process or in one forked from it: what it writes is loaded as it is written, with the
+    pickle module's C loader (in about a sixth of the time reading them as lines of text took)."""
+    try:
+        parts = pickle.loads(data)
+    except MemoryError:
+        raise
+    except Exception as e:
+        raise ValueError(f"the walk's facts are cut short or damaged ({e.__class__.__name__})") from None
+    if type(parts) is not tuple or len(parts) != _PARTS:
+        raise ValueError("the walk's facts are not a walker's")
+    return parts
+
+
+def facts_of(parts: tuple, facts: UnitFacts, included: list[tuple[str, int, int]] | None = None) -> None:
+    """Puts a walk's lists (walked) into facts; the files its H records name go to included,
+    (path, size, mtime_ns) each (those stat could not see left out)."""
+    for name, found in zip(_LISTS, parts[1:]):
+        setattr(facts, name, found)
+    if any(g[7] for g in facts.globals):
+        # A global annotated qpm_file_component names its file's default component: not a global.
+        kept = []
+        for g in facts.globals:
+            component = next((a.arg for a in g[7] if a.kind == "file_component"), None)
+            if component is not None:
+                facts.file_components.setdefault(g[2][0], (component, Location(*g[2])))
+            else:
+                kept.append(g)
+        facts.globals = kept
     diagnostics: list[tuple[str, str, Location | None, list[FixIt]]] = []   # with their fix-its
     keep = False                     # whether a K record is the last diagnostic's
-    calls, indirect, refs, arguments = facts.calls, facts.indirect, facts.refs, facts.arguments
-    returned, param_uses, taken, flows = facts.returned, facts.param_uses, facts.taken, facts.flows
-    # Each USR, name and type the records repeat (a function at each call of it, a type at each
-    # parameter of it) one string object: the facts take half the memory, and the merge, which
-    # looks them up in dictionaries, finds them together (sqlite3.c's: 0.16 to 0.13 s).
-    one = {}.setdefault
-
-    def flush():
-        nonlocal fn, struct
-        if fn is not None:
-            facts.functions.append((*fn, tuple(params)))
-            fn = None
-        if struct is not None:
-            facts.structs.append((*struct, tuple(fields)))
-            struct = None
-
-    for line in lines:
-        if not line:
-            continue
+    for line in parts[0]:
         r = line.split("\t")
         tag = r[0]
-        if tag == "C":
-            calls.append((one(r[1], r[1]), one(r[2], r[2]), one(r[3], r[3]), (files[r[4]], int(r[5]), int(r[6])),
-                          int(r[7]), int(r[8]), "?"))
-        elif tag == "I":
-            indirect.append((one(r[1], r[1]), r[2], r[3], (files[r[4]], int(r[5]), int(r[6])), int(r[7]), int(r[8]),
-                             r[9]))
-        elif tag == "R":
-            refs.append((one(r[1], r[1]), one(r[2], r[2]), r[3]))
-        elif tag == "A":
-            arguments.append((one(r[1], r[1]), "" if r[2] == "-" else one(r[2], r[2]),
-                              "" if r[3] == "-" else one(r[3], r[3]), int(r[4]),
-                              int(r[6]) if r[5] == "p" else None, one(r[6], r[6]) if r[5] == "f" else None,
-                              (files[r[7]], int(r[8]), int(r[9]))))
-        elif tag == "X":
-            returned.append((one(r[1], r[1]), one(r[2], r[2]), r[3], (files[r[4]], int(r[5]), int(r[6]))))
-        elif tag == "U":
-            param_uses.append((one(r[1], r[1]), int(r[2]), r[3]))
-        elif tag == "T":
-            taken.append((one(r[1], r[1]), one(r[2], r[2]), r[3], (files[r[4]], int(r[5]), int(r[6]))))
-        elif tag == "W":
-            flows.append((r[1], r[2], r[3]))
-        elif tag == "P":
-            file = files[r[6]]
-            params.append((int(r[1]), r[2], one(r[4], r[4]), one(r[3], r[3]), _annotations(r[5]),
-                           (file, int(r[7]), int(r[8])), (file, int(r[9]), int(r[10]))))
-        elif tag == "F":
-            flush()
-            params = []
-            fn = (one(r[1], r[1]), r[2], (files[r[3]], int(r[4]), int(r[5])), r[6] == "1",
-                  _LINKAGE.get(int(r[7]), "none"), r[8] == "1", r[9] == "3",
-                  one(r[11], r[11]), one(r[10], r[10]), one(r[12], r[12]), _annotations(r[13]),
-                  bool(int(r[14]) & 1), bool(int(r[14]) & 2))
-        elif tag == "N":
-            files[r[1]] = os.path.normpath(r[2])
-        elif tag == "D":
-            fields.append((r[1], one(r[3], r[3]), one(r[2], r[2]), _annotations(r[4]),
-                           (struct[3][0] if struct else "", int(r[5]), int(r[6]))))
-        elif tag == "G":
-            flush()
-            annotations = _annotations(r[10])
-            where = (files[r[3]], int(r[4]), int(r[5]))
-            component = next((a.arg for a in annotations if a.kind == "file_component"), None)
-            if component is not None:
-                facts.file_components.setdefault(where[0], (component, Location(*where)))
-            else:
-                facts.globals.append((one(r[1], r[1]), r[2], where, r[6] == "1", _LINKAGE.get(int(r[7]), "none"),
-                                      one(r[9], r[9]), one(r[8], r[8]), annotations))
-        elif tag == "S":
-            flush()
-            fields = []
-            struct = (r[1], r[2], "union" if r[6] == "U" else "struct", (files[r[3]], int(r[4]), int(r[5])))
-        elif tag == "H":
+        if tag == "H":
             if included is not None and r[2] != "-":
                 included.append((r[1], int(r[2]), int(r[3])))
         elif tag == "E":
@@ -240,20 +201,32 @@ def parse_records(path: str, lines: Iterable[str], facts: UnitFacts,
         elif tag == "K":
             if keep:
                 diagnostics[-1][3].append(FixIt(os.path.normpath(r[1]), int(r[2]), int(r[3]), _unescape(r[4])))
-    flush()
     facts.diagnostics.extend(Diagnostic(severity, "QPM001", message, place, tuple(fixits))
                              for severity, message, place, fixits in diagnostics)
+
+
+def _read(fd: int, records: Callable[[], None] | None = None) -> bytes:
+    """What is written to fd until its end (a walk's facts); records() called when the first
+    bytes come."""
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        if not chunks and records is not None:
+            records()
+        chunks.append(chunk)
 
 
 def parse_unit(path: str, args: tuple[str, ...], isolated: bool = False,
                records: Callable[[], None] | None = None) -> UnitFacts:
     """Parses one source file (function bodies included) and walks it: the walker does both, and
-    writes the unit's diagnostics and included files with its records (see walker.c).  isolated:
-    in a process forked for it, whose records this one reads as they come (not in a thread of
+    writes the unit's diagnostics and included files with its facts (see walker.c).  isolated:
+    in a process forked for it, whose facts this one reads as they come (not in a thread of
     this one), so that a crash of libclang is the unit's error (crashed), not this process's end:
     for a caller that has no worker of its own to lose (workers.py).  records(), when given, is
-    called once, when the walk's first records come (the parse is over: what this thread does from
-    then on, turning them into facts, is the unit's time)."""
+    called once, when the walk's first facts come (the parse is over: what this thread does from
+    then on, reading and loading them, is the unit's time)."""
     lib = clang_env.walker()
     argv = [a.encode() for a in clang_args(args)]
     facts = UnitFacts(path)
@@ -313,11 +286,11 @@ class _Crashed(Exception):
 
 def _walk(call, path: str, facts: UnitFacts, included: list[tuple[str, int, int]], isolated: bool = False,
           records: Callable[[], None] | None = None) -> int:
-    """Runs call(fd), a walk, and turns the records it writes to fd into facts, the two at once:
-    the walk runs in a thread of its own (the walker is C, and the call lets go of the
-    interpreter), or in a process of its own when isolated, and writes its records into a pipe,
-    from which this thread turns them into facts meanwhile.  The walk's result: 0, or 1 when the
-    file could not be parsed; _Crashed when the process it ran in died."""
+    """Runs call(fd), a walk, and puts the facts it writes to fd into facts: the walk runs in a
+    thread of its own (the walker is C, and the call lets go of the interpreter), or in a process
+    of its own when isolated, and writes its facts into a pipe, which this thread reads meanwhile
+    and loads at its end.  The walk's result: 0, or 1 when the file could not be parsed; _Crashed
+    when the process it ran in died."""
     rfd, wfd = _pipe()
     if isolated:
         return _walk_in_child(call, path, facts, included, rfd, wfd, records)
@@ -332,11 +305,14 @@ def _walk(call, path: str, facts: UnitFacts, included: list[tuple[str, int, int]
     walker = threading.Thread(target=walk, name=f"walk {os.path.basename(path)}")
     walker.start()
     try:
-        parse_records(path, _lines(rfd, records), facts, included)
+        data = _read(rfd, records)
     finally:
         os.close(rfd)                   # a walk still writing stops (EPIPE)
         walker.join()
-    return _walk_result(path, rc[0] if rc else None)
+    rc = _walk_result(path, rc[0] if rc else None)
+    if data:                            # nothing when the file could not be parsed
+        facts_of(walked(data), facts, included)
+    return rc
 
 
 def _pipe() -> tuple[int, int]:
@@ -367,11 +343,17 @@ def _walk_in_child(call, path: str, facts: UnitFacts, included: list, rfd: int, 
             os.close(rfd)
             rc = call(wfd)
             code = rc if rc in (0, 1) else 3 + min(-rc, 250) if rc < 0 else 2
+            os.close(wfd)       # the reader's end now, not after this process's memory is unmapped
         finally:
             os._exit(code)
     os.close(wfd)
+    parts = bad = None
     try:
-        parse_records(path, _lines(rfd, records), facts, included)
+        data = _read(rfd, records)
+        try:                            # while the child's memory is unmapped
+            parts = walked(data) if data else None
+        except ValueError as e:
+            bad = e                     # cut short: how the child ended says why (below)
     except BaseException:
         import signal
         os.kill(pid, signal.SIGKILL)    # interrupted: the walk is not waited for
@@ -383,7 +365,12 @@ def _walk_in_child(call, path: str, facts: UnitFacts, included: list, rfd: int, 
         from .workers import how_it_ended
         raise _Crashed(how_it_ended(-os.WTERMSIG(status)))
     code = os.WEXITSTATUS(status)
-    return _walk_result(path, code if code in (0, 1) else -(code - 3) if code >= 3 else None)
+    rc = _walk_result(path, code if code in (0, 1) else -(code - 3) if code >= 3 else None)
+    if bad is not None:
+        raise bad
+    if parts is not None:
+        facts_of(parts, facts, included)
+    return rc
 
 
 # The parse split by function bodies (walker.c): a unit parsed alone (isolated: no other unit's
@@ -419,8 +406,8 @@ class _NotSplit(Exception):
 def _walk_split(lib, path: str, argv: list[bytes], facts: UnitFacts, included: list,
                 records: Callable[[], None] | None = None) -> int | None:
     """The unit parsed and walked by two forked processes, each keeping half of the file's
-    function bodies (walker.c, qpm_parse_walk_split), their records put together into facts as
-    they come, as those of the whole file's walk (_merged_lines): 0; or None when the file is
+    function bodies (walker.c, qpm_parse_walk_split), their facts put together as those of the
+    whole file's walk (_merged): 0; or None when the file is
     not to be split, or a half failed or died (facts and included then hold what they were
     given, and more: the caller parses the file whole, which reports what went wrong)."""
     import signal
@@ -438,15 +425,16 @@ def _walk_split(lib, path: str, argv: list[bytes], facts: UnitFacts, included: l
                     rc = lib.qpm_parse_walk_split(path.encode(), (ctypes.c_char_p * len(argv))(*argv), len(argv),
                                                   w, half)
                     code = rc if rc in (0, 1, 2) else 3
+                    os.close(w)         # as in _walk_in_child
                 finally:
                     os._exit(code)
             os.close(w)
             reads.append(r)
             pids.append(pid)
         try:
-            parse_records(path, _merged_lines(reads, records), facts, included)
+            facts_of(_merged(_read_halves(reads, records)), facts, included)
             ok = True
-        except Exception:       # _NotSplit, or the records of a half that died: parse it whole
+        except Exception:       # _NotSplit, or the facts of a half that died: parse it whole
             ok = False
     finally:
         for fd in reads:
@@ -459,98 +447,68 @@ def _walk_split(lib, path: str, argv: list[bytes], facts: UnitFacts, included: l
     return 0 if ok else None
 
 
-class _Half:
-    """What one half's walk wrote, as _merged_lines reads it."""
-
-    def __init__(self, records: Callable[[], None] | None = None):
-        from collections import deque
-        self.diagnostics: list[tuple[str, list[str]]] = []     # (E record, its K records)
-        self.groups = deque()                                  # complete: (B number, records), in order
-        self.current: list[str] | None = None                  # the records of the group being read
-        self.number = -1                                       # its B number
-        self.included: list[str] = []                          # H records
-        self.ended = False
-        self.reader = _LineReader(records)
-
-    def feed(self, lines: list[str], names: list[str]) -> None:
-        """Takes lines of the half's records: N records go to names, the others to their group."""
-        current = self.current
-        for line in lines:
-            if line[:1] not in _OTHER and line:
-                current.append(line)        # a group's record (none before the first B: a failure)
-                continue
-            tag = line[:1]
-            if tag == "B":
-                if current is not None:
-                    self.groups.append((self.number, current))
-                current, self.number = [], int(line[2:])
-            elif tag == "N":
-                names.append(line)
-            elif tag == "E":
-                self.diagnostics.append((line, []))
-            elif tag == "K":
-                if self.diagnostics:
-                    self.diagnostics[-1][1].append(line)
-            elif tag == "H":
-                self.included.append(line)
-        self.current = current
-
-    def end(self) -> None:
-        if self.current is not None:
-            self.groups.append((self.number, self.current))
-            self.current = None
-        self.ended = True
-
-
-_OTHER = frozenset("BNEKH")     # the records of a half that are no group's
-
-
-def _merged_lines(fds: list[int], records: Callable[[], None] | None = None):
-    """The records of the two halves' walks (fds[0], fds[1]) as the whole file's walk would write
-    them: N records as they come (each half numbers its files apart), the diagnostics put
-    together (_diagnostics), each declaration's records from the half that wrote them in the
-    order of their B numbers, and the first half's H records.  _NotSplit when the diagnostics
-    disagree."""
+def _read_halves(fds: list[int], records: Callable[[], None] | None = None) -> list[tuple]:
+    """The lists each half's walk wrote to fds[0] and fds[1] (walked), each loaded when its half
+    ends (the other may still be walking); records() called when the first bytes come."""
     import select
-    halves = [_Half(records), _Half(records)]
-    waiting = dict(zip(fds, halves))
-    names: list[str] = []
-    diagnosed = False
-    while True:
-        if names:
-            yield from names
-            names.clear()
-        if not diagnosed and all(h.ended or h.current is not None for h in halves):
-            diagnosed = True
-            yield from _diagnostics(halves)
-        if diagnosed:
-            # The next declaration is the lower of the two halves' next ones: known once each
-            # half has a complete group or has ended.
-            first, second = halves[0].groups, halves[1].groups
-            while True:
-                if first and second:
-                    nearer = first if first[0][0] < second[0][0] else second
-                elif first and halves[1].ended:
-                    nearer = first
-                elif second and halves[0].ended:
-                    nearer = second
-                else:
-                    break
-                yield from nearer.popleft()[1]
-            if all(h.ended and not h.groups for h in halves):
-                yield from halves[0].included
-                return
-        ready, _, _ = select.select(list(waiting), [], [])
+    chunks: dict[int, list[bytes]] = {fd: [] for fd in fds}
+    parts: dict[int, tuple] = {}
+    waiting = list(fds)
+    while waiting:
+        ready, _, _ = select.select(waiting, [], [])
         for fd in ready:
-            half = waiting[fd]
             chunk = os.read(fd, 1 << 20)
-            half.feed(half.reader.feed(chunk), names)
-            if not chunk:
-                half.end()
-                del waiting[fd]
+            if chunk:
+                if records is not None:
+                    records()
+                    records = None
+                chunks[fd].append(chunk)
+            else:
+                waiting.remove(fd)
+                parts[fd] = walked(b"".join(chunks.pop(fd)))
+    return [parts[fd] for fd in fds]
 
 
-def _diagnostics(halves: list[_Half]):
+def _merged(halves: list[tuple]) -> tuple:
+    """The lists of the whole file's walk from its halves' (walked): the diagnostics put together
+    (_diagnostics), each declaration's facts from the half that wrote them in the order of their
+    numbers (a half's last list: each declaration's number, and the length of each list before
+    its facts), and the first half's H records.  _NotSplit when the diagnostics disagree."""
+    from bisect import bisect_left
+    lines = list(_diagnostics([_diagnosed(half[0]) for half in halves]))
+    lines += [line for line in halves[0][0] if line[:1] == "H"]
+    lists: list[list] = [[] for _ in _LISTS]
+    groups = [half[-1] for half in halves]
+    at = [0, 0]                 # each half's next declaration
+    while at[0] < len(groups[0]) or at[1] < len(groups[1]):
+        # The half whose next declaration comes first: its declarations up to the other's next.
+        k = 0 if at[1] == len(groups[1]) or (at[0] < len(groups[0]) and
+                                              groups[0][at[0]][0] < groups[1][at[1]][0]) else 1
+        mine, other = groups[k], groups[1 - k]
+        end = bisect_left(mine, (other[at[1 - k]][0],), at[k]) if at[1 - k] < len(other) else len(mine)
+        start, stop = mine[at[k]], mine[end] if end < len(mine) else None
+        for n, out in enumerate(lists):
+            found = halves[k][n + 1]
+            a, b = start[n + 1], stop[n + 1] if stop is not None else len(found)
+            if b > a:
+                out += found[a:b]
+        at[k] = end
+    return (lines, *lists)
+
+
+def _diagnosed(lines: list[str]) -> list[tuple[str, list[str]]]:
+    """A half's diagnostics: each E record's line with the lines of its K records."""
+    out: list[tuple[str, list[str]]] = []
+    for line in lines:
+        tag = line[:1]
+        if tag == "E":
+            out.append((line, []))
+        elif tag == "K" and out:
+            out[-1][1].append(line)
+    return out
+
+
+def _diagnostics(halves: list[list[tuple[str, list[str]]]]):
     """The diagnostics of the whole file's parse, from its halves' (each E record's last field says
     whether its place is in a body of half 0, of half 1, or neither, "-"): one in a body, from
     the half that kept that body; one elsewhere, when both halves report it; or, when only one
@@ -559,7 +517,7 @@ def _diagnostics(halves: list[_Half]):
     from collections import Counter
     outside = [Counter(), Counter()]
     for k, half in enumerate(halves):
-        for e, fixits in half.diagnostics:
+        for e, fixits in half:
             said, _, where = e.rpartition("\t")
             if where == "-":
                 outside[k][(said, *fixits)] += 1
@@ -569,48 +527,13 @@ def _diagnostics(halves: list[_Half]):
             if not said.split("\t")[6].startswith(_UNUSED):
                 raise _NotSplit
     for k, half in enumerate(halves):
-        for e, fixits in half.diagnostics:
+        for e, fixits in half:
             said, _, where = e.rpartition("\t")
             if where == str(k) or (k == 0 and where == "-" and both[(said, *fixits)] > 0):
                 if where == "-":
                     both[(said, *fixits)] -= 1
                 yield said
                 yield from fixits
-
-
-class _LineReader:
-    """Lines of text from chunks of bytes read one after another (UTF-8, a bad byte replaced): a
-    character or a line a chunk begins is completed by the next.  first(), when given, is called
-    when the first bytes come."""
-
-    __slots__ = ("decode", "rest", "first")
-
-    def __init__(self, first: Callable[[], None] | None = None):
-        self.decode = codecs.getincrementaldecoder("utf-8")("replace").decode
-        self.rest = ""
-        self.first = first
-
-    def feed(self, chunk: bytes) -> list[str]:
-        """The lines chunk completes; an empty chunk (the end) completes the last."""
-        if not chunk:
-            last, self.rest = self.rest + self.decode(b"", True), ""
-            return [last] if last else []
-        if self.first is not None:
-            first, self.first = self.first, None
-            first()
-        lines = (self.rest + self.decode(chunk)).split("\n")
-        self.rest = lines.pop()
-        return lines
-
-
-def _lines(fd: int, records: Callable[[], None] | None = None):
-    """The lines read from fd until its end; records() called when the first come."""
-    reader = _LineReader(records)
-    while True:
-        chunk = os.read(fd, 1 << 20)
-        yield from reader.feed(chunk)
-        if not chunk:
-            return
 
 
 # The per-unit cache.

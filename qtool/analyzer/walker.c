@@ -3,11 +3,11 @@
  *
  * Walking a large translation unit cursor by cursor from Python costs seconds (half a million
  * cursors in the SQLite amalgamation), so this walk runs in C against libclang's stable C API
- * and emits only the facts the program model needs, as tab-separated records (one per line),
- * written to a file descriptor as the walk goes (the analyzer reads them from a pipe while the
- * walk goes on):
+ * and emits only the facts the program model needs.  It makes them as records, each a tag and
+ * its fields (below: "file line col" is a place, the file a number), and writes each as the fact
+ * the analyzer keeps of it (see "The facts as the walk writes them" below), to a file descriptor
+ * as the walk goes:
  *
- *   N idx path                                      a file name (before the first record using it)
  *   F usr name file line col isdef linkage variadic storage ret_enc ret_spelling fn_type annots binding
  *   P idx name type_enc type_spelling annots line col end_line end_col    (after its F)
  *   G usr name file line col isdef linkage type_enc type_spelling annots
@@ -50,6 +50,27 @@
  * A function's binding is a bit set: 1 declared inline, 2 given hidden or protected visibility by an
  * attribute: either way gcc may bind the calls of its unit to its body.  (A visibility pragma leaves
  * no attribute to see; the build finds those in the object.)
+ *
+ * The facts as the walk writes them.  Python reads text a line at a time at a microsecond a
+ * record, some six times what loading the same facts from a pickle takes; so the walk writes a
+ * pickle (protocol 4), which the analyzer loads with pickle's C loader (unit.walked): one tuple of
+ * lists, in this order (unit._LISTS):
+ *
+ *   lines        the E, K and H records, each a line of text: its fields joined by tabs
+ *   functions    unit.FunctionDecl each: an F record with its P records (unit.ParamFact each)
+ *   globals      unit.GlobalDecl: a G record (the analyzer takes those annotated
+ *                qpm_file_component for their files' components)
+ *   structs      unit.StructFact: an S record with its D records (unit.FieldFact each)
+ *   calls        unit.Call: C;  indirect: unit.Call, I;  taken: T;  flows: W;  refs: R;
+ *   arguments    unit.ArgumentFact: A;  param_uses: U;  returned: X
+ *   groups       a split walk's B records: (number, the length of each list from functions
+ *                to returned before the declaration's facts)
+ *
+ * each fact a tuple laid out as unit.py's named tuples say (out_end makes it of its record):
+ * places as (file, line, column), the file's name as os.path.normpath makes it ("" for none),
+ * annotations the Annotations unit._annotations makes of the field (a call in the pickle), and
+ * each string valid UTF-8 (a bad byte replaced as Python's "replace" decoding does, and tabs and
+ * newlines as spaces), written once and referred to after.
  *
  * Function pointers.  A call is direct when its callee, under parentheses, casts, `*` and `&`,
  * names a function: `f(x)`, `(*f)(x)`, `(&f)(x)`.  Any other call is indirect (`fp(x)`,
@@ -205,57 +226,73 @@ static inline int is_null(CXCursor c)
     return c.kind == K_INVALID_FILE && !c.data[0] && !c.data[1] && !c.data[2];
 }
 
-/* The output buffer grows geometrically; a failed allocation sticks and is reported once.  Whole
- * records are written to fd once FLUSH_AT bytes wait (after those of first: the N records they
- * may name); fd -1 keeps them until the buffer they are written after is flushed. */
+/*
+ * The output: records made field by field (out_field, out_num, out_str ... out_end), each turned
+ * by out_end into the fact the analyzer keeps of it, written as a pickle (protocol 4) that
+ * Python loads at C speed: one tuple of lists, the facts of each kind in walk order (see "The
+ * records as facts" at the top).  Each string is written once (a memo entry, then a reference).
+ * A failed allocation sticks and is reported once; whole records are written to fd once FLUSH_AT
+ * bytes wait.
+ */
+enum { L_LINES, L_FUNCTIONS, L_GLOBALS, L_STRUCTS, L_CALLS, L_INDIRECT, L_TAKEN, L_FLOWS, L_REFS,
+       L_ARGUMENTS, L_PARAM_USES, L_RETURNED, L_GROUPS, L_COUNT };
+
+enum { MAX_FIELDS = 16, NO_MEMO = 0xffffffffu };
+
+struct field {
+    long long num;          /* a number's value */
+    size_t off, len;        /* a string's bytes in text */
+    int is_num;
+};
+
+/* The strings written so far, by content: their memo indices (open addressing, cap a power of 2). */
+struct strings {
+    uint64_t *hashes;
+    unsigned *memo;         /* NO_MEMO: a free slot */
+    size_t *offs;
+    size_t n, cap;
+    char *bytes;            /* each string's bytes, then its length (a size_t) */
+    size_t len, bcap;
+};
+
 struct out {
-    char *buf;
+    char *buf;              /* the pickle's bytes not yet written */
     size_t len, cap;
     int oom;
     int fd;
-    struct out *first;
-    int err;            /* errno of a failed write, which sticks */
+    int err;                /* errno of a failed write, which sticks */
+    char tag;               /* the record being made */
+    int nf;
+    struct field f[MAX_FIELDS];
+    char *text;             /* its fields' bytes */
+    size_t tlen, tcap;
+    struct strings strings;
+    unsigned memo;          /* memo entries so far */
+    unsigned annotations;   /* the memo index of unit._annotations, once written */
+    char open;              /* 'F' or 'S': a function's parameters, or a struct's fields, being written */
+    unsigned open_file;     /* an open struct's file (a memo index) */
+    long long counts[L_COUNT];
+    char **paths;           /* the files' names (normalized), by number less base */
+    size_t npaths, pcap;
+    unsigned base;
 };
 
 enum { FLUSH_AT = 1 << 16 };
 
-static void out_reserve(struct out *o, size_t extra)
+static void *grow(struct out *o, void *p, size_t *cap, size_t need, size_t size)
 {
-    if (o->oom || o->len + extra + 1 <= o->cap)
-        return;
-    size_t cap = o->cap ? o->cap : 1 << 16;
-    while (o->len + extra + 1 > cap)
-        cap *= 2;
-    char *p = realloc(o->buf, cap);
-    if (!p) {
+    if (need <= *cap)
+        return p;
+    size_t c = *cap ? *cap : 1024;
+    while (c < need)
+        c *= 2;
+    void *q = realloc(p, c * size);
+    if (!q) {
         o->oom = 1;
-        return;
+        return NULL;
     }
-    o->buf = p;
-    o->cap = cap;
-}
-
-/* Appends a field of n bytes, replacing the record separators (tab, newline) so a record stays
- * one line. */
-static void out_bytes(struct out *o, const char *s, size_t n)
-{
-    out_reserve(o, n + 1);
-    if (o->oom)
-        return;
-    if (o->len && o->buf[o->len - 1] != '\n')
-        o->buf[o->len++] = '\t';
-    char *d = o->buf + o->len;
-    memcpy(d, s, n);
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)d[i] <= '\r' && (d[i] == '\t' || d[i] == '\n' || d[i] == '\r'))
-            d[i] = ' ';
-    o->len += n;
-    o->buf[o->len] = '\0';
-}
-
-static void out_field(struct out *o, const char *s)
-{
-    out_bytes(o, s ? s : "", s ? strlen(s) : 0);
+    *cap = c;
+    return q;
 }
 
 /* The decimal digits of v, written backwards from the end of tmp[32]; returns where they start. */
@@ -272,11 +309,291 @@ static char *decimal(char tmp[32], long long v)
     return p;
 }
 
+/* Room for extra more bytes of pickle; 0 when memory ran out. */
+static int pk_room(struct out *o, size_t extra)
+{
+    if (o->oom)
+        return 0;
+    if (o->len + extra > o->cap) {
+        size_t cap = o->cap;
+        char *p = grow(o, o->buf, &cap, o->len + extra, 1);
+        if (!p)
+            return 0;
+        o->buf = p;
+        o->cap = cap;
+    }
+    return 1;
+}
+
+static void pk_op(struct out *o, unsigned char op)
+{
+    if (pk_room(o, 1))
+        o->buf[o->len++] = (char)op;
+}
+
+static void pk_le(struct out *o, unsigned long long v, int n)
+{
+    for (int i = 0; i < n; i++)
+        o->buf[o->len++] = (char)(v >> (8 * i));
+}
+
+static void pk_int(struct out *o, long long v)
+{
+    if (!pk_room(o, 10))
+        return;
+    if (v >= 0 && v < 256) {
+        o->buf[o->len++] = 'K';             /* BININT1 */
+        pk_le(o, (unsigned long long)v, 1);
+    } else if (v >= 0 && v < 65536) {
+        o->buf[o->len++] = 'M';             /* BININT2 */
+        pk_le(o, (unsigned long long)v, 2);
+    } else if (v >= INT32_MIN && v <= INT32_MAX) {
+        o->buf[o->len++] = 'J';             /* BININT */
+        pk_le(o, (unsigned long long)v, 4);
+    } else {
+        o->buf[o->len++] = (char)0x8a;      /* LONG1, 8 bytes of two's complement */
+        o->buf[o->len++] = 8;
+        pk_le(o, (unsigned long long)v, 8);
+    }
+}
+
+static void pk_get(struct out *o, unsigned index)
+{
+    if (!pk_room(o, 5))
+        return;
+    if (index < 256) {
+        o->buf[o->len++] = 'h';             /* BINGET */
+        pk_le(o, index, 1);
+    } else {
+        o->buf[o->len++] = 'j';             /* LONG_BINGET */
+        pk_le(o, index, 4);
+    }
+}
+
+static void pk_bool(struct out *o, int v)
+{
+    pk_op(o, v ? 0x88 : 0x89);              /* NEWTRUE, NEWFALSE */
+}
+
+/* The length of the valid UTF-8 sequence at s (n bytes left), or 0 when it is not one. */
+static size_t utf8_sequence(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t k;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf)
+        k = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        k = 3;
+        if (c == 0xe0)
+            lo = 0xa0;
+        else if (c == 0xed)
+            hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        k = 4;
+        if (c == 0xf0)
+            lo = 0x90;
+        else if (c == 0xf4)
+            hi = 0x8f;
+    } else
+        return 0;
+    for (size_t i = 1; i < k; i++) {
+        if (i >= n || s[i] < lo || s[i] > hi)
+            return 0;
+        lo = 0x80;
+        hi = 0xbf;
+    }
+    return k;
+}
+
+/* How many bytes at s (n left, s[0] not starting a valid sequence) one U+FFFD replaces, as
+ * Python's "replace" decoding does: the longest start of a valid sequence there, or the byte. */
+static size_t utf8_invalid(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t k = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    size_t i = 1;
+    unsigned char lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+    unsigned char hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+    while (i < k && i < n && s[i] >= lo && s[i] <= hi) {
+        i++;
+        lo = 0x80;
+        hi = 0xbf;
+    }
+    return i;
+}
+
+static uint64_t string_hash(const char *s, size_t n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v;
+        memcpy(&v, s + i, 8);
+        h = (h ^ v) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    uint64_t v = 0;
+    memcpy(&v, s + i, n - i);
+    h = (h ^ v) * 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 29);
+}
+
+static int strings_grow(struct out *o, struct strings *t)
+{
+    size_t cap = t->cap ? t->cap * 2 : 4096;
+    uint64_t *hashes = malloc(cap * sizeof *hashes);
+    unsigned *memo = malloc(cap * sizeof *memo);
+    size_t *offs = malloc(cap * sizeof *offs);
+    if (!hashes || !memo || !offs) {
+        free(hashes);
+        free(memo);
+        free(offs);
+        o->oom = 1;
+        return 0;
+    }
+    memset(memo, 0xff, cap * sizeof *memo);
+    for (size_t i = 0; i < t->cap; i++) {
+        if (t->memo[i] == NO_MEMO)
+            continue;
+        size_t h = (size_t)t->hashes[i] & (cap - 1);
+        while (memo[h] != NO_MEMO)
+            h = (h + 1) & (cap - 1);
+        hashes[h] = t->hashes[i];
+        memo[h] = t->memo[i];
+        offs[h] = t->offs[i];
+    }
+    free(t->hashes);
+    free(t->memo);
+    free(t->offs);
+    t->hashes = hashes;
+    t->memo = memo;
+    t->offs = offs;
+    t->cap = cap;
+    return 1;
+}
+
+/* Writes a string (n bytes of UTF-8, a bad byte replaced as Python's decoding replaces it): a
+ * reference to its memo entry when it was written before.  Returns its memo index (NO_MEMO when
+ * memory ran out). */
+static unsigned pk_str(struct out *o, const char *s, size_t n)
+{
+    struct strings *t = &o->strings;
+    if (o->oom || ((t->n + 1) * 2 > t->cap && !strings_grow(o, t)))
+        return NO_MEMO;
+    uint64_t hash = string_hash(s, n);
+    size_t h = (size_t)hash & (t->cap - 1);
+    for (; t->memo[h] != NO_MEMO; h = (h + 1) & (t->cap - 1)) {
+        if (t->hashes[h] == hash) {
+            size_t at = t->offs[h], len;
+            memcpy(&len, t->bytes + at, sizeof len);
+            if (len == n && memcmp(t->bytes + at + sizeof len, s, n) == 0) {
+                pk_get(o, t->memo[h]);
+                return t->memo[h];
+            }
+        }
+    }
+    /* Kept: its length, then the bytes as given (what a later string is compared with). */
+    size_t bcap = t->bcap;
+    char *bytes = grow(o, t->bytes, &bcap, t->len + sizeof n + n, 1);
+    if (!bytes)
+        return NO_MEMO;
+    t->bytes = bytes;
+    t->bcap = bcap;
+    memcpy(t->bytes + t->len, &n, sizeof n);
+    memcpy(t->bytes + t->len + sizeof n, s, n);
+    t->hashes[h] = hash;
+    t->offs[h] = t->len;
+    t->memo[h] = o->memo;
+    t->len += n + sizeof n;
+    t->n++;
+    /* The bytes, each bad one replaced (U+FFFD is 3 bytes for 1 at most). */
+    if (!pk_room(o, 3 * n + 10))
+        return NO_MEMO;
+    size_t at = o->len + 5, k = 0;
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        if (u[i] < 0x80) {
+            o->buf[at + k++] = (char)u[i++];
+            continue;
+        }
+        size_t seq = utf8_sequence(u + i, n - i);
+        if (seq) {
+            memcpy(o->buf + at + k, u + i, seq);
+            k += seq;
+            i += seq;
+        } else {
+            memcpy(o->buf + at + k, "\xef\xbf\xbd", 3);
+            k += 3;
+            i += utf8_invalid(u + i, n - i);
+        }
+    }
+    if (k < 256) {
+        o->buf[o->len++] = (char)0x8c;      /* SHORT_BINUNICODE */
+        o->buf[o->len++] = (char)k;
+        memmove(o->buf + o->len, o->buf + at, k);
+    } else {
+        o->buf[o->len++] = 'X';             /* BINUNICODE */
+        pk_le(o, k, 4);
+        memmove(o->buf + o->len, o->buf + at, k);
+    }
+    o->len += k;
+    o->buf[o->len++] = (char)0x94;          /* MEMOIZE */
+    return o->memo++;
+}
+
+static unsigned pk_cstr(struct out *o, const char *s)
+{
+    return pk_str(o, s, strlen(s));
+}
+
+/* Appends a field of n bytes to the record being made, replacing the record separators (tab,
+ * newline) as the text of the records has them: a record's lines (E, K, H) stay one line each. */
+static void out_bytes(struct out *o, const char *s, size_t n)
+{
+    if (o->nf >= MAX_FIELDS) {
+        o->oom = 1;
+        return;
+    }
+    size_t tcap = o->tcap;
+    char *text = grow(o, o->text, &tcap, o->tlen + n + 1, 1);
+    if (!text)
+        return;
+    o->text = text;
+    o->tcap = tcap;
+    char *d = o->text + o->tlen;
+    memcpy(d, s, n);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)d[i] <= '\r' && (d[i] == '\t' || d[i] == '\n' || d[i] == '\r'))
+            d[i] = ' ';
+    struct field *f = &o->f[o->nf++];
+    f->is_num = 0;
+    f->off = o->tlen;
+    f->len = n;
+    o->tlen += n;
+}
+
+/* The first field of a record is its tag. */
+static void out_field(struct out *o, const char *s)
+{
+    if (o->tag == 0 && o->nf == 0) {
+        o->tag = s[0];
+        o->nf = 1;
+        o->tlen = 0;
+        return;
+    }
+    out_bytes(o, s ? s : "", s ? strlen(s) : 0);
+}
+
 static void out_num(struct out *o, long long v)
 {
-    char tmp[32];
-    char *p = decimal(tmp, v);
-    out_bytes(o, p, (size_t)(tmp + 31 - p));
+    if (o->nf >= MAX_FIELDS) {
+        o->oom = 1;
+        return;
+    }
+    struct field *f = &o->f[o->nf++];
+    f->is_num = 1;
+    f->num = v;
 }
 
 static void out_str(struct out *o, CXString s)
@@ -285,39 +602,468 @@ static void out_str(struct out *o, CXString s)
     clang_disposeString(s);
 }
 
-/* Writes the whole of from's buffer to o->fd and empties it. */
-static void write_all(struct out *o, struct out *from)
+static const char *field_text(const struct out *o, int k, size_t *n)
 {
+    *n = o->f[k].len;
+    return o->text + o->f[k].off;
+}
+
+static int field_is(const struct out *o, int k, const char *s)
+{
+    size_t n;
+    const char *t = field_text(o, k, &n);
+    return !o->f[k].is_num && n == strlen(s) && memcmp(t, s, n) == 0;
+}
+
+static long long field_num(const struct out *o, int k)
+{
+    return o->f[k].is_num ? o->f[k].num : 0;
+}
+
+/* Field k: a string (a number as its digits); field_int: a number (0 for a string). */
+static unsigned pk_field(struct out *o, int k)
+{
+    if (k >= o->nf) {
+        o->oom = 1;
+        return NO_MEMO;
+    }
+    if (o->f[k].is_num) {
+        char tmp[32];
+        const char *d = decimal(tmp, o->f[k].num);
+        return pk_str(o, d, (size_t)(tmp + 31 - d));
+    }
+    size_t n;
+    const char *t = field_text(o, k, &n);
+    return pk_str(o, t, n);
+}
+
+static void pk_field_int(struct out *o, int k)
+{
+    pk_int(o, k < o->nf ? field_num(o, k) : 0);
+}
+
+/* The name of file number k (a field), normalized; "" for none (-1). */
+static unsigned pk_file(struct out *o, int k)
+{
+    long long id = field_num(o, k);
+    if (id < 0 || (unsigned long long)id - o->base >= o->npaths || !o->paths[id - o->base])
+        return pk_str(o, "", 0);
+    return pk_cstr(o, o->paths[id - o->base]);
+}
+
+/* Fields k, k+1, k+2 (file number, line, column) as a place: (file, line, column). */
+static void pk_place(struct out *o, int k)
+{
+    pk_file(o, k);
+    pk_field_int(o, k + 1);
+    pk_field_int(o, k + 2);
+    pk_op(o, 0x87);                         /* TUPLE3 */
+}
+
+/* Field k, annotations ("-": none; else "qpm_…" items separated by \x1f): the tuple of
+ * Annotations unit._annotations makes of it. */
+static void pk_annotations(struct out *o, int k)
+{
+    if (k >= o->nf || field_is(o, k, "-")) {
+        pk_op(o, ')');                      /* EMPTY_TUPLE */
+        return;
+    }
+    if (o->annotations == NO_MEMO) {
+        pk_cstr(o, "qtool.analyzer.unit");
+        pk_cstr(o, "_annotations");
+        pk_op(o, 0x93);                     /* STACK_GLOBAL */
+        pk_op(o, 0x94);                     /* MEMOIZE */
+        o->annotations = o->memo++;
+    } else {
+        pk_get(o, o->annotations);
+    }
+    pk_field(o, k);
+    pk_op(o, 0x85);                         /* TUPLE1 */
+    pk_op(o, 'R');                          /* REDUCE */
+}
+
+/* Field k, a linkage (libclang's CXLinkageKind), as the facts name it. */
+static void pk_linkage(struct out *o, int k)
+{
+    long long v = field_num(o, k);
+    pk_cstr(o, v == 2 || v == 3 ? "internal" : v == 4 ? "external" : "none");
+}
+
+/* Field k, or "" when it is "-" (an A record's callee and its name, for an indirect call). */
+static void pk_field_or_empty(struct out *o, int k)
+{
+    if (field_is(o, k, "-"))
+        pk_str(o, "", 0);
+    else
+        pk_field(o, k);
+}
+
+/* The list a fact goes to, on the stack above it (APPEND then pops the fact, POP the list). */
+static void pk_list(struct out *o, int list)
+{
+    pk_get(o, (unsigned)list);
+}
+
+static void pk_append(struct out *o, int list)
+{
+    pk_op(o, 'a');                          /* APPEND */
+    pk_op(o, '0');                          /* POP */
+    o->counts[list]++;
+}
+
+/* The function or struct whose parameters or fields were being written, appended. */
+static void pk_close(struct out *o)
+{
+    if (!o->open)
+        return;
+    pk_op(o, 't');                          /* TUPLE: the parameters or fields */
+    pk_op(o, 't');                          /* TUPLE: the function or struct */
+    pk_append(o, o->open == 'F' ? L_FUNCTIONS : L_STRUCTS);
+    o->open = 0;
+}
+
+/* A record of text (E, K, H): its fields joined by tabs, as one string of the lines list. */
+static void pk_line(struct out *o)
+{
+    size_t need = 2;
+    for (int k = 1; k < o->nf; k++)
+        need += (o->f[k].is_num ? 24 : o->f[k].len) + 1;
+    char *line = malloc(need);
+    if (!line) {
+        o->oom = 1;
+        return;
+    }
+    size_t n = 0;
+    line[n++] = o->tag;
+    for (int k = 1; k < o->nf; k++) {
+        line[n++] = '\t';
+        if (o->f[k].is_num) {
+            char tmp[32];
+            const char *d = decimal(tmp, o->f[k].num);
+            memcpy(line + n, d, (size_t)(tmp + 31 - d));
+            n += (size_t)(tmp + 31 - d);
+        } else {
+            memcpy(line + n, o->text + o->f[k].off, o->f[k].len);
+            n += o->f[k].len;
+        }
+    }
+    pk_list(o, L_LINES);
+    pk_str(o, line, n);
+    pk_append(o, L_LINES);
+    free(line);
+}
+
+/* Writes the waiting bytes to o->fd and empties the buffer. */
+static void out_flush(struct out *o)
+{
+    if (o->fd < 0 || o->oom)
+        return;
     size_t done = 0;
-    while (done < from->len && !o->err) {
-        ssize_t n = write(o->fd, from->buf + done, from->len - done);
+    while (done < o->len && !o->err) {
+        ssize_t n = write(o->fd, o->buf + done, o->len - done);
         if (n < 0 && errno != EINTR)
             o->err = errno;
         else if (n > 0)
             done += (size_t)n;
     }
-    from->len = 0;
+    o->len = 0;
 }
 
-/* Writes the waiting records to o's file descriptor, after those of o->first. */
-static void out_flush(struct out *o)
-{
-    if (o->fd < 0 || o->oom || (o->first && o->first->oom))
-        return;
-    if (o->first)
-        write_all(o, o->first);
-    write_all(o, o);
-}
-
+/* The record made since its tag, written as its fact. */
 static void out_end(struct out *o)
 {
-    out_reserve(o, 1);
-    if (!o->oom) {
-        o->buf[o->len++] = '\n';
-        o->buf[o->len] = '\0';
+    char tag = o->tag;
+    if (o->open && !((o->open == 'F' && tag == 'P') || (o->open == 'S' && tag == 'D')))
+        pk_close(o);
+    switch (tag) {
+    case 'C':   /* (caller, callee, name, place, loops, branches, "?") */
+    case 'I':   /* (caller, function type, pointer text, place, loops, branches, slot) */
+        pk_list(o, tag == 'C' ? L_CALLS : L_INDIRECT);
+        pk_op(o, '(');
+        pk_field(o, 1);
+        pk_field(o, 2);
+        pk_field(o, 3);
+        pk_place(o, 4);
+        pk_field_int(o, 7);
+        pk_field_int(o, 8);
+        if (tag == 'C')
+            pk_cstr(o, "?");
+        else
+            pk_field(o, 9);
+        pk_op(o, 't');
+        pk_append(o, tag == 'C' ? L_CALLS : L_INDIRECT);
+        break;
+    case 'T':   /* (holder, function, destination, place) */
+    case 'X':   /* (holder, callee, name, place) */
+        pk_list(o, tag == 'T' ? L_TAKEN : L_RETURNED);
+        pk_op(o, '(');
+        pk_field(o, 1);
+        pk_field(o, 2);
+        pk_field(o, 3);
+        pk_place(o, 4);
+        pk_op(o, 't');
+        pk_append(o, tag == 'T' ? L_TAKEN : L_RETURNED);
+        break;
+    case 'R':   /* (holder, global, mode) */
+    case 'W':   /* (holder, destination, source) */
+        pk_list(o, tag == 'R' ? L_REFS : L_FLOWS);
+        pk_field(o, 1);
+        pk_field(o, 2);
+        pk_field(o, 3);
+        pk_op(o, 0x87);
+        pk_append(o, tag == 'R' ? L_REFS : L_FLOWS);
+        break;
+    case 'U':   /* (holder, parameter, uses) */
+        pk_list(o, L_PARAM_USES);
+        pk_field(o, 1);
+        pk_field_int(o, 2);
+        pk_field(o, 3);
+        pk_op(o, 0x87);
+        pk_append(o, L_PARAM_USES);
+        break;
+    case 'A': { /* (caller, callee or "", its name or "", argument, parameter or None, function or None, place) */
+        int param = field_is(o, 5, "p");
+        pk_list(o, L_ARGUMENTS);
+        pk_op(o, '(');
+        pk_field(o, 1);
+        pk_field_or_empty(o, 2);
+        pk_field_or_empty(o, 3);
+        pk_field_int(o, 4);
+        if (param)
+            pk_field_int(o, 6);
+        else
+            pk_op(o, 'N');
+        if (field_is(o, 5, "f"))
+            pk_field(o, 6);
+        else
+            pk_op(o, 'N');
+        pk_place(o, 7);
+        pk_op(o, 't');
+        pk_append(o, L_ARGUMENTS);
+        break;
     }
+    case 'F':   /* unit.FunctionDecl, its parameters (P records) to come */
+        pk_list(o, L_FUNCTIONS);
+        pk_op(o, '(');
+        pk_field(o, 1);
+        pk_field(o, 2);
+        pk_place(o, 3);
+        pk_bool(o, field_num(o, 6) == 1);
+        pk_linkage(o, 7);
+        pk_bool(o, field_num(o, 8) == 1);
+        pk_bool(o, field_num(o, 9) == 3);
+        pk_field(o, 11);
+        pk_field(o, 10);
+        pk_field(o, 12);
+        pk_annotations(o, 13);
+        pk_bool(o, field_num(o, 14) & 1);
+        pk_bool(o, field_num(o, 14) & 2);
+        pk_op(o, '(');
+        o->open = 'F';                  /* appended (and counted) when closed: pk_close */
+        break;
+    case 'P':   /* unit.ParamFact, of the open function */
+        if (o->open != 'F')
+            break;
+        pk_op(o, '(');
+        pk_field_int(o, 1);
+        pk_field(o, 2);
+        pk_field(o, 4);
+        pk_field(o, 3);
+        pk_annotations(o, 5);
+        pk_place(o, 6);
+        pk_file(o, 6);
+        pk_field_int(o, 9);
+        pk_field_int(o, 10);
+        pk_op(o, 0x87);
+        pk_op(o, 't');
+        break;
+    case 'G':   /* unit.GlobalDecl (one with a file_component annotation: that file's component) */
+        pk_list(o, L_GLOBALS);
+        pk_op(o, '(');
+        pk_field(o, 1);
+        pk_field(o, 2);
+        pk_place(o, 3);
+        pk_bool(o, field_num(o, 6) == 1);
+        pk_linkage(o, 7);
+        pk_field(o, 9);
+        pk_field(o, 8);
+        pk_annotations(o, 10);
+        pk_op(o, 't');
+        pk_append(o, L_GLOBALS);
+        break;
+    case 'S':   /* unit.StructFact, its fields (D records) to come */
+        pk_list(o, L_STRUCTS);
+        pk_op(o, '(');
+        pk_field(o, 1);
+        pk_field(o, 2);
+        pk_cstr(o, field_is(o, 6, "U") ? "union" : "struct");
+        o->open_file = pk_file(o, 3);
+        pk_field_int(o, 4);
+        pk_field_int(o, 5);
+        pk_op(o, 0x87);
+        pk_op(o, '(');
+        o->open = 'S';
+        break;
+    case 'D':   /* unit.FieldFact, of the open struct */
+        if (o->open != 'S')
+            break;
+        pk_op(o, '(');
+        pk_field(o, 1);
+        pk_field(o, 3);
+        pk_field(o, 2);
+        pk_annotations(o, 4);
+        if (o->open_file == NO_MEMO)
+            o->oom = 1;
+        else
+            pk_get(o, o->open_file);
+        pk_field_int(o, 5);
+        pk_field_int(o, 6);
+        pk_op(o, 0x87);
+        pk_op(o, 't');
+        break;
+    case 'B':   /* a split walk's declaration: (its number, each list's length before it) */
+        pk_list(o, L_GROUPS);
+        pk_op(o, '(');
+        pk_field_int(o, 1);
+        for (int list = L_FUNCTIONS; list < L_GROUPS; list++)
+            pk_int(o, o->counts[list]);
+        pk_op(o, 't');
+        pk_append(o, L_GROUPS);
+        break;
+    case 'E':
+    case 'K':
+    case 'H':
+        pk_line(o);
+        break;
+    default:
+        break;
+    }
+    o->tag = 0;
+    o->nf = 0;
+    o->tlen = 0;
     if (o->fd >= 0 && o->len >= FLUSH_AT)
         out_flush(o);
+}
+
+/* The pickle begun: protocol 4, and the lists, memo entries 0 to L_COUNT - 1, on the stack. */
+static void out_begin(struct out *o, int fd, unsigned base)
+{
+    memset(o, 0, sizeof *o);
+    o->fd = fd;
+    o->base = base;
+    o->annotations = NO_MEMO;
+    o->open_file = NO_MEMO;
+    pk_op(o, 0x80);                         /* PROTO 4 */
+    pk_op(o, 4);
+    pk_op(o, '(');
+    for (int list = 0; list < L_COUNT; list++) {
+        pk_op(o, ']');                      /* EMPTY_LIST */
+        pk_op(o, 0x94);
+        o->memo++;
+    }
+}
+
+/* The pickle ended (the lists made a tuple) and written; the buffers freed.  Returns 0, -12
+ * (ENOMEM) when memory ran out, or -errno when a write failed. */
+static int out_finish(struct out *o)
+{
+    pk_close(o);
+    pk_op(o, 't');
+    pk_op(o, '.');                          /* STOP */
+    out_flush(o);
+    free(o->buf);
+    free(o->text);
+    free(o->strings.hashes);
+    free(o->strings.memo);
+    free(o->strings.offs);
+    free(o->strings.bytes);
+    for (size_t i = 0; i < o->npaths; i++)
+        free(o->paths[i]);
+    free(o->paths);
+    if (o->oom)
+        return -12;
+    return o->err ? -o->err : 0;
+}
+
+/* A file's name made as os.path.normpath makes it (a malloc'd copy). */
+static char *normalized_path(const char *path)
+{
+    size_t n = strlen(path);
+    char *out = malloc(n + 2);
+    if (!out)
+        return NULL;
+    if (n == 0) {
+        strcpy(out, ".");
+        return out;
+    }
+    size_t slashes = path[0] == '/' ? (path[1] == '/' && path[2] != '/' ? 2 : 1) : 0;
+    size_t len = 0, ncomps = 0;
+    size_t *starts = malloc((n / 2 + 2) * sizeof *starts);     /* where each kept component starts */
+    if (!starts) {
+        free(out);
+        return NULL;
+    }
+    for (size_t i = 0; i < slashes; i++)
+        out[len++] = '/';
+    size_t root = len;
+    for (size_t i = 0; i < n;) {
+        while (i < n && path[i] == '/')
+            i++;
+        size_t j = i;
+        while (j < n && path[j] != '/')
+            j++;
+        size_t k = j - i;
+        if (k == 0 || (k == 1 && path[i] == '.')) {
+            /* nothing */
+        } else if (k == 2 && path[i] == '.' && path[i + 1] == '.' &&
+                   ((slashes && ncomps == 0) ||
+                    (ncomps > 0 && !(len - starts[ncomps - 1] == 2 && out[starts[ncomps - 1]] == '.' &&
+                                     out[starts[ncomps - 1] + 1] == '.')))) {
+            if (ncomps > 0) {           /* the component before it goes */
+                len = starts[--ncomps];
+                if (len > root)
+                    len--;              /* and its separator */
+            }
+        } else {
+            if (len > root)
+                out[len++] = '/';
+            starts[ncomps++] = len;
+            memcpy(out + len, path + i, k);
+            len += k;
+        }
+        i = j;
+    }
+    free(starts);
+    if (len == 0)
+        out[len++] = '.';
+    out[len] = '\0';
+    return out;
+}
+
+/* Notes the name of the file numbered id. */
+static void out_file(struct out *o, unsigned id, const char *path)
+{
+    size_t k = id - o->base;
+    if (k >= o->pcap) {
+        size_t cap = o->pcap;
+        char **paths = grow(o, o->paths, &cap, k + 1, sizeof *paths);
+        if (!paths)
+            return;
+        memset(paths + o->pcap, 0, (cap - o->pcap) * sizeof *paths);
+        o->paths = paths;
+        o->pcap = cap;
+    }
+    free(o->paths[k]);
+    o->paths[k] = normalized_path(path ? path : "");
+    if (!o->paths[k]) {
+        o->oom = 1;
+        return;
+    }
+    for (char *p = o->paths[k]; *p; p++)       /* as out_bytes has a field */
+        if (*p == '\t' || *p == '\n' || *p == '\r')
+            *p = ' ';
+    if (k >= o->npaths)
+        o->npaths = k + 1;
 }
 
 /* Open-addressing tables of pointers (cap a power of 2): where a key's probe starts, and the
@@ -340,7 +1086,6 @@ struct split;
 /* Files are numbered on first sight; a small open-addressing table maps CXFile to number. */
 struct walk {
     struct out out;
-    struct out names;   /* N records, kept apart so they never split another record */
     const void **files;
     unsigned *file_ids;
     size_t nfiles, file_cap;
@@ -383,10 +1128,9 @@ static long file_id(struct walk *w, CXFile f)
     }
     w->files[h] = f;
     w->file_ids[h] = w->id_base + (unsigned)w->nfiles;
-    out_field(&w->names, "N");
-    out_num(&w->names, (long long)w->file_ids[h]);
-    out_str(&w->names, clang_getFileName(f));
-    out_end(&w->names);
+    CXString name = clang_getFileName(f);
+    out_file(&w->out, w->file_ids[h], clang_getCString(name));
+    clang_disposeString(name);
     w->nfiles++;
     return (long)w->file_ids[h];
 }
@@ -2058,22 +2802,17 @@ static int top_visit(CXCursor c, CXCursor parent, CXClientData data)
 static int walk_end(struct walk *w)
 {
     usr_memo_free();
-    out_flush(&w->out);
     free(w->files);
     free(w->file_ids);
-    free(w->out.buf);
-    free(w->names.buf);
-    if (w->out.oom || w->names.oom)
-        return -12;
-    return w->out.err ? -w->out.err : 0;
+    return out_finish(&w->out);
 }
 
-static void walk_begin(struct walk *w, int fd)
+/* A walk begun, writing to fd; its files numbered from id_base. */
+static void walk_begin(struct walk *w, int fd, unsigned id_base)
 {
     memset(w, 0, sizeof *w);
-    w->out.fd = fd;
-    w->out.first = &w->names;
-    w->names.fd = -1;
+    w->id_base = id_base;
+    out_begin(&w->out, fd, id_base);
     if (!clang_Cursor_isNull(NULL_CURSOR) || !is_null(clang_getNullCursor()))
         w->out.err = EPROTO;            /* a libclang whose null cursor is not Index.h's: no walk */
 }
@@ -2083,7 +2822,7 @@ static void walk_begin(struct walk *w, int fd)
 int qpm_walk(CXTranslationUnit tu, int fd)
 {
     struct walk w;
-    walk_begin(&w, fd);
+    walk_begin(&w, fd, 0);
     clang_visitChildren(clang_getTranslationUnitCursor(tu), top_visit, &w);
     return walk_end(&w);
 }
@@ -2092,21 +2831,23 @@ int qpm_walk(CXTranslationUnit tu, int fd)
 static void out_escaped(struct out *o, CXString s)
 {
     const char *t = clang_getCString(s);
-    size_t n = t ? strlen(t) : 0;
-    out_reserve(o, 2 * n + 1);
-    if (!o->oom) {
-        if (o->len && o->buf[o->len - 1] != '\n')
-            o->buf[o->len++] = '\t';
-        for (size_t i = 0; i < n; i++) {
-            char c = t[i], e = c == '\\' ? '\\' : c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : 0;
-            if (e) {
-                o->buf[o->len++] = '\\';
-                c = e;
-            }
-            o->buf[o->len++] = c;
-        }
-        o->buf[o->len] = '\0';
+    size_t n = t ? strlen(t) : 0, k = 0;
+    char *e = malloc(2 * n + 1);
+    if (!e) {
+        o->oom = 1;
+        clang_disposeString(s);
+        return;
     }
+    for (size_t i = 0; i < n; i++) {
+        char c = t[i], x = c == '\\' ? '\\' : c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : 0;
+        if (x) {
+            e[k++] = '\\';
+            c = x;
+        }
+        e[k++] = c;
+    }
+    out_bytes(o, e, k);
+    free(e);
     clang_disposeString(s);
 }
 
@@ -2241,7 +2982,7 @@ int qpm_parse_walk(const char *path, const char *const *argv, int argc, int fd)
     if (!tu)
         return 1;
     struct walk w;
-    walk_begin(&w, fd);
+    walk_begin(&w, fd, 0);
     out_diagnostics(&w.out, tu, NULL);
     clang_visitChildren(clang_getTranslationUnitCursor(tu), top_visit, &w);
     clang_getInclusions(tu, include_visit, &w.out);
@@ -2915,9 +3656,8 @@ int qpm_parse_walk_split(const char *path, const char *const *argv, int argc, in
     if (rc == 0) {
         struct walk w;
         sp.file = clang_getFile(tu, path);
-        walk_begin(&w, fd);
+        walk_begin(&w, fd, half ? 1u << 24 : 0);
         w.split = &sp;
-        w.id_base = half ? 1u << 24 : 0;
         out_diagnostics(&w.out, tu, &sp);
         clang_visitChildren(clang_getTranslationUnitCursor(tu), top_visit, &w);
         if (half == 0)
