@@ -69,37 +69,54 @@ def _merge_declarations(ds: list[tuple], file_components: dict[str, tuple[str, L
     parameters named as the definition names them, typed as a header's prototype spells them."""
     if len(ds) == 1:
         return _lone_function(ds[0], file_components, frequency, diags, per_unit, uses, returned)
-    definition = next((d for d in ds if d[3]), None)
+    definition = None
+    annotated = param_annotations = False
+    for d in ds:
+        if d[3] and definition is None:
+            definition = d
+        annotated = annotated or bool(d[10])
+        param_annotations = param_annotations or any([q[4] for q in d[13]])
     primary = definition or ds[0]
     usr, name = primary[0], primary[1]
     by_place = sorted(ds, key=itemgetter(2))
     annotations = _merge_annotations([(d[10], _loc(d[2])) for d in ds], f"function '{name}'", diags) \
-        if any(d[10] for d in ds) else ()
-    param_annotations = any(q[4] for d in ds for q in d[13])
-    declared = tuple(Declaration(_loc(d[2]), d[3], bool(d[10]) or (param_annotations and any(q[4] for q in d[13])),
-                                 tuple([_loc(q[6]) for q in d[13]])) for d in by_place)
-    # A parameter's fix-it goes where the function's annotations are: its declarator end on the
-    # first declaration in annotation_sites order that has it.
-    sites = annotation_sites(declared)
+        if annotated else ()
+    declared = tuple([Declaration(_loc(d[2]), d[3], bool(d[10]) or (param_annotations and any(q[4] for q in d[13])),
+                                  tuple([_loc(q[6]) for q in d[13]])) for d in by_place])
     # Types as a header prototype spells them: generated code includes the header, not the file
     # of the definition, whose own typedefs it cannot see.
-    header = next((d for d in by_place if not d[3] and not d[2][0].endswith(".c")), None)
+    header = None
+    for d in by_place:
+        if not d[3] and not d[2][0].endswith(".c"):
+            header = d
+            break
     defined_params = definition[13] if definition is not None else ()
     header_params = header[13] if header is not None else ()
     params = []
+    if primary[13]:
+        # A parameter's fix-it goes where the function's annotations are: its declarator end on
+        # the first declaration in annotation_sites order that has it.
+        ends = [s.params for s in annotation_sites(declared)]
     for p in primary[13]:
         i = p[0]
-        same = [d[13][i] for d in ds if len(d[13]) > i]
         if len(defined_params) > i and defined_params[i][1]:
             named = defined_params[i]
         else:
-            named = next((q for q in same if q[1]), p)
-        anns = _merge_annotations([(q[4], _loc(q[5])) for q in same],
-                                  f"parameter '{named[1] or i}' of '{name}'", diags) \
-            if param_annotations and any(q[4] for q in same) else ()
-        end = next((s.params[i] for s in sites if len(s.params) > i and s.params[i]), None) or _loc(named[6])
+            named = next((q for q in [d[13][i] for d in ds if len(d[13]) > i] if q[1]), p)
+        if param_annotations:
+            same = [d[13][i] for d in ds if len(d[13]) > i]
+            anns = _merge_annotations([(q[4], _loc(q[5])) for q in same],
+                                      f"parameter '{named[1] or i}' of '{name}'", diags) \
+                if any(q[4] for q in same) else ()
+        else:
+            anns = ()
+        end = None
+        for site in ends:
+            if len(site) > i and site[i]:
+                end = site[i]
+                break
         spelled = header_params[i][2] if len(header_params) > i else named[2]
-        params.append(Param(i, named[1], spelled, named[3], anns, _loc(named[5]), end))
+        params.append(Param(i, named[1], spelled, named[3], anns, _loc(named[5]), end or _loc(named[6])))
     component = _component(annotations, definition[2][0], file_components) \
         if definition is not None and not per_unit else None
     param_uses = tuple([uses.get(p.index, "") for p in params]) if uses is not None else ()
