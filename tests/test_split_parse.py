@@ -345,10 +345,10 @@ def test_a_file_the_split_cannot_be_trusted_with_is_parsed_whole(tmp_path, monke
 
 
 @pytest.mark.parametrize("how", ["in a thread", "in a child", "split between two"])
-def test_the_first_records_are_announced_once_after_the_parse(tmp_path, monkeypatch, how):
+def test_the_facts_are_announced_once_before_they_are_loaded(tmp_path, monkeypatch, how):
     """parse_unit's records(), which the analysis uses to pause the merge state's reader while the
-    walk's facts are loaded, is called once, when the walk's first bytes come: the walk has begun,
-    and nothing has been loaded of them yet."""
+    walk's facts are loaded, is called once, when they have come (all of them: of a split parse,
+    those of the half that ended first), and before any is loaded."""
     (tmp_path / "shared.h").write_text(HEADER)
     path = tmp_path / "big.c"
     path.write_text(program())
@@ -374,7 +374,7 @@ def test_the_first_records_are_announced_once_after_the_parse(tmp_path, monkeypa
     assert split == ([0] if how == "split between two" else [])
 
 
-def test_the_first_records_are_announced_once_when_a_split_is_given_up(tmp_path, monkeypatch):
+def test_the_facts_are_announced_once_when_a_split_is_given_up(tmp_path, monkeypatch):
     """A split parse whose halves disagree is given up after their records came, and the file is
     parsed whole: records() is still called once."""
     (tmp_path / "shared.h").write_text(HEADER)

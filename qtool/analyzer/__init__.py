@@ -224,9 +224,9 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
                 if reading and k:
                     entry.resume()      # paused at the unit before's facts: on while this one parses
                 # In a child process: a crash of libclang is the unit's error, not this command's end.
-                # The reader waits while this thread reads and loads the unit's facts (from the
-                # first that come): the two would take turns at the interpreter, slowing each other,
-                # and the facts are what tell whether the merge state is needed at all.
+                # The reader goes on while the unit is parsed and walked (this thread only waits),
+                # and waits while this thread loads the unit's facts: the two would take turns at
+                # the interpreter, and the facts are what tell whether the merge state is needed.
                 facts[i] = unit.parse_unit(*items[i], isolated=True, records=entry.pause if reading else None)
                 fresh.append(i)
                 done += 1

@@ -206,15 +206,14 @@ def facts_of(parts: tuple, facts: UnitFacts, included: list[tuple[str, int, int]
 
 
 def _read(fd: int, records: Callable[[], None] | None = None) -> bytes:
-    """What is written to fd until its end (a walk's facts); records() called when the first
-    bytes come."""
+    """What is written to fd until its end (a walk's facts); records() called then."""
     chunks = []
     while True:
         chunk = os.read(fd, 1 << 20)
         if not chunk:
+            if records is not None:
+                records()
             return b"".join(chunks)
-        if not chunks and records is not None:
-            records()
         chunks.append(chunk)
 
 
@@ -225,8 +224,8 @@ def parse_unit(path: str, args: tuple[str, ...], isolated: bool = False,
     in a process forked for it, whose facts this one reads as they come (not in a thread of
     this one), so that a crash of libclang is the unit's error (crashed), not this process's end:
     for a caller that has no worker of its own to lose (workers.py).  records(), when given, is
-    called once, when the walk's first facts come (the parse is over: what this thread does from
-    then on, reading and loading them, is the unit's time)."""
+    called once, when the walk's facts have come, before they are loaded: until then this thread
+    only waits for them, and what it does from then on is the unit's time."""
     lib = clang_env.walker()
     argv = [a.encode() for a in clang_args(args)]
     facts = UnitFacts(path)
@@ -449,7 +448,7 @@ def _walk_split(lib, path: str, argv: list[bytes], facts: UnitFacts, included: l
 
 def _read_halves(fds: list[int], records: Callable[[], None] | None = None) -> list[tuple]:
     """The lists each half's walk wrote to fds[0] and fds[1] (walked), each loaded when its half
-    ends (the other may still be walking); records() called when the first bytes come."""
+    ends (the other may still be walking); records() called before the first is."""
     import select
     chunks: dict[int, list[bytes]] = {fd: [] for fd in fds}
     parts: dict[int, tuple] = {}
@@ -459,12 +458,12 @@ def _read_halves(fds: list[int], records: Callable[[], None] | None = None) -> l
         for fd in ready:
             chunk = os.read(fd, 1 << 20)
             if chunk:
-                if records is not None:
-                    records()
-                    records = None
                 chunks[fd].append(chunk)
             else:
                 waiting.remove(fd)
+                if records is not None:
+                    records()
+                    records = None
                 parts[fd] = walked(b"".join(chunks.pop(fd)))
     return [parts[fd] for fd in fds]
 
