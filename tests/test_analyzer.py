@@ -1038,6 +1038,21 @@ def test_walk_names_files_as_python_decodes_and_normalizes_them(tmp_path):
     assert twice.location[0].count("\ufffd") == 12 and "\u00e9" in twice.location[0]
 
 
+def test_a_workers_walk_makes_the_facts_the_parse_makes(tmp_path):
+    # A worker answers with its walk's facts as written (unit.walk_unit), loaded only by the
+    # process it answers (unit.facts_of_walk): the same facts as parse_unit's, for a unit that
+    # parses and for one libclang cannot parse.
+    src = tmp_path / "src"
+    write(src, "api.h", '#include "qpm.h"\nint api_put(int *v QPM_IN(1)) QPM_COMPONENT(store);\n')
+    app, _ = write(src, "app.c", '#include "api.h"\nint api_put(int *v) { return *v; }\n'
+                   'int main(void) { int x = 1; return api_put(&x); }\n')
+    for path in (app, str(src / "missing.c")):
+        answer = unit.walk_unit(path, ("-I", str(src)))
+        assert unit.facts_of_walk(path, answer) == unit.parse_unit(path, ("-I", str(src)))
+    assert [d.code for d in unit.facts_of_walk(str(src / "missing.c"), answer).diagnostics] == ["QPM001"]
+    assert len(unit.facts_of_walk(app, unit.walk_unit(app, ("-I", str(src)))).functions) == 3
+
+
 def test_a_walk_cut_short_is_not_taken_for_facts(tmp_path):
     # What a walk that died wrote ends anywhere: every cut of it is refused (ValueError), never
     # loaded as fewer facts.

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gc
 import os
-import pickle
 import sys
 import time
 
@@ -194,9 +193,10 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
                 reader.join()       # no thread but this one while the workers are forked
 
             def job(i: int) -> bytes:
-                """A worker's unit: its facts, pickled for this process (which stores them in the
-                unit cache when it ends, with the digests of the files they read: cache.dep)."""
-                return pickle.dumps(unit.parse_unit(*items[i]), protocol=pickle.HIGHEST_PROTOCOL)
+                """A worker's unit: its facts as the walk wrote them (unit.walk_unit), which this
+                process loads (and stores in the unit cache when it ends, with the digests of the
+                files they read: cache.dep)."""
+                return unit.walk_unit(*items[i])
 
             def got(i: int, found) -> None:
                 nonlocal done
@@ -212,7 +212,7 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
             # The largest units first: a long one started last would leave the other workers idle.
             todo.sort(key=lambda i: -_size(items[i][0]))
             parse_in_workers(todo, job, workers,
-                             answered=lambda i, data: got(i, pickle.loads(data)),
+                             answered=lambda i, data: got(i, unit.facts_of_walk(items[i][0], data)),
                              crashed=lambda i, how: got(i, unit.crashed(items[i][0], how)),
                              started=reader.start if reader is not None else lambda: None,
                              before_fork=before_fork)

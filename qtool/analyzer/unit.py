@@ -236,11 +236,38 @@ def parse_unit(path: str, args: tuple[str, ...], isolated: bool = False,
     if rc is None:
         facts, included = UnitFacts(path), []
         try:
-            rc = _walk(lambda fd: lib.qpm_parse_walk(path.encode(), (ctypes.c_char_p * len(argv))(*argv),
-                                                     len(argv), fd),
-                       path, facts, included, isolated, records)
+            rc = _walk(_parse_walk(lib, path, argv), path, facts, included, isolated, records)
         except _Crashed as e:
             return crashed(path, str(e))
+    return _finished(path, rc, facts, included)
+
+
+def walk_unit(path: str, args: tuple[str, ...]) -> bytes:
+    """parse_unit's parse and walk, in a thread of this process, as bytes that facts_of_walk makes
+    the unit's facts of in another: a worker's answer (workers.py), which this process then neither
+    loads nor pickles again."""
+    lib = clang_env.walker()
+    rc, data = _walk_bytes(_parse_walk(lib, path, [a.encode() for a in clang_args(args)]), path)
+    return bytes([rc]) + data
+
+
+def facts_of_walk(path: str, answer: bytes) -> UnitFacts:
+    """The facts of a unit walk_unit walked: answer is what it returned."""
+    facts = UnitFacts(path)
+    included: list[tuple[str, int, int]] = []
+    if len(answer) > 1:
+        facts_of(walked(memoryview(answer)[1:]), facts, included)
+    return _finished(path, answer[0], facts, included)
+
+
+def _parse_walk(lib, path: str, argv: list[bytes]) -> Callable[[int], int]:
+    """The walker's parse and walk of the whole file, writing to the fd it is called with."""
+    return lambda fd: lib.qpm_parse_walk(path.encode(), (ctypes.c_char_p * len(argv))(*argv), len(argv), fd)
+
+
+def _finished(path: str, rc: int, facts: UnitFacts, included: list[tuple[str, int, int]]) -> UnitFacts:
+    """The facts of a unit walked with this result (0; 1 when libclang could not parse it): with
+    the files it read (included: those the walk named), each as a dep."""
     if rc == 1:
         facts.diagnostics.append(Diagnostic("error", "QPM001", "libclang could not parse this file: "
                                             "Error parsing translation unit.",
@@ -290,9 +317,17 @@ def _walk(call, path: str, facts: UnitFacts, included: list[tuple[str, int, int]
     of its own when isolated, and writes its facts into a pipe, which this thread reads meanwhile
     and loads at its end.  The walk's result: 0, or 1 when the file could not be parsed; _Crashed
     when the process it ran in died."""
-    rfd, wfd = _pipe()
     if isolated:
-        return _walk_in_child(call, path, facts, included, rfd, wfd, records)
+        return _walk_in_child(call, path, facts, included, *_pipe(), records)
+    rc, data = _walk_bytes(call, path, records)
+    if data:                            # nothing when the file could not be parsed
+        facts_of(walked(data), facts, included)
+    return rc
+
+
+def _walk_bytes(call, path: str, records: Callable[[], None] | None = None) -> tuple[int, bytes]:
+    """_walk's walk in a thread: its result, and the facts it wrote, not loaded."""
+    rfd, wfd = _pipe()
     rc: list[int] = []
 
     def walk() -> None:
@@ -308,10 +343,7 @@ def _walk(call, path: str, facts: UnitFacts, included: list[tuple[str, int, int]
     finally:
         os.close(rfd)                   # a walk still writing stops (EPIPE)
         walker.join()
-    rc = _walk_result(path, rc[0] if rc else None)
-    if data:                            # nothing when the file could not be parsed
-        facts_of(walked(data), facts, included)
-    return rc
+    return _walk_result(path, rc[0] if rc else None), data
 
 
 def _pipe() -> tuple[int, int]:
