@@ -610,17 +610,20 @@ static const char *field_text(const struct out *o, int k, size_t *n)
 
 static int field_is(const struct out *o, int k, const char *s)
 {
+    if (k >= o->nf || o->f[k].is_num)
+        return 0;
     size_t n;
     const char *t = field_text(o, k, &n);
-    return !o->f[k].is_num && n == strlen(s) && memcmp(t, s, n) == 0;
+    return n == strlen(s) && memcmp(t, s, n) == 0;
 }
 
+/* Field k, a number (0 for a string, or a field the record does not have). */
 static long long field_num(const struct out *o, int k)
 {
-    return o->f[k].is_num ? o->f[k].num : 0;
+    return k < o->nf && o->f[k].is_num ? o->f[k].num : 0;
 }
 
-/* Field k: a string (a number as its digits); field_int: a number (0 for a string). */
+/* Field k, a string (a number as its digits); pk_field_int: a number (see field_num). */
 static unsigned pk_field(struct out *o, int k)
 {
     if (k >= o->nf) {
@@ -639,7 +642,7 @@ static unsigned pk_field(struct out *o, int k)
 
 static void pk_field_int(struct out *o, int k)
 {
-    pk_int(o, k < o->nf ? field_num(o, k) : 0);
+    pk_int(o, field_num(o, k));
 }
 
 /* The name of file number k (a field), normalized; "" for none (-1). */
