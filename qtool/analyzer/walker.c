@@ -246,12 +246,16 @@ struct field {
 };
 
 /* The strings written so far, by content: their memo indices (open addressing, cap a power of 2). */
+struct string_slot {
+    uint64_t hash;
+    size_t off;             /* where in bytes it is kept */
+    unsigned memo;          /* NO_MEMO: a free slot */
+};
+
 struct strings {
-    uint64_t *hashes;
-    unsigned *memo;         /* NO_MEMO: a free slot */
-    size_t *offs;
+    struct string_slot *slots;
     size_t n, cap;
-    char *bytes;            /* each string's bytes, then its length (a size_t) */
+    char *bytes;            /* each string kept: its length (a size_t), then its bytes */
     size_t len, bcap;
 };
 
@@ -442,33 +446,23 @@ static uint64_t string_hash(const char *s, size_t n)
 static int strings_grow(struct out *o, struct strings *t)
 {
     size_t cap = t->cap ? t->cap * 2 : 4096;
-    uint64_t *hashes = malloc(cap * sizeof *hashes);
-    unsigned *memo = malloc(cap * sizeof *memo);
-    size_t *offs = malloc(cap * sizeof *offs);
-    if (!hashes || !memo || !offs) {
-        free(hashes);
-        free(memo);
-        free(offs);
+    struct string_slot *slots = malloc(cap * sizeof *slots);
+    if (!slots) {
         o->oom = 1;
         return 0;
     }
-    memset(memo, 0xff, cap * sizeof *memo);
+    for (size_t i = 0; i < cap; i++)
+        slots[i].memo = NO_MEMO;
     for (size_t i = 0; i < t->cap; i++) {
-        if (t->memo[i] == NO_MEMO)
+        if (t->slots[i].memo == NO_MEMO)
             continue;
-        size_t h = (size_t)t->hashes[i] & (cap - 1);
-        while (memo[h] != NO_MEMO)
+        size_t h = (size_t)t->slots[i].hash & (cap - 1);
+        while (slots[h].memo != NO_MEMO)
             h = (h + 1) & (cap - 1);
-        hashes[h] = t->hashes[i];
-        memo[h] = t->memo[i];
-        offs[h] = t->offs[i];
+        slots[h] = t->slots[i];
     }
-    free(t->hashes);
-    free(t->memo);
-    free(t->offs);
-    t->hashes = hashes;
-    t->memo = memo;
-    t->offs = offs;
+    free(t->slots);
+    t->slots = slots;
     t->cap = cap;
     return 1;
 }
@@ -483,13 +477,13 @@ static unsigned pk_str(struct out *o, const char *s, size_t n)
         return NO_MEMO;
     uint64_t hash = string_hash(s, n);
     size_t h = (size_t)hash & (t->cap - 1);
-    for (; t->memo[h] != NO_MEMO; h = (h + 1) & (t->cap - 1)) {
-        if (t->hashes[h] == hash) {
-            size_t at = t->offs[h], len;
+    for (; t->slots[h].memo != NO_MEMO; h = (h + 1) & (t->cap - 1)) {
+        if (t->slots[h].hash == hash) {
+            size_t at = t->slots[h].off, len;
             memcpy(&len, t->bytes + at, sizeof len);
             if (len == n && memcmp(t->bytes + at + sizeof len, s, n) == 0) {
-                pk_get(o, t->memo[h]);
-                return t->memo[h];
+                pk_get(o, t->slots[h].memo);
+                return t->slots[h].memo;
             }
         }
     }
@@ -502,9 +496,9 @@ static unsigned pk_str(struct out *o, const char *s, size_t n)
     t->bcap = bcap;
     memcpy(t->bytes + t->len, &n, sizeof n);
     memcpy(t->bytes + t->len + sizeof n, s, n);
-    t->hashes[h] = hash;
-    t->offs[h] = t->len;
-    t->memo[h] = o->memo;
+    t->slots[h].hash = hash;
+    t->slots[h].off = t->len;
+    t->slots[h].memo = o->memo;
     t->len += n + sizeof n;
     t->n++;
     /* The bytes, each bad one replaced (U+FFFD is 3 bytes for 1 at most). */
@@ -707,6 +701,19 @@ static void pk_list(struct out *o, int list)
     pk_get(o, (unsigned)list);
 }
 
+/* The fields an F and a G record begin with (out_decl_head's, then whether it is a definition
+ * and its linkage), begun as a fact of the list. */
+static void pk_declaration(struct out *o, int list)
+{
+    pk_list(o, list);
+    pk_op(o, '(');
+    pk_field(o, 1);
+    pk_field(o, 2);
+    pk_place(o, 3);
+    pk_bool(o, field_num(o, 6) == 1);
+    pk_linkage(o, 7);
+}
+
 static void pk_append(struct out *o, int list)
 {
     pk_op(o, 'a');                          /* APPEND */
@@ -846,13 +853,7 @@ static void out_end(struct out *o)
         break;
     }
     case 'F':   /* unit.FunctionDecl, its parameters (P records) to come */
-        pk_list(o, L_FUNCTIONS);
-        pk_op(o, '(');
-        pk_field(o, 1);
-        pk_field(o, 2);
-        pk_place(o, 3);
-        pk_bool(o, field_num(o, 6) == 1);
-        pk_linkage(o, 7);
+        pk_declaration(o, L_FUNCTIONS);
         pk_bool(o, field_num(o, 8) == 1);
         pk_bool(o, field_num(o, 9) == 3);
         pk_field(o, 11);
@@ -881,13 +882,7 @@ static void out_end(struct out *o)
         pk_op(o, 't');
         break;
     case 'G':   /* unit.GlobalDecl (one with a file_component annotation: that file's component) */
-        pk_list(o, L_GLOBALS);
-        pk_op(o, '(');
-        pk_field(o, 1);
-        pk_field(o, 2);
-        pk_place(o, 3);
-        pk_bool(o, field_num(o, 6) == 1);
-        pk_linkage(o, 7);
+        pk_declaration(o, L_GLOBALS);
         pk_field(o, 9);
         pk_field(o, 8);
         pk_annotations(o, 10);
@@ -976,9 +971,7 @@ static int out_finish(struct out *o)
     out_flush(o);
     free(o->buf);
     free(o->text);
-    free(o->strings.hashes);
-    free(o->strings.memo);
-    free(o->strings.offs);
+    free(o->strings.slots);
     free(o->strings.bytes);
     for (size_t i = 0; i < o->npaths; i++)
         free(o->paths[i]);
