@@ -23,12 +23,11 @@ from .cache import FORMAT, dep as _dep, filled, pack_one, sha256, unchanged, unp
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:         # annotations only: typing is not imported at run time
-    from typing import Callable, Iterable
+    from typing import Callable
 
 CLANG_ATTRS = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "clang_attrs"))
 
 FIXED_FLAGS = ("-Wno-unknown-warning-option", "-Wno-ignored-optimization-argument")
-_LINKAGE = {2: "internal", 3: "internal", 4: "external"}
 _SEVERITY = {1: "note", 2: "warning", 3: "error", 4: "error"}
 
 

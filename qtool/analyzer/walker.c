@@ -230,7 +230,8 @@ static inline int is_null(CXCursor c)
  * The output: records made field by field (out_field, out_num, out_str ... out_end), each turned
  * by out_end into the fact the analyzer keeps of it, written as a pickle (protocol 4) that
  * Python loads at C speed: one tuple of lists, the facts of each kind in walk order (see "The
- * records as facts" at the top).  Each string is written once (a memo entry, then a reference).
+ * facts as the walk writes them" at the top).  Each string is written once (a memo entry, then a
+ * reference).
  * A failed allocation sticks and is reported once; whole records are written to fd once FLUSH_AT
  * bytes wait.
  */
@@ -283,6 +284,8 @@ struct out {
 
 enum { FLUSH_AT = 1 << 16 };
 
+/* p, an array of *cap items of size bytes, made room for need of them (its capacity doubled from
+ * 1024 until it does); NULL, with p as it was and o->oom set, when memory ran out. */
 static void *grow(struct out *o, void *p, size_t *cap, size_t need, size_t size)
 {
     if (need <= *cap)
