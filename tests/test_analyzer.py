@@ -1038,6 +1038,24 @@ def test_walk_names_files_as_python_decodes_and_normalizes_them(tmp_path):
     assert twice.location[0].count("\ufffd") == 12 and "\u00e9" in twice.location[0]
 
 
+def test_a_compilation_database_is_read_once_while_it_is_unchanged(tmp_path):
+    # A command reads the database for its remembered result and again for its analysis: the
+    # second time it is the same map; a database written again is read again, even at the same
+    # size (its modification time is another, to the nanosecond).
+    from qtool.analyzer.sources import load_compile_commands
+    ccdb = tmp_path / "compile_commands.json"
+
+    def write(flag: str) -> None:
+        ccdb.write_text(f'[{{"directory": "{tmp_path}", "file": "a.c", "arguments": ["cc", "{flag}", "a.c"]}}]')
+    write("-DA=1")
+    first = load_compile_commands(str(ccdb))
+    assert load_compile_commands(str(ccdb)) is first
+    assert first == {str(tmp_path / "a.c"): ("-DA=1",)}
+    write("-DA=2")                      # the same size
+    os.utime(ccdb, ns=(0, os.stat(ccdb).st_mtime_ns + 1))
+    assert load_compile_commands(str(ccdb)) == {str(tmp_path / "a.c"): ("-DA=2",)}
+
+
 def test_a_workers_walk_makes_the_facts_the_parse_makes(tmp_path):
     # A worker answers with its walk's facts as written (unit.walk_unit), loaded only by the
     # process it answers (unit.facts_of_walk): the same facts as parse_unit's, for a unit that

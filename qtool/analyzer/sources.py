@@ -57,8 +57,20 @@ def _clean(argv: list[str], directory: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+_loaded: dict[tuple, dict[str, tuple[str, ...]]] = {}     # (path, size, mtime, inode) -> its map
+
+
 def load_compile_commands(path: str) -> dict[str, tuple[str, ...]]:
-    """Maps each absolute source path to its parse flags."""
+    """Maps each absolute source path to its parse flags.  A file is read once in a process while
+    it keeps its size and modification time (a command reads it to find its remembered result,
+    and again for its analysis): the map is shared, and not to be changed."""
+    try:
+        st = os.stat(path)
+        key = (os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    except OSError:
+        key = None              # reported by the open below
+    if key in _loaded:
+        return _loaded[key]
     import json
     try:
         with open(path, encoding="utf-8") as f:
@@ -77,4 +89,6 @@ def load_compile_commands(path: str) -> dict[str, tuple[str, ...]]:
         argv = e.get("arguments") or shlex.split(e.get("command", ""))
         file = os.path.normpath(os.path.join(directory, e["file"]))
         out[file] = _clean(argv, directory)
+    if key is not None:
+        _loaded[key] = out
     return out
