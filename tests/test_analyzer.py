@@ -1038,6 +1038,30 @@ def test_walk_names_files_as_python_decodes_and_normalizes_them(tmp_path):
     assert twice.location[0].count("\ufffd") == 12 and "\u00e9" in twice.location[0]
 
 
+def test_a_walk_that_dies_while_writing_is_a_crash_not_fewer_facts(tmp_path):
+    # A child killed halfway through writing its facts leaves them cut short: the unit is reported
+    # as crashed (how the child ended), never loaded as part of its facts; one that ends well
+    # after writing only part of them is refused too.
+    import signal
+    app, _ = write(tmp_path, "app.c", "int f(int x) { return x; }\nint main(void) { return f(1); }\n")
+    out = tmp_path / "records"
+    with open(out, "wb") as f:
+        assert _parse_walk(app, f.fileno()) == 0
+    data = out.read_bytes()
+
+    def half_then(end):
+        def call(fd: int) -> int:
+            os.write(fd, data[:len(data) // 2])
+            if end == "killed":
+                os.kill(os.getpid(), signal.SIGKILL)
+            return 0
+        return call
+    with pytest.raises(unit._Crashed, match="SIGKILL"):
+        unit._walk_in_child(half_then("killed"), app, unit.UnitFacts(app), [], *unit._pipe())
+    with pytest.raises(ValueError, match="cut short"):
+        unit._walk_in_child(half_then("ended"), app, unit.UnitFacts(app), [], *unit._pipe())
+
+
 def test_a_compilation_database_is_read_once_while_it_is_unchanged(tmp_path):
     # A command reads the database for its remembered result and again for its analysis: the
     # second time it is the same map; a database written again is read again, even at the same
