@@ -337,11 +337,12 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
 
     # Direct calls, grouped by edge; a site seen by several units counts once.
     sites: dict[tuple[str, str], dict[Location, CallSite]] = defaultdict(dict)
+    local_weight, loc, site = weights.local_weight, _loc, CallSite
     for u in units:
         for caller, callee, _, where, loops, branches, _ in u.calls:
             if caller in by_usr and callee in by_usr:
-                where = _loc(where)
-                sites[(caller, callee)][where] = CallSite(where, loops, branches, weights.local_weight(loops, branches))
+                where = loc(where)
+                sites[(caller, callee)][where] = site(where, loops, branches, local_weight(loops, branches))
     # Each edge's runs per run of its caller (the sum of its sites' weights, in their order).
     edge_weight = {key: _sites_weight(s) for key, s in sites.items()}
 
@@ -420,12 +421,11 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
     location_of = {usr: f.location for usr, f in functions.items()}
     name_of = {usr: f.name for usr, f in functions.items()}
     keyed = []
-    for (a, b), s in sites.items():
-        calls = list(s.values())
-        if len(calls) > 1:
-            calls.sort(key=_location)
-        keyed.append(((location_of[a], name_of[b]),
-                      CallEdge(a, b, tuple(calls), freq.get(a, 0.0) * edge_weight[(a, b)])))
+    frequency, edge = freq.get, CallEdge
+    for key, s in sites.items():
+        a, b = key
+        calls = tuple(s.values()) if len(s) == 1 else tuple(sorted(s.values(), key=_location))
+        keyed.append(((location_of[a], name_of[b]), edge(a, b, calls, frequency(a, 0.0) * edge_weight[key])))
     keyed.sort(key=itemgetter(0))
     edges = tuple(e for _, e in keyed)
     if previous is not None:
@@ -450,12 +450,15 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
                 found.setdefault((a[0], a[6], a[3]), a)
     was_argument = {(a.caller, a.location, a.index): a for a in previous.model.arguments} \
         if previous is not None else {}
-    arguments: dict[tuple[str, tuple, int], CallArgument] = {}
-    for key, a in found.items():
-        old = was_argument.get(key)
-        arguments[key] = old if old is not None and (old.caller, old.callee, old.callee_name, old.index,
-                                                     old.param, old.function, old.location) == a \
-            else CallArgument(*a[:6], _loc(a[6]))
+    if not was_argument:
+        arguments = {key: CallArgument(*a[:6], _loc(a[6])) for key, a in found.items()}
+    else:
+        arguments: dict[tuple[str, tuple, int], CallArgument] = {}
+        for key, a in found.items():
+            old = was_argument.get(key)
+            arguments[key] = old if old is not None and (old.caller, old.callee, old.callee_name, old.index,
+                                                         old.param, old.function, old.location) == a \
+                else CallArgument(*a[:6], _loc(a[6]))
     structs = _merge_structs(units)
 
     members: dict[str, list[Function]] = defaultdict(list)

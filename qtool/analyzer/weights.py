@@ -54,13 +54,15 @@ def _sccs(nodes: list[str], succ: dict[str, dict[str, float]]) -> list[list[str]
                     work.append((w, iter(succ.get(w, ()))))
                     advanced = True
                     break
-                if w in on_stack:
-                    low[v] = min(low[v], index[w])
+                if w in on_stack and index[w] < low[v]:
+                    low[v] = index[w]
             if advanced:
                 continue
             work.pop()
             if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[v])
+                u = work[-1][0]
+                if low[v] < low[u]:
+                    low[u] = low[v]
             if low[v] == index[v]:
                 comp = []
                 while True:
@@ -85,7 +87,7 @@ def frequencies(nodes: list[str], succ: dict[str, dict[str, float]],
         if len(comp) == 1 and comp[0] not in pred[comp[0]]:
             # A function no cycle goes through (most of them): what its callers give it.
             v = comp[0]
-            freq[v] = (1.0 if v in entries else 0.0) + sum(freq[u] * m for u, m in pred[v].items())
+            freq[v] = (1.0 if v in entries else 0.0) + sum([freq[u] * m for u, m in pred[v].items()])
             continue
         members = set(comp)
         base = {v: (1.0 if v in entries else 0.0) +
