@@ -79,7 +79,8 @@ def _frozen_delattr(self, name):
 
 def _compared(names: list[str]) -> dict:
     """__eq__, __hash__ and __repr__ of a record of these fields, as a dataclass has them: by
-    the tuple of the fields, in order."""
+    the tuple of the fields, in order; and __reduce__, which pickles it as its class and that
+    tuple."""
     if len(names) > 1:
         fields_of = attrgetter(*names)
     elif names:

@@ -99,17 +99,14 @@ def _merge_declarations(ds: list[tuple], file_components: dict[str, tuple[str, L
         ends = [s.params for s in annotation_sites(declared)]
     for p in primary[13]:
         i = p[0]
-        if len(defined_params) > i and defined_params[i][1]:
-            named = defined_params[i]
-        else:
-            named = next((q for q in [d[13][i] for d in ds if len(d[13]) > i] if q[1]), p)
-        if param_annotations:
-            same = [d[13][i] for d in ds if len(d[13]) > i]
-            anns = _merge_annotations([(q[4], _loc(q[5])) for q in same],
-                                      f"parameter '{named[1] or i}' of '{name}'", diags) \
-                if any(q[4] for q in same) else ()
-        else:
-            anns = ()
+        named = defined_params[i] if len(defined_params) > i and defined_params[i][1] else None
+        # Parameter i of every declaration, when it is to be named or its annotations merged.
+        same = [d[13][i] for d in ds if len(d[13]) > i] if named is None or param_annotations else ()
+        if named is None:
+            named = next((q for q in same if q[1]), p)
+        anns = _merge_annotations([(q[4], _loc(q[5])) for q in same],
+                                  f"parameter '{named[1] or i}' of '{name}'", diags) \
+            if param_annotations and any(q[4] for q in same) else ()
         end = None
         for site in ends:
             if len(site) > i and site[i]:
