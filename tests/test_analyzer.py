@@ -1007,13 +1007,11 @@ def test_long_walk_streams_every_record(tmp_path):
 
     # The same walk written in one piece into a file, and loaded at once, makes the same facts:
     # nothing is lost or reordered on the way through the pipe.
-    out = tmp_path / "records"
-    with open(out, "wb") as f:
-        assert _parse_walk(app, f.fileno()) == 0
+    data = _walked_bytes(app, tmp_path)
     whole = unit.UnitFacts(app)
     included: list[str] = []
-    unit.facts_of(unit.walked(out.read_bytes()), whole, included)
-    assert out.stat().st_size > 4 * 65536       # many writes
+    unit.facts_of(unit.walked(data), whole, included)
+    assert len(data) > 4 * 65536                # many writes
     whole.deps = facts.deps
     assert whole == facts
     assert sorted({app, *(p for p, _, _ in included)}) == [d[0] for d in facts.deps] == [app, str(src / "late.h")]
@@ -1044,10 +1042,7 @@ def test_a_walk_that_dies_while_writing_is_a_crash_not_fewer_facts(tmp_path):
     # after writing only part of them is refused too.
     import signal
     app, _ = write(tmp_path, "app.c", "int f(int x) { return x; }\nint main(void) { return f(1); }\n")
-    out = tmp_path / "records"
-    with open(out, "wb") as f:
-        assert _parse_walk(app, f.fileno()) == 0
-    data = out.read_bytes()
+    data = _walked_bytes(app, tmp_path)
 
     def half_then(end):
         def call(fd: int) -> int:
@@ -1069,13 +1064,13 @@ def test_a_compilation_database_is_read_once_while_it_is_unchanged(tmp_path):
     from qtool.analyzer.sources import load_compile_commands
     ccdb = tmp_path / "compile_commands.json"
 
-    def write(flag: str) -> None:
+    def write_ccdb(flag: str) -> None:
         ccdb.write_text(f'[{{"directory": "{tmp_path}", "file": "a.c", "arguments": ["cc", "{flag}", "a.c"]}}]')
-    write("-DA=1")
+    write_ccdb("-DA=1")
     first = load_compile_commands(str(ccdb))
     assert load_compile_commands(str(ccdb)) is first
     assert first == {str(tmp_path / "a.c"): ("-DA=1",)}
-    write("-DA=2")                      # the same size
+    write_ccdb("-DA=2")                 # the same size
     os.utime(ccdb, ns=(0, os.stat(ccdb).st_mtime_ns + 1))
     assert load_compile_commands(str(ccdb)) == {str(tmp_path / "a.c"): ("-DA=2",)}
 
@@ -1099,10 +1094,7 @@ def test_a_walk_cut_short_is_not_taken_for_facts(tmp_path):
     # What a walk that died wrote ends anywhere: every cut of it is refused (ValueError), never
     # loaded as fewer facts.
     app, _ = write(tmp_path, "app.c", "int f(int x) { return x; }\nint main(void) { return f(1); }\n")
-    out = tmp_path / "records"
-    with open(out, "wb") as f:
-        assert _parse_walk(app, f.fileno()) == 0
-    data = out.read_bytes()
+    data = _walked_bytes(app, tmp_path)
     facts = unit.UnitFacts(app)
     unit.facts_of(unit.walked(data), facts)
     assert len(facts.functions) == 2 and len(facts.calls) == 1
@@ -1112,10 +1104,16 @@ def test_a_walk_cut_short_is_not_taken_for_facts(tmp_path):
 
 
 def _parse_walk(path: str, fd: int) -> int:
-    """The walker's own entry point: parse path with the analyzer's flags, write its records to fd."""
-    import ctypes
-    argv = [a.encode() for a in unit.clang_args(())]
-    return unit.clang_env.walker().qpm_parse_walk(path.encode(), (ctypes.c_char_p * len(argv))(*argv), len(argv), fd)
+    """The walker's own entry point: parse path with the analyzer's flags, write its facts to fd."""
+    return unit._parse_walk(unit.clang_env.walker(), path, [a.encode() for a in unit.clang_args(())])(fd)
+
+
+def _walked_bytes(path: str, tmp_path) -> bytes:
+    """What the walker writes of path, in one piece (through a file)."""
+    out = tmp_path / "records"
+    with open(out, "wb") as f:
+        assert _parse_walk(path, f.fileno()) == 0
+    return out.read_bytes()
 
 
 def test_walk_that_fails_to_write_is_an_error(tmp_path, monkeypatch):
