@@ -100,11 +100,14 @@ def _parse_args(env, target, source) -> tuple[str, ...]:
 
 def _analyze_action(target, source, env):
     from .analyzer import clang_env, unit
+    from .analyzer.sources import check_names
     from .errors import UserError
     path = source[0].abspath
     try:
+        args = _parse_args(env, target, source)
+        check_names([(path, args)])
         clang_env.check_version()
-        facts = unit.parse_unit(path, _parse_args(env, target, source), isolated=True)
+        facts = unit.parse_unit(path, args, isolated=True)
     except UserError as e:
         return _fail(str(e))
     from .atomic import write_bytes

@@ -242,6 +242,27 @@ def test_compile_commands_flags_are_used(qtool, tmp_path):
     assert rc == 0, out
 
 
+def test_names_that_are_not_utf8_are_a_located_error(qtool, tmp_path):
+    # A file named in Latin-1 found in a directory, and a compilation database that is not UTF-8:
+    # one located line each, exit status 2, no output file; the file with a good name still works.
+    (tmp_path / "ok.c").write_text("int ok(void) { return 1; }\n")
+    latin1 = os.path.join(os.fsencode(tmp_path), b"caf\xe9.c")
+    with open(latin1, "wb") as f:
+        f.write(b"int cafe(int x) { return x + 1; }\n")
+    out_file = tmp_path / "model.txt"
+    rc, out, err = qtool("analyze", tmp_path, "-o", out_file)
+    assert (rc, out) == (2, "") and not out_file.exists()
+    assert err == f"{tmp_path}/caf\\xe9.c: error: the file's name is not UTF-8: rename the file (or change " \
+                  "the flag), or leave the file out\n"
+    rc, out, err = qtool("analyze", tmp_path / "ok.c")
+    assert rc == 0 and "int ok(void)" in out
+    db = tmp_path / "compile_commands.json"
+    db.write_bytes(b'[{"directory": "/tmp", "file": "caf\xe9.c", "arguments": ["gcc"]}]')
+    rc, out, err = qtool("analyze", "-p", db)
+    assert (rc, out) == (2, "")
+    assert err == f"{db}: error: not UTF-8 (byte 0xe9 at offset 35): a compilation database is JSON, which is UTF-8\n"
+
+
 def test_header_vanishes_under_gcc_and_the_program_runs(tmp_path):
     """Every annotation kind, compiled by gcc with warnings as errors, then run."""
     case = os.path.join(CASES, "clean")

@@ -18,7 +18,7 @@ import sys
 import time
 
 from . import cache
-from .sources import find_sources, load_compile_commands
+from .sources import check_names, find_sources, load_compile_commands
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:           # the model's classes are loaded when a model is
@@ -121,6 +121,7 @@ def program(paths: list[str], compile_commands: str | None = None,
     if compile_commands and not paths:
         sources = sorted(flags)
     items = [(src, flags.get(src, ()) + tuple(extra_args)) for src in sources]
+    check_names(items)
     return items, cache.program_key(items)
 
 

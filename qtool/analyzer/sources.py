@@ -31,6 +31,21 @@ def find_sources(paths: list[str]) -> list[str]:
     return list(seen)
 
 
+def check_names(items: list[tuple[str, tuple[str, ...]]]) -> None:
+    """A clear error for a unit whose path, or one of whose flags, is not UTF-8 (a file named in
+    Latin-1, say): libclang, the caches and the output all take text, and such a name is bytes
+    that Python can only carry escaped.  The name is shown with those bytes as \\xNN."""
+    for path, args in items:
+        for text in (path, *args):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = os.fsencode(text).decode("utf-8", "backslashreplace")
+                what = "the file's name" if text is path else f"its flag '{shown}'"
+                raise UserError(f"{what} is not UTF-8: rename the file (or change the flag), or leave "
+                                "the file out", os.fsencode(path).decode("utf-8", "backslashreplace")) from None
+
+
 def _clean(argv: list[str], directory: str) -> tuple[str, ...]:
     out: list[str] = []
     it = iter(argv[1:])
@@ -79,6 +94,9 @@ def load_compile_commands(path: str) -> dict[str, tuple[str, ...]]:
         raise UserError(f"cannot read compilation database: {e.strerror}", path) from None
     except json.JSONDecodeError as e:
         raise UserError(f"not valid JSON: {e.msg}", path, e.lineno, e.colno) from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"not UTF-8 (byte {e.object[e.start]:#04x} at offset {e.start}): a compilation "
+                        "database is JSON, which is UTF-8", path) from None
     if not isinstance(entries, list):
         raise UserError("a compilation database is a JSON list of entries", path, 1, 1)
     out: dict[str, tuple[str, ...]] = {}
