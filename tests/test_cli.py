@@ -242,6 +242,26 @@ def test_compile_commands_flags_are_used(qtool, tmp_path):
     assert rc == 0, out
 
 
+@pytest.mark.parametrize("entry, said", [
+    ({"command": 'gcc -DX="open -c main.c'}, "entry 0: its 'command' cannot be split into arguments "
+                                             "(No closing quotation)"),
+    ({"arguments": "gcc -c main.c"}, "entry 0: 'arguments' is a list of strings"),
+    ({"arguments": ["gcc", 5]}, "entry 0: 'arguments' is a list of strings"),
+    ({"arguments": ["gcc"], "directory": 5}, "entry 0: 'file' and 'directory' are strings"),
+    ({"arguments": ["gcc"], "file": ["main.c"]}, "entry 0: 'file' and 'directory' are strings"),
+    ({}, "entry 0 has neither 'arguments' (a list of strings) nor 'command' (a string)"),
+])
+def test_a_malformed_compilation_database_is_a_located_error(qtool, tmp_path, entry, said):
+    (tmp_path / "main.c").write_text("int main(void) { return 0; }\n")
+    db = tmp_path / "compile_commands.json"
+    db.write_text(json.dumps([{"directory": str(tmp_path), "file": "main.c", **entry}]))
+    rc, out, err = qtool("analyze", "-p", db, "-o", tmp_path / "model.txt")
+    assert (rc, out, err) == (2, "", f"{db}: error: {said}\n")
+    assert not (tmp_path / "model.txt").exists()
+    db.write_text(json.dumps([{"directory": str(tmp_path), "file": "main.c", "command": "gcc -DX=1 -c main.c"}]))
+    assert qtool("analyze", "-p", db)[0] == 0
+
+
 def test_names_that_are_not_utf8_are_a_located_error(qtool, tmp_path):
     # A file named in Latin-1 found in a directory, and a compilation database that is not UTF-8:
     # one located line each, exit status 2, no output file; the file with a good name still works.

@@ -103,9 +103,21 @@ def load_compile_commands(path: str) -> dict[str, tuple[str, ...]]:
     for i, e in enumerate(entries):
         if not isinstance(e, dict) or "file" not in e or "directory" not in e:
             raise UserError(f"entry {i} lacks 'file' or 'directory'", path)
-        directory = e["directory"]
-        argv = e.get("arguments") or shlex.split(e.get("command", ""))
-        file = os.path.normpath(os.path.join(directory, e["file"]))
+        directory, file = e["directory"], e["file"]
+        if not isinstance(directory, str) or not isinstance(file, str):
+            raise UserError(f"entry {i}: 'file' and 'directory' are strings", path)
+        argv = e.get("arguments")
+        if argv is not None:
+            if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+                raise UserError(f"entry {i}: 'arguments' is a list of strings", path)
+        elif isinstance(e.get("command"), str):
+            try:
+                argv = shlex.split(e["command"])
+            except ValueError as err:       # a quote left open
+                raise UserError(f"entry {i}: its 'command' cannot be split into arguments ({err})", path) from None
+        else:
+            raise UserError(f"entry {i} has neither 'arguments' (a list of strings) nor 'command' (a string)", path)
+        file = os.path.normpath(os.path.join(directory, file))
         out[file] = _clean(argv, directory)
     if key is not None:
         _loaded[key] = out
