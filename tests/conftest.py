@@ -6,6 +6,10 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+# Frozen records refuse a field's assignment in every test, and in every qtool a test runs (see
+# qtool/record.py): set before qtool's classes are made.
+os.environ["QPM_CHECK_RECORDS"] = "1"
+
 
 def _environment_for_the_session(name, value):
     """Sets an environment variable for the whole test run, then puts back what was there."""

@@ -24,11 +24,12 @@ DECLARATIONS = {
 }
 
 
-def _pair(name: str, frozen: bool = True):
-    """The same class body made a dataclass and a record."""
+def _pair(name: str, frozen: bool = True, checked: bool = True):
+    """The same class body made a dataclass and a record (checked: one that refuses a frozen
+    field's assignment, as the tests make them; else as a run makes them)."""
     made = []
     for decorate, field in ((lambda c: dataclasses.dataclass(frozen=frozen)(c), dataclasses.field),
-                            (lambda c: rec.record(frozen=frozen)(c), rec.field)):
+                            (lambda c: rec._make(c, frozen, checked), rec.field)):
         ns: dict = {}
         exec(f"from __future__ import annotations\nclass {name}:\n{DECLARATIONS[name]}",
              {"field": field, "Location": Location}, ns)
@@ -42,9 +43,10 @@ ARGS = {"Plain": [(1, "a"), (2, "b")], "Defaults": [(1,), (1, "y"), (2, "z", (1,
         "One": [("u",), ("v",)], "Empty": [()]}
 
 
+@pytest.mark.parametrize("checked", [True, False], ids=["checked", "as-run"])
 @pytest.mark.parametrize("name", sorted(DECLARATIONS))
-def test_a_record_is_what_a_frozen_dataclass_is(name):
-    Data, Rec = _pair(name)
+def test_a_record_is_what_a_frozen_dataclass_is(name, checked):
+    Data, Rec = _pair(name, checked=checked)
     globals()[name] = Rec               # pickle finds the record class by its name
     values = [(Data(*args), Rec(*args)) for args in ARGS[name]]
     for d, r in values:
@@ -55,10 +57,11 @@ def test_a_record_is_what_a_frozen_dataclass_is(name):
         for protocol in (2, pickle.HIGHEST_PROTOCOL):
             back = pickle.loads(pickle.dumps(r, protocol))
             assert back == r and vars(back) == vars(r)
-        with pytest.raises(rec.FrozenInstanceError):
-            r.a = 3
-        with pytest.raises(AttributeError):
-            del r.a
+        if checked:
+            with pytest.raises(rec.FrozenInstanceError):
+                r.a = 3
+            with pytest.raises(AttributeError):
+                del r.a
         names = tuple(f.name for f in dataclasses.fields(d))
         assert rec.fields(r) == Rec.__match_args__ == Data.__match_args__ == names
         if names:
@@ -101,3 +104,25 @@ def test_a_records_own_methods_stay():
 def test_a_field_has_one_default():
     with pytest.raises(ValueError):
         rec.field(default=1, default_factory=list)
+
+
+def test_a_run_makes_records_unchecked_and_analyses_as_the_tests_do(tmp_path):
+    # qtool as a user runs it (QPM_CHECK_RECORDS unset: its records set fields as attributes, no
+    # __setattr__ of their own) and as the tests run it: the same model of the sample, as JSON.
+    import subprocess
+    code = ("import sys\nfrom qtool import cli, model\n"
+            "print(model.Function.__setattr__ is object.__setattr__, file=sys.stderr)\n"
+            "sys.exit(cli.main(['analyze', '--format', 'json', sys.argv[1]]))")
+    outs = []
+    for checked in ("1", None):
+        env = {k: v for k, v in os.environ.items() if k != "QPM_CHECK_RECORDS"}
+        if checked:
+            env["QPM_CHECK_RECORDS"] = checked
+        env.update(PYTHONPATH=ROOT, QPM_CACHE_DIR=str(tmp_path / f"cache-{checked}"))
+        proc = subprocess.run([sys.executable, "-c", code, os.path.join(ROOT, "samples", "kvstore")],
+                              capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr.splitlines()[0] == ("False" if checked else "True")
+        outs.append(proc.stdout)
+    import json
+    assert outs[0] == outs[1] and json.loads(outs[0])["schema"] == "qpm.model/1"
