@@ -23,7 +23,7 @@ it.  Elsewhere it is not: the check is a __setattr__ of the class's own, and wit
 cannot set a field as an attribute but only through the instance's __dict__, made for each record
 then instead of the attribute storage Python keeps inside the object; a record is made a third
 faster without it and its fields are read faster (a model read from the cache and checked after an
-edit of lighttpd: 7% of the whole command).  No code of qtool assigns a frozen record's field.
+edit of lighttpd: 6% of the whole command).  No code of qtool assigns a frozen record's field.
 """
 
 from __future__ import annotations
