@@ -1105,7 +1105,7 @@ def test_a_walk_cut_short_is_not_taken_for_facts(tmp_path):
 
 def _parse_walk(path: str, fd: int) -> int:
     """The walker's own entry point: parse path with the analyzer's flags, write its facts to fd."""
-    return unit._parse_walk(unit.clang_env.walker(), path, [a.encode() for a in unit.clang_args(())])(fd)
+    return unit._parse_walk(unit.clang_env.walker(), path, unit._walker_argv(()))(fd)
 
 
 def _walked_bytes(path: str, tmp_path) -> bytes:

@@ -226,7 +226,7 @@ def parse_unit(path: str, args: tuple[str, ...], isolated: bool = False,
     called once, when the walk's facts have come, before they are loaded: until then this thread
     only waits for them, and what it does from then on is the unit's time."""
     lib = clang_env.walker()
-    argv = [a.encode() for a in clang_args(args)]
+    argv = _walker_argv(args)
     facts = UnitFacts(path)
     included: list[tuple[str, int, int]] = []
     if records is not None:
@@ -246,7 +246,7 @@ def walk_unit(path: str, args: tuple[str, ...]) -> bytes:
     the unit's facts of in another: a worker's answer (workers.py), which this process then neither
     loads nor pickles again."""
     lib = clang_env.walker()
-    rc, data = _walk_bytes(_parse_walk(lib, path, [a.encode() for a in clang_args(args)]), path)
+    rc, data = _walk_bytes(_parse_walk(lib, path, _walker_argv(args)), path)
     return bytes([rc]) + data
 
 
@@ -259,9 +259,17 @@ def facts_of_walk(path: str, answer: bytes) -> UnitFacts:
     return _finished(path, answer[0], facts, included)
 
 
-def _parse_walk(lib, path: str, argv: list[bytes]) -> Callable[[int], int]:
-    """The walker's parse and walk of the whole file, writing to the fd it is called with."""
-    return lambda fd: lib.qpm_parse_walk(path.encode(), (ctypes.c_char_p * len(argv))(*argv), len(argv), fd)
+def _walker_argv(args: tuple[str, ...]) -> tuple:
+    """A unit's flags as the walker's entry points take them: clang_args's, an array of C
+    strings and its length."""
+    argv = [a.encode() for a in clang_args(args)]
+    return (ctypes.c_char_p * len(argv))(*argv), len(argv)
+
+
+def _parse_walk(lib, path: str, argv: tuple) -> Callable[[int], int]:
+    """The walker's parse and walk of the whole file (argv: _walker_argv's), writing to the fd it
+    is called with."""
+    return lambda fd: lib.qpm_parse_walk(path.encode(), *argv, fd)
 
 
 def _finished(path: str, rc: int, facts: UnitFacts, included: list[tuple[str, int, int]]) -> UnitFacts:
@@ -433,7 +441,7 @@ class _NotSplit(Exception):
     """The halves' diagnostics do not say what the whole file's parse would: parse it whole."""
 
 
-def _walk_split(lib, path: str, argv: list[bytes], facts: UnitFacts, included: list,
+def _walk_split(lib, path: str, argv: tuple, facts: UnitFacts, included: list,
                 records: Callable[[], None] | None = None) -> int | None:
     """The unit parsed and walked by two forked processes, each keeping half of the file's
     function bodies (walker.c, qpm_parse_walk_split), their facts put together as those of the
@@ -452,8 +460,7 @@ def _walk_split(lib, path: str, argv: list[bytes], facts: UnitFacts, included: l
                 try:
                     for fd in (r, *reads):
                         os.close(fd)
-                    rc = lib.qpm_parse_walk_split(path.encode(), (ctypes.c_char_p * len(argv))(*argv), len(argv),
-                                                  w, half)
+                    rc = lib.qpm_parse_walk_split(path.encode(), *argv, w, half)
                     code = rc if rc in (0, 1, 2) else 3
                     os.close(w)         # as in _walk_in_child
                 finally:
