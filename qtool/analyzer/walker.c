@@ -105,6 +105,7 @@
 #include <errno.h>
 #include <time.h>
 #include <unistd.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 typedef void *CXTranslationUnit;
@@ -3017,11 +3018,15 @@ int qpm_parse_walk(const char *path, const char *const *argv, int argc, int fd)
 
 /* What the scan asks of a character, looked up: white space (or a backslash, which continues a
  * line), a character of an identifier, one that can begin it. */
-enum { C_SPACE = 1, C_IDENT = 2, C_IDENT_START = 4 };
+enum { C_SPACE = 1, C_IDENT = 2, C_IDENT_START = 4, C_BRACED = 8, C_TOKEN_END = 16 };
 static const unsigned char char_class[256] = {
     [' '] = C_SPACE, ['\t'] = C_SPACE, ['\r'] = C_SPACE, ['\f'] = C_SPACE, ['\v'] = C_SPACE, ['\\'] = C_SPACE,
     ['0' ... '9'] = C_IDENT,
     ['a' ... 'z'] = C_IDENT | C_IDENT_START, ['A' ... 'Z'] = C_IDENT | C_IDENT_START, ['_'] = C_IDENT | C_IDENT_START,
+    /* What the scan looks at inside braces, where only braces, literals, comments and the ends of
+     * lines (where a directive may begin) count. */
+    ['{'] = C_BRACED, ['}'] = C_BRACED, ['"'] = C_BRACED | C_TOKEN_END, ['\''] = C_BRACED | C_TOKEN_END,
+    ['/'] = C_BRACED | C_TOKEN_END, ['\n'] = C_BRACED | C_TOKEN_END,
 };
 
 /* Whether the newline at i ends a line that a backslash continues (clang's rule: the backslash
@@ -3198,14 +3203,12 @@ static void blank_span(char *buf, size_t from, size_t to)
             next = literal_end(s, to, i);
             line_start = 0;
         } else {
-            /* A run of characters each of which would be a token of its own here, on one line
-             * (no directive can begin after the first): no space, backslash, literal or comment. */
-            next = i + 1;
-            while (next < to && !(char_class[(unsigned char)s[next]] & C_SPACE) && s[next] != '\n' &&
-                   s[next] != '"' && s[next] != '\'' && s[next] != '/')
-                next++;
+            /* The rest of the line up to a literal, a comment or a '/' (no directive can begin
+             * after its first character): each character a space, but white space and backslashes. */
+            buf[i] = ' ';            /* c: no space, and no literal or comment ('/' a division) */
+            for (next = i + 1; next < to && !(char_class[(unsigned char)s[next]] & C_TOKEN_END); next++)
+                buf[next] = char_class[(unsigned char)s[next]] & C_SPACE ? s[next] : ' ';
             line_start = 0;
-            memset(buf + i, ' ', next - i);     /* no newline in it */
             i = next;
             continue;
         }
@@ -3322,6 +3325,15 @@ long qpm_bodies(char *buf, size_t len, size_t *spans, size_t max, size_t blank_f
             i = end;
             continue;
         }
+        if (depth > 0 && !(char_class[(unsigned char)c] & C_BRACED)) {
+            /* Inside braces, up to what counts there (C_BRACED): the rest of a line (no
+             * directive begins on it after c), whose identifiers, parentheses and other
+             * characters say nothing of where a body is (see the '}' that ends the braces). */
+            for (i++; i < n && !(char_class[(unsigned char)s[i]] & C_BRACED); i++)
+                ;
+            line_start = 0;
+            continue;
+        }
         size_t next;
         if (is_comment(s, n, i)) {
             next = past_comment(s, n, i, &line_start);
@@ -3365,6 +3377,8 @@ long qpm_bodies(char *buf, size_t len, size_t *spans, size_t max, size_t blank_f
                 depth++;
             } else if (c == '}') {
                 depth = depth > 0 ? depth - 1 : 0;
+                if (depth == 0)     /* the identifiers before a '(' from here: none inside the braces */
+                    memset(ident, 0, sizeof ident);
                 if (depth == 0 && in_body) {
                     char after = next_significant(s, n, next);
                     if (!ambiguous && after != ';' && after != ',' && after != ')') {
@@ -3589,25 +3603,36 @@ static void risk_visit(CXFile f, CXSourceLocation *stack, unsigned depth, CXClie
  * of no use; or qpm_walk's errors. */
 int qpm_parse_walk_split(const char *path, const char *const *argv, int argc, int fd, int half)
 {
-    FILE *file = fopen(path, "rb");
-    if (!file)
+    /* The file read whole into a buffer of its size (one more byte, to see its end), grown only
+     * if it grew meanwhile. */
+    int in = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (in < 0)
         return 2;
     char *buf = NULL;
-    size_t len = 0, cap = 0, got;
+    size_t len = 0, cap = fstat(in, &st) == 0 && st.st_size > 0 ? (size_t)st.st_size + 1 : 1 << 20;
+    ssize_t got;
     do {
-        if (len == cap) {
-            char *more = realloc(buf, cap = cap ? 2 * cap : 1 << 20);
+        if (!buf || len == cap) {
+            char *more = realloc(buf, cap = buf ? 2 * cap : cap);
             if (!more) {
                 free(buf);
-                fclose(file);
+                close(in);
                 return -12;
             }
             buf = more;
         }
-        got = fread(buf + len, 1, cap - len, file);
-        len += got;
+        got = read(in, buf + len, cap - len);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            free(buf);
+            close(in);
+            return 2;
+        }
+        len += (size_t)got;
     } while (got > 0);
-    fclose(file);
+    close(in);
     struct split sp;
     memset(&sp, 0, sizeof sp);
     sp.half = half;
