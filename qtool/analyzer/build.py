@@ -70,19 +70,26 @@ def _merge_declarations(ds: list[tuple], file_components: dict[str, tuple[str, L
     if len(ds) == 1:
         return _lone_function(ds[0], file_components, frequency, diags, per_unit, uses, returned)
     definition = None
-    annotated = param_annotations = False
+    annotated = param_annotations = inline = hidden = False
     for d in ds:
         if d[3] and definition is None:
             definition = d
-        annotated = annotated or bool(d[10])
-        param_annotations = param_annotations or any([q[4] for q in d[13]])
+        if d[10]:
+            annotated = True
+        if not param_annotations and d[13]:
+            param_annotations = any([q[4] for q in d[13]])
+        if d[11]:
+            inline = True
+        if d[12]:
+            hidden = True
     primary = definition or ds[0]
     usr, name = primary[0], primary[1]
     by_place = sorted(ds, key=itemgetter(2))
     annotations = _merge_annotations([(d[10], _loc(d[2])) for d in ds], f"function '{name}'", diags) \
         if annotated else ()
-    declared = tuple([Declaration(_loc(d[2]), d[3], bool(d[10]) or (param_annotations and any(q[4] for q in d[13])),
-                                  tuple([_loc(q[6]) for q in d[13]])) for d in by_place])
+    declared = tuple([Declaration(_loc(d[2]), d[3],
+                                  bool(d[10]) or (param_annotations and any([q[4] for q in d[13]])),
+                                  tuple([_loc(q[6]) for q in d[13]]) if d[13] else ()) for d in by_place])
     # Types as a header prototype spells them: generated code includes the header, not the file
     # of the definition, whose own typedefs it cannot see.
     header = None
@@ -124,16 +131,16 @@ def _merge_declarations(ds: list[tuple], file_components: dict[str, tuple[str, L
                     definition is not None, primary[4], primary[5],
                     header[7] if header is not None else primary[7], primary[8], annotations, tuple(params),
                     places, frequency, declared, per_unit, param_uses,
-                    returned, inline=any(d[11] for d in ds), hidden=any(d[12] for d in ds))
+                    returned, inline=inline, hidden=hidden)
 
 
 def _component(annotations: tuple[Annotation, ...], file: str,
                file_components: dict[str, tuple[str, Location]]) -> str:
     """The component of a function defined in `file`: its own annotation's, else its file's, else
     the file's name without its extension."""
-    explicit = next((a for a in annotations if a.kind == "component"), None)
-    if explicit is not None:
-        return explicit.arg
+    for a in annotations:
+        if a.kind == "component":
+            return a.arg
     if file in file_components:
         return file_components[file][0]
     return _stem(file)
@@ -145,19 +152,29 @@ def _lone_function(d: tuple, file_components: dict[str, tuple[str, Location]], f
     """_merge_declarations of a function declared once (d: as the facts hold it, unit.FunctionDecl's
     layout): the same result, without the merging."""
     usr, name, where, defined, own = d[0], d[1], _loc(d[2]), d[3], d[10]
-    params = tuple(Param(i, n, type_, enc, anns, _loc(at), _loc(end)) for i, n, type_, enc, anns, at, end in d[13])
     annotations = _merge_annotations([(own, where)], f"function '{name}'", diags) if own else ()
     annotated = bool(own)
-    for p in params:
-        if p.annotations:
-            annotated = True
-            _merge_annotations([(p.annotations, p.location)], f"parameter '{p.name or p.index}' of "
-                               f"'{name}'", diags)
+    if d[13]:
+        params = tuple([Param(i, n, type_, enc, anns, _loc(at), _loc(end))
+                        for i, n, type_, enc, anns, at, end in d[13]])
+        for p in params:
+            if p.annotations:
+                annotated = True
+                _merge_annotations([(p.annotations, p.location)], f"parameter '{p.name or p.index}' of "
+                                   f"'{name}'", diags)
+        ends = tuple([q.end for q in params])
+        param_uses = tuple([uses.get(p.index, "") for p in params]) if uses is not None else ()
+    else:
+        params = ends = param_uses = ()
     component = _component(annotations, where.file, file_components) if defined and not per_unit else None
-    param_uses = tuple(uses.get(p.index, "") for p in params) if uses is not None else ()
-    declared = (Declaration(where, defined, annotated, tuple(q.end for q in params)),)
+    declared = (Declaration(where, defined, annotated, ends),)
     return Function(usr, name, component, where, defined, d[4], d[5], d[7], d[8], annotations, params, (where,),
                     frequency, declared, per_unit, param_uses, returned, inline=d[11], hidden=d[12])
+
+
+def _returned_order(r: tuple[str, str, Location]) -> tuple:
+    """The order of a function's returned calls: by place, then callee."""
+    return r[2], r[0]
 
 
 @lru_cache(maxsize=None)
@@ -314,16 +331,20 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
     # plain tuples: a function merged again makes its Params and Locations from them).
     by_usr: dict[str, list[tuple]] = defaultdict(list)
     seen_decl: set[tuple[str, tuple]] = set()         # (USR, place)
+    defined_usrs: set[str] = set()
+    defined_twice: list[str] = []
     for u in units:
         for d in u.functions:
             key = (d[0], d[2])
             if key not in seen_decl:     # a header seen by several units
                 seen_decl.add(key)
                 by_usr[d[0]].append(d)
-    for usr, ds in by_usr.items():
-        defs = [d for d in ds if d[3]]
-        if len(defs) < 2:
-            continue
+                if d[3]:
+                    if d[0] in defined_usrs:
+                        defined_twice.append(d[0])
+                    defined_usrs.add(d[0])
+    for usr in dict.fromkeys(defined_twice):
+        defs = [d for d in by_usr[usr] if d[3]]
         first = _loc(defs[0][2])
         for extra in defs[1:]:
             diags.append(Diagnostic("error", "QPM036", f"'{extra[1]}' is defined twice in the program "
@@ -344,7 +365,6 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
     edge_weight = {key: _sites_weight(s) for key, s in sites.items()}
 
     # Indirect calls: their targets from where the program stores function addresses.
-    defined_usrs = {usr for usr, ds in by_usr.items() if any(d[3] for d in ds)}
     resolver = pointers.Resolver(
         fn_types, defined_usrs, _Params(by_usr), {b for (a, b) in sites if a != b},
         [(fn, dest, _loc(where)) for u in units for _, fn, dest, where in u.taken if fn in by_usr],
@@ -385,6 +405,7 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
             returned[usr].add((callee, name, _loc(loc)))
     functions: dict[str, Function] = {}
     fn_diags: dict[str, tuple[Diagnostic, ...]] = {}
+    no_uses: dict[int, str] = {}
     for usr, ds in by_usr.items():
         frequency = freq.get(usr, 0.0)
         f = reused.get(usr) if usr not in dirty else None
@@ -394,9 +415,10 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
             mine = previous.function_diagnostics.get(usr, ())
         else:
             made: list[Diagnostic] = []
+            calls = returned.get(usr)
             f = _merge_declarations(ds, file_components, frequency, made, usr in per_unit,
-                                    uses.get(usr, {}) if any(d[3] for d in ds) else None,
-                                    tuple(sorted(returned.get(usr, ()), key=lambda r: (r[2], r[0]))))
+                                    uses.get(usr, no_uses) if usr in defined_usrs else None,
+                                    tuple(sorted(calls, key=_returned_order)) if calls else ())
             mine = tuple(made)
         functions[usr] = f
         if mine:
