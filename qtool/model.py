@@ -164,7 +164,7 @@ class Function:
 
     @property
     def signature(self) -> str:
-        args = ", ".join(f"{p.type} {p.name}".strip() for p in self.params) or "void"
+        args = ", ".join([f"{p.type} {p.name}".strip() for p in self.params]) or "void"
         if self.variadic:
             args += ", ..."
         return f"{self.return_type} {self.name}({args})"

@@ -315,7 +315,7 @@ def model_text(model: ProgramModel, base: str) -> str:
         out.append(f"component {c.name}: {', '.join(_path(f, base) for f in c.files)}")
         for usr in c.functions:
             f = fmap[usr]
-            anns = " ".join(str(a) for a in f.annotations if a.kind != "component")
+            anns = " ".join([str(a) for a in f.annotations if a.kind != "component"]) if f.annotations else ""
             out.append(f"  {f.signature}{'  ' + anns if anns else ''}  [{_path(f.location.file, base)}:{f.location.line}]")
     per_unit = [f for f in model.functions if f.per_unit]
     if per_unit:
