@@ -364,6 +364,11 @@ def _pipe() -> tuple[int, int]:
     return rfd, wfd
 
 
+def _exiting(lib) -> None:
+    """Tells the walker that this process ends after its walk (walker.c, qpm_exiting)."""
+    ctypes.c_int.in_dll(lib, "qpm_exiting").value = 1
+
+
 def _walk_result(path: str, rc: int | None) -> int:
     if rc not in (0, 1):
         raise MemoryError(f"walking {path} failed ({'no result' if rc is None else rc})")
@@ -379,6 +384,7 @@ def _walk_in_child(call, path: str, facts: UnitFacts, included: list, rfd: int, 
         code = 2
         try:
             os.close(rfd)
+            _exiting(clang_env.walker())
             rc = call(wfd)
             code = rc if rc in (0, 1) else 3 + min(-rc, 250) if rc < 0 else 2
             os.close(wfd)       # the reader's end now, not after this process's memory is unmapped
@@ -460,6 +466,7 @@ def _walk_split(lib, path: str, argv: tuple, facts: UnitFacts, included: list,
                 try:
                     for fd in (r, *reads):
                         os.close(fd)
+                    _exiting(lib)
                     rc = lib.qpm_parse_walk_split(path.encode(), *argv, w, half)
                     code = rc if rc in (0, 1, 2) else 3
                     os.close(w)         # as in _walk_in_child

@@ -2974,6 +2974,11 @@ int qpm_parse_only(const char *path, const char *const *argv, int argc, int *err
     return 0;
 }
 
+/* Set (to 1) in a process that ends as soon as its walk has been read (a forked child): it
+ * leaves what the parse made to its exit, which unmaps it after the reader has the facts, instead
+ * of freeing it piece by piece before (sqlite3.c's half: 1.7 ms). */
+int qpm_exiting;
+
 /* Parses the file (as parse), then writes the unit's diagnostics, its walk and the files it
  * included to fd.  Returns qpm_walk's results, or 1 when libclang could not parse the file. */
 int qpm_parse_walk(const char *path, const char *const *argv, int argc, int fd)
@@ -2986,8 +2991,10 @@ int qpm_parse_walk(const char *path, const char *const *argv, int argc, int fd)
     out_diagnostics(&w.out, tu, NULL);
     clang_visitChildren(clang_getTranslationUnitCursor(tu), top_visit, &w);
     clang_getInclusions(tu, include_visit, &w.out);
-    clang_disposeTranslationUnit(tu);
-    return walk_end(&w);
+    int rc = walk_end(&w);          /* the records written first: freeing the parse is not the reader's wait */
+    if (!qpm_exiting)
+        clang_disposeTranslationUnit(tu);
+    return rc;
 }
 
 
@@ -3691,7 +3698,7 @@ int qpm_parse_walk_split(const char *path, const char *const *argv, int argc, in
         if (rc == 0 && !verified)
             rc = 2;
     }
-    if (tu)
+    if (tu && !qpm_exiting)
         clang_disposeTranslationUnit(tu);
     free(sp.spans);
     free(sp.matched);
