@@ -446,7 +446,7 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
         calls = tuple(s.values()) if len(s) == 1 else tuple(sorted(s.values(), key=_location))
         keyed.append(((location_of[a], name_of[b]), edge(a, b, calls, frequency(a, 0.0) * edge_weight[key])))
     keyed.sort(key=itemgetter(0))
-    edges = tuple(e for _, e in keyed)
+    edges = tuple(map(itemgetter(1), keyed))
     if previous is not None:
         # An edge, or an argument below, equal to the previous model's is that one: what compares
         # the two models later (the model's own equality, the checks' findings, the JSON kept
@@ -470,7 +470,8 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
     was_argument = {(a.caller, a.location, a.index): a for a in previous.model.arguments} \
         if previous is not None else {}
     if not was_argument:
-        arguments = {key: CallArgument(*a[:6], _loc(a[6])) for key, a in found.items()}
+        argument = CallArgument
+        arguments = {key: argument(a[0], a[1], a[2], a[3], a[4], a[5], _loc(a[6])) for key, a in found.items()}
     else:
         arguments: dict[tuple[str, tuple, int], CallArgument] = {}
         for key, a in found.items():
@@ -494,7 +495,7 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
     taken_by = tuple(sorted({(h, t) for u in units for h, t, _, _ in u.taken if t in functions}))
     model = ProgramModel(tuple(components), tuple(sorted(functions.values(), key=lambda f: (f.location, f.usr))),
                          edges, indirect, globals_, structs, tuple(u.path for u in units), tuple(unique),
-                         tuple(arguments[k] for k in sorted(arguments)), taken_by)
+                         tuple(map(arguments.__getitem__, sorted(arguments))), taken_by)
     if before is not None and model == before.model:
         model = before.model        # the same object: what was made of it holds still
     return Merge(tuple(units), model, file_components, fn_diags, (graph, freq))
