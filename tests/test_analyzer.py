@@ -876,6 +876,26 @@ def test_syntax_error_is_qpm001_with_line(tmp_path):
     assert fn(m, "ok").defined
 
 
+@pytest.mark.parametrize("flags,flow", [((), False), (("-Wall",), True), (("-Wreturn-type",), True),
+                                        (("-Werror=return-type",), True), (("-Wall", "-Wno-return-type"), None)])
+def test_the_return_flow_warning_is_given_where_the_flags_ask_gcc_for_it(tmp_path, flags, flow):
+    # A path that falls off the end of a function returning a value: clang's flow analysis of
+    # every body, which gcc gives only under -Wall or -Wreturn-type.  A `return;` in a function
+    # returning a value and a value returned from a void one are what clang makes them whatever
+    # the flags: errors.
+    app, text = write(tmp_path, "app.c", "int f(int x) { if (x) return 1; }\n"
+                                         "int g(void) { return; }\n"
+                                         "void h(void) { return 1; }\n")
+    found = {(d.location.line, d.severity, d.message.rsplit("[", 1)[-1])
+             for d in unit.parse_unit(app, flags).diagnostics}
+    # (None: the flags turn the whole group off, as clang then does)
+    mismatch = {(2, "error", "-Wreturn-mismatch]"), (3, "error", "-Wreturn-mismatch]")} if flow is not None else set()
+    falloff = {(1, "error" if "-Werror=return-type" in flags else "warning", "-Wreturn-type]")} if flow else set()
+    assert found == mismatch | falloff
+    assert unit._cache_file(app, flags) != unit._cache_file(app, (*flags, "-DX")) and \
+        (unit._cache_file(app, ()) != unit._cache_file(app, ("-Wall",)))
+
+
 def test_system_headers_parse_without_diagnostics(tmp_path):
     src = tmp_path / "src"
     write(src, "sys.c", """

@@ -109,10 +109,25 @@ class UnitFacts:
     returned: list[tuple[str, str, str, tuple]] = field(default_factory=list)  # (function, callee, name, call)
 
 
-def clang_args(args: tuple[str, ...]) -> list[str]:
+# clang checks by default that every path through a function returning a value returns one: a
+# flow analysis of each function body (its -Wreturn-type; a tenth of sqlite3.c's parse) that gcc
+# runs only under -Wall or -Wreturn-type, and never in a syntax check.  A unit whose flags do not
+# ask gcc for it is parsed without it; what else the group holds, a `return;` in a function
+# returning a value and a value returned from a void one (which gcc warns of by default), stays
+# as clang has it: an error (-Wreturn-mismatch), which the unit's own flags may still change.
+_RETURN_TYPE = ("-Wall", "-Wreturn-type", "-Werror=return-type", "-Weverything")
+_NO_RETURN_FLOW = ("-Wno-return-type", "-Werror=return-mismatch")
+
+
+def analysis_flags(args: tuple[str, ...]) -> tuple[str, ...]:
+    """The flags the analysis adds before a unit's own (which come after them, and win)."""
     # Flags written for gcc (-Wno-stringop-truncation, -fno-tree-vectorize …) are not the program's
     # problem: clang is told not to warn about options it does not know.
-    return ["-resource-dir", clang_env.resource_dir(), "-I", CLANG_ATTRS, *FIXED_FLAGS, *args]
+    return FIXED_FLAGS if any(a in _RETURN_TYPE for a in args) else FIXED_FLAGS + _NO_RETURN_FLOW
+
+
+def clang_args(args: tuple[str, ...]) -> list[str]:
+    return ["-resource-dir", clang_env.resource_dir(), "-I", CLANG_ATTRS, *analysis_flags(args), *args]
 
 
 def _annotations(text: str) -> tuple[Annotation, ...]:
@@ -583,7 +598,7 @@ def _diagnostics(halves: list[list[tuple[str, list[str]]]]):
 # The per-unit cache.
 
 def _cache_file(path: str, args: tuple[str, ...]) -> str:
-    key = "\0".join([FORMAT, __version__, clang_env.walker_digest(), *FIXED_FLAGS, os.path.abspath(path), *args])
+    key = "\0".join([FORMAT, __version__, clang_env.walker_digest(), *analysis_flags(args), os.path.abspath(path), *args])
     name = sha256(key.encode()).hexdigest()[:32]
     return os.path.join(clang_env.cache_dir(), "units", name + ".pickle")
 
