@@ -1095,6 +1095,24 @@ def test_a_compilation_database_is_read_once_while_it_is_unchanged(tmp_path):
     assert load_compile_commands(str(ccdb)) == {str(tmp_path / "a.c"): ("-DA=2",)}
 
 
+def test_a_compilation_database_without_paths_is_the_program_and_nothing_is_looked_through(tmp_path,
+                                                                                          monkeypatch):
+    # `qtool analyze -p compile_commands.json` from a repository's root: its units are the
+    # database's, and the working directory (a C file of which is no unit) is not walked.
+    ccdb = tmp_path / "compile_commands.json"
+    ccdb.write_text(f'[{{"directory": "{tmp_path}", "file": "a.c", "arguments": ["cc", "-DA", "a.c"]}}]')
+    write(tmp_path, "a.c", "int a(void) { return 0; }\n")
+    write(tmp_path / "other", "b.c", "int b(void) { return 0; }\n")
+    monkeypatch.chdir(tmp_path)
+    walked = []
+    real_walk = os.walk
+    monkeypatch.setattr(os, "walk", lambda *a, **k: walked.append(a) or real_walk(*a, **k))
+    items, _ = analyzer.program([], str(ccdb))
+    assert items == [(str(tmp_path / "a.c"), ("-DA",))] and walked == []
+    items, _ = analyzer.program([str(tmp_path)], str(ccdb))     # paths named: found below them
+    assert [p for p, _ in items] == [str(tmp_path / "a.c"), str(tmp_path / "other" / "b.c")] and walked
+
+
 def test_a_workers_walk_makes_the_facts_the_parse_makes(tmp_path):
     # A worker answers with its walk's facts as written (unit.walk_unit), loaded only by the
     # process it answers (unit.facts_of_walk): the same facts as parse_unit's, for a unit that

@@ -117,9 +117,9 @@ def program(paths: list[str], compile_commands: str | None = None,
     """The units of the program analyze() would analyse, each with its flags, and the key of its
     cached model (cache.program_key)."""
     flags = load_compile_commands(compile_commands) if compile_commands else {}
-    sources = find_sources(paths)
-    if compile_commands and not paths:
-        sources = sorted(flags)
+    # A compilation database named without paths is the program: the working directory is not
+    # looked through (a repository's, with thousands of files, would be, for nothing).
+    sources = sorted(flags) if compile_commands and not paths else find_sources(paths)
     items = [(src, flags.get(src, ()) + tuple(extra_args)) for src in sources]
     check_names(items)
     return items, cache.program_key(items)
