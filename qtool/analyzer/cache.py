@@ -759,14 +759,14 @@ def keep_model(key: str, entry: Entry, deps: list) -> None:
 def load_result(key: str, units: int, what: tuple):
     """What was stored for `what` from the program's current model, or None: the result entry
     must name the model entry's stamp, and every file of that entry must be unchanged."""
+    entry = read_model(key, units)
+    if entry is None or not entry.current():       # (an edit: the result is not read)
+        return None
     try:
         stamp, value = _read(_result_file(key, what))[0].load()
     except Exception:
         return None
-    entry = read_model(key, units)
-    if entry is None or entry.stamp != stamp or not entry.current():
-        return None
-    return value
+    return value if entry.stamp == stamp else None
 
 
 def result_of_model(key: str, what: tuple):
