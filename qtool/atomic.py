@@ -79,11 +79,11 @@ def check_output(path: str) -> None:
     os.unlink(probe)
 
 
-def write_output(path: str, text: str) -> None:
+def write_output(path: str, text: str | bytes) -> None:
     """A file the user named (-o, --dot, --html): written whole, or a UserError naming it."""
     check_output(path)
     try:
-        write_text(path, text)
+        write_bytes(path, text) if isinstance(text, bytes) else write_text(path, text)
     except OSError as e:
         raise UserError(f"cannot write: {e.strerror}", path) from None
 

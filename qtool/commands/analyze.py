@@ -33,8 +33,8 @@ def diagnose(model):
     return model.with_diagnostics(extra)
 
 
-def result(options, model) -> tuple[str, str, int]:
-    """What the command prints: the output, the summary line (stderr) and the exit status."""
+def result(options, model) -> tuple[bytes, str, int]:
+    """What the command prints: the output (UTF-8), the summary line (stderr) and the exit status."""
     from .. import output
     base = base_dir()
     if options.format == "json":
@@ -44,7 +44,7 @@ def result(options, model) -> tuple[str, str, int]:
         text = output.sarif(model.diagnostics, base, options.pretty)
     else:
         text = output.model_text(model, base)
-    return text, output.summary(model.diagnostics), exit_code(model.diagnostics)
+    return text.encode(), output.summary(model.diagnostics), exit_code(model.diagnostics)
 
 
 def run(options) -> int:

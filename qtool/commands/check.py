@@ -31,8 +31,8 @@ def diagnose(model, plan, plan_diags):
     return marshal.sorted_unique(diags)
 
 
-def result(options, plan, diags) -> tuple[str, str, int]:
-    """What the command prints: the output, the summary line (stderr) and the exit status."""
+def result(options, plan, diags) -> tuple[bytes, str, int]:
+    """What the command prints: the output (UTF-8), the summary line (stderr) and the exit status."""
     from .. import output
     base = base_dir()
     if options.format == "json":
@@ -42,7 +42,7 @@ def result(options, plan, diags) -> tuple[str, str, int]:
     else:
         text = output.diagnostics_text(diags, base)
     domains = ", ".join(d.name for d in plan.domains) or "none (monolithic)"
-    return (text, f"plan {options.plan}: isolated domains: {domains}; {output.summary(diags)}",
+    return (text.encode(), f"plan {options.plan}: isolated domains: {domains}; {output.summary(diags)}",
             exit_code(diags))
 
 

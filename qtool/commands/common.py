@@ -187,13 +187,21 @@ def _fix_roots(options) -> list[str]:
     return sorted(set(roots))
 
 
-def emit(options, text: str) -> None:
-    """The requested output, whole: to the -o file (atomically) or to stdout."""
+def emit(options, text: str | bytes) -> None:
+    """The requested output, whole: to the -o file (atomically) or to stdout.  As bytes, UTF-8
+    already (a remembered result is kept so: read back and written out as it is, a lighttpd model's
+    3 MB of JSON neither decoded nor encoded again)."""
     if options.output:
         write_output(options.output, text)
     else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        binary = getattr(sys.stdout, "buffer", None) if isinstance(text, bytes) else None
+        if binary is not None:
+            sys.stdout.flush()
+            binary.write(text)
+            binary.flush()
+        else:
+            sys.stdout.write(text.decode() if isinstance(text, bytes) else text)
+            sys.stdout.flush()
 
 
 def exit_code(diags) -> int:
