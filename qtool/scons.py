@@ -100,12 +100,13 @@ def _parse_args(env, target, source) -> tuple[str, ...]:
 
 def _analyze_action(target, source, env):
     from .analyzer import clang_env, unit
-    from .analyzer.sources import check_names
+    from .analyzer.sources import check_names, check_regular
     from .errors import UserError
     path = source[0].abspath
     try:
         args = _parse_args(env, target, source)
         check_names([(path, args)])
+        check_regular(path)
         clang_env.check_version()
         facts = unit.parse_unit(path, args, isolated=True)
     except UserError as e:

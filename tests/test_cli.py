@@ -283,6 +283,28 @@ def test_names_that_are_not_utf8_are_a_located_error(qtool, tmp_path):
     assert err == f"{db}: error: not UTF-8 (byte 0xe9 at offset 35): a compilation database is JSON, which is UTF-8\n"
 
 
+def test_a_named_pipe_called_like_a_source_is_left_out_or_refused_never_waited_on(tmp_path):
+    # Opening a FIFO for reading waits for a writer that never comes: a directory's is not a source,
+    # one named on the command line or in a compilation database is a located error.  Run as a
+    # process of its own with a deadline, so that a regression fails instead of hanging the suite.
+    (tmp_path / "main.c").write_text("int main(void) { return 0; }\n")
+    os.mkfifo(tmp_path / "pipe.c")
+    db = tmp_path / "compile_commands.json"
+    db.write_text(json.dumps([{"directory": str(tmp_path), "file": f, "arguments": ["gcc", "-c", f]}
+                              for f in ("main.c", "pipe.c")]))
+    qtool = os.path.join(os.path.dirname(sys.executable), "qtool")
+
+    def run(*args):
+        proc = subprocess.run([qtool, *map(str, args)], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                              env={**os.environ, "QPM_CACHE_DIR": str(tmp_path / "cache")})
+        return proc.returncode, proc.stdout, proc.stderr
+    rc, out, err = run("analyze", tmp_path)
+    assert rc == 0 and "int main(void)" in out and "pipe" not in out + err
+    assert run("analyze", tmp_path / "pipe.c") == (2, "", f"{tmp_path}/pipe.c: error: not a regular file: a C source "
+                                                         "is one\n")
+    assert run("analyze", "-p", db) == (2, "", f"{tmp_path}/pipe.c: error: not a regular file: a C source is one\n")
+
+
 def test_header_vanishes_under_gcc_and_the_program_runs(tmp_path):
     """Every annotation kind, compiled by gcc with warnings as errors, then run."""
     case = os.path.join(CASES, "clean")

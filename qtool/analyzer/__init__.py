@@ -18,7 +18,7 @@ import sys
 import time
 
 from . import cache
-from .sources import check_names, find_sources, load_compile_commands
+from .sources import check_names, check_regular, find_sources, load_compile_commands
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:           # the model's classes are loaded when a model is
@@ -119,7 +119,13 @@ def program(paths: list[str], compile_commands: str | None = None,
     flags = load_compile_commands(compile_commands) if compile_commands else {}
     # A compilation database named without paths is the program: the working directory is not
     # looked through (a repository's, with thousands of files, would be, for nothing).
-    sources = sorted(flags) if compile_commands and not paths else find_sources(paths)
+    if compile_commands and not paths:
+        sources = sorted(flags)
+        for src in sources:
+            if not os.path.isfile(src):     # (a regular file: one stat; a missing one is the parse's error)
+                check_regular(src)
+    else:
+        sources = find_sources(paths)
     items = [(src, flags.get(src, ()) + tuple(extra_args)) for src in sources]
     check_names(items)
     return items, cache.program_key(items)

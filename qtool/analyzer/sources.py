@@ -14,21 +14,31 @@ _KEEP_PREFIXES = ("-I", "-D", "-U", "-std=", "-include", "-isystem", "-iquote", 
 
 
 def find_sources(paths: list[str]) -> list[str]:
-    """C files named or found below directories (skipping build/ and hidden directories)."""
+    """C files named or found below directories (skipping build/ and hidden directories, and what
+    is not a regular file: a named pipe called x.c would hold the parse that opened it forever)."""
     out: list[str] = []
     for p in paths or ["."]:
         if os.path.isdir(p):
             for root, dirs, files in os.walk(p):
                 dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "build")
-                out.extend(os.path.join(root, f) for f in sorted(files) if f.endswith(".c"))
+                out.extend(path for path in (os.path.join(root, f) for f in sorted(files) if f.endswith(".c"))
+                           if os.path.isfile(path))
         elif os.path.isfile(p):
             out.append(p)
         else:
+            check_regular(p)
             raise UserError(f"no such file or directory: {p}")
     seen: dict[str, None] = {}
     for f in out:
         seen.setdefault(os.path.normpath(os.path.abspath(f)), None)
     return list(seen)
+
+
+def check_regular(path: str) -> None:
+    """A clear error for a source that exists and is not a regular file (a directory, a named pipe,
+    a device): what the parse would open and wait on, or fail to read."""
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise UserError("not a regular file: a C source is one", path)
 
 
 def check_names(items: list[tuple[str, tuple[str, ...]]]) -> None:
