@@ -191,13 +191,14 @@ def _per_unit_functions(units: list[UnitFacts]) -> set[str]:
     absolute: dict[str, str] = {}       # each file's path, absolute and normalized (a few files)
     for u in units:
         main = os.path.normpath(os.path.abspath(u.path))
-        for usr, _, where, defined, linkage in (d[:5] for d in u.functions):
-            if defined and linkage == "internal":
+        for d in u.functions:
+            if d[3] and d[4] == "internal":         # defined, of internal linkage
+                where = d[2]
                 file = absolute.get(where[0])
                 if file is None:
                     file = absolute[where[0]] = os.path.normpath(os.path.abspath(where[0]))
                 if file != main:
-                    out.add(usr)
+                    out.add(d[0])
     return out
 
 
