@@ -187,14 +187,13 @@ def _code_digest(folders: tuple[str, ...]) -> bytes:
 def _libclang() -> str:
     """Which libclang would parse: its path, size and modification time (a changed library is a
     new program: its version is checked again and its units looked up again)."""
-    import importlib.util
     try:
-        spec = importlib.util.find_spec("clang")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.origin:
+        import clang        # the bindings' package: a docstring (importlib.util would cost more)
+    except ImportError:
         return "-"
-    library = os.path.join(os.path.dirname(spec.origin), "native", "libclang.so")
+    if not getattr(clang, "__file__", None):
+        return "-"
+    library = os.path.join(os.path.dirname(clang.__file__), "native", "libclang.so")
     try:
         st = os.stat(library)
     except OSError:
