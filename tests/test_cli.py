@@ -305,6 +305,29 @@ def test_a_named_pipe_called_like_a_source_is_left_out_or_refused_never_waited_o
     assert run("analyze", "-p", db) == (2, "", f"{tmp_path}/pipe.c: error: not a regular file: a C source is one\n")
 
 
+@pytest.mark.parametrize("how", ["alone", "split", "workers"])
+def test_a_parse_that_waits_on_a_named_pipe_is_stopped_and_is_the_units_error(tmp_path, how):
+    # A header that is a named pipe: clang opens it and waits for a writer that never comes.  The
+    # parse uses no CPU from then on: after QPM_STALL_SECONDS its process is stopped, the unit is
+    # a QPM001 error, the other units are analysed, and nothing is left waiting on the pipe.  The
+    # parse alone in a process of its own, split in two halves, or in the workers.
+    os.mkfifo(tmp_path / "pipe.h")
+    (tmp_path / "stuck.c").write_text('#include "pipe.h"\nint a(void) { return 0; }\n'
+                                      "int b(void) { return a(); }\nint c(void) { return b(); }\n")
+    if how == "workers":
+        (tmp_path / "ok.c").write_text("int ok(void) { return 1; }\n")
+    env = {**os.environ, "QPM_CACHE_DIR": str(tmp_path / "cache"), "QPM_STALL_SECONDS": "1",
+           "QPM_SPLIT_BYTES": "0" if how == "split" else "-1"}
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "qtool"), "analyze", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "stuck.c:0:0: error: the parse of this file was stopped after it used no CPU for 1 s, waiting on a " \
+           "file that gives nothing (a named pipe? a terminal?): nothing of it is in the model [QPM001]" in proc.stdout
+    assert ("int ok(void)" in proc.stdout) == (how == "workers")
+    with pytest.raises(OSError):        # ENXIO: no process has the pipe open for reading
+        os.close(os.open(tmp_path / "pipe.h", os.O_WRONLY | os.O_NONBLOCK))
+
+
 def test_header_vanishes_under_gcc_and_the_program_runs(tmp_path):
     """Every annotation kind, compiled by gcc with warnings as errors, then run."""
     case = os.path.join(CASES, "clean")

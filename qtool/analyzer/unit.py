@@ -219,16 +219,37 @@ def facts_of(parts: tuple, facts: UnitFacts, included: list[tuple[str, int, int]
                              for severity, message, place, fixits in diagnostics)
 
 
-def _read(fd: int, records: Callable[[], None] | None = None) -> bytes:
-    """What is written to fd until its end (a walk's facts); records() called then."""
+def _read(fd: int, records: Callable[[], None] | None = None, pid: int | None = None) -> bytes:
+    """What is written to fd until its end (a walk's facts); records() called then.  pid, when
+    given, is the process writing them, stopped when it stalls (workers.Stalls): _Crashed."""
     chunks = []
+    stalls = None
     while True:
+        if pid is not None:
+            import select
+            stalls = stalls or _stalls()
+            if not select.select([fd], [], [], stalls.poll())[0]:
+                _stop_if_stalled(stalls, pid)
+                continue
         chunk = os.read(fd, 1 << 20)
         if not chunk:
             if records is not None:
                 records()
             return b"".join(chunks)
         chunks.append(chunk)
+
+
+def _stalls():
+    from .workers import Stalls
+    return Stalls()
+
+
+def _stop_if_stalled(stalls, pid: int) -> None:
+    """Kills pid, a parse, when it stalled, and says how it ended: _Crashed."""
+    if stalls.stalled(pid):
+        import signal
+        os.kill(pid, signal.SIGKILL)
+        raise _Crashed(stalls.how())
 
 
 def parse_unit(path: str, args: tuple[str, ...], isolated: bool = False,
@@ -246,13 +267,13 @@ def parse_unit(path: str, args: tuple[str, ...], isolated: bool = False,
     included: list[tuple[str, int, int]] = []
     if records is not None:
         records = _once(records)        # each half of a split parse calls it, and a whole parse after one given up
-    rc = _walk_split(lib, path, argv, facts, included, records) if isolated and _splits(path) else None
-    if rc is None:
-        facts, included = UnitFacts(path), []
-        try:
+    try:
+        rc = _walk_split(lib, path, argv, facts, included, records) if isolated and _splits(path) else None
+        if rc is None:
+            facts, included = UnitFacts(path), []
             rc = _walk(_parse_walk(lib, path, argv), path, facts, included, isolated, records)
-        except _Crashed as e:
-            return crashed(path, str(e))
+    except _Crashed as e:
+        return crashed(path, str(e))
     return _finished(path, rc, facts, included)
 
 
@@ -321,8 +342,9 @@ def crashed(path: str, how: str) -> UnitFacts:
     workers.how_it_ended says): an error that says so, and a dep no file matches, so that the
     unit is parsed again next time (and its entries never reused)."""
     facts = UnitFacts(path)
-    facts.diagnostics.append(Diagnostic("error", "QPM001", f"libclang crashed on this file (the process parsing it "
-                                        f"was {how}): nothing of it is in the model",
+    said = f"the parse of this file was {how}" if how.startswith("stopped") else \
+        f"libclang crashed on this file (the process parsing it was {how})"
+    facts.diagnostics.append(Diagnostic("error", "QPM001", f"{said}: nothing of it is in the model",
                                         Location(path, 0, 0)))
     facts.deps = [(path, -1, 0, "")]        # size -1: no file has it
     return facts
@@ -408,7 +430,7 @@ def _walk_in_child(call, path: str, facts: UnitFacts, included: list, rfd: int, 
     os.close(wfd)
     parts = bad = None
     try:
-        data = _read(rfd, records)
+        data = _read(rfd, records, pid)
         try:                            # while the child's memory is unmapped
             parts = walked(data) if data else None
         except ValueError as e:
@@ -491,8 +513,10 @@ def _walk_split(lib, path: str, argv: tuple, facts: UnitFacts, included: list,
             reads.append(r)
             pids.append(pid)
         try:
-            facts_of(_merged(_read_halves(reads, records)), facts, included)
+            facts_of(_merged(_read_halves(reads, records, pids)), facts, included)
             ok = True
+        except _Crashed:        # a half stalled: the whole file's parse would too
+            raise
         except Exception:       # _NotSplit, or the facts of a half that died: parse it whole
             ok = False
     finally:
@@ -506,15 +530,22 @@ def _walk_split(lib, path: str, argv: tuple, facts: UnitFacts, included: list,
     return 0 if ok else None
 
 
-def _read_halves(fds: list[int], records: Callable[[], None] | None = None) -> list[tuple]:
+def _read_halves(fds: list[int], records: Callable[[], None] | None = None,
+                 pids: list[int] = ()) -> list[tuple]:
     """The lists each half's walk wrote to fds[0] and fds[1] (walked), each loaded when its half
-    ends (the other may still be walking); records() called before the first is."""
+    ends (the other may still be walking); records() called before the first is.  pids, the
+    halves' processes: one that stalls is stopped (_Crashed)."""
     import select
     chunks: dict[int, list[bytes]] = {fd: [] for fd in fds}
     parts: dict[int, tuple] = {}
     waiting = list(fds)
+    stalls = _stalls() if pids else None
     while waiting:
-        ready, _, _ = select.select(waiting, [], [])
+        ready, _, _ = select.select(waiting, [], [], stalls.poll() if stalls else None)
+        if not ready and stalls:
+            for fd, pid in zip(fds, pids):
+                if fd in waiting:
+                    _stop_if_stalled(stalls, pid)
         for fd in ready:
             chunk = os.read(fd, 1 << 20)
             if chunk:

@@ -11,7 +11,9 @@ and the units left go on in a new worker.
 
 from __future__ import annotations
 
+import os
 import signal
+import time
 from collections import deque
 
 TYPE_CHECKING = False
@@ -53,6 +55,52 @@ def how_it_ended(exitcode: int | None) -> str:
     return f"exit status {exitcode}"
 
 
+# A parse that uses no CPU for this long waits on something that will not come: a header that
+# is a named pipe or a terminal, a file on a server that stopped answering.  Its process is
+# stopped, and the unit is an error that says so.  Parsing is all CPU: a busy machine slows it,
+# but does not keep it from every tick for half a minute.  QPM_STALL_SECONDS sets another time.
+STALL_SECONDS = 30.0
+
+
+class Stalls:
+    """Which of the processes watched used no CPU time (user and system, as /proc tells it) for
+    the stall time.  Where /proc cannot tell, none ever has."""
+
+    def __init__(self):
+        try:
+            self.seconds = float(os.environ.get("QPM_STALL_SECONDS", STALL_SECONDS))
+        except ValueError:
+            self.seconds = STALL_SECONDS
+        self.last: dict[int, tuple[int, float]] = {}    # pid -> (its CPU ticks, since when)
+
+    def poll(self) -> float:
+        """How long a wait may last before the processes are looked at again."""
+        return min(1.0, self.seconds / 4)
+
+    def stalled(self, pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rpartition(b")")[2].split()
+            ticks = int(fields[12]) + int(fields[13])       # utime, stime
+        except (OSError, ValueError, IndexError):
+            return False
+        now = time.monotonic()
+        was = self.last.get(pid)
+        if was is None or was[0] != ticks:
+            self.last[pid] = (ticks, now)
+            return False
+        return now - was[1] >= self.seconds
+
+    def forget(self, pid: int) -> None:
+        """pid starts anew (a worker given its next unit)."""
+        self.last.pop(pid, None)
+
+    def how(self) -> str:
+        """How a stalled process ended, as crashed() words it."""
+        return (f"stopped after it used no CPU for {self.seconds:g} s, waiting on a file that gives "
+                "nothing (a named pipe? a terminal?)")
+
+
 class _Worker:
     __slots__ = ("process", "conn", "unit")
 
@@ -90,6 +138,8 @@ def parse_in_workers(units: list, job: Callable[[object], bytes], workers: int,
         w.conn.close()
         w.process.join()
 
+    stalls = Stalls()
+    looked = time.monotonic()       # when the workers' CPU was last looked at (once a poll)
     try:
         for _ in range(min(workers, len(todo))):
             start()
@@ -99,7 +149,19 @@ def parse_in_workers(units: list, job: Callable[[object], bytes], workers: int,
             for w in alive:
                 by[w.conn] = w
                 by[w.process.sentinel] = w
-            for ready in wait(list(by)):
+            ready_now = wait(list(by), stalls.poll())
+            if time.monotonic() - looked >= stalls.poll():
+                looked = time.monotonic()
+                answering = {by[r] for r in ready_now}
+                for w in list(alive):
+                    if w.unit is not None and w not in answering and stalls.stalled(w.process.pid):
+                        w.process.kill()
+                        end(w)
+                        crashed(w.unit, stalls.how())
+                        if todo:
+                            before_fork()
+                            start()
+            for ready in ready_now:
                 w = by[ready]
                 if w not in alive:
                     continue            # its pipe and its end were both ready: handled
@@ -120,6 +182,7 @@ def parse_in_workers(units: list, job: Callable[[object], bytes], workers: int,
                 if answer[:1] == b"!":
                     raise WorkerError(answer[1:].decode(errors="replace"))
                 answered(unit, answer[1:])
+                stalls.forget(w.process.pid)
                 w.unit = todo.popleft() if todo else None
                 try:
                     w.conn.send(w.unit)
