@@ -1113,6 +1113,37 @@ def test_a_compilation_database_without_paths_is_the_program_and_nothing_is_look
     assert [p for p, _ in items] == [str(tmp_path / "a.c"), str(tmp_path / "other" / "b.c")] and walked
 
 
+def test_a_process_is_stalled_when_watched_without_using_cpu_for_the_stall_time(monkeypatch):
+    # A real process that uses no CPU (sleep), watched on a clock of the test's: stalled once it
+    # used none for the stall time, looked at every poll; a look long after the one before (the
+    # watcher itself was stopped, by ^Z) starts it anew; a process /proc does not know never is.
+    from qtool.analyzer.workers import Stalls
+    monkeypatch.setenv("QPM_STALL_SECONDS", "1")
+    now = [1000.0]
+    stalls = Stalls(clock=lambda: now[0])
+    assert stalls.poll() == 0.25
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        # (asleep: the CPU its start took is counted, and no more will be)
+        while open(f"/proc/{sleeper.pid}/stat").read().rpartition(")")[2].split()[0] != "S":
+            pass
+        looks = []
+        for _ in range(6):
+            looks.append(stalls.stalled(sleeper.pid))
+            now[0] += 0.25
+        assert looks == [False, False, False, False, True, True]
+        now[0] += 5                     # not looked at for 5 s: anew
+        assert not stalls.stalled(sleeper.pid)
+        now[0] += 0.25
+        assert not stalls.stalled(sleeper.pid)
+        stalls.forget(sleeper.pid)
+        assert not stalls.stalled(sleeper.pid)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert not stalls.stalled(sleeper.pid) and not stalls.stalled(2 ** 22 + 1)
+
+
 def test_a_workers_walk_makes_the_facts_the_parse_makes(tmp_path):
     # A worker answers with its walk's facts as written (unit.walk_unit), loaded only by the
     # process it answers (unit.facts_of_walk): the same facts as parse_unit's, for a unit that

@@ -66,12 +66,13 @@ class Stalls:
     """Which of the processes watched used no CPU time (user and system, as /proc tells it) for
     the stall time.  Where /proc cannot tell, none ever has."""
 
-    def __init__(self):
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
         try:
             self.seconds = float(os.environ.get("QPM_STALL_SECONDS", STALL_SECONDS))
         except ValueError:
             self.seconds = STALL_SECONDS
-        self.last: dict[int, tuple[int, float]] = {}    # pid -> (its CPU ticks, since when)
+        self.last: dict[int, tuple[int, float, float]] = {}   # pid -> (its CPU ticks, since when, last looked at)
 
     def poll(self) -> float:
         """How long a wait may last before the processes are looked at again."""
@@ -84,11 +85,14 @@ class Stalls:
             ticks = int(fields[12]) + int(fields[13])       # utime, stime
         except (OSError, ValueError, IndexError):
             return False
-        now = time.monotonic()
+        now = self.clock()
         was = self.last.get(pid)
-        if was is None or was[0] != ticks:
-            self.last[pid] = (ticks, now)
+        # Looked at long after the last time (this process itself was stopped, by ^Z say): what
+        # the parse did meanwhile is not known, and it starts anew.
+        if was is None or was[0] != ticks or now - was[2] > 4 * self.poll():
+            self.last[pid] = (ticks, now, now)
             return False
+        self.last[pid] = (ticks, was[1], now)
         return now - was[1] >= self.seconds
 
     def forget(self, pid: int) -> None:
