@@ -1142,6 +1142,9 @@ def test_a_process_is_stalled_when_watched_without_using_cpu_for_the_stall_time(
         sleeper.kill()
         sleeper.wait()
     assert not stalls.stalled(sleeper.pid) and not stalls.stalled(2 ** 22 + 1)
+    monkeypatch.setenv("QPM_STALL_SECONDS", "0")        # no watch at all
+    off = Stalls(clock=lambda: now[0])
+    assert off.poll() == 1.0 and not any(off.stalled(os.getpid()) for _ in range(3))
 
 
 def test_a_workers_walk_makes_the_facts_the_parse_makes(tmp_path):

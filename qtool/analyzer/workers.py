@@ -58,7 +58,8 @@ def how_it_ended(exitcode: int | None) -> str:
 # A parse that uses no CPU for this long waits on something that will not come: a header that
 # is a named pipe or a terminal, a file on a server that stopped answering.  Its process is
 # stopped, and the unit is an error that says so.  Parsing is all CPU: a busy machine slows it,
-# but does not keep it from every tick for half a minute.  QPM_STALL_SECONDS sets another time.
+# but does not keep it from every tick for half a minute.  QPM_STALL_SECONDS sets another time
+# (0 or less: no process is ever stopped).
 STALL_SECONDS = 30.0
 
 
@@ -76,9 +77,11 @@ class Stalls:
 
     def poll(self) -> float:
         """How long a wait may last before the processes are looked at again."""
-        return min(1.0, self.seconds / 4)
+        return min(1.0, self.seconds / 4) if self.seconds > 0 else 1.0
 
     def stalled(self, pid: int) -> bool:
+        if self.seconds <= 0:
+            return False
         try:
             with open(f"/proc/{pid}/stat", "rb") as f:
                 fields = f.read().rpartition(b")")[2].split()
