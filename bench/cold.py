@@ -14,7 +14,8 @@ trees in an order that switches each round; every qtool run starts from a cache 
 its tree's compiled walker, and its cache writers are waited for (untimed) before the next run.
 
 Printed per program: the median wall time of each, its spread, each tree's median over gcc's,
-and the median of the rounds' ratios this tree / REV (paired: the rounds' noise mostly cancels).
+and the median of the rounds' ratios this tree / REV (paired: the rounds' noise mostly cancels);
+then each tree's time over the gcc run of the same round, as a median and its range.
 Exit status 0 whatever the numbers are (this is a measurement), 1 when a run failed.
 """
 
@@ -101,6 +102,13 @@ def main() -> int:
                              f"{statistics.median(w) / g:6.2f}")
             paired = statistics.median(a / b for a, b in zip(*walls.values()))
             print(f"{name:<10} {len(files):>5} {g:6.3f}  " + "  ".join(cells) + f"  {paired:.3f}")
+            # Each round's qtool over the gcc run just before it: gcc's own speed moves between
+            # rounds (5 to 20% in an hour here), and both move with the machine.
+            by_round = []
+            for tree in trees:
+                ratios = [w / c for w, c in zip(walls[tree.label], gcc)]
+                by_round.append(f"{tree.label} {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})")
+            print(f"{'':<10} each round / its gcc: " + ", ".join(by_round))
         return 0
     except (bench_analyze.BenchError, subprocess.CalledProcessError) as e:
         print(f"bench/cold.py: {e}", file=sys.stderr)
