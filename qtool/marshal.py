@@ -1026,8 +1026,10 @@ def check_annotations(model: ProgramModel) -> list[Diagnostic]:
             out.append(Diagnostic("error", "QPM031", f"QPM_SHARED global '{g.name}' ({g.type}) holds "
                                                      "pointers, which mean nothing in another process", g.location))
     for s in model.structs:
-        fields = {f.name: f.type_enc for f in s.fields}
+        fields = None
         for f in s.fields:
+            if f.annotations and fields is None:
+                fields = {f.name: f.type_enc for f in s.fields}
             for a in f.annotations:
                 what = f"field '{f.name}' of '{s.kind} {s.name or '(anonymous)'}'"
                 if a.kind == "count":
