@@ -311,12 +311,17 @@ def model_text(model: ProgramModel, base: str) -> str:
     out = [f"{len(model.translation_units)} translation units, {len(model.components)} components, "
            f"{len(model.functions)} functions, {len(model.edges)} call edges, "
            f"{len(model.indirect_calls)} indirect calls, {len(model.globals)} globals"]
+    paths: dict[str, str] = {}          # each file's as printed (a component's functions share a few)
     for c in model.components:
         out.append(f"component {c.name}: {', '.join(_path(f, base) for f in c.files)}")
         for usr in c.functions:
             f = fmap[usr]
             anns = " ".join([str(a) for a in f.annotations if a.kind != "component"]) if f.annotations else ""
-            out.append(f"  {f.signature}{'  ' + anns if anns else ''}  [{_path(f.location.file, base)}:{f.location.line}]")
+            file = f.location.file
+            path = paths.get(file)
+            if path is None:
+                path = paths[file] = _path(file, base)
+            out.append(f"  {f.signature}{'  ' + anns if anns else ''}  [{path}:{f.location.line}]")
     per_unit = [f for f in model.functions if f.per_unit]
     if per_unit:
         out.append("compiled into each unit that includes them (header functions of internal linkage; calls to them never cross):")
