@@ -221,22 +221,37 @@ def facts_of(parts: tuple, facts: UnitFacts, included: list[tuple[str, int, int]
 
 def _read(fd: int, records: Callable[[], None] | None = None, pid: int | None = None) -> bytes:
     """What is written to fd until its end (a walk's facts); records() called then.  pid, when
-    given, is the process writing them, stopped when it stalls (workers.Stalls): _Crashed."""
-    chunks = []
-    stalls = None
-    while True:
-        if pid is not None:
-            import select
-            stalls = stalls or _stalls()
-            if not select.select([fd], [], [], stalls.poll())[0]:
-                _stop_if_stalled(stalls, pid)
+    given, is the process writing them, stopped when it stalls (see _reads)."""
+    got: list[bytes] = []
+    _reads([fd], records, [] if pid is None else [pid], lambda _, data: got.append(data))
+    return got[0]
+
+
+def _reads(fds: list[int], records: Callable[[], None] | None, pids: list[int],
+           ended: Callable[[int, bytes], None]) -> None:
+    """Reads each of fds to its end, and calls ended(fd, what was written to it) there (records()
+    before the first).  pids, when given, are the processes writing to fds, in order: one that
+    stalls while its fd is open (workers.Stalls) is stopped, and this is _Crashed."""
+    import select
+    chunks: dict[int, list[bytes]] = {fd: [] for fd in fds}
+    waiting = list(fds)
+    stalls = _stalls() if pids else None
+    while waiting:
+        ready, _, _ = select.select(waiting, [], [], stalls.poll() if stalls else None)
+        if not ready and stalls:
+            for fd, pid in zip(fds, pids):
+                if fd in waiting:
+                    _stop_if_stalled(stalls, pid)
+        for fd in ready:
+            chunk = os.read(fd, 1 << 20)
+            if chunk:
+                chunks[fd].append(chunk)
                 continue
-        chunk = os.read(fd, 1 << 20)
-        if not chunk:
+            waiting.remove(fd)
             if records is not None:
                 records()
-            return b"".join(chunks)
-        chunks.append(chunk)
+                records = None
+            ended(fd, b"".join(chunks.pop(fd)))
 
 
 def _stalls():
@@ -535,27 +550,8 @@ def _read_halves(fds: list[int], records: Callable[[], None] | None = None,
     """The lists each half's walk wrote to fds[0] and fds[1] (walked), each loaded when its half
     ends (the other may still be walking); records() called before the first is.  pids, the
     halves' processes: one that stalls is stopped (_Crashed)."""
-    import select
-    chunks: dict[int, list[bytes]] = {fd: [] for fd in fds}
     parts: dict[int, tuple] = {}
-    waiting = list(fds)
-    stalls = _stalls() if pids else None
-    while waiting:
-        ready, _, _ = select.select(waiting, [], [], stalls.poll() if stalls else None)
-        if not ready and stalls:
-            for fd, pid in zip(fds, pids):
-                if fd in waiting:
-                    _stop_if_stalled(stalls, pid)
-        for fd in ready:
-            chunk = os.read(fd, 1 << 20)
-            if chunk:
-                chunks[fd].append(chunk)
-            else:
-                waiting.remove(fd)
-                if records is not None:
-                    records()
-                    records = None
-                parts[fd] = walked(b"".join(chunks.pop(fd)))
+    _reads(fds, records, list(pids), lambda fd, data: parts.__setitem__(fd, walked(data)))
     return [parts[fd] for fd in fds]
 
 
