@@ -122,8 +122,7 @@ def program(paths: list[str], compile_commands: str | None = None,
     if compile_commands and not paths:
         sources = sorted(flags)
         for src in sources:
-            if not os.path.isfile(src):     # (a regular file: one stat; a missing one is the parse's error)
-                check_regular(src)
+            check_regular(src)
     else:
         sources = find_sources(paths)
     items = [(src, flags.get(src, ()) + tuple(extra_args)) for src in sources]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import stat
 
 from ..errors import UserError
 
@@ -36,8 +37,13 @@ def find_sources(paths: list[str]) -> list[str]:
 
 def check_regular(path: str) -> None:
     """A clear error for a source that exists and is not a regular file (a directory, a named pipe,
-    a device): what the parse would open and wait on, or fail to read."""
-    if os.path.exists(path) and not os.path.isfile(path):
+    a device): what the parse would open and wait on, or fail to read.  One stat; a missing file
+    is the parse's error."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return
+    if not stat.S_ISREG(mode):
         raise UserError("not a regular file: a C source is one", path)
 
 
