@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import namedtuple
 from functools import cached_property
 
-from .record import field, record, replace
+from .record import field, made_when_read, record, replace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:         # annotations only: typing is not imported at run time
@@ -372,3 +372,9 @@ class ProgramModel:
     def with_diagnostics(self, extra: Iterable[Diagnostic]) -> "ProgramModel":
         merged = sorted(set(self.diagnostics) | set(extra), key=Diagnostic.sort_key)
         return replace(self, diagnostics=tuple(merged))
+
+
+# A merge may give a model its edges and arguments to be made when first read (record.Later): a
+# cold `qtool analyze` of one component prints only how many edges there are, and the cache writer,
+# in the background, makes them.
+made_when_read(ProgramModel, "edges", "arguments")

@@ -7,6 +7,7 @@ from functools import lru_cache
 
 from . import __version__
 from .codes import CODES
+from .record import size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:       # the model's classes are not needed to render one (nor at every start)
@@ -309,7 +310,7 @@ def _edge_json(e, fmap, loc: _LocJson) -> str:
 def model_text(model: ProgramModel, base: str) -> str:
     fmap = model.function_map
     out = [f"{len(model.translation_units)} translation units, {len(model.components)} components, "
-           f"{len(model.functions)} functions, {len(model.edges)} call edges, "
+           f"{len(model.functions)} functions, {size(model, 'edges')} call edges, "
            f"{len(model.indirect_calls)} indirect calls, {len(model.globals)} globals"]
     paths: dict[str, str] = {}          # each file's as printed (a component's functions share a few)
     for c in model.components:

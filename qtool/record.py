@@ -5,6 +5,8 @@
     x: T = field(default_factory=list)     a default made for each instance (field(default=v): v)
     fields(record_or_class)     the field names, in order
     replace(r, **changes)       a copy of r with these fields changed (through __init__)
+    made_when_read(cls, *names) these fields may be given a Later: made when first read
+    size(r, name)               len() of a field, without making it when it is a Later
 
 A command's start defines some fifty record classes (the program model, the plan, what checks
 them).  As dataclasses, they cost a run whose analysis is all cached a third of its time:
@@ -31,7 +33,7 @@ from __future__ import annotations
 import os
 from operator import attrgetter
 
-__all__ = ["record", "field", "fields", "replace", "FrozenInstanceError"]
+__all__ = ["record", "field", "fields", "replace", "FrozenInstanceError", "Later", "made_when_read", "size"]
 
 
 class FrozenInstanceError(AttributeError):
@@ -76,9 +78,69 @@ def fields(obj) -> tuple[str, ...]:
 
 
 def replace(obj, **changes):
-    values = {name: getattr(obj, name) for name in obj.__record_fields__}
+    # The fields as the instance holds them: a Later not made yet is handed on as it is.
+    held = obj.__dict__
+    values = {name: held[name] for name in obj.__record_fields__}
     values.update(changes)
     return obj.__class__(**values)
+
+
+class Later:
+    """A field's value made when the field is first read (made_when_read): make(), called once
+    however many records hold it; its length, len() of what make() returns, known before."""
+
+    __slots__ = ("make", "length", "value")
+
+    def __init__(self, make, length: int):
+        self.make = make
+        self.length = length
+        self.value = _MISSING
+
+    def get(self):
+        if self.value is _MISSING:
+            self.value = self.make()
+            self.make = None
+        return self.value
+
+
+class _MadeWhenRead:
+    """A record field that may hold a Later: the attribute reads what it makes (kept in the
+    instance's __dict__ in its place from then on)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return self
+        held = obj.__dict__
+        value = held[self.name]
+        if value.__class__ is Later:
+            value = held[self.name] = value.get()
+        return value
+
+    def __set__(self, obj, value):
+        obj.__dict__[self.name] = value
+
+
+def made_when_read(cls, *names: str):
+    """Lets these fields of a record class be given a Later, whose value is made when the field is
+    first read (by anything: an attribute, equality, hashing, pickling).  A value made in the
+    background of a command, or not at all, costs its output nothing (the model's edges and
+    arguments, which a cold `qtool analyze` with text output only counts)."""
+    for name in names:
+        if name not in cls.__record_fields__:
+            raise TypeError(f"{cls.__qualname__} has no field {name!r}")
+        setattr(cls, name, _MadeWhenRead(name))
+    return cls
+
+
+def size(obj, name: str) -> int:
+    """len() of a record's field, without making it when it holds a Later not made yet."""
+    value = obj.__dict__[name]
+    return value.length if value.__class__ is Later and value.value is _MISSING else len(value)
 
 
 def _frozen_setattr(self, name, value):

@@ -126,3 +126,37 @@ def test_a_run_makes_records_unchecked_and_analyses_as_the_tests_do(tmp_path):
         outs.append(proc.stdout)
     import json
     assert outs[0] == outs[1] and json.loads(outs[0])["schema"] == "qpm.model/1"
+
+
+@pytest.mark.parametrize("checked", [True, False])
+def test_a_field_made_when_read_is_made_once_by_whatever_reads_it_first(checked):
+    ns: dict = {}
+    exec("from __future__ import annotations\nclass Model:\n    name: str\n    edges: tuple\n"
+         "    arguments: tuple = ()\n", {}, ns)
+    Model = rec.made_when_read(rec._make(ns["Model"], True, checked), "edges", "arguments")
+    Model.__module__ = __name__
+    made = []
+
+    def later(value):
+        return rec.Later(lambda: made.append(value) or value, len(value))
+
+    m = Model("m", later((1, 2, 3)))
+    assert m.arguments == () and rec.size(m, "edges") == 3 and made == []
+    # A copy hands the value on unmade; the first read of either makes it, once, for both.
+    copy = rec.replace(m, name="n")
+    assert made == [] and rec.size(copy, "edges") == 3
+    assert copy.edges == (1, 2, 3) and made == [(1, 2, 3)]
+    assert m.edges is copy.edges and made == [(1, 2, 3)] and rec.size(m, "edges") == 3
+    # Equality, hashing and pickling (what pickle saves of a record) read it as any field.
+    for read in (lambda x: x == Model("m", (1, 2), ()), hash, lambda x: x.__reduce__()):
+        made.clear()
+        x = Model("m", later((1, 2)), later((4,)))
+        read(x)
+        assert made == [(1, 2), (4,)]
+    cls, values = Model("m", later((7,))).__reduce__()
+    assert values == ("m", (7,), ()) and cls(*values) == Model("m", (7,))
+    if checked:
+        with pytest.raises(rec.FrozenInstanceError):
+            m.edges = ()
+    with pytest.raises(TypeError):
+        rec.made_when_read(Model, "nothing")

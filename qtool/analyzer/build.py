@@ -27,7 +27,7 @@ from operator import attrgetter, is_, itemgetter
 from ..model import (Annotation, CallArgument, CallEdge, CallSite, Component, Declaration, Diagnostic, Field,
                      FixIt, Function, Global, IndirectCall, Location, Note, Param, ProgramModel, StructType,
                      annotation_sites)
-from ..record import replace
+from ..record import Later, replace
 from . import pointers, weights
 from .unit import Call, GlobalDecl, UnitFacts, numbered_slots
 
@@ -202,13 +202,14 @@ def _per_unit_functions(units: list[UnitFacts]) -> set[str]:
     return out
 
 
-def _through_per_unit(sites: dict[tuple[str, str], dict[Location, CallSite]],
+def _through_per_unit(sites: dict[tuple[str, str], dict[tuple, tuple]],
                       per_unit: set[str], edge_weight: dict[tuple[str, str], float]
-                      ) -> tuple[dict[tuple[str, str], dict[Location, CallSite]], dict[str, set[str]]]:
+                      ) -> tuple[dict[tuple[str, str], dict[tuple, tuple]], dict[str, set[str]]]:
     """The calls a per-unit function makes, as calls of its callers at their call sites (a call
     of a function f makes through helper h runs where f calls h), with their weights multiplied
-    through; and, for each per-unit function, the functions (not per-unit ones) whose process it
-    runs in: its callers, through other helpers."""
+    through (sites as merge holds them: (loops, branches, weight) by place); and, for each
+    per-unit function, the functions (not per-unit ones) whose process it runs in: its callers,
+    through other helpers."""
     if not per_unit:
         return {}, {}
     out_of: dict[str, list[tuple[str, float]]] = defaultdict(list)
@@ -236,7 +237,7 @@ def _through_per_unit(sites: dict[tuple[str, str], dict[Location, CallSite]],
         reached[h] = acc
         return acc
 
-    derived: dict[tuple[str, str], dict[Location, CallSite]] = defaultdict(dict)
+    derived: dict[tuple[str, str], dict[tuple, tuple]] = defaultdict(dict)
     users: dict[str, set[str]] = defaultdict(set)
     for (a, h), s in sites.items():
         if a in per_unit or h not in per_unit:
@@ -245,10 +246,9 @@ def _through_per_unit(sites: dict[tuple[str, str], dict[Location, CallSite]],
             if b == a:
                 continue
             d = derived[(a, b)]
-            for loc, site in s.items():
-                prev = d.get(loc)
-                d[loc] = CallSite(loc, site.loops, site.branches,
-                                  site.local_weight * mult + (prev.local_weight if prev else 0.0))
+            for where, (loops, branches, weight) in s.items():
+                prev = d.get(where)
+                d[where] = (loops, branches, weight * mult + (prev[2] if prev else 0.0))
     # Who runs each per-unit function: its callers, through other per-unit ones.
     callers: dict[str, set[str]] = defaultdict(set)
     for (a, b) in sites:
@@ -354,14 +354,14 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
     fn_types = {usr: ds[0][9] for usr, ds in by_usr.items()}
     per_unit = _per_unit_functions(units)
 
-    # Direct calls, grouped by edge; a site seen by several units counts once.
-    sites: dict[tuple[str, str], dict[Location, CallSite]] = defaultdict(dict)
-    local_weight, loc, site = weights.local_weight, _loc, CallSite
+    # Direct calls, grouped by edge; a site seen by several units counts once.  Each site as a
+    # plain tuple by its place, (loops, branches, weight): the CallSites are made with the edges.
+    sites: dict[tuple[str, str], dict[tuple, tuple]] = defaultdict(dict)
+    local_weight = weights.local_weight
     for u in units:
         for caller, callee, _, where, loops, branches, _ in u.calls:
             if caller in by_usr and callee in by_usr:
-                where = loc(where)
-                sites[(caller, callee)][where] = site(where, loops, branches, local_weight(loops, branches))
+                sites[(caller, callee)][where] = (loops, branches, local_weight(loops, branches))
     # Each edge's runs per run of its caller (the sum of its sites' weights, in their order).
     edge_weight = {key: _sites_weight(s) for key, s in sites.items()}
 
@@ -431,29 +431,17 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
     derived, per_unit_users = _through_per_unit(sites, per_unit, edge_weight)
     for key, more in derived.items():
         mine = sites[key]
-        for loc, site in more.items():
-            prev = mine.get(loc)
-            mine[loc] = site if prev is None else CallSite(loc, prev.loops, prev.branches,
-                                                            prev.local_weight + site.local_weight)
+        for where, site in more.items():
+            prev = mine.get(where)
+            mine[where] = site if prev is None else (prev[0], prev[1], prev[2] + site[2])
         edge_weight[key] = _sites_weight(mine)
-
-    # Edges by their caller's location and their callee's name (each key made once).
-    location_of = {usr: f.location for usr, f in functions.items()}
-    name_of = {usr: f.name for usr, f in functions.items()}
-    keyed = []
-    frequency, edge = freq.get, CallEdge
-    for key, s in sites.items():
-        a, b = key
-        calls = tuple(s.values()) if len(s) == 1 else tuple(sorted(s.values(), key=_location))
-        keyed.append(((location_of[a], name_of[b]), edge(a, b, calls, frequency(a, 0.0) * edge_weight[key])))
-    keyed.sort(key=itemgetter(0))
-    edges = tuple(map(itemgetter(1), keyed))
+    edges = Later(partial(_edges, sites, functions, freq, edge_weight), len(sites))
     if previous is not None:
         # An edge, or an argument below, equal to the previous model's is that one: what compares
         # the two models later (the model's own equality, the checks' findings, the JSON kept
         # for each file) then finds the same objects, without comparing their fields.
         was = {(e.caller, e.callee): e for e in previous.model.edges}
-        edges = tuple(_same_or(was.get((e.caller, e.callee)), e) for e in edges)
+        edges = tuple([_same_or(was.get((e.caller, e.callee)), e) for e in edges.get()])
     indirect = tuple(sorted(
         (IndirectCall(c.caller, c.location, c.callee, c.name, r.targets,
                       weights.local_weight(c.loops, c.branches),
@@ -468,18 +456,10 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
         for a in u.arguments:
             if a[0] in by_usr:
                 found.setdefault((a[0], a[6], a[3]), a)
-    was_argument = {(a.caller, a.location, a.index): a for a in previous.model.arguments} \
-        if previous is not None else {}
-    if not was_argument:
-        argument = CallArgument
-        arguments = {key: argument(a[0], a[1], a[2], a[3], a[4], a[5], _loc(a[6])) for key, a in found.items()}
-    else:
-        arguments: dict[tuple[str, tuple, int], CallArgument] = {}
-        for key, a in found.items():
-            old = was_argument.get(key)
-            arguments[key] = old if old is not None and (old.caller, old.callee, old.callee_name, old.index,
-                                                         old.param, old.function, old.location) == a \
-                else CallArgument(*a[:6], _loc(a[6]))
+    arguments = Later(partial(_arguments, found, previous.model.arguments if previous is not None else ()),
+                      len(found))
+    if previous is not None:
+        arguments = arguments.get()
     structs = _merge_structs(units)
 
     members: dict[str, list[Function]] = defaultdict(list)
@@ -496,7 +476,7 @@ def merge(units: list[UnitFacts], previous: Merge | None = None) -> Merge:
     taken_by = tuple(sorted({(h, t) for u in units for h, t, _, _ in u.taken if t in functions}))
     model = ProgramModel(tuple(components), tuple(sorted(functions.values(), key=lambda f: (f.location, f.usr))),
                          edges, indirect, globals_, structs, tuple(u.path for u in units), tuple(unique),
-                         tuple(map(arguments.__getitem__, sorted(arguments))), taken_by)
+                         arguments, taken_by)
     if before is not None and model == before.model:
         model = before.model        # the same object: what was made of it holds still
     return Merge(tuple(units), model, file_components, fn_diags, (graph, freq))
@@ -781,17 +761,48 @@ def _file_components(units: list[UnitFacts]) -> dict[str, tuple[str, Location]]:
     return out
 
 
+def _edges(sites: dict[tuple[str, str], dict[tuple, tuple]], functions: dict[str, Function],
+           freq: dict[str, float], edge_weight: dict[tuple[str, str], float]) -> tuple[CallEdge, ...]:
+    """The model's edges, from merge's sites of each (caller, callee): by their caller's location
+    and their callee's name, each with its sites by place."""
+    keyed = []
+    frequency, edge, site, loc = freq.get, CallEdge, CallSite, _loc
+    for key, s in sites.items():
+        a, b = key
+        calls = tuple([site(loc(where), *rest) for where, rest in (s.items() if len(s) == 1 else sorted(s.items()))])
+        keyed.append(((functions[a].location, functions[b].name), edge(a, b, calls, frequency(a, 0.0) * edge_weight[key])))
+    keyed.sort(key=itemgetter(0))
+    return tuple(map(itemgetter(1), keyed))
+
+
+def _arguments(found: dict[tuple[str, tuple, int], tuple], was: tuple[CallArgument, ...]) -> tuple[CallArgument, ...]:
+    """The model's arguments, from merge's argument facts (unit.ArgumentFact) by (caller, place,
+    index), in that order; each one equal to an argument of was that one."""
+    if not was:
+        argument = CallArgument
+        made = {key: argument(a[0], a[1], a[2], a[3], a[4], a[5], _loc(a[6])) for key, a in found.items()}
+    else:
+        by_key = {(a.caller, a.location, a.index): a for a in was}
+        made = {}
+        for key, a in found.items():
+            old = by_key.get(key)
+            made[key] = old if old is not None and (old.caller, old.callee, old.callee_name, old.index,
+                                                    old.param, old.function, old.location) == a \
+                else CallArgument(*a[:6], _loc(a[6]))
+    return tuple(map(made.__getitem__, sorted(made)))
+
+
 def _same_or(old, new):
     """old when it equals new, else new."""
     return old if old is not None and old == new else new
 
 
-def _sites_weight(sites: dict[Location, CallSite]) -> float:
+def _sites_weight(sites: dict[tuple, tuple]) -> float:
     """The runs of an edge per run of its caller: its sites' weights summed, in their order."""
     if len(sites) == 1:
         for site in sites.values():
-            return site.local_weight
-    return sum(x.local_weight for x in sites.values())
+            return site[2]
+    return sum([x[2] for x in sites.values()])
 
 
 class _Params:
