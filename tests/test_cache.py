@@ -139,6 +139,65 @@ def test_an_edit_that_leaves_the_model_reuses_the_result(qtool, monkeypatch, tmp
     assert rendered == [1] and moved != first
 
 
+@pytest.mark.parametrize("edit", ["lines", "two", "function"])
+def test_an_edit_loads_of_the_units_the_state_holds_only_those_its_merge_uses(qtool, monkeypatch, tmp_path,
+                                                                             program, edit):
+    """The merge state's units are loaded when first used (cache.Unread), a frame of the entry's
+    base at a time: with a frame for each unit, an edit that only moves lines of one unit loads
+    that unit alone; one that merges again loads all.  Each prints what a cold run prints."""
+    monkeypatch.setattr(cache, "_BASE_UNITS", 1)
+    monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path / "cache"))
+    args = COMMANDS["analyze-json"]
+    assert qtool(*args, cwd=program)[0] in (0, 1)
+    cache.wait()
+    for name, old, new in EDITS[edit]:
+        replace(program / name, old, new)
+    edited = qtool(*args, cwd=program)
+    entry = cache._kept
+    paths = [u.path for u in entry.state.units]
+    assert len(paths) == 5 and all(type(u) is cache.Unread for u in entry.state.units)
+    changed = sorted(i for i, p in enumerate(paths) if os.path.basename(p) in {n for n, _, _ in EDITS[edit]})
+    assert sorted(entry.loaded_base) == (changed if edit == "lines" else list(range(5)))
+    assert edited == cold(qtool, monkeypatch, tmp_path, args, program)
+
+
+def test_a_unit_not_as_its_entry_says_is_refused_when_loaded(monkeypatch, tmp_path, program):
+    """A base frame whose checksum holds but whose units are not the entry's (a unit of another
+    file): loading it is UnreadableEntry, and the analysis that needed it is made anew."""
+    from qtool import analyzer
+    monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(program)
+    first = analyzer.analyze(["."])
+    cache.wait()
+    items, key = analyzer.program(["."])
+    entry = cache.read_model(key, len(items))
+    state = entry.merge([p for p, _ in items])
+    frames = entry.base_frames
+    units = frames[0].load()
+    units[0], units[1] = units[1], units[0]
+    import pickle
+    import zlib
+    data = pickle.dumps(units)
+    frames[0].data, frames[0].crc = memoryview(data), zlib.crc32(data)
+    with pytest.raises(cache.UnreadableEntry):
+        state.units[0].functions
+    # The same through the analysis: an edit that moves lines of the first unit.
+    monkeypatch.setattr(cache, "read_model", lambda k, n: entry if k == key else None)
+    entry.loaded_base.clear()
+    first_file = items[0][0]
+    with open(first_file) as f:
+        text = f.read()
+    with open(first_file, "w") as f:
+        f.write("\n" + text)
+    tries = []
+    real = analyzer._analyze
+    monkeypatch.setattr(analyzer, "_analyze", lambda *a, **k: tries.append(k.get("use_entry", True)) or real(*a, **k))
+    again = analyzer.analyze(["."])
+    assert tries == [True, False]
+    assert [f.location.line for f in again.functions if f.location.file == first_file] == \
+        [f.location.line + 1 for f in first.functions if f.location.file == first_file]
+
+
 def test_a_merge_state_reading_left_paused_is_stopped_by_the_next_analysis(monkeypatch, tmp_path, program):
     """After an edit inside a body the merge state is not needed: its reading (a thread) is left
     paused rather than stopped while the command runs; the model is still there when asked for,

@@ -271,7 +271,10 @@ def _analyze(paths: list[str], compile_commands: str | None, jobs: int | None,
         find([i for i in range(len(items)) if i not in facts])
         parsed = [(items[i], facts[i]) for i in fresh]
     report.close()
-    merged = merge([facts[i] for i in range(len(items))], previous)
+    try:
+        merged = merge([facts[i] for i in range(len(items))], previous)
+    except cache.UnreadableEntry:       # the entry's base, read as it was needed: analysed anew
+        return _analyze(paths, compile_commands, jobs, extra_args, progress, use_entry=False)
     deps = [entry.deps[i] if previous is not None and i not in stale else facts[i].deps
             for i in range(len(items))]
     cache.store_model(key, merged, entry, deps, then=store_units if parsed else None)

@@ -517,7 +517,8 @@ def _moved_lines(units: list[UnitFacts], previous: Merge) -> Merge | None:
     if changed is None or len(changed) != 1:
         return None
     i = changed[0]
-    old, new = previous.units[i], units[i]
+    from .cache import real
+    old, new = real(previous.units[i]), units[i]
     if old.path != new.path:
         return None
     m = previous.model
@@ -568,9 +569,10 @@ def _moved_lines(units: list[UnitFacts], previous: Merge) -> Merge | None:
         if model == m:
             model = m       # no place the model holds moved: the same object, as merge() answers
         fn_diags = {usr: _relocate(ds, moves, strings) for usr, ds in previous.function_diagnostics.items()}
-        file_components = _file_components(units)
-        if file_components != {f: _relocate(v, moves, strings) for f, v in previous.file_components.items()}:
-            return None
+        # The files' components, those of the previous merge moved: the edited unit's are its old
+        # ones moved (_line_moves compared them), and no other unit read a file that moved (the
+        # other units' facts are not loaded for this: cache.Unread).
+        file_components = {f: _relocate(v, moves, strings) for f, v in previous.file_components.items()}
     except _NotMoved:
         return None
     return Merge(tuple(units), model, file_components, fn_diags, previous.frequencies)

@@ -282,6 +282,11 @@ class _Frame:
         self.data = data
         self.crc = crc
 
+    def check(self) -> None:
+        """ValueError when the frame is not as it was written."""
+        if zlib.crc32(self.data) != self.crc:
+            raise ValueError("corrupted")
+
     def load(self, yielding: bool = False, stopped=None):
         """The frame's object.  yielding: unpickled from a reader written in Python, so that the
         interpreter can pass to another thread between two of the pickle's own frames (64 KiB),
@@ -462,6 +467,7 @@ class Entry:
         self.base: tuple = ()       # the units' facts of the base frames
         self.bases = bases
         self.overlay: dict = {}     # index -> (facts, frame) of the units written since
+        self.loaded_base: dict = {}  # base frame's index -> its units, loaded (Unread)
         self._frames = None
 
     @property
@@ -552,8 +558,10 @@ class Entry:
         return self._model
 
     def merge(self, paths: list[str] | None = None):
-        """The merge state (build.Merge), or None; paths, when given, are those its units must
-        have, in order."""
+        """The merge state (build.Merge), or None; paths, when given, are those its units have,
+        in order (the program's key says so): the units of the base are then Unread, each loaded
+        with the others of its frame when first used (an edit that moved lines of one unit
+        uses that one alone)."""
         from .build import Merge
         from .unit import UnitFacts
         model = self.model()
@@ -561,7 +569,13 @@ class Entry:
             return None
         try:
             rest = self._load(self.frames[1 + len(self.files)])
-            base = tuple(u for frame in self.base_frames for u in self._load(frame))
+            if paths is not None and len(paths) == len(self.deps):
+                frames = self.base_frames
+                for frame in frames:
+                    frame.check()
+                base = tuple(Unread(self, frames, k, paths[k], self.deps[k]) for k in range(len(paths)))
+            else:
+                base = tuple(u for frame in self.base_frames for u in self._load(frame))
             units = list(base)
             overlay = {}
             for frame in self.frames[2 + len(self.files) + self.bases:]:
@@ -571,13 +585,61 @@ class Entry:
             state = Merge(tuple(units), model, *rest)
         except Exception:
             return None
-        if not (len(units) == len(self.deps) and all(isinstance(u, UnitFacts) for u in units) and
+        if not (len(units) == len(self.deps) and all(isinstance(u, (UnitFacts, Unread)) for u in units) and
                 (paths is None or [u.path for u in units] == list(paths)) and
                 isinstance(state.file_components, dict) and isinstance(state.function_diagnostics, dict) and
                 isinstance(state.frequencies, tuple) and len(state.frequencies) == 2):
             return None
         self.state, self.base, self.overlay = state, base, overlay
         return state
+
+
+class UnreadableEntry(Exception):
+    """A unit of an entry's base, loaded when first used (Unread), was not what the entry said."""
+
+
+class Unread:
+    """A unit's facts in the base of a model entry read (Entry.merge), loaded when first used:
+    any attribute but its path and the files it read (deps, as the entry's header has them)
+    loads it, with the other units of its frame.  A merge tells the units an edit changed by
+    whether they are the very objects of the state it reuses: an Unread is one, loaded or not.
+    real(u) is the facts themselves.  A frame that does not hold what the entry says raises
+    UnreadableEntry (its checksum was checked when the entry was read)."""
+
+    __slots__ = ("_frames", "_index", "path", "deps")
+
+    def __init__(self, entry: Entry, frames: list, index: int, path: str, deps: list):
+        self._frames = (entry, frames)
+        self._index = index
+        self.path = path
+        self.deps = deps
+
+    def facts(self):
+        entry, frames = self._frames
+        k, at = divmod(self._index, _BASE_UNITS)
+        loaded = entry.loaded_base.get(k)
+        if loaded is None:
+            from .unit import UnitFacts
+            try:
+                loaded = frames[k].load()
+            except Exception as e:
+                raise UnreadableEntry(str(e)) from None
+            if not (isinstance(loaded, list) and len(loaded) > at and
+                    all(isinstance(u, UnitFacts) for u in loaded)):
+                raise UnreadableEntry("not the units of a base frame")
+            entry.loaded_base[k] = loaded
+        found = loaded[at]
+        if found.path != self.path:
+            raise UnreadableEntry("a unit of another file")
+        return found
+
+    def __getattr__(self, name: str):
+        return getattr(self.facts(), name)
+
+
+def real(u):
+    """A unit's facts: u's, when it is Unread."""
+    return u.facts() if type(u) is Unread else u
 
 
 _paused: list[Entry] = []      # entries whose reading was left paused (Entry.leave)
@@ -684,8 +746,9 @@ def store_model(key: str, merge, previous: Entry | None = None, deps: list | Non
                     old = previous.overlay.get(i)
                     overlay.append(old[1] if old is not None and old[0] is u else (i, u))
         if previous is None or len(overlay) > _overlay_limit(len(units)):
-            _share(units)
-            base = [units[i:i + _BASE_UNITS] for i in range(0, len(units), _BASE_UNITS)]
+            written = list(map(real, units))      # loaded, when the state reused left some unread
+            _share(written)
+            base = [written[i:i + _BASE_UNITS] for i in range(0, len(written), _BASE_UNITS)]
             overlay = []
         else:
             base = previous.base_frames
