@@ -364,8 +364,9 @@ class ProgramModel:
     def cross_component_edges(self) -> Iterable[CallEdge]:
         if len(self.components) < 2:
             return          # no two components for an edge to go between (components names all)
+        component = {usr: f.component for usr, f in self.function_map.items() if f.component}.get
         for e in self.edges:
-            a, b = self.component_of(e.caller), self.component_of(e.callee)
+            a, b = component(e.caller), component(e.callee)
             if a and b and a != b:
                 yield e
 
