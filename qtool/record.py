@@ -140,7 +140,7 @@ def made_when_read(cls, *names: str):
 def size(obj, name: str) -> int:
     """len() of a record's field, without making it when it holds a Later not made yet."""
     value = obj.__dict__[name]
-    return value.length if value.__class__ is Later and value.value is _MISSING else len(value)
+    return value.length if value.__class__ is Later else len(value)
 
 
 def _frozen_setattr(self, name, value):

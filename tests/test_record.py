@@ -146,6 +146,7 @@ def test_a_field_made_when_read_is_made_once_by_whatever_reads_it_first(checked)
     copy = rec.replace(m, name="n")
     assert made == [] and rec.size(copy, "edges") == 3
     assert copy.edges == (1, 2, 3) and made == [(1, 2, 3)]
+    assert rec.size(m, "edges") == 3        # made by the copy, not yet read through m
     assert m.edges is copy.edges and made == [(1, 2, 3)] and rec.size(m, "edges") == 3
     # Equality, hashing and pickling (what pickle saves of a record) read it as any field.
     for read in (lambda x: x == Model("m", (1, 2), ()), hash, lambda x: x.__reduce__()):
