@@ -568,6 +568,9 @@ def _moved_lines(units: list[UnitFacts], previous: Merge) -> Merge | None:
                              moved(m.taken, lambda t: False))
         if model == m:
             model = m       # no place the model holds moved: the same object, as merge() answers
+        elif not strings:
+            global _last_moved
+            _last_moved = (model, m, moves)
         fn_diags = {usr: _relocate(ds, moves, strings) for usr, ds in previous.function_diagnostics.items()}
         # The files' components, those of the previous merge moved: the edited unit's are its old
         # ones moved (_line_moves compared them), and no other unit read a file that moved (the
@@ -576,6 +579,29 @@ def _moved_lines(units: list[UnitFacts], previous: Merge) -> Merge | None:
     except _NotMoved:
         return None
     return Merge(tuple(units), model, file_components, fn_diags, previous.frequencies)
+
+
+# The model the last merge of this process made by moving a previous model's places, with that
+# model and the moves (see moved_places).
+_last_moved: tuple | None = None
+
+
+def moved_places(model: ProgramModel, previous: ProgramModel) -> dict[str, dict[int, int]] | None:
+    """When model is previous with places moved and nothing else (the last merge of this process
+    took the moved-lines path from it, and no string names a place that moved): the moves, for
+    each file whose places moved, old line -> new line (what relocate takes).  Else None."""
+    last = _last_moved
+    return last[2] if last is not None and last[0] is model and last[1] is previous else None
+
+
+def relocate(value, moves: dict[str, dict[int, int]]):
+    """value (a model's objects, or tuples of them) with its places moved as moves says (see
+    moved_places); None when it holds a place in a file of moves on a line the edit's facts held
+    no place on (where the place went is not known)."""
+    try:
+        return _relocate(value, moves)
+    except _NotMoved:
+        return None
 
 
 def _line_moves(old: UnitFacts, new: UnitFacts) -> tuple[dict[str, dict[int, int]], dict[str, str]] | None:

@@ -860,10 +860,11 @@ def _signatures_file(stamp: str, name: tuple) -> str:
                         "signatures-")
 
 
-def load_signatures(model, name: tuple) -> tuple[dict, object, bool]:
+def load_signatures(model, name: tuple) -> tuple[dict, object, bool, tuple | None]:
     """The findings stored under name for model, the model of the program this process analysed
     last, or for the model that one was merged from: (entries, the model they were made from,
-    whether that is this model's own stamp).  ({}, None, False) when there are none."""
+    whether that is this model's own stamp, all that the checks found then, or None when that
+    was not kept).  ({}, None, False, None) when there are none."""
     candidates = []
     if _last_key in _stamps:
         candidates.append((_stamps[_last_key], None))
@@ -872,23 +873,25 @@ def load_signatures(model, name: tuple) -> tuple[dict, object, bool]:
     for stamp, made_from in candidates:
         try:
             frames = _read(_signatures_file(stamp, name))
-            made, units, entries = frames[0].load()
+            made, units, entries, found = frames[0].load()
         except Exception:
             continue
-        if made == stamp and units == model.translation_units and isinstance(entries, dict):
-            return entries, made_from, made_from is None
-    return {}, None, False
+        if made == stamp and units == model.translation_units and isinstance(entries, dict) and \
+                (found is None or isinstance(found, tuple)):
+            return entries, made_from, made_from is None, found
+    return {}, None, False, None
 
 
-def store_signatures(model, name: tuple, entries: dict) -> None:
-    """Keeps the findings in model, the model of the program this process analysed last: written
-    at exit, by the writer child (or before this process reads them)."""
+def store_signatures(model, name: tuple, entries: dict, found: tuple | None = None) -> None:
+    """Keeps the findings in model, the model of the program this process analysed last (entries:
+    marshal.Signatures's; found, when given: all that the checks found): written at exit, by the
+    writer child (or before this process reads them)."""
     stamp = _stamps.get(_last_key)
     if stamp is None:
         return
     file = _signatures_file(stamp, name)
     units = model.translation_units
-    _defer(lambda: _write_one(file, (stamp, units, entries)), file)
+    _defer(lambda: _write_one(file, (stamp, units, entries, found)), file)
 
 
 # Writing in the background.

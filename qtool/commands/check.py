@@ -24,7 +24,7 @@ def diagnose(model, plan, plan_diags):
     # What the checks found in the model this one was made from, by the same placement, stands
     # where what it read did not change.
     name = ("plan", tuple((d.name, tuple(c.name for c in d.components)) for d in plan.domains))
-    signatures = marshal.Signatures(*cache.load_signatures(model, name))
+    signatures = marshal.Signatures(*cache.load_signatures(model, name)[:3])
     diags = list(model.diagnostics) + plan_diags + marshal.check_annotations(model) + \
         check_plan(plan, model, signatures)
     cache.store_signatures(model, name, signatures.made)
