@@ -22,13 +22,13 @@ def describe(a: str, b: str) -> str:
 
 
 def diagnose(model):
-    from .. import marshal
     from ..analyzer import cache
     entries, made_from, current, found = cache.load_signatures(model, ("analyze",))
     moved = _moved(model, made_from, entries, found)
     if moved is not None:
         extra, made = moved
     else:
+        from .. import marshal
         extra = marshal.check_annotations(model)
         # Every edge between two components is a potential boundary: its problems are warnings
         # here and become errors under `qtool check` for the plans that really cut it.  What the
