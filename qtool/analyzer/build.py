@@ -553,14 +553,11 @@ def _moved_lines(units: list[UnitFacts], previous: Merge) -> Merge | None:
         if any(n in d.message or any(n in note.message for note in d.notes)
                for d in m.diagnostics for n in names):
             return None     # a message that names a place (QPM024's "other declaration at …")
-        functions = moved(m.functions, lambda f: f.location.file in moves or
-                          any(loc.file in moves for loc in f.declarations))
-        edges = moved(m.edges, lambda e: any(site.location.file in moves for site in e.sites))
+        functions = moved(m.functions, lambda f: f.location.file in moves or _any_in(f.declarations, moves))
+        edges = moved(m.edges, lambda e: _any_in([site.location for site in e.sites], moves))
         arguments = moved(m.arguments, lambda a: a.location.file in moves)
-        indirect = moved(m.indirect_calls, lambda c: c.location.file in moves or
-                         any(loc.file in moves for loc in c.origins))
-        globals_ = moved(m.globals, lambda g: g.location.file in moves or
-                         any(loc.file in moves for loc in g.declarations))
+        indirect = moved(m.indirect_calls, lambda c: c.location.file in moves or _any_in(c.origins, moves))
+        globals_ = moved(m.globals, lambda g: g.location.file in moves or _any_in(g.declarations, moves))
         structs = moved(m.structs, lambda t: t.location.file in moves or
                         any(f.location is not None and f.location.file in moves for f in t.fields))
         model = ProgramModel(moved(m.components, lambda c: False), functions, edges, indirect, globals_, structs,
@@ -602,6 +599,14 @@ def relocate(value, moves: dict[str, dict[int, int]]):
         return _relocate(value, moves)
     except _NotMoved:
         return None
+
+
+def _any_in(places, files) -> bool:
+    """Whether any of these places (Locations) is in one of files."""
+    for place in places:
+        if place[0] in files:
+            return True
+    return False
 
 
 def _line_moves(old: UnitFacts, new: UnitFacts) -> tuple[dict[str, dict[int, int]], dict[str, str]] | None:
