@@ -386,13 +386,12 @@ def test_the_checks_of_an_edited_program_are_made_again_only_where_what_they_rea
     assert sorted(checked) == ["log_line", "store_close", "store_put"]
     assert "store.c:3:" in first[1] + first[2]         # store_put's buffer, at its place
 
-    # Lines of store.c move: under check, its two functions are checked again and log_line's
-    # finding stands; under analyze, whose findings are kept whole with the model, every finding
-    # is the one before with its place moved, and nothing is checked.
+    # Lines of store.c move: what the checks found is kept whole with the model (and the plan),
+    # and every finding is the one before with its place moved: nothing is checked.
     checked.clear()
     replace(src / "store.c", "#include <unistd.h>\n", "#include <unistd.h>\n\n\n")
     moved = qtool(*command, cwd=src)
-    assert sorted(checked) == ([] if command[0] == "analyze" else ["store_close", "store_put"])
+    assert checked == []
     assert "store.c:5:" in moved[1] + moved[2] and "store.c:3:" not in moved[1] + moved[2]
     cache.wait()                # this run's entries, into this cache (before cold() changes it)
     assert moved == cold(qtool, monkeypatch, tmp_path, command, src)
@@ -450,11 +449,35 @@ def test_the_json_of_the_files_an_edit_left_is_not_made_again(qtool, monkeypatch
     assert placed == cold(qtool, monkeypatch, tmp_path, args, program)
 
 
+def test_findings_moved_with_lines_are_those_of_the_same_plan(qtool, monkeypatch, tmp_path):
+    """check's findings are moved with an edit's lines only when the plan is the one they were
+    found under: a plan whose domain moved to another line (its messages name that line) is
+    checked again, and prints what a cold run prints."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, text in CROSSINGS.items():
+        (src / name).write_text(text)
+    plan = "version: 1\nisolate:\n  - domain: d\n    components: [store, log]\n"
+    (src / "plan.yaml").write_text(plan)
+    monkeypatch.setenv("QPM_CACHE_DIR", str(tmp_path / "cache"))
+    command = ("check", "-j", "1", "--plan", "plan.yaml")
+    first = qtool(*command, cwd=src)
+    assert "plan.yaml:3" in first[1]
+    cache.wait()
+    (src / "plan.yaml").write_text("# the domains\n" + plan)
+    replace(src / "store.c", "#include <unistd.h>\n", "#include <unistd.h>\n\n")
+    again = qtool(*command, cwd=src)
+    assert "plan.yaml:4" in again[1] and "plan.yaml:3" not in again[1] and "store.c:4:" in again[1]
+    cache.wait()
+    assert again == cold(qtool, monkeypatch, tmp_path, command, src)
+
+
 def test_a_crossing_whose_parameter_flows_through_an_edited_file_is_checked_again_only_when_the_flow_changed(
         qtool, monkeypatch, tmp_path):
     """store_close's descriptor flows into log.c (the same domain under the plan): lines of log.c
-    moving change nothing the check of store_close uses (it is not checked again, and what is
-    printed is what a cold run prints); log.c's function handing it to close() does."""
+    moving change nothing a check uses (nothing is checked again: the findings move with the
+    lines, and what is printed is what a cold run prints); log.c's function handing it to close()
+    does."""
     from qtool import marshal
     src = tmp_path / "src"
     src.mkdir()
@@ -477,7 +500,7 @@ def test_a_crossing_whose_parameter_flows_through_an_edited_file_is_checked_agai
     checked.clear()
     replace(src / "log.c", "#include \"qpm.h\"\n", "#include \"qpm.h\"\n\n\n\n")
     moved = qtool(*command, cwd=src)
-    assert checked == ["log_line"]
+    assert checked == []
     cache.wait()
     assert moved == cold(qtool, monkeypatch, tmp_path, command, src)
 

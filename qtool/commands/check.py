@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from .common import (add_fix_argument, add_output_arguments, add_source_arguments, analyze, base_dir,
-                     check_outputs, emit, exit_code, fix_sources, remembered)
+                     check_outputs, emit, exit_code, fix_sources, moved_findings, remembered)
 
 HELP = "check a plan against the sources: components, crossings"
 
@@ -24,11 +24,19 @@ def diagnose(model, plan, plan_diags):
     # What the checks found in the model this one was made from, by the same placement, stands
     # where what it read did not change.
     name = ("plan", tuple((d.name, tuple(c.name for c in d.components)) for d in plan.domains))
-    signatures = marshal.Signatures(*cache.load_signatures(model, name)[:3])
-    diags = list(model.diagnostics) + plan_diags + marshal.check_annotations(model) + \
-        check_plan(plan, model, signatures)
-    cache.store_signatures(model, name, signatures.made)
-    return marshal.sorted_unique(diags)
+    entries, made_from, current, kept = cache.load_signatures(model, name)
+    # What the checks found, kept with the plan they checked: they depend on all of it (the
+    # entries only on its domains).
+    moved = moved_findings(model, made_from, entries,
+                           kept[1] if isinstance(kept, tuple) and len(kept) == 2 and kept[0] == plan else None)
+    if moved is not None:
+        found, made = moved
+    else:
+        signatures = marshal.Signatures(entries, made_from, current)
+        found = marshal.check_annotations(model) + check_plan(plan, model, signatures)
+        made = signatures.made
+    cache.store_signatures(model, name, made, (plan, tuple(found)))
+    return marshal.sorted_unique(list(model.diagnostics) + plan_diags + found)
 
 
 def result(options, plan, diags) -> tuple[bytes, str, int]:
