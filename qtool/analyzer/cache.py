@@ -292,8 +292,7 @@ class _Frame:
         interpreter can pass to another thread between two of the pickle's own frames (64 KiB),
         instead of after the whole (a thread that parses waits for it at each call into libclang);
         and, when stopped() says so there, given up (_Stopped)."""
-        if zlib.crc32(self.data) != self.crc:
-            raise ValueError("corrupted")
+        self.check()
         if yielding and len(self.data) > 1 << 16:
             return pickle.Unpickler(_Chunks(self.data, stopped)).load()
         return pickle.loads(self.data)
