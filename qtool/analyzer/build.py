@@ -537,7 +537,6 @@ def _moved_lines(units: list[UnitFacts], previous: Merge) -> Merge | None:
         # (an edit that made a line longer or shorter), which the model does not hold.
         return Merge(tuple(units), previous.model, previous.file_components, previous.function_diagnostics,
                      previous.frequencies)
-    names = tuple(os.path.basename(f) for f in moves)
     if strings and not (strings.keys().isdisjoint(previous.frequencies[1]) and
                         strings.keys().isdisjoint(previous.function_diagnostics)):
         return None         # a function's own name changed (it is known by it everywhere)
@@ -550,8 +549,7 @@ def _moved_lines(units: list[UnitFacts], previous: Merge) -> Merge | None:
         out = tuple(_relocate(o, moves) if holds(o) else o for o in objects)
         return objects if all(map(is_, out, objects)) else out
     try:
-        if any(n in d.message or any(n in note.message for note in d.notes)
-               for d in m.diagnostics for n in names):
+        if _words_name(m.diagnostics, moves):
             return None     # a message that names a place (QPM024's "other declaration at …")
         functions = moved(m.functions, lambda f: f.location.file in moves or _any_in(f.declarations, moves))
         edges = moved(m.edges, lambda e: _any_in([site.location for site in e.sites], moves))
@@ -586,19 +584,43 @@ _last_moved: tuple | None = None
 def moved_places(model: ProgramModel, previous: ProgramModel) -> dict[str, dict[int, int]] | None:
     """When model is previous with places moved and nothing else (the last merge of this process
     took the moved-lines path from it, and no string names a place that moved): the moves, for
-    each file whose places moved, old line -> new line (what relocate takes).  Else None."""
+    each file whose places moved, old line -> new line (what relocate_findings takes).  Else None."""
     last = _last_moved
     return last[2] if last is not None and last[0] is model and last[1] is previous else None
 
 
-def relocate(value, moves: dict[str, dict[int, int]]):
-    """value (a model's objects, or tuples of them) with its places moved as moves says (see
-    moved_places); None when it holds a place in a file of moves on a line the edit's facts held
-    no place on (where the place went is not known)."""
+def relocate_findings(items: tuple, moves: dict[str, dict[int, int]]) -> tuple | None:
+    """Diagnostics or notes found in a model, with their places moved as moves says (see
+    moved_places): the very tuple when none holds a place in a file that moved.  None when one's
+    words name such a file (a place in a message is not moved with the lines), or it holds a
+    place on a line the edit's facts held none on (where it went is not known)."""
+    if _words_name(items, moves):
+        return None
+    if not any(_holds_moved(d, moves) for d in items):
+        return items
     try:
-        return _relocate(value, moves)
+        return _relocate(items, moves)
     except _NotMoved:
         return None
+
+
+def _words_name(items, moves: dict[str, dict[int, int]]) -> bool:
+    """Whether the message of a diagnostic or a note of items (or of a diagnostic's notes) names
+    a file of moves by its name."""
+    names = [os.path.basename(f) for f in moves]
+    for d in items:
+        for n in names:
+            if n in d.message or any(n in note.message for note in getattr(d, "notes", ())):
+                return True
+    return False
+
+
+def _holds_moved(d, moves: dict[str, dict[int, int]]) -> bool:
+    """Whether a diagnostic or a note holds a place in a file of moves (its own, a note's, a
+    fix-it's)."""
+    return (d.location is not None and d.location.file in moves) or \
+        any(n.location is not None and n.location.file in moves for n in getattr(d, "notes", ())) or \
+        any(f.file in moves for f in getattr(d, "fixits", ()))
 
 
 def _any_in(places, files) -> bool:

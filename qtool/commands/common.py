@@ -120,33 +120,19 @@ def moved_findings(model, previous, entries: dict, found: tuple | None):
     entries, marshal.Signatures's, cache.load_signatures): those findings with their places moved,
     and the entries so, for the next run (the checks are a function of the model, which depends on
     its places only through the places they name); None when not, or when a finding's words name
-    a file that moved (a place in a message is not moved with it)."""
+    a file that moved (build.relocate_findings)."""
     from ..analyzer import build
     moves = build.moved_places(model, previous) if found is not None and previous is not None else None
     if not moves:
         return None
-    names = [os.path.basename(f) for f in moves]
-    said = [*found, *(d for _, diags, _ in entries.values() for d in diags)]
-    if any(n in d.message for d in [*said, *(n for d in said for n in d.notes),
-                                    *(note for _, _, roots in entries.values() for _, note in roots)]
-           for n in names):
+    extra = build.relocate_findings(found, moves)
+    if extra is None:
         return None
-
-    def moved(d) -> bool:
-        """Whether a finding (or a note) holds a place in a file that moved."""
-        return (d.location is not None and d.location.file in moves) or \
-            any(n.location is not None and n.location.file in moves for n in getattr(d, "notes", ())) or \
-            any(f.file in moves for f in getattr(d, "fixits", ()))
-
-    def relocated(items: tuple) -> tuple | None:
-        return items if not any(map(moved, items)) else build.relocate(items, moves)
-
-    extra = relocated(found)
     made = {}
     for key, (reads, diags, roots) in entries.items():
-        diags = relocated(diags)
-        notes = relocated(tuple(note for _, note in roots))
-        if extra is None or diags is None or notes is None:
+        diags = build.relocate_findings(diags, moves)
+        notes = build.relocate_findings(tuple(note for _, note in roots), moves)
+        if diags is None or notes is None:
             return None
         made[key] = (reads, diags, tuple((usr, note) for (usr, _), note in zip(roots, notes)))
     return list(extra), made
