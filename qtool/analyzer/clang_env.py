@@ -123,7 +123,9 @@ def keep_freed_memory() -> None:
 def walker():
     """The compiled walker, built on first use: its entry points qpm_parse_walk(path, argv, argc,
     fd), qpm_walk(tu, fd), qpm_parse_only(path, argv, argc, &errors), qpm_parse_walk_split(path,
-    argv, argc, fd, half) and qpm_bodies(buf, len, spans, max, blank_from, blank_to)."""
+    argv, argc, fd, half), qpm_bodies(buf, len, spans, max, blank_from, blank_to), and the
+    keeper's qpm_keep_parse(path, argv, argc), qpm_keep_reparse(tu), qpm_walk_unit(tu, fd),
+    qpm_inclusions(tu, fd) and qpm_keep_dispose(tu)."""
     library()
     path = os.path.join(cache_dir(), f"walker-{walker_digest()}.so")
     if not os.path.exists(path):
@@ -142,6 +144,16 @@ def walker():
     lib.qpm_bodies.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t), ctypes.c_size_t,
                                ctypes.c_size_t, ctypes.c_size_t]
     lib.qpm_bodies.restype = ctypes.c_long
+    lib.qpm_walk_unit.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.qpm_walk_unit.restype = ctypes.c_int
+    lib.qpm_keep_parse.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_char_p), ctypes.c_int]
+    lib.qpm_keep_parse.restype = ctypes.c_void_p
+    lib.qpm_keep_reparse.argtypes = [ctypes.c_void_p]
+    lib.qpm_keep_reparse.restype = ctypes.c_int
+    lib.qpm_inclusions.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.qpm_inclusions.restype = ctypes.c_int
+    lib.qpm_keep_dispose.argtypes = [ctypes.c_void_p]
+    lib.qpm_keep_dispose.restype = None
     return lib
 
 

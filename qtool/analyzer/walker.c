@@ -176,6 +176,7 @@ extern CXIndex clang_createIndex(int, int);
 extern int clang_parseTranslationUnit2(CXIndex, const char *, const char *const *, int, void *, unsigned,
                                        unsigned, CXTranslationUnit *);
 extern void clang_disposeTranslationUnit(CXTranslationUnit);
+extern int clang_reparseTranslationUnit(CXTranslationUnit, unsigned, void *, unsigned);
 extern unsigned clang_getNumDiagnostics(CXTranslationUnit);
 extern CXDiagnostic clang_getDiagnostic(CXTranslationUnit, unsigned);
 extern void clang_disposeDiagnostic(CXDiagnostic);
@@ -2922,6 +2923,13 @@ static void include_visit(CXFile f, CXSourceLocation *stack, unsigned depth, CXC
     }
 }
 
+/* The files the unit read, but its own, as H records: each file's path, size and modification
+ * time. */
+static void out_inclusions(struct out *o, CXTranslationUnit tu)
+{
+    clang_getInclusions(tu, include_visit, o);
+}
+
 static CXIndex parse_index;     /* one per process, made on first use */
 
 /* The time the last parse took (qpm_parse_walk, qpm_parse_only), in nanoseconds: for the
@@ -2936,19 +2944,25 @@ struct unsaved {             /* Index.h's struct CXUnsavedFile */
 
 /* The file parsed with the arguments (function bodies included, as clang_parseTranslationUnit
  * with no options), as these contents when given, or NULL. */
-static CXTranslationUnit parse_as(const char *path, const char *const *argv, int argc, struct unsaved *as)
+static CXTranslationUnit parse_with(const char *path, const char *const *argv, int argc, struct unsaved *as,
+                                    unsigned options)
 {
     if (!parse_index)
         parse_index = clang_createIndex(0, 0);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     CXTranslationUnit tu = NULL;
-    if (!parse_index || clang_parseTranslationUnit2(parse_index, path, argv, argc, as, as != NULL, 0, &tu))
+    if (!parse_index || clang_parseTranslationUnit2(parse_index, path, argv, argc, as, as != NULL, options, &tu))
         tu = NULL;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     qpm_parse_ns = (unsigned long long)(t1.tv_sec - t0.tv_sec) * 1000000000ull + (unsigned long long)t1.tv_nsec -
                    (unsigned long long)t0.tv_nsec;
     return tu;
+}
+
+static CXTranslationUnit parse_as(const char *path, const char *const *argv, int argc, struct unsaved *as)
+{
+    return parse_with(path, argv, argc, as, 0);
 }
 
 static CXTranslationUnit parse(const char *path, const char *const *argv, int argc)
@@ -2979,6 +2993,18 @@ int qpm_parse_only(const char *path, const char *const *argv, int argc, int *err
  * of freeing it piece by piece before (sqlite3.c's half: 1.7 ms). */
 int qpm_exiting;
 
+/* Writes the unit's diagnostics, its walk and the files it included to fd (qpm_parse_walk's
+ * records, of a parse already made).  Returns qpm_walk's results. */
+int qpm_walk_unit(CXTranslationUnit tu, int fd)
+{
+    struct walk w;
+    walk_begin(&w, fd, 0);
+    out_diagnostics(&w.out, tu, NULL);
+    clang_visitChildren(clang_getTranslationUnitCursor(tu), top_visit, &w);
+    out_inclusions(&w.out, tu);
+    return walk_end(&w);            /* the records written first: freeing the parse is not the reader's wait */
+}
+
 /* Parses the file (as parse), then writes the unit's diagnostics, its walk and the files it
  * included to fd.  Returns qpm_walk's results, or 1 when libclang could not parse the file. */
 int qpm_parse_walk(const char *path, const char *const *argv, int argc, int fd)
@@ -2986,15 +3012,43 @@ int qpm_parse_walk(const char *path, const char *const *argv, int argc, int fd)
     CXTranslationUnit tu = parse(path, argv, argc);
     if (!tu)
         return 1;
-    struct walk w;
-    walk_begin(&w, fd, 0);
-    out_diagnostics(&w.out, tu, NULL);
-    clang_visitChildren(clang_getTranslationUnitCursor(tu), top_visit, &w);
-    clang_getInclusions(tu, include_visit, &w.out);
-    int rc = walk_end(&w);          /* the records written first: freeing the parse is not the reader's wait */
+    int rc = qpm_walk_unit(tu, fd);
     if (!qpm_exiting)
         clang_disposeTranslationUnit(tu);
     return rc;
+}
+
+/* A parse to be kept and parsed again (a server's keeper, keeper.py): libclang keeps what the
+ * file's includes and macros before its first declaration made (its preamble), precompiled, from
+ * the first reparse on, and parses only the rest of the file again while that part and the
+ * headers it read are unchanged.  The translation unit, or NULL. */
+CXTranslationUnit qpm_keep_parse(const char *path, const char *const *argv, int argc)
+{
+    enum { PRECOMPILED_PREAMBLE = 0x04 };
+    return parse_with(path, argv, argc, NULL, PRECOMPILED_PREAMBLE);
+}
+
+/* The kept unit parsed again from its files: 0, or libclang's error (the unit is then to be
+ * disposed of, and parsed anew). */
+int qpm_keep_reparse(CXTranslationUnit tu)
+{
+    return clang_reparseTranslationUnit(tu, 0, NULL, 0);
+}
+
+/* The files the unit read, as a walk of H records alone (what qpm_walk_unit writes of them): a
+ * kept parse's from its first parse, when clang_getInclusions still names every one (once the
+ * preamble is made, it leaves out some of the files the preamble read; keeper.py). */
+int qpm_inclusions(CXTranslationUnit tu, int fd)
+{
+    struct walk w;
+    walk_begin(&w, fd, 0);
+    out_inclusions(&w.out, tu);
+    return walk_end(&w);
+}
+
+void qpm_keep_dispose(CXTranslationUnit tu)
+{
+    clang_disposeTranslationUnit(tu);
 }
 
 
@@ -3692,7 +3746,7 @@ int qpm_parse_walk_split(const char *path, const char *const *argv, int argc, in
         out_diagnostics(&w.out, tu, &sp);
         clang_visitChildren(clang_getTranslationUnitCursor(tu), top_visit, &w);
         if (half == 0)
-            clang_getInclusions(tu, include_visit, &w.out);
+            out_inclusions(&w.out, tu);
         int verified = split_verified(&sp);
         rc = walk_end(&w);
         if (rc == 0 && !verified)
