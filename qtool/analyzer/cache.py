@@ -930,10 +930,11 @@ def _defer(write, file: str | None = None) -> None:
     _deferred.append((run, file))
 
 
-def _writer_lock() -> tuple[int, str] | None:
-    """A new file in writers/, flocked exclusively: its descriptor and path, or None."""
+def _writer_lock(owner: int | None = None) -> tuple[int, str] | None:
+    """A new file in writers/, flocked exclusively: its descriptor and path, or None.  owner: the
+    process whose own runs do not wait for it (await_writers; default, this one)."""
     import fcntl
-    path = os.path.join(cache_dir(), "writers", f"{os.getpid()}-{os.urandom(4).hex()}.lock")
+    path = os.path.join(cache_dir(), "writers", f"{owner or os.getpid()}-{os.urandom(4).hex()}.lock")
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -1044,3 +1045,48 @@ def _at_exit() -> None:
 
 
 atexit.register(_at_exit)
+
+
+# A command run by a server (qtool/serve.py), which runs one after another in one process.
+
+def served_end():
+    """The end of a command a server ran, as a function to call once the client has its answer: it
+    writes what _at_exit would give a writer child, in this process, then forgets the command
+    (forget).  When there is something to write, the writer lock is taken now, before the
+    answer: a run the client starts next waits for the writes as it waits for a writer child's."""
+    pending = list(_deferred)
+    _deferred.clear()
+    lock = _writer_lock() if pending else None
+
+    def end() -> None:
+        try:
+            for w, _ in pending:
+                try:
+                    w()
+                except Exception:
+                    pass
+            pending.clear()
+            forget()
+        finally:
+            if lock is not None:
+                try:
+                    os.unlink(lock[1])
+                except OSError:
+                    pass
+                os.close(lock[0])
+    return end
+
+
+def forget() -> None:
+    """Forgets what this process keeps of the command it ran (the program analysed, its stamp, the
+    entry it merged from, the entries it read): the next command a server runs starts as a new
+    process would.  The digests of files by their identity (_known) are kept: each is looked up
+    by its file's size and modification time, as the unit cache's deps are."""
+    global _last_key, _kept, _parts_from, _leaving
+    release_paused()
+    _stamps.clear()
+    _last_read.clear()
+    _last_key = _kept = _parts_from = None
+    _leaving = []
+    from . import build
+    build._last_moved = None
