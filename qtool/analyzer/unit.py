@@ -284,6 +284,9 @@ def parse_unit(path: str, args: tuple[str, ...], isolated: bool = False,
         records = _once(records)        # each half of a split parse calls it, and a whole parse after one given up
     try:
         rc = _walk_split(lib, path, argv, facts, included, records) if isolated and _splits(path) else None
+        if rc is None and isolated:
+            facts, included = UnitFacts(path), []
+            rc = _walk_kept(path, args, facts, included, records)
         if rc is None:
             facts, included = UnitFacts(path), []
             rc = _walk(_parse_walk(lib, path, argv), path, facts, included, isolated, records)
@@ -437,8 +440,7 @@ def _walk_in_child(call, path: str, facts: UnitFacts, included: list, rfd: int, 
         try:
             os.close(rfd)
             _exiting(clang_env.walker())
-            rc = call(wfd)
-            code = rc if rc in (0, 1) else 3 + min(-rc, 250) if rc < 0 else 2
+            code = walk_code(call(wfd))
             os.close(wfd)       # the reader's end now, not after this process's memory is unmapped
         finally:
             os._exit(code)
@@ -460,12 +462,57 @@ def _walk_in_child(call, path: str, facts: UnitFacts, included: list, rfd: int, 
     if os.WIFSIGNALED(status):
         from .workers import how_it_ended
         raise _Crashed(how_it_ended(-os.WTERMSIG(status)))
-    code = os.WEXITSTATUS(status)
-    rc = _walk_result(path, code if code in (0, 1) else -(code - 3) if code >= 3 else None)
+    rc = _walk_result(path, walk_rc(os.WEXITSTATUS(status)))
     if bad is not None:
         raise bad
     if parts is not None:
         facts_of(parts, facts, included)
+    return rc
+
+
+def walk_code(rc: int) -> int:
+    """A walk's result as a byte (a walking child's exit status): 0, 1, or 3 + the error a
+    negative result gives; 2 for anything else."""
+    return rc if rc in (0, 1) else 3 + min(-rc, 250) if rc < 0 else 2
+
+
+def walk_rc(code: int) -> int | None:
+    """The walk's result a walk_code stands for (None: none)."""
+    return code if code in (0, 1) else -(code - 3) if code >= 3 else None
+
+
+def _walk_kept(path: str, args: tuple[str, ...], facts: UnitFacts, included: list,
+               records: Callable[[], None] | None = None) -> int | None:
+    """The unit walked by the server's keeper (keeper.py), as _walk_in_child would walk it; None
+    when this process is no server, or its keeper died or stalled (then ended: the caller parses
+    the unit in a child of its own)."""
+    from . import cache, keeper
+    k = keeper.current()
+    if k is None:
+        return None
+    rfd, wfd = _pipe()
+    try:
+        if not k.walk(path, args, wfd, cache.cache_dir()):
+            keeper.lost()
+            return None
+    finally:
+        os.close(wfd)
+    try:
+        data = _read(rfd, records, k.pid)
+    except _Crashed:                    # stalled: stopped
+        keeper.lost()
+        return None
+    finally:
+        os.close(rfd)
+    got = k.result()
+    if got is None:
+        keeper.lost()
+        return None
+    code, files = got
+    rc = _walk_result(path, walk_rc(code))
+    if data:
+        facts_of(walked(data), facts, included)
+        included += files
     return rc
 
 

@@ -1,0 +1,306 @@
+"""A server's keeper: a process that keeps the units it parsed, parsed, and parses each again when
+asked (qtool/serve.py starts it; unit.parse_unit asks it for the units a command parses one at a
+time, as after an edit).
+
+A unit kept is a libclang translation unit made with a precompiled preamble: from its first
+reparse on, libclang keeps what the file's includes made, precompiled, and parses again only the
+file's own text while those headers are unchanged (an edit below the includes).  A unit is
+walked as the walker walks a fresh parse (qpm_walk_unit), into a pipe the server reads.  The
+first parse of a unit is an ordinary parse; its preamble is made right after the answer, while
+the server goes on, under a writer lock of the command's cache (as a cache writer holds one,
+cache.py), so that a run of another process that waits for a cache's writers waits for it too
+(the server's own commands do not: their next request to the keeper waits for it, and only
+that).
+
+What a walk says a unit read is what the next command checks to know whether the unit changed,
+and clang_getInclusions, once a unit has a preamble, leaves out some of the files its parse read.
+So a unit is parsed again from its kept parse only when its file's preprocessor directives
+(directives) are as they were at its first parse, and so is every file that parse read (their
+sizes and modification times): then the reparse reads those files and no others, and its walk
+names them all, from the first parse, beside those it names itself.  Otherwise it is parsed anew.
+
+The keeper is a process of its own, forked from the server before its first command: a crash of
+libclang there ends the keeper, not the server; the server then parses the unit in a child of its
+own, as a command without a server does (which reports the crash, if the file causes it), and
+starts another keeper when next asked.  At most KEEP units are kept: the least recently parsed
+goes first.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import re
+import socket
+import struct
+
+KEEP = 8
+
+_keeper: "Keeper | None" = None
+enabled = False             # set by the server: without one, every unit is parsed in a child
+walks = again = 0           # units the keeper walked; of them, those parsed again from a kept parse
+
+
+class Keeper:
+    def __init__(self):
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                parent.close()
+                _child(child)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        child.close()
+        self.sock, self.pid = parent, pid
+
+    def walk(self, path: str, args: tuple, fd: int, cache: str) -> bool:
+        """Asks for the unit's walk, written to fd: False when the keeper is gone."""
+        try:
+            _send(self.sock, (path, tuple(args), cache), fd)
+            return True
+        except OSError:
+            return False
+
+    def result(self) -> tuple[int, list] | None:
+        """The walk's exit code (as unit._walk_in_child's child's) and the files the unit read that
+        the walk may not name (see _Kept); None when the keeper died."""
+        global walks, again
+        try:
+            reply = _receive(self.sock)[0]
+        except (OSError, EOFError, ValueError):
+            return None
+        code, kept, files = reply
+        walks += 1
+        again += kept
+        return code, files
+
+    def end(self) -> None:
+        import signal
+        self.sock.close()
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+
+
+def _send(sock: socket.socket, value, fd: int | None = None) -> None:
+    """A message: its length, then value marshalled; fd passed with its first byte."""
+    body = marshal.dumps(value)
+    data = len(body).to_bytes(4, "little") + body
+    if fd is None:
+        sock.sendall(data)
+        return
+    sent = sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", fd))])
+    sock.sendall(data[sent:])
+
+
+def _receive(sock: socket.socket) -> tuple[object, list[int]]:
+    """A message _send sent, and the descriptors passed with it; EOFError at the end."""
+    head, anc, _, _ = sock.recvmsg(4, socket.CMSG_SPACE(4))
+    fds = [struct.unpack("i", data[:4])[0] for level, kind, data in anc
+           if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS]
+    data = bytearray(head)
+    try:
+        want = None
+        while want is None or len(data) < want:
+            if want is None and len(data) >= 4:
+                want = 4 + int.from_bytes(data[:4], "little")
+                continue
+            chunk = sock.recv(max(4, (want or 4) - len(data)))
+            if not chunk:
+                raise EOFError
+            data += chunk
+        return marshal.loads(bytes(data[4:want])), fds
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+
+
+def start() -> None:
+    """Starts the keeper (the server, before its first command: a process with no thread but one)."""
+    global _keeper, enabled
+    enabled = True
+    if _keeper is None:
+        _keeper = Keeper()
+
+
+def current() -> Keeper | None:
+    """The keeper, started anew if the last one died; None when this process is no server."""
+    global _keeper
+    if not enabled:
+        return None
+    if _keeper is None:
+        _keeper = Keeper()
+    return _keeper
+
+
+def lost() -> None:
+    """The keeper died or stalled: it is ended, and another is started when next needed."""
+    global _keeper
+    if _keeper is not None:
+        _keeper.end()
+        _keeper = None
+
+
+def stop() -> None:
+    global enabled
+    enabled = False
+    lost()
+
+
+def _warm(lib, unit) -> None:
+    """A first parse and walk, of a small file, thrown away: what a process's first parse pays
+    once (libclang's code and tables paged in, its allocator's memory grown) is not paid by the
+    first unit a client waits for."""
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".c") as f:
+        f.write("#include <stdio.h>\n#include <stdlib.h>\nstruct s { int a; };\n"
+                "static int g(struct s *p) { return p->a; }\nint main(void) { struct s v = {1}; "
+                "printf(\"%d\\n\", g(&v)); return 0; }\n")
+        f.flush()
+        argv, argc = unit._walker_argv(())
+        tu = lib.qpm_keep_parse(f.name.encode(), argv, argc)
+        if tu:
+            with open(os.devnull, "wb") as null:
+                lib.qpm_walk_unit(tu, null.fileno())
+            lib.qpm_keep_reparse(tu)
+            lib.qpm_keep_dispose(tu)
+
+
+class _Kept:
+    """A kept parse: its translation unit; the files its first parse read (path, size, mtime_ns),
+    which its walks name beside those clang_getInclusions names (see qpm_inclusions); and its
+    file's directives as they were then (directives)."""
+
+    def __init__(self, tu, files: list, part: bytes):
+        self.tu, self.files, self.part = tu, files, part
+
+    def holds(self, part: bytes) -> bool:
+        """Whether a reparse now reads the files the first parse read, no others: the file's
+        directives are as they were, and so is every file that parse read.  (libclang's own test
+        of a preamble compares modification times to the second.)"""
+        if part != self.part:
+            return False
+        for path, size, mtime in self.files:
+            try:
+                st = os.stat(path)
+            except OSError:
+                return False
+            if st.st_size != size or st.st_mtime_ns != mtime:
+                return False
+        return True
+
+
+# Comments and string and character literals (their line splices too), and a preprocessor
+# directive's line with the lines its backslashes splice to it.
+_HIDDEN = re.compile(rb'//(?:\\\r?\n|[^\n])*|/\*.*?(?:\*/|\Z)|"(?:\\(?:\r?\n|.)|[^"\\\n])*"|'
+                     rb"'(?:\\(?:\r?\n|.)|[^'\\\n])*'", re.S)
+_DIRECTIVE = re.compile(rb"^[ \t\f\v]*(?:#|%:)(?:[^\n]*\\\r?\n)*[^\n]*", re.M)
+
+
+def directives(data: bytes) -> bytes:
+    """A file's preprocessor directives, outside comments, each with the lines it splices: all that
+    decides which files the preprocessor reads, with the files it reads and the unit's flags.
+    (Each comment and literal counts as its line breaks alone, so that no directive is hidden
+    behind one; where this takes for a directive what the preprocessor does not, the text
+    compared is longer, not shorter.)"""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    data = _HIDDEN.sub(lambda m: b"\n" * m.group().count(b"\n") or b" ", data)
+    return b"\n".join(_DIRECTIVE.findall(data))
+
+
+def _part(path: str) -> bytes | None:
+    """The file's directives (directives), or None when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return directives(f.read())
+    except OSError:
+        return None
+
+
+def _files(lib, unit, tu) -> list:
+    """The files the translation unit read, as clang_getInclusions names them (qpm_inclusions)."""
+    fd = os.memfd_create("qpm-inclusions", os.MFD_CLOEXEC)
+    try:
+        lib.qpm_inclusions(tu, fd)
+        size = os.lseek(fd, 0, os.SEEK_CUR)
+        data = os.pread(fd, size, 0)
+    finally:
+        os.close(fd)
+    facts, files = unit.UnitFacts(""), []
+    unit.facts_of(unit.walked(data), facts, files)
+    return files
+
+
+def _child(sock: socket.socket) -> None:
+    """The keeper's loop: a walk for each request, until the server closes its end."""
+    import signal
+    from collections import OrderedDict
+    from . import cache, clang_env, unit
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGIO):
+        signal.signal(s, signal.SIG_DFL)
+    keep_fd = sock.fileno()
+    os.closerange(3, keep_fd)           # the server's listening socket, its clients, its pipes
+    os.closerange(keep_fd + 1, 1 << 16)
+    # Standard streams of its own: one forked while the server runs a command would otherwise
+    # hold that command's client's (the server's are the client's then), and the client's
+    # reader would wait for their end as long as the keeper lives.
+    null = os.open(os.devnull, os.O_RDWR)
+    for std in (0, 1, 2):
+        os.dup2(null, std)
+    os.close(null)
+    lib = clang_env.walker()
+    _warm(lib, unit)
+    kept: OrderedDict = OrderedDict()   # (path, args) -> _Kept
+    while True:
+        try:
+            (path, args, directory), fds = _receive(sock)
+        except EOFError:
+            return                      # the server ended
+        if len(fds) != 1:
+            raise ValueError("a request without its pipe")
+        key = (path, args)
+        part = _part(path)
+        k = kept.pop(key, None)
+        # Parsed again only when the file's preamble part was the same before and after the
+        # reparse read it (an edit between the two could have had libclang read other files).
+        if k is not None and (part is None or not k.holds(part) or lib.qpm_keep_reparse(k.tu) != 0
+                              or _part(path) != part):
+            lib.qpm_keep_dispose(k.tu)
+            k = None
+        fresh = k is None
+        tu = lib.qpm_keep_parse(path.encode(), *unit._walker_argv(args)) if fresh else k.tu
+        rc = lib.qpm_walk_unit(tu, fds[0]) if tu else 1
+        os.close(fds[0])
+        lock = None
+        if fresh and tu and part is not None:
+            # Kept, its preamble made after the answer: a writer lock of the command's cache taken
+            # first, for the runs of other processes to wait for (the server's commands do not).
+            os.environ["QPM_CACHE_DIR"] = directory
+            lock = cache._writer_lock(owner=os.getppid())
+        elif fresh and tu:
+            lib.qpm_keep_dispose(tu)
+        # A fresh parse's walk names every file it read; a reparse's may not.
+        _send(sock, (unit.walk_code(rc), 0 if fresh else 1, [] if fresh else k.files))
+        if fresh and lock is not None:
+            k = _Kept(tu, _files(lib, unit, tu), part)
+            if lib.qpm_keep_reparse(tu) == 0:
+                kept[key] = k
+                while len(kept) > KEEP:
+                    lib.qpm_keep_dispose(kept.popitem(last=False)[1].tu)
+            else:
+                lib.qpm_keep_dispose(tu)
+            os.unlink(lock[1])
+            os.close(lock[0])
+        elif not fresh:
+            kept[key] = k
