@@ -1,3 +1,3 @@
-from .cli import console
+from .client import console
 
 console()

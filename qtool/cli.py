@@ -11,7 +11,7 @@ import os
 import sys
 
 from . import __version__
-from .commands import analyze, check, cut, learn, report
+from .commands import analyze, check, cut, learn, report, serve
 from .errors import UserError
 
 COMMANDS = {
@@ -20,6 +20,7 @@ COMMANDS = {
     "cut": cut,
     "learn": learn,
     "report": report,
+    "serve": serve,
 }
 
 

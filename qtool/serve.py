@@ -1,0 +1,398 @@
+"""`qtool serve`: one process that runs the qtool commands of its user, one after another.
+
+A command a server runs skips what each qtool process pays before its work: the interpreter's
+start, qtool's imports, libclang loaded and checked; and a unit it parsed for an edit stays
+parsed (analyzer/keeper.py), so that the next edit of that unit parses only the unit's own file,
+not the headers it includes.  What it prints, writes and exits with is what the command run
+without a server would.  Clients find it by their cache directory (client.socket_path); a
+command runs without it whenever none answers there.
+
+Each command runs in this process, as cli.main runs it, with the client's arguments, working
+directory, environment, umask and standard streams; what it leaves to write at exit (cache
+entries) is written after its client has its answer, under a writer lock as a writer child
+holds one (analyzer/cache.py), so that a run of another process waits for it.  What the cache
+module keeps of a command for the rest of its process is forgotten between two commands.  Every
+file of qtool's code is checked before each command: a server whose code was edited or
+reinstalled since it started tells the client to run the command itself, and stops.
+
+Only a process of the server's own user is served (the socket's peer credentials); the socket is
+made under umask 077.  The server stops on SIGTERM or SIGINT, after IDLE seconds without a
+command, or when its code changed, and removes its socket.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gc
+import marshal
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+
+from . import client
+from .errors import UserError
+
+
+# Seconds without a command after which the garbage the last one left is collected: not while a
+# client waits (a full collection after an edit of a 100-unit program: about 70 ms).
+IDLE_COLLECT = 0.5
+COLLECT_EVERY = 32
+MAX_REQUEST = 64 << 20      # bytes: arguments and an environment, not more
+REQUEST_TIMEOUT = 2.0       # seconds a client has to send its request (sent as it connects; one
+                            # that misses it is closed unanswered, and runs the command itself)
+
+
+class _Stop(BaseException):
+    """SIGTERM or SIGINT: the server stops (a command it runs ends with it)."""
+
+
+def code_stamp() -> tuple:
+    """Every file of qtool's code, with its size and modification time."""
+    out = []
+    root = client.package_dir()
+    for here, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith((".py", ".c", ".h")):
+                path = os.path.join(here, name)
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                out.append((path, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+def _peer(conn: socket.socket) -> tuple[int, int, int]:
+    """The connected process's pid, uid and gid."""
+    return struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+
+
+def _recv_exact(conn: socket.socket, n: int) -> bytes:
+    data = bytearray()
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("the client hung up")
+        data += chunk
+    return bytes(data)
+
+
+def _request(conn: socket.socket) -> tuple[tuple, list[int]]:
+    """The client's request (client.request) and the descriptors it passed."""
+    fds: list[int] = []
+    head, anc, _, _ = conn.recvmsg(4, socket.CMSG_SPACE(3 * 4))
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds += struct.unpack(f"{len(data) // 4}i", data[:len(data) - len(data) % 4])
+    try:
+        if len(head) < 4:
+            head += _recv_exact(conn, 4 - len(head))
+        size = int.from_bytes(head, "little")
+        if size > MAX_REQUEST:
+            raise ValueError(f"a request of {size} bytes")
+        body = _recv_exact(conn, size)
+        return marshal.loads(body), fds
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+
+
+class Server:
+    def __init__(self, path: str, idle: float):
+        self.path = path
+        self.idle = idle
+        self.stamp = code_stamp()
+        self.listener: socket.socket | None = None
+        self.lock: int | None = None
+        self.conn: socket.socket | None = None     # the client of the command running
+        self.served = 0
+
+    # The socket.
+
+    def bind(self) -> None:
+        """Takes the cache's server lock (server.lock beside the socket, held while this process
+        runs: one server a cache) and listens at the socket."""
+        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+        lock = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.read(lock, 32).decode(errors="replace").strip() or "?"
+            os.close(lock)
+            raise UserError(f"a server (pid {pid}) already serves this cache, at {self.path}") from None
+        os.ftruncate(lock, 0)
+        os.write(lock, f"{os.getpid()}\n".encode())
+        self.lock = lock
+        try:
+            os.unlink(self.path)        # a socket left by a server that was killed
+        except FileNotFoundError:
+            pass
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        mask = os.umask(0o077)
+        try:
+            self.listener.bind(self.path)
+        finally:
+            os.umask(mask)
+        self.listener.listen(64)
+
+    def close(self) -> None:
+        if self.listener is not None:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+            self.listener.close()
+            self.listener = None
+        if self.lock is not None:
+            os.close(self.lock)
+            self.lock = None
+
+    # The loop.
+
+    def run(self, ready=None) -> int:
+        """Serves until stopped; ready(), when given, once it serves."""
+        if self.listener is None:
+            self.bind()
+        from .analyzer import keeper
+
+        def stop(signum, frame):
+            raise _Stop()
+        old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        signal.signal(signal.SIGIO, self._on_io)
+        gc.disable()            # a command makes a model of hundreds of thousands of objects (cli.main)
+        try:
+            _warm()
+            keeper.start()
+            print(f"qtool serve: serving {client.cache_base()} at {self.path} (pid {os.getpid()})",
+                  file=sys.stderr, flush=True)
+            if ready is not None:
+                ready()
+            collect = False     # garbage left by a command, collected once the server is idle
+            while True:
+                ready, _, _ = select.select([self.listener], [], [], IDLE_COLLECT if collect else self.idle)
+                if not ready:
+                    if collect:
+                        gc.collect()
+                        collect = False
+                        continue
+                    print(f"qtool serve: no command for {self.idle:g} s: stopping", file=sys.stderr, flush=True)
+                    return 0
+                conn, _ = self.listener.accept()
+                conn.settimeout(REQUEST_TIMEOUT)    # a client that sends no request holds no server
+                if not self.one(conn):
+                    print("qtool serve: qtool's code changed: stopping", file=sys.stderr, flush=True)
+                    return 0
+                collect = True
+        except _Stop:
+            return 0
+        finally:
+            self.close()
+            keeper.stop()
+            for s, h in old.items():
+                signal.signal(s, h)
+            signal.signal(signal.SIGIO, signal.SIG_DFL)
+            print(f"qtool serve: stopped after {self.served} command{'' if self.served == 1 else 's'} "
+                  f"({keeper.walks} units parsed by its "
+                  f"keeper, {keeper.again} of them from a kept parse)", file=sys.stderr, flush=True)
+
+    def one(self, conn: socket.socket) -> bool:
+        """Serves one connection: False when this server's code changed (it stops)."""
+        fds: list[int] = []
+        finish = None
+        try:
+            if _peer(conn)[1] != os.getuid():
+                return True             # another user's process: not served
+            try:
+                req, fds = _request(conn)
+            except (OSError, ValueError, EOFError, TypeError):
+                return True
+            if not (isinstance(req, tuple) and len(req) == 7 and req[0] == client.PROTOCOL
+                    and req[1] == client.package_dir() and req[2] == sys.executable and len(fds) == 3):
+                conn.sendall(client.OTHER)
+                return True
+            if code_stamp() != self.stamp:
+                conn.sendall(client.OTHER)
+                return False
+            conn.sendall(client.STARTED)
+            self.served += 1
+            _, _, _, argv, cwd, env, mask = req
+            try:
+                code, finish = self.command(conn, argv, cwd, env, mask, fds)
+            except Exception as e:      # the server's own part failed: the client says so
+                print(f"qtool serve: a command failed outside qtool's own handling: {e!r}", file=sys.stderr,
+                      flush=True)
+                code = 3
+            try:
+                conn.sendall(client.DONE + int(code).to_bytes(4, "little", signed=True))
+            except OSError:
+                pass
+            return True
+        finally:
+            for fd in fds:
+                os.close(fd)
+            conn.close()
+            if finish is not None:
+                finish()
+            if self.served % COLLECT_EVERY == 0:
+                gc.collect()            # commands that come too close together for IDLE_COLLECT
+
+    def command(self, conn: socket.socket, argv: list[str], cwd: str, env: dict, mask: int,
+                fds: list[int]) -> tuple[int, object]:
+        """Runs the command as the client would have, in its world: its exit status, and what is
+        left to do once the client has it (cache.served_end)."""
+        from . import cli
+        from .analyzer import cache
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        saved = [os.dup(fd) for fd in (0, 1, 2)]
+        own_env, own_cwd = dict(os.environ), os.getcwd()
+        own_mask = os.umask(mask)
+        try:
+            for fd, theirs in zip((0, 1, 2), fds):
+                os.dup2(theirs, fd)
+            os.environ.clear()
+            os.environ.update(env)
+            try:
+                os.chdir(cwd)
+            except OSError as e:
+                print(f"qtool: error: cannot run in {cwd}: {e.strerror}", file=sys.stderr, flush=True)
+                return 2, None
+            self._interruptible(conn)
+            try:
+                code = cli.main(list(argv))
+            except SystemExit as e:         # argparse's --help, --version and usage errors
+                code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+                if not isinstance(e.code, (int, type(None))):
+                    print(e.code, file=sys.stderr)
+            except KeyboardInterrupt:       # interrupted between cli.main's own handlers
+                print("qtool: interrupted", file=sys.stderr)
+                code = 130
+            finally:
+                self.conn = None
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
+            return code, cache.served_end()     # its writer lock taken before the answer
+        finally:
+            self.conn = None
+            for fd, own in zip((0, 1, 2), saved):
+                os.dup2(own, fd)
+                os.close(own)
+            os.chdir(own_cwd)
+            os.environ.clear()
+            os.environ.update(own_env)
+            os.umask(own_mask)
+
+    # Ctrl-C at the client: a byte on the connection (or the client gone), which SIGIO tells of.
+
+    def _interruptible(self, conn: socket.socket) -> None:
+        self.conn = conn
+        fcntl.fcntl(conn.fileno(), fcntl.F_SETOWN, os.getpid())
+        fcntl.fcntl(conn.fileno(), fcntl.F_SETFL, fcntl.fcntl(conn.fileno(), fcntl.F_GETFL) | os.O_ASYNC)
+
+    def _on_io(self, signum, frame) -> None:
+        conn = self.conn
+        if conn is None:
+            return
+        try:
+            data = conn.recv(1, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data == client.INTERRUPT or not data:
+            self.conn = None
+            raise KeyboardInterrupt
+
+
+def _warm() -> None:
+    """Imports every module of qtool's, as a command would on its first use of each: not while a
+    client waits.  (Not the SCons tool's: a build imports it, in a process of its own.)"""
+    import importlib
+    import pkgutil
+    from . import __path__ as roots
+    for info in pkgutil.walk_packages(roots, "qtool."):
+        if info.name not in ("qtool.__main__", "qtool.scons"):
+            try:
+                importlib.import_module(info.name)
+            except Exception:
+                pass
+
+
+def background(server: Server) -> int:
+    """Runs the server in a process of its own, in a session of its own, its standard streams
+    /dev/null but its error stream, server.sock.log beside its socket; returns once it serves (0,
+    and what it said then), or once it failed to (2, and what it said)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 2
+        try:
+            os.close(r)
+            os.setsid()
+            try:
+                server.bind()
+            except UserError as e:
+                os.write(w, str(e).encode())
+                return                  # (os._exit below)
+            null = os.open(os.devnull, os.O_RDWR)
+            err = os.open(server.path + ".log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            for fd, to in ((0, null), (1, null), (2, err)):
+                os.dup2(to, fd)
+            os.close(null)
+            os.close(err)
+
+            def ready() -> None:
+                os.write(w, b"\0" + f"qtool serve: serving {client.cache_base()} at {server.path} (pid "
+                                    f"{os.getpid()}); its messages go to {server.path}.log".encode())
+                os.close(w)
+            code = server.run(ready)
+        finally:
+            os._exit(code)
+    os.close(w)
+    said = b""
+    while True:
+        chunk = os.read(r, 4096)
+        if not chunk:
+            break
+        said += chunk
+    os.close(r)
+    if said[:1] == b"\0":
+        print(said[1:].decode(errors="replace"), file=sys.stderr)
+        return 0
+    os.waitpid(pid, 0)
+    print(said.decode(errors="replace") or "qtool: error: the server did not start", file=sys.stderr)
+    return 2
+
+
+def stop(path: str) -> int:
+    """Stops the server at path: 0 when one was stopped, 1 when none runs."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+        pid = _peer(sock)[0]
+    except OSError:
+        print(f"qtool serve: no server at {path}", file=sys.stderr)
+        return 1
+    finally:
+        sock.close()
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        fd = None
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return 0
+    if fd is not None:
+        select.select([fd], [], [])     # readable when the process has ended
+        os.close(fd)
+    print(f"qtool serve: stopped the server (pid {pid}) at {path}", file=sys.stderr)
+    return 0
