@@ -1,0 +1,347 @@
+"""`qtool serve` (qtool/serve.py, qtool/client.py, qtool/analyzer/keeper.py): a command it runs
+prints, writes and exits as the command run alone does, after any edit; Ctrl-C at the client and
+a client killed stop the command there and not the server; a keeper that crashes, a server whose
+code changed or that was killed, garbage on its socket and a second server change nothing a
+command prints."""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from test_cache import COMMANDS, EDITS, KVSTORE, replace
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def walkers_into(cache):
+    """A new cache directory holding the session cache's compiled walker (none is built in a test)."""
+    os.makedirs(cache, exist_ok=True)
+    warm = os.environ["QPM_CACHE_DIR"]
+    for name in os.listdir(warm):
+        if name.startswith("walker-"):
+            shutil.copy(os.path.join(warm, name), cache)
+    return str(cache)
+
+
+def run(env, args, cwd, **kwargs):
+    """`python -m qtool ARGS` (the client, as the qtool script runs it): (exit status, stdout, stderr)."""
+    p = subprocess.run([sys.executable, "-m", "qtool", *map(str, args)], cwd=cwd, env=env, capture_output=True,
+                       text=True, timeout=300, **kwargs)
+    return p.returncode, p.stdout, p.stderr
+
+
+class Server:
+    def __init__(self, cache, pythonpath=ROOT):
+        self.env = dict(os.environ, QPM_CACHE_DIR=cache, PYTHONPATH=pythonpath)
+        self.env.pop("QPM_NO_SERVER", None)
+        # Started in the cache's directory: `python -m` looks for qtool in its working directory
+        # first, and the tests' is the checkout's.
+        self.proc = subprocess.Popen([sys.executable, "-m", "qtool", "serve", "--idle", "600"], env=self.env,
+                                     cwd=cache,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     text=True)
+        self.started = self.proc.stderr.readline()
+        assert "qtool serve: serving" in self.started, self.started + self.proc.stderr.read()
+        self.socket = self.started.split(" at ")[1].split(" (pid")[0]
+
+    def run(self, args, cwd, **kwargs):
+        return run(self.env, args, cwd, **kwargs)
+
+    def stop(self):
+        """Stops the server: what it said after its start."""
+        self.proc.terminate()
+        _, err = self.proc.communicate(timeout=60)
+        assert self.proc.returncode == 0, err
+        return err
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate(timeout=60)
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = Server(walkers_into(tmp_path / "cache"))
+    yield s
+    s.kill()
+
+
+@pytest.fixture
+def alone(tmp_path):
+    """A command run without a server, on an empty cache of its own each time."""
+    count = [0]
+
+    def run_alone(args, cwd):
+        count[0] += 1
+        env = dict(os.environ, QPM_NO_SERVER="1", QPM_CACHE_DIR=walkers_into(tmp_path / f"alone-{count[0]}"))
+        return run(env, args, cwd)
+    return run_alone
+
+
+@pytest.fixture
+def program(tmp_path):
+    src = tmp_path / "kvstore"
+    shutil.copytree(KVSTORE, src, ignore=shutil.ignore_patterns("build", ".*"))
+    return src
+
+
+def with_output(runner, args, cwd, out):
+    """The command with -o out: its status, stdout, stderr and the file it wrote."""
+    if os.path.exists(out):
+        os.unlink(out)
+    rc, stdout, stderr = runner([*args, "-o", out], cwd)
+    with open(out) as f:
+        return rc, stdout, stderr, f.read()
+
+
+def test_served_commands_print_write_and_exit_as_commands_alone_do(server, alone, program, tmp_path):
+    commands = [COMMANDS["analyze-text"], COMMANDS["analyze-json"], COMMANDS["check-json"],
+                ("analyze", "--format", "sarif"), ("check", "--plan", "plans/isolate-all.yaml")]
+    served = 0
+    out = str(tmp_path / "out")
+    # Nothing edited, then edits of one unit one after another (the keeper parses it again from
+    # its kept parse), of the header every unit includes, and of two units at once.
+    for edit in (None, "comment", "lines", "function", "header", "two", "removed"):
+        for name, old, new in EDITS.get(edit, []):
+            replace(program / name, old, new)
+        for args in commands:
+            got = with_output(server.run, args, program, out)
+            served += 1
+            assert got[0] in (0, 1) and "Traceback" not in got[2], (edit, args, got[2])
+            assert got == with_output(alone, args, program, out), (edit, args)
+    # Usage errors and --version, as argparse says them alone.
+    for args in (("analyze", "--bogus"), ("--version",), ("check",), ()):
+        assert server.run(args, program) == alone(args, program), args
+        served += 1
+    said = server.stop()
+    found = re.search(r"stopped after (\d+) commands \((\d+) units parsed by its keeper, (\d+) of them from a "
+                      r"kept parse\)", said)
+    assert found, said
+    commands, walks, again = map(int, found.groups())
+    assert commands == served and walks > 0 and again > 0, said
+
+
+def test_a_served_command_runs_in_the_clients_directory_umask_and_environment(server, alone, program, tmp_path):
+    # A relative -o, a umask of the client's, an option only the environment gives (COLUMNS sets
+    # the width of the help).
+    env = dict(server.env, COLUMNS="50")
+    wide = subprocess.run([sys.executable, "-m", "qtool", "analyze", "--help"], cwd=program, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert max(map(len, wide.stdout.splitlines())) <= 50, wide.stdout
+    script = ("import os, sys\nos.umask(0o077)\nsys.argv = ['qtool', 'analyze', '-o', 'model.txt', '.']\n"
+              "from qtool.client import console\nconsole()\n")
+    p = subprocess.run([sys.executable, "-c", script], cwd=program, env=server.env, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert os.stat(program / "model.txt").st_mode & 0o077 == 0
+    assert "stopped after 2 commands" in server.stop()
+
+
+def fifo_compile_commands(where):
+    """A compile_commands.json that is a FIFO: a command that reads it waits there until a writer
+    writes (the test holds the write end open and writes nothing)."""
+    path = where / "compile_commands.json"
+    os.mkfifo(path)
+    return path
+
+
+def test_ctrl_c_at_the_client_stops_the_served_command_and_the_server_goes_on(server, program):
+    fifo = fifo_compile_commands(program)
+    client = subprocess.Popen([sys.executable, "-m", "qtool", "analyze", "-p", str(fifo)], cwd=program,
+                              env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    w = os.open(fifo, os.O_WRONLY)      # returns once the served command opened it to read
+    try:
+        client.send_signal(signal.SIGINT)
+        out, err = client.communicate(timeout=60)
+    finally:
+        os.close(w)
+    assert client.returncode == 130 and "qtool: interrupted" in err, (client.returncode, err)
+    os.unlink(fifo)
+    rc, _, err = server.run(("analyze", "."), program)
+    assert rc == 0 and "0 errors" in err
+    assert "stopped after 2 commands" in server.stop()
+
+
+def test_a_client_killed_mid_command_stops_it_there_and_the_server_goes_on(server, program):
+    fifo = fifo_compile_commands(program)
+    client = subprocess.Popen([sys.executable, "-m", "qtool", "analyze", "-p", str(fifo)], cwd=program,
+                              env=server.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    w = os.open(fifo, os.O_WRONLY)
+    try:
+        client.kill()
+        client.wait(timeout=60)
+        # The next command is served once the killed one has stopped: it would wait for ever
+        # behind a command still reading the FIFO.
+        rc, _, err = server.run(("analyze", "."), program)
+    finally:
+        os.close(w)
+    assert rc == 0 and "0 errors" in err, err
+    assert "stopped after 2 commands" in server.stop()
+
+
+def test_a_unit_that_crashes_libclang_in_the_keeper_is_reported_as_alone(server, alone, tmp_path):
+    # The keeper dies (SIGSEGV in libclang's parser), the unit is parsed again in a child of the
+    # server's, which dies too: the error is the one a command alone reports, and the server and
+    # its next keeper go on.
+    src = tmp_path / "deep"
+    src.mkdir()
+    (src / "deep.c").write_text("int f(int a) { return " + " + ".join(["a"] * 200000) + "; }\n")
+    (src / "main.c").write_text("int g(void) { return 1; }\nint main(void) { return g(); }\n")
+    args = ("analyze", "-j", "1", "--format", "json")
+    first = server.run(args, src)
+    assert first == alone(args, src)
+    assert "libclang crashed on this file" in first[1]
+    (src / "main.c").write_text("int g(void) { return 2; }\nint main(void) { return g(); }\n")
+    assert server.run(args, src) == alone(args, src)
+    said = server.stop()
+    assert "stopped after 2 commands" in said
+
+
+def test_a_server_whose_code_changed_has_the_command_run_alone_and_stops(tmp_path, program):
+    copy = tmp_path / "code"
+    for part in ("qtool", "clang_attrs"):
+        shutil.copytree(os.path.join(ROOT, part), copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+    s = Server(walkers_into(tmp_path / "cache"), pythonpath=str(copy))
+    try:
+        first = s.run(("analyze", "."), program)
+        with open(copy / "qtool" / "errors.py", "a") as f:
+            f.write("\n# edited while a server runs it\n")
+        assert s.run(("analyze", "."), program) == first
+        _, err = s.proc.communicate(timeout=60)
+        assert s.proc.returncode == 0
+        assert "qtool's code changed: stopping" in err and "stopped after 1 command " in err, err
+    finally:
+        s.kill()
+
+
+def test_a_killed_servers_socket_has_commands_run_alone_until_another_serves(tmp_path, program, alone):
+    cache = walkers_into(tmp_path / "cache")
+    s = Server(cache)
+    s.proc.kill()
+    s.proc.communicate(timeout=60)
+    assert os.path.exists(s.socket)     # left behind
+    assert s.run(("analyze", "."), program) == alone(("analyze", "."), program)
+    again = Server(cache)
+    try:
+        assert again.run(("analyze", "."), program)[0] == 0
+        assert "stopped after 1 command " in again.stop()
+    finally:
+        again.kill()
+
+
+def test_one_server_a_cache_and_stop_stops_it(server, program):
+    rc, _, err = run(server.env, ("serve",), program)
+    assert rc == 2 and f"a server (pid {server.proc.pid}) already serves this cache" in err, err
+    assert os.stat(server.socket).st_mode & 0o077 == 0     # the user's own
+    rc, _, err = run(server.env, ("serve", "--stop"), program)
+    assert rc == 0 and f"stopped the server (pid {server.proc.pid})" in err
+    assert server.proc.wait(timeout=60) == 0
+    rc, _, err = run(server.env, ("serve", "--stop"), program)
+    assert rc == 1 and "no server at" in err
+
+
+@pytest.mark.parametrize("garbage", [b"", b"\x01", b"\xff\xff\xff\x7f", b"\x05\x00\x00\x00hello",
+                                     b"\x04\x00\x00\x00\xe9\x01\x00\x00\x00"])
+def test_garbage_on_the_socket_is_refused_and_the_server_goes_on(server, program, garbage):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(server.socket)
+    s.sendall(garbage)
+    s.shutdown(socket.SHUT_WR)
+    try:
+        reply = s.recv(16)
+    except ConnectionResetError:        # closed with bytes left unread
+        reply = b""
+    assert reply in (b"", b"O")         # closed unanswered, or told to run the command itself
+    s.close()
+    rc, _, err = server.run(("analyze", "."), program)
+    assert rc == 0 and "0 errors" in err, err
+    assert "stopped after 1 command " in server.stop()
+
+
+def test_a_client_that_says_nothing_holds_the_server_only_for_the_requests_timeout(server, program):
+    mute = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    mute.connect(server.socket)
+    try:
+        rc, _, err = server.run(("analyze", "."), program)
+        assert rc == 0 and "0 errors" in err, err
+        assert mute.recv(16) == b""     # given up on
+    finally:
+        mute.close()
+    assert "stopped after 1 command " in server.stop()
+
+
+EXTRA_H = ("#ifndef EXTRA_H\n#define EXTRA_H\nstatic inline int extra_a(int x) { return x; }\n"
+           "static inline int extra_b(int x) { return x + 1; }\n#define EXTRA_CALL(x) extra_a(x)\n#endif\n")
+
+
+def test_a_kept_unit_reads_what_a_fresh_parse_reads_whatever_its_includes_do(server, alone, program):
+    # The keeper parses stats.c again from its kept parse only while its directives and every file
+    # its first parse read are unchanged: each step here prints what a command alone prints,
+    # and the header added is a file the unit read, whose edit the next command sees, after a
+    # reparse too (clang_getInclusions leaves it out once the unit has a preamble).
+    args = ("analyze", "-j", "1", "--format", "json")
+    (program / "extra.h").write_text(EXTRA_H)
+    use = "\nint stats_extra(int v)\n{\n    return EXTRA_CALL(v);\n}\n"
+    steps = [
+        ("stats.c", "    return len;\n}\n", "    return len;\n}\n" + use.replace("EXTRA_CALL(v)", "v")),
+        ("stats.c", "#include <stdio.h>\n", "#include <stdio.h>\n#include \"extra.h\"\n"),
+        ("stats.c", "return v;", "return EXTRA_CALL(v);"),        # a body edit: parsed again from the kept parse
+        ("extra.h", "#define EXTRA_CALL(x) extra_a(x)", "#define EXTRA_CALL(x) extra_b(x)"),
+        ("stats.c", "return EXTRA_CALL(v);", "return EXTRA_CALL(v) ;"),
+        ("extra.h", "extra_b(x)\n", "extra_a(x)\n"),                # the same size
+        ("stats.c", "#include \"extra.h\"\n", "/*\n#include \"extra.h\"\n*/\n#define EXTRA_CALL(x) (x)\n"),
+        ("stats.c", "return EXTRA_CALL(v) ;", "return EXTRA_CALL(v);"),
+    ]
+    first = server.run(args, program)
+    assert first == alone(args, program)
+    for file, old, new in steps:
+        replace(program / file, old, new)
+        got = server.run(args, program)
+        assert got[0] in (0, 1) and "Traceback" not in got[2], got[2]
+        assert got == alone(args, program), (file, old, new)
+    said = server.stop()
+    assert re.search(r"\((\d+) units parsed by its keeper, [1-9]\d* of them from a kept parse\)", said), said
+
+
+@pytest.mark.parametrize("text,found", [
+    (b"#include <a.h>\nint x;\n#if A\n#include <b.h>\n#endif\n", b"#include <a.h>\n#if A\n#include <b.h>\n#endif"),
+    (b"/* c */\n#include <a.h>\n  // x\n#define A \\\n  1\nint x;\n", b"#include <a.h>\n#define A \\\n  1"),
+    (b"/*\n#include <a.h>\n*/ int x;\n#include <b.h>\n", b"#include <b.h>"),
+    (b"\xef\xbb\xbf#include <a.h>\nint x;", b"#include <a.h>"),
+    (b"%:include <a.h>\n", b"%:include <a.h>"),
+    (b'char *s = "/*";\n#include <b.h>\nint y; // */\n', b"#include <b.h>"),
+    (b"// a \\\n#include <hidden.h>\n#include <a.h>\n", b"#include <a.h>"),
+    (b"int x; /* a\n b */ #include <c.h>\n", b" #include <c.h>"),
+])
+def test_the_directives_a_kept_parse_is_checked_by(text, found):
+    from qtool.analyzer.keeper import directives
+    assert directives(text) == found
+
+
+def test_background_returns_once_it_serves(tmp_path, program):
+    env = dict(os.environ, QPM_CACHE_DIR=walkers_into(tmp_path / "cache"), PYTHONPATH=ROOT)
+    env.pop("QPM_NO_SERVER", None)
+    rc, _, err = run(env, ("serve", "--background"), tmp_path)
+    assert rc == 0 and "qtool serve: serving" in err, err
+    pid = int(err.split("(pid ")[1].split(")")[0])
+    try:
+        rc, _, err = run(env, ("serve", "--background"), tmp_path)
+        assert rc == 2 and f"a server (pid {pid}) already serves" in err, err
+        assert run(env, ("analyze", "."), program)[0] == 0
+        rc, _, err = run(env, ("serve", "--stop"), tmp_path)
+        assert rc == 0
+        with open(tmp_path / "cache" / "server.sock.log") as f:
+            log = f.read()
+        assert log.startswith("qtool serve: serving") and "stopped after 1 command " in log, log
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
