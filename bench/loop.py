@@ -9,12 +9,13 @@ Run from the repository root:
     .venv/bin/python bench/loop.py --repeat 5 --units 100
     .venv/bin/python bench/loop.py --against HEAD    # also qtool as committed, runs alternating
     .venv/bin/python bench/loop.py --scons           # the SCons build of the same program instead
+    .venv/bin/python bench/loop.py --served          # also the commands run by `qtool serve`
 
 The program is generated into a temporary directory: UNITS .c files, each with a dozen functions
 that call each other and functions of two other units through one shared header (which includes
 libc, pthread and socket headers, as a server's common header does), globals, a struct and an
-indirect call.  Each command runs as a subprocess (`python -m qtool`, so its start-up
-is counted) with a cache directory of its own, and its code compiled to bytecode once before, in
+indirect call.  Each command runs as a subprocess (as the `qtool` script runs it, so its
+start-up is counted) with a cache directory of its own, and its code compiled to bytecode once before, in
 the tree's own __pycache__ directories, as an installed package has it.  (Not under a
 PYTHONPYCACHEPREFIX: with one set, Python looks for every module's bytecode there, the standard
 library's too, finds none, and compiles the modules a start imports at every start, about 0.1 s
@@ -162,6 +163,27 @@ def await_writers(cwd: str, env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "-c", AWAIT_WRITERS], cwd=cwd, env=env, check=True, timeout=900)
 
 
+# What the `qtool` console script runs (a tree from before qtool/client.py: the command itself).
+LAUNCH = ("try:\n    from qtool.client import console\nexcept ImportError:\n    from qtool.cli import console\n"
+          "console()\n")
+
+
+def start_server(cwd: str, env: dict[str, str]) -> subprocess.Popen:
+    """`qtool serve` for this cache, once it serves (it says so on its standard error)."""
+    p = subprocess.Popen([sys.executable, "-c", LAUNCH, "serve", "--idle", "900"], cwd=cwd, env=env,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    line = p.stderr.readline()
+    if "serving" not in line:
+        p.kill()
+        sys.exit(f"qtool serve did not start: {line}{p.stderr.read()}")
+    return p
+
+
+def stop_server(p: subprocess.Popen) -> None:
+    p.terminate()
+    p.communicate(timeout=60)
+
+
 def edited_unit(units: int) -> tuple[str, int]:
     """The file both loops edit, and its unit's number."""
     name = "unit050.c" if units > 50 else "unit000.c"
@@ -304,6 +326,8 @@ def main() -> int:
                     "its runs alternating with this tree's")
     ap.add_argument("--scons", action="store_true", help="the program built with the SCons tool instead of "
                     "qtool's commands")
+    ap.add_argument("--served", action="store_true", help="also this tree's commands run by `qtool serve` (a "
+                    "server started anew before each cold run, so that it keeps nothing of the runs before)")
     ap.add_argument("--server", choices=sorted(SERVER_FILES), help="the loop on a copy of this real server "
                     "(bench/analyze.py's) instead of the generated program")
     args = ap.parse_args()
@@ -323,6 +347,8 @@ def main() -> int:
             def edited_text(edit: int, moved: int) -> str:
                 return unit_source(index, args.units, args.funcs, edit, moved)
         trees = {"this tree": ROOT}
+        if args.served:
+            trees["served"] = ROOT
         if args.against:
             trees[f"at {args.against}"] = checkout(args.against, os.path.join(tmp, "against"))
         envs = {}
@@ -337,7 +363,9 @@ def main() -> int:
         if args.scons:
             scons_loop(args, trees, envs, tmp)
             return 0
-        qtool = [sys.executable, "-m", "qtool"]
+        # Each command as the installed `qtool` script runs it (not `python -m qtool`, whose runpy
+        # costs a start about 8 ms that the script does not pay).
+        qtool = [sys.executable, "-c", LAUNCH]
         where = ["-p", "compile_commands.json"] if args.server else ["."]
         commands = {
             "analyze --format json": [*qtool, "analyze", "--format", "json", "-o", os.path.join(tmp, "model.json"), *where],
@@ -355,6 +383,9 @@ def main() -> int:
                     env = envs[label]
                     empty_caches(env["QPM_CACHE_DIR"])
                     t = times[label, name]
+                    server = start_server(src, env) if label == "served" else None
+                    if label != "served":
+                        env = dict(env, QPM_NO_SERVER="1")
                     t["cold"].append(run(argv, src, env))
                     t["unchanged"].append(run(argv, src, env))
                     edit += 1
@@ -365,6 +396,8 @@ def main() -> int:
                     with open(edited, "w") as f:
                         f.write(edited_text(edit, moved))
                     t["moved"].append(run(argv, src, env))
+                    if server is not None:
+                        stop_server(server)
         program = (f"{args.server} ({os.path.relpath(edited, src)} edited)" if args.server else
                    f"{args.units} units x {args.funcs} functions")
         print(f"qtool edit-check loop (bench/loop.py): {program}, "
