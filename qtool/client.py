@@ -85,6 +85,21 @@ def _interrupts(sock) -> None:
     _signal.signal(_signal.SIGINT, interrupt)
 
 
+def _uninterrupted() -> None:
+    """Ctrl-C as Python has it (KeyboardInterrupt): for a command that runs here after all."""
+    import _signal
+    _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+
+
+def _same_user(sock) -> bool:
+    """Whether the process at the socket's other end is this user's: a socket in a directory
+    somebody else could write to (XDG_RUNTIME_DIR, /tmp) is given no command, environment or
+    streams of this user's otherwise."""
+    import _socket
+    cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)     # pid, uid, gid
+    return int.from_bytes(cred[4:8], sys.byteorder) == os.getuid()
+
+
 def served(argv: list[str]) -> int | None:
     """The command run by the server of this cache directory: its exit status; None when no server
     runs it (none answers, or it runs other code), and the command is to run here."""
@@ -101,19 +116,22 @@ def served(argv: list[str]) -> int | None:
             sock.connect(path)
         except OSError:
             return None                 # no server (or a socket left by one that died)
-        _interrupts(sock)
-        body = request(argv)
         fds = (0, 1, 2)
         try:
             for fd in fds:
                 os.fstat(fd)
         except OSError:
             return None                 # a closed standard stream: nothing to pass; run here
+        if not _same_user(sock):
+            return None
+        _interrupts(sock)
+        body = request(argv)
         sock.sendmsg([len(body).to_bytes(4, "little"), body],
                      [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, b"".join(fd.to_bytes(4, sys.byteorder)
                                                                         for fd in fds))])
         kind = _recv_exact(sock, 1)
         if kind != STARTED:
+            _uninterrupted()
             return None                 # OTHER, or not taken
         status = _recv_exact(sock, 5)
         if len(status) != 5 or status[:1] != DONE:

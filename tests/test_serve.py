@@ -345,3 +345,47 @@ def test_background_returns_once_it_serves(tmp_path, program):
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs a second user: run as root, the test listens as nobody")
+def test_a_socket_of_another_user_is_given_nothing(tmp_path, program, alone):
+    # Somebody else's process listens where this user's server would (a directory others can
+    # write to): the client sends it no command, environment or streams, and runs the command.
+    import tempfile
+    cache = walkers_into(tempfile.mkdtemp(prefix="qtool-shared-"))     # a directory nobody reaches
+    os.chmod(cache, 0o777)
+    path = os.path.join(cache, "server.sock")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            os.setgid(65534)
+            os.setuid(65534)
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(path)
+            os.chmod(path, 0o777)
+            listener.listen(1)
+            os.write(w, b"L")
+            conn, _ = listener.accept()
+            got = conn.recv(1 << 16)
+            os.write(w, b"G" + got)
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        assert os.read(r, 1) == b"L"
+        env = dict(os.environ, QPM_CACHE_DIR=cache)
+        env.pop("QPM_NO_SERVER", None)
+        assert run(env, ("analyze", "."), program) == alone(("analyze", "."), program)
+        said = b""
+        while True:
+            chunk = os.read(r, 1 << 16)
+            if not chunk:
+                break
+            said += chunk
+        assert said == b"G", said[:200]     # connected, then closed with nothing sent
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+        shutil.rmtree(cache, ignore_errors=True)
