@@ -948,6 +948,28 @@ def _writer_lock(owner: int | None = None) -> tuple[int, str] | None:
     return fd, path
 
 
+def _release(lock: tuple[int, str] | None, close: bool = True) -> None:
+    """Gives a writer lock up (_writer_lock's): its file removed, and its descriptor closed."""
+    if lock is None:
+        return
+    try:
+        os.unlink(lock[1])
+    except OSError:
+        pass
+    if close:
+        os.close(lock[0])
+
+
+def _write_all(pending: list[tuple]) -> None:
+    """Runs the deferred writes (_defer's), each whatever the others do: a cache that cannot be
+    written only costs time."""
+    for w, _ in pending:
+        try:
+            w()
+        except Exception:
+            pass
+
+
 def await_writers() -> None:
     """Waits for every other process's writer of this cache that is still writing."""
     import fcntl
@@ -997,11 +1019,7 @@ def _fork_writer(write) -> None:
         except BaseException:
             pass
         finally:
-            if lock is not None:
-                try:
-                    os.unlink(lock[1])
-                except OSError:
-                    pass
+            _release(lock, close=False)
             os._exit(0)
     if lock is not None:
         os.close(lock[0])           # the child's copy holds the lock now
@@ -1016,13 +1034,10 @@ def wait(file: str | None = None) -> None:
     """Writes here the entries this process has yet to write (they are written at exit): every
     one, or the one of this file.  A cache that cannot be written only costs time: nothing is
     reported."""
-    for write, written in list(_deferred):
-        if file is None or written == file:
-            _deferred.remove((write, written))
-            try:
-                write()
-            except Exception:
-                pass
+    due = [(write, written) for write, written in _deferred if file is None or written == file]
+    for item in due:
+        _deferred.remove(item)
+    _write_all(due)
 
 
 def _at_exit() -> None:
@@ -1034,14 +1049,7 @@ def _at_exit() -> None:
         # child's (about 10 ms after an edit of a 100-unit program).
         pending = _leaving = list(_deferred)
         _deferred.clear()
-
-        def write():
-            for w, _ in pending:
-                try:
-                    w()
-                except Exception:
-                    pass
-        _fork_writer(write)
+        _fork_writer(lambda: _write_all(pending))
 
 
 atexit.register(_at_exit)
@@ -1060,20 +1068,11 @@ def served_end():
 
     def end() -> None:
         try:
-            for w, _ in pending:
-                try:
-                    w()
-                except Exception:
-                    pass
+            _write_all(pending)
             pending.clear()
             forget()
         finally:
-            if lock is not None:
-                try:
-                    os.unlink(lock[1])
-                except OSError:
-                    pass
-                os.close(lock[0])
+            _release(lock)
     return end
 
 

@@ -300,7 +300,6 @@ def _child(sock: socket.socket) -> None:
                     lib.qpm_keep_dispose(kept.popitem(last=False)[1].tu)
             else:
                 lib.qpm_keep_dispose(tu)
-            os.unlink(lock[1])
-            os.close(lock[0])
+            cache._release(lock)
         elif not fresh:
             kept[key] = k
