@@ -94,8 +94,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def _command(argv: list[str] | None) -> str | None:
     """The command argv names, when its first word that is not an option is one."""
-    words = sys.argv[1:] if argv is None else argv
-    first = next((w for w in words if not w.startswith("-")), None)
+    from .client import command_word
+    first = command_word(sys.argv[1:] if argv is None else argv)
     return first if first in COMMANDS else None
 
 

@@ -3,33 +3,40 @@
 A server (qtool/serve.py) keeps an interpreter with qtool imported, libclang loaded and the units
 an edit parsed kept parsed: a command it runs skips this process's own start-up work.  This
 module is what runs before any of that is imported, so it imports only what the interpreter has
-already loaded (_socket, marshal): a command with no server pays about nothing for looking.
+loaded anyway (_socket, _signal, marshal): a command with no server pays about nothing for looking.
 
-A command goes to the server that serves its cache directory (the socket, socket_path), when one
-answers and QPM_NO_SERVER is not set.  The command runs there with this process's arguments,
-working directory, environment, umask and standard streams (the descriptors themselves, passed
-over the socket), and this process exits with its status.  Ctrl-C here interrupts it there.
-A server that runs other code than this (another checkout, an edited one) says so, and the
-command runs here.
+A command goes to the server that serves its cache directory (its socket: socket_path), when one
+of this user's answers there within WAIT seconds and QPM_NO_SERVER is not set.  The command runs
+there with this process's arguments, working directory, environment, umask and standard streams
+(the descriptors themselves, passed over the socket), and this process exits with its status;
+Ctrl-C here interrupts it there.  A server that runs other code than this (another checkout, an
+edited one), or that is busy with another command for longer than WAIT, leaves the command to
+run here.
+
+The conversation, each message its length (4 bytes, little-endian) and a marshalled value
+(send_message): the server says HELLO when it takes the connection; the client sends its request
+(request), with its descriptors 0, 1 and 2; the server answers (DONE, status) once the command
+ended, or (OTHER,) when it runs other code.  While it waits, the client sends INTERRUPT (one
+byte) for a Ctrl-C.  A client that gives up before HELLO has sent nothing: no command runs twice.
 """
 
 from __future__ import annotations
 
+import marshal
 import os
 import sys
 
-# The request's first field: what a server checks it is running (see serve.py).
-PROTOCOL = 1
+import _socket
 
-# Replies: STARTED when the server takes the command, then DONE and its exit status (4 bytes,
-# little-endian); or OTHER alone when it runs other code.  A server that closes the connection
-# before STARTED did not take the command (it was stopping): it runs here.
-STARTED, DONE, OTHER = b"S", b"D", b"O"
-INTERRUPT = b"I"        # client -> server: Ctrl-C
+PROTOCOL = 2                # the request's first field: what a server checks it is running
+HELLO, DONE, OTHER = "hello", "done", "other"
+INTERRUPT = b"I"            # client -> server, while the command runs: Ctrl-C
+WAIT = 2.0                  # seconds a client waits for a server busy with another command
+MAX_MESSAGE = 64 << 20      # bytes: arguments and an environment, not more
 
 
 def cache_base() -> str:
-    """The cache directory (analyzer/cache.py's cache_dir), not made."""
+    """The cache directory, not made (analyzer/cache.py's cache_dir makes it)."""
     base = os.environ.get("QPM_CACHE_DIR")
     if not base:
         xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -39,7 +46,8 @@ def cache_base() -> str:
 
 def socket_path(base: str | None = None) -> str:
     """The socket of the server of this cache directory: server.sock in it, or, where that path is
-    longer than a socket's name may be, a file named by its digest in a directory of this user's."""
+    longer than a socket's name may be, a file named by its digest in a directory of this user's
+    ($XDG_RUNTIME_DIR, or /tmp/qtool-UID, which the server makes and checks: serve.private_dir)."""
     base = os.path.abspath(base or cache_base())
     path = os.path.join(base, "server.sock")
     if len(path.encode()) < 100:
@@ -53,24 +61,73 @@ def package_dir() -> str:
     return os.path.dirname(os.path.abspath(__file__))
 
 
-def request(argv: list[str]) -> bytes:
+def command_word(argv: list[str]) -> str | None:
+    """The first word of argv that is not an option (the command, when argv names one)."""
+    return next((w for w in argv if not w.startswith("-")), None)
+
+
+def request(argv: list[str]) -> tuple:
     """What a client sends: the protocol, the code it would run, and the command's world."""
-    import marshal
     mask = os.umask(0o22)
     os.umask(mask)
-    return marshal.dumps((PROTOCOL, package_dir(), sys.executable, list(argv), os.getcwd(),
-                          dict(os.environ), mask))
+    return (PROTOCOL, package_dir(), sys.executable, list(argv), os.getcwd(), dict(os.environ), mask)
 
 
-def _recv_exact(sock, n: int) -> bytes:
+# Messages.
+
+def recv_exact(sock, n: int) -> bytes:
+    """n bytes from sock, or fewer where it ends."""
     data = b""
     while len(data) < n:
         chunk = sock.recv(n - len(data))
         if not chunk:
-            return data
+            break
         data += chunk
     return data
 
+
+def send_message(sock, value, fds: tuple[int, ...] = ()) -> None:
+    """value, marshalled after its length; fds passed with its first byte."""
+    body = marshal.dumps(value)
+    data = len(body).to_bytes(4, "little") + body
+    rights = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in fds)
+    sent = sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)] if fds else [])
+    if sent < len(data):
+        sock.sendall(data[sent:])
+
+
+def receive_message(sock, max_fds: int = 0, limit: int = MAX_MESSAGE) -> tuple[object, list[int]]:
+    """A message send_message sent, and the descriptors passed with it (at most max_fds; more are
+    closed by the system).  EOFError when the connection ends before it does; ValueError when it
+    is longer than limit or not a marshalled value."""
+    head, anc, _, _ = sock.recvmsg(4, _socket.CMSG_SPACE(4 * max_fds) if max_fds else 0)
+    fds = [int.from_bytes(data[i:i + 4], sys.byteorder, signed=True)
+           for level, kind, data in anc if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS
+           for i in range(0, len(data) - len(data) % 4, 4)]
+    try:
+        if not head:
+            raise EOFError("the connection ended")
+        head += recv_exact(sock, 4 - len(head))
+        size = int.from_bytes(head, "little")
+        if len(head) < 4 or size > limit:
+            raise ValueError(f"a message of {size} bytes")
+        body = recv_exact(sock, size)
+        if len(body) < size:
+            raise EOFError("the connection ended within a message")
+        return marshal.loads(body), fds
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+
+
+def peer(sock) -> tuple[int, int, int]:
+    """The process at the other end of a Unix socket: its pid, uid and gid."""
+    cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+    return tuple(int.from_bytes(cred[i:i + 4], sys.byteorder, signed=i == 0) for i in (0, 4, 8))
+
+
+# The client.
 
 def _interrupts(sock) -> None:
     """Ctrl-C (SIGINT) from now on tells the server, whose command stops as it would stop here
@@ -91,54 +148,50 @@ def _uninterrupted() -> None:
     _signal.signal(_signal.SIGINT, _signal.default_int_handler)
 
 
-def _same_user(sock) -> bool:
-    """Whether the process at the socket's other end is this user's: a socket in a directory
-    somebody else could write to (XDG_RUNTIME_DIR, /tmp) is given no command, environment or
-    streams of this user's otherwise."""
-    import _socket
-    cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)     # pid, uid, gid
-    return int.from_bytes(cred[4:8], sys.byteorder) == os.getuid()
-
-
 def served(argv: list[str]) -> int | None:
     """The command run by the server of this cache directory: its exit status; None when no server
-    runs it (none answers, or it runs other code), and the command is to run here."""
-    if os.environ.get("QPM_NO_SERVER") or next((w for w in argv if w[:1] != "-"), None) == "serve":
+    runs it (none of this user's answers in time, or it runs other code): it is to run here."""
+    if os.environ.get("QPM_NO_SERVER") or command_word(argv) == "serve":
         return None
-    import _socket
     try:
         path = socket_path()
+        for fd in (0, 1, 2):
+            os.fstat(fd)            # a closed standard stream: nothing to pass; run here
     except (OSError, ValueError):
         return None
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         try:
             sock.connect(path)
-        except OSError:
-            return None                 # no server (or a socket left by one that died)
-        fds = (0, 1, 2)
+            if peer(sock)[1] != os.getuid():
+                return None         # somebody else's: given no command, environment or streams
+            sock.settimeout(WAIT)
+            if receive_message(sock)[0] != HELLO:
+                return None
+            sock.settimeout(None)
+        except (OSError, EOFError, ValueError):
+            return None             # no server, one that died, or one busy for longer than WAIT
+        except KeyboardInterrupt:
+            print("qtool: interrupted", file=sys.stderr)
+            return 130              # nothing sent: nothing runs
         try:
-            for fd in fds:
-                os.fstat(fd)
-        except OSError:
-            return None                 # a closed standard stream: nothing to pass; run here
-        if not _same_user(sock):
-            return None
+            send_message(sock, request(argv), (0, 1, 2))
+        except KeyboardInterrupt:   # sent or not: the server stops a command whose client left
+            print("qtool: interrupted", file=sys.stderr)
+            return 130
         _interrupts(sock)
-        body = request(argv)
-        sock.sendmsg([len(body).to_bytes(4, "little"), body],
-                     [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, b"".join(fd.to_bytes(4, sys.byteorder)
-                                                                        for fd in fds))])
-        kind = _recv_exact(sock, 1)
-        if kind != STARTED:
+        try:
+            reply = receive_message(sock)[0]
+        except (EOFError, ValueError):
+            reply = None
+        if reply == (OTHER,):
             _uninterrupted()
-            return None                 # OTHER, or not taken
-        status = _recv_exact(sock, 5)
-        if len(status) != 5 or status[:1] != DONE:
+            return None
+        if not (isinstance(reply, tuple) and len(reply) == 2 and reply[0] == DONE and isinstance(reply[1], int)):
             print(f"qtool: the server at {path} ended before the command did "
                   "(QPM_NO_SERVER=1 runs commands without it)", file=sys.stderr)
             return 3
-        return int.from_bytes(status[1:], "little", signed=True)
+        return reply[1]
     except OSError as e:
         print(f"qtool: the server at {path} failed: {e.strerror or e} "
               "(QPM_NO_SERVER=1 runs commands without it)", file=sys.stderr)

@@ -3,9 +3,8 @@
 A command a server runs skips what each qtool process pays before its work: the interpreter's
 start, qtool's imports, libclang loaded and checked; and a unit it parsed for an edit stays
 parsed (analyzer/keeper.py), so that the next edit of that unit parses only the unit's own file,
-not the headers it includes.  What it prints, writes and exits with is what the command run
-without a server would.  Clients find it by their cache directory (client.socket_path); a
-command runs without it whenever none answers there.
+not the headers it includes.  Clients find it by their cache directory (client.socket_path); a
+command runs without it whenever none answers there (client.py).
 
 Each command runs in this process, as cli.main runs it, with the client's arguments, working
 directory, environment, umask and standard streams; what it leaves to write at exit (cache
@@ -13,36 +12,38 @@ entries) is written after its client has its answer, under a writer lock as a wr
 holds one (analyzer/cache.py), so that a run of another process waits for it.  What the cache
 module keeps of a command for the rest of its process is forgotten between two commands.  Every
 file of qtool's code is checked before each command: a server whose code was edited or
-reinstalled since it started tells the client to run the command itself, and stops.
+reinstalled since it started tells the client to run the command itself, and stops.  What the
+environment decides when a module is imported (QPM_CHECK_RECORDS) is the server's own.
 
-Only a process of the server's own user is served (the socket's peer credentials); the socket is
-made under umask 077.  The server stops on SIGTERM or SIGINT, after IDLE seconds without a
-command, or when its code changed, and removes its socket.
+Only a process of the server's own user is served (the socket's peer credentials, checked on both
+sides); the socket is made under umask 077, in a directory of the user's own.  The server stops
+on SIGTERM or SIGINT, after --idle seconds without a command, or when its code changed, and
+removes its socket.  The processes it forks while it runs a command (parses, workers) keep none
+of its own descriptors (its socket, its lock, its client's connection).
 """
 
 from __future__ import annotations
 
 import fcntl
 import gc
-import marshal
 import os
 import select
 import signal
 import socket
-import struct
+import stat
 import sys
 
 from . import client
 from .errors import UserError
 
 
-# Seconds without a command after which the garbage the last one left is collected: not while a
-# client waits (a full collection after an edit of a 100-unit program: about 70 ms).
+# Seconds without a command after which the garbage the last one left is collected (and the
+# memory freed given back): not while a client waits (a full collection after an edit of a
+# 100-unit program: about 70 ms).
 IDLE_COLLECT = 0.5
 COLLECT_EVERY = 32
-MAX_REQUEST = 64 << 20      # bytes: arguments and an environment, not more
-REQUEST_TIMEOUT = 2.0       # seconds a client has to send its request (sent as it connects; one
-                            # that misses it is closed unanswered, and runs the command itself)
+REQUEST_TIMEOUT = 0.5       # seconds a client has to send its request (sent at HELLO; one that
+                            # misses it is told OTHER, and runs its command itself)
 
 
 class _Stop(BaseException):
@@ -66,40 +67,20 @@ def code_stamp() -> tuple:
     return tuple(out)
 
 
-def _peer(conn: socket.socket) -> tuple[int, int, int]:
-    """The connected process's pid, uid and gid."""
-    return struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+def private_dir(path: str) -> None:
+    """Makes the directory of the socket (mode 0700 when new), and checks that it is this user's
+    own: a directory, not a link, that not everybody may write to (the cache directory, or the
+    fallback in /tmp, which anybody could have made first).  (Clients check that the server is
+    their user's too; the lock and the log are not opened through a link.)"""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o002:
+        raise UserError(f"{path} is not a directory of this user's that others may not write to: "
+                        "no server socket there")
 
 
-def _recv_exact(conn: socket.socket, n: int) -> bytes:
-    data = bytearray()
-    while len(data) < n:
-        chunk = conn.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("the client hung up")
-        data += chunk
-    return bytes(data)
-
-
-def _request(conn: socket.socket) -> tuple[tuple, list[int]]:
-    """The client's request (client.request) and the descriptors it passed."""
-    fds: list[int] = []
-    head, anc, _, _ = conn.recvmsg(4, socket.CMSG_SPACE(3 * 4))
-    for level, kind, data in anc:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds += struct.unpack(f"{len(data) // 4}i", data[:len(data) - len(data) % 4])
-    try:
-        if len(head) < 4:
-            head += _recv_exact(conn, 4 - len(head))
-        size = int.from_bytes(head, "little")
-        if size > MAX_REQUEST:
-            raise ValueError(f"a request of {size} bytes")
-        body = _recv_exact(conn, size)
-        return marshal.loads(body), fds
-    except BaseException:
-        for fd in fds:
-            os.close(fd)
-        raise
+def _open_private(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
 
 
 class Server:
@@ -115,10 +96,10 @@ class Server:
     # The socket.
 
     def bind(self) -> None:
-        """Takes the cache's server lock (server.lock beside the socket, held while this process
-        runs: one server a cache) and listens at the socket."""
-        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-        lock = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        """Takes the cache's server lock (server.sock.lock beside the socket, held while this
+        process runs: one server a cache) and listens at the socket."""
+        private_dir(os.path.dirname(self.path))
+        lock = _open_private(self.path + ".lock", os.O_RDWR)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -139,6 +120,24 @@ class Server:
         finally:
             os.umask(mask)
         self.listener.listen(64)
+        os.register_at_fork(after_in_child=self._in_child)
+
+    def _in_child(self) -> None:
+        """In a process forked while this one serves: none of the server's descriptors (a parse
+        that outlived a killed server would hold its socket and its lock)."""
+        for s in (self.listener, self.conn):
+            if s is not None:
+                try:
+                    os.close(s.detach())
+                except OSError:
+                    pass
+        self.listener = self.conn = None
+        if self.lock is not None:
+            try:
+                os.close(self.lock)
+            except OSError:
+                pass
+            self.lock = None
 
     def close(self) -> None:
         if self.listener is not None:
@@ -158,7 +157,7 @@ class Server:
         """Serves until stopped; ready(), when given, once it serves."""
         if self.listener is None:
             self.bind()
-        from .analyzer import keeper
+        from .analyzer import clang_env, keeper
 
         def stop(signum, frame):
             raise _Stop()
@@ -174,19 +173,22 @@ class Server:
                 ready()
             collect = False     # garbage left by a command, collected once the server is idle
             while True:
-                ready, _, _ = select.select([self.listener], [], [], IDLE_COLLECT if collect else self.idle)
-                if not ready:
+                ready_to_read, _, _ = select.select([self.listener], [], [], IDLE_COLLECT if collect else self.idle)
+                if not ready_to_read:
                     if collect:
                         gc.collect()
+                        clang_env.give_back_memory()
                         collect = False
                         continue
                     print(f"qtool serve: no command for {self.idle:g} s: stopping", file=sys.stderr, flush=True)
                     return 0
                 conn, _ = self.listener.accept()
-                conn.settimeout(REQUEST_TIMEOUT)    # a client that sends no request holds no server
-                if not self.one(conn):
-                    print("qtool serve: qtool's code changed: stopping", file=sys.stderr, flush=True)
-                    return 0
+                try:
+                    if not self.one(conn):
+                        print("qtool serve: qtool's code changed: stopping", file=sys.stderr, flush=True)
+                        return 0
+                finally:
+                    conn.close()
                 collect = True
         except _Stop:
             return 0
@@ -197,48 +199,52 @@ class Server:
                 signal.signal(s, h)
             signal.signal(signal.SIGIO, signal.SIG_DFL)
             print(f"qtool serve: stopped after {self.served} command{'' if self.served == 1 else 's'} "
-                  f"({keeper.walks} units parsed by its "
-                  f"keeper, {keeper.again} of them from a kept parse)", file=sys.stderr, flush=True)
+                  f"({keeper.walks} units parsed by its keeper, {keeper.again} of them from a kept parse)",
+                  file=sys.stderr, flush=True)
 
     def one(self, conn: socket.socket) -> bool:
-        """Serves one connection: False when this server's code changed (it stops)."""
+        """Serves one connection: False when this server's code changed (it stops).  A client
+        that breaks the conversation (hangs up, sends what is no request) ends only its own."""
         fds: list[int] = []
         finish = None
+        ran = False
         try:
-            if _peer(conn)[1] != os.getuid():
+            conn.settimeout(REQUEST_TIMEOUT)
+            if client.peer(conn)[1] != os.getuid():
                 return True             # another user's process: not served
+            client.send_message(conn, client.HELLO)
             try:
-                req, fds = _request(conn)
-            except (OSError, ValueError, EOFError, TypeError):
+                req, fds = client.receive_message(conn, max_fds=3)
+            except TimeoutError:
+                client.send_message(conn, (client.OTHER,))
                 return True
             if not (isinstance(req, tuple) and len(req) == 7 and req[0] == client.PROTOCOL
                     and req[1] == client.package_dir() and req[2] == sys.executable and len(fds) == 3):
-                conn.sendall(client.OTHER)
+                client.send_message(conn, (client.OTHER,))
                 return True
             if code_stamp() != self.stamp:
-                conn.sendall(client.OTHER)
+                client.send_message(conn, (client.OTHER,))
                 return False
-            conn.sendall(client.STARTED)
-            self.served += 1
             _, _, _, argv, cwd, env, mask = req
+            conn.settimeout(None)       # blocking: _on_io's reads without waiting are then just that
+            self.served += 1
+            ran = True
             try:
                 code, finish = self.command(conn, argv, cwd, env, mask, fds)
-            except Exception as e:      # the server's own part failed: the client says so
+            except (OSError, ValueError, TypeError) as e:   # the server's own part, on this request
                 print(f"qtool serve: a command failed outside qtool's own handling: {e!r}", file=sys.stderr,
                       flush=True)
                 code = 3
-            try:
-                conn.sendall(client.DONE + int(code).to_bytes(4, "little", signed=True))
-            except OSError:
-                pass
+            client.send_message(conn, (client.DONE, int(code)))
             return True
+        except (OSError, EOFError, ValueError, TypeError):
+            return True                 # the client hung up, stalled, or sent no request
         finally:
             for fd in fds:
                 os.close(fd)
-            conn.close()
             if finish is not None:
                 finish()
-            if self.served % COLLECT_EVERY == 0:
+            if ran and self.served % COLLECT_EVERY == 0:
                 gc.collect()            # commands that come too close together for IDLE_COLLECT
 
     def command(self, conn: socket.socket, argv: list[str], cwd: str, env: dict, mask: int,
@@ -249,11 +255,13 @@ class Server:
         from .analyzer import cache
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
-        saved = [os.dup(fd) for fd in (0, 1, 2)]
-        own_env, own_cwd = dict(os.environ), os.getcwd()
+        here = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        saved: list[int] = []
+        own_env = dict(os.environ)
         own_mask = os.umask(mask)
         try:
             for fd, theirs in zip((0, 1, 2), fds):
+                saved.append(os.dup(fd))
                 os.dup2(theirs, fd)
             os.environ.clear()
             os.environ.update(env)
@@ -264,12 +272,13 @@ class Server:
                 return 2, None
             self._interruptible(conn)
             try:
+                self._on_io(None, None)     # a Ctrl-C or a hang-up that came before O_ASYNC did
                 code = cli.main(list(argv))
             except SystemExit as e:         # argparse's --help, --version and usage errors
                 code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
                 if not isinstance(e.code, (int, type(None))):
                     print(e.code, file=sys.stderr)
-            except KeyboardInterrupt:       # interrupted between cli.main's own handlers
+            except KeyboardInterrupt:       # interrupted outside cli.main's own handlers
                 print("qtool: interrupted", file=sys.stderr)
                 code = 130
             finally:
@@ -285,7 +294,8 @@ class Server:
             for fd, own in zip((0, 1, 2), saved):
                 os.dup2(own, fd)
                 os.close(own)
-            os.chdir(own_cwd)
+            os.fchdir(here)
+            os.close(here)
             os.environ.clear()
             os.environ.update(own_env)
             os.umask(own_mask)
@@ -303,7 +313,7 @@ class Server:
             return
         try:
             data = conn.recv(1, socket.MSG_DONTWAIT)
-        except BlockingIOError:
+        except (BlockingIOError, InterruptedError):
             return
         except OSError:
             data = b""
@@ -327,9 +337,10 @@ def _warm() -> None:
 
 
 def background(server: Server) -> int:
-    """Runs the server in a process of its own, in a session of its own, its standard streams
-    /dev/null but its error stream, server.sock.log beside its socket; returns once it serves (0,
-    and what it said then), or once it failed to (2, and what it said)."""
+    """Runs the server in a process of its own (a session of its own, in /, with no descriptor of
+    this one's but its standard streams: /dev/null, and for errors server.sock.log beside its
+    socket); returns once it serves (0, and what it said then), or once it failed to (2, and what
+    it said)."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -337,13 +348,16 @@ def background(server: Server) -> int:
         try:
             os.close(r)
             os.setsid()
+            os.chdir("/")
+            os.closerange(3, w)
+            os.closerange(w + 1, 1 << 16)
             try:
                 server.bind()
             except UserError as e:
                 os.write(w, str(e).encode())
                 return                  # (os._exit below)
             null = os.open(os.devnull, os.O_RDWR)
-            err = os.open(server.path + ".log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            err = _open_private(server.path + ".log", os.O_WRONLY | os.O_TRUNC)
             for fd, to in ((0, null), (1, null), (2, err)):
                 os.dup2(to, fd)
             os.close(null)
@@ -372,17 +386,19 @@ def background(server: Server) -> int:
     return 2
 
 
-def stop(path: str) -> int:
-    """Stops the server at path: 0 when one was stopped, 1 when none runs."""
+def stop(path: str, wait: float = 60.0) -> int:
+    """Stops this user's server at path: 0 when one was stopped, 1 when none runs there."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(path)
-        pid = _peer(sock)[0]
+        pid, uid, _ = client.peer(sock)
     except OSError:
         print(f"qtool serve: no server at {path}", file=sys.stderr)
         return 1
     finally:
         sock.close()
+    if uid != os.getuid():
+        raise UserError(f"the server at {path} is another user's (uid {uid}): not stopped")
     try:
         fd = os.pidfd_open(pid)
     except OSError:
@@ -391,8 +407,12 @@ def stop(path: str) -> int:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return 0
+    except PermissionError:
+        raise UserError(f"the server at {path} (pid {pid}) may not be stopped by this user") from None
     if fd is not None:
-        select.select([fd], [], [])     # readable when the process has ended
+        ended, _, _ = select.select([fd], [], [], wait)     # readable when the process has ended
         os.close(fd)
+        if not ended:
+            raise UserError(f"the server at {path} (pid {pid}) did not stop within {wait:g} s")
     print(f"qtool serve: stopped the server (pid {pid}) at {path}", file=sys.stderr)
     return 0
