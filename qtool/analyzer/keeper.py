@@ -16,23 +16,30 @@ What a walk says a unit read is what the next command checks to know whether the
 and clang_getInclusions, once a unit has a preamble, leaves out some of the files its parse read.
 So a unit is parsed again from its kept parse only when its file's preprocessor directives
 (directives) are as they were at its first parse, and so is every file that parse read (their
-sizes and modification times): then the reparse reads those files and no others, and its walk
-names them all, from the first parse, beside those it names itself.  Otherwise it is parsed anew.
+sizes and modification times), and every directory a header could be found in (the include
+paths of its flags and of CPATH, its own directory, and those of the files it read: a header
+that appears in one of them changes its time); it is parsed with its command's working
+directory and environment, and kept under them.  Then the reparse reads the files the first
+parse read, and its walk names them all, from the first parse, beside those it names itself.
+Otherwise the unit is parsed anew.  (Where a header appears in a directory of the system's that
+is none of these, a kept unit is not parsed anew; nor is a unit cached by a command alone.)
 
 The keeper is a process of its own, forked from the server before its first command: a crash of
 libclang there ends the keeper, not the server; the server then parses the unit in a child of its
 own, as a command without a server does (which reports the crash, if the file causes it), and
 starts another keeper when next asked.  At most KEEP units are kept: the least recently parsed
-goes first.
+goes first.  libclang writes each preamble to a file in the keeper's own temporary directory,
+which the server removes when the keeper ends, however it ends.
 """
 
 from __future__ import annotations
 
-import marshal
 import os
 import re
+import shutil
 import socket
-import struct
+
+from ..client import receive_message, send_message
 
 KEEP = 8
 
@@ -43,13 +50,15 @@ walks = again = 0           # units the keeper walked; of them, those parsed aga
 
 class Keeper:
     def __init__(self):
+        import tempfile
+        self.tmp = tempfile.mkdtemp(prefix="qtool-keeper-")
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
                 parent.close()
-                _child(child)
+                _child(child, self.tmp)
             except BaseException:
                 code = 1
             finally:
@@ -58,9 +67,10 @@ class Keeper:
         self.sock, self.pid = parent, pid
 
     def walk(self, path: str, args: tuple, fd: int, cache: str) -> bool:
-        """Asks for the unit's walk, written to fd: False when the keeper is gone."""
+        """Asks for the unit's walk, written to fd, parsed in this process's working directory and
+        environment: False when the keeper is gone."""
         try:
-            _send(self.sock, (path, tuple(args), cache), fd)
+            send_message(self.sock, (path, tuple(args), cache, os.getcwd(), dict(os.environ)), (fd,))
             return True
         except OSError:
             return False
@@ -70,59 +80,38 @@ class Keeper:
         the walk may not name (see _Kept); None when the keeper died."""
         global walks, again
         try:
-            reply = _receive(self.sock)[0]
-        except (OSError, EOFError, ValueError):
+            code, kept, files = receive_message(self.sock)[0]
+        except (OSError, EOFError, ValueError, TypeError):
             return None
-        code, kept, files = reply
         walks += 1
         again += kept
         return code, files
 
-    def end(self) -> None:
+    def end(self, wait: float = 5.0) -> None:
+        """Ends the keeper: told to (its kept units disposed of, their preambles removed), or
+        killed when it does not end within wait seconds; its temporary directory removed."""
+        import select
         import signal
-        self.sock.close()
         try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+            fd = os.pidfd_open(self.pid)
+        except OSError:
+            fd = None
+        self.sock.close()
+        if fd is not None:
+            ended, _, _ = select.select([fd], [], [], wait)
+            os.close(fd)
+        else:
+            ended = False
+        if not ended:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         try:
             os.waitpid(self.pid, 0)
         except ChildProcessError:
             pass
-
-
-def _send(sock: socket.socket, value, fd: int | None = None) -> None:
-    """A message: its length, then value marshalled; fd passed with its first byte."""
-    body = marshal.dumps(value)
-    data = len(body).to_bytes(4, "little") + body
-    if fd is None:
-        sock.sendall(data)
-        return
-    sent = sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", fd))])
-    sock.sendall(data[sent:])
-
-
-def _receive(sock: socket.socket) -> tuple[object, list[int]]:
-    """A message _send sent, and the descriptors passed with it; EOFError at the end."""
-    head, anc, _, _ = sock.recvmsg(4, socket.CMSG_SPACE(4))
-    fds = [struct.unpack("i", data[:4])[0] for level, kind, data in anc
-           if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS]
-    data = bytearray(head)
-    try:
-        want = None
-        while want is None or len(data) < want:
-            if want is None and len(data) >= 4:
-                want = 4 + int.from_bytes(data[:4], "little")
-                continue
-            chunk = sock.recv(max(4, (want or 4) - len(data)))
-            if not chunk:
-                raise EOFError
-            data += chunk
-        return marshal.loads(bytes(data[4:want])), fds
-    except BaseException:
-        for fd in fds:
-            os.close(fd)
-        raise
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def start() -> None:
@@ -144,17 +133,21 @@ def current() -> Keeper | None:
 
 
 def lost() -> None:
-    """The keeper died or stalled: it is ended, and another is started when next needed."""
+    """The keeper died, stalled or was interrupted in a walk (its answer is not to be read by
+    another): it is killed, and another is started when next needed."""
     global _keeper
     if _keeper is not None:
-        _keeper.end()
+        _keeper.end(wait=0)
         _keeper = None
 
 
 def stop() -> None:
-    global enabled
+    """The server ends: so does the keeper, told to."""
+    global enabled, _keeper
     enabled = False
-    lost()
+    if _keeper is not None:
+        _keeper.end()
+        _keeper = None
 
 
 def _warm(lib, unit) -> None:
@@ -178,16 +171,18 @@ def _warm(lib, unit) -> None:
 
 class _Kept:
     """A kept parse: its translation unit; the files its first parse read (path, size, mtime_ns),
-    which its walks name beside those clang_getInclusions names (see qpm_inclusions); and its
-    file's directives as they were then (directives)."""
+    which its walks name beside those clang_getInclusions names (see qpm_inclusions); the
+    directories a header could be found in, with their modification times (None: none there);
+    and its file's directives as they were then (directives)."""
 
-    def __init__(self, tu, files: list, part: bytes):
-        self.tu, self.files, self.part = tu, files, part
+    def __init__(self, tu, files: list, dirs: dict, part: bytes):
+        self.tu, self.files, self.dirs, self.part = tu, files, dirs, part
 
     def holds(self, part: bytes) -> bool:
         """Whether a reparse now reads the files the first parse read, no others: the file's
-        directives are as they were, and so is every file that parse read.  (libclang's own test
-        of a preamble compares modification times to the second.)"""
+        directives are as they were, and so is every file that parse read and every directory a
+        header could come from.  (libclang's own test of a preamble compares modification times
+        to the second, of the files alone.)"""
         if part != self.part:
             return False
         for path, size, mtime in self.files:
@@ -197,7 +192,41 @@ class _Kept:
                 return False
             if st.st_size != size or st.st_mtime_ns != mtime:
                 return False
-        return True
+        return all(_mtime(d) == t for d, t in self.dirs.items())
+
+
+def _mtime(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+_PATH_FLAGS = ("-I", "-isystem", "-iquote", "-idirafter", "-iprefix", "-isysroot", "--sysroot",
+               "-F", "-iframework", "-include", "-imacros")
+
+
+def search_dirs(path: str, args: tuple, files: list) -> dict[str, int | None]:
+    """The directories a header of this unit could be found in, and their modification times: its
+    own, those of its flags' include paths (and of the files -include names), of CPATH and
+    C_INCLUDE_PATH, and those of the files its parse read."""
+    dirs = {os.path.dirname(os.path.abspath(path))}
+    i = 0
+    while i < len(args):
+        a = args[i]
+        flag = next((f for f in _PATH_FLAGS if a == f or a.startswith(f)), None)
+        if flag is not None:
+            value = args[i + 1] if a == flag and i + 1 < len(args) else a[len(flag):].lstrip("=")
+            i += 1 if a == flag else 0
+            if value:
+                value = os.path.abspath(value)
+                dirs.add(os.path.dirname(value) if flag in ("-include", "-imacros") else value)
+        i += 1
+    for var in ("CPATH", "C_INCLUDE_PATH"):
+        dirs.update(os.path.abspath(d or ".") for d in os.environ.get(var, "").split(os.pathsep)
+                    if var in os.environ)
+    dirs.update(os.path.dirname(f) for f, _, _ in files)
+    return {d: _mtime(d) for d in sorted(dirs)}
 
 
 # Comments and string and character literals (their line splices too), and a preprocessor
@@ -242,7 +271,7 @@ def _files(lib, unit, tu) -> list:
     return files
 
 
-def _child(sock: socket.socket) -> None:
+def _child(sock: socket.socket, tmp: str) -> None:
     """The keeper's loop: a walk for each request, until the server closes its end."""
     import signal
     from collections import OrderedDict
@@ -259,47 +288,57 @@ def _child(sock: socket.socket) -> None:
     for std in (0, 1, 2):
         os.dup2(null, std)
     os.close(null)
+    os.environ["TMPDIR"] = tmp          # where libclang writes the preambles
     lib = clang_env.walker()
     _warm(lib, unit)
-    kept: OrderedDict = OrderedDict()   # (path, args) -> _Kept
-    while True:
-        try:
-            (path, args, directory), fds = _receive(sock)
-        except EOFError:
-            return                      # the server ended
-        if len(fds) != 1:
-            raise ValueError("a request without its pipe")
-        key = (path, args)
-        part = _part(path)
-        k = kept.pop(key, None)
-        # Parsed again only when the file's preamble part was the same before and after the
-        # reparse read it (an edit between the two could have had libclang read other files).
-        if k is not None and (part is None or not k.holds(part) or lib.qpm_keep_reparse(k.tu) != 0
-                              or _part(path) != part):
-            lib.qpm_keep_dispose(k.tu)
-            k = None
-        fresh = k is None
-        tu = lib.qpm_keep_parse(path.encode(), *unit._walker_argv(args)) if fresh else k.tu
-        rc = lib.qpm_walk_unit(tu, fds[0]) if tu else 1
-        os.close(fds[0])
-        lock = None
-        if fresh and tu and part is not None:
+    kept: OrderedDict = OrderedDict()   # (path, args, working directory, environment) -> _Kept
+    try:
+        while True:
+            try:
+                (path, args, directory, cwd, env), fds = receive_message(sock, max_fds=1)
+            except EOFError:
+                return                  # the server ended
+            if len(fds) != 1:
+                raise ValueError("a request without its pipe")
+            os.chdir(cwd)
+            os.environ.clear()
+            os.environ.update(env)
+            os.environ["TMPDIR"] = tmp
+            key = (path, tuple(args), cwd, tuple(sorted(env.items())))
+            part = _part(path)
+            k = kept.pop(key, None)
+            # Parsed again only when the file's directives were the same before and after the
+            # reparse read it (an edit between the two could have had libclang read other files).
+            if k is not None and (part is None or not k.holds(part) or lib.qpm_keep_reparse(k.tu) != 0
+                                  or _part(path) != part):
+                lib.qpm_keep_dispose(k.tu)
+                k = None
+            fresh = k is None
+            tu = lib.qpm_keep_parse(path.encode(), *unit._walker_argv(args)) if fresh else k.tu
+            rc = lib.qpm_walk_unit(tu, fds[0]) if tu else 1
+            os.close(fds[0])
+            keep = fresh and tu and part is not None
+            if fresh and tu and not keep:
+                lib.qpm_keep_dispose(tu)
             # Kept, its preamble made after the answer: a writer lock of the command's cache taken
             # first, for the runs of other processes to wait for (the server's commands do not).
             os.environ["QPM_CACHE_DIR"] = directory
-            lock = cache._writer_lock(owner=os.getppid())
-        elif fresh and tu:
-            lib.qpm_keep_dispose(tu)
-        # A fresh parse's walk names every file it read; a reparse's may not.
-        _send(sock, (unit.walk_code(rc), 0 if fresh else 1, [] if fresh else k.files))
-        if fresh and lock is not None:
-            k = _Kept(tu, _files(lib, unit, tu), part)
-            if lib.qpm_keep_reparse(tu) == 0:
+            lock = cache._writer_lock(owner=os.getppid()) if keep else None
+            # A fresh parse's walk names every file it read; a reparse's may not.
+            send_message(sock, (unit.walk_code(rc), 0 if fresh else 1, [] if fresh else k.files))
+            if keep:
+                files = _files(lib, unit, tu)
+                k = _Kept(tu, files, search_dirs(path, args, files), part)
+                if lib.qpm_keep_reparse(tu) == 0:
+                    kept[key] = k
+                    while len(kept) > KEEP:
+                        lib.qpm_keep_dispose(kept.popitem(last=False)[1].tu)
+                else:
+                    lib.qpm_keep_dispose(tu)
+                cache._release(lock)
+            elif not fresh:
                 kept[key] = k
-                while len(kept) > KEEP:
-                    lib.qpm_keep_dispose(kept.popitem(last=False)[1].tu)
-            else:
-                lib.qpm_keep_dispose(tu)
-            cache._release(lock)
-        elif not fresh:
-            kept[key] = k
+    finally:
+        for k in kept.values():         # their preambles' files removed
+            lib.qpm_keep_dispose(k.tu)
+        shutil.rmtree(tmp, ignore_errors=True)      # a server killed does not remove it

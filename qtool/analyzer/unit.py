@@ -12,6 +12,7 @@ import fcntl
 import os
 import pickle
 import re
+import sys
 import threading
 from collections import namedtuple
 
@@ -486,25 +487,26 @@ def _walk_kept(path: str, args: tuple[str, ...], facts: UnitFacts, included: lis
     """The unit walked by the server's keeper (keeper.py), as _walk_in_child would walk it; None
     when this process is no server, or its keeper died or stalled (then ended: the caller parses
     the unit in a child of its own)."""
-    from . import cache, keeper
-    k = keeper.current()
+    keeper = sys.modules.get(__package__ + ".keeper")      # a server imported it; nothing else does
+    k = keeper.current() if keeper is not None else None
     if k is None:
         return None
+    from . import cache
     rfd, wfd = _pipe()
     try:
-        if not k.walk(path, args, wfd, cache.cache_dir()):
-            keeper.lost()
-            return None
+        sent = k.walk(path, args, wfd, cache.cache_dir())
     finally:
         os.close(wfd)
     try:
-        data = _read(rfd, records, k.pid)
+        data = _read(rfd, records, k.pid) if sent else None
+        got = k.result() if sent else None
     except _Crashed:                    # stalled: stopped
+        got = None
+    except BaseException:               # interrupted: its answer is nobody's now
         keeper.lost()
-        return None
+        raise
     finally:
         os.close(rfd)
-    got = k.result()
     if got is None:
         keeper.lost()
         return None
