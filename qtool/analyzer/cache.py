@@ -67,10 +67,8 @@ _RESULT_CODE = (".", "analyzer", "commands")
 def cache_dir() -> str:
     if _writing_into is not None:
         return _writing_into
-    base = os.environ.get("QPM_CACHE_DIR")
-    if not base:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        base = os.path.join(xdg, "qtool")
+    from ..client import cache_base
+    base = cache_base()
     os.makedirs(base, exist_ok=True)
     return base
 

@@ -119,6 +119,16 @@ def keep_freed_memory() -> None:
     mallopt(M_TRIM_THRESHOLD, 1 << 30)      # and the heap is not shrunk below a gigabyte
 
 
+def give_back_memory() -> None:
+    """Gives the memory this process freed back to the system (glibc's malloc_trim), whatever
+    keep_freed_memory said: for a process that stays up between commands (a server), once a
+    command is done."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 @lru_cache(maxsize=None)
 def walker():
     """The compiled walker, built on first use: its entry points qpm_parse_walk(path, argv, argc,

@@ -136,5 +136,7 @@ def load_compile_commands(path: str) -> dict[str, tuple[str, ...]]:
         file = os.path.normpath(os.path.join(directory, file))
         out[file] = _clean(argv, directory)
     if key is not None:
+        if len(_loaded) >= 4:       # a process that stays up (a server) while the database is edited
+            del _loaded[next(iter(_loaded))]
         _loaded[key] = out
     return out
