@@ -152,17 +152,23 @@ def fifo_compile_commands(where):
     return path
 
 
-def test_ctrl_c_at_the_client_stops_the_served_command_and_the_server_goes_on(server, program):
-    fifo = fifo_compile_commands(program)
-    client = subprocess.Popen([sys.executable, "-m", "qtool", "analyze", "-p", str(fifo)], cwd=program,
-                              env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    w = os.open(fifo, os.O_WRONLY)      # returns once the served command opened it to read
+def interrupted_waiting_in(fifo, server, args, cwd):
+    """Runs the served command, which waits reading the FIFO, and presses Ctrl-C at its client
+    once it does (opening the FIFO to write returns then): the client says so, and exits 130."""
+    client = subprocess.Popen([sys.executable, "-m", "qtool", *args], cwd=cwd, env=server.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    w = os.open(fifo, os.O_WRONLY)
     try:
         client.send_signal(signal.SIGINT)
-        out, err = client.communicate(timeout=60)
+        _, err = client.communicate(timeout=60)
     finally:
         os.close(w)
     assert client.returncode == 130 and "qtool: interrupted" in err, (client.returncode, err)
+
+
+def test_ctrl_c_at_the_client_stops_the_served_command_and_the_server_goes_on(server, program):
+    fifo = fifo_compile_commands(program)
+    interrupted_waiting_in(fifo, server, ("analyze", "-p", str(fifo)), program)
     os.unlink(fifo)
     rc, _, err = server.run(("analyze", "."), program)
     assert rc == 0 and "0 errors" in err
@@ -248,30 +254,54 @@ def test_one_server_a_cache_and_stop_stops_it(server, program):
 
 
 @pytest.mark.parametrize("garbage", [b"", b"\x01", b"\xff\xff\xff\x7f", b"\x05\x00\x00\x00hello",
-                                     b"\x04\x00\x00\x00\xe9\x01\x00\x00\x00"])
+                                     b"\x04\x00\x00\x00\xe9\x01\x00\x00\x00",
+                                     b"\x03\x00\x00\x00)\x01N"])      # a tuple, of the wrong length
 def test_garbage_on_the_socket_is_refused_and_the_server_goes_on(server, program, garbage):
+    from qtool import client
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(server.socket)
+    assert client.receive_message(s)[0] == client.HELLO
     s.sendall(garbage)
     s.shutdown(socket.SHUT_WR)
     try:
-        reply = s.recv(16)
-    except ConnectionResetError:        # closed with bytes left unread
-        reply = b""
-    assert reply in (b"", b"O")         # closed unanswered, or told to run the command itself
+        reply = client.receive_message(s)[0]
+    except (EOFError, ConnectionResetError):        # closed unanswered (with bytes left unread)
+        reply = None
+    assert reply in (None, (client.OTHER,))         # or told to run the command itself
     s.close()
     rc, _, err = server.run(("analyze", "."), program)
     assert rc == 0 and "0 errors" in err, err
     assert "stopped after 1 command " in server.stop()
 
 
+def test_a_client_that_hangs_up_at_any_point_ends_only_its_own_conversation(server, program):
+    from qtool import client
+    for cut in ("before hello", "after hello", "after request"):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(server.socket)
+        if cut != "before hello":
+            assert client.receive_message(s)[0] == client.HELLO
+        if cut == "after request":
+            req = client.request(["analyze", str(program)])
+            client.send_message(s, req, (0, 1, 2))
+        s.close()
+    rc, _, err = server.run(("analyze", "."), program)
+    assert rc == 0 and "0 errors" in err, err
+    assert server.proc.poll() is None
+    said = server.stop()
+    assert re.search(r"stopped after [12] commands", said), said
+
+
 def test_a_client_that_says_nothing_holds_the_server_only_for_the_requests_timeout(server, program):
+    from qtool import client
     mute = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     mute.connect(server.socket)
     try:
         rc, _, err = server.run(("analyze", "."), program)
         assert rc == 0 and "0 errors" in err, err
-        assert mute.recv(16) == b""     # given up on
+        # Told to run its command itself, then left.
+        assert [client.receive_message(mute)[0] for _ in range(2)] == [client.HELLO, (client.OTHER,)]
+        assert mute.recv(16) == b""
     finally:
         mute.close()
     assert "stopped after 1 command " in server.stop()
@@ -389,3 +419,97 @@ def test_a_socket_of_another_user_is_given_nothing(tmp_path, program, alone):
         os.close(r)
         os.waitpid(pid, 0)
         shutil.rmtree(cache, ignore_errors=True)
+
+
+def test_ctrl_c_while_the_keeper_parses_leaves_no_answer_for_the_next_command(server, alone, tmp_path):
+    # The unit's header is a FIFO: the keeper's parse waits in it.  Ctrl-C at the client stops the
+    # command in the server while the keeper has yet to answer; the next command's unit must not
+    # get that answer (the keeper is ended, and another started).
+    src = tmp_path / "fifo"
+    src.mkdir()
+    os.mkfifo(src / "pipe.h")
+    (src / "main.c").write_text('#include "pipe.h"\nint g(void) { return 1; }\nint main(void) { return g(); }\n')
+    interrupted_waiting_in(src / "pipe.h", server, ("analyze", "-j", "1", "main.c"), src)
+    os.unlink(src / "pipe.h")
+    (src / "pipe.h").write_text("int h(void);\n")
+    (src / "other.c").write_text("int h(void) { return 2; }\n")
+    args = ("analyze", "-j", "1", "--format", "json", ".")
+    assert server.run(args, src) == alone(args, src)
+    assert "stopped after 2 commands" in server.stop()
+
+
+def test_a_header_that_appears_earlier_on_the_include_path_is_read_as_alone(server, alone, tmp_path):
+    # -I a -I b, the header in b: a kept unit parsed again after h.h appears in a reads a's, as a
+    # fresh parse does; so does one run with CPATH naming a directory the header is in.
+    src = tmp_path / "paths"
+    for d in ("a", "b", "c"):
+        (src / d).mkdir(parents=True)
+    (src / "b" / "h.h").write_text("static int from_b(void) { return 2; }\n#define CALL() from_b()\n")
+    (src / "main.c").write_text('#include "h.h"\nint main(void) { return CALL(); }\n')
+    with open(src / "compile_commands.json", "w") as f:
+        f.write('[{"directory": "%s", "file": "main.c", "arguments": ["gcc", "-Ia", "-Ib", "-c", "main.c"]}]' % src)
+    args = ("analyze", "--format", "json", "-p", "compile_commands.json")
+    assert server.run(args, src) == alone(args, src)
+    replace(src / "main.c", "return CALL();", "return CALL() ;")        # parsed again from the kept parse
+    assert server.run(args, src) == alone(args, src)
+    (src / "a" / "h.h").write_text("static int from_a(void) { return 1; }\n#define CALL() from_a()\n")
+    replace(src / "main.c", "return CALL() ;", "return CALL();")
+    got = server.run(args, src)
+    assert "from_a" in got[1] and got == alone(args, src)
+    # A header found through CPATH, the client's: the server's environment has none.
+    (src / "c" / "only.h").write_text("int only(void);\n")
+    (src / "cpath.c").write_text('#include "only.h"\nint use(void) { return only(); }\n')
+    env = dict(server.env, CPATH=str(src / "c"))
+    served_run = run(env, ("analyze", "-j", "1", "cpath.c"), src)
+    alone_run = run(dict(env, QPM_NO_SERVER="1", QPM_CACHE_DIR=walkers_into(tmp_path / "alone-cpath")),
+                    ("analyze", "-j", "1", "cpath.c"), src)
+    assert served_run == alone_run and "not found" not in served_run[1] + served_run[2], served_run
+    said = server.stop()
+    assert re.search(r"[1-9]\d* of them from a kept parse", said), said
+
+
+def test_a_server_whose_working_directory_went_serves_on(tmp_path, program, alone):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    s = Server(walkers_into(tmp_path / "cache"))
+    s.proc.kill()
+    s.proc.communicate(timeout=60)
+    env = dict(s.env)
+    proc = subprocess.Popen([sys.executable, "-m", "qtool", "serve"], cwd=gone, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "serving" in proc.stderr.readline()
+        gone.rmdir()
+        for _ in range(2):
+            assert run(env, ("analyze", "."), program) == alone(("analyze", "."), program)
+        proc.terminate()
+        _, err = proc.communicate(timeout=60)
+        assert "stopped after 2 commands" in err, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_no_server_in_a_directory_everybody_may_write_to(tmp_path):
+    cache = walkers_into(tmp_path / "cache")
+    os.chmod(cache, 0o777)
+    env = dict(os.environ, QPM_CACHE_DIR=cache)
+    rc, _, err = run(env, ("serve",), tmp_path)
+    assert rc == 2 and "that others may not write to" in err, err
+    assert not os.path.exists(os.path.join(cache, "server.sock"))
+
+
+def test_a_command_waits_for_a_busy_server_only_so_long_then_runs_alone(server, program, alone):
+    fifo = fifo_compile_commands(program)
+    busy = subprocess.Popen([sys.executable, "-m", "qtool", "analyze", "-p", str(fifo)], cwd=program,
+                            env=server.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    w = os.open(fifo, os.O_WRONLY)      # the server is in the busy command now
+    try:
+        other = tmp = program.parent / "other"
+        shutil.copytree(program, other, ignore=shutil.ignore_patterns("compile_commands.json"))
+        assert run(server.env, ("analyze", "."), tmp) == alone(("analyze", "."), tmp)
+        busy.send_signal(signal.SIGINT)
+        assert busy.wait(timeout=60) == 130
+    finally:
+        os.close(w)
+    assert "stopped after 1 command " in server.stop()
