@@ -45,11 +45,12 @@ def cache_base() -> str:
 
 
 def socket_path(base: str | None = None) -> str:
-    """The socket of the server of this cache directory: server.sock in it, or, where that path is
+    """The socket of the server of this cache directory: server-vN.sock in it (N: the protocol's
+    number), or, where that path is
     longer than a socket's name may be, a file named by its digest in a directory of this user's
     ($XDG_RUNTIME_DIR, or /tmp/qtool-UID, which the server makes and checks: serve.private_dir)."""
     base = os.path.abspath(base or cache_base())
-    path = os.path.join(base, "server.sock")
+    path = os.path.join(base, f"server-v{PROTOCOL}.sock")  # a server of another protocol: another socket
     if len(path.encode()) < 100:
         return path
     from hashlib import blake2b
@@ -129,23 +130,35 @@ def peer(sock) -> tuple[int, int, int]:
 
 # The client.
 
-def _interrupts(sock) -> None:
-    """Ctrl-C (SIGINT) from now on tells the server, whose command stops as it would stop here
-    (and exits 130): this process waits for that answer."""
-    import _signal
+class _CtrlC:
+    """Ctrl-C (SIGINT) while a command is handed over: remembered until the request is out, then
+    told to the server (INTERRUPT), whose command stops as it would stop here and exits 130;
+    this process waits for that answer.  undo() puts Python's own handling back."""
 
-    def interrupt(signum, frame):
+    def __init__(self, sock):
+        import _signal
+        self.sock, self.pressed, self.sent = sock, False, False
+        _signal.signal(_signal.SIGINT, self._pressed)
+
+    def _pressed(self, signum, frame) -> None:
+        self.pressed = True
+        if self.sent:
+            self.tell()
+
+    def request_sent(self) -> None:
+        self.sent = True
+        if self.pressed:
+            self.tell()
+
+    def tell(self) -> None:
         try:
-            sock.send(INTERRUPT)
+            self.sock.send(INTERRUPT)
         except OSError:
             pass
-    _signal.signal(_signal.SIGINT, interrupt)
 
-
-def _uninterrupted() -> None:
-    """Ctrl-C as Python has it (KeyboardInterrupt): for a command that runs here after all."""
-    import _signal
-    _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+    def undo(self) -> None:
+        import _signal
+        _signal.signal(_signal.SIGINT, _signal.default_int_handler)
 
 
 def served(argv: list[str]) -> int | None:
@@ -157,45 +170,46 @@ def served(argv: list[str]) -> int | None:
         path = socket_path()
         for fd in (0, 1, 2):
             os.fstat(fd)            # a closed standard stream: nothing to pass; run here
+        asked = request(argv)       # (a working directory removed: run here, and say so there)
     except (OSError, ValueError):
         return None
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         try:
+            sock.settimeout(WAIT)   # connect waits too while the server's queue is full
             sock.connect(path)
             if peer(sock)[1] != os.getuid():
                 return None         # somebody else's: given no command, environment or streams
-            sock.settimeout(WAIT)
             if receive_message(sock)[0] != HELLO:
                 return None
             sock.settimeout(None)
+            ctrl_c = _CtrlC(sock)
         except (OSError, EOFError, ValueError):
             return None             # no server, one that died, or one busy for longer than WAIT
         except KeyboardInterrupt:
             print("qtool: interrupted", file=sys.stderr)
             return 130              # nothing sent: nothing runs
         try:
-            send_message(sock, request(argv), (0, 1, 2))
-        except KeyboardInterrupt:   # sent or not: the server stops a command whose client left
-            print("qtool: interrupted", file=sys.stderr)
-            return 130
-        _interrupts(sock)
+            send_message(sock, asked, (0, 1, 2))
+            delivered = True
+        except OSError:             # too late (the server said OTHER and left), or gone
+            delivered = False
+        ctrl_c.request_sent()
         try:
             reply = receive_message(sock)[0]
-        except (EOFError, ValueError):
+        except (OSError, EOFError, ValueError):
             reply = None
-        if reply == (OTHER,):
-            _uninterrupted()
-            return None
+        if reply == (OTHER,) or reply is None and not delivered:
+            if ctrl_c.pressed:
+                print("qtool: interrupted", file=sys.stderr)
+                return 130
+            ctrl_c.undo()
+            return None             # the server runs other code, or did not take the request
         if not (isinstance(reply, tuple) and len(reply) == 2 and reply[0] == DONE and isinstance(reply[1], int)):
             print(f"qtool: the server at {path} ended before the command did "
                   "(QPM_NO_SERVER=1 runs commands without it)", file=sys.stderr)
             return 3
         return reply[1]
-    except OSError as e:
-        print(f"qtool: the server at {path} failed: {e.strerror or e} "
-              "(QPM_NO_SERVER=1 runs commands without it)", file=sys.stderr)
-        return 3
     finally:
         sock.close()
 
