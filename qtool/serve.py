@@ -83,6 +83,17 @@ def _open_private(path: str, flags: int) -> int:
     return os.open(path, flags | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
 
 
+_serving: list["Server"] = []       # the servers of this process (one), for _in_child
+_hooked = False                     # _in_child registered
+
+
+def _in_child() -> None:
+    """os.register_at_fork's hook, registered once: see Server.in_child."""
+    for server in _serving:
+        server.in_child()
+    _serving.clear()
+
+
 class Server:
     def __init__(self, path: str, idle: float):
         self.path = path
@@ -96,7 +107,7 @@ class Server:
     # The socket.
 
     def bind(self) -> None:
-        """Takes the cache's server lock (server.sock.lock beside the socket, held while this
+        """Takes the cache's server lock (the socket's name and .lock, beside it, held while this
         process runs: one server a cache) and listens at the socket."""
         private_dir(os.path.dirname(self.path))
         lock = _open_private(self.path + ".lock", os.O_RDWR)
@@ -120,9 +131,13 @@ class Server:
         finally:
             os.umask(mask)
         self.listener.listen(64)
-        os.register_at_fork(after_in_child=self._in_child)
+        global _hooked
+        _serving.append(self)
+        if not _hooked:
+            os.register_at_fork(after_in_child=_in_child)
+            _hooked = True
 
-    def _in_child(self) -> None:
+    def in_child(self) -> None:
         """In a process forked while this one serves: none of the server's descriptors (a parse
         that outlived a killed server would hold its socket and its lock)."""
         for s in (self.listener, self.conn):
@@ -140,6 +155,8 @@ class Server:
             self.lock = None
 
     def close(self) -> None:
+        if self in _serving:
+            _serving.remove(self)
         if self.listener is not None:
             try:
                 os.unlink(self.path)
@@ -270,8 +287,8 @@ class Server:
             except OSError as e:
                 print(f"qtool: error: cannot run in {cwd}: {e.strerror}", file=sys.stderr, flush=True)
                 return 2, None
-            self._interruptible(conn)
             try:
+                self._interruptible(conn)
                 self._on_io(None, None)     # a Ctrl-C or a hang-up that came before O_ASYNC did
                 code = cli.main(list(argv))
             except SystemExit as e:         # argparse's --help, --version and usage errors
@@ -337,10 +354,10 @@ def _warm() -> None:
 
 
 def background(server: Server) -> int:
-    """Runs the server in a process of its own (a session of its own, in /, with no descriptor of
-    this one's but its standard streams: /dev/null, and for errors server.sock.log beside its
-    socket); returns once it serves (0, and what it said then), or once it failed to (2, and what
-    it said)."""
+    """Runs the server in a process of its own (forked twice: in a session of its own, not its
+    leader, so that no terminal becomes its own; in /, with no descriptor of this one's but its
+    standard streams: /dev/null, and for errors the log beside its socket); returns once it
+    serves (0, and what it said then), or once it failed to (2, and what it said)."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -348,6 +365,9 @@ def background(server: Server) -> int:
         try:
             os.close(r)
             os.setsid()
+            if os.fork():
+                code = 0
+                return                  # (os._exit below): the server is the grandchild
             os.chdir("/")
             os.closerange(3, w)
             os.closerange(w + 1, 1 << 16)
@@ -355,7 +375,7 @@ def background(server: Server) -> int:
                 server.bind()
             except UserError as e:
                 os.write(w, str(e).encode())
-                return                  # (os._exit below)
+                return
             null = os.open(os.devnull, os.O_RDWR)
             err = _open_private(server.path + ".log", os.O_WRONLY | os.O_TRUNC)
             for fd, to in ((0, null), (1, null), (2, err)):
@@ -363,11 +383,20 @@ def background(server: Server) -> int:
             os.close(null)
             os.close(err)
 
+            told = []
+
             def ready() -> None:
                 os.write(w, b"\0" + f"qtool serve: serving {client.cache_base()} at {server.path} (pid "
                                     f"{os.getpid()}); its messages go to {server.path}.log".encode())
                 os.close(w)
-            code = server.run(ready)
+                told.append(True)
+            try:
+                code = server.run(ready)
+            except BaseException:
+                import traceback
+                traceback.print_exc()   # into the log
+                if not told:
+                    os.write(w, b"qtool: internal error in the server: see " + server.path.encode() + b".log")
         finally:
             os._exit(code)
     os.close(w)
@@ -378,10 +407,10 @@ def background(server: Server) -> int:
             break
         said += chunk
     os.close(r)
+    os.waitpid(pid, 0)
     if said[:1] == b"\0":
         print(said[1:].decode(errors="replace"), file=sys.stderr)
         return 0
-    os.waitpid(pid, 0)
     print(said.decode(errors="replace") or "qtool: error: the server did not start", file=sys.stderr)
     return 2
 

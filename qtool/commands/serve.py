@@ -11,7 +11,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--idle", type=float, default=3600.0, metavar="SECONDS",
                         help="stop after this long without a command (default: 3600)")
     parser.add_argument("--background", action="store_true",
-                        help="serve from a process of its own, once it serves (its messages: server.sock.log)")
+                        help="serve from a process of its own, once it serves (its messages: the socket's name and .log)")
     parser.add_argument("--stop", action="store_true", help="stop the server of this cache directory")
 
 
