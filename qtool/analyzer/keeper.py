@@ -16,13 +16,14 @@ What a walk says a unit read is what the next command checks to know whether the
 and clang_getInclusions, once a unit has a preamble, leaves out some of the files its parse read.
 So a unit is parsed again from its kept parse only when its file's preprocessor directives
 (directives) are as they were at its first parse, and so is every file that parse read (their
-sizes and modification times), and every directory a header could be found in (the include
-paths of its flags and of CPATH, its own directory, and those of the files it read: a header
-that appears in one of them changes its time); it is parsed with its command's working
-directory and environment, and kept under them.  Then the reparse reads the files the first
-parse read, and its walk names them all, from the first parse, beside those it names itself.
-Otherwise the unit is parsed anew.  (Where a header appears in a directory of the system's that
-is none of these, a kept unit is not parsed anew; nor is a unit cached by a command alone.)
+sizes and modification times), and no header has appeared where the preprocessor would have
+found it before one of those (absent_paths: each file read, named as from each directory the
+unit's flags, CPATH and its own directory give, joined to each of them).  It is parsed in its
+command's working directory and environment, and kept under them (those variables of it that
+change a parse: _PARSE_ENV).  Then the reparse reads the files the first parse read, and its
+walk names them all, from the first parse, beside those it names itself.  Otherwise the unit is
+parsed anew.  (A header that appears in a directory of the system's search path only, or that
+only `__has_include` asks for, is not noticed; nor is it by the unit cache of a command alone.)
 
 The keeper is a process of its own, forked from the server before its first command: a crash of
 libclang there ends the keeper, not the server; the server then parses the unit in a child of its
@@ -66,25 +67,27 @@ class Keeper:
         child.close()
         self.sock, self.pid = parent, pid
 
-    def walk(self, path: str, args: tuple, fd: int, cache: str) -> bool:
-        """Asks for the unit's walk, written to fd, parsed in this process's working directory and
-        environment: False when the keeper is gone."""
+    def walk(self, path: str, args: tuple, fd: int, cache: str, cwd: str) -> bool:
+        """Asks for the unit's walk, written to fd, parsed in working directory cwd and this
+        process's environment: False when the keeper is gone."""
         try:
-            send_message(self.sock, (path, tuple(args), cache, os.getcwd(), dict(os.environ)), (fd,))
+            send_message(self.sock, (path, tuple(args), cache, cwd, dict(os.environ)), (fd,))
             return True
         except OSError:
             return False
 
-    def result(self) -> tuple[int, list] | None:
-        """The walk's exit code (as unit._walk_in_child's child's) and the files the unit read that
-        the walk may not name (see _Kept); None when the keeper died."""
+    def result(self) -> tuple[int | None, list] | None:
+        """The walk's exit code (as unit._walk_in_child's child's; None: the keeper did not walk
+        it, the caller is to) and the files the unit read that the walk may not name (see
+        _Kept); None when the keeper died."""
         global walks, again
         try:
             code, kept, files = receive_message(self.sock)[0]
         except (OSError, EOFError, ValueError, TypeError):
             return None
-        walks += 1
-        again += kept
+        if code is not None:
+            walks += 1
+            again += kept
         return code, files
 
     def end(self, wait: float = 5.0) -> None:
@@ -114,9 +117,23 @@ class Keeper:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def _in_child() -> None:
+    """In a process the server forks (a parse, a worker): no keeper, nor its socket (the keeper
+    of a server that stops sees the end of it when the server's copy closes)."""
+    global _keeper, enabled
+    if _keeper is not None:
+        try:
+            os.close(_keeper.sock.detach())
+        except OSError:
+            pass
+    _keeper, enabled = None, False
+
+
 def start() -> None:
     """Starts the keeper (the server, before its first command: a process with no thread but one)."""
     global _keeper, enabled
+    if not enabled:
+        os.register_at_fork(after_in_child=_in_child)
     enabled = True
     if _keeper is None:
         _keeper = Keeper()
@@ -171,18 +188,18 @@ def _warm(lib, unit) -> None:
 
 class _Kept:
     """A kept parse: its translation unit; the files its first parse read (path, size, mtime_ns),
-    which its walks name beside those clang_getInclusions names (see qpm_inclusions); the
-    directories a header could be found in, with their modification times (None: none there);
-    and its file's directives as they were then (directives)."""
+    which its walks name beside those clang_getInclusions names (see qpm_inclusions); the paths
+    where a header could have been found before one of those, and was not (absent_paths); and
+    its file's directives as they were then (directives)."""
 
-    def __init__(self, tu, files: list, dirs: dict, part: bytes):
-        self.tu, self.files, self.dirs, self.part = tu, files, dirs, part
+    def __init__(self, tu, files: list, absent: frozenset, part: bytes):
+        self.tu, self.files, self.absent, self.part = tu, files, absent, part
 
     def holds(self, part: bytes) -> bool:
         """Whether a reparse now reads the files the first parse read, no others: the file's
-        directives are as they were, and so is every file that parse read and every directory a
-        header could come from.  (libclang's own test of a preamble compares modification times
-        to the second, of the files alone.)"""
+        directives are as they were, and so is every file that parse read, and no header has
+        appeared where the preprocessor would look for one first.  (libclang's own test of a
+        preamble compares modification times to the second, of the files read alone.)"""
         if part != self.part:
             return False
         for path, size, mtime in self.files:
@@ -192,41 +209,41 @@ class _Kept:
                 return False
             if st.st_size != size or st.st_mtime_ns != mtime:
                 return False
-        return all(_mtime(d) == t for d, t in self.dirs.items())
+        return not any(os.path.lexists(p) for p in self.absent)
 
 
-def _mtime(path: str) -> int | None:
-    try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return None
+_PATH_FLAGS = ("-I", "-isystem", "-iquote", "-idirafter")
 
 
-_PATH_FLAGS = ("-I", "-isystem", "-iquote", "-idirafter", "-iprefix", "-isysroot", "--sysroot",
-               "-F", "-iframework", "-include", "-imacros")
-
-
-def search_dirs(path: str, args: tuple, files: list) -> dict[str, int | None]:
-    """The directories a header of this unit could be found in, and their modification times: its
-    own, those of its flags' include paths (and of the files -include names), of CPATH and
-    C_INCLUDE_PATH, and those of the files its parse read."""
-    dirs = {os.path.dirname(os.path.abspath(path))}
+def absent_paths(path: str, args: tuple, files: list) -> frozenset[str]:
+    """Where a header the unit read could have been found had it been there, and is not: each
+    file read, named as from each directory it is under of those the preprocessor searches by
+    the unit's flags, by CPATH and C_INCLUDE_PATH, and its own directory (or by its last one
+    or two path components, for the system's directories), joined to each of those directories.
+    A header that appears at one of them may be read instead of the one read."""
+    roots = [os.path.dirname(os.path.abspath(path))]
     i = 0
     while i < len(args):
         a = args[i]
         flag = next((f for f in _PATH_FLAGS if a == f or a.startswith(f)), None)
         if flag is not None:
-            value = args[i + 1] if a == flag and i + 1 < len(args) else a[len(flag):].lstrip("=")
+            value = args[i + 1] if a == flag and i + 1 < len(args) else a[len(flag):]
             i += 1 if a == flag else 0
             if value:
-                value = os.path.abspath(value)
-                dirs.add(os.path.dirname(value) if flag in ("-include", "-imacros") else value)
+                roots.append(os.path.abspath(value))
         i += 1
     for var in ("CPATH", "C_INCLUDE_PATH"):
-        dirs.update(os.path.abspath(d or ".") for d in os.environ.get(var, "").split(os.pathsep)
-                    if var in os.environ)
-    dirs.update(os.path.dirname(f) for f, _, _ in files)
-    return {d: _mtime(d) for d in sorted(dirs)}
+        if var in os.environ:
+            roots += [os.path.abspath(d or ".") for d in os.environ[var].split(os.pathsep)]
+    roots = list(dict.fromkeys(roots))
+    read = {f for f, _, _ in files}
+    names = set()
+    for f in read:
+        parts = f.split(os.sep)
+        names.update(os.sep.join(parts[-k:]) for k in (1, 2))
+        names.update(f[len(r) + 1:] for r in roots if f.startswith(r + os.sep))
+    return frozenset(p for p in (os.path.join(r, n) for r in roots for n in names)
+                     if p not in read and not os.path.lexists(p))
 
 
 # Comments and string and character literals (their line splices too), and a preprocessor
@@ -255,6 +272,12 @@ def _part(path: str) -> bytes | None:
             return directives(f.read())
     except OSError:
         return None
+
+
+# What of a command's environment changes what a parse reads or says (the include paths clang
+# takes from it, the time __DATE__ and __TIME__ say): a unit is kept under them.
+_PARSE_ENV = ("CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH", "OBJC_INCLUDE_PATH", "SDKROOT",
+              "SOURCE_DATE_EPOCH", "TZ", "CCC_OVERRIDE_OPTIONS")
 
 
 def _files(lib, unit, tu) -> list:
@@ -291,7 +314,7 @@ def _child(sock: socket.socket, tmp: str) -> None:
     os.environ["TMPDIR"] = tmp          # where libclang writes the preambles
     lib = clang_env.walker()
     _warm(lib, unit)
-    kept: OrderedDict = OrderedDict()   # (path, args, working directory, environment) -> _Kept
+    kept: OrderedDict = OrderedDict()   # (path, args, working directory, _PARSE_ENV's) -> _Kept
     try:
         while True:
             try:
@@ -300,11 +323,16 @@ def _child(sock: socket.socket, tmp: str) -> None:
                 return                  # the server ended
             if len(fds) != 1:
                 raise ValueError("a request without its pipe")
-            os.chdir(cwd)
+            try:
+                os.chdir(cwd)
+            except OSError:             # gone: the server parses the unit itself, and says so
+                os.close(fds[0])
+                send_message(sock, (None, 0, []))
+                continue
             os.environ.clear()
             os.environ.update(env)
             os.environ["TMPDIR"] = tmp
-            key = (path, tuple(args), cwd, tuple(sorted(env.items())))
+            key = (path, tuple(args), cwd, tuple((v, env.get(v)) for v in _PARSE_ENV))
             part = _part(path)
             k = kept.pop(key, None)
             # Parsed again only when the file's directives were the same before and after the
@@ -328,7 +356,7 @@ def _child(sock: socket.socket, tmp: str) -> None:
             send_message(sock, (unit.walk_code(rc), 0 if fresh else 1, [] if fresh else k.files))
             if keep:
                 files = _files(lib, unit, tu)
-                k = _Kept(tu, files, search_dirs(path, args, files), part)
+                k = _Kept(tu, files, absent_paths(path, args, files), part)
                 if lib.qpm_keep_reparse(tu) == 0:
                     kept[key] = k
                     while len(kept) > KEEP:

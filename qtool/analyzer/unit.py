@@ -492,23 +492,29 @@ def _walk_kept(path: str, args: tuple[str, ...], facts: UnitFacts, included: lis
     if k is None:
         return None
     from . import cache
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        return None                     # the command's directory went: parsed as ever
     rfd, wfd = _pipe()
     try:
-        sent = k.walk(path, args, wfd, cache.cache_dir())
-    finally:
-        os.close(wfd)
-    try:
+        try:
+            sent = k.walk(path, args, wfd, cache.cache_dir(), cwd)
+        finally:
+            os.close(wfd)
         data = _read(rfd, records, k.pid) if sent else None
         got = k.result() if sent else None
     except _Crashed:                    # stalled: stopped
         got = None
-    except BaseException:               # interrupted: its answer is nobody's now
+    except BaseException:               # interrupted, wherever: its answer is nobody's now
         keeper.lost()
         raise
     finally:
         os.close(rfd)
     if got is None:
         keeper.lost()
+        return None
+    if got[0] is None:                  # declined: the keeper could not parse it there
         return None
     code, files = got
     rc = _walk_result(path, walk_rc(code))
