@@ -356,6 +356,7 @@ def test_the_directives_a_kept_parse_is_checked_by(text, found):
 
 
 def test_background_returns_once_it_serves(tmp_path, program):
+    from qtool import client
     env = dict(os.environ, QPM_CACHE_DIR=walkers_into(tmp_path / "cache"), PYTHONPATH=ROOT)
     env.pop("QPM_NO_SERVER", None)
     rc, _, err = run(env, ("serve", "--background"), tmp_path)
@@ -367,7 +368,7 @@ def test_background_returns_once_it_serves(tmp_path, program):
         assert run(env, ("analyze", "."), program)[0] == 0
         rc, _, err = run(env, ("serve", "--stop"), tmp_path)
         assert rc == 0
-        with open(tmp_path / "cache" / "server.sock.log") as f:
+        with open(client.socket_path(str(tmp_path / "cache")) + ".log") as f:
             log = f.read()
         assert log.startswith("qtool serve: serving") and "stopped after 1 command " in log, log
     finally:
@@ -384,7 +385,8 @@ def test_a_socket_of_another_user_is_given_nothing(tmp_path, program, alone):
     import tempfile
     cache = walkers_into(tempfile.mkdtemp(prefix="qtool-shared-"))     # a directory nobody reaches
     os.chmod(cache, 0o777)
-    path = os.path.join(cache, "server.sock")
+    from qtool import client
+    path = client.socket_path(cache)
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -456,6 +458,18 @@ def test_a_header_that_appears_earlier_on_the_include_path_is_read_as_alone(serv
     replace(src / "main.c", "return CALL() ;", "return CALL();")
     got = server.run(args, src)
     assert "from_a" in got[1] and got == alone(args, src)
+    # The same with a header in a subdirectory that both include paths have.
+    for d in ("a", "b"):
+        (src / d / "sub").mkdir()
+    (src / "b" / "sub" / "s.h").write_text("static int sub_b(void) { return 2; }\n#define SUB() sub_b()\n")
+    replace(src / "main.c", '#include "h.h"\n', '#include "h.h"\n#include "sub/s.h"\nint s(void) { return SUB(); }\n')
+    assert server.run(args, src) == alone(args, src)
+    replace(src / "main.c", "return CALL();", "return CALL() ;")     # parsed again from the kept parse
+    assert server.run(args, src) == alone(args, src)
+    (src / "a" / "sub" / "s.h").write_text("static int sub_a(void) { return 1; }\n#define SUB() sub_a()\n")
+    replace(src / "main.c", "return CALL() ;", "return CALL();")
+    got = server.run(args, src)
+    assert "sub_a" in got[1] and got == alone(args, src)
     # A header found through CPATH, the client's: the server's environment has none.
     (src / "c" / "only.h").write_text("int only(void);\n")
     (src / "cpath.c").write_text('#include "only.h"\nint use(void) { return only(); }\n')
@@ -496,7 +510,8 @@ def test_no_server_in_a_directory_everybody_may_write_to(tmp_path):
     env = dict(os.environ, QPM_CACHE_DIR=cache)
     rc, _, err = run(env, ("serve",), tmp_path)
     assert rc == 2 and "that others may not write to" in err, err
-    assert not os.path.exists(os.path.join(cache, "server.sock"))
+    from qtool import client
+    assert not os.path.exists(client.socket_path(cache))
 
 
 def test_a_command_waits_for_a_busy_server_only_so_long_then_runs_alone(server, program, alone):
@@ -513,3 +528,19 @@ def test_a_command_waits_for_a_busy_server_only_so_long_then_runs_alone(server, 
     finally:
         os.close(w)
     assert "stopped after 1 command " in server.stop()
+
+
+def test_a_unit_saved_by_renaming_and_an_unrelated_variable_keep_its_kept_parse(server, program):
+    # Editors save by writing a new file and renaming it over the old one (which changes the
+    # directory), and shells change variables no parse reads: neither makes the keeper parse a
+    # kept unit anew.
+    args = ("analyze", "-j", "1", ".")
+    assert server.run(args, program)[0] == 0
+    for n in range(3):
+        text = (program / "stats.c").read_text().replace("    return len;\n}\n", f"    return len;\n}}\nint v{n};\n", 1)
+        (program / "stats.c.new").write_text(text)
+        os.rename(program / "stats.c.new", program / "stats.c")
+        env = dict(server.env, UNRELATED=str(n))
+        assert run(env, args, program)[0] == 0
+    said = server.stop()
+    assert re.search(r"\(8 units parsed by its keeper, 3 of them from a kept parse\)", said), said
