@@ -132,15 +132,19 @@ def peer(sock) -> tuple[int, int, int]:
 
 class _CtrlC:
     """Ctrl-C (SIGINT) while a command is handed over: remembered until the request is out, then
-    told to the server (INTERRUPT), whose command stops as it would stop here and exits 130;
-    this process waits for that answer.  undo() puts Python's own handling back."""
+    told to the server, whose command stops as it would stop here and exits 130; this process
+    waits for that answer.  It is told twice, by INTERRUPT and by this end's half-close (the
+    server hears of either).  A second Ctrl-C does not wait (KeyboardInterrupt).  undo() puts
+    Python's own handling back."""
 
     def __init__(self, sock):
         import _signal
-        self.sock, self.pressed, self.sent = sock, False, False
+        self.sock, self.pressed, self.sent, self.told = sock, False, False, False
         _signal.signal(_signal.SIGINT, self._pressed)
 
     def _pressed(self, signum, frame) -> None:
+        if self.told:
+            raise KeyboardInterrupt
         self.pressed = True
         if self.sent:
             self.tell()
@@ -151,8 +155,12 @@ class _CtrlC:
             self.tell()
 
     def tell(self) -> None:
+        if self.told:
+            return
+        self.told = True
         try:
             self.sock.send(INTERRUPT)
+            self.sock.shutdown(_socket.SHUT_WR)
         except OSError:
             pass
 
@@ -199,6 +207,9 @@ def served(argv: list[str]) -> int | None:
             reply = receive_message(sock)[0]
         except (OSError, EOFError, ValueError):
             reply = None
+        except KeyboardInterrupt:   # pressed again: this end leaves, the server stops the command
+            print("qtool: interrupted", file=sys.stderr)
+            return 130
         if reply == (OTHER,) or reply is None and not delivered:
             if ctrl_c.pressed:
                 print("qtool: interrupted", file=sys.stderr)

@@ -160,7 +160,12 @@ def interrupted_waiting_in(fifo, server, args, cwd):
     w = os.open(fifo, os.O_WRONLY)
     try:
         client.send_signal(signal.SIGINT)
-        _, err = client.communicate(timeout=60)
+        try:
+            _, err = client.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            client.kill()
+            server.proc.terminate()
+            pytest.fail("the interrupted command did not end; the server said:\n" + server.proc.communicate()[1])
     finally:
         os.close(w)
     assert client.returncode == 130 and "qtool: interrupted" in err, (client.returncode, err)
