@@ -178,7 +178,6 @@ def served(argv: list[str]) -> int | None:
         path = socket_path()
         for fd in (0, 1, 2):
             os.fstat(fd)            # a closed standard stream: nothing to pass; run here
-        asked = request(argv)       # (a working directory removed: run here, and say so there)
     except (OSError, ValueError):
         return None
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
@@ -190,6 +189,7 @@ def served(argv: list[str]) -> int | None:
                 return None         # somebody else's: given no command, environment or streams
             if receive_message(sock)[0] != HELLO:
                 return None
+            asked = request(argv)   # (a working directory removed: nothing sent, run here)
             sock.settimeout(None)
             ctrl_c = _CtrlC(sock)
         except (OSError, EOFError, ValueError):
