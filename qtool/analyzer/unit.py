@@ -285,11 +285,11 @@ def parse_unit(path: str, args: tuple[str, ...], isolated: bool = False,
         records = _once(records)        # each half of a split parse calls it, and a whole parse after one given up
     try:
         rc = _walk_split(lib, path, argv, facts, included, records) if isolated and _splits(path) else None
-        if rc is None and isolated:
-            facts, included = UnitFacts(path), []
-            rc = _walk_kept(path, args, facts, included, records)
         if rc is None:
             facts, included = UnitFacts(path), []
+            if isolated:                # (a keeper that does not walk it leaves them as they are)
+                rc = _walk_kept(path, args, facts, included, records)
+        if rc is None:
             rc = _walk(_parse_walk(lib, path, argv), path, facts, included, isolated, records)
     except _Crashed as e:
         return crashed(path, str(e))
