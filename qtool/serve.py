@@ -307,7 +307,6 @@ class Server:
                     pass
             return code, cache.served_end()     # its writer lock taken before the answer
         finally:
-            self.conn = None
             for fd, own in zip((0, 1, 2), saved):
                 os.dup2(own, fd)
                 os.close(own)
