@@ -31,7 +31,7 @@ import _socket
 PROTOCOL = 2                # the request's first field: what a server checks it is running
 HELLO, DONE, OTHER = "hello", "done", "other"
 INTERRUPT = b"I"            # client -> server, while the command runs: Ctrl-C
-WAIT = 2.0                  # seconds a client waits for a server busy with another command
+WAIT = 10.0                 # seconds a client waits for a server busy with another command
 MAX_MESSAGE = 64 << 20      # bytes: arguments and an environment, not more
 
 

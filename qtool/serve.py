@@ -42,8 +42,9 @@ from .errors import UserError
 # 100-unit program: about 70 ms).
 IDLE_COLLECT = 0.5
 COLLECT_EVERY = 32
-REQUEST_TIMEOUT = 0.5       # seconds a client has to send its request (sent at HELLO; one that
-                            # misses it is told OTHER, and runs its command itself)
+REQUEST_TIMEOUT = 5.0       # seconds a client has to send its request (sent at HELLO, but a busy
+                            # machine may keep it from the CPU a while; one that misses it is told
+                            # OTHER, and runs its command itself)
 
 
 class _Stop(BaseException):
