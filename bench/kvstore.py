@@ -21,7 +21,9 @@ The five variants, each built by this script before anything is measured:
                  plan sends across (cache_get, cache_put, cache_invalidate) first makes one futex
                  round trip with a thread of a second process that does nothing but answer
                  (bench/ipc/handoff.c, linked with -Wl,--wrap wrappers), then runs in place.  The
-                 crossings' hand-offs and nothing else: no copy, no protocol, no supervision.
+                 crossings' hand-offs and nothing else: no copy, no protocol, no supervision; each
+                 a hand-off on one core (the peer's thread keeps to its caller's CPU, the caller
+                 yields to it), the cheapest this machine has.
 
 The executables are copied into a temporary directory once built (a split program finds its
 domain executables beside itself), so a rebuild in build/ during the run changes nothing here.
@@ -35,7 +37,7 @@ round; a run starts a fresh server on --port 0 (the port is read from its first 
 server's processes, sends SIGTERM and waits for it.  Reported: the median requests/s of each
 variant, ratios to mono (the median ratio and the range of the per-round ratios, each taken from
 runs of the same round), request errors, and the CPU time per request of the server (main
-process plus domain processes) and of loadgen.
+process plus domain processes) and of loadgen; isolate-cache against its floor, handoff.
 
 One extra, untimed run counts the calls between kvstore's components: a copy of the plain build
 linked with -Wl,--wrap counters around the functions of samples/kvstore/kvstore.h.  With each
@@ -617,7 +619,7 @@ def crossings(variant: str, per_request: dict[str, float]) -> tuple[float, float
 # ---- open loop ------------------------------------------------------------------------------
 
 P99_TARGET = 1.3      # isolate-cache's p99 over mono's, at 50% load
-FLOOR_TARGET = 0.9    # isolate-cache's saturation ratio to mono, as a share of the floor's
+FLOOR_TARGET = 0.9    # isolate-cache's rate at saturation, as a share of handoff's (its floor)
 KEEP_UP_SHARE = 0.97  # a run keeps up: it achieves at least this share of its rate ...
 KEEP_UP_P50_MS = 1.0  # ... with a median latency under this
 SEARCH_SECONDS = 2.0  # of paced load per probe of the search for a build's maximum
@@ -958,25 +960,27 @@ def rate_floor(costs: list[tuple[float, float]], budget: float, trips: float, h_
 
 def saturation_report(searches: dict, probes: list[dict], handoff: tuple, handoff_one: tuple, runs: dict,
                       closed_runs: dict) -> None:
-    """Each build's maximum beside what the floor predicts: the CPU per request of mono at its
-    maximum, plus one futex hand-off per channel round trip.  On a machine whose cores the client
-    and the server share, throughput is the cores over the CPU time per request, so a split build's
-    ratio to mono at saturation is at best C / (C + k * h): C mono's CPU per request (server and
-    client), k the split build's round trips per request (the runtime's own count), h the CPU time
-    of one futex hand-off (bench/ipc/pingpong.c, both processes)."""
+    """At saturation: each build's open-loop maximum and its CPU per request there; the targets,
+    isolate-cache against its floor measured in place (the handoff build, in the search and in the
+    closed loop); and beside them what the idle ping-pong predicts.  On cores that the client and
+    the server share, throughput is the cores over the CPU time per request, so with every round
+    trip costing one hand-off of h, a split build's ratio to mono would be C / (C + k h): C mono's
+    CPU per request (server and client), k the build's round trips per request (the runtime's own
+    count).  An open loop's request costs more the lower the rate, so there the prediction is the
+    highest rate R with R (C(R) + k h) within the CPU mono used at its maximum."""
     h_cpu, h_wall, samples = handoff
+    h1_cpu, h1_wall, samples1 = handoff_one
     mono = searches["mono"].good
     log("at saturation (each build's open-loop maximum, from the search):")
-    h1_cpu, h1_wall, samples1 = handoff_one
-    log(f"futex hand-off (bench/ipc/pingpong.c futex {PINGPONG_ROUNDS}, {PINGPONG_RUNS} runs): "
-        f"{h_cpu:.2f} us of CPU per round trip, median (runs: "
-        + ", ".join(f"{c:.2f}" for c, _ in samples) + f"); {h_wall:.2f} us wall")
-    log(f"  the same, both processes kept to one CPU (h1): {h1_cpu:.2f} us of CPU per round trip (runs: "
+    log(f"futex ping-pong (bench/ipc/pingpong.c futex {PINGPONG_ROUNDS}, {PINGPONG_RUNS} runs, idle otherwise): h "
+        f"{h_cpu:.2f} us of CPU per round trip, median (runs: " + ", ".join(f"{c:.2f}" for c, _ in samples)
+        + f"); {h_wall:.2f} us wall")
+    log(f"  the same, both processes kept to one CPU: h1 {h1_cpu:.2f} us of CPU per round trip (runs: "
         + ", ".join(f"{c:.2f}" for c, _ in samples1) + f"); {h1_wall:.2f} us wall")
     log()
     head = (f"{'variant':<14}{'max rate/s':>11}{'vs mono':>8}{'srv cpu us/req':>15}{'loadgen us/req':>15}"
-            f"{'total us/req':>13}{'trips/req':>10}{'srv us/trip':>13}{'floor predicts':>15}{'measured/floor':>15}"
-            f"{'mono us/req':>12}{'rate floor/s':>13}{'measured/rate floor':>20}{'with h1':>9}{'measured/that':>14}")
+            f"{'total us/req':>13}{'trips/req':>10}{'srv us/trip':>12}{'C/(C+kh)':>9}{'measured/that':>14}"
+            f"{'mono us/req':>12}{'rate, h':>9}{'measured/that':>14}{'rate, h1':>9}{'measured/that':>14}")
     log(head)
     log("-" * len(head))
     c_mono = (mono["server_cpu"] + mono["loadgen_cpu"]) / mono["requests"] if mono else None
@@ -996,70 +1000,65 @@ def saturation_report(searches: dict, probes: list[dict], handoff: tuple, handof
         if k and c_mono:
             floors[v] = floor_ratio(c_mono, k, h_cpu)
             srv_extra = r["server_cpu"] / r["requests"] - mono["server_cpu"] / mono["requests"]
-            cells += (f"{1e6 * srv_extra / k:>13.1f}{floors[v]:>15.2f}"
-                      f"{r['rate'] / mono['rate'] / floors[v]:>15.2f}")
             rate_floors[v] = rate_floor(costs, budget, k, h_cpu)
-            one = one_floors[v] = rate_floor(costs, budget, k, h1_cpu)
-            cells += (f"{1e6 * cost_at(costs, r['rate']):>12.1f}{rate_floors[v]:>13.0f}"
-                      f"{r['rate'] / rate_floors[v]:>20.2f}{one:>9.0f}{r['rate'] / one:>14.2f}")
+            one_floors[v] = rate_floor(costs, budget, k, h1_cpu)
+            cells += (f"{1e6 * srv_extra / k:>12.1f}{floors[v]:>9.2f}{r['rate'] / mono['rate'] / floors[v]:>14.2f}"
+                      f"{1e6 * cost_at(costs, r['rate']):>12.1f}{rate_floors[v]:>9.0f}{r['rate'] / rate_floors[v]:>14.2f}"
+                      f"{one_floors[v]:>9.0f}{r['rate'] / one_floors[v]:>14.2f}")
         log(cells)
     log("  max rate/s: the highest rate the build kept up with in the search (its probe's figures follow);")
     log("  total us/req: server + loadgen CPU per request at that rate; trips/req: channel round trips per")
-    log("  request, from the runtime's statistics over all the build's runs; srv us/trip: its server CPU")
-    log("  per request above mono's at mono's maximum, per round trip (what a round trip costs the server")
-    log("  at saturation, against the hand-off's h); floor predicts: the ratio to mono if every round trip")
-    log("  cost one futex hand-off, C / (C + trips x h), with C mono's total us/req and h the hand-off's")
-    log("  CPU per round trip above.")
-    log("  mono us/req: mono's server + loadgen CPU per request at the build's max rate, linear between")
-    log("  the rates mono kept up with in this run (" + ", ".join(f"{rate:.0f}/s {1e6 * c:.1f}" for rate, c in costs)
-        + " us/req); rate floor/s: the highest")
-    log("  rate R with R x (mono us/req at R + trips x h) within the CPU mono used at its maximum"
-        + (f" ({budget:.2f} s/s)" if budget else "") + ":")
-    log("  the floor with the cost of a request as this run measured it at each rate, not at mono's maximum")
-    log("  (below its maximum a request costs more: the client and the server sleep and wake for it);")
-    log("  with h1: the same rate floor with one CPU's hand-off h1 (the cheapest the machine has).")
+    log("  request, from the runtime's statistics over all the build's runs (handoff has none: its calls")
+    log(f"  are {FLOOR_OF}'s); srv us/trip: its server CPU per request above mono's at mono's maximum, per")
+    log("  round trip; C/(C+kh): the ratio to mono if every round trip cost one ping-pong hand-off h, with C")
+    log("  mono's total us/req.  mono us/req: mono's server + loadgen CPU per request at the build's max")
+    log("  rate, linear between the rates mono kept up with in this run ("
+        + ", ".join(f"{rate:.0f}/s {1e6 * c:.1f}" for rate, c in costs) + " us/req);")
+    log("  rate, h: the highest rate R with R x (mono us/req at R + trips x h) within the CPU mono used at")
+    log("  its maximum" + (f" ({budget:.2f} s/s)" if budget else "") + "; rate, h1: the same with h1.")
     log()
-    mono_c, ic_c = closed_runs["mono"], closed_runs["isolate-cache"]
+    mono_c, ic_c, hf_c = closed_runs["mono"], closed_runs[FLOOR_OF], closed_runs["handoff"]
     c_closed = (sum(r["server_cpu"] + r["loadgen_cpu"] for r in mono_c)) / sum(r["requests"] for r in mono_c)
     k_closed = per_request(ic_c, "trips")
-    closed_ratio = statistics.median(r["rps"] for r in ic_c) / statistics.median(r["rps"] for r in mono_c)
-    closed_floor = floor_ratio(c_closed, k_closed, h_cpu)
-    closed_floor_one = floor_ratio(c_closed, k_closed, h1_cpu)
-    srv_closed = per_request(ic_c, "server_cpu") - per_request(mono_c, "server_cpu")
-    log(f"closed loop (every connection always has a request in flight): isolate-cache "
-        f"{statistics.median(r['rps'] for r in ic_c):.0f} req/s, mono {statistics.median(r['rps'] for r in mono_c):.0f}: "
-        f"{closed_ratio:.2f}; mono's total {1e6 * c_closed:.1f} us/req, isolate-cache {k_closed:.2f} trips/req, "
-        f"{1e6 * srv_closed / k_closed:.1f} us of server CPU per trip; the floor predicts {closed_floor:.2f} "
-        f"({closed_floor_one:.2f} with h1)")
-    hf_c = closed_runs["handoff"]
-    hf_extra = per_request(hf_c, "server_cpu") + per_request(hf_c, "loadgen_cpu") - c_closed
-    log(f"  the bare hand-off in place (handoff, the same calls each first making {k_closed:.2f} futex round "
-        f"trips a request with a second process): {statistics.median(r['rps'] for r in hf_c):.0f} req/s; "
-        f"a round trip there costs {1e6 * hf_extra / k_closed:.1f} us of CPU (server and client above mono's, "
-        f"per trip), against the idle ping-pong's h {h_cpu:.2f} and h1 {h1_cpu:.2f} us")
+    rps = {v: statistics.median(r["rps"] for r in rs) for v, rs in closed_runs.items()}
+    closed_ratio = rps[FLOOR_OF] / rps["mono"]
+    log(f"closed loop (every connection always has a request in flight), medians of three runs: mono "
+        f"{rps['mono']:.0f} req/s ({1e6 * c_closed:.1f} us of CPU a request, server and client), {FLOOR_OF} "
+        f"{rps[FLOOR_OF]:.0f} ({closed_ratio:.2f} of mono; {k_closed:.2f} round trips a request), handoff "
+        f"{rps['handoff']:.0f}")
+    if k_closed:
+        for v, rs in ((FLOOR_OF, ic_c), ("handoff", hf_c)):
+            extra = per_request(rs, "server_cpu") + per_request(rs, "loadgen_cpu") - c_closed
+            log(f"  {v}: {1e6 * extra / k_closed:.1f} us of CPU (server and client) per round trip above mono's "
+                f"per request")
+        log(f"  (handoff is the plain build with the hand-offs: plain and mono are the same code; the idle "
+            f"ping-pong's h {h_cpu:.2f} and h1 {h1_cpu:.2f} us)")
     log()
-    log(f"targets at saturation ({FLOOR_OF} at least {FLOOR_TARGET} of its floor, the handoff build measured "
-        f"in this run: the same crossings as bare futex hand-offs, with no copy, protocol or supervision):")
+    log(f"targets at saturation ({FLOOR_OF} at least {FLOOR_TARGET} of its floor, the handoff build measured in "
+        f"this run: the same crossings as bare futex hand-offs on one core, with no copy, protocol or "
+        f"supervision):")
     ic, hf = searches[FLOOR_OF].good, searches["handoff"].good
     if ic and hf:
         share = ic["rate"] / hf["rate"]
         log(f"  open loop, the highest rate kept up with: {FLOOR_OF} {ic['rate']:.0f}/s, handoff {hf['rate']:.0f}/s: "
-            f"{share:.2f}: " + ("MET" if share >= FLOOR_TARGET else "MISS"))
+            f"{share:.2f}: " + ("MET" if share >= FLOOR_TARGET else "MISS")
+            + f" (each found within {100 * (SEARCH_STEP - 1):.0f}% by the search)")
     else:
         log("  open loop: not measured (a search found no rate)")
-    share = statistics.median(r["rps"] for r in ic_c) / statistics.median(r["rps"] for r in hf_c)
-    log(f"  closed loop: {FLOOR_OF} / handoff = {share:.2f}: " + ("MET" if share >= FLOOR_TARGET else "MISS"))
-    log("the idle ping-pong's predictions, for comparison (a hand-off between two processes that touch")
-    log("nothing else costs less than one in a server under load, whose switches evict what it uses):")
-    if "isolate-cache" in floors:
-        ratio = ic["rate"] / mono["rate"]
-        log(f"  open loop: the rate floor with h {rate_floors['isolate-cache']:.0f}/s, measured / that = "
-            f"{ic['rate'] / rate_floors['isolate-cache']:.2f}; with h1 {one_floors['isolate-cache']:.0f}/s, measured "
-            f"/ that = {ic['rate'] / one_floors['isolate-cache']:.2f}; as a ratio to mono {ratio:.2f}, C / (C + k h) "
-            f"= {floors['isolate-cache']:.2f}")
-    log(f"  closed loop: isolate-cache / mono = {closed_ratio:.2f}; C / (C + k h) = {closed_floor:.2f}, measured / "
-        f"that = {closed_ratio / closed_floor:.2f}; with h1 {closed_floor_one:.2f}, measured / that = "
-        f"{closed_ratio / closed_floor_one:.2f}")
+    share = rps[FLOOR_OF] / rps["handoff"]
+    per_run = sorted(a["rps"] / b["rps"] for a, b in zip(ic_c, hf_c))
+    log(f"  closed loop: {FLOOR_OF} / handoff = {share:.2f} (run by run {', '.join(f'{x:.2f}' for x in per_run)}): "
+        + ("MET" if share >= FLOOR_TARGET else "MISS"))
+    log("the idle ping-pong's predictions, for comparison (its two processes touch nothing but a futex word):")
+    if FLOOR_OF in floors:
+        log(f"  open loop: {FLOOR_OF}'s maximum {ic['rate'] / rate_floors[FLOOR_OF]:.2f} of the rate with h "
+            f"({rate_floors[FLOOR_OF]:.0f}/s), {ic['rate'] / one_floors[FLOOR_OF]:.2f} of the rate with h1 "
+            f"({one_floors[FLOOR_OF]:.0f}/s)")
+    if k_closed:
+        for name, h in (("h", h_cpu), ("h1", h1_cpu)):
+            f = floor_ratio(c_closed, k_closed, h)
+            log(f"  closed loop: with {name}, C / (C + k h) = {f:.2f}; {FLOOR_OF} / mono = {closed_ratio:.2f}, "
+                f"{closed_ratio / f:.2f} of that")
 
 
 # ---- report ---------------------------------------------------------------------------------
