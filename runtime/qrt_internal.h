@@ -24,7 +24,7 @@
 #define QRT_WAKE_PROBE_NS 200000LL      /* ... once in this many waits, for at most this long */
 #define QRT_COLOCATED_YIELDS 32u       /* a caller whose serving thread keeps to its CPU yields */
 #define QRT_COLOCATED_GAP_NS 20000LL   /* a call this soon after the answer before it came ... */
-#define QRT_COLOCATED_SHORT_GAPS 4u    /* ... this many times in a row: the serving thread lets go ... */
+#define QRT_COLOCATED_SHORT_GAPS 16u   /* ... this many times in a row: the serving thread lets go ... */
 #define QRT_COLOCATED_PAUSE 256u       /* ... of its caller's CPU, and keeps to none for this many calls */
 #define QRT_YIELD_ROUNDS 8              /* sched_yield rounds between spinning and sleeping, at most */
 #define QRT_YIELD_SHORT_WAIT_NS 100000  /* a sleep shorter than this: yielding might have paid */

@@ -999,9 +999,13 @@ static int converse(struct qrt__chan *c, int side, uint32_t fn, struct qrt_wr *a
  * spinning on two cores: a serving thread whose next call came within QRT_COLOCATED_GAP_NS of its
  * answer QRT_COLOCATED_SHORT_GAPS times in a row moves to another of its CPUs, lets go of the
  * affinity and waits as any thread does (spinning while that pays), and keeps to no CPU for its
- * next QRT_COLOCATED_PAUSE calls.  A thread that catches a call without sleeping (its caller runs
- * on another core) lets go too.  Only a domain's serving threads are moved: the program's own
- * threads are the scheduler's.
+ * next QRT_COLOCATED_PAUSE calls.  A loop of calls makes thousands of short gaps in a row; a
+ * server's requests make a few (kvstore's cache_get and cache_put of one request come 4 to 8 us
+ * apart, and at saturation its requests' calls 16 to 32 us apart), so the row is long: at 4 a
+ * row, kvstore's serving threads let go about once in a thousand calls, and spent a quarter of
+ * their calls away from their callers' CPUs (closed loop).  A thread that catches a call without
+ * sleeping (its caller runs on another core) lets go too.  Only a domain's serving threads are
+ * moved: the program's own threads are the scheduler's.
  */
 static __thread uint16_t tls_keeps_to;      /* the CPU (+ 1) this serving thread keeps to; 0: none */
 static __thread unsigned tls_short_gaps;    /* calls in a row that came soon after an answer */
