@@ -23,8 +23,8 @@
 #define QRT_WAKE_PROBE_EVERY 128u       /* a caller that woke its peer spins for the answer ... */
 #define QRT_WAKE_PROBE_NS 200000LL      /* ... once in this many waits, for at most this long */
 #define QRT_COLOCATED_YIELDS 32u       /* a caller whose serving thread keeps to its CPU yields */
-#define QRT_COLOCATED_GAP_NS 20000LL   /* a call this soon after the answer before it came ... */
-#define QRT_COLOCATED_SHORT_GAPS 16u   /* ... this many times in a row: the serving thread lets go ... */
+#define QRT_COLOCATED_THINK_NS 2000LL  /* a call made this soon after the caller had its answer ... */
+#define QRT_COLOCATED_SHORT_GAPS 4u    /* ... this many times in a row: the serving thread lets go ... */
 #define QRT_COLOCATED_PAUSE 256u       /* ... of its caller's CPU, and keeps to none for this many calls */
 #define QRT_YIELD_ROUNDS 8              /* sched_yield rounds between spinning and sleeping, at most */
 #define QRT_YIELD_SHORT_WAIT_NS 100000  /* a sleep shorter than this: yielding might have paid */
@@ -39,6 +39,7 @@ enum { QRT_IDLE = 0, QRT_TO_SERVER = 1, QRT_TO_CALLER = 2, QRT_DEAD = 3 };
 enum { QRT_K_CALL = 1, QRT_K_RETURN = 2, QRT_K_ERROR = 3 };
 enum { QRT_SIDE_CALLER = 0, QRT_SIDE_SERVER = 1 };
 enum { QRT_SLEEP_CALLER = 1, QRT_SLEEP_SERVER = 2 };
+#define QRT_CALLER_QUICK 0x8000u        /* caller_cpu's flag; CPU numbers + 1 stay below it */
 
 struct qrt__chan {
     /* A channel starts a cache line: its header and the first 32 bytes of a message travel
@@ -52,7 +53,8 @@ struct qrt__chan {
     /* Where the two sides run (a CPU number + 1; 0: not known): the caller writes its CPU when
      * its message wakes the serving thread from sleep, and a domain's serving thread the CPU it
      * keeps to while it follows its caller (see "Hand-offs on one core" in transport.c). */
-    _Atomic uint16_t caller_cpu;
+    _Atomic uint16_t caller_cpu; /* with QRT_CALLER_QUICK: a call its caller made right after
+                                  * the last answer (see "Hand-offs on one core" in transport.c) */
     _Atomic uint16_t server_cpu; /* (the first 32 bytes of a message share the header's line) */
     volatile uint8_t buf[QRT_CHAN_BUF];
 };

@@ -62,6 +62,8 @@ static __thread int tls_woke;      /* this thread's last post woke its peer from
 static __thread unsigned tls_wake_probe;
 static __thread long long tls_answer_ns = QRT_WAKE_PROBE_NS;  /* its last sleep for an answer */
 static __thread uint16_t tls_woke_cpu;  /* the CPU (+ 1) its last post woke its peer from */
+static __thread long long tls_quick_from;   /* when its last answer came while it yielded to a
+                                             * serving thread on its own CPU (0: never) */
 static __thread int tls_slept;          /* its last wait ended in a sleep */
 static pthread_key_t release_key;
 static pthread_once_t release_once = PTHREAD_ONCE_INIT;
@@ -114,6 +116,20 @@ static inline void cpu_relax(void)
 static int hostile_post(struct qrt__chan *c, uint32_t *kind, uint32_t *fn, uint32_t *len, uint32_t *nfds);
 #endif
 
+/* What a caller that wakes its serving thread tells it (post): the CPU it runs on (+ 1), and
+ * whether this call came right after the last answer, which it had from a serving thread on that
+ * CPU (the clock is read only then; a stale time only makes the gap long). */
+static __attribute__((noinline)) uint16_t caller_word(void)
+{
+    int cpu = sched_getcpu();
+    tls_woke_cpu = cpu >= 0 && cpu + 1 < (int)QRT_CALLER_QUICK ? (uint16_t)(cpu + 1) : 0;
+    uint16_t word = tls_woke_cpu;
+    if (tls_quick_from && word && qrt__stats_clock() - tls_quick_from < QRT_COLOCATED_THINK_NS)
+        word |= QRT_CALLER_QUICK;
+    tls_quick_from = 0;
+    return word;
+}
+
 static inline __attribute__((always_inline)) int post(struct qrt__chan *c, int side, uint32_t kind, uint32_t fn,
                                                      uint32_t len, uint32_t nfds)
 {
@@ -126,6 +142,13 @@ static inline __attribute__((always_inline)) int post(struct qrt__chan *c, int s
     c->len = len;
     c->nfds = nfds;
     uint32_t turn = side == QRT_SIDE_CALLER ? QRT_TO_SERVER : QRT_TO_CALLER;
+    /* A caller whose last answer came from a serving thread on its CPU writes its word (where it
+     * runs, and whether this call came right after that answer) before the call is out: that
+     * thread may find the call posted on its way to sleep, and would then read the word before
+     * a caller that writes it after posting had done so. */
+    int told = side == QRT_SIDE_CALLER && tls_quick_from;
+    if (told)
+        atomic_store_explicit(&c->caller_cpu, caller_word(), memory_order_relaxed);
     if (self_domain == QRT_MAIN_DOMAIN) {
         /* Main believes only its own generation: a DEAD the domain wrote changes nothing. */
         atomic_store(&c->state, turn);
@@ -138,12 +161,10 @@ static inline __attribute__((always_inline)) int post(struct qrt__chan *c, int s
     }
     uint32_t peer = side == QRT_SIDE_CALLER ? QRT_SLEEP_SERVER : QRT_SLEEP_CALLER;
     if (atomic_load(&c->sleepers) & peer) {
-        if (side == QRT_SIDE_CALLER) {
+        if (side == QRT_SIDE_CALLER && !told) {
             /* The serving thread learns where its caller runs before it wakes (the wake-up is
              * a system call: a full barrier). */
-            int cpu = sched_getcpu();
-            tls_woke_cpu = cpu >= 0 && cpu < UINT16_MAX ? (uint16_t)(cpu + 1) : 0;
-            atomic_store_explicit(&c->caller_cpu, tls_woke_cpu, memory_order_relaxed);
+            atomic_store_explicit(&c->caller_cpu, caller_word(), memory_order_relaxed);
         }
         futex(&c->state, FUTEX_WAKE, INT_MAX, NULL);
         tls_woke = 1;
@@ -340,6 +361,8 @@ __attribute__((noinline)) static int wait_slow(struct qrt__chan *c, uint32_t wan
         /* The serving thread it woke keeps to this CPU: it runs when this thread gives the CPU
          * up, which yielding does without a sleep, and then it needs no wake-up to answer. */
         int rc = yield_for(c, want, w, QRT_COLOCATED_YIELDS);
+        if (rc == 0)
+            tls_quick_from = qrt__stats_clock();
         if (rc <= 0)
             return rc;
     } else if (woke && side == QRT_SIDE_CALLER && ++tls_wake_probe % QRT_WAKE_PROBE_EVERY == 0) {
@@ -996,16 +1019,21 @@ static int converse(struct qrt__chan *c, int side, uint32_t fn, struct qrt_wr *a
  * thread sleeps at once, as spinning would only keep the caller from running.
  *
  * That suits calls with work between them.  Calls back to back are faster with the two threads
- * spinning on two cores: a serving thread whose next call came within QRT_COLOCATED_GAP_NS of its
- * answer QRT_COLOCATED_SHORT_GAPS times in a row moves to another of its CPUs, lets go of the
- * affinity and waits as any thread does (spinning while that pays), and keeps to no CPU for its
- * next QRT_COLOCATED_PAUSE calls.  A loop of calls makes thousands of short gaps in a row; a
- * server's requests make a few (kvstore's cache_get and cache_put of one request come 4 to 8 us
- * apart, and at saturation its requests' calls 16 to 32 us apart), so the row is long: at 4 a
- * row, kvstore's serving threads let go about once in a thousand calls, and spent a quarter of
- * their calls away from their callers' CPUs (closed loop).  A thread that catches a call without
- * sleeping (its caller runs on another core) lets go too.  Only a domain's serving threads are
- * moved: the program's own threads are the scheduler's.
+ * spinning on two cores.  What tells them apart is the caller's own time between an answer and
+ * its next call, which only the caller can see: the serving thread sees the switches too, which
+ * on one core take as long as a server's work between two requests.  So a caller that had its
+ * answer while yielding to a serving thread on its CPU notes the time, and when its next call
+ * wakes that thread, flags the call quick (QRT_CALLER_QUICK beside its CPU) if it comes within
+ * QRT_COLOCATED_THINK_NS (a loop of calls: tens of nanoseconds; a server: the work of a request,
+ * or at least a system call).  A serving thread that gets QRT_COLOCATED_SHORT_GAPS quick calls in
+ * a row moves to another of its CPUs, lets go of the affinity and waits as any thread does
+ * (spinning while that pays), and keeps to no CPU for its next QRT_COLOCATED_PAUSE calls.  (With
+ * gaps the serving thread measured itself, under 20 us 4 or even 16 times in a row, kvstore's
+ * serving threads let go about once in a thousand calls at saturation, and overloaded, when a
+ * thread's requests queue up, so often that the split server carried 54,000 requests/s where it
+ * carried 62,000 without letting go.)  A thread that catches a call without sleeping (its caller
+ * runs on another core) lets go too.  Only a domain's serving threads are moved: the program's
+ * own threads are the scheduler's.
  */
 static __thread uint16_t tls_keeps_to;      /* the CPU (+ 1) this serving thread keeps to; 0: none */
 static __thread unsigned tls_short_gaps;    /* calls in a row that came soon after an answer */
@@ -1047,28 +1075,29 @@ void qrt__serve(struct qrt__chan *c)
     tls_serving = c;
     qrt__serving_channel = (uint32_t)(c - domains[self_domain].region->chan);
     for (;;) {
-        long long answered = 0;
-        if (tls_keeps_to && atomic_load_explicit(&c->caller_cpu, memory_order_relaxed) == tls_keeps_to) {
+        int colocated = tls_keeps_to && (atomic_load_explicit(&c->caller_cpu, memory_order_relaxed) &
+                                         ~QRT_CALLER_QUICK) == tls_keeps_to;
+        if (colocated)
             tls_woke = 1;               /* sleep at once */
-            answered = qrt__stats_clock();
-        }
         tls_slept = 0;
         if (wait_turn(c, QRT_SIDE_SERVER, &none) < 0)
             _exit(0);       /* main is gone; so are we */
-        if (answered && qrt__stats_clock() - answered < QRT_COLOCATED_GAP_NS) {
-            if (++tls_short_gaps >= QRT_COLOCATED_SHORT_GAPS) {
-                keep_to(c, 0, 1);
+        if (tls_slept) {
+            /* The caller that woke this thread wrote where it runs, and whether it called right
+             * after its last answer. */
+            uint16_t word = atomic_load_explicit(&c->caller_cpu, memory_order_relaxed);
+            if (colocated && (word & QRT_CALLER_QUICK)) {
+                if (++tls_short_gaps >= QRT_COLOCATED_SHORT_GAPS) {
+                    keep_to(c, 0, 1);
+                    tls_short_gaps = 0;
+                    tls_keep_pause = QRT_COLOCATED_PAUSE;
+                }
+            } else {
                 tls_short_gaps = 0;
-                tls_keep_pause = QRT_COLOCATED_PAUSE;
             }
-        } else if (answered) {
-            tls_short_gaps = 0;
-        }
-        if (tls_slept && tls_keep_pause == 0) {
-            uint16_t cpu = atomic_load_explicit(&c->caller_cpu, memory_order_relaxed);
-            if (cpu)
-                keep_to(c, cpu, 0);
-        } else if (!tls_slept && tls_keeps_to) {
+            if (tls_keep_pause == 0 && (word & ~QRT_CALLER_QUICK))
+                keep_to(c, word & ~QRT_CALLER_QUICK, 0);
+        } else if (tls_keeps_to) {
             keep_to(c, 0, 0);
         }
         if (tls_keep_pause)

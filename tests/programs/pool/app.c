@@ -13,6 +13,8 @@
  *   maincrash              main() dereferences NULL after one crossing call
  *   follow N               main keeps to one CPU, then another, making N calls on each with
  *                          1 ms between them; prints on how many the component ran on main's CPU
+ *   busy N US              main keeps to one CPU and makes N calls with US microseconds of work
+ *                          (no sleep) between them; prints on how many the component ran there
  */
 #include "pool.h"
 
@@ -276,6 +278,43 @@ static int follow(int n)
     return 0;
 }
 
+static long long now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* Calls back to back (us = 0) or with some work between them, from main kept to one CPU, after a
+ * pause in which the serving thread sleeps (so that the first call brings it to main's CPU). */
+static int busy(int n, int us)
+{
+    cpu_set_t allowed, one;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2) {
+        printf("busy needs 2 CPUs\n");
+        return 3;
+    }
+    int cpu = CPU_SETSIZE - 1;
+    while (!CPU_ISSET(cpu, &allowed))
+        cpu--;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (sched_setaffinity(0, sizeof one, &one) != 0)
+        return 3;
+    struct timespec pause = {0, 1000000};
+    (void)pool_cpu();           /* the channel's serving thread starts ... */
+    nanosleep(&pause, NULL);    /* ... and falls asleep */
+    int same = 0;
+    for (int i = 0; i < n; i++) {
+        long long until = now_ns() + us * 1000LL;
+        while (us && now_ns() < until)
+            ;
+        same += pool_cpu() == cpu;
+    }
+    printf("%d of %d on main's cpu\n", same, n);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "early"))
@@ -298,6 +337,8 @@ int main(int argc, char **argv)
         return fds();
     if (!strcmp(s, "follow") && argc == 3)
         return follow(atoi(argv[2]));
+    if (!strcmp(s, "busy") && argc == 4)
+        return busy(atoi(argv[2]), atoi(argv[3]));
     if (!strcmp(s, "exitmain"))
         return exitmain();
     if (!strcmp(s, "maincrash")) {
