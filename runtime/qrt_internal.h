@@ -51,10 +51,11 @@ struct qrt__chan {
     volatile uint32_t nfds;      /* descriptors sent beside the message, over the domain's socket */
     volatile uint32_t kind, fn, len;
     /* Where the two sides run (a CPU number + 1; 0: not known): the caller writes its CPU when
-     * its message wakes the serving thread from sleep, and a domain's serving thread the CPU it
-     * keeps to while it follows its caller (see "Hand-offs on one core" in transport.c). */
-    _Atomic uint16_t caller_cpu; /* with QRT_CALLER_QUICK: a call its caller made right after
-                                  * the last answer (see "Hand-offs on one core" in transport.c) */
+     * its message wakes the serving thread from sleep, or, after an answer it had from a serving
+     * thread on its own CPU, before its next message (with QRT_CALLER_QUICK when that message
+     * came right after the answer); a domain's serving thread writes the CPU it keeps to while it
+     * follows its caller (see "Hand-offs on one core" in transport.c). */
+    _Atomic uint16_t caller_cpu;
     _Atomic uint16_t server_cpu; /* (the first 32 bytes of a message share the header's line) */
     volatile uint8_t buf[QRT_CHAN_BUF];
 };

@@ -116,15 +116,36 @@ static inline void cpu_relax(void)
 static int hostile_post(struct qrt__chan *c, uint32_t *kind, uint32_t *fn, uint32_t *len, uint32_t *nfds);
 #endif
 
-/* What a caller that wakes its serving thread tells it (post): the CPU it runs on (+ 1), and
- * whether this call came right after the last answer, which it had from a serving thread on that
- * CPU (the clock is read only then; a stale time only makes the gap long). */
+/* How soon after an answer a call counts as quick: QRT_COLOCATED_THINK_NS of the caller's own
+ * time, plus what the measure itself costs (two clock reads and sched_getcpu, and on a machine
+ * whose clock is a system call that is most of it): four of the slowest of 8 clock reads. */
+static long long quick_limit(void)
+{
+    static _Atomic long long cached;
+    long long limit = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (!limit) {
+        long long slowest = 0;
+        for (int i = 0; i < 8; i++) {
+            long long a = qrt__stats_clock(), b = qrt__stats_clock();
+            slowest = b - a > slowest ? b - a : slowest;
+        }
+        limit = QRT_COLOCATED_THINK_NS + 4 * slowest;
+        atomic_store_explicit(&cached, limit, memory_order_relaxed);
+    }
+    return limit;
+}
+
+/* What a caller tells the serving thread it wakes (post): the CPU it runs on (+ 1), and whether
+ * this call came right after its last answer, which it had from a serving thread on that CPU
+ * (the clock is read only then; a stale time only makes the gap long).  The time is the thread's,
+ * not the channel's: a call into another domain right after an answer counts as quick there too,
+ * which only moves that domain's serving thread one call nearer to letting go. */
 static __attribute__((noinline)) uint16_t caller_word(void)
 {
     int cpu = sched_getcpu();
     tls_woke_cpu = cpu >= 0 && cpu + 1 < (int)QRT_CALLER_QUICK ? (uint16_t)(cpu + 1) : 0;
     uint16_t word = tls_woke_cpu;
-    if (tls_quick_from && word && qrt__stats_clock() - tls_quick_from < QRT_COLOCATED_THINK_NS)
+    if (tls_quick_from && word && qrt__stats_clock() - tls_quick_from < quick_limit())
         word |= QRT_CALLER_QUICK;
     tls_quick_from = 0;
     return word;
@@ -1024,8 +1045,8 @@ static int converse(struct qrt__chan *c, int side, uint32_t fn, struct qrt_wr *a
  * on one core take as long as a server's work between two requests.  So a caller that had its
  * answer while yielding to a serving thread on its CPU notes the time, and when its next call
  * wakes that thread, flags the call quick (QRT_CALLER_QUICK beside its CPU) if it comes within
- * QRT_COLOCATED_THINK_NS (a loop of calls: tens of nanoseconds; a server: the work of a request,
- * or at least a system call).  A serving thread that gets QRT_COLOCATED_SHORT_GAPS quick calls in
+ * QRT_COLOCATED_THINK_NS (a loop of calls: a few hundred nanoseconds, the measure included; a
+ * server: the work of a request).  A serving thread that gets QRT_COLOCATED_SHORT_GAPS quick calls in
  * a row moves to another of its CPUs, lets go of the affinity and waits as any thread does
  * (spinning while that pays), and keeps to no CPU for its next QRT_COLOCATED_PAUSE calls.  (With
  * gaps the serving thread measured itself, under 20 us 4 or even 16 times in a row, kvstore's
@@ -1086,6 +1107,13 @@ void qrt__serve(struct qrt__chan *c)
             /* The caller that woke this thread wrote where it runs, and whether it called right
              * after its last answer. */
             uint16_t word = atomic_load_explicit(&c->caller_cpu, memory_order_relaxed);
+            /* A flag counts once: this thread may find a call posted on its way to sleep and
+             * read the word before a caller that writes it after posting has, and must not take
+             * the last call's flag for this one's. */
+            if ((word & QRT_CALLER_QUICK) &&
+                !atomic_compare_exchange_strong_explicit(&c->caller_cpu, &word, word & ~QRT_CALLER_QUICK,
+                                                         memory_order_relaxed, memory_order_relaxed))
+                word &= ~QRT_CALLER_QUICK;      /* the caller wrote a new one meanwhile: not this call's */
             if (colocated && (word & QRT_CALLER_QUICK)) {
                 if (++tls_short_gaps >= QRT_COLOCATED_SHORT_GAPS) {
                     keep_to(c, 0, 1);

@@ -10,6 +10,7 @@ subprocess timeout, so a runtime that deadlocks fails a test instead of hanging 
 import glob
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -290,20 +291,24 @@ def test_a_sleeping_serving_thread_follows_its_caller_to_its_cpu(pool, tmp_path)
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs")
 def test_a_serving_thread_stays_on_its_callers_cpu_while_the_caller_works_between_calls(pool, tmp_path):
-    # 200 calls from main kept to one CPU, 5 us of work (not sleep) between them: the serving
-    # thread, which sees the switches too (some 10 us a call apart), must not take that for a loop
-    # of calls and leave main's CPU.  Five strays allowed: the first call, and the scheduler.
-    rc, out, reports, err = run(pool, "error", "busy", "200", "5", reports=tmp_path)
+    # 100 calls from main kept to one CPU, 5 us of work (not sleep) between them, once the serving
+    # thread runs there: the serving thread, which sees the switches too (some 10 us a call
+    # apart), must not take that for a loop of calls and leave main's CPU.
+    rc, out, reports, err = run(pool, "error", "busy", "100", "5", reports=tmp_path)
     assert rc == 0, err
-    assert len(out) == 1 and out[0].endswith(" of 200 on main's cpu"), out
-    assert int(out[0].split()[0]) >= 195, out
+    m = re.fullmatch(r"(\d+) of 100 on main's cpu, (\d+) kept to one", out[0]) if len(out) == 1 else None
+    assert m, out
+    assert int(m[1]) >= 95 and int(m[2]) >= 90, out
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs")
 def test_a_serving_thread_leaves_its_callers_cpu_for_calls_back_to_back(pool, tmp_path):
-    # 200 calls back to back from main kept to one CPU: after a few on main's CPU, the serving
-    # thread moves to the other one, where it answers while main runs (spinning pays there).
-    rc, out, reports, err = run(pool, "error", "busy", "200", "0", reports=tmp_path)
+    # 100 calls back to back from main kept to one CPU: after a few on main's CPU, the serving
+    # thread lets go of it (it may run anywhere, for its next 256 calls), so that it can answer
+    # from the other core while main runs.  Where it then runs is the scheduler's business (on a
+    # machine whose other core is busy it may be main's), so what counts is that it let go.
+    rc, out, reports, err = run(pool, "error", "busy", "100", "0", reports=tmp_path)
     assert rc == 0, err
-    assert len(out) == 1 and out[0].endswith(" of 200 on main's cpu"), out
-    assert int(out[0].split()[0]) <= 50, out
+    m = re.fullmatch(r"(\d+) of 100 on main's cpu, (\d+) kept to one", out[0]) if len(out) == 1 else None
+    assert m, out
+    assert int(m[2]) <= 10, out

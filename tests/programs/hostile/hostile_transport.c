@@ -191,7 +191,8 @@ static int hostile_post(struct qrt__chan *c, uint32_t *kind, uint32_t *fn, uint3
         junk_fds();
         break;
     case 16:    /* it claims to keep to its caller's CPU, or to any CPU, then answers */
-        atomic_store(&c->server_cpu, next() % 2 ? atomic_load(&c->caller_cpu) : (uint16_t)next());
+        atomic_store(&c->server_cpu, next() % 2 ? (uint16_t)(atomic_load(&c->caller_cpu) & ~QRT_CALLER_QUICK)
+                                                : (uint16_t)next());
         break;
     default:    /* the turn handed over with no answer in it, or taken back */
         atomic_store(&c->state, next() % 2 ? QRT_DEAD : (uint32_t)next());

@@ -14,7 +14,8 @@
  *   follow N               main keeps to one CPU, then another, making N calls on each with
  *                          1 ms between them; prints on how many the component ran on main's CPU
  *   busy N US              main keeps to one CPU and makes N calls with US microseconds of work
- *                          (no sleep) between them; prints on how many the component ran there
+ *                          (no sleep) between them; prints on how many the component ran there,
+ *                          and on how many its thread was kept to one CPU
  */
 #include "pool.h"
 
@@ -285,8 +286,9 @@ static long long now_ns(void)
     return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
-/* Calls back to back (us = 0) or with some work between them, from main kept to one CPU, after a
- * pause in which the serving thread sleeps (so that the first call brings it to main's CPU). */
+/* Calls back to back (us = 0) or with some work between them, from main kept to one CPU, once
+ * the serving thread has come to main's CPU: calls 1 ms apart (it sleeps before each) until one
+ * runs there (on a loaded machine its first sleep may come late). */
 static int busy(int n, int us)
 {
     cpu_set_t allowed, one;
@@ -302,16 +304,19 @@ static int busy(int n, int us)
     if (sched_setaffinity(0, sizeof one, &one) != 0)
         return 3;
     struct timespec pause = {0, 1000000};
-    (void)pool_cpu();           /* the channel's serving thread starts ... */
-    nanosleep(&pause, NULL);    /* ... and falls asleep */
-    int same = 0;
+    int tries = 0;
+    do {
+        nanosleep(&pause, NULL);
+    } while (pool_cpu() != cpu && ++tries < 1000);
+    int same = 0, kept = 0;
     for (int i = 0; i < n; i++) {
         long long until = now_ns() + us * 1000LL;
         while (us && now_ns() < until)
             ;
         same += pool_cpu() == cpu;
+        kept += pool_kept();
     }
-    printf("%d of %d on main's cpu\n", same, n);
+    printf("%d of %d on main's cpu, %d kept to one\n", same, n, kept);
     return 0;
 }
 

@@ -31,6 +31,12 @@ int pool_cpu(void)
     return sched_getcpu();
 }
 
+int pool_kept(void)
+{
+    cpu_set_t set;
+    return sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) == 1;
+}
+
 int pool_f(int x)
 {
     return x * 3 + 1;

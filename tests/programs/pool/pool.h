@@ -11,4 +11,5 @@ int pool_flaky(const char *marker QPM_STRING, int x);   /* crashes unless the ma
 int pool_thread_crash(int x);                       /* a thread it starts dereferences NULL */
 int pool_pid(void);
 int pool_cpu(void);                                 /* the CPU the calling thread runs on */
+int pool_kept(void);                                /* 1 when the calling thread may run on one CPU only */
 QPM_RETURNS_STRING char *pool_fds(void);            /* "fd=target" lines: the process's descriptors */
