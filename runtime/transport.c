@@ -118,18 +118,19 @@ static int hostile_post(struct qrt__chan *c, uint32_t *kind, uint32_t *fn, uint3
 
 /* How soon after an answer a call counts as quick: QRT_COLOCATED_THINK_NS of the caller's own
  * time, plus what the measure itself costs (two clock reads and sched_getcpu, and on a machine
- * whose clock is a system call that is most of it): four of the slowest of 8 clock reads. */
+ * whose clock is a system call that is most of it): four clock reads, the cheapest of 8 (a read
+ * that was preempted would make every call quick). */
 static long long quick_limit(void)
 {
     static _Atomic long long cached;
     long long limit = atomic_load_explicit(&cached, memory_order_relaxed);
     if (!limit) {
-        long long slowest = 0;
+        long long cheapest = LLONG_MAX;
         for (int i = 0; i < 8; i++) {
             long long a = qrt__stats_clock(), b = qrt__stats_clock();
-            slowest = b - a > slowest ? b - a : slowest;
+            cheapest = b - a < cheapest ? b - a : cheapest;
         }
-        limit = QRT_COLOCATED_THINK_NS + 4 * slowest;
+        limit = QRT_COLOCATED_THINK_NS + 4 * cheapest;
         atomic_store_explicit(&cached, limit, memory_order_relaxed);
     }
     return limit;
