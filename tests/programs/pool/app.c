@@ -249,24 +249,39 @@ static int exitmain(void)
     pthread_exit(NULL);
 }
 
+/* The two highest CPUs main may run on, into cpus: 0, or 3 (said why) when it has fewer. */
+static int two_cpus(const char *scenario, int cpus[2])
+{
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2) {
+        printf("%s needs 2 CPUs\n", scenario);
+        return 3;
+    }
+    int found = 0;
+    for (int c = CPU_SETSIZE - 1; c >= 0 && found < 2; c--)
+        if (CPU_ISSET(c, &allowed))
+            cpus[found++] = c;
+    return 0;
+}
+
+/* Keeps main to one CPU: 0, or 3. */
+static int keep_main_to(int cpu)
+{
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    return sched_setaffinity(0, sizeof one, &one) == 0 ? 0 : 3;
+}
+
 /* Calls with a pause between them (the serving thread sleeps in each), from main kept to one
  * CPU and then to another: the component's thread should run where main runs. */
 static int follow(int n)
 {
-    cpu_set_t allowed;
-    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2) {
-        printf("follow needs 2 CPUs\n");
+    int cpus[2];
+    if (two_cpus("follow", cpus) != 0)
         return 3;
-    }
-    int cpus[2], found = 0;
-    for (int c = CPU_SETSIZE - 1; c >= 0 && found < 2; c--)
-        if (CPU_ISSET(c, &allowed))
-            cpus[found++] = c;
     for (int k = 0; k < 2; k++) {
-        cpu_set_t one;
-        CPU_ZERO(&one);
-        CPU_SET(cpus[k], &one);
-        if (sched_setaffinity(0, sizeof one, &one) != 0)
+        if (keep_main_to(cpus[k]) != 0)
             return 3;
         int same = 0;
         for (int i = 0; i < n; i++) {
@@ -291,18 +306,10 @@ static long long now_ns(void)
  * runs there (on a loaded machine its first sleep may come late). */
 static int busy(int n, int us)
 {
-    cpu_set_t allowed, one;
-    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2) {
-        printf("busy needs 2 CPUs\n");
+    int cpus[2];
+    if (two_cpus("busy", cpus) != 0 || keep_main_to(cpus[0]) != 0)
         return 3;
-    }
-    int cpu = CPU_SETSIZE - 1;
-    while (!CPU_ISSET(cpu, &allowed))
-        cpu--;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    if (sched_setaffinity(0, sizeof one, &one) != 0)
-        return 3;
+    int cpu = cpus[0];
     struct timespec pause = {0, 1000000};
     int tries = 0;
     do {
