@@ -1124,8 +1124,9 @@ void qrt__serve(struct qrt__chan *c)
             } else {
                 tls_short_gaps = 0;
             }
-            if (tls_keep_pause == 0 && (word & ~QRT_CALLER_QUICK))
-                keep_to(c, word & ~QRT_CALLER_QUICK, 0);
+            uint16_t cpu = word & ~QRT_CALLER_QUICK;
+            if (tls_keep_pause == 0 && cpu)
+                keep_to(c, cpu, 0);
         } else if (tls_keeps_to) {
             keep_to(c, 0, 0);
         }
