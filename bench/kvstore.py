@@ -469,6 +469,12 @@ def problems(r: dict) -> list[str]:
 
 # ---- builds ---------------------------------------------------------------------------------
 
+def rotated(seq: tuple, k: int) -> tuple:
+    """seq starting at its (k mod len)-th item: the order of a round that rotates by one each time."""
+    k %= len(seq)
+    return seq[k:] + seq[:k]
+
+
 def kvstore_sources() -> list[str]:
     return sorted(os.path.relpath(p, REPO)
                   for p in glob.glob(os.path.join(REPO, "samples", "kvstore", "*.c")))
@@ -659,7 +665,7 @@ def closed_loop_runs(exes: dict, loadgen: str, load: list[str], seconds: float, 
     round trips counted: runs[variant] -> results.  Raises Failure if any request failed."""
     runs: dict = {v: [] for v in CLOSED}
     for i in range(3):
-        for v in CLOSED[i:] + CLOSED[:i]:
+        for v in rotated(CLOSED, i):
             r = serve_and_load(exes[v], loadgen, load, seconds, tmp, count_trips=True)
             bad = problems(r)
             if bad:
@@ -724,7 +730,7 @@ def search_maxima(exes: dict, loadgen: str, threads: int, tmp: str, guesses: dic
     probes = []
     step = 0
     while True:
-        todo = [(v, searches[v].next_rate()) for v in VARIANTS[step % len(VARIANTS):] + VARIANTS[:step % len(VARIANTS)]]
+        todo = [(v, searches[v].next_rate()) for v in rotated(VARIANTS, step)]
         todo = [(v, rate) for v, rate in todo if rate is not None]
         if not todo:
             return searches, probes
@@ -774,7 +780,7 @@ def open_loop_runs(args, exes: dict, loadgen: str, tmp: str, loads: list[float],
     """runs[(load, variant)] -> one result per round; the order of variants rotates each round."""
     runs: dict = {(x, v): [] for x in loads for v in VARIANTS}
     for i in range(rounds):
-        order = VARIANTS[i % len(VARIANTS):] + VARIANTS[:i % len(VARIANTS)]
+        order = rotated(VARIANTS, i)
         for x in loads:
             for v in order:
                 r = paced_run(exes[v], loadgen, args.threads, rates[x], args.duration, tmp)
@@ -1207,7 +1213,7 @@ def main() -> int:
         log(f"measured runs (loadgen {' '.join(load)}):")
         runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
         for i in range(rounds):
-            order = VARIANTS[i % len(VARIANTS):] + VARIANTS[:i % len(VARIANTS)]
+            order = rotated(VARIANTS, i)
             for v in order:
                 r = serve_and_load(exes[v], loadgen, load, args.seconds, tmp)
                 r["round"] = i
