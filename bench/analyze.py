@@ -70,7 +70,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from machine import cpu_model  # bench/machine.py: scripts here run with bench/ on sys.path
+from machine import await_writers, cpu_model, start_qtool_server, stop_qtool_server  # bench/machine.py: scripts here run with bench/ on sys.path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(REPO, "bench", ".data")
@@ -482,15 +482,11 @@ class Tools:
         return [*self.qtool, "analyze", "-p", ccdb, "-o", out, *files]
 
     def serve(self, cache: str) -> subprocess.Popen:
-        """`qtool serve` for this cache, once it serves (it says so on its standard error)."""
-        p = subprocess.Popen([*self.qtool, "serve", "--idle", "900"], env=dict(os.environ, QPM_CACHE_DIR=cache),
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                             text=True)
-        line = p.stderr.readline()
-        if "serving" not in line:
-            p.kill()
-            raise BenchError(f"qtool serve did not start: {line}{p.stderr.read()}")
-        return p
+        """`qtool serve` for this cache, once it serves."""
+        try:
+            return start_qtool_server(self.qtool, dict(os.environ, QPM_CACHE_DIR=cache))
+        except RuntimeError as e:
+            raise BenchError(str(e)) from None
 
     def qtool_run(self, files: list[str], ccdb: str, cache: str, served: bool = False) -> Run:
         """One `qtool analyze`; served: run by the server of this cache (serve), not on its own
@@ -519,8 +515,7 @@ class Tools:
         # (the server is a child of this process that does not end).
         cpu, rss = ru.ru_utime + ru.ru_stime, ru.ru_maxrss
         if served:
-            subprocess.run([sys.executable, "-c", "from qtool.analyzer.cache import await_writers; await_writers()"],
-                           env=env, check=True, timeout=900)
+            await_writers(env)
         for wru in ([] if served else reap_orphans()):
             cpu += wru.ru_utime + wru.ru_stime
             rss = max(rss, wru.ru_maxrss)
@@ -898,8 +893,7 @@ def measure(reps: int, jobs: int, tmp: str, command: str, sources_before: str,
                             f.write(f"/* bench/analyze.py: served change {rep + 1} */\n")
                     inc[f"served {what}"].append(tools.qtool_run(copy_files, copy_ccdb, cache, served=True).wall)
             finally:
-                server.terminate()
-                server.communicate(timeout=60)
+                stop_qtool_server(server)
 
     # 4. The floor: libclang's parse alone, alternating with gcc on the same files (those of a
     # program of many units parsed by a pool of `jobs` processes).

@@ -64,6 +64,8 @@ import sys
 import tempfile
 import time
 
+from machine import await_writers, start_qtool_server, stop_qtool_server  # bench/machine.py: scripts here run with bench/ on sys.path
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # The shared header includes what a server's common header does: libc, threads, sockets.
@@ -154,13 +156,8 @@ def run(argv: list[str], cwd: str, env: dict[str, str]) -> float:
     dt = time.perf_counter() - t
     if p.returncode not in (0, 1):
         sys.exit(f"{' '.join(argv)} failed ({p.returncode}):\n{p.stderr}")
-    await_writers(cwd, env)
+    await_writers(env, cwd)
     return dt
-
-
-def await_writers(cwd: str, env: dict[str, str]) -> None:
-    """Waits, untimed, for the cache writers a run left at work."""
-    subprocess.run([sys.executable, "-c", AWAIT_WRITERS], cwd=cwd, env=env, check=True, timeout=900)
 
 
 # What the `qtool` console script runs (a tree from before qtool/client.py: the command itself).
@@ -168,31 +165,10 @@ LAUNCH = ("try:\n    from qtool.client import console\nexcept ImportError:\n    
           "console()\n")
 
 
-def start_server(cwd: str, env: dict[str, str]) -> subprocess.Popen:
-    """`qtool serve` for this cache, once it serves (it says so on its standard error)."""
-    p = subprocess.Popen([sys.executable, "-c", LAUNCH, "serve", "--idle", "900"], cwd=cwd, env=env,
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    line = p.stderr.readline()
-    if "serving" not in line:
-        p.kill()
-        sys.exit(f"qtool serve did not start: {line}{p.stderr.read()}")
-    return p
-
-
-def stop_server(p: subprocess.Popen) -> None:
-    p.terminate()
-    p.communicate(timeout=60)
-
-
 def edited_unit(units: int) -> tuple[str, int]:
     """The file both loops edit, and its unit's number."""
     name = "unit050.c" if units > 50 else "unit000.c"
     return name, int(name[4:7])
-
-
-# Waits for a cache's writers (a qtool without them has none to wait for).
-AWAIT_WRITERS = ("try:\n    from qtool.analyzer.cache import await_writers\nexcept ImportError:\n    pass\n"
-                 "else:\n    await_writers()")
 
 
 SCONSTRUCT = """import os
@@ -217,7 +193,7 @@ def scons_run(src: str, env: dict[str, str]) -> tuple[float, float]:
     wall = time.perf_counter() - t
     if p.returncode != 0:
         sys.exit(f"scons failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
-    await_writers(src, env)      # the stubs step's model entry, written after SCons ends
+    await_writers(env, src)      # the stubs step's model entry, written after SCons ends
     qtool = 0.0
     for target, seconds in re.findall(r"^Command execution time: (.*): ([0-9.]+) seconds$", p.stdout, re.M):
         if target.endswith(".facts") or (".qpm/" in target and not target.endswith(".o")):
@@ -383,7 +359,11 @@ def main() -> int:
                     env = envs[label]
                     empty_caches(env["QPM_CACHE_DIR"])
                     t = times[label, name]
-                    server = start_server(src, env) if label == "served" else None
+                    try:
+                        server = start_qtool_server([sys.executable, "-c", LAUNCH], env, src) \
+                            if label == "served" else None
+                    except RuntimeError as e:
+                        sys.exit(str(e))
                     if label != "served":
                         env = dict(env, QPM_NO_SERVER="1")
                     t["cold"].append(run(argv, src, env))
@@ -397,7 +377,7 @@ def main() -> int:
                         f.write(edited_text(edit, moved))
                     t["moved"].append(run(argv, src, env))
                     if server is not None:
-                        stop_server(server)
+                        stop_qtool_server(server)
         program = (f"{args.server} ({os.path.relpath(edited, src)} edited)" if args.server else
                    f"{args.units} units x {args.funcs} functions")
         print(f"qtool edit-check loop (bench/loop.py): {program}, "

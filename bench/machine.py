@@ -1,9 +1,11 @@
-"""What every benchmark prints about the machine it ran on, and how one that runs servers is run."""
+"""What every benchmark prints about the machine it ran on, how one that runs servers is run, and
+how the ones that time qtool run a `qtool serve` and wait for a cache's writers."""
 
 from __future__ import annotations
 
 import platform
 import signal
+import subprocess
 import sys
 
 
@@ -16,6 +18,33 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+# Waits for a cache's writers (a qtool without them has none to wait for).
+AWAIT_WRITERS = ("try:\n    from qtool.analyzer.cache import await_writers\nexcept ImportError:\n    pass\n"
+                 "else:\n    await_writers()")
+
+
+def await_writers(env: dict[str, str], cwd: str | None = None) -> None:
+    """Waits, untimed, for the cache writers (of env's QPM_CACHE_DIR) a run left at work."""
+    subprocess.run([sys.executable, "-c", AWAIT_WRITERS], cwd=cwd, env=env, check=True, timeout=900)
+
+
+def start_qtool_server(qtool: list[str], env: dict[str, str], cwd: str | None = None) -> subprocess.Popen:
+    """`qtool serve` (qtool: the command that runs qtool) for env's cache, once it serves (it says
+    so on its standard error); RuntimeError when it does not start."""
+    p = subprocess.Popen([*qtool, "serve", "--idle", "900"], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    line = p.stderr.readline()
+    if "serving" not in line:
+        p.kill()
+        raise RuntimeError(f"qtool serve did not start: {line}{p.stderr.read()}")
+    return p
+
+
+def stop_qtool_server(p: subprocess.Popen) -> None:
+    p.terminate()
+    p.communicate(timeout=60)
 
 
 def _interrupted(signum, frame):
