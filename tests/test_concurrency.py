@@ -291,9 +291,9 @@ def test_a_sleeping_serving_thread_follows_its_caller_to_its_cpu(pool, tmp_path)
 
 def _busy(pool, tmp_path, us):
     """100 calls from main kept to one CPU with `us` microseconds of work between them, once the
-    serving thread runs there: (calls it served on main's CPU, calls it served kept to one CPU)."""
+    serving thread keeps to it: (calls it served on main's CPU, calls it served kept to one CPU)."""
     rc, out, reports, err = run(pool, "error", "busy", "100", str(us), reports=tmp_path)
-    assert rc == 0, err
+    assert rc == 0, out + [err]
     m = re.fullmatch(r"(\d+) of 100 on main's cpu, (\d+) kept to one", out[0]) if len(out) == 1 else None
     assert m, out
     return int(m[1]), int(m[2])

@@ -302,8 +302,11 @@ static long long now_ns(void)
 }
 
 /* Calls back to back (us = 0) or with some work between them, from main kept to one CPU, once
- * the serving thread has come to main's CPU: calls 1 ms apart (it sleeps before each) until one
- * runs there (on a loaded machine its first sleep may come late). */
+ * the serving thread keeps to main's CPU: calls 1 ms apart (it sleeps before each, and keeps to
+ * the CPU of the caller that woke it) until one runs there, kept to it (on a loaded machine its
+ * first sleep may come late).  A serving thread that merely runs there is not enough: started
+ * on main's CPU, it may answer each call after yielding to main, never sleeping, and so never
+ * learn where main runs. */
 static int busy(int n, int us)
 {
     int cpus[2];
@@ -314,7 +317,11 @@ static int busy(int n, int us)
     int tries = 0;
     do {
         nanosleep(&pause, NULL);
-    } while (pool_cpu() != cpu && ++tries < 1000);
+    } while (!(pool_cpu() == cpu && pool_kept()) && ++tries < 1000);
+    if (tries == 1000) {
+        printf("busy: the serving thread never kept to main's cpu in 1000 calls 1 ms apart\n");
+        return 3;
+    }
     int same = 0, kept = 0;
     for (int i = 0; i < n; i++) {
         long long until = now_ns() + us * 1000LL;
