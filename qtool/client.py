@@ -32,6 +32,7 @@ PROTOCOL = 2                # the request's first field: what a server checks it
 HELLO, DONE, OTHER = "hello", "done", "other"
 INTERRUPT = b"I"            # client -> server, while the command runs: Ctrl-C
 WAIT = 10.0                 # seconds a client waits for a server busy with another command
+LOOK = 0.2                  # seconds between two looks at a Ctrl-C while the command runs (_await)
 MAX_MESSAGE = 64 << 20      # bytes: arguments and an environment, not more
 
 
@@ -169,6 +170,23 @@ class _CtrlC:
         _signal.signal(_signal.SIGINT, _signal.default_int_handler)
 
 
+def _await(sock) -> None:
+    """Waits until the server's answer comes (or its end), returning to Python every LOOK seconds.
+    A signal runs its Python handler only where this thread returns to Python: a Ctrl-C that came
+    just before the wait entered its system call would otherwise be told to the server only once
+    the command had ended of itself."""
+    sock.settimeout(LOOK)
+    try:
+        while True:
+            try:
+                sock.recv(1, _socket.MSG_PEEK)
+                return
+            except TimeoutError:
+                pass
+    finally:
+        sock.settimeout(None)
+
+
 def served(argv: list[str]) -> int | None:
     """The command run by the server of this cache directory: its exit status; None when no server
     runs it (none of this user's answers in time, or it runs other code): it is to run here."""
@@ -204,6 +222,7 @@ def served(argv: list[str]) -> int | None:
             delivered = False
         ctrl_c.request_sent()
         try:
+            _await(sock)
             reply = receive_message(sock)[0]
         except (OSError, EOFError, ValueError):
             reply = None

@@ -32,6 +32,8 @@ import signal
 import socket
 import stat
 import sys
+import threading
+import time
 
 from . import client
 from .errors import UserError
@@ -49,6 +51,11 @@ REQUEST_TIMEOUT = 5.0       # seconds a client has to send its request (sent at 
 
 class _Stop(BaseException):
     """SIGTERM or SIGINT: the server stops (a command it runs ends with it)."""
+
+
+_STOPS = (signal.SIGTERM, signal.SIGINT)
+# Seconds between two signals to the serving thread while it has not yet acted on the first (_Watch).
+RESEND = 0.05
 
 
 def code_stamp() -> tuple:
@@ -103,6 +110,9 @@ class Server:
         self.listener: socket.socket | None = None
         self.lock: int | None = None
         self.conn: socket.socket | None = None     # the client of the command running
+        self.watch: _Watch | None = None            # and what watches it
+        self.wakeup: tuple[int, int] | None = None  # signal.set_wakeup_fd's pipe while it serves
+        self.stopping = False                       # a stop's handler has run
         self.served = 0
 
     # The socket.
@@ -148,12 +158,18 @@ class Server:
                 except OSError:
                     pass
         self.listener = self.conn = None
-        if self.lock is not None:
+        if self.wakeup is not None:
             try:
-                os.close(self.lock)
-            except OSError:
+                signal.set_wakeup_fd(-1)    # its signals are its own: not to wake this server
+            except ValueError:              # forked by another thread than the main one
                 pass
-            self.lock = None
+        for fd in (self.lock, *(self.wakeup or ()), *(self.watch.pipe if self.watch else ())):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.lock = self.wakeup = self.watch = None
 
     def close(self) -> None:
         if self in _serving:
@@ -178,9 +194,15 @@ class Server:
         from .analyzer import clang_env, keeper
 
         def stop(signum, frame):
-            raise _Stop()
-        old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+            if not self.stopping:
+                self.stopping = True
+                raise _Stop()
+        old = {s: signal.signal(s, stop) for s in _STOPS}
         signal.signal(signal.SIGIO, self._on_io)
+        # Each signal handled in Python writes its number here, and the loop waits on it too: a
+        # signal that comes just before select() would otherwise leave it waiting for a client.
+        self.wakeup = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        old_wakeup = signal.set_wakeup_fd(self.wakeup[1], warn_on_full_buffer=False)
         gc.disable()            # a command makes a model of hundreds of thousands of objects (cli.main)
         try:
             _warm()
@@ -190,13 +212,20 @@ class Server:
             if ready is not None:
                 ready()
             collect = False     # garbage left by a command, collected once the server is idle
+            since = time.monotonic()
             while True:
-                ready_to_read, _, _ = select.select([self.listener], [], [], IDLE_COLLECT if collect else self.idle)
-                if not ready_to_read:
+                wait = (IDLE_COLLECT if collect else self.idle) - (time.monotonic() - since)
+                ready_to_read, _, _ = select.select([self.listener, self.wakeup[0]], [], [], max(wait, 0.0))
+                if self.wakeup[0] in ready_to_read:
+                    _drain(self.wakeup[0])      # its handler has run: a stop raised _Stop
+                if self.listener not in ready_to_read:
+                    if self.wakeup[0] in ready_to_read:
+                        continue
                     if collect:
                         gc.collect()
                         clang_env.give_back_memory()
                         collect = False
+                        since = time.monotonic()
                         continue
                     print(f"qtool serve: no command for {self.idle:g} s: stopping", file=sys.stderr, flush=True)
                     return 0
@@ -208,6 +237,7 @@ class Server:
                 finally:
                     conn.close()
                 collect = True
+                since = time.monotonic()
         except _Stop:
             return 0
         finally:
@@ -216,6 +246,10 @@ class Server:
             for s, h in old.items():
                 signal.signal(s, h)
             signal.signal(signal.SIGIO, signal.SIG_DFL)
+            signal.set_wakeup_fd(old_wakeup)
+            for fd in self.wakeup:
+                os.close(fd)
+            self.wakeup = None
             print(f"qtool serve: stopped after {self.served} command{'' if self.served == 1 else 's'} "
                   f"({keeper.walks} units parsed by its keeper, {keeper.again} of them from a kept parse)",
                   file=sys.stderr, flush=True)
@@ -244,7 +278,7 @@ class Server:
                 client.send_message(conn, (client.OTHER,))
                 return False
             _, _, _, argv, cwd, env, mask = req
-            conn.settimeout(None)       # blocking: _on_io's reads without waiting are then just that
+            conn.settimeout(None)       # blocking: _interrupt_came's reads without waiting are then just that
             self.served += 1
             ran = True
             try:
@@ -288,9 +322,11 @@ class Server:
             except OSError as e:
                 print(f"qtool: error: cannot run in {cwd}: {e.strerror}", file=sys.stderr, flush=True)
                 return 2, None
+            self.conn = conn
             try:
-                self._interruptible(conn)
-                self._on_io(None, None)     # a Ctrl-C or a hang-up that came before O_ASYNC did
+                if _interrupt_came(conn):   # a Ctrl-C or a hang-up that came before the command
+                    raise KeyboardInterrupt
+                self.watch = _Watch(self, conn)
                 code = cli.main(list(argv))
             except SystemExit as e:         # argparse's --help, --version and usage errors
                 code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
@@ -300,7 +336,9 @@ class Server:
                 print("qtool: interrupted", file=sys.stderr)
                 code = 130
             finally:
-                self.conn = None
+                watch, self.watch, self.conn = self.watch, None, None
+                if watch is not None:
+                    watch.end()
             for stream in (sys.stdout, sys.stderr):
                 try:
                     stream.flush()
@@ -317,26 +355,95 @@ class Server:
             os.environ.update(own_env)
             os.umask(own_mask)
 
-    # Ctrl-C at the client: a byte on the connection (or the client gone), which SIGIO tells of.
-
-    def _interruptible(self, conn: socket.socket) -> None:
-        self.conn = conn
-        fcntl.fcntl(conn.fileno(), fcntl.F_SETOWN, os.getpid())
-        fcntl.fcntl(conn.fileno(), fcntl.F_SETFL, fcntl.fcntl(conn.fileno(), fcntl.F_GETFL) | os.O_ASYNC)
-
     def _on_io(self, signum, frame) -> None:
-        conn = self.conn
-        if conn is None:
-            return
-        try:
-            data = conn.recv(1, socket.MSG_DONTWAIT)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        if data == client.INTERRUPT or not data:
-            self.conn = None
+        """SIGIO, from _Watch: the command stops as at a Ctrl-C of its own (once)."""
+        watch = self.watch
+        if watch is not None and watch.came and not watch.raised:
+            watch.raised = True
             raise KeyboardInterrupt
+
+
+# Ctrl-C at the client, or the client gone, while its command runs; and a stop meanwhile.
+
+def _interrupt_came(conn: socket.socket) -> bool:
+    """Whether the client, whose command runs, sent Ctrl-C (INTERRUPT) or hung up (or died); any
+    other byte is read and ignored."""
+    try:
+        data = conn.recv(1, socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
+    return data == client.INTERRUPT or not data
+
+
+def _drain(fd: int) -> bytes:
+    try:
+        return os.read(fd, 4096)
+    except (BlockingIOError, InterruptedError):
+        return b""
+
+
+# The asynchronous signals: the watching thread takes none (they go to the serving thread).
+_ASYNC_SIGNALS = signal.valid_signals() - {signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL,
+                                           signal.SIGABRT, signal.SIGTRAP, signal.SIGSYS}
+
+
+class _Watch:
+    """A thread that watches a command's client while the command runs, and the server's signals:
+    when the client sends Ctrl-C or hangs up, or a stop comes, it signals the serving (main)
+    thread with SIGIO, again every RESEND seconds until that thread has acted on it (Server._on_io
+    raised KeyboardInterrupt, or the stop's handler _Stop).  A signal runs its Python handler only
+    where the thread returns to Python: one that comes just before the thread enters a system
+    call that waits (the read of a FIFO the command opened, say) interrupts nothing, and the
+    thread would wait there for ever; the next one interrupts the call."""
+
+    def __init__(self, server: Server, conn: socket.socket):
+        self.server, self.conn = server, conn
+        self.came = False           # the client's Ctrl-C or end: the serving thread is to raise
+        self.raised = False         # it has
+        self.stop_asked = False     # a stop's signal came: the serving thread is to raise _Stop
+        self.main = threading.get_ident()
+        self.pipe = os.pipe2(os.O_CLOEXEC)      # end() writes: the thread returns
+        self.thread = threading.Thread(target=self._run, name="qtool serve: watch", daemon=True)
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS)    # the thread's from its start
+        try:
+            self.thread.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+    def end(self) -> None:
+        os.write(self.pipe[1], b"\0")
+        self.thread.join()
+        for fd in self.pipe:
+            os.close(fd)
+
+    def _due(self) -> bool:
+        return (self.came and not self.raised) or (self.stop_asked and not self.server.stopping)
+
+    def _run(self) -> None:
+        conn, wakeup = self.conn.fileno(), self.server.wakeup[0]
+        poll = select.poll()
+        for fd in (self.pipe[0], conn, wakeup):
+            poll.register(fd, select.POLLIN)
+        signalled = 0.0
+        while True:
+            wait = None
+            if self._due():
+                now = time.monotonic()
+                if now - signalled >= RESEND:
+                    signal.pthread_kill(self.main, signal.SIGIO)
+                    signalled = now
+                wait = max(0, int((signalled + RESEND - now) * 1000) + 1)
+            for fd, _ in poll.poll(wait):
+                if fd == self.pipe[0]:
+                    return
+                if fd == wakeup:
+                    if any(n in _STOPS for n in _drain(wakeup)):
+                        self.stop_asked = True
+                elif fd == conn and _interrupt_came(self.conn):
+                    self.came = True
+                    poll.unregister(conn)
 
 
 def _warm() -> None:

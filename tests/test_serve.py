@@ -197,6 +197,22 @@ def test_a_client_killed_mid_command_stops_it_there_and_the_server_goes_on(serve
     assert "stopped after 2 commands" in server.stop()
 
 
+def test_a_stop_while_a_command_waits_ends_the_command_and_the_server(server, program):
+    fifo = fifo_compile_commands(program)
+    client = subprocess.Popen([sys.executable, "-m", "qtool", "analyze", "-p", str(fifo)], cwd=program,
+                              env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    w = os.open(fifo, os.O_WRONLY)
+    try:
+        rc, _, err = run(server.env, ("serve", "--stop"), program)
+        assert rc == 0 and f"stopped the server (pid {server.proc.pid})" in err, err
+        _, said = server.proc.communicate(timeout=60)
+        _, err = client.communicate(timeout=60)
+    finally:
+        os.close(w)
+    assert server.proc.returncode == 0 and "stopped after 1 command" in said, said
+    assert client.returncode == 3 and "ended before the command did" in err, (client.returncode, err)
+
+
 def test_a_unit_that_crashes_libclang_in_the_keeper_is_reported_as_alone(server, alone, tmp_path):
     # The keeper dies (SIGSEGV in libclang's parser), the unit is parsed again in a child of the
     # server's, which dies too: the error is the one a command alone reports, and the server and
