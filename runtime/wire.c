@@ -125,9 +125,16 @@ void qrt_put_back(struct qrt_wr *w, const void *data, size_t n)
         qrt_put_blob(w, NULL, 0);
         return;
     }
-    /* The bytes up to the last one that is not zero, found a word at a time. */
+    /* The bytes up to the last one that is not zero, found 64 bytes at a time (the compiler ORs
+     * them as vectors: an out buffer is often kilobytes, and what the callee wrote in it short),
+     * then a word, then a byte at a time. */
     const uint8_t *b = data;
     size_t m = n;
+    for (uint64_t block[8]; m >= sizeof block; m -= sizeof block) {
+        memcpy(block, b + m - sizeof block, sizeof block);
+        if (block[0] | block[1] | block[2] | block[3] | block[4] | block[5] | block[6] | block[7])
+            break;
+    }
     for (uint64_t word; m >= sizeof word; m -= sizeof word) {
         memcpy(&word, b + m - sizeof word, sizeof word);
         if (word)

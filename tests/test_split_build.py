@@ -43,7 +43,7 @@ def test_every_crossing_gives_the_monolithic_result(crossings):
     assert mono.stdout.splitlines() == [
         "inits 1", "add 42", "sum 15", "fill 9 'filled 32'", "scale 1.50 3.00 4.50 6.00",
         "upper 10 QUARANTINE", "greet hello world", "move 6 2 0.50", "session 77",
-        "chain 23", "relay 22", "deep 1005106 1007216 40", "callbacks 14 7", "names 21 abc..", "zeroed 0 5", "shared 6 6", "threads 16 of 16 agree"]
+        "chain 23", "relay 22", "deep 1005106 1007216 40", "callbacks 14 7", "names 21 abc..", "zeroed 0 5", "marks 20313 0", "shared 6 6", "threads 16 of 16 agree"]
 
 
 def test_isolated_component_runs_in_another_process(crossings):

@@ -88,6 +88,27 @@ int main(void)
         back += memchr(big, 'z', n) == big && !memchr(big, 0, n);
     }
     printf("zeroed %ld %ld\n", seen, back);
+    /* Of an output buffer, what crosses back ends at its last byte that is not zero, and the rest
+     * is zeros again in the caller's buffer (and nothing past it): every length to 200 with that
+     * byte at every place, or none, and 4 KiB with it about the ends of 64-byte blocks. */
+    static const size_t at_4k[] = {0, 1, 7, 8, 63, 64, 65, 4031, 4032, 4033, 4088, 4095, 4096};
+    static char mark_in[4096], mark_out[4097];
+    long marks = 0, wrong = 0;
+    for (size_t n = 1; n <= 4096; n = n < 200 ? n + 1 : 4096) {
+        for (size_t k = 0; k <= (n == 4096 ? sizeof at_4k / sizeof *at_4k - 1 : n); k++) {
+            size_t at = n == 4096 ? at_4k[k] : k;
+            memset(mark_in, 0, n);
+            if (at < n)
+                mark_in[at] = 'x';
+            memset(mark_out, 0x55, n + 1);
+            calc_names(0, mark_in, n, mark_out, n, 0, 0, 0, 0, 0);
+            wrong += memcmp(mark_out, mark_in, n) != 0 || mark_out[n] != 0x55;
+            marks++;
+        }
+        if (n == 4096)
+            break;
+    }
+    printf("marks %ld %ld\n", marks, wrong);
     generation = 5;
     int bumped = calc_bump_generation();
     printf("shared %d %d\n", bumped, generation);
