@@ -112,7 +112,7 @@ class Server:
         self.conn: socket.socket | None = None     # the client of the command running
         self.watch: _Watch | None = None            # and what watches it
         self.wakeup: tuple[int, int] | None = None  # signal.set_wakeup_fd's pipe while it serves
-        self.stopping = False                       # a stop's handler has run
+        self.stopping = False                       # its stop is under way: no _Stop again
         self.served = 0
 
     # The socket.
@@ -158,12 +158,13 @@ class Server:
                 except OSError:
                     pass
         self.listener = self.conn = None
-        if self.wakeup is not None:
+        wakeup = self.wakeup or ()
+        if wakeup:
             try:
                 signal.set_wakeup_fd(-1)    # its signals are its own: not to wake this server
-            except ValueError:              # forked by another thread than the main one
-                pass
-        for fd in (self.lock, *(self.wakeup or ()), *(self.watch.pipe if self.watch else ())):
+            except ValueError:              # not its main thread: the write end stays the signal
+                wakeup = wakeup[:1]         # module's (closed, its number could be reused)
+        for fd in (self.lock, *wakeup, *(self.watch.pipe if self.watch else ())):
             if fd is not None:
                 try:
                     os.close(fd)
@@ -195,10 +196,9 @@ class Server:
 
         def stop(signum, frame):
             if not self.stopping:
-                self.stopping = True
                 raise _Stop()
         old = {s: signal.signal(s, stop) for s in _STOPS}
-        signal.signal(signal.SIGIO, self._on_io)
+        old_io = signal.signal(signal.SIGIO, self._on_io)
         # Each signal handled in Python writes its number here, and the loop waits on it too: a
         # signal that comes just before select() would otherwise leave it waiting for a client.
         self.wakeup = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -241,11 +241,12 @@ class Server:
         except _Stop:
             return 0
         finally:
+            self.stopping = True
             self.close()
             keeper.stop()
             for s, h in old.items():
                 signal.signal(s, h)
-            signal.signal(signal.SIGIO, signal.SIG_DFL)
+            signal.signal(signal.SIGIO, old_io)
             signal.set_wakeup_fd(old_wakeup)
             for fd in self.wakeup:
                 os.close(fd)
@@ -324,15 +325,17 @@ class Server:
                 return 2, None
             self.conn = conn
             try:
-                if _interrupt_came(conn):   # a Ctrl-C or a hang-up that came before the command
-                    raise KeyboardInterrupt
-                self.watch = _Watch(self, conn)
-                code = cli.main(list(argv))
-            except SystemExit as e:         # argparse's --help, --version and usage errors
-                code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
-                if not isinstance(e.code, (int, type(None))):
-                    print(e.code, file=sys.stderr)
-            except KeyboardInterrupt:       # interrupted outside cli.main's own handlers
+                try:
+                    if _interrupt_came(conn):   # a Ctrl-C or a hang-up that came before the command
+                        raise KeyboardInterrupt
+                    self.watch = _Watch(self, conn)
+                    self.watch.start()
+                    code = cli.main(list(argv))
+                except SystemExit as e:         # argparse's --help, --version and usage errors
+                    code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+                    if not isinstance(e.code, (int, type(None))):
+                        print(e.code, file=sys.stderr)
+            except KeyboardInterrupt:           # interrupted outside cli.main's own handlers (once)
                 print("qtool: interrupted", file=sys.stderr)
                 code = 130
             finally:
@@ -406,6 +409,10 @@ class _Watch:
         self.main = threading.get_ident()
         self.pipe = os.pipe2(os.O_CLOEXEC)      # end() writes: the thread returns
         self.thread = threading.Thread(target=self._run, name="qtool serve: watch", daemon=True)
+
+    def start(self) -> None:
+        """Starts the thread (the serving thread has the watch already: a stop that comes as it
+        starts, and raises _Stop here, leaves it to end())."""
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS)    # the thread's from its start
         try:
             self.thread.start()
@@ -413,13 +420,17 @@ class _Watch:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def end(self) -> None:
-        os.write(self.pipe[1], b"\0")
-        self.thread.join()
+        os.write(self.pipe[1], b"\0")      # before the join: a stop that interrupts it leaves no poll
+        if self.thread.ident is not None:
+            self.thread.join()
         for fd in self.pipe:
             os.close(fd)
 
     def _due(self) -> bool:
-        return (self.came and not self.raised) or (self.stop_asked and not self.server.stopping)
+        """Whether the serving thread has yet to act: on the client's Ctrl-C or end, until it
+        raised KeyboardInterrupt; on a stop, until the watch ends (_Stop, on its way out of the
+        command, ends it)."""
+        return (self.came and not self.raised) or self.stop_asked
 
     def _run(self) -> None:
         conn, wakeup = self.conn.fileno(), self.server.wakeup[0]
