@@ -213,6 +213,114 @@ def test_a_stop_while_a_command_waits_ends_the_command_and_the_server(server, pr
     assert client.returncode == 3 and "ended before the command did" in err, (client.returncode, err)
 
 
+SPIN_THEN_READ = r"""
+#include <time.h>
+#include <unistd.h>
+/* Sends Ctrl-C on sock, spins for ns nanoseconds (a signal then only runs its handler's C part),
+ * then reads one byte of fd. */
+long ctrl_c_spin_read(int sock, int fd, long ns)
+{
+    if (write(sock, "I", 1) != 1)
+        return -2;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < ns);
+    char c;
+    return read(fd, &c, 1);
+}
+"""
+
+
+def test_a_ctrl_c_that_comes_just_before_the_command_waits_still_stops_it(tmp_path):
+    # The race a signal sent once loses: it comes while the serving thread runs C code, which
+    # only its handler's C part sees, and the thread then waits in a system call that the signal
+    # came too early to interrupt.  The watch signals again until the thread has acted.  (A timer
+    # ends the read after 20 s, so that a lost Ctrl-C fails the test rather than hanging it.)
+    import ctypes
+    import threading
+    from qtool import client, serve
+    src = tmp_path / "spin.c"
+    src.write_text(SPIN_THEN_READ)
+    subprocess.run(["gcc", "-O2", "-shared", "-fPIC", str(src), "-o", str(tmp_path / "spin.so")], check=True)
+    ctrl_c_spin_read = ctypes.CDLL(str(tmp_path / "spin.so")).ctrl_c_spin_read  # lets go of the GIL
+    ctrl_c_spin_read.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_long)
+    ctrl_c_spin_read.restype = ctypes.c_long
+    srv = serve.Server(str(tmp_path / "s.sock"), 60.0)
+    ours, theirs = socket.socketpair()
+    r, w = os.pipe()
+    old_io = signal.signal(signal.SIGIO, srv._on_io)
+    srv.wakeup = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    old_wakeup = signal.set_wakeup_fd(srv.wakeup[1], warn_on_full_buffer=False)
+    late = threading.Timer(20, os.write, (w, b"x"))
+    late.start()
+    try:
+        srv.watch = serve._Watch(srv, ours)
+        srv.watch.start()
+        assert client.INTERRUPT == b"I"
+        with pytest.raises(KeyboardInterrupt):  # the watch signals at once, while the thread spins
+            ctrl_c_spin_read(theirs.fileno(), r, 300_000_000)
+        assert late.is_alive(), "the read ended by the timer, not by the Ctrl-C"
+    finally:
+        late.cancel()
+        srv.watch.end()
+        signal.set_wakeup_fd(old_wakeup)
+        signal.signal(signal.SIGIO, old_io)
+        for fd in (r, w, *srv.wakeup):
+            os.close(fd)
+        ours.close()
+        theirs.close()
+
+
+def test_a_ctrl_c_that_comes_once_the_client_waits_reaches_the_server(tmp_path):
+    # The client's side of the same race: SIGINT whose handler's C part runs in another thread
+    # (as it may when the signal comes just before the wait's system call) does not interrupt
+    # that call; the client looks again within client.LOOK seconds and tells the server.
+    import threading
+    from qtool import client
+    waits = threading.Event()
+
+    class Socket(socket.socket):
+        def recv(self, *args):
+            waits.set()                     # what follows is the wait's system call
+            return super().recv(*args)
+
+    ours, theirs = socket.socketpair()
+    ours = Socket(fileno=ours.detach())
+    old_int = signal.getsignal(signal.SIGINT)
+    ctrl_c = client._CtrlC(ours)
+    ctrl_c.request_sent()
+    main = threading.get_native_id()
+
+    def press():
+        # Once the main thread waits in the system call (in poll, says /proc: not for the
+        # interpreter's lock), SIGINT to this thread: the main thread's call goes on.
+        try:
+            assert waits.wait(30)
+            for _ in range(200_000):
+                with open(f"/proc/self/task/{main}/wchan") as f:
+                    if "poll" in f.read():
+                        break
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+            theirs.settimeout(30)
+            told.append(theirs.recv(1))
+        finally:
+            theirs.shutdown(socket.SHUT_RDWR)   # the server's end: the wait returns
+
+    told = []
+    presser = threading.Thread(target=press)
+    presser.start()
+    try:
+        client._await(ours)
+    finally:
+        presser.join()
+        signal.signal(signal.SIGINT, old_int)
+        ours.close()
+        theirs.close()
+    assert told == [client.INTERRUPT] and ctrl_c.pressed
+
+
 def test_a_unit_that_crashes_libclang_in_the_keeper_is_reported_as_alone(server, alone, tmp_path):
     # The keeper dies (SIGSEGV in libclang's parser), the unit is parsed again in a child of the
     # server's, which dies too: the error is the one a command alone reports, and the server and
