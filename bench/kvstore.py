@@ -63,7 +63,11 @@ gets less of them.  The search starts at half the build's closed-loop rate, doub
 until it has a rate kept up with and one not, then bisects (geometric mean) until the two are
 within 5%; each probe is about 2 s of load, a probe that does not keep up is run once more (a
 neighbour's burst can sink one), and the builds' searches run in lockstep, one probe each per
-step, so a noisy minute falls on all of them.
+step, so a noisy minute falls on all of them.  The two builds of the saturation target,
+isolate-cache and handoff, are then searched again in R rounds (R as below), the two in lockstep
+within a round: each from its first maximum, up or down by 10% until bracketed, then to within
+2%.  One search's ratio is uncertain by its step and by the machine's noise; the target is judged
+on the median of the rounds' ratios, each shown.
 
 Then R rounds (default 3): in each round, for each load L of --loads (fractions of mono's
 open-loop maximum), every variant serves loadgen --rate L*max, the order rotating by one each
@@ -79,8 +83,8 @@ shown) with no errors, beside its floor, handoff's p99 at the same load: no spli
 plan can answer sooner than its bare hand-offs allow, so when handoff's p99 is above 1.3 times
 mono's the floor forbids the target.
 
-Then, at saturation, the targets: isolate-cache's open-loop maximum at least 0.9 of handoff's,
-and its closed-loop requests/s at least 0.9 of handoff's.  Beside them, for comparison, what the
+Then, at saturation, the targets: isolate-cache's open-loop maximum at least 0.9 of handoff's
+(the median of the rounds above), and its closed-loop requests/s at least 0.9 of handoff's.  Beside them, for comparison, what the
 idle ping-pong predicts: each build's CPU per request and round trips per request at its maximum,
 C / (C + k * h) with C mono's CPU per request (server and client) at its maximum, k the build's
 round trips per request and h the ping-pong's CPU per round trip; the open loop's rate floor (the
@@ -287,9 +291,9 @@ def kill_group(pgid: int) -> None:
 class Server:
     """One kvstore process (and its domain processes) in a process group of its own."""
 
-    def __init__(self, exe: str, workdir: str, env: dict | None = None):
+    def __init__(self, exe: str, workdir: str, env: dict | None = None, wrapper: list[str] | None = None):
         self.errfile = open(os.path.join(workdir, "server.err"), "w+")
-        self.proc = subprocess.Popen([exe, "--port", "0"], cwd=REPO, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([*(wrapper or []), exe, "--port", "0"], cwd=REPO, stdout=subprocess.PIPE,
                                      stderr=self.errfile, start_new_session=True,
                                      env={**os.environ, **env} if env else None)
         self.pgid = self.proc.pid
@@ -480,6 +484,25 @@ def kvstore_sources() -> list[str]:
                   for p in glob.glob(os.path.join(REPO, "samples", "kvstore", "*.c")))
 
 
+def build_variant(variant: str, tmp: str) -> tuple[str, str]:
+    """Builds one of SCONS_VARIANTS with scons and copies kvstore and its kvstore-<domain>
+    executables, kept together, into tmp/<variant>; returns its kvstore there and the command."""
+    cmd = [SCONS, "-Q"]
+    if variant != "mono":
+        cmd.append(f"ISOLATE={os.path.join(PLANS, variant + '.yaml')}")
+    run(cmd)
+    shown = [os.path.relpath(SCONS, REPO) if SCONS.startswith(REPO + os.sep) else SCONS, *cmd[1:]]
+    dest = os.path.join(tmp, variant)
+    os.mkdir(dest)
+    for path in glob.glob(os.path.join(REPO, "build", variant, "kvstore*")):
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            shutil.copy2(path, dest)
+    exe = os.path.join(dest, "kvstore")
+    if not os.path.exists(exe):
+        raise Failure(f"{shlex.join(cmd)} left no build/{variant}/kvstore")
+    return exe, shlex.join(shown) + f"   -> build/{variant}/kvstore*"
+
+
 def build_all(tmp: str) -> tuple[dict[str, str], str, list[str]]:
     """Builds every variant and loadgen; returns the executables' copies in tmp."""
     commands = []
@@ -493,21 +516,8 @@ def build_all(tmp: str) -> tuple[dict[str, str], str, list[str]]:
     exes["plain"] = os.path.join(plain_dir, "kvstore")
 
     for variant in SCONS_VARIANTS:
-        cmd = [SCONS, "-Q"]
-        if variant != "mono":
-            cmd.append(f"ISOLATE={os.path.join(PLANS, variant + '.yaml')}")
-        run(cmd)
-        shown = [os.path.relpath(SCONS, REPO) if SCONS.startswith(REPO + os.sep) else SCONS, *cmd[1:]]
-        commands.append(shlex.join(shown) + f"   -> build/{variant}/kvstore*")
-        # Snapshot: kvstore and its kvstore-<domain> executables, kept together.
-        dest = os.path.join(tmp, variant)
-        os.mkdir(dest)
-        for path in glob.glob(os.path.join(REPO, "build", variant, "kvstore*")):
-            if os.path.isfile(path) and os.access(path, os.X_OK):
-                shutil.copy2(path, dest)
-        exes[variant] = os.path.join(dest, "kvstore")
-        if not os.path.exists(exes[variant]):
-            raise Failure(f"{shlex.join(cmd)} left no build/{variant}/kvstore")
+        exes[variant], command = build_variant(variant, tmp)
+        commands.append(command)
 
     exes["handoff"] = build_handoff(tmp)
     commands.append(f"gcc {' '.join(CFLAGS)} samples/kvstore/*.c bench/ipc/handoff.c <tmp>/handoff.c "
@@ -630,6 +640,8 @@ KEEP_UP_SHARE = 0.97  # a run keeps up: it achieves at least this share of its r
 KEEP_UP_P50_MS = 1.0  # ... with a median latency under this
 SEARCH_SECONDS = 2.0  # of paced load per probe of the search for a build's maximum
 SEARCH_STEP = 1.05    # the search stops when the rates kept up and not kept up are this close
+REFINE_STEP = 1.02    # the saturation target's refined searches stop when this close ...
+REFINE_GROW = 1.1     # ... having stepped by this from the first search's maximum until bracketed
 SEARCH_FLOOR = 100.0  # requests/s: below this a build is taken to keep up with nothing
 PINGPONG_RUNS = 5
 PINGPONG_ROUNDS = 100_000
@@ -695,12 +707,14 @@ def keeps_up(r: dict) -> str | None:
 
 
 class Search:
-    """The highest rate a build keeps up with: from a first guess, doubling or halving until a rate
-    kept up with and one not are known, then bisecting between them on a log scale until they are
-    within SEARCH_STEP of each other."""
+    """The highest rate a build keeps up with: from a first guess, multiplying or dividing by
+    `grow` (doubling or halving) until a rate kept up with and one not are known, then bisecting
+    between them on a log scale until they are within `step` of each other."""
 
-    def __init__(self, guess: float):
+    def __init__(self, guess: float, step: float = SEARCH_STEP, grow: float = 2.0):
         self.guess = guess
+        self.step = step
+        self.grow = grow
         self.good: dict | None = None   # the run at the highest rate kept up with
         self.bad: float | None = None   # the lowest rate not kept up with
 
@@ -709,10 +723,10 @@ class Search:
         if good is None and self.bad is None:
             return self.guess
         if good is None:
-            return self.bad / 2 if self.bad / 2 >= SEARCH_FLOOR else None
+            return self.bad / self.grow if self.bad / self.grow >= SEARCH_FLOOR else None
         if self.bad is None:
-            return good * 2
-        return math.sqrt(good * self.bad) if self.bad / good > SEARCH_STEP else None
+            return good * self.grow
+        return math.sqrt(good * self.bad) if self.bad / good > self.step else None
 
     def record(self, r: dict) -> None:
         if keeps_up(r) is None:
@@ -721,27 +735,27 @@ class Search:
             self.bad = r["rate"]
 
 
-def search_maxima(exes: dict, loadgen: str, threads: int, tmp: str, guesses: dict) -> tuple[dict, list]:
-    """Every build's search, run in lockstep (one probe of each build per step, the order rotating),
+def search_maxima(exes: dict, loadgen: str, threads: int, tmp: str, searches: dict[str, Search],
+                  probes: list[dict], label: str = "") -> dict[str, Search]:
+    """The builds' searches, run in lockstep (one probe of each build per step, the order rotating),
     so that a noisy minute of the machine falls on all of them.  A probe that does not keep up for
     any reason but a failed request is run once more, and counts as kept up if either run did.
-    Returns each build's Search and every probe run."""
-    searches = {v: Search(guesses[v]) for v in VARIANTS}
-    probes = []
+    Every probe run is appended to `probes`; returns `searches`, each finished."""
     step = 0
     while True:
-        todo = [(v, searches[v].next_rate()) for v in rotated(VARIANTS, step)]
+        todo = [(v, searches[v].next_rate()) for v in rotated(list(searches), step)]
         todo = [(v, rate) for v, rate in todo if rate is not None]
         if not todo:
-            return searches, probes
+            return searches
         for v, rate in todo:
             for attempt in (1, 2):
                 r = paced_run(exes[v], loadgen, threads, rate, SEARCH_SECONDS, tmp)
                 r["variant"] = v
                 probes.append(r)
                 why = keeps_up(r)
-                log(f"  step {step + 1:<2} {v:<14}{rate:>8.0f}/s  achieved {r['rps']:>7.0f}/s  p50 {r['p50_ms']:8.3f}"
-                    f"  p99 {r['p99_ms']:8.3f} ms  srv cpu {1e6 * r['server_cpu'] / max(r['requests'], 1):6.1f}"
+                log(f"  {label}step {step + 1:<2} {v:<14}{rate:>8.0f}/s  achieved {r['rps']:>7.0f}/s  p50 "
+                    f"{r['p50_ms']:8.3f}  p99 {r['p99_ms']:8.3f} ms  srv cpu "
+                    f"{1e6 * r['server_cpu'] / max(r['requests'], 1):6.1f}"
                     f"  loadgen {1e6 * r['loadgen_cpu'] / max(r['requests'], 1):5.1f} us/req: "
                     + ("keeps up" if why is None else f"does not ({why})")
                     + (" [second try]" if attempt == 2 else ""))
@@ -749,6 +763,22 @@ def search_maxima(exes: dict, loadgen: str, threads: int, tmp: str, guesses: dic
                     break
             searches[v].record(r)
         step += 1
+
+
+def refine_maxima(exes: dict, loadgen: str, threads: int, tmp: str, first: dict[str, Search],
+                  probes: list[dict], rounds: int) -> list[dict[str, dict]]:
+    """The saturation target's two builds, FLOOR_OF and handoff, searched again in `rounds` rounds,
+    the two in lockstep within a round: each from its first search's maximum, by REFINE_GROW until
+    bracketed, then to within REFINE_STEP.  One search's ratio is uncertain by its whole step plus
+    the machine's noise; the rounds show that spread.  Returns each round's kept-up runs."""
+    found = []
+    for i in range(rounds):
+        pair = (FLOOR_OF, "handoff") if i % 2 == 0 else ("handoff", FLOOR_OF)
+        searches = {v: Search(first[v].good["rate"], REFINE_STEP, REFINE_GROW) for v in pair}
+        search_maxima(exes, loadgen, threads, tmp, searches, probes, label=f"round {i + 1}/{rounds} ")
+        if all(searches[v].good for v in pair):
+            found.append({v: searches[v].good for v in pair})
+    return found
 
 
 def futex_handoff(tmp: str, one_cpu: bool = False) -> tuple[float, float, list[tuple[float, float]]]:
@@ -965,7 +995,7 @@ def rate_floor(costs: list[tuple[float, float]], budget: float, trips: float, h_
 
 
 def saturation_report(searches: dict, probes: list[dict], handoff: tuple, handoff_one: tuple, runs: dict,
-                      closed_runs: dict) -> None:
+                      closed_runs: dict, refined: list[dict[str, dict]]) -> None:
     """At saturation: each build's open-loop maximum and its CPU per request there; the targets,
     isolate-cache against its floor measured in place (the handoff build, in the search and in the
     closed loop); and beside them what the idle ping-pong predicts.  On cores that the client and
@@ -1044,11 +1074,18 @@ def saturation_report(searches: dict, probes: list[dict], handoff: tuple, handof
         f"this run: the same crossings as bare futex hand-offs on one core, with no copy, protocol or "
         f"supervision):")
     ic, hf = searches[FLOOR_OF].good, searches["handoff"].good
-    if ic and hf:
-        share = ic["rate"] / hf["rate"]
-        log(f"  open loop, the highest rate kept up with: {FLOOR_OF} {ic['rate']:.0f}/s, handoff {hf['rate']:.0f}/s: "
-            f"{share:.2f}: " + ("MET" if share >= FLOOR_TARGET else "MISS")
-            + f" (each found within {100 * (SEARCH_STEP - 1):.0f}% by the search)")
+    if ic and hf and refined:
+        shares = [r[FLOOR_OF]["rate"] / r["handoff"]["rate"] for r in refined]
+        share = statistics.median(shares)
+        log(f"  open loop, the highest rate kept up with: the first search {FLOOR_OF} {ic['rate']:.0f}/s, handoff "
+            f"{hf['rate']:.0f}/s, {ic['rate'] / hf['rate']:.2f} (each within {100 * (SEARCH_STEP - 1):.0f}%); "
+            f"searched again in {len(refined)} round(s), each within {100 * (REFINE_STEP - 1):.0f}%: "
+            + ", ".join(f"{r[FLOOR_OF]['rate']:.0f}/{r['handoff']['rate']:.0f}" for r in refined)
+            + f"/s, {', '.join(f'{x:.2f}' for x in shares)}; median {share:.2f}: "
+            + ("MET" if share >= FLOOR_TARGET else "MISS"))
+    elif ic and hf:
+        log(f"  open loop: the first search {FLOOR_OF} {ic['rate']:.0f}/s, handoff {hf['rate']:.0f}/s, "
+            f"{ic['rate'] / hf['rate']:.2f}; not measured again (a search found no rate)")
     else:
         log("  open loop: not measured (a search found no rate)")
     share = rps[FLOOR_OF] / rps["handoff"]
@@ -1153,9 +1190,18 @@ def main() -> int:
                 f"p50 <= {KEEP_UP_P50_MS:g} ms; first guess half the closed loop's rate):")
             guesses = {v: max(SEARCH_FLOOR, round(0.5 * (closed if v == "mono" else warm_rps[v]), -2))
                        for v in VARIANTS}
-            searches, probes = search_maxima(exes, loadgen, args.threads, tmp, guesses)
+            probes: list[dict] = []
+            searches = search_maxima(exes, loadgen, args.threads, tmp, {v: Search(guesses[v]) for v in VARIANTS},
+                                     probes)
             if searches["mono"].good is None:
                 raise Failure("mono kept up with no rate in the search")
+            refined = []
+            if searches[FLOOR_OF].good and searches["handoff"].good:
+                log()
+                log(f"{FLOOR_OF}'s and handoff's maxima again, {rounds} rounds (each from its first maximum, "
+                    f"by {100 * (REFINE_GROW - 1):.0f}% until bracketed, then to within "
+                    f"{100 * (REFINE_STEP - 1):.0f}%; the two in lockstep, the first of them alternating):")
+                refined = refine_maxima(exes, loadgen, args.threads, tmp, searches, probes, rounds)
             top = searches["mono"].good["rate"]
             rates = {x: x * top for x in loads}
             log()
@@ -1196,7 +1242,7 @@ def main() -> int:
             bad += [(v, "equal utilization", p) for v in ("mono", "isolate-cache") for r in equal[v]
                     for p in problems(r)]
         log()
-        saturation_report(searches, probes, handoff, handoff_one, open_runs, closed_runs)
+        saturation_report(searches, probes, handoff, handoff_one, open_runs, closed_runs, refined)
         equal_utilization_report(equal, open_runs)
         p99_floor_report(open_runs, rates, searches)
         log()
