@@ -81,7 +81,9 @@ their range, the requests/s achieved, errors, and the server's CPU time per requ
 at 50% load, isolate-cache's p99 at most 1.3 times mono's (ratio of the medians, per-round ratios
 shown) with no errors, beside its floor, handoff's p99 at the same load: no split build of this
 plan can answer sooner than its bare hand-offs allow, so when handoff's p99 is above 1.3 times
-mono's the floor forbids the target.
+mono's the floor forbids the target.  When that load is above the floor's own maximum (the
+median of the rounds' searches), the report says so: both builds are then past saturation, where
+a p99 is the backlog a run built up (longer the longer the run), and their maxima compare them.
 
 Then, at saturation, the targets: isolate-cache's open-loop maximum at least 0.9 of handoff's
 (the median of the rounds above), and its closed-loop requests/s at least 0.9 of handoff's.  Beside them, for comparison, what the
@@ -850,10 +852,13 @@ def equal_utilization_runs(args, exes: dict, loadgen: str, tmp: str, rounds: int
     return out
 
 
-def p99_floor_report(runs: dict, rates: dict, searches: dict) -> None:
+def p99_floor_report(runs: dict, rates: dict, searches: dict, refined: list[dict[str, dict]],
+                     duration: float) -> None:
     """The 50% target beside its floor, the handoff build at the same load: the crossings' bare
     hand-offs and nothing else, so no split build of this plan can have a lower p99 there.  When
-    its p99 is more than P99_TARGET times mono's, the floor forbids the target."""
+    its p99 is more than P99_TARGET times mono's, the floor forbids the target.  When the load is
+    above the floor's own maximum, says so: past saturation a p99 is the backlog a run of
+    `duration` seconds built up, longer the longer the run, and not a latency to compare."""
     if 0.5 not in rates:
         return
     mono50 = statistics.median(r["p99_ms"] for r in runs[(0.5, "mono")])
@@ -870,6 +875,11 @@ def p99_floor_report(runs: dict, rates: dict, searches: dict) -> None:
                                   else f"the floor allows <= {P99_TARGET}"))
     log(f"  {FLOOR_OF}'s p99 at 50% load, {ic50:.3f} ms, is {ic50 / floor50:.2f} times the floor's: "
         + ("within 10% of the floor, or below it" if ic50 <= 1.1 * floor50 else "not within 10% of the floor"))
+    tops = [r["handoff"]["rate"] for r in refined] or ([top["rate"]] if top else [])
+    if tops and statistics.median(tops) <= rates[0.5]:
+        log(f"  (the load is above the floor's own maximum, {statistics.median(tops):.0f}/s, the median of the "
+            f"searches: both builds are past saturation there, and their p99s are the backlog that "
+            f"{duration:g} s of load built up, not latencies; what compares them is their maxima, above)")
 
 
 def equal_utilization_report(equal: dict | None, runs: dict) -> None:
@@ -1244,7 +1254,7 @@ def main() -> int:
         log()
         saturation_report(searches, probes, handoff, handoff_one, open_runs, closed_runs, refined)
         equal_utilization_report(equal, open_runs)
-        p99_floor_report(open_runs, rates, searches)
+        p99_floor_report(open_runs, rates, searches, refined, args.duration)
         log()
         if bad:
             for v, rnd, p in bad:
