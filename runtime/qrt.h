@@ -14,6 +14,7 @@
 #ifndef QRT_H
 #define QRT_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -144,11 +145,34 @@ uint64_t qrt_handle_out(int domain, const void *p);
 int qrt_handle_in(int domain, uint64_t v, void **out);
 int qrt_peer_domain(const struct qrt_call *call);
 
-/* Wire helpers. */
-void qrt_put(struct qrt_wr *w, const void *data, size_t n);
+/* Wire helpers.  qrt_put and qrt_get are inline: most of their calls are of a fixed size (a
+ * scalar argument or result), which the compiler then copies with a move, not a call. */
+static inline void qrt_put(struct qrt_wr *w, const void *data, size_t n)
+{
+    if (w->err)
+        return;
+    if (n > w->cap - w->len) {
+        w->err = -E2BIG;
+        return;
+    }
+    if (n)
+        __builtin_memcpy(w->base + w->len, data, n);
+    w->len += n;
+}
+
+static inline void qrt_get(struct qrt_rd *r, void *out, size_t n)
+{
+    if (r->err || n > r->len - r->pos) {
+        r->err = -EBADMSG;
+        __builtin_memset(out, 0, n);
+        return;
+    }
+    __builtin_memcpy(out, r->base + r->pos, n);
+    r->pos += n;
+}
+
 void qrt_put_blob(struct qrt_wr *w, const void *data, size_t n);   /* length-prefixed, NULL allowed */
 void qrt_put_string(struct qrt_wr *w, const char *s);              /* length-prefixed, NULL allowed */
-void qrt_get(struct qrt_rd *r, void *out, size_t n);
 /* A buffer going back to its caller (QPM_OUT, QPM_INOUT): its length, then its bytes up to the
  * last one that is not zero (a 4 KiB output buffer holding a short value crosses in a few bytes);
  * the reader gets the `sent` bytes that came and zeroes the rest. */
