@@ -28,8 +28,9 @@ instructions.
 
 The runtime supervises its domains with pidfds (pidfd_open), which valgrind knows from 3.20 on.
 With an older valgrind on PATH (Debian 12 has 3.19), the script takes Debian's current package
-(trixie's, from deb.debian.org) once into bench/.data/valgrind/ and runs it from there; its tools
-are static executables and run on Debian 12.  --valgrind chooses another.
+(trixie's, from deb.debian.org over https, its SHA256 checked against the package index) once
+into bench/.data/valgrind/ and runs it from there: its tools are static executables, and its
+launcher needs glibc 2.34 or later (Debian 12 has 2.36).  --valgrind chooses another.
 
 The exit status is 0 when every request of every run was answered, 1 when not, 2 when something
 could not be built, fetched or run.
@@ -38,6 +39,8 @@ could not be built, fetched or run.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import http.client
 import lzma
 import os
 import platform
@@ -56,7 +59,7 @@ from machine import cpu_model
 
 REPO = kv.REPO
 DATA = os.path.join(REPO, "bench", ".data", "valgrind")
-DEBIAN = "http://deb.debian.org/debian"
+DEBIAN = "https://deb.debian.org/debian"
 SUITE = "trixie"
 VALGRIND_MIN = (3, 20)   # pidfd_open
 THREADS = 8
@@ -97,8 +100,20 @@ def fetch(url: str) -> bytes:
     try:
         with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as r:
             return r.read()
-    except OSError as e:
+    except (OSError, http.client.HTTPException) as e:
         raise kv.Failure(f"cannot fetch {url}: {e}") from e
+
+
+def safe_members(t: tarfile.TarFile, dest: str):
+    """The archive's members, refusing any that would land outside dest (for a Python whose
+    tarfile has no extraction filters)."""
+    root = os.path.realpath(dest)
+    for m in t.getmembers():
+        target = os.path.realpath(os.path.join(dest, m.name))
+        link = os.path.realpath(os.path.join(os.path.dirname(target), m.linkname)) if m.issym() or m.islnk() else root
+        if os.path.commonpath([root, target]) != root or os.path.commonpath([root, link]) != root:
+            raise kv.Failure(f"the valgrind package holds a path outside its folder: {m.name}")
+        yield m
 
 
 def unpack_deb(deb: bytes, dest: str) -> None:
@@ -115,7 +130,12 @@ def unpack_deb(deb: bytes, dest: str) -> None:
                 f.write(body)
             try:
                 with tarfile.open(tmp) as t:
-                    t.extractall(dest, filter="data")
+                    if hasattr(tarfile, "data_filter"):
+                        t.extractall(dest, filter="data")
+                    else:
+                        t.extractall(dest, members=safe_members(t, dest))
+            except (tarfile.TarError, lzma.LZMAError, EOFError) as e:
+                raise kv.Failure(f"cannot unpack the valgrind package: {e}") from e
             finally:
                 os.unlink(tmp)
             return
@@ -126,10 +146,15 @@ def unpack_deb(deb: bytes, dest: str) -> None:
 def debian_valgrind() -> tuple[str, dict]:
     """Debian's current valgrind in bench/.data/valgrind/<version>, fetched the first time."""
     arch = debian_arch()
-    index = lzma.decompress(fetch(f"{DEBIAN}/dists/{SUITE}/main/binary-{arch}/Packages.xz")).decode()
+    url = f"{DEBIAN}/dists/{SUITE}/main/binary-{arch}/Packages.xz"
+    try:
+        index = lzma.decompress(fetch(url)).decode()
+    except (lzma.LZMAError, UnicodeDecodeError) as e:
+        raise kv.Failure(f"{url} is not a package index: {e}") from e
     stanza = next((s for s in index.split("\n\n") if re.search(r"^Package: valgrind$", s, re.M)), None)
     m = stanza and re.search(r"^Filename: (\S+)$", stanza, re.M)
-    if not m:
+    digest = stanza and re.search(r"^SHA256: ([0-9a-f]{64})$", stanza, re.M)
+    if not m or not digest:
         raise kv.Failure(f"Debian {SUITE} lists no valgrind package for {arch}")
     dest = os.path.join(DATA, os.path.basename(m[1]).removesuffix(".deb"))
     if not os.path.isdir(dest):
@@ -137,7 +162,10 @@ def debian_valgrind() -> tuple[str, dict]:
         part = dest + ".part"
         shutil.rmtree(part, ignore_errors=True)
         os.makedirs(part)
-        unpack_deb(fetch(f"{DEBIAN}/{m[1]}"), part)
+        deb = fetch(f"{DEBIAN}/{m[1]}")
+        if hashlib.sha256(deb).hexdigest() != digest[1]:
+            raise kv.Failure(f"{DEBIAN}/{m[1]}: its SHA256 is not the one the package index gives")
+        unpack_deb(deb, part)
         os.rename(part, dest)
     return local_valgrind(dest)
 
@@ -175,21 +203,22 @@ def find_valgrind(given: str | None) -> tuple[str, dict]:
 def group_of(file: str, function: str, obj: str) -> str:
     """Where a function's instructions count (callgrind_annotate shows a file of the repository
     as an absolute path or one relative to where it was compiled)."""
-    if re.search(r"(^|/)ipc/handoff\.c$", file):
-        return "hand-off"
+    if re.search(r"(^|/)handoff\.c$", file):
+        return "hand-off"       # bench/ipc/handoff.c, and the floor's wrappers that call it
     if re.search(r"\.qpm/[^/]+$", file):
         return "stubs"
     if re.search(r"(^|/)runtime/[^/]+$", file):
         return "runtime: waits" if function.split(".")[0] in WAITS else "runtime"
     if re.search(r"(^|/)samples/", file):
         return "program"
-    if "memset" in file or "memmove" in file or "memcpy" in file:
-        return "memset, memcpy"
-    if "libc.so" in obj:
-        return "libc, other"
+    if re.search(r"mem(set|move|cpy)", file) or re.match(r"_*mem(set|move|cpy)", function):
+        return "memset, memcpy"     # by its file where libc's debug information is installed
+    if "libc.so" in obj or (not obj and file.startswith("./")):
+        return "libc, other"        # ./ : glibc's own sources, also where inlined with no object
     return "loader, other"
 
 
+COMPILER_HEADER = re.compile(r"/lib/gcc/[^/]+/[^/]+/include/|/lib/clang/[^/]+/include/")
 LINE = re.compile(r"^\s*([\d,]+) \(\s*[\d.]+%\)\s+(.*?):(\S.*?)(?: \[(.*)\])?$")
 
 
@@ -203,30 +232,38 @@ def counts_of(annotate: str, env: dict, path: str) -> dict[str, int]:
     lines = out.stdout.splitlines()
     start = next((i for i, line in enumerate(lines) if "PROGRAM TOTALS" in line), None)
     if start is None:
-        return groups
+        raise kv.Failure(f"callgrind_annotate {path}: no PROGRAM TOTALS line in its output")
+    total = int(lines[start].split()[0].replace(",", ""))
+    rows = []
     for line in lines[start + 1:]:
         m = LINE.match(line)
         if m:
-            groups[group_of(m[2], m[3], m[4] or "")] += int(m[1].replace(",", ""))
+            rows.append((int(m[1].replace(",", "")), m[2], m[3], m[4] or ""))
         elif line.startswith("-- Auto-annotated") or line.startswith("-- User-annotated"):
             break
+    # Code inlined from a compiler's header (an intrinsic, say) is shown under that header's name:
+    # it counts where the rest of its function does.
+    home = {fn: group_of(file, fn, obj) for _, file, fn, obj in rows if not COMPILER_HEADER.search(file)}
+    for n, file, fn, obj in rows:
+        groups[home.get(fn, "loader, other") if COMPILER_HEADER.search(file) else group_of(file, fn, obj)] += n
+    if abs(sum(groups.values()) - total) > total // 100:
+        raise kv.Failure(f"callgrind_annotate {path}: its functions add up to {sum(groups.values()):,}, "
+                         f"not its total {total:,}: a format this script does not know")
     return groups
 
 
-def command_of(path: str) -> str:
-    with open(path, errors="replace") as f:
-        for line in f:
-            if line.startswith("cmd:"):
-                return line.split()[1] if len(line.split()) > 1 else "?"
-    return "?"
-
-
 def wait_gone(pid: int, deadline: float) -> None:
-    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return
+    """Waits until pid has ended (gone, or a zombie its parent has not reaped)."""
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return
+        except OSError:
+            return
         time.sleep(0.05)
+    raise kv.Failure(f"process {pid} did not end within {DUMP_TIMEOUT_S} s of SIGUSR2 (callgrind writes "
+                     f"its counts as it ends)")
 
 
 def counted_run(exe: str, valgrind: str, env: dict, loadgen: str, requests: int, tmp: str) -> dict:
@@ -252,12 +289,18 @@ def counted_run(exe: str, valgrind: str, env: dict, loadgen: str, requests: int,
         deadline = time.monotonic() + DUMP_TIMEOUT_S
         for pid in others:
             wait_gone(pid, deadline)
-        server.stop()
+        status, out, _ = server.stop()
         stopped = True
     finally:
         if not stopped:
             server.kill()
+    err = server.stderr_text()
     server.errfile.close()
+    served = re.search(r"kvstore stats: connections=\d+ requests=(\d+)", out)
+    if status != 0 or not served or int(served[1]) != result["requests"]:
+        raise kv.Failure(f"{exe} under callgrind: exit status {status}, "
+                         + (f"served {served[1]} requests where loadgen sent {result['requests']}" if served
+                            else "no statistics line") + err)
     _, trips = kv.runtime_trips(reports)
     annotate = os.path.join(os.path.dirname(valgrind), "callgrind_annotate")
     totals = {"main": dict.fromkeys(GROUPS, 0), "others": dict.fromkeys(GROUPS, 0)}
@@ -289,6 +332,7 @@ def main() -> int:
     if not 0 < args.small < args.large:
         ap.error("--small must be above 0 and below --large")
     tmp = tempfile.mkdtemp(prefix="bench-instructions-")
+    kv.become_subreaper()   # a domain whose program ended is reaped here
     try:
         log("valgrind:")
         valgrind, env = find_valgrind(args.valgrind)
@@ -305,11 +349,11 @@ def main() -> int:
                 runs[(b, n)] = r
                 log(f"  {b:<14} {THREADS} x {n:>5} requests: {r['ok']} answered, {r['errors']} errors, "
                     f"{sum(sum(c.values()) for c in r['counts'].values()):,} instructions, {r['trips']} round trips")
-    except kv.Failure as e:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except (kv.Failure, OSError, subprocess.SubprocessError) as e:
         log(f"\nFAILED: {e}")
         return 2
-    shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     costs = {b: per_request(runs[(b, args.small)], runs[(b, args.large)]) for b in BUILDS}
     trips = ((runs[("isolate-cache", args.large)]["trips"] - runs[("isolate-cache", args.small)]["trips"])
              / (runs[("isolate-cache", args.large)]["requests"] - runs[("isolate-cache", args.small)]["requests"]))

@@ -713,10 +713,11 @@ class Search:
     `grow` (doubling or halving) until a rate kept up with and one not are known, then bisecting
     between them on a log scale until they are within `step` of each other."""
 
-    def __init__(self, guess: float, step: float = SEARCH_STEP, grow: float = 2.0):
+    def __init__(self, guess: float, step: float = SEARCH_STEP, grow: float = 2.0, lowest: float = SEARCH_FLOOR):
         self.guess = guess
         self.step = step
         self.grow = grow
+        self.lowest = lowest    # below this the build is taken to keep up with nothing
         self.good: dict | None = None   # the run at the highest rate kept up with
         self.bad: float | None = None   # the lowest rate not kept up with
 
@@ -725,7 +726,7 @@ class Search:
         if good is None and self.bad is None:
             return self.guess
         if good is None:
-            return self.bad / self.grow if self.bad / self.grow >= SEARCH_FLOOR else None
+            return self.bad / self.grow if self.bad / self.grow >= self.lowest else None
         if self.bad is None:
             return good * self.grow
         return math.sqrt(good * self.bad) if self.bad / good > self.step else None
@@ -768,18 +769,19 @@ def search_maxima(exes: dict, loadgen: str, threads: int, tmp: str, searches: di
 
 
 def refine_maxima(exes: dict, loadgen: str, threads: int, tmp: str, first: dict[str, Search],
-                  probes: list[dict], rounds: int) -> list[dict[str, dict]]:
+                  probes: list[dict], rounds: int) -> list[dict[str, dict | None]]:
     """The saturation target's two builds, FLOOR_OF and handoff, searched again in `rounds` rounds,
     the two in lockstep within a round: each from its first search's maximum, by REFINE_GROW until
-    bracketed, then to within REFINE_STEP.  One search's ratio is uncertain by its whole step plus
-    the machine's noise; the rounds show that spread.  Returns each round's kept-up runs."""
+    bracketed (down to half that maximum at most), then to within REFINE_STEP.  One search's ratio
+    is uncertain by its whole step plus the machine's noise; the rounds show that spread.  Returns
+    each round's kept-up run of each build, None for one that kept up with nothing tried."""
     found = []
     for i in range(rounds):
         pair = (FLOOR_OF, "handoff") if i % 2 == 0 else ("handoff", FLOOR_OF)
-        searches = {v: Search(first[v].good["rate"], REFINE_STEP, REFINE_GROW) for v in pair}
+        searches = {v: Search(first[v].good["rate"], REFINE_STEP, REFINE_GROW, first[v].good["rate"] / 2)
+                    for v in pair}
         search_maxima(exes, loadgen, threads, tmp, searches, probes, label=f"round {i + 1}/{rounds} ")
-        if all(searches[v].good for v in pair):
-            found.append({v: searches[v].good for v in pair})
+        found.append({v: searches[v].good for v in pair})
     return found
 
 
@@ -875,11 +877,17 @@ def p99_floor_report(runs: dict, rates: dict, searches: dict, refined: list[dict
                                   else f"the floor allows <= {P99_TARGET}"))
     log(f"  {FLOOR_OF}'s p99 at 50% load, {ic50:.3f} ms, is {ic50 / floor50:.2f} times the floor's: "
         + ("within 10% of the floor, or below it" if ic50 <= 1.1 * floor50 else "not within 10% of the floor"))
-    tops = [r["handoff"]["rate"] for r in refined] or ([top["rate"]] if top else [])
-    if tops and statistics.median(tops) <= rates[0.5]:
-        log(f"  (the load is above the floor's own maximum, {statistics.median(tops):.0f}/s, the median of the "
-            f"searches: both builds are past saturation there, and their p99s are the backlog that "
-            f"{duration:g} s of load built up, not latencies; what compares them is their maxima, above)")
+    def median_top(v: str) -> float | None:
+        tops = [r[v]["rate"] if r[v] else 0.0 for r in refined] or (
+            [searches[v].good["rate"]] if searches[v].good else [])
+        return statistics.median(tops) if tops else None
+    floor_top, own_top = median_top("handoff"), median_top(FLOOR_OF)
+    if floor_top is not None and floor_top < rates[0.5]:
+        both = own_top is not None and own_top < rates[0.5]
+        log(f"  (the load is above the floor's own maximum, {floor_top:.0f}/s, the median of its searches"
+            + (f", and above {FLOOR_OF}'s, {own_top:.0f}/s: both builds are" if both else ": the floor is")
+            + f" past saturation there, where a p99 is the backlog that {duration:g} s of load built up, not a "
+            f"latency; what compares them is their maxima, above)")
 
 
 def equal_utilization_report(equal: dict | None, runs: dict) -> None:
@@ -1084,18 +1092,23 @@ def saturation_report(searches: dict, probes: list[dict], handoff: tuple, handof
         f"this run: the same crossings as bare futex hand-offs on one core, with no copy, protocol or "
         f"supervision):")
     ic, hf = searches[FLOOR_OF].good, searches["handoff"].good
-    if ic and hf and refined:
-        shares = [r[FLOOR_OF]["rate"] / r["handoff"]["rate"] for r in refined]
+    judged = [r for r in refined if r["handoff"]]   # a round whose floor kept up with nothing judges nothing
+    if ic and hf and judged:
+        # A round in which isolate-cache kept up with nothing down to half its first maximum counts as 0.
+        shares = [r[FLOOR_OF]["rate"] / r["handoff"]["rate"] if r[FLOOR_OF] else 0.0 for r in judged]
         share = statistics.median(shares)
         log(f"  open loop, the highest rate kept up with: the first search {FLOOR_OF} {ic['rate']:.0f}/s, handoff "
             f"{hf['rate']:.0f}/s, {ic['rate'] / hf['rate']:.2f} (each within {100 * (SEARCH_STEP - 1):.0f}%); "
             f"searched again in {len(refined)} round(s), each within {100 * (REFINE_STEP - 1):.0f}%: "
-            + ", ".join(f"{r[FLOOR_OF]['rate']:.0f}/{r['handoff']['rate']:.0f}" for r in refined)
+            + ", ".join((f"{r[FLOOR_OF]['rate']:.0f}" if r[FLOOR_OF] else "none") + "/"
+                        + (f"{r['handoff']['rate']:.0f}" if r["handoff"] else "none") for r in refined)
             + f"/s, {', '.join(f'{x:.2f}' for x in shares)}; median {share:.2f}: "
-            + ("MET" if share >= FLOOR_TARGET else "MISS"))
+            + ("MET" if share >= FLOOR_TARGET else "MISS")
+            + (f" ({len(refined) - len(judged)} round(s) in which handoff kept up with nothing, down to half its "
+               f"first maximum, left out)" if len(judged) < len(refined) else ""))
     elif ic and hf:
         log(f"  open loop: the first search {FLOOR_OF} {ic['rate']:.0f}/s, handoff {hf['rate']:.0f}/s, "
-            f"{ic['rate'] / hf['rate']:.2f}; not measured again (a search found no rate)")
+            f"{ic['rate'] / hf['rate']:.2f}; no verdict: in no round of the searches again did handoff keep up")
     else:
         log("  open loop: not measured (a search found no rate)")
     share = rps[FLOOR_OF] / rps["handoff"]
