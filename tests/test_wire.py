@@ -1,0 +1,19 @@
+"""What crosses back of an out buffer (runtime/wire.c's qrt_put_back and qrt_get_back), checked
+byte for byte against the buffer: compiled with the real compiler, under the sanitizers."""
+
+import os
+import subprocess
+
+from builds import SANITIZE
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_an_out_buffer_sends_exactly_its_bytes_up_to_the_last_that_is_not_zero(tmp_path):
+    exe = tmp_path / "put_back"
+    subprocess.run(["gcc", "-std=c11", "-D_GNU_SOURCE", "-O2", "-g", *SANITIZE,
+                    "-I", os.path.join(ROOT, "runtime"), os.path.join(ROOT, "tests", "programs", "wire", "put_back.c"),
+                    os.path.join(ROOT, "runtime", "wire.c"), "-o", str(exe)], check=True)
+    proc = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert int(proc.stdout.split()[1]) > 1_000_000
