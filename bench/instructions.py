@@ -55,6 +55,7 @@ import time
 import urllib.request
 
 import kvstore as kv  # bench/kvstore.py: its builds, server and load client
+from kvstore import log
 from machine import cpu_model
 
 REPO = kv.REPO
@@ -70,10 +71,6 @@ BUILDS = ("isolate-cache", "handoff")
 GROUPS = ("program", "stubs", "runtime", "runtime: waits", "hand-off", "memset, memcpy", "libc, other",
           "loader, other")
 WAITS = ("wait_slow", "yield_for")     # the runtime's waits past the first inline spins
-
-
-def log(text: str = "") -> None:
-    print(text, flush=True)
 
 
 # ---- valgrind ---------------------------------------------------------------------------------
@@ -296,11 +293,11 @@ def counted_run(exe: str, valgrind: str, env: dict, loadgen: str, requests: int,
             server.kill()
     err = server.stderr_text()
     server.errfile.close()
-    served = re.search(r"kvstore stats: connections=\d+ requests=(\d+)", out)
-    if status != 0 or not served or int(served[1]) != result["requests"]:
+    served = kv.server_stats(out)
+    if status != 0 or not served or served["requests"] != result["requests"]:
         raise kv.Failure(f"{exe} under callgrind: exit status {status}, "
-                         + (f"served {served[1]} requests where loadgen sent {result['requests']}" if served
-                            else "no statistics line") + err)
+                         + (f"served {served['requests']} requests where loadgen sent {result['requests']}"
+                            if served else "no statistics line") + err)
     _, trips = kv.runtime_trips(reports)
     annotate = os.path.join(os.path.dirname(valgrind), "callgrind_annotate")
     totals = {"main": dict.fromkeys(GROUPS, 0), "others": dict.fromkeys(GROUPS, 0)}

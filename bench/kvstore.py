@@ -427,17 +427,22 @@ def serve_and_load(exe: str, loadgen: str, load: list[str], seconds: float, work
         if not stopped:
             server.kill()
     server.errfile.close()
-    m = re.search(r"kvstore stats: connections=(\d+) requests=(\d+) gets=(\d+) sets=(\d+) dels=(\d+)"
-                  r" hits=(\d+) misses=(\d+)", out)
     result.update(server_exit=status, server_cpu=server_user + server_sys, server_sys=server_sys,
                   server_switches=main_switches + domain_switches, loadgen_cpu=load_cpu, procs=procs,
-                  server_stderr=err.strip(),
-                  server_stats=dict(zip(("connections", "requests", "gets", "sets", "dels", "hits",
-                                         "misses"), map(int, m.groups()))) if m else None)
+                  server_stderr=err.strip(), server_stats=server_stats(out))
     if reports:
         result["crossings"], result["trips"] = runtime_trips(reports)
         shutil.rmtree(reports, ignore_errors=True)
     return result
+
+
+def server_stats(out: str) -> dict[str, int] | None:
+    """The counts of the server's final 'kvstore stats:' line (its standard output after the first
+    line), or None without one."""
+    m = re.search(r"kvstore stats: connections=(\d+) requests=(\d+) gets=(\d+) sets=(\d+) dels=(\d+)"
+                  r" hits=(\d+) misses=(\d+)", out)
+    return dict(zip(("connections", "requests", "gets", "sets", "dels", "hits", "misses"),
+                    map(int, m.groups()))) if m else None
 
 
 def runtime_trips(reports: str) -> tuple[int, int]:
@@ -854,7 +859,7 @@ def equal_utilization_runs(args, exes: dict, loadgen: str, tmp: str, rounds: int
     return out
 
 
-def p99_floor_report(runs: dict, rates: dict, searches: dict, refined: list[dict[str, dict]],
+def p99_floor_report(runs: dict, rates: dict, searches: dict, refined: list[dict[str, dict | None]],
                      duration: float) -> None:
     """The 50% target beside its floor, the handoff build at the same load: the crossings' bare
     hand-offs and nothing else, so no split build of this plan can have a lower p99 there.  When
@@ -1013,7 +1018,7 @@ def rate_floor(costs: list[tuple[float, float]], budget: float, trips: float, h_
 
 
 def saturation_report(searches: dict, probes: list[dict], handoff: tuple, handoff_one: tuple, runs: dict,
-                      closed_runs: dict, refined: list[dict[str, dict]]) -> None:
+                      closed_runs: dict, refined: list[dict[str, dict | None]]) -> None:
     """At saturation: each build's open-loop maximum and its CPU per request there; the targets,
     isolate-cache against its floor measured in place (the handoff build, in the search and in the
     closed loop); and beside them what the idle ping-pong predicts.  On cores that the client and
