@@ -10,6 +10,9 @@
  * A descriptor (QPM_FD) is an int32 in the message: a negative value is itself, any other the
  * index of a descriptor sent beside the message (transport.c sends and receives them).
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE     /* as the runtime's other files: aligned_alloc under the program's -std=gnu99 */
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
