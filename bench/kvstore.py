@@ -50,8 +50,8 @@ every wait); a server and its domain processes form their own process group, whi
 on any error path and checked to be empty after every run.
 
 With --open-loop the question is latency at a load the server can carry rather than the most it
-can carry.  After the warm-up: three closed-loop runs each of mono, isolate-cache and handoff, the
-order rotating (mono's median is its closed-loop maximum, for comparison; the three give the
+can carry.  After the warm-up: three closed-loop runs each of mono, isolate-cache, handoff and
+handoff-again (below), the order rotating (mono's median is its closed-loop maximum, for comparison; the three give the
 closed loop's ratios below); the futex hand-off's cost on this machine (five runs of
 bench/ipc/pingpong.c's futex ping-pong, CPU time of both processes per round trip, left to the
 scheduler (h) and with both processes kept to one CPU (h1)); then each build's open-loop maximum,
@@ -64,14 +64,20 @@ until it has a rate kept up with and one not, then bisects (geometric mean) unti
 within 5%; each probe is about 2 s of load, a probe that does not keep up is run once more (a
 neighbour's burst can sink one), and the builds' searches run in lockstep, one probe each per
 step, so a noisy minute falls on all of them.  The two builds of the saturation target,
-isolate-cache and handoff, are then searched again in R rounds (R as below), the two in lockstep
-within a round: each from its first maximum, up or down by 10% until bracketed, then to within
-2%.  One search's ratio is uncertain by its step and by the machine's noise; the target is judged
-on the median of the rounds' ratios, each shown.
+isolate-cache and handoff, are then searched again in R rounds (R as below), with handoff-again,
+the three in lockstep within a round: each from its first maximum, up or down by 10% until
+bracketed, then to within 2%.  One search's ratio is uncertain by its step and by the machine's
+noise; the target is judged on the median of the rounds' ratios, each shown.
+
+handoff-again is the handoff executable copied to a directory of its own and measured as if it
+were another build: in the closed loop, in the rounds of searches above and at 50% load.  Its
+ratios to handoff (the same program against itself, in the same rounds) are printed beside the
+targets' ratios: how far two measurements of one build differ on this machine in this run, the
+resolution that a "within 10% of the floor" verdict has.  It judges nothing.
 
 Then R rounds (default 3): in each round, for each load L of --loads (fractions of mono's
-open-loop maximum), every variant serves loadgen --rate L*max, the order rotating by one each
-round.  Each run is bounded in requests (--threads T --requests ceil(L*max*D/T) for --duration D)
+open-loop maximum), every variant serves loadgen --rate L*max (at 50% handoff-again too), the
+order rotating by one each round.  Each run is bounded in requests (--threads T --requests ceil(L*max*D/T) for --duration D)
 and in seconds (--seconds 2*D).  loadgen sends each request at its intended time and counts
 latency from that time, so a reply that comes late delays the requests behind it and their
 latency shows it.  Every open-loop server runs with a fresh QPM_REPORT_DIR, whose statistics file
@@ -138,6 +144,7 @@ CFLAGS = ["-std=c11", "-D_GNU_SOURCE", "-O2", "-g", "-Wall", "-Wextra", "-Werror
 VARIANTS = ("plain", "mono", "isolate-cache", "isolate-all", "handoff")
 SCONS_VARIANTS = ("mono", "isolate-cache", "isolate-all")
 FLOOR_OF = "isolate-cache"  # the handoff build has this plan's crossings as bare hand-offs
+AGAIN = "handoff-again"     # the handoff executable again, measured beside it: the measurement's own spread
 TICK = os.sysconf("SC_CLK_TCK")
 
 START_TIMEOUT_S = 15      # until the server prints its port
@@ -529,6 +536,10 @@ def build_all(tmp: str) -> tuple[dict[str, str], str, list[str]]:
     exes["handoff"] = build_handoff(tmp)
     commands.append(f"gcc {' '.join(CFLAGS)} samples/kvstore/*.c bench/ipc/handoff.c <tmp>/handoff.c "
                     f"-Wl,--wrap=<each function {FLOOR_OF} sends across> -o <tmp>/handoff/kvstore")
+    exes[AGAIN] = os.path.join(tmp, AGAIN, "kvstore")
+    os.mkdir(os.path.dirname(exes[AGAIN]))
+    shutil.copy2(exes["handoff"], exes[AGAIN])
+    commands.append(f"cp <tmp>/handoff/kvstore <tmp>/{AGAIN}/kvstore   (the floor measured twice)")
 
     loadgen = os.path.join(tmp, "loadgen")
     shutil.copy2(os.path.join(REPO, "build", "tools", "loadgen"), loadgen)
@@ -676,12 +687,12 @@ def paced_run(exe: str, loadgen: str, threads: int, rate: float, duration: float
     return r
 
 
-CLOSED = ("mono", "isolate-cache", "handoff")
+CLOSED = ("mono", "isolate-cache", "handoff", AGAIN)
 
 
 def closed_loop_runs(exes: dict, loadgen: str, load: list[str], seconds: float, tmp: str) -> dict:
-    """Three closed-loop runs each of mono, isolate-cache and handoff, the order rotating, their
-    round trips counted: runs[variant] -> results.  Raises Failure if any request failed."""
+    """Three closed-loop runs each of CLOSED, the order rotating, their round trips counted:
+    runs[variant] -> results.  Raises Failure if any request failed."""
     runs: dict = {v: [] for v in CLOSED}
     for i in range(3):
         for v in rotated(CLOSED, i):
@@ -775,18 +786,20 @@ def search_maxima(exes: dict, loadgen: str, threads: int, tmp: str, searches: di
 
 def refine_maxima(exes: dict, loadgen: str, threads: int, tmp: str, first: dict[str, Search],
                   probes: list[dict], rounds: int) -> list[dict[str, dict | None]]:
-    """The saturation target's two builds, FLOOR_OF and handoff, searched again in `rounds` rounds,
-    the two in lockstep within a round: each from its first search's maximum, by REFINE_GROW until
-    bracketed (down to half that maximum at most), then to within REFINE_STEP.  One search's ratio
-    is uncertain by its whole step plus the machine's noise; the rounds show that spread.  Returns
-    each round's kept-up run of each build, None for one that kept up with nothing tried."""
+    """The saturation target's two builds, FLOOR_OF and handoff, and handoff again (AGAIN, the same
+    executable: how far two measurements of one build differ here), searched again in `rounds`
+    rounds, the three in lockstep within a round, the first of them rotating: each from its first
+    search's maximum (AGAIN from handoff's), by REFINE_GROW until bracketed (down to half that
+    maximum at most), then to within REFINE_STEP.  One search's ratio is uncertain by its whole
+    step plus the machine's noise; the rounds show that spread.  Returns each round's kept-up run
+    of each build, None for one that kept up with nothing tried."""
     found = []
     for i in range(rounds):
-        pair = (FLOOR_OF, "handoff") if i % 2 == 0 else ("handoff", FLOOR_OF)
-        searches = {v: Search(first[v].good["rate"], REFINE_STEP, REFINE_GROW, first[v].good["rate"] / 2)
-                    for v in pair}
+        trio = rotated((FLOOR_OF, "handoff", AGAIN), i)
+        start = {v: first["handoff" if v == AGAIN else v].good["rate"] for v in trio}
+        searches = {v: Search(start[v], REFINE_STEP, REFINE_GROW, start[v] / 2) for v in trio}
         search_maxima(exes, loadgen, threads, tmp, searches, probes, label=f"round {i + 1}/{rounds} ")
-        found.append({v: searches[v].good for v in pair})
+        found.append({v: searches[v].good for v in trio})
     return found
 
 
@@ -816,12 +829,13 @@ def futex_handoff(tmp: str, one_cpu: bool = False) -> tuple[float, float, list[t
 
 def open_loop_runs(args, exes: dict, loadgen: str, tmp: str, loads: list[float], rounds: int,
                    rates: dict[float, float]) -> dict:
-    """runs[(load, variant)] -> one result per round; the order of variants rotates each round."""
-    runs: dict = {(x, v): [] for x in loads for v in VARIANTS}
+    """runs[(load, variant)] -> one result per round; the order of variants rotates each round.  At
+    50% load, the load of the p99 target, AGAIN runs too: the floor measured twice."""
+    at = {x: VARIANTS + ((AGAIN,) if x == 0.5 else ()) for x in loads}
+    runs: dict = {(x, v): [] for x in loads for v in at[x]}
     for i in range(rounds):
-        order = rotated(VARIANTS, i)
         for x in loads:
-            for v in order:
+            for v in rotated(at[x], i):
                 r = paced_run(exes[v], loadgen, args.threads, rates[x], args.duration, tmp)
                 r["round"] = i
                 runs[(x, v)].append(r)
@@ -880,8 +894,15 @@ def p99_floor_report(runs: dict, rates: dict, searches: dict, refined: list[dict
     log(f"  handoff p99 {spread([r['p99_ms'] for r in runs[(0.5, 'handoff')]])} ms, {allowed:.2f} times mono's "
         f"({mono50:.3f} ms): " + (f"the floor forbids <= {P99_TARGET}" if allowed > P99_TARGET
                                   else f"the floor allows <= {P99_TARGET}"))
-    log(f"  {FLOOR_OF}'s p99 at 50% load, {ic50:.3f} ms, is {ic50 / floor50:.2f} times the floor's: "
+    log(f"  {FLOOR_OF}'s p99 at 50% load, {ic50:.3f} ms, is {ic50 / floor50:.2f} times the floor's (per round "
+        f"{ratios(runs[(0.5, FLOOR_OF)], runs[(0.5, 'handoff')], 'p99_ms')}): "
         + ("within 10% of the floor, or below it" if ic50 <= 1.1 * floor50 else "not within 10% of the floor"))
+    again = runs.get((0.5, AGAIN))
+    if again:
+        a50 = statistics.median(r["p99_ms"] for r in again)
+        log(f"  the floor against itself: {AGAIN} (the same executable, in the same rounds) has a p99 "
+            f"{a50 / floor50:.2f} times handoff's (per round {ratios(again, runs[(0.5, 'handoff')], 'p99_ms')}): "
+            f"how far two measurements of one build differ at this load")
     def median_top(v: str) -> float | None:
         tops = [r[v]["rate"] if r[v] else 0.0 for r in refined] or (
             [searches[v].good["rate"]] if searches[v].good else [])
@@ -908,6 +929,11 @@ def equal_utilization_report(equal: dict | None, runs: dict) -> None:
         f"{spread([r['p99_ms'] for r in mono])} ms; ratio {a / b:.2f} "
         + ("(within 10%: at 50% load isolate-cache's p99 is what its capacity makes it)" if a / b <= 1.1 else
            "(above mono's at the same utilization by more than 10%)"))
+
+
+def ratios(a: list[dict], b: list[dict], key: str) -> str:
+    """The ratios a[i][key] / b[i][key] of runs made in the same round, in round order."""
+    return ", ".join(f"{x[key] / y[key]:.2f}" for x, y in zip(a, b))
 
 
 def spread(values: list[float], fmt: str = "{:.3f}") -> str:
@@ -1111,6 +1137,11 @@ def saturation_report(searches: dict, probes: list[dict], handoff: tuple, handof
             + ("MET" if share >= FLOOR_TARGET else "MISS")
             + (f" ({len(refined) - len(judged)} round(s) in which handoff kept up with nothing, down to half its "
                f"first maximum, left out)" if len(judged) < len(refined) else ""))
+        # A round in which the floor's second measurement kept up with nothing counts as 0, like isolate-cache.
+        aa = [r[AGAIN]["rate"] / r["handoff"]["rate"] if r.get(AGAIN) else 0.0 for r in judged]
+        log(f"  the floor against itself, open loop: {AGAIN} (the same executable) / handoff in the same rounds "
+            f"{', '.join(f'{x:.2f}' for x in aa)}; median {statistics.median(aa):.2f}: how far two measurements "
+            f"of one build differ here")
     elif ic and hf:
         log(f"  open loop: the first search {FLOOR_OF} {ic['rate']:.0f}/s, handoff {hf['rate']:.0f}/s, "
             f"{ic['rate'] / hf['rate']:.2f}; no verdict: in no round of the searches again did handoff keep up")
@@ -1120,6 +1151,11 @@ def saturation_report(searches: dict, probes: list[dict], handoff: tuple, handof
     per_run = sorted(a["rps"] / b["rps"] for a, b in zip(ic_c, hf_c))
     log(f"  closed loop: {FLOOR_OF} / handoff = {share:.2f} (run by run {', '.join(f'{x:.2f}' for x in per_run)}): "
         + ("MET" if share >= FLOOR_TARGET else "MISS"))
+    if closed_runs.get(AGAIN):
+        aa = statistics.median(r["rps"] for r in closed_runs[AGAIN]) / rps["handoff"]
+        per_run = sorted(a["rps"] / b["rps"] for a, b in zip(closed_runs[AGAIN], hf_c))
+        log(f"  the floor against itself, closed loop: {AGAIN} / handoff = {aa:.2f} (run by run "
+            f"{', '.join(f'{x:.2f}' for x in per_run)})")
     log("the idle ping-pong's predictions, for comparison (its two processes touch nothing but a futex word):")
     if FLOOR_OF in floors:
         log(f"  open loop: {FLOOR_OF}'s maximum {ic['rate'] / rate_floors[FLOOR_OF]:.2f} of the rate with h "
@@ -1265,6 +1301,8 @@ def main() -> int:
         log(f"load avg:  1-min {load_before} before, {loadavg()} after")
         log()
         bad = warm_bad + open_loop_report(args, open_runs, loads, rates, layout)
+        bad += [(AGAIN, f"load 0.50 round {r['round'] + 1}", p) for r in open_runs.get((0.5, AGAIN), [])
+                for p in problems(r)]
         bad += [(r["variant"], f"search at {r['rate']:.0f}/s", p) for r in probes for p in problems(r)]
         if equal is not None:
             bad += [(v, "equal utilization", p) for v in ("mono", "isolate-cache") for r in equal[v]
