@@ -50,8 +50,8 @@ every wait); a server and its domain processes form their own process group, whi
 on any error path and checked to be empty after every run.
 
 With --open-loop the question is latency at a load the server can carry rather than the most it
-can carry.  After the warm-up: three closed-loop runs each of mono, isolate-cache, handoff and
-handoff-again (below), the order rotating (mono's median is its closed-loop maximum, for comparison; the three give the
+can carry.  After the warm-up: three closed-loop runs each of mono, isolate-cache, handoff,
+handoff-again and remote (below), the order rotating (mono's median is its closed-loop maximum, for comparison; the three give the
 closed loop's ratios below); the futex hand-off's cost on this machine (five runs of
 bench/ipc/pingpong.c's futex ping-pong, CPU time of both processes per round trip, left to the
 scheduler (h) and with both processes kept to one CPU (h1)); then each build's open-loop maximum,
@@ -64,9 +64,10 @@ until it has a rate kept up with and one not, then bisects (geometric mean) unti
 within 5%; each probe is about 2 s of load, a probe that does not keep up is run once more (a
 neighbour's burst can sink one), and the builds' searches run in lockstep, one probe each per
 step, so a noisy minute falls on all of them.  The two builds of the saturation target,
-isolate-cache and handoff, are then searched again in R rounds (R as below), with handoff-again,
-the three in lockstep within a round: each from its first maximum, up or down by 10% until
-bracketed, then to within 2%.  One search's ratio is uncertain by its step and by the machine's
+isolate-cache and handoff, are then searched again in R rounds (R as below), with handoff-again
+and remote (below), the four in lockstep within a round: each from its first maximum (handoff-
+again from handoff's, remote from isolate-cache's), up or down by 10% until bracketed, then to
+within 2%.  One search's ratio is uncertain by its step and by the machine's
 noise; the target is judged on the median of the rounds' ratios, each shown.
 
 handoff-again is the handoff executable copied to a directory of its own and measured as if it
@@ -75,10 +76,19 @@ ratios to handoff (the same program against itself, in the same rounds) are prin
 targets' ratios: how far two measurements of one build differ on this machine in this run, the
 resolution that a "within 10% of the floor" verdict has.  It judges nothing.
 
+remote is the floor with the work moved: the plain build in which isolate-cache's three calls run
+in the hand-off's peer process, on the peer's own cache, each over one bare hand-off with the
+bytes it needs copied through shared memory (bench/ipc/remote_cache.c over handoff.c built with
+-DQB_REMOTE): the crossings as a program written for them would make them, with no generic copy
+of the whole out buffer, no protocol, no checks of the answer and no supervision.  Measured where
+handoff-again is; isolate-cache against it (what the runtime costs beyond moving the work) and it
+against handoff (what moving the work to another process costs by itself) are printed beside the
+targets.  It judges nothing either.
+
 Then R rounds (default 3): in each round, for each load L of --loads (fractions of mono's
-open-loop maximum), every variant serves loadgen --rate L*max (at 50% handoff-again too), the
-order rotating by one each round.  Each run is bounded in requests (--threads T --requests ceil(L*max*D/T) for --duration D)
-and in seconds (--seconds 2*D).  loadgen sends each request at its intended time and counts
+open-loop maximum), every variant serves loadgen --rate L*max (at 50% handoff-again and remote
+too), the order rotating by one each round.  Each run is bounded in requests (--threads T
+--requests ceil(L*max*D/T) for --duration D) and in seconds (--seconds 2*D).  loadgen sends each request at its intended time and counts
 latency from that time, so a reply that comes late delays the requests behind it and their
 latency shows it.  Every open-loop server runs with a fresh QPM_REPORT_DIR, whose statistics file
 gives the run's channel round trips (a call between two domains is relayed by the main process:
@@ -145,6 +155,12 @@ VARIANTS = ("plain", "mono", "isolate-cache", "isolate-all", "handoff")
 SCONS_VARIANTS = ("mono", "isolate-cache", "isolate-all")
 FLOOR_OF = "isolate-cache"  # the handoff build has this plan's crossings as bare hand-offs
 AGAIN = "handoff-again"     # the handoff executable again, measured beside it: the measurement's own spread
+REMOTE = "remote"           # FLOOR_OF's calls made in the peer by hand (bench/ipc/remote_cache.c)
+REMOTE_CALLS = ("cache_get", "cache_put", "cache_invalidate")   # what bench/ipc/remote_cache.c makes
+# The ratios printed beside the targets' (a / b, what it shows); they judge nothing.
+CONTROLS = ((AGAIN, "handoff", f"the floor against itself ({AGAIN}, the same executable)"),
+            (FLOOR_OF, REMOTE, f"against the floor with the work moved ({REMOTE})"),
+            (REMOTE, "handoff", f"what moving the work costs by itself ({REMOTE} against the bare floor)"))
 TICK = os.sysconf("SC_CLK_TCK")
 
 START_TIMEOUT_S = 15      # until the server prints its port
@@ -540,6 +556,10 @@ def build_all(tmp: str) -> tuple[dict[str, str], str, list[str]]:
     os.mkdir(os.path.dirname(exes[AGAIN]))
     shutil.copy2(exes["handoff"], exes[AGAIN])
     commands.append(f"cp <tmp>/handoff/kvstore <tmp>/{AGAIN}/kvstore   (the floor measured twice)")
+    exes[REMOTE] = build_remote(tmp)
+    commands.append(f"gcc {' '.join(CFLAGS)} -DQB_REMOTE samples/kvstore/*.c bench/ipc/handoff.c "
+                    f"bench/ipc/remote_cache.c {' '.join(f'-Wl,--wrap={n}' for n in REMOTE_CALLS)} "
+                    f"-o <tmp>/{REMOTE}/kvstore")
 
     loadgen = os.path.join(tmp, "loadgen")
     shutil.copy2(os.path.join(REPO, "build", "tools", "loadgen"), loadgen)
@@ -599,6 +619,22 @@ def build_handoff(tmp: str) -> str:
         raise Failure(f"{FLOOR_OF}'s plan sends no call of samples/kvstore/kvstore.h across")
     return build_wrapped(tmp, "handoff", wrapped, ["#include <stddef.h>", "", "void qb_handoff(void);", ""],
                          [], [os.path.join(REPO, "bench", "ipc", "handoff.c")])
+
+
+def build_remote(tmp: str) -> str:
+    """The plain build in which FLOOR_OF's calls run in a second process, each over one bare
+    hand-off with the bytes it needs copied (bench/ipc/remote_cache.c over handoff.c's
+    qb_remote): those crossings as a program written for them would make them."""
+    sent = {n: trips_of_call(FLOOR_OF, n) for n in FUNCTIONS if trips_of_call(FLOOR_OF, n)}
+    if sent != {n: 1 for n in REMOTE_CALLS}:
+        raise Failure(f"{FLOOR_OF}'s plan sends {sent} across; bench/ipc/remote_cache.c makes "
+                      f"{', '.join(REMOTE_CALLS)}, one round trip each")
+    exe = os.path.join(tmp, REMOTE, "kvstore")
+    os.mkdir(os.path.dirname(exe))
+    run(["gcc", *CFLAGS, "-DQB_REMOTE", *kvstore_sources(), os.path.join(REPO, "bench", "ipc", "handoff.c"),
+         os.path.join(REPO, "bench", "ipc", "remote_cache.c"), "-o", exe,
+         *(f"-Wl,--wrap={n}" for n in REMOTE_CALLS)], quiet=True)
+    return exe
 
 
 def count_calls(exe: str | None, tmp: str, loadgen: str, load: list[str],
@@ -687,7 +723,7 @@ def paced_run(exe: str, loadgen: str, threads: int, rate: float, duration: float
     return r
 
 
-CLOSED = ("mono", "isolate-cache", "handoff", AGAIN)
+CLOSED = ("mono", "isolate-cache", "handoff", AGAIN, REMOTE)
 
 
 def closed_loop_runs(exes: dict, loadgen: str, load: list[str], seconds: float, tmp: str) -> dict:
@@ -786,20 +822,22 @@ def search_maxima(exes: dict, loadgen: str, threads: int, tmp: str, searches: di
 
 def refine_maxima(exes: dict, loadgen: str, threads: int, tmp: str, first: dict[str, Search],
                   probes: list[dict], rounds: int) -> list[dict[str, dict | None]]:
-    """The saturation target's two builds, FLOOR_OF and handoff, and handoff again (AGAIN, the same
-    executable: how far two measurements of one build differ here), searched again in `rounds`
-    rounds, the three in lockstep within a round, the first of them rotating: each from its first
-    search's maximum (AGAIN from handoff's), by REFINE_GROW until bracketed (down to half that
-    maximum at most), then to within REFINE_STEP.  One search's ratio is uncertain by its whole
-    step plus the machine's noise; the rounds show that spread.  Returns each round's kept-up run
-    of each build, None for one that kept up with nothing tried."""
+    """The saturation target's two builds, FLOOR_OF and handoff, with handoff again (AGAIN, the
+    same executable: how far two measurements of one build differ here) and REMOTE (the floor with
+    the work moved), searched again in `rounds` rounds, the four in lockstep within a round, the
+    first of them rotating: each from its first search's maximum (AGAIN from handoff's, REMOTE from
+    FLOOR_OF's), by REFINE_GROW until bracketed (down to half that maximum at most), then to within
+    REFINE_STEP.  One search's ratio is uncertain by its whole step plus the machine's noise; the
+    rounds show that spread.  Returns each round's kept-up run of each build, None for one that
+    kept up with nothing tried."""
+    start = {FLOOR_OF: first[FLOOR_OF].good["rate"], "handoff": first["handoff"].good["rate"]}
+    start.update({AGAIN: start["handoff"], REMOTE: start[FLOOR_OF]})
     found = []
     for i in range(rounds):
-        trio = rotated((FLOOR_OF, "handoff", AGAIN), i)
-        start = {v: first["handoff" if v == AGAIN else v].good["rate"] for v in trio}
-        searches = {v: Search(start[v], REFINE_STEP, REFINE_GROW, start[v] / 2) for v in trio}
+        order = rotated((FLOOR_OF, "handoff", AGAIN, REMOTE), i)
+        searches = {v: Search(start[v], REFINE_STEP, REFINE_GROW, start[v] / 2) for v in order}
         search_maxima(exes, loadgen, threads, tmp, searches, probes, label=f"round {i + 1}/{rounds} ")
-        found.append({v: searches[v].good for v in trio})
+        found.append({v: searches[v].good for v in order})
     return found
 
 
@@ -830,8 +868,8 @@ def futex_handoff(tmp: str, one_cpu: bool = False) -> tuple[float, float, list[t
 def open_loop_runs(args, exes: dict, loadgen: str, tmp: str, loads: list[float], rounds: int,
                    rates: dict[float, float]) -> dict:
     """runs[(load, variant)] -> one result per round; the order of variants rotates each round.  At
-    50% load, the load of the p99 target, AGAIN runs too: the floor measured twice."""
-    at = {x: VARIANTS + ((AGAIN,) if x == 0.5 else ()) for x in loads}
+    50% load, the load of the p99 target, AGAIN and REMOTE run too."""
+    at = {x: VARIANTS + ((AGAIN, REMOTE) if x == 0.5 else ()) for x in loads}
     runs: dict = {(x, v): [] for x in loads for v in at[x]}
     for i in range(rounds):
         for x in loads:
@@ -897,12 +935,11 @@ def p99_floor_report(runs: dict, rates: dict, searches: dict, refined: list[dict
     log(f"  {FLOOR_OF}'s p99 at 50% load, {ic50:.3f} ms, is {ic50 / floor50:.2f} times the floor's (per round "
         f"{ratios(runs[(0.5, FLOOR_OF)], runs[(0.5, 'handoff')], 'p99_ms')}): "
         + ("within 10% of the floor, or below it" if ic50 <= 1.1 * floor50 else "not within 10% of the floor"))
-    again = runs.get((0.5, AGAIN))
-    if again:
-        a50 = statistics.median(r["p99_ms"] for r in again)
-        log(f"  the floor against itself: {AGAIN} (the same executable, in the same rounds) has a p99 "
-            f"{a50 / floor50:.2f} times handoff's (per round {ratios(again, runs[(0.5, 'handoff')], 'p99_ms')}): "
-            f"how far two measurements of one build differ at this load")
+    for a, b, what in CONTROLS:
+        if runs.get((0.5, a)) and runs.get((0.5, b)):
+            pa, pb = (statistics.median(r["p99_ms"] for r in runs[(0.5, v)]) for v in (a, b))
+            log(f"  {what}: {a}'s p99 {pa:.3f} ms is {pa / pb:.2f} times {b}'s (per round "
+                f"{ratios(runs[(0.5, a)], runs[(0.5, b)], 'p99_ms')})")
     def median_top(v: str) -> float | None:
         tops = [r[v]["rate"] if r[v] else 0.0 for r in refined] or (
             [searches[v].good["rate"]] if searches[v].good else [])
@@ -929,6 +966,12 @@ def equal_utilization_report(equal: dict | None, runs: dict) -> None:
         f"{spread([r['p99_ms'] for r in mono])} ms; ratio {a / b:.2f} "
         + ("(within 10%: at 50% load isolate-cache's p99 is what its capacity makes it)" if a / b <= 1.1 else
            "(above mono's at the same utilization by more than 10%)"))
+
+
+def round_ratios(refined: list[dict[str, dict | None]], a: str, b: str) -> list[float]:
+    """a's maximum over b's in each round of the searches again in which b kept up with some rate;
+    a round in which a kept up with none (down to half its first maximum) counts as 0."""
+    return [r[a]["rate"] / r[b]["rate"] if r.get(a) else 0.0 for r in refined if r.get(b)]
 
 
 def ratios(a: list[dict], b: list[dict], key: str) -> str:
@@ -1125,8 +1168,7 @@ def saturation_report(searches: dict, probes: list[dict], handoff: tuple, handof
     ic, hf = searches[FLOOR_OF].good, searches["handoff"].good
     judged = [r for r in refined if r["handoff"]]   # a round whose floor kept up with nothing judges nothing
     if ic and hf and judged:
-        # A round in which isolate-cache kept up with nothing down to half its first maximum counts as 0.
-        shares = [r[FLOOR_OF]["rate"] / r["handoff"]["rate"] if r[FLOOR_OF] else 0.0 for r in judged]
+        shares = round_ratios(refined, FLOOR_OF, "handoff")
         share = statistics.median(shares)
         log(f"  open loop, the highest rate kept up with: the first search {FLOOR_OF} {ic['rate']:.0f}/s, handoff "
             f"{hf['rate']:.0f}/s, {ic['rate'] / hf['rate']:.2f} (each within {100 * (SEARCH_STEP - 1):.0f}%); "
@@ -1137,11 +1179,11 @@ def saturation_report(searches: dict, probes: list[dict], handoff: tuple, handof
             + ("MET" if share >= FLOOR_TARGET else "MISS")
             + (f" ({len(refined) - len(judged)} round(s) in which handoff kept up with nothing, down to half its "
                f"first maximum, left out)" if len(judged) < len(refined) else ""))
-        # A round in which the floor's second measurement kept up with nothing counts as 0, like isolate-cache.
-        aa = [r[AGAIN]["rate"] / r["handoff"]["rate"] if r.get(AGAIN) else 0.0 for r in judged]
-        log(f"  the floor against itself, open loop: {AGAIN} (the same executable) / handoff in the same rounds "
-            f"{', '.join(f'{x:.2f}' for x in aa)}; median {statistics.median(aa):.2f}: how far two measurements "
-            f"of one build differ here")
+        for a, b, what in CONTROLS:
+            x = round_ratios(refined, a, b)
+            if x:
+                log(f"  {what}, open loop: {a} / {b} in the same rounds {', '.join(f'{v:.2f}' for v in x)}; "
+                    f"median {statistics.median(x):.2f}")
     elif ic and hf:
         log(f"  open loop: the first search {FLOOR_OF} {ic['rate']:.0f}/s, handoff {hf['rate']:.0f}/s, "
             f"{ic['rate'] / hf['rate']:.2f}; no verdict: in no round of the searches again did handoff keep up")
@@ -1151,11 +1193,11 @@ def saturation_report(searches: dict, probes: list[dict], handoff: tuple, handof
     per_run = sorted(a["rps"] / b["rps"] for a, b in zip(ic_c, hf_c))
     log(f"  closed loop: {FLOOR_OF} / handoff = {share:.2f} (run by run {', '.join(f'{x:.2f}' for x in per_run)}): "
         + ("MET" if share >= FLOOR_TARGET else "MISS"))
-    if closed_runs.get(AGAIN):
-        aa = statistics.median(r["rps"] for r in closed_runs[AGAIN]) / rps["handoff"]
-        per_run = sorted(a["rps"] / b["rps"] for a, b in zip(closed_runs[AGAIN], hf_c))
-        log(f"  the floor against itself, closed loop: {AGAIN} / handoff = {aa:.2f} (run by run "
-            f"{', '.join(f'{x:.2f}' for x in per_run)})")
+    for a, b, what in CONTROLS:
+        if closed_runs.get(a) and closed_runs.get(b):
+            per_run = sorted(x["rps"] / y["rps"] for x, y in zip(closed_runs[a], closed_runs[b]))
+            log(f"  {what}, closed loop: {a} / {b} = {rps[a] / rps[b]:.2f} (run by run "
+                f"{', '.join(f'{x:.2f}' for x in per_run)})")
     log("the idle ping-pong's predictions, for comparison (its two processes touch nothing but a futex word):")
     if FLOOR_OF in floors:
         log(f"  open loop: {FLOOR_OF}'s maximum {ic['rate'] / rate_floors[FLOOR_OF]:.2f} of the rate with h "
@@ -1301,8 +1343,8 @@ def main() -> int:
         log(f"load avg:  1-min {load_before} before, {loadavg()} after")
         log()
         bad = warm_bad + open_loop_report(args, open_runs, loads, rates, layout)
-        bad += [(AGAIN, f"load 0.50 round {r['round'] + 1}", p) for r in open_runs.get((0.5, AGAIN), [])
-                for p in problems(r)]
+        bad += [(v, f"load 0.50 round {r['round'] + 1}", p) for v in (AGAIN, REMOTE)
+                for r in open_runs.get((0.5, v), []) for p in problems(r)]
         bad += [(r["variant"], f"search at {r['rate']:.0f}/s", p) for r in probes for p in problems(r)]
         if equal is not None:
             bad += [(v, "equal utilization", p) for v in ("mono", "isolate-cache") for r in equal[v]

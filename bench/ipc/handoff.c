@@ -19,6 +19,12 @@
  * kvstore and carry less (docs/PERFORMANCE.md, "The hand-off measured in place"): both sides
  * sleeping, left to the scheduler, and spinning before sleeping, which on cores that are all busy
  * only keeps the thread waited for from running.
+ *
+ * Built with -DQB_REMOTE, each slot also carries QB_DATA bytes and a function number, and
+ * qb_remote(fn) makes the same round trip with the peer's thread calling qb_peer_call(fn, data)
+ * (which the program provides) before it answers: calls made in the peer process, over the same
+ * hand-off, with whatever the caller and qb_peer_call copy through qb_data().  bench/ipc/
+ * remote_cache.c uses it to run kvstore's cache in the peer.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -40,6 +46,7 @@
 
 #define QB_SLOTS 4096
 #define QB_YIELDS 32
+#define QB_DATA 8192
 
 enum { QB_CALL = 1, QB_ANSWER = 2 };
 
@@ -47,7 +54,15 @@ struct qb_slot {
     _Alignas(64) _Atomic uint32_t turn;     /* QB_CALL or QB_ANSWER; the futex word */
     _Atomic uint32_t caller_sleeps, server_sleeps;
     _Atomic int32_t caller_cpu;             /* where the caller runs */
+#ifdef QB_REMOTE
+    uint32_t fn;                            /* 0: a bare hand-off; else qb_peer_call's */
+    _Alignas(64) unsigned char data[QB_DATA];
+#endif
 };
+
+#ifdef QB_REMOTE
+void qb_peer_call(uint32_t fn, unsigned char *data);
+#endif
 
 struct qb_area {
     _Alignas(64) _Atomic uint32_t nslots;   /* slots taken; the peer's futex word */
@@ -103,6 +118,10 @@ static void *qb_serve(void *arg)
             if (sched_setaffinity(0, sizeof set, &set) == 0)
                 kept = cpu;
         }
+#ifdef QB_REMOTE
+        if (s->fn)
+            qb_peer_call(s->fn, s->data);
+#endif
         qb_post(&s->turn, QB_ANSWER, &s->caller_sleeps);
     }
     return NULL;
@@ -146,7 +165,8 @@ __attribute__((constructor)) static void qb_start_peer(void)
     }
 }
 
-void qb_handoff(void)
+/* The calling thread's slot, taken on its first call. */
+static struct qb_slot *qb_mine(void)
 {
     if (mine < 0) {
         mine = (int)atomic_fetch_add(&area->nslots, 1);
@@ -156,10 +176,39 @@ void qb_handoff(void)
         }
         qb_futex(&area->nslots, FUTEX_WAKE, 1, NULL);
     }
-    struct qb_slot *s = &area->slot[mine];
+    return &area->slot[mine];
+}
+
+static void qb_round_trip(struct qb_slot *s)
+{
     atomic_store_explicit(&s->caller_cpu, sched_getcpu(), memory_order_relaxed);
     qb_post(&s->turn, QB_CALL, &s->server_sleeps);
     for (int i = 0; i < QB_YIELDS && atomic_load(&s->turn) != QB_ANSWER; i++)
         sched_yield();
     qb_wait(&s->turn, QB_ANSWER, &s->caller_sleeps);
 }
+
+void qb_handoff(void)
+{
+    struct qb_slot *s = qb_mine();
+#ifdef QB_REMOTE
+    s->fn = 0;
+#endif
+    qb_round_trip(s);
+}
+
+#ifdef QB_REMOTE
+/* The calling thread's QB_DATA bytes, which its qb_remote() calls carry both ways. */
+unsigned char *qb_data(void)
+{
+    return qb_mine()->data;
+}
+
+/* One round trip in which the peer calls qb_peer_call(fn, qb_data()); fn is not 0. */
+void qb_remote(uint32_t fn)
+{
+    struct qb_slot *s = qb_mine();
+    s->fn = fn;
+    qb_round_trip(s);
+}
+#endif
