@@ -49,26 +49,26 @@ Servers bind 127.0.0.1 only.  Every run is bounded (loadgen's --seconds plus tim
 every wait); a server and its domain processes form their own process group, which is killed
 on any error path and checked to be empty after every run.
 
-With --open-loop the question is latency at a load the server can carry rather than the most it
-can carry.  After the warm-up: three closed-loop runs each of mono, isolate-cache, handoff,
-handoff-again and remote (below), the order rotating (mono's median is its closed-loop maximum, for comparison; the three give the
-closed loop's ratios below); the futex hand-off's cost on this machine (five runs of
-bench/ipc/pingpong.c's futex ping-pong, CPU time of both processes per round trip, left to the
-scheduler (h) and with both processes kept to one CPU (h1)); then each build's open-loop maximum,
-the highest rate R at which loadgen --rate R is kept up with: every request answered correctly, at
-least 97% of R achieved and a median latency (from the intended send time) of at most 1 ms.  A
-closed-loop maximum is no base for an open loop: the open-loop client pays a wake-up per request
-that the closed loop's mostly does not, and on cores the client shares with the server, the server
-gets less of them.  The search starts at half the build's closed-loop rate, doubles or halves
-until it has a rate kept up with and one not, then bisects (geometric mean) until the two are
-within 5%; each probe is about 2 s of load, a probe that does not keep up is run once more (a
-neighbour's burst can sink one), and the builds' searches run in lockstep, one probe each per
-step, so a noisy minute falls on all of them.  The two builds of the saturation target,
-isolate-cache and handoff, are then searched again in R rounds (R as below), with handoff-again
-and remote (below), the four in lockstep within a round: each from its first maximum (handoff-
-again from handoff's, remote from isolate-cache's), up or down by 10% until bracketed, then to
-within 2%.  One search's ratio is uncertain by its step and by the machine's
-noise; the target is judged on the median of the rounds' ratios, each shown.
+With --open-loop the question is latency at a load the server can carry rather than the most it can
+carry.  After the warm-up: three closed-loop runs each of mono, isolate-cache, handoff,
+handoff-again and remote (below), the order rotating (mono's median is its closed-loop maximum, for
+comparison; the runs give the closed loop's ratios below); the futex hand-off's cost on this
+machine (five runs of bench/ipc/pingpong.c's futex ping-pong, CPU time of both processes per round
+trip, left to the scheduler (h) and with both processes kept to one CPU (h1)); then each build's
+open-loop maximum, the highest rate R at which loadgen --rate R is kept up with: every request
+answered correctly, at least 97% of R achieved and a median latency (from the intended send time)
+of at most 1 ms.  A closed-loop maximum is no base for an open loop: the open-loop client pays a
+wake-up per request that the closed loop's mostly does not, and on cores the client shares with the
+server, the server gets less of them.  The search starts at half the build's closed-loop rate,
+doubles or halves until it has a rate kept up with and one not, then bisects (geometric mean) until
+the two are within 5%; each probe is about 2 s of load, a probe that does not keep up is run once
+more (a neighbour's burst can sink one), and the builds' searches run in lockstep, one probe each
+per step, so a noisy minute falls on all of them.  The two builds of the saturation target,
+isolate-cache and handoff, are then searched again in R rounds (R as below), with handoff-again and
+remote (below), the four in lockstep within a round: each from its first maximum (handoff- again
+from handoff's, remote from isolate-cache's), up or down by 10% until bracketed, then to within 2%.
+One search's ratio is uncertain by its step and by the machine's noise; the target is judged on the
+median of the rounds' ratios, each shown.
 
 handoff-again is the handoff executable copied to a directory of its own and measured as if it
 were another build: in the closed loop, in the rounds of searches above and at 50% load.  Its
@@ -85,21 +85,22 @@ handoff-again is; isolate-cache against it (what the runtime costs beyond moving
 against handoff (what moving the work to another process costs by itself) are printed beside the
 targets.  It judges nothing either.
 
-Then R rounds (default 3): in each round, for each load L of --loads (fractions of mono's
-open-loop maximum), every variant serves loadgen --rate L*max (at 50% handoff-again and remote
-too), the order rotating by one each round.  Each run is bounded in requests (--threads T
---requests ceil(L*max*D/T) for --duration D) and in seconds (--seconds 2*D).  loadgen sends each request at its intended time and counts
-latency from that time, so a reply that comes late delays the requests behind it and their
-latency shows it.  Every open-loop server runs with a fresh QPM_REPORT_DIR, whose statistics file
-gives the run's channel round trips (a call between two domains is relayed by the main process:
-two).  Reported for each load and variant: the median p50, p99 and p99.9 over the rounds with
-their range, the requests/s achieved, errors, and the server's CPU time per request; the target:
-at 50% load, isolate-cache's p99 at most 1.3 times mono's (ratio of the medians, per-round ratios
-shown) with no errors, beside its floor, handoff's p99 at the same load: no split build of this
-plan can answer sooner than its bare hand-offs allow, so when handoff's p99 is above 1.3 times
-mono's the floor forbids the target.  When that load is above the floor's own maximum (the
-median of the rounds' searches), the report says so: both builds are then past saturation, where
-a p99 is the backlog a run built up (longer the longer the run), and their maxima compare them.
+Then R rounds (default 3): in each round, for each load L of --loads (fractions of mono's open-loop
+maximum), every variant serves loadgen --rate L*max (at 50% handoff-again and remote too), the
+order rotating by one each round.  Each run is bounded in requests (--threads T --requests
+ceil(L*max*D/T) for --duration D) and in seconds (--seconds 2*D).  loadgen sends each request at
+its intended time and counts latency from that time, so a reply that comes late delays the requests
+behind it and their latency shows it.  Every open-loop server runs with a fresh QPM_REPORT_DIR,
+whose statistics file gives the run's channel round trips (a call between two domains is relayed by
+the main process: two).  Reported for each load and variant: the median p50, p99 and p99.9 over the
+rounds with their range, the requests/s achieved, errors, and the server's CPU time per request;
+the target: at 50% load, isolate-cache's p99 at most 1.3 times mono's (ratio of the medians,
+per-round ratios shown) with no errors, beside its floor, handoff's p99 at the same load: no split
+build of this plan can answer sooner than its bare hand-offs allow, so when handoff's p99 is above
+1.3 times mono's the floor forbids the target.  When that load is above the floor's own maximum
+(the median of the rounds' searches), the report says so: both builds are then past saturation,
+where a p99 is the backlog a run built up (longer the longer the run), and their maxima compare
+them.
 
 Then, at saturation, the targets: isolate-cache's open-loop maximum at least 0.9 of handoff's
 (the median of the rounds above), and its closed-loop requests/s at least 0.9 of handoff's.  Beside them, for comparison, what the
