@@ -27,7 +27,7 @@ void __real_cache_invalidate(const char *key);
 
 enum { RC_GET = 1, RC_PUT, RC_INVALIDATE };
 
-/* The layout of qb_data() (QB_DATA bytes, 8192): a size, a result, the key, a value. */
+/* The layout of qb_data() (handoff.c's QB_DATA bytes, 8192): a size, a result, the key, a value. */
 #define RC_KEY 16
 #define RC_KEY_MAX 496                          /* with its NUL */
 #define RC_VALUE (RC_KEY + RC_KEY_MAX)
@@ -58,7 +58,9 @@ int __wrap_cache_get(const char *key, char *out, size_t cap)
 {
     unsigned char *d = rc_key(key);
     struct rc_head *h = (struct rc_head *)d;
-    h->size = cap < RC_VALUE_MAX ? cap : RC_VALUE_MAX;
+    if (cap > RC_VALUE_MAX)
+        rc_too_big("an out buffer");
+    h->size = cap;
     qb_remote(RC_GET);
     int len = h->result;
     if (len > 0 && (size_t)len <= h->size)
