@@ -65,7 +65,7 @@ the two are within 5%; each probe is about 2 s of load, a probe that does not ke
 more (a neighbour's burst can sink one), and the builds' searches run in lockstep, one probe each
 per step, so a noisy minute falls on all of them.  The two builds of the saturation target,
 isolate-cache and handoff, are then searched again in R rounds (R as below), with handoff-again and
-remote (below), the four in lockstep within a round: each from its first maximum (handoff- again
+remote (below), the four in lockstep within a round: each from its first maximum (handoff-again
 from handoff's, remote from isolate-cache's), up or down by 10% until bracketed, then to within 2%.
 One search's ratio is uncertain by its step and by the machine's noise; the target is judged on the
 median of the rounds' ratios, each shown.
@@ -607,15 +607,17 @@ def build_counting(tmp: str) -> str:
         for i, name in enumerate(FUNCTIONS)}, head, tail, [])
 
 
+def floor_calls() -> dict[str, int]:
+    """The functions of FUNCTIONS that FLOOR_OF's plan sends across, each with its round trips."""
+    trips = {name: trips_of_call(FLOOR_OF, name) for name in FUNCTIONS}
+    return {name: n for name, n in trips.items() if n}
+
+
 def build_handoff(tmp: str) -> str:
     """The plain build in which each call that FLOOR_OF's plan sends across first makes its round
     trips (one, or two for a call between two domains) as bare futex hand-offs with a second
     process (bench/ipc/handoff.c), then runs in place: that plan's hand-offs and nothing else."""
-    wrapped = {}
-    for name in FUNCTIONS:
-        trips = trips_of_call(FLOOR_OF, name)
-        if trips:
-            wrapped[name] = ["qb_handoff();"] * trips
+    wrapped = {name: ["qb_handoff();"] * trips for name, trips in floor_calls().items()}
     if not wrapped:
         raise Failure(f"{FLOOR_OF}'s plan sends no call of samples/kvstore/kvstore.h across")
     return build_wrapped(tmp, "handoff", wrapped, ["#include <stddef.h>", "", "void qb_handoff(void);", ""],
@@ -626,7 +628,7 @@ def build_remote(tmp: str) -> str:
     """The plain build in which FLOOR_OF's calls run in a second process, each over one bare
     hand-off with the bytes it needs copied (bench/ipc/remote_cache.c over handoff.c's
     qb_remote): those crossings as a program written for them would make them."""
-    sent = {n: trips_of_call(FLOOR_OF, n) for n in FUNCTIONS if trips_of_call(FLOOR_OF, n)}
+    sent = floor_calls()
     if sent != {n: 1 for n in REMOTE_CALLS}:
         raise Failure(f"{FLOOR_OF}'s plan sends {sent} across; bench/ipc/remote_cache.c makes "
                       f"{', '.join(REMOTE_CALLS)}, one round trip each")
@@ -934,13 +936,13 @@ def p99_floor_report(runs: dict, rates: dict, searches: dict, refined: list[dict
         f"({mono50:.3f} ms): " + (f"the floor forbids <= {P99_TARGET}" if allowed > P99_TARGET
                                   else f"the floor allows <= {P99_TARGET}"))
     log(f"  {FLOOR_OF}'s p99 at 50% load, {ic50:.3f} ms, is {ic50 / floor50:.2f} times the floor's (per round "
-        f"{ratios(runs[(0.5, FLOOR_OF)], runs[(0.5, 'handoff')], 'p99_ms')}): "
+        f"{listed(ratios(runs[(0.5, FLOOR_OF)], runs[(0.5, 'handoff')], 'p99_ms'))}): "
         + ("within 10% of the floor, or below it" if ic50 <= 1.1 * floor50 else "not within 10% of the floor"))
     for a, b, what in CONTROLS:
         if runs.get((0.5, a)) and runs.get((0.5, b)):
             pa, pb = (statistics.median(r["p99_ms"] for r in runs[(0.5, v)]) for v in (a, b))
             log(f"  {what}: {a}'s p99 {pa:.3f} ms is {pa / pb:.2f} times {b}'s (per round "
-                f"{ratios(runs[(0.5, a)], runs[(0.5, b)], 'p99_ms')})")
+                f"{listed(ratios(runs[(0.5, a)], runs[(0.5, b)], 'p99_ms'))})")
     def median_top(v: str) -> float | None:
         tops = [r[v]["rate"] if r[v] else 0.0 for r in refined] or (
             [searches[v].good["rate"]] if searches[v].good else [])
@@ -975,9 +977,13 @@ def round_ratios(refined: list[dict[str, dict | None]], a: str, b: str) -> list[
     return [r[a]["rate"] / r[b]["rate"] if r.get(a) else 0.0 for r in refined if r.get(b)]
 
 
-def ratios(a: list[dict], b: list[dict], key: str) -> str:
+def ratios(a: list[dict], b: list[dict], key: str) -> list[float]:
     """The ratios a[i][key] / b[i][key] of runs made in the same round, in round order."""
-    return ", ".join(f"{x[key] / y[key]:.2f}" for x, y in zip(a, b))
+    return [x[key] / y[key] for x, y in zip(a, b)]
+
+
+def listed(values: list[float]) -> str:
+    return ", ".join(f"{x:.2f}" for x in values)
 
 
 def spread(values: list[float], fmt: str = "{:.3f}") -> str:
@@ -1176,14 +1182,14 @@ def saturation_report(searches: dict, probes: list[dict], handoff: tuple, handof
             f"searched again in {len(refined)} round(s), each within {100 * (REFINE_STEP - 1):.0f}%: "
             + ", ".join((f"{r[FLOOR_OF]['rate']:.0f}" if r[FLOOR_OF] else "none") + "/"
                         + (f"{r['handoff']['rate']:.0f}" if r["handoff"] else "none") for r in refined)
-            + f"/s, {', '.join(f'{x:.2f}' for x in shares)}; median {share:.2f}: "
+            + f"/s, {listed(shares)}; median {share:.2f}: "
             + ("MET" if share >= FLOOR_TARGET else "MISS")
             + (f" ({len(refined) - len(judged)} round(s) in which handoff kept up with nothing, down to half its "
                f"first maximum, left out)" if len(judged) < len(refined) else ""))
         for a, b, what in CONTROLS:
             x = round_ratios(refined, a, b)
             if x:
-                log(f"  {what}, open loop: {a} / {b} in the same rounds {', '.join(f'{v:.2f}' for v in x)}; "
+                log(f"  {what}, open loop: {a} / {b} in the same rounds {listed(x)}; "
                     f"median {statistics.median(x):.2f}")
     elif ic and hf:
         log(f"  open loop: the first search {FLOOR_OF} {ic['rate']:.0f}/s, handoff {hf['rate']:.0f}/s, "
@@ -1191,14 +1197,12 @@ def saturation_report(searches: dict, probes: list[dict], handoff: tuple, handof
     else:
         log("  open loop: not measured (a search found no rate)")
     share = rps[FLOOR_OF] / rps["handoff"]
-    per_run = sorted(a["rps"] / b["rps"] for a, b in zip(ic_c, hf_c))
-    log(f"  closed loop: {FLOOR_OF} / handoff = {share:.2f} (run by run {', '.join(f'{x:.2f}' for x in per_run)}): "
+    log(f"  closed loop: {FLOOR_OF} / handoff = {share:.2f} (run by run {listed(sorted(ratios(ic_c, hf_c, 'rps')))}): "
         + ("MET" if share >= FLOOR_TARGET else "MISS"))
     for a, b, what in CONTROLS:
         if closed_runs.get(a) and closed_runs.get(b):
-            per_run = sorted(x["rps"] / y["rps"] for x, y in zip(closed_runs[a], closed_runs[b]))
             log(f"  {what}, closed loop: {a} / {b} = {rps[a] / rps[b]:.2f} (run by run "
-                f"{', '.join(f'{x:.2f}' for x in per_run)})")
+                f"{listed(sorted(ratios(closed_runs[a], closed_runs[b], 'rps')))})")
     log("the idle ping-pong's predictions, for comparison (its two processes touch nothing but a futex word):")
     if FLOOR_OF in floors:
         log(f"  open loop: {FLOOR_OF}'s maximum {ic['rate'] / rate_floors[FLOOR_OF]:.2f} of the rate with h "
@@ -1305,9 +1309,9 @@ def main() -> int:
             refined = []
             if searches[FLOOR_OF].good and searches["handoff"].good:
                 log()
-                log(f"{FLOOR_OF}'s and handoff's maxima again, {rounds} rounds (each from its first maximum, "
-                    f"by {100 * (REFINE_GROW - 1):.0f}% until bracketed, then to within "
-                    f"{100 * (REFINE_STEP - 1):.0f}%; the two in lockstep, the first of them alternating):")
+                log(f"{FLOOR_OF}'s and handoff's maxima again, with {AGAIN} and {REMOTE}, {rounds} rounds (each "
+                    f"from its first maximum, by {100 * (REFINE_GROW - 1):.0f}% until bracketed, then to within "
+                    f"{100 * (REFINE_STEP - 1):.0f}%; the four in lockstep, the first of them rotating):")
                 refined = refine_maxima(exes, loadgen, args.threads, tmp, searches, probes, rounds)
             top = searches["mono"].good["rate"]
             rates = {x: x * top for x in loads}
