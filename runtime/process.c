@@ -527,6 +527,16 @@ static int spawn(int d)
     return qrt__fds_attach(d, sv[0]);
 }
 
+/* Whether an environment entry is one of those that spawn_with sets for a domain. */
+static int own_variable(const char *entry)
+{
+    static const char *const names[] = {"QRT_SHM_FD=", "QRT_DOMAIN=", "QRT_FD_SOCK="};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strncmp(entry, names[i], strlen(names[i])) == 0)
+            return 1;
+    return 0;
+}
+
 static int spawn_with(int d, int sock)
 {
     struct qrt__domain *dom = qrt__domain(d);
@@ -541,9 +551,12 @@ static int spawn_with(int d, int sock)
     char **envp = calloc(nenv + 4, sizeof *envp);
     if (!envp)
         return -ENOMEM;
+    /* The domain inherits main's environment, its tuning knobs (QRT_SPINNERS, QRT_YIELD_ROUNDS,
+     * QRT_SPIN_FLOOR) too, so that a crossing's two sides wait alike; only the variables that
+     * tell a domain where it is come from here, whatever main's environment says of them. */
     size_t k = 0;
     for (size_t i = 0; i < nenv; i++)
-        if (strncmp(environ[i], "QRT_", 4) != 0)
+        if (!own_variable(environ[i]))
             envp[k++] = environ[i];
     envp[k++] = fd_env;
     envp[k++] = dom_env;

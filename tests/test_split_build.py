@@ -105,6 +105,47 @@ def test_a_header_that_defines_gnu_source_its_own_way_builds_split(tmp_path, def
     assert (split.returncode, split.stdout) == (0, "len 10\n"), split.stderr
 
 
+def test_a_domain_has_mains_environment_and_tuning_but_its_own_place(tmp_path):
+    """The isolated process sees main's environment, the runtime's QRT_ tuning knobs too (so a
+    crossing's two sides wait alike), but the variables that say where a domain is are its own
+    whatever main's environment holds of them."""
+    work = tmp_path / "knobs"
+    work.mkdir()
+    (work / "api.h").write_text('#include <stddef.h>\n#include "qpm.h"\n'
+                                "int calc_env(const char *name QPM_STRING, char *out QPM_OUT(cap), size_t cap);\n")
+    (work / "calc.c").write_text('#include "api.h"\n#include <stdio.h>\n#include <stdlib.h>\n'
+                                 "int calc_env(const char *name, char *out, size_t cap)\n"
+                                 '{ const char *v = getenv(name); return snprintf(out, cap, "%s", v ? v : "(unset)"); }\n')
+    (work / "app.c").write_text(
+        '#include "api.h"\n#include <stdio.h>\n'
+        "int main(int argc, char **argv)\n"
+        "{\n"
+        "    for (int i = 1; i < argc; i++) {\n"
+        "        char v[64];\n"
+        "        calc_env(argv[i], v, sizeof v);\n"
+        '        printf("%s=%s\\n", argv[i], v);\n'
+        "    }\n"
+        "    return 0;\n"
+        "}\n")
+    (work / "split.yaml").write_text("version: 1\nisolate:\n  - domain: calc_iso\n    components: [calc]\n")
+    (work / "SConstruct").write_text(
+        "import qtool.scons\n"
+        "env = Environment(tools=['default', qtool.scons.tool],\n"
+        "                  CCFLAGS=['-std=c11', '-D_GNU_SOURCE', '-O2', '-Wall', '-Wextra', '-Werror'])\n"
+        "env.QpmProgram('knobs', Glob('*.c'))\n")
+    scons(work, "ISOLATE=split.yaml")
+    names = ["QRT_SPINNERS", "QRT_YIELD_ROUNDS", "QRT_SPIN_FLOOR", "KNOBS_OTHER", "QRT_DOMAIN", "QRT_SHM_FD"]
+    env = {**os.environ, "QRT_SPINNERS": "0", "QRT_YIELD_ROUNDS": "3", "QRT_SPIN_FLOOR": "7",
+           "KNOBS_OTHER": "kept", "QRT_DOMAIN": "99", "QRT_SHM_FD": "12345"}
+    split = subprocess.run([str(work / "build" / "split" / "knobs"), *names], capture_output=True,
+                           text=True, timeout=60, env=env)
+    assert split.returncode == 0, split.stderr
+    seen = dict(line.split("=", 1) for line in split.stdout.splitlines())
+    assert {k: seen[k] for k in names[:4]} == {"QRT_SPINNERS": "0", "QRT_YIELD_ROUNDS": "3",
+                                               "QRT_SPIN_FLOOR": "7", "KNOBS_OTHER": "kept"}
+    assert seen["QRT_DOMAIN"] == "1" and seen["QRT_SHM_FD"] not in ("12345", "(unset)")
+
+
 def test_a_file_of_data_alone_is_linked_where_its_data_is_used(tmp_path):
     """A source file that defines no function, only a table, goes with the code that reads it:
     into the isolated domain here, and into the monolithic program."""
