@@ -17,6 +17,7 @@
 #define QRT_SPIN_MIN 0u                 /* spinning that never pays stops (but is probed) */
 #define QRT_SPIN_MAX 20000u
 #define QRT_SPIN_FREE 32u               /* spins before a thread counts among the spinners */
+#define QRT_SPIN_DOMAIN 128u            /* a domain's thread spins at most this much more */
 #define QRT_CHANNEL_POLL_MS 1           /* a thread waiting for a free channel looks this often */
 #define QRT_SPIN_PROBE 256u             /* a thread that stopped spinning tries this much ... */
 #define QRT_SPIN_PROBE_EVERY 32u        /* ... once in this many waits */
