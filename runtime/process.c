@@ -552,7 +552,7 @@ static int spawn_with(int d, int sock)
     if (!envp)
         return -ENOMEM;
     /* The domain inherits main's environment, its tuning knobs (QRT_SPINNERS, QRT_YIELD_ROUNDS,
-     * QRT_SPIN_FLOOR) too, so that a crossing's two sides wait alike; only the variables that
+     * QRT_SPIN_FLOOR) too, so that they tune a crossing's two sides; only the variables that
      * tell a domain where it is come from here, whatever main's environment says of them. */
     size_t k = 0;
     for (size_t i = 0; i < nenv; i++)

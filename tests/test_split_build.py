@@ -106,8 +106,8 @@ def test_a_header_that_defines_gnu_source_its_own_way_builds_split(tmp_path, def
 
 
 def test_a_domain_has_mains_environment_and_tuning_but_its_own_place(tmp_path):
-    """The isolated process sees main's environment, the runtime's QRT_ tuning knobs too (so a
-    crossing's two sides wait alike), but the variables that say where a domain is are its own
+    """The isolated process sees main's environment, the runtime's QRT_ tuning knobs too (so that
+    they tune a crossing's two sides), but the variables that say where a domain is are its own
     whatever main's environment holds of them."""
     work = tmp_path / "knobs"
     work.mkdir()
