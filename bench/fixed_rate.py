@@ -56,14 +56,9 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
 
 def build(tmp: str) -> tuple[dict[str, str], str]:
     exes = {"isolate-cache": kv.build_variant("isolate-cache", tmp)[0], "handoff": kv.build_handoff(tmp)}
-    again = os.path.join(tmp, kv.AGAIN, "kvstore")
-    os.mkdir(os.path.dirname(again))
-    shutil.copy2(exes["handoff"], again)
-    exes[kv.AGAIN] = again
+    exes[kv.AGAIN] = kv.build_again(tmp, exes["handoff"])
     exes[kv.REMOTE] = kv.build_remote(tmp)
-    loadgen = os.path.join(tmp, "loadgen")
-    shutil.copy2(os.path.join(kv.REPO, "build", "tools", "loadgen"), loadgen)
-    return exes, loadgen
+    return exes, kv.copy_loadgen(tmp)
 
 
 def main() -> int:

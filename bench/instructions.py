@@ -336,8 +336,7 @@ def main() -> int:
         log(f"  {valgrind} ({'.'.join(map(str, version_of(valgrind, env)))})")
         log("build:")
         exes = {"isolate-cache": kv.build_variant("isolate-cache", tmp)[0], "handoff": kv.build_handoff(tmp)}
-        loadgen = os.path.join(tmp, "loadgen")
-        shutil.copy2(os.path.join(REPO, "build", "tools", "loadgen"), loadgen)
+        loadgen = kv.copy_loadgen(tmp)
         log("runs (under callgrind):")
         runs = {}
         for b in BUILDS:

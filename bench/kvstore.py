@@ -534,6 +534,21 @@ def build_variant(variant: str, tmp: str) -> tuple[str, str]:
     return exe, shlex.join(shown) + f"   -> build/{variant}/kvstore*"
 
 
+def build_again(tmp: str, handoff: str) -> str:
+    """The handoff executable copied into tmp/AGAIN, to be measured as if it were another build."""
+    again = os.path.join(tmp, AGAIN, "kvstore")
+    os.mkdir(os.path.dirname(again))
+    shutil.copy2(handoff, again)
+    return again
+
+
+def copy_loadgen(tmp: str) -> str:
+    """build/tools/loadgen (built by the scons runs) copied into tmp; returns the copy."""
+    loadgen = os.path.join(tmp, "loadgen")
+    shutil.copy2(os.path.join(REPO, "build", "tools", "loadgen"), loadgen)
+    return loadgen
+
+
 def build_all(tmp: str) -> tuple[dict[str, str], str, list[str]]:
     """Builds every variant and loadgen; returns the executables' copies in tmp."""
     commands = []
@@ -553,17 +568,14 @@ def build_all(tmp: str) -> tuple[dict[str, str], str, list[str]]:
     exes["handoff"] = build_handoff(tmp)
     commands.append(f"gcc {' '.join(CFLAGS)} samples/kvstore/*.c bench/ipc/handoff.c <tmp>/handoff.c "
                     f"-Wl,--wrap=<each function {FLOOR_OF} sends across> -o <tmp>/handoff/kvstore")
-    exes[AGAIN] = os.path.join(tmp, AGAIN, "kvstore")
-    os.mkdir(os.path.dirname(exes[AGAIN]))
-    shutil.copy2(exes["handoff"], exes[AGAIN])
+    exes[AGAIN] = build_again(tmp, exes["handoff"])
     commands.append(f"cp <tmp>/handoff/kvstore <tmp>/{AGAIN}/kvstore   (the floor measured twice)")
     exes[REMOTE] = build_remote(tmp)
     commands.append(f"gcc {' '.join(CFLAGS)} -DQB_REMOTE samples/kvstore/*.c bench/ipc/handoff.c "
                     f"bench/ipc/remote_cache.c {' '.join(f'-Wl,--wrap={n}' for n in REMOTE_CALLS)} "
                     f"-o <tmp>/{REMOTE}/kvstore")
 
-    loadgen = os.path.join(tmp, "loadgen")
-    shutil.copy2(os.path.join(REPO, "build", "tools", "loadgen"), loadgen)
+    loadgen = copy_loadgen(tmp)
     try:
         exes["counting"] = build_counting(tmp)
     except Failure as e:
