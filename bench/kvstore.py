@@ -1028,7 +1028,7 @@ def open_loop_report(args, runs: dict, loads: list[float], rates: dict[float, fl
                 f"{1e6 * per_request(rs, 'server_cpu'):>15.1f}{1e6 * per_request(rs, 'server_sys'):>9.1f}"
                 f"{1e6 * per_request(rs, 'loadgen_cpu'):>15.1f}")
     log("  latency: from the time each request was due (loadgen --rate), as loadgen's histogram edges")
-    log("  (at most 7% above the true value); the median over the rounds, the range in brackets.")
+    log("  (at most 0.7% above the true value); the median over the rounds, the range in brackets.")
     log("  achieved/s: the median requests/s over the rounds; sent %: the share of the planned requests")
     log("  sent before --seconds (a server slower than the rate leaves the rest unsent, and their latency")
     log("  is not in the percentiles).  srv cpu us/req: CPU time (user+system; system alone in brackets)")

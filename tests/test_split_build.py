@@ -1,5 +1,6 @@
 """The split build end to end: real programs built with SCons and gcc, run monolithic and split."""
 
+import math
 import os
 import re
 import select
@@ -293,7 +294,7 @@ def kvstore(tmp_path_factory):
         "env.QpmProgram('kvstore', Glob('*.c'))\n")
     scons(work / "kvstore", "ISOLATE=plans/isolate-cache.yaml")
     loadgen = work / "loadgen"
-    subprocess.run(["gcc", "-std=c11", "-D_GNU_SOURCE", "-O2", "-pthread",
+    subprocess.run(["gcc", "-std=c11", "-D_GNU_SOURCE", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread",
                     os.path.join(ROOT, "samples", "loadgen", "loadgen.c"), "-o", loadgen, "-lm"], check=True)
     return work / "kvstore" / "build" / "isolate-cache" / "kvstore", loadgen
 
@@ -302,6 +303,7 @@ def test_loadgen_prints_its_usage_and_counts_what_it_never_sent(kvstore):
     _, loadgen = kvstore
     help_ = subprocess.run([str(loadgen), "--help"], capture_output=True, text=True, timeout=30)
     assert help_.returncode == 0 and help_.stdout.startswith("usage: loadgen --port N") and help_.stderr == ""
+    assert "--latencies F" in help_.stdout
     bad = subprocess.run([str(loadgen), "--bogus"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "bad or incomplete option '--bogus'" in bad.stderr
     import socket
@@ -352,6 +354,27 @@ def _load_kvstore(kvstore, *args):
         server.wait(timeout=30)
     assert load.returncode == 0, load.stdout + load.stderr
     return load
+
+
+def test_loadgen_percentiles_are_within_a_hundredth_of_an_octave_of_every_latency_it_wrote(kvstore, tmp_path):
+    """--latencies writes each answered request's latency; the p50, p99 and p99.9 printed are the
+    exact ones (nearest rank) of those, at most 0.7% above them, and max_ms is their largest."""
+    out = tmp_path / "latencies.txt"
+    load = _load_kvstore(kvstore, "--threads", "3", "--requests", "1000", "--rate", "3000", "--seconds", "10",
+                         "--latencies", str(out))
+    m = re.search(r"requests=3000 ok=3000 errors=0 .* p50_ms=([\d.]+) p99_ms=([\d.]+) p999_ms=([\d.]+) "
+                  r"max_ms=([\d.]+) not_sent=0$", load.stdout.strip())
+    assert m, load.stdout
+    printed = [float(x) * 1000 for x in m.groups()]          # microseconds
+    took = sorted(float(line) for line in out.read_text().split())
+    assert len(took) == 3000 and took[0] > 0
+    for share, shown in zip((0.50, 0.99, 0.999), printed):
+        exact = took[math.ceil(share * len(took)) - 1]
+        assert exact - 0.1 <= shown <= exact * 2 ** 0.01 + 0.1, (share, exact, shown)
+    assert abs(printed[3] - took[-1]) <= 0.1
+    bad = subprocess.run([str(kvstore[1]), "--port", "1", "--latencies", str(tmp_path / "no" / "such")],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "loadgen: --latencies" in bad.stderr and "No such file" in bad.stderr
 
 
 def test_loadgen_rate_drivers_share_the_connections_and_keep_the_schedule(kvstore):
