@@ -994,6 +994,43 @@ def ratios(a: list[dict], b: list[dict], key: str) -> list[float]:
     return [x[key] / y[key] for x, y in zip(a, b)]
 
 
+def median_interval(values: list[float], confidence: float = 0.9) -> tuple[float, float, float] | None:
+    """The median of values and a distribution-free interval that holds the true median with at
+    least `confidence` (order statistics of the sorted values, by the binomial distribution with
+    p = 1/2): (low, median, high), or None with too few values for any such interval (fewer than 5
+    at 90%).  The rounds' ratios of two builds are far from normal (a neighbour's burst makes one
+    round's p99 ten times another's), so no normal interval."""
+    n = len(values)
+    tail, k = 0.0, 0
+    while True:             # k: the largest count whose lower tail P(B <= k - 1) stays within
+        nxt = tail + math.comb(n, k) / 2 ** n
+        if nxt > (1 - confidence) / 2:
+            break
+        tail, k = nxt, k + 1
+    if k == 0:
+        return None
+    xs = sorted(values)
+    return xs[k - 1], statistics.median(xs), xs[n - k]
+
+
+def verdict(values: list[float], bound: float, confidence: float = 0.9) -> str:
+    """Whether the true median of values is at most `bound` by median_interval: "within" when the
+    whole interval is, "beyond" when none of it is, "not resolved" when the interval straddles it
+    (or there are too few values for one)."""
+    iv = median_interval(values, confidence)
+    if iv is None:
+        return "not resolved"
+    return "within" if iv[2] <= bound else "beyond" if iv[0] > bound else "not resolved"
+
+
+def interval_text(values: list[float], confidence: float = 0.9) -> str:
+    """The median and its interval, as "1.02 (90%: 0.95 to 1.10)"."""
+    iv = median_interval(values, confidence)
+    if iv is None:
+        return f"{statistics.median(values):.2f} (too few rounds for a {confidence:.0%} interval)"
+    return f"{iv[1]:.2f} ({confidence:.0%}: {iv[0]:.2f} to {iv[2]:.2f})"
+
+
 def listed(values: list[float]) -> str:
     return ", ".join(f"{x:.2f}" for x in values)
 
