@@ -86,8 +86,9 @@ against handoff (what moving the work to another process costs by itself) are pr
 targets.  It judges nothing either.
 
 Then R rounds (default 3): in each round, for each load L of --loads (fractions of mono's open-loop
-maximum), every variant serves loadgen --rate L*max (at 50% handoff-again and remote too), the
-order rotating by one each round.  Each run is bounded in requests (--threads T --requests
+maximum), every variant serves loadgen --rate L*max (at 50% handoff-again and remote too), in
+a balanced order (a Williams design: over the rounds each variant runs right after each other one
+equally often, since a run is not independent of the one before it).  Each run is bounded in requests (--threads T --requests
 ceil(L*max*D/T) for --duration D) and in seconds (--seconds 2*D).  loadgen sends each request at
 its intended time and counts latency from that time, so a reply that comes late delays the requests
 behind it and their latency shows it.  Every open-loop server runs with a fresh QPM_REPORT_DIR,
@@ -510,6 +511,20 @@ def rotated(seq: tuple, k: int) -> tuple:
     return seq[k:] + seq[:k]
 
 
+def balanced(seq: tuple, k: int) -> tuple:
+    """The order of seq in round k of a Williams design: each round runs every item once, and over
+    len(seq) rounds (twice that for an odd length) every item runs right after every other item
+    equally often.  A run is not independent of the run before it on these machines (what the last
+    server left in the caches, the scheduler's and the hypervisor's view of the load), and with
+    the order only rotating, each build always followed the same one: in 30 rounds at 109,000/s the
+    floor measured against itself came out 0.85 of itself."""
+    n = len(seq)
+    first = [0] + [(j + 1) // 2 if j % 2 else n - j // 2 for j in range(1, n)]
+    m = k % (n if n % 2 == 0 else 2 * n)
+    row = [seq[(i + m) % n] for i in first]
+    return tuple(row if m < n else row[::-1])
+
+
 def kvstore_sources() -> list[str]:
     return sorted(os.path.relpath(p, REPO)
                   for p in glob.glob(os.path.join(REPO, "samples", "kvstore", "*.c")))
@@ -839,8 +854,8 @@ def refine_maxima(exes: dict, loadgen: str, threads: int, tmp: str, first: dict[
                   probes: list[dict], rounds: int) -> list[dict[str, dict | None]]:
     """The saturation target's two builds, FLOOR_OF and handoff, with handoff again (AGAIN, the
     same executable: how far two measurements of one build differ here) and REMOTE (the floor with
-    the work moved), searched again in `rounds` rounds, the four in lockstep within a round, the
-    first of them rotating: each from its first search's maximum (AGAIN from handoff's, REMOTE from
+    the work moved), searched again in `rounds` rounds, the four in lockstep within a round, in a
+    balanced order: each from its first search's maximum (AGAIN from handoff's, REMOTE from
     FLOOR_OF's), by REFINE_GROW until bracketed (down to half that maximum at most), then to within
     REFINE_STEP.  One search's ratio is uncertain by its whole step plus the machine's noise; the
     rounds show that spread.  Returns each round's kept-up run of each build, None for one that
@@ -849,7 +864,7 @@ def refine_maxima(exes: dict, loadgen: str, threads: int, tmp: str, first: dict[
     start.update({AGAIN: start["handoff"], REMOTE: start[FLOOR_OF]})
     found = []
     for i in range(rounds):
-        order = rotated((FLOOR_OF, "handoff", AGAIN, REMOTE), i)
+        order = balanced((FLOOR_OF, "handoff", AGAIN, REMOTE), i)
         searches = {v: Search(start[v], REFINE_STEP, REFINE_GROW, start[v] / 2) for v in order}
         search_maxima(exes, loadgen, threads, tmp, searches, probes, label=f"round {i + 1}/{rounds} ")
         found.append({v: searches[v].good for v in order})
@@ -882,13 +897,13 @@ def futex_handoff(tmp: str, one_cpu: bool = False) -> tuple[float, float, list[t
 
 def open_loop_runs(args, exes: dict, loadgen: str, tmp: str, loads: list[float], rounds: int,
                    rates: dict[float, float]) -> dict:
-    """runs[(load, variant)] -> one result per round; the order of variants rotates each round.  At
+    """runs[(load, variant)] -> one result per round; the variants in a balanced order (balanced).  At
     50% load, the load of the p99 target, AGAIN and REMOTE run too."""
     at = {x: VARIANTS + ((AGAIN, REMOTE) if x == 0.5 else ()) for x in loads}
     runs: dict = {(x, v): [] for x in loads for v in at[x]}
     for i in range(rounds):
         for x in loads:
-            for v in rotated(at[x], i):
+            for v in balanced(at[x], i):
                 r = paced_run(exes[v], loadgen, args.threads, rates[x], args.duration, tmp)
                 r["round"] = i
                 runs[(x, v)].append(r)
@@ -1360,7 +1375,7 @@ def main() -> int:
                 log()
                 log(f"{FLOOR_OF}'s and handoff's maxima again, with {AGAIN} and {REMOTE}, {rounds} rounds (each "
                     f"from its first maximum, by {100 * (REFINE_GROW - 1):.0f}% until bracketed, then to within "
-                    f"{100 * (REFINE_STEP - 1):.0f}%; the four in lockstep, the first of them rotating):")
+                    f"{100 * (REFINE_STEP - 1):.0f}%; the four in lockstep, in a balanced order):")
                 refined = refine_maxima(exes, loadgen, args.threads, tmp, searches, probes, rounds)
             top = searches["mono"].good["rate"]
             rates = {x: x * top for x in loads}
@@ -1390,8 +1405,8 @@ def main() -> int:
         log(f"maximum:   mono keeps up with {top:.0f} requests/s as an open loop (its closed loop reaches "
             f"{closed:.0f} in this run); the loads are fractions of {top:.0f}")
         limited = sum(r["limited"] for rs in open_runs.values() for r in rs)
-        log(f"rounds:    {rounds}; loads {', '.join(f'{x:g}' for x in loads)} of mono's maximum; order "
-            f"rotates each round; fresh server per run; "
+        log(f"rounds:    {rounds}; loads {', '.join(f'{x:g}' for x in loads)} of mono's maximum; a "
+            f"balanced order (Williams); fresh server per run; "
             + (f"{limited} run(s) stopped by --seconds before sending all requests" if limited
                else "every run sent all its requests"))
         log(f"load avg:  1-min {load_before} before, {loadavg()} after")

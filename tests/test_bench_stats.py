@@ -47,3 +47,18 @@ def test_the_verdicts_follow_the_interval():
     assert kvstore.verdict([1.0, 1.0, 1.0], 1.1) == "not resolved"    # too few rounds to say
     assert kvstore.interval_text([1.0, 1.0, 1.0]).endswith("(too few rounds for a 90% interval)")
     assert kvstore.interval_text([0.9, 0.95, 1.0, 1.02, 1.05]) == "1.00 (90%: 0.90 to 1.05)"
+
+
+def test_the_balanced_order_runs_every_build_after_every_other_equally_often():
+    for n in range(1, 9):
+        builds = tuple(f"b{i}" for i in range(n))
+        period = n if n % 2 == 0 else 2 * n
+        after = {}
+        for k in range(period):
+            order = kvstore.balanced(builds, k)
+            assert sorted(order) == sorted(builds)                     # each build once a round
+            for a, b in zip(order, order[1:]):
+                after[a, b] = after.get((a, b), 0) + 1
+        assert len(after) == n * (n - 1)                               # every ordered pair occurs ...
+        assert len(set(after.values())) <= 1                           # ... equally often
+        assert kvstore.balanced(builds, period) == kvstore.balanced(builds, 0)
