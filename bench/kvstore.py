@@ -98,7 +98,11 @@ rounds with their range, the requests/s achieved, errors, and the server's CPU t
 the target: at 50% load, isolate-cache's p99 at most 1.3 times mono's (ratio of the medians,
 per-round ratios shown) with no errors, beside its floor, handoff's p99 at the same load: no split
 build of this plan can answer sooner than its bare hand-offs allow, so when handoff's p99 is above
-1.3 times mono's the floor forbids the target.  When that load is above the floor's own maximum
+1.3 times mono's the floor forbids the target.  Whether isolate-cache's p99 is then within 10% of
+the floor's is read from the rounds' paired ratios: their median and a 90% interval for it (order
+statistics; median_interval), yes when all of the interval is at most 1.1, no when none of it is,
+not resolved otherwise (bench/fixed_rate.py --share 0.5 runs as many rounds as it is given).  When
+that load is above the floor's own maximum
 (the median of the rounds' searches), the report says so: both builds are then past saturation,
 where a p99 is the backlog a run built up (longer the longer the run), and their maxima compare
 them.
@@ -962,9 +966,11 @@ def p99_floor_report(runs: dict, rates: dict, searches: dict, refined: list[dict
     log(f"  handoff p99 {spread([r['p99_ms'] for r in runs[(0.5, 'handoff')]])} ms, {allowed:.2f} times mono's "
         f"({mono50:.3f} ms): " + (f"the floor forbids <= {P99_TARGET}" if allowed > P99_TARGET
                                   else f"the floor allows <= {P99_TARGET}"))
+    paired = ratios(runs[(0.5, FLOOR_OF)], runs[(0.5, 'handoff')], 'p99_ms')
     log(f"  {FLOOR_OF}'s p99 at 50% load, {ic50:.3f} ms, is {ic50 / floor50:.2f} times the floor's (per round "
-        f"{listed(ratios(runs[(0.5, FLOOR_OF)], runs[(0.5, 'handoff')], 'p99_ms'))}): "
-        + ("within 10% of the floor, or below it" if ic50 <= 1.1 * floor50 else "not within 10% of the floor"))
+        f"{listed(paired)}; their median {interval_text(paired)}): within 10% of the floor: "
+        + {"within": "yes", "beyond": "no"}.get(verdict(paired, 1.1),
+                                                 "not resolved (bench/fixed_rate.py --share 0.5 runs more rounds)"))
     for a, b, what in CONTROLS:
         if runs.get((0.5, a)) and runs.get((0.5, b)):
             pa, pb = (statistics.median(r["p99_ms"] for r in runs[(0.5, v)]) for v in (a, b))
