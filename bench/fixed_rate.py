@@ -24,8 +24,7 @@ in this run as bench/kvstore.py searches it (the highest rate kept up with, with
 runs every build once for --duration seconds of paced load (loadgen --rate, 8 connections,
 latency from each request's due time, percentiles within 0.7%), a fresh server each run, in a
 balanced order (bench/kvstore.py's balanced: over the rounds every build runs right after every
-other one equally often; with the order only rotating, each build always followed the same one,
-and the floor against itself came out at 0.85 of itself in 30 rounds).
+other one equally often, where a rotating order always put each build after the same one).
 
 Reported: each build's median p99 over the rounds (with its quartiles), its median p50, server CPU
 per request and errors; and, since the machine's neighbours move every build's p99 by multiples

@@ -518,10 +518,9 @@ def rotated(seq: tuple, k: int) -> tuple:
 def balanced(seq: tuple, k: int) -> tuple:
     """The order of seq in round k of a Williams design: each round runs every item once, and over
     len(seq) rounds (twice that for an odd length) every item runs right after every other item
-    equally often.  A run is not independent of the run before it on these machines (what the last
-    server left in the caches, the scheduler's and the hypervisor's view of the load), and with
-    the order only rotating, each build always followed the same one: in 30 rounds at 109,000/s the
-    floor measured against itself came out 0.85 of itself."""
+    equally often.  A run need not be independent of the run before it (what the last server left
+    in the caches, the scheduler's and the hypervisor's view of the load); with the order only
+    rotating, each build always followed the same one, and any such effect fell on one build."""
     n = len(seq)
     first = [0] + [(j + 1) // 2 if j % 2 else n - j // 2 for j in range(1, n)]
     m = k % (n if n % 2 == 0 else 2 * n)
