@@ -37,7 +37,11 @@
  *   loadgen: requests=<n> ok=<n> errors=<n> seconds=<f> rps=<f> ... not_sent=<n>
  * where not_sent counts the requests a connection never sent because it failed (the server went
  * away); a connection that the --seconds deadline stops counts none.  The exit status is 0
- * exactly when errors is 0.
+ * exactly when errors is 0, but 2 for a bad option or a --latencies file that cannot be written
+ * (which is written under a name of its own and renamed once whole).
+ *
+ * SIGINT or SIGTERM ends the run early the way --seconds does: no new request is sent, the ones in
+ * flight are answered and counted, and the last line is printed as always.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* ppoll */
@@ -50,6 +54,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,9 +74,10 @@
 #define MAX_REPORTS 5 /* error messages printed per thread */
 
 /* Round trips are counted in buckets a hundredth of a power of two wide (0.7%), from 1 us up to
- * 2^26 us (67 s): a p99 compared within 10% needs a finer step than that. */
+ * 2^32 us (71 minutes, past any --seconds a run is given plus its backlog): a p99 compared within
+ * 10% needs a finer step than the tenth of a power of two it was. */
 #define LATENCY_STEPS 100.0
-#define LATENCY_BUCKETS 2601
+#define LATENCY_BUCKETS 3201
 
 static unsigned latency_bucket(double seconds)
 {
@@ -99,6 +105,15 @@ struct config {
     unsigned drivers;       /* with a rate: threads that drive the connections (0: one each) */
     const char *latencies;  /* a file for every latency, one a line, or NULL */
 };
+
+/* Set by SIGINT or SIGTERM: no new request after it (see the top of this file). */
+static volatile sig_atomic_t stopping;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stopping = 1;
+}
 
 /* The open loop's common start: taken once every connection is open (or failed to open). */
 static struct {
@@ -218,7 +233,8 @@ static void usage(FILE *to)
             "  --requests R   requests per connection (default 1000)\n"
             "  --set-ratio F  fraction of requests that are SETs, 0..1 (default 0.2)\n"
             "  --keys K       size of the shared key space (default 1000)\n"
-            "  --seconds S    stop sending after S seconds (default 30)\n"
+            "  --seconds S    stop sending after S seconds (default 30), or at SIGINT\n"
+            "                 or SIGTERM; what is in flight is answered and counted\n"
             "  --rate Q       open loop: Q requests per second across all connections,\n"
             "                 each on a fixed schedule; latency counts from the time a\n"
             "                 request was due, not from when it could be sent (default:\n"
@@ -636,17 +652,48 @@ static void keep_latency(struct worker *w, double took)
     w->took[w->ntook++] = took;
 }
 
-/* Writes every connection's latencies to f (opened before the load), one a line in microseconds,
- * and closes it: 0, or -1 (said). */
+/* --latencies: the file is written under a name of its own (path + ".partial") and renamed to
+ * path once whole, so that a run that fails or is stopped leaves no half-written file. */
+static char *latencies_partial;
+static bool latencies_done;
+
+static void drop_partial_latencies(void)
+{
+    if (latencies_partial != NULL && !latencies_done)
+        unlink(latencies_partial);
+}
+
+static FILE *open_latencies(const char *path)
+{
+    size_t n = strlen(path) + sizeof ".partial";
+    latencies_partial = malloc(n);
+    if (latencies_partial == NULL) {
+        fprintf(stderr, "loadgen: out of memory\n");
+        return NULL;
+    }
+    snprintf(latencies_partial, n, "%s.partial", path);
+    FILE *f = fopen(latencies_partial, "w");
+    if (f == NULL) {
+        fprintf(stderr, "loadgen: --latencies %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    atexit(drop_partial_latencies);
+    return f;
+}
+
+/* Writes every connection's latencies to f, one a line in microseconds, closes it and gives it
+ * its name: 0, or -1 (said). */
 static int write_latencies(FILE *f, const char *path, const struct worker *workers, unsigned n)
 {
     for (unsigned i = 0; i < n; i++)
         for (size_t k = 0; k < workers[i].ntook; k++)
             fprintf(f, "%.3f\n", workers[i].took[k] * 1e6);
-    if (ferror(f) | fclose(f)) {
-        fprintf(stderr, "loadgen: --latencies %s: %s\n", path, strerror(errno));
+    int failed = ferror(f);
+    if (fclose(f) != 0 || failed || rename(latencies_partial, path) != 0) {
+        fprintf(stderr, "loadgen: --latencies %s: %s\n", path, failed ? "write error" : strerror(errno));
         return -1;
     }
+    latencies_done = true;
     return 0;
 }
 
@@ -735,7 +782,7 @@ static void *worker_main(void *arg)
         return NULL;
     }
     w->rd.fd = w->fd;
-    while (w->requests < w->cfg->requests && now_s() < w->deadline) {
+    while (w->requests < w->cfg->requests && now_s() < w->deadline && !stopping) {
         if (!one_request(w)) {
             give_up(w);
             return NULL;
@@ -790,7 +837,7 @@ static void drive(struct driver *d)
                 continue;
             if (!w->in_flight) {
                 double due = next_due(w);
-                if (w->requests >= cfg->requests || due >= w->deadline || now >= w->deadline) {
+                if (w->requests >= cfg->requests || due >= w->deadline || now >= w->deadline || stopping) {
                     close_connection(w);        /* done: the rest of its requests were never due */
                     continue;
                 }
@@ -930,13 +977,19 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* A signal to stop ends the run as its deadline would (restarting what it interrupts). */
+    struct sigaction stop = {.sa_handler = on_stop, .sa_flags = SA_RESTART};
+    sigemptyset(&stop.sa_mask);
+    if (sigaction(SIGINT, &stop, NULL) != 0 || sigaction(SIGTERM, &stop, NULL) != 0) {
+        perror("loadgen: sigaction");
+        return 2;
+    }
+
     /* The file for --latencies is opened first: a path that cannot be written stops the run
      * before any load. */
     FILE *latencies = NULL;
-    if (cfg.latencies != NULL && (latencies = fopen(cfg.latencies, "w")) == NULL) {
-        fprintf(stderr, "loadgen: --latencies %s: %s\n", cfg.latencies, strerror(errno));
+    if (cfg.latencies != NULL && (latencies = open_latencies(cfg.latencies)) == NULL)
         return 2;
-    }
 
     double start = now_s();
     struct worker *workers = make_workers(&cfg, start + cfg.seconds);
@@ -989,13 +1042,14 @@ int main(int argc, char **argv)
         }
         free(drivers);
     }
+    double seconds = now_s() - start;  /* the run's, not the file's writing */
     int wrote = latencies != NULL ? write_latencies(latencies, cfg.latencies, workers, cfg.threads) : 0;
     for (unsigned i = 0; i < cfg.threads; i++)
         free(workers[i].took);
     free(workers);
     if (wrote != 0)
         return 2;
-    /* Percentiles as bucket edges: at most 0.7% above the true value. */
+    /* Percentiles as bucket edges: at most 0.7% above the true value, printed to the nanosecond. */
     double pct[3] = {0.5, 0.99, 0.999}, at[3] = {0, 0, 0};
     for (int k = 0; k < 3; k++) {
         unsigned long need = (unsigned long)ceil(pct[k] * (double)answered), seen = 0;
@@ -1008,10 +1062,9 @@ int main(int argc, char **argv)
         }
     }
 
-    double seconds = now_s() - start;
     double rps = seconds > 0 ? (double)requests / seconds : 0.0;
-    printf("loadgen: requests=%lu ok=%lu errors=%lu seconds=%.3f rps=%.1f p50_ms=%.4f p99_ms=%.4f "
-           "p999_ms=%.4f max_ms=%.4f not_sent=%lu\n", requests, ok, errors, seconds, rps, at[0], at[1],
+    printf("loadgen: requests=%lu ok=%lu errors=%lu seconds=%.3f rps=%.1f p50_ms=%.6f p99_ms=%.6f "
+           "p999_ms=%.6f max_ms=%.6f not_sent=%lu\n", requests, ok, errors, seconds, rps, at[0], at[1],
            at[2], max_latency * 1e3, not_sent);
     if (fflush(stdout) != 0) {
         perror("loadgen: stdout");
