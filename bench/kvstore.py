@@ -87,8 +87,9 @@ targets.  It judges nothing either.
 
 Then R rounds (default 3): in each round, for each load L of --loads (fractions of mono's open-loop
 maximum), every variant serves loadgen --rate L*max (at 50% handoff-again and remote too), in
-a balanced order (a Williams design: over the rounds each variant runs right after each other one
-equally often, since a run is not independent of the one before it).  Each run is bounded in requests (--threads T --requests
+a balanced order (a Williams design: over each whole period of rounds, as many as there are
+variants or twice that for an odd number, each variant runs right after each other one equally
+often, since a run need not be independent of the one before it).  Each run is bounded in requests (--threads T --requests
 ceil(L*max*D/T) for --duration D) and in seconds (--seconds 2*D).  loadgen sends each request at
 its intended time and counts latency from that time, so a reply that comes late delays the requests
 behind it and their latency shows it.  Every open-loop server runs with a fresh QPM_REPORT_DIR,
