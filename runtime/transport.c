@@ -403,9 +403,21 @@ __attribute__((noinline)) static int wait_slow(struct qrt__chan *c, uint32_t wan
             }
         } while (qrt__stats_clock() < until);
     }
-    /* A thread whose spinning stopped paying spins no more, but probes now and then whether it
-     * pays again (the machine may have become idle); a probe's first spins are free too. */
-    unsigned budget = woke ? 0 : tls_spin;
+    /* A domain's threads spin QRT_SPIN_DOMAIN rounds at most past the free ones (some 5 us in
+     * all), a budget that neither grows nor shrinks (their tls_spin, which never shrinks, only
+     * keeps wait_turn's free spins).  What they wait for is main's next call, or main's answer to
+     * a callback: main's own work, which in a server is a request's, while main's callers wait
+     * for a component's work.  A serving thread that spins through main's
+     * work takes a core from the threads doing it, the clients' requests queue behind it, and
+     * the spin still "pays" when the call comes at last, so the budget grew to hundreds of
+     * microseconds: on two loaded cores the server's p99 at a fixed rate was about twice the
+     * bare hand-offs'.  Calls made back to back, or a few microseconds apart, still find their
+     * serving thread spinning. */
+    int domain = self_domain != QRT_MAIN_DOMAIN;
+    unsigned budget = woke ? 0 : domain ? QRT_SPIN_DOMAIN : tls_spin;
+    /* A thread of main's whose spinning stopped paying spins no more, but probes now and then
+     * whether it pays again (the machine may have become idle); a probe's first spins are free
+     * too.  (A domain's budget is 0 only when it woke its peer.) */
     if (budget == 0 && !woke && ++tls_probe % QRT_SPIN_PROBE_EVERY == 0) {
         budget = QRT_SPIN_PROBE;
         if (caught(c, want)) {
@@ -413,18 +425,6 @@ __attribute__((noinline)) static int wait_slow(struct qrt__chan *c, uint32_t wan
             return 0;
         }
     }
-    /* A domain's threads spin QRT_SPIN_DOMAIN rounds at most past the free ones (some 5 us in
-     * all), and that budget neither grows nor shrinks.  What they wait for is main's next call,
-     * or main's answer to a callback: main's own work, which in a server is a request's, while
-     * main's callers wait for a component's work.  A serving thread that spins through main's
-     * work takes a core from the threads doing it, the clients' requests queue behind it, and
-     * the spin still "pays" when the call comes at last, so the budget grew to hundreds of
-     * microseconds: on two loaded cores the server's p99 at a fixed rate was about twice the
-     * bare hand-offs'.  Calls made back to back, or a few microseconds apart, still find their
-     * serving thread spinning. */
-    int domain = self_domain != QRT_MAIN_DOMAIN;
-    if (domain && budget > QRT_SPIN_DOMAIN)
-        budget = QRT_SPIN_DOMAIN;
     /* Only a process with more waiting threads than spinners allowed counts them: one with
      * fewer never touches the shared counter (a locked instruction on every wait). */
     int counted = budget && atomic_load_explicit(&waiting_threads, memory_order_relaxed) > max_spinners();
