@@ -93,8 +93,7 @@ def report_ratio(label: str, values: list[float], question: str | None = None, b
     (whether the true median is at most bound) that the interval gives."""
     text = f"  {label:<28} {kv.interval_text(values)}"
     if question:
-        text += f"; {question} (<= {bound:g}): " + {"within": "yes", "beyond": "no"}.get(
-            kv.verdict(values, bound), "not resolved")
+        text += f"; {question} (<= {bound:g}): " + kv.answer(values, bound)
     log(text)
 
 

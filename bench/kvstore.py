@@ -967,10 +967,10 @@ def p99_floor_report(runs: dict, rates: dict, searches: dict, refined: list[dict
         f"({mono50:.3f} ms): " + (f"the floor forbids <= {P99_TARGET}" if allowed > P99_TARGET
                                   else f"the floor allows <= {P99_TARGET}"))
     paired = ratios(runs[(0.5, FLOOR_OF)], runs[(0.5, 'handoff')], 'p99_ms')
+    said = answer(paired, 1.1)
     log(f"  {FLOOR_OF}'s p99 at 50% load, {ic50:.3f} ms, is {ic50 / floor50:.2f} times the floor's (per round "
         f"{listed(paired)}; their median {interval_text(paired)}): within 10% of the floor: "
-        + {"within": "yes", "beyond": "no"}.get(verdict(paired, 1.1),
-                                                 "not resolved (bench/fixed_rate.py --share 0.5 runs more rounds)"))
+        + said + (" (bench/fixed_rate.py --share 0.5 runs more rounds)" if said == "not resolved" else ""))
     for a, b, what in CONTROLS:
         if runs.get((0.5, a)) and runs.get((0.5, b)):
             pa, pb = (statistics.median(r["p99_ms"] for r in runs[(0.5, v)]) for v in (a, b))
@@ -1042,6 +1042,11 @@ def verdict(values: list[float], bound: float, confidence: float = 0.9) -> str:
     if iv is None:
         return "not resolved"
     return "within" if iv[2] <= bound else "beyond" if iv[0] > bound else "not resolved"
+
+
+def answer(values: list[float], bound: float) -> str:
+    """verdict's answer to "is the true median at most bound?": yes, no or not resolved."""
+    return {"within": "yes", "beyond": "no"}.get(verdict(values, bound), "not resolved")
 
 
 def interval_text(values: list[float], confidence: float = 0.9) -> str:
