@@ -467,11 +467,18 @@ __attribute__((noinline)) static int wait_slow(struct qrt__chan *c, uint32_t wan
      * yielding before that sleep is a system call in vain, and a switch whenever anything else
      * can run (often another serving thread doing the same).  A short sleep restores all the
      * rounds, so threads in back-to-back calls yield as before. */
-    unsigned rounds = woke && !budget ? 0 : tls_yields < yield_rounds() ? tls_yields : yield_rounds();
+    int at_once = woke && !budget;
+    unsigned rounds = at_once ? 0 : tls_yields < yield_rounds() ? tls_yields : yield_rounds();
     int yielded = yield_for(c, want, w, rounds);
     if (yielded <= 0)
         return yielded;
-    long long slept = qrt__stats_clock();
+    /* How long a sleep took sets the next wait's yield rounds, and a caller's wake probe.  A
+     * serving thread that sleeps at once (it keeps to its caller's CPU, or woke its caller) had
+     * no rounds to judge and probes nothing: it reads no clock (below saturation that is most of
+     * a domain's waits: two clock reads a call), and its next wait yields as the last timed
+     * sleep decided. */
+    int timed = side == QRT_SIDE_CALLER || !at_once;
+    long long slept = timed ? qrt__stats_clock() : 0;
     tls_slept = 1;
     uint32_t mine = side == QRT_SIDE_CALLER ? QRT_SLEEP_CALLER : QRT_SLEEP_SERVER;
     atomic_fetch_or(&c->sleepers, mine);
@@ -506,10 +513,12 @@ __attribute__((noinline)) static int wait_slow(struct qrt__chan *c, uint32_t wan
     }
     atomic_fetch_and(&c->sleepers, ~mine);
     atomic_thread_fence(memory_order_acquire);
-    long long took = qrt__stats_clock() - slept;
-    tls_yields = took < QRT_YIELD_SHORT_WAIT_NS ? UINT_MAX : rounds / 2;
-    if (side == QRT_SIDE_CALLER)
-        tls_answer_ns = took;
+    if (timed) {
+        long long took = qrt__stats_clock() - slept;
+        tls_yields = took < QRT_YIELD_SHORT_WAIT_NS ? UINT_MAX : rounds / 2;
+        if (side == QRT_SIDE_CALLER)
+            tls_answer_ns = took;
+    }
     return rc;
 }
 
