@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "qrt.h"
@@ -28,17 +29,20 @@
  * QRT_SCRATCH costs no allocation after the thread's first.  Anything that does not fit comes
  * from malloc.  A release gives back everything taken since its mark; the copies of one call are
  * all given back when it ends, whatever the order, and nested calls take and give above them.
+ * The scratch starts as zeros, and its bytes from scratch_clean on are known to be zeros still:
+ * an out buffer taken there is not zeroed again (qrt_out_alloc, qrt_out_free).
  */
 #define QRT_SCRATCH (64u * 1024u)
 
 static __thread uint8_t *scratch_base;
 static __thread size_t scratch_top;
+static __thread size_t scratch_clean;   /* the scratch's bytes from here to its end are all zero */
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 
 static void scratch_free(void *base)
 {
-    free(base);
+    munmap(base, QRT_SCRATCH);
     scratch_base = NULL;
 }
 
@@ -56,13 +60,19 @@ void *qrt__scratch_take(size_t n, size_t *mark)
         return NULL;
     if (!scratch_base) {
         pthread_once(&scratch_once, scratch_make_key);
-        scratch_base = aligned_alloc(64, QRT_SCRATCH);
-        if (!scratch_base)
+        /* Pages of zeros, each made when first written: a thread that never takes much costs
+         * little, and all of it starts clean. */
+        void *base = mmap(NULL, QRT_SCRATCH, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (base == MAP_FAILED)
             return NULL;
+        scratch_base = base;
+        scratch_clean = 0;
         pthread_setspecific(scratch_key, scratch_base);
     }
     *mark = scratch_top;
     scratch_top += n;
+    if (scratch_clean < scratch_top)
+        scratch_clean = scratch_top;    /* whoever took these bytes may write them */
     return scratch_base + *mark;
 }
 
@@ -72,20 +82,44 @@ void qrt__scratch_give(size_t mark)
         scratch_top = mark;
 }
 
+/* The out buffer qrt_put_back sent last, its length rounded as the scratch takes it, and how much
+ * of it was not zero (the rest is): qrt_out_free zeroes only that much of it again.  A callee's
+ * out buffer is kilobytes where what it writes is often a few bytes, and zeroing all of it for
+ * every call, on the thread's stack of scratch that the next call takes again, was most of what
+ * a domain wrote per call (kvstore's cache_get: 4 KiB). */
+static __thread const uint8_t *back_at;
+static __thread size_t back_len, back_taken;
+
 void *qrt_out_alloc(size_t n, size_t *mark)
 {
-    void *p = qrt__scratch_take(n, mark);
-    if (p)
-        return memset(p, 0, n);
+    size_t clean = scratch_clean;
+    uint8_t *p = qrt__scratch_take(n, mark);
+    back_at = NULL;     /* only a put_back of this buffer, after this, may tell what it holds */
+    if (p) {
+        size_t taken = (n + 15u) & ~(size_t)15u;
+        if (*mark < clean)
+            memset(p, 0, clean - *mark < taken ? clean - *mark : taken);
+        return p;
+    }
     return calloc(1, n ? n : 1);
 }
 
 void qrt_out_free(void *p, size_t mark)
 {
-    if (mark != SIZE_MAX)
-        qrt__scratch_give(mark);
-    else
+    if (mark == SIZE_MAX) {
         free(p);
+    } else {
+        if (p == back_at) {
+            /* Its bytes past back_len were found zero; zeroing the ones before makes all of it
+             * zero again, and when nothing above it was taken since, the scratch is clean from
+             * it on. */
+            memset(p, 0, back_len);
+            if (scratch_clean <= mark + back_taken)
+                scratch_clean = mark;
+        }
+        qrt__scratch_give(mark);
+    }
+    back_at = NULL;
 }
 
 #define QRT_NULL_LEN UINT64_MAX
@@ -182,6 +216,9 @@ void qrt_put_back(struct qrt_wr *w, const void *data, size_t n)
     }
     while (m && !b[m - 1])
         m--;
+    back_at = b;
+    back_len = m;
+    back_taken = (n + 15u) & ~(size_t)15u;
     uint64_t whole = n;
     qrt_put(w, &whole, sizeof whole);
     qrt_put_blob(w, data, m);

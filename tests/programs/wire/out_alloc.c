@@ -1,0 +1,161 @@
+/*
+ * out_alloc.c - every out buffer a callee gets is zeros (runtime/wire.c's qrt_out_alloc), though
+ * the thread's scratch that it comes from was written all over by the calls before: seeded random
+ * runs of what a dispatcher does with it, checked against the buffers themselves.
+ *
+ * A "call" takes none to two out buffers of random sizes (some past the scratch, from calloc),
+ * sometimes above a message copy that it fills (as take_message does) and may send part of back
+ * (an in-out buffer, which is the callee's in the message itself), has its callee write into
+ * them (nothing, a few bytes, bytes with zeros between, all of it), then sends them back with
+ * qrt_put_back, or, as on an error path, sends none or only some, and gives them back in the
+ * order a stub does (first to last) or the other.  Some calls nest a whole call inside
+ * themselves, between the callee's writes and the sending (a callee that calls back into a
+ * function that is served on the same thread).  Each buffer is checked to be all zeros when it is
+ * handed out.  First, one case by hand: an in-out buffer sent from a message copy, and an out
+ * buffer taken where it was and given back unsent.
+ *
+ * Prints "checked N" (buffers checked) and exits 0, or prints the first buffer that was not zeros
+ * and exits 1.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qrt.h"
+
+void *qrt__scratch_take(size_t n, size_t *mark);   /* runtime/qrt_internal.h */
+void qrt__scratch_give(size_t mark);
+
+static unsigned long checked, calls;
+static unsigned seed = 1;
+static uint8_t msg[300u * 1024u];
+
+static unsigned rnd(unsigned n)
+{
+    seed = seed * 1103515245u + 12345u;
+    return (seed >> 8) % n;
+}
+
+static size_t size(void)
+{
+    static const size_t sizes[] = {1, 15, 16, 17, 100, 4096, 4097, 20000, 70000};
+    return rnd(3) ? sizes[rnd(sizeof sizes / sizeof *sizes)] : 1 + rnd(9000);
+}
+
+/* What a callee writes into its buffer b of n bytes. */
+static void write_into(uint8_t *b, size_t n)
+{
+    switch (rnd(5)) {
+    case 0:
+        break;                                  /* nothing */
+    case 1:
+        b[rnd((unsigned)n)] = (uint8_t)(1 + rnd(255));     /* one byte anywhere */
+        break;
+    case 2:
+        memset(b, 'v', n < 40 ? n : 40);        /* a short value at the start */
+        break;
+    case 3:
+        for (size_t i = 0; i < n; i += 1 + rnd(300))        /* bytes with zeros between */
+            b[i] = (uint8_t)(1 + rnd(255));
+        break;
+    default:
+        memset(b, 0xff, n);                     /* all of it */
+    }
+}
+
+static int call(int depth)
+{
+    calls++;
+    size_t copy_mark = SIZE_MAX;
+    if (rnd(4) == 0) {
+        size_t len = 1 + (rnd(2) ? rnd(200) : rnd(20000));
+        uint8_t *copy = qrt__scratch_take(len, &copy_mark);
+        if (copy) {
+            size_t zeros = rnd((unsigned)len + 1);  /* a message taken out of its channel, ending */
+            memset(copy, 0xee, len - zeros);        /* in zeros or not */
+            memset(copy + len - zeros, 0, zeros);
+            if (rnd(2)) {
+                /* An in-out buffer is the callee's in the message itself, and is sent back from
+                 * there: no out buffer, and never given back as one. */
+                struct qrt_wr w = {.base = msg, .cap = sizeof msg};
+                qrt_put_back(&w, copy, rnd(2) ? len : 1 + rnd((unsigned)len));
+            }
+        }
+    }
+    uint8_t *out[3];
+    size_t n[3], mark[3];
+    int k = (int)rnd(3);     /* none: a call whose buffers are all in-out ones, or none */
+    for (int i = 0; i < k; i++) {
+        n[i] = size();
+        out[i] = qrt_out_alloc(n[i], &mark[i]);
+        if (!out[i]) {
+            printf("call %lu: no buffer of %zu bytes\n", calls, n[i]);
+            return 1;
+        }
+        checked++;
+        for (size_t j = 0; j < n[i]; j++)
+            if (out[i][j]) {
+                printf("call %lu (depth %d): buffer %d of %zu bytes, at scratch mark %zu, has byte %zu = %u\n",
+                       calls, depth, i, n[i], mark[i], j, out[i][j]);
+                return 1;
+            }
+    }
+    for (int i = 0; i < k; i++)
+        write_into(out[i], n[i]);
+    if (depth < 3 && rnd(5) == 0 && call(depth + 1))
+        return 1;
+    int sent = k && rnd(3) == 0 ? (int)rnd((unsigned)k) : k;    /* an error path sends fewer, or none */
+    for (int i = 0; i < sent; i++) {
+        struct qrt_wr w = {.base = msg, .cap = sizeof msg};
+        qrt_put_back(&w, out[i], n[i]);
+    }
+    if (rnd(2))
+        for (int i = 0; i < k; i++)
+            qrt_out_free(out[i], mark[i]);
+    else
+        for (int i = k - 1; i >= 0; i--)
+            qrt_out_free(out[i], mark[i]);
+    if (copy_mark != SIZE_MAX)
+        qrt__scratch_give(copy_mark);
+    return 0;
+}
+
+/* An out buffer of n bytes, checked to be zeros. */
+static uint8_t *zeros_of(size_t n, size_t *mark)
+{
+    uint8_t *b = qrt_out_alloc(n, mark);
+    checked++;
+    for (size_t j = 0; b && j < n; j++)
+        if (b[j]) {
+            printf("a buffer of %zu bytes after an in-out one was sent: byte %zu = %u\n", n, j, b[j]);
+            return NULL;
+        }
+    return b;
+}
+
+int main(void)
+{
+    /* An in-out buffer sent from a message copy (its last 54 bytes zeros), then, where it was, an
+     * out buffer the callee fills and that is given back unsent (an error path): what was sent of
+     * the in-out one says nothing of it. */
+    size_t mark;
+    uint8_t *copy = qrt__scratch_take(64, &mark);
+    memset(copy, 0xee, 10);
+    struct qrt_wr w = {.base = msg, .cap = sizeof msg};
+    qrt_put_back(&w, copy, 64);
+    qrt__scratch_give(mark);
+    uint8_t *b = zeros_of(40, &mark);
+    if (!b)
+        return 1;
+    memset(b, 0xff, 40);
+    qrt_out_free(b, mark);
+    if (!(b = zeros_of(64, &mark)))
+        return 1;
+    qrt_out_free(b, mark);
+    for (int i = 0; i < 50000; i++)
+        if (call(0))
+            return 1;
+    printf("checked %lu\n", checked);
+    return 0;
+}
