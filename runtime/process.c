@@ -725,8 +725,14 @@ static void alternate_stack(void)
 static void watch_program(int pidfd, pid_t program_pid, struct qrt__crash *crash)
 {
     prctl(PR_SET_NAME, "qpm-watcher");
-    /* The watcher must outlive the program, so it leaves its process group's signals alone. */
-    setsid();
+    /* The watcher must outlive the program, so it leaves its process group's signals alone: a
+     * process group of its own, in the program's session.  Not a session of its own (setsid):
+     * where the scheduler groups tasks by session (autogroup, on by default on many systems),
+     * one more session of a sleeping process made the program itself slower by a fifth
+     * (docs/PERFORMANCE.md, "The watcher's session").  A process group that is not the
+     * terminal's foreground one may write to the terminal only if it ignores SIGTTOU. */
+    setpgid(0, 0);
+    signal(SIGTTOU, SIG_IGN);
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null >= 0) {
         dup2(null, 0);

@@ -478,6 +478,45 @@ def test_a_sigterm_to_the_process_group_stops_the_server_and_blames_no_component
     assert list(tmp_path.glob("stats-*.json"))
 
 
+def _watcher_of(pid):
+    """The crash watcher of program pid: the qpm-watcher process holding a pidfd for it."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if open(f"/proc/{entry}/comm").read().strip() != "qpm-watcher":
+                continue
+            for fd in os.listdir(f"/proc/{entry}/fdinfo"):
+                if re.search(rf"^Pid:\s*{pid}$", open(f"/proc/{entry}/fdinfo/{fd}").read(), re.M):
+                    return int(entry)
+        except OSError:
+            continue     # a process that ended while we looked
+    return None
+
+
+def test_the_crash_watcher_leaves_the_process_group_but_not_the_session(kvstore, tmp_path):
+    """The watcher outlives signals to the program's process group (a process group of its own)
+    and stays in the program's session: a session of its own made the program slower by a fifth
+    where the scheduler groups tasks by session (docs/PERFORMANCE.md, "The watcher's session")."""
+    server_exe, _ = kvstore
+    server = subprocess.Popen([str(server_exe), "--port", "0"], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True, env={**os.environ, "QPM_REPORT_DIR": str(tmp_path)})
+    try:
+        server.stdout.readline()    # listening: the watcher was started before main()
+        watcher = _watcher_of(server.pid)
+        assert watcher is not None
+        assert os.getsid(watcher) == os.getsid(server.pid) == server.pid
+        assert os.getpgid(watcher) == watcher != os.getpgid(server.pid)
+        os.killpg(server.pid, signal.SIGTERM)
+        assert server.wait(timeout=20) == 0
+        assert _gone(watcher)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert not list(tmp_path.glob("crash-*.json"))
+
+
 def _disassembly(obj):
     out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(obj)], capture_output=True, text=True,
                          check=True).stdout
