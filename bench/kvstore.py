@@ -320,14 +320,25 @@ def kill_group(pgid: int) -> None:
         pass
 
 
+def own_group() -> dict:
+    """Popen's arguments for a child in a process group of its own (so that it and its children
+    can be signalled together) in this process's session.  Not a session of its own: where the
+    scheduler groups tasks by session (autogroup), the server and the load client in two sessions
+    get half of the CPUs each whenever both can run, and a build that needs more than the client
+    is held to half (docs/PERFORMANCE.md, "The watcher's session")."""
+    if sys.version_info >= (3, 11):
+        return {"process_group": 0}
+    return {"preexec_fn": os.setpgrp}
+
+
 class Server:
     """One kvstore process (and its domain processes) in a process group of its own."""
 
     def __init__(self, exe: str, workdir: str, env: dict | None = None, wrapper: list[str] | None = None):
         self.errfile = open(os.path.join(workdir, "server.err"), "w+")
         self.proc = subprocess.Popen([*(wrapper or []), exe, "--port", "0"], cwd=REPO, stdout=subprocess.PIPE,
-                                     stderr=self.errfile, start_new_session=True,
-                                     env={**os.environ, **env} if env else None)
+                                     stderr=self.errfile, env={**os.environ, **env} if env else None,
+                                     **own_group())
         self.pgid = self.proc.pid
         self.domains: list[int] = []
         try:
@@ -411,7 +422,7 @@ def run_loadgen(loadgen: str, port: int, load: list[str], seconds: float) -> tup
     """Runs loadgen to completion; returns its parsed summary and its CPU seconds."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen([loadgen, "--port", str(port), *load], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, **own_group())
     try:
         out, err = proc.communicate(timeout=seconds + LOAD_GRACE_S)
     except subprocess.TimeoutExpired:
