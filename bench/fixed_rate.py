@@ -56,7 +56,7 @@ import tempfile
 
 import kvstore as kv  # bench/kvstore.py: its builds, server and load client
 from kvstore import log
-from machine import cpu_model
+from machine import autogroup, cpu_model
 
 FLOORED = ("isolate-cache", "handoff", kv.AGAIN, kv.REMOTE)
 MONO_GUESS = 50000.0    # requests/s: where the search for mono's maximum starts (it doubles or halves)
@@ -120,7 +120,7 @@ def main() -> int:
     log()
     log(f"command:   {shlex.join([kv.PY, 'bench/fixed_rate.py', *sys.argv[1:]])}   (in {kv.REPO})")
     log(f"date:      {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
-    log(f"machine:   {os.cpu_count()} cores, {cpu_model()}, Linux {platform.release()}")
+    log(f"machine:   {os.cpu_count()} cores, {cpu_model()}, Linux {platform.release()}, {autogroup()}")
     log(f"sources:   {kv.git_describe()}")
     kv.become_subreaper()   # a domain whose program ended is reaped here
     tmp = tempfile.mkdtemp(prefix="bench-fixed-rate-")

@@ -150,7 +150,7 @@ import time
 
 import yaml
 
-from machine import cpu_model, run_servers_main  # bench/machine.py: scripts here run with bench/ on sys.path
+from machine import autogroup, cpu_model, run_servers_main  # bench/machine.py: scripts here run with bench/ on sys.path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = os.path.join(".venv", "bin", "python")
@@ -1342,7 +1342,7 @@ def main() -> int:
     log(f"date:      {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
     nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() or "?"
     log(f"machine:   nproc {nproc} (os.cpu_count {os.cpu_count()}), {cpu_model()}, "
-        f"Linux {platform.release()}")
+        f"Linux {platform.release()}, {autogroup()}")
     log(f"tools:     {subprocess.run(['gcc', '--version'], capture_output=True, text=True).stdout.splitlines()[0]}; "
         f"Python {platform.python_version()}")
     sources_before = git_describe()

@@ -20,6 +20,17 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def autogroup() -> str:
+    """Whether the scheduler groups tasks by session (autogroup): then a server and its load client
+    in two sessions share the CPUs half and half when both can run (docs/PERFORMANCE.md, "The
+    watcher's session")."""
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
+            return "autogroup on" if f.read().strip() == "1" else "autogroup off"
+    except OSError:
+        return "no autogroup"
+
+
 # Waits for a cache's writers (a qtool without them has none to wait for).
 AWAIT_WRITERS = ("try:\n    from qtool.analyzer.cache import await_writers\nexcept ImportError:\n    pass\n"
                  "else:\n    await_writers()")
