@@ -130,6 +130,7 @@ static int hostile_post(struct qrt__chan *c, uint32_t *kind, uint32_t *fn, uint3
  * TSC's rate is measured against clock_gettime from the first use on, and used once at least
  * QRT_TSC_CALIBRATE_NS have passed; until then this is clock_gettime itself.
  */
+#if defined(__x86_64__) || defined(__i386__)
 #define QRT_TSC_CALIBRATE_NS 2000000LL
 enum { TSC_UNKNOWN, TSC_MEASURING, TSC_READY, TSC_UNUSABLE };
 static _Atomic int tsc_state;
@@ -138,7 +139,6 @@ static long long tsc_origin_ns;
 static double tsc_ns_per_tick;
 static pthread_mutex_t tsc_lock = PTHREAD_MUTEX_INITIALIZER;
 
-#if defined(__x86_64__) || defined(__i386__)
 static int tsc_invariant(void)
 {
     unsigned a, b, c, d;
