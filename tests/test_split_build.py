@@ -1,5 +1,6 @@
 """The split build end to end: real programs built with SCons and gcc, run monolithic and split."""
 
+import contextlib
 import math
 import os
 import re
@@ -455,14 +456,25 @@ def test_kvstore_split_serves_load_and_leaves_nothing_after_kill_9(kvstore):
     assert set(os.listdir("/dev/shm")) == shm_before
 
 
+@contextlib.contextmanager
+def _served_as_a_service(server_exe, reports):
+    """The server started as a service manager starts it (a session and process group of its
+    own), once it listens: yields the process and its port; killed if still running after."""
+    server = subprocess.Popen([str(server_exe), "--port", "0"], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True, env={**os.environ, "QPM_REPORT_DIR": str(reports)})
+    try:
+        yield server, server.stdout.readline().strip().rsplit(":", 1)[1]
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
 def test_a_sigterm_to_the_process_group_stops_the_server_and_blames_no_component(kvstore, tmp_path):
     """A service manager stops a server with SIGTERM to its process group: the domains outlive it
     until main has stopped (kvstore drains and exits 0), and no crash report is written."""
     server_exe, loadgen = kvstore
-    server = subprocess.Popen([str(server_exe), "--port", "0"], stdout=subprocess.PIPE, text=True,
-                              start_new_session=True, env={**os.environ, "QPM_REPORT_DIR": str(tmp_path)})
-    try:
-        port = server.stdout.readline().strip().rsplit(":", 1)[1]
+    with _served_as_a_service(server_exe, tmp_path) as (server, port):
         (domain,) = _children(server.pid)
         load = subprocess.run([str(loadgen), "--port", port, "--threads", "4", "--requests", "100",
                                "--seconds", "30"], capture_output=True, text=True, timeout=60)
@@ -470,10 +482,6 @@ def test_a_sigterm_to_the_process_group_stops_the_server_and_blames_no_component
         os.killpg(server.pid, signal.SIGTERM)
         assert server.wait(timeout=20) == 0
         assert _gone(domain)
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
     assert not list(tmp_path.glob("crash-*.json"))
     assert list(tmp_path.glob("stats-*.json"))
 
@@ -499,21 +507,14 @@ def test_the_crash_watcher_leaves_the_process_group_but_not_the_session(kvstore,
     and stays in the program's session: a session of its own made the program slower by a fifth
     where the scheduler groups tasks by session (docs/PERFORMANCE.md, "The watcher's session")."""
     server_exe, _ = kvstore
-    server = subprocess.Popen([str(server_exe), "--port", "0"], stdout=subprocess.PIPE, text=True,
-                              start_new_session=True, env={**os.environ, "QPM_REPORT_DIR": str(tmp_path)})
-    try:
-        server.stdout.readline()    # listening: the watcher was started before main()
-        watcher = _watcher_of(server.pid)
+    with _served_as_a_service(server_exe, tmp_path) as (server, _port):
+        watcher = _watcher_of(server.pid)   # started before main(), which listens now
         assert watcher is not None
         assert os.getsid(watcher) == os.getsid(server.pid) == server.pid
         assert os.getpgid(watcher) == watcher != os.getpgid(server.pid)
         os.killpg(server.pid, signal.SIGTERM)
         assert server.wait(timeout=20) == 0
         assert _gone(watcher)
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
     assert not list(tmp_path.glob("crash-*.json"))
 
 
