@@ -150,7 +150,7 @@ import time
 
 import yaml
 
-from machine import autogroup, cpu_model, run_servers_main  # bench/machine.py: scripts here run with bench/ on sys.path
+from machine import autogroup, cpu_model, own_group, run_servers_main  # bench/machine.py: scripts here run with bench/ on sys.path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = os.path.join(".venv", "bin", "python")
@@ -318,17 +318,6 @@ def kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-
-
-def own_group() -> dict:
-    """Popen's arguments for a child in a process group of its own (so that it and its children
-    can be signalled together) in this process's session.  Not a session of its own: where the
-    scheduler groups tasks by session (autogroup), the server and the load client in two sessions
-    get half of the CPUs each whenever both can run, and a build that needs more than the client
-    is held to half (docs/PERFORMANCE.md, "The watcher's session")."""
-    if sys.version_info >= (3, 11):
-        return {"process_group": 0}
-    return {"preexec_fn": os.setpgrp}
 
 
 class Server:

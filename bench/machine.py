@@ -3,6 +3,7 @@ how the ones that time qtool run a `qtool serve` and wait for a cache's writers.
 
 from __future__ import annotations
 
+import os
 import platform
 import signal
 import subprocess
@@ -29,6 +30,17 @@ def autogroup() -> str:
             return "autogroup on" if f.read().strip() == "1" else "autogroup off"
     except OSError:
         return "no autogroup"
+
+
+def own_group() -> dict:
+    """Popen's arguments for a child in a process group of its own (so that it and its children
+    can be signalled together) in this process's session.  Not a session of its own: where the
+    scheduler groups tasks by session (autogroup), the server and the load client in two sessions
+    get half of the CPUs each whenever both can run, and a build that needs more than the client
+    is held to half (docs/PERFORMANCE.md, "The watcher's session")."""
+    if sys.version_info >= (3, 11):
+        return {"process_group": 0}
+    return {"preexec_fn": os.setpgrp}
 
 
 # Waits for a cache's writers (a qtool without them has none to wait for).

@@ -87,7 +87,7 @@ import threading
 import time
 
 from kvstore import become_subreaper, children, group_members, proc_name  # bench/kvstore.py
-from machine import cpu_model, run_servers_main  # bench/machine.py: scripts here run with bench/ on sys.path
+from machine import cpu_model, own_group, run_servers_main  # bench/machine.py: scripts here run with bench/ on sys.path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REAL = os.path.join(REPO, "bench", "real")
@@ -352,7 +352,7 @@ class Server:
         self.workdir = workdir
         self.errfile = open(os.path.join(workdir, "server.err"), "w+")
         self.proc = subprocess.Popen(cmd, cwd=workdir, stdin=subprocess.DEVNULL, stdout=self.errfile,
-                                     stderr=subprocess.STDOUT, start_new_session=True, env=env)
+                                     stderr=subprocess.STDOUT, env=env, **own_group())
         self.pgid = self.proc.pid
 
     def output(self) -> str:
