@@ -46,6 +46,13 @@ static void scratch_free(void *base)
     scratch_base = NULL;
 }
 
+/* What the scratch takes for n bytes: n rounded up to 16, so that every copy in it is aligned as
+ * malloc's memory is. */
+static size_t scratch_size(size_t n)
+{
+    return (n + 15u) & ~(size_t)15u;
+}
+
 static void scratch_make_key(void)
 {
     if (pthread_key_create(&scratch_key, scratch_free) != 0)
@@ -55,7 +62,7 @@ static void scratch_make_key(void)
 void *qrt__scratch_take(size_t n, size_t *mark)
 {
     *mark = SIZE_MAX;
-    n = (n + 15u) & ~(size_t)15u;
+    n = scratch_size(n);
     if (!n || n > QRT_SCRATCH - scratch_top)
         return NULL;
     if (!scratch_base) {
@@ -96,7 +103,7 @@ void *qrt_out_alloc(size_t n, size_t *mark)
     uint8_t *p = qrt__scratch_take(n, mark);
     back_at = NULL;     /* only a put_back of this buffer, after this, may tell what it holds */
     if (p) {
-        size_t taken = (n + 15u) & ~(size_t)15u;
+        size_t taken = scratch_size(n);
         if (*mark < clean)
             memset(p, 0, clean - *mark < taken ? clean - *mark : taken);
         return p;
@@ -218,7 +225,7 @@ void qrt_put_back(struct qrt_wr *w, const void *data, size_t n)
         m--;
     back_at = b;
     back_len = m;
-    back_taken = (n + 15u) & ~(size_t)15u;
+    back_taken = scratch_size(n);
     uint64_t whole = n;
     qrt_put(w, &whole, sizeof whole);
     qrt_put_blob(w, data, m);
