@@ -547,8 +547,7 @@ __attribute__((noinline)) static int wait_slow(struct qrt__chan *c, uint32_t wan
      * yielding before that sleep is a system call in vain, and a switch whenever anything else
      * can run (often another serving thread doing the same).  A short sleep restores all the
      * rounds, so threads in back-to-back calls yield as before. */
-    int at_once = woke && !budget;
-    unsigned rounds = at_once ? 0 : tls_yields < yield_rounds() ? tls_yields : yield_rounds();
+    unsigned rounds = woke ? 0 : tls_yields < yield_rounds() ? tls_yields : yield_rounds();
     int yielded = yield_for(c, want, w, rounds);
     if (yielded <= 0)
         return yielded;
@@ -557,7 +556,7 @@ __attribute__((noinline)) static int wait_slow(struct qrt__chan *c, uint32_t wan
      * no rounds to judge and probes nothing: it reads no clock (below saturation that is most of
      * a domain's waits: two clock reads a call), and its next wait yields as the last timed
      * sleep decided. */
-    int timed = side == QRT_SIDE_CALLER || !at_once;
+    int timed = side == QRT_SIDE_CALLER || !woke;
     long long slept = timed ? hand_clock() : 0;
     tls_slept = 1;
     uint32_t mine = side == QRT_SIDE_CALLER ? QRT_SLEEP_CALLER : QRT_SLEEP_SERVER;
