@@ -64,6 +64,24 @@ static void write_into(uint8_t *b, size_t n)
     }
 }
 
+/* An out buffer of n bytes, checked to be zeros; NULL (and the first byte that is not, printed
+ * after `what`) when it is not. */
+static uint8_t *zeros_of(size_t n, size_t *mark, const char *what)
+{
+    uint8_t *b = qrt_out_alloc(n, mark);
+    if (!b) {
+        printf("%s: no buffer of %zu bytes\n", what, n);
+        return NULL;
+    }
+    checked++;
+    for (size_t j = 0; j < n; j++)
+        if (b[j]) {
+            printf("%s: a buffer of %zu bytes at scratch mark %zu has byte %zu = %u\n", what, n, *mark, j, b[j]);
+            return NULL;
+        }
+    return b;
+}
+
 static int call(int depth)
 {
     calls++;
@@ -86,20 +104,12 @@ static int call(int depth)
     uint8_t *out[3];
     size_t n[3], mark[3];
     int k = (int)rnd(3);     /* none: a call whose buffers are all in-out ones, or none */
+    char what[64];
+    snprintf(what, sizeof what, "call %lu (depth %d)", calls, depth);
     for (int i = 0; i < k; i++) {
         n[i] = size();
-        out[i] = qrt_out_alloc(n[i], &mark[i]);
-        if (!out[i]) {
-            printf("call %lu: no buffer of %zu bytes\n", calls, n[i]);
+        if (!(out[i] = zeros_of(n[i], &mark[i], what)))
             return 1;
-        }
-        checked++;
-        for (size_t j = 0; j < n[i]; j++)
-            if (out[i][j]) {
-                printf("call %lu (depth %d): buffer %d of %zu bytes, at scratch mark %zu, has byte %zu = %u\n",
-                       calls, depth, i, n[i], mark[i], j, out[i][j]);
-                return 1;
-            }
     }
     for (int i = 0; i < k; i++)
         write_into(out[i], n[i]);
@@ -121,19 +131,6 @@ static int call(int depth)
     return 0;
 }
 
-/* An out buffer of n bytes, checked to be zeros. */
-static uint8_t *zeros_of(size_t n, size_t *mark)
-{
-    uint8_t *b = qrt_out_alloc(n, mark);
-    checked++;
-    for (size_t j = 0; b && j < n; j++)
-        if (b[j]) {
-            printf("a buffer of %zu bytes after an in-out one was sent: byte %zu = %u\n", n, j, b[j]);
-            return NULL;
-        }
-    return b;
-}
-
 int main(void)
 {
     /* An in-out buffer sent from a message copy (its last 54 bytes zeros), then, where it was, an
@@ -145,12 +142,12 @@ int main(void)
     struct qrt_wr w = {.base = msg, .cap = sizeof msg};
     qrt_put_back(&w, copy, 64);
     qrt__scratch_give(mark);
-    uint8_t *b = zeros_of(40, &mark);
+    uint8_t *b = zeros_of(40, &mark, "after an in-out buffer was sent");
     if (!b)
         return 1;
     memset(b, 0xff, 40);
     qrt_out_free(b, mark);
-    if (!(b = zeros_of(64, &mark)))
+    if (!(b = zeros_of(64, &mark, "after an in-out buffer was sent")))
         return 1;
     qrt_out_free(b, mark);
     for (int i = 0; i < 50000; i++)
