@@ -136,7 +136,7 @@ def main() -> int:
             rate = args.share * top
             log(f"mono's maximum {top:.0f}/s; the load, {args.share:g} of it: {rate:.0f}/s")
             log()
-        period = len(builds) * (1 if len(builds) % 2 == 0 else 2)
+        period = kv.balanced_period(len(builds))
         log(f"load:      loadgen --threads {args.threads} --rate {rate:.0f}, {args.duration:g} s a run, "
             f"{args.rounds} rounds of {', '.join(builds)} in a balanced order (balanced over each "
             f"{period} rounds" + ("" if args.rounds % period == 0 else f"; {args.rounds} is not a multiple") + ")")

@@ -516,6 +516,11 @@ def rotated(seq: tuple, k: int) -> tuple:
     return seq[k:] + seq[:k]
 
 
+def balanced_period(n: int) -> int:
+    """The rounds over which balanced() orders n items evenly: n, or 2n for an odd n."""
+    return n if n % 2 == 0 else 2 * n
+
+
 def balanced(seq: tuple, k: int) -> tuple:
     """The order of seq in round k of a Williams design: each round runs every item once, and over
     len(seq) rounds (twice that for an odd length) every item runs right after every other item
@@ -524,7 +529,7 @@ def balanced(seq: tuple, k: int) -> tuple:
     rotating, each build always followed the same one, and any such effect fell on one build."""
     n = len(seq)
     first = [0] + [(j + 1) // 2 if j % 2 else n - j // 2 for j in range(1, n)]
-    m = k % (n if n % 2 == 0 else 2 * n)
+    m = k % balanced_period(n)
     row = [seq[(i + m) % n] for i in first]
     return tuple(row if m < n else row[::-1])
 
