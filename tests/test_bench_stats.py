@@ -49,6 +49,15 @@ def test_the_verdicts_follow_the_interval():
     assert kvstore.interval_text([0.9, 0.95, 1.0, 1.02, 1.05]) == "1.00 (90%: 0.90 to 1.05)"
 
 
+def test_at_least_asks_the_interval_from_below():
+    rounds = [0.92, 0.95, 0.97, 1.0, 0.93, 0.99, 0.96, 0.94, 1.01, 0.98]
+    assert kvstore.at_least(rounds, 0.9) == "yes"
+    assert kvstore.at_least([x - 0.2 for x in rounds], 0.9) == "no"
+    assert kvstore.at_least([0.7, 1.0, 0.85, 0.95, 0.8, 1.1, 0.9, 0.75, 1.05, 0.88], 0.9) == "not resolved"
+    assert kvstore.at_least([0.9] * 10, 0.9) == "yes"                 # the bound itself is at least it
+    assert kvstore.at_least([1.0, 1.0, 1.0], 0.9) == "not resolved"  # too few rounds to say
+
+
 def test_the_balanced_order_runs_every_build_after_every_other_equally_often():
     for n in range(1, 9):
         builds = tuple(f"b{i}" for i in range(n))
