@@ -45,7 +45,9 @@ should hold 1.  With --share, also the 1.3 target (isolate-cache's p99 over mono
 the floor forbids it (handoff's over mono's, the whole interval above 1.3).  The verdicts are
 printed, not enforced: the exit status is 0 unless a run failed (a request not answered right, a
 server that did not exit cleanly); runs that fell behind the rate (their p99 is a backlog, not a
-latency) are counted and said.
+latency) are counted and said, and then the requests/s each build carried over the floor's, round
+against round, with whether isolate-cache carried at least 0.9 of the floor's (the saturation
+target's question, which is what a backlog's p99 answers, magnified).
 """
 
 from __future__ import annotations
@@ -206,6 +208,16 @@ def main() -> int:
     if any(fell_behind.values()):
         log("runs that did not keep up with the rate (their p99 is a backlog): "
             + ", ".join(f"{b} {n}" for b, n in fell_behind.items()))
+        # Past a build's maximum its p99 is how far the queue grew by the run's end: with the rate
+        # R and the build carrying T, about (R/T - 1) of the run.  Two builds' ratio of that turns a
+        # few percent of T into tens of percent of p99, and more the nearer R is to the floor's
+        # maximum; what compares builds there is what they carried.
+        log(f"requests/s over requests/s in the same round, the median over {args.rounds} rounds with its 90% interval:")
+        shares = kv.ratios(runs["isolate-cache"], runs["handoff"], "rps")
+        log(f"  {'isolate-cache / handoff':<28} {kv.interval_text(shares)}; at least {kv.FLOOR_TARGET} of the floor's: "
+            + kv.at_least(shares, kv.FLOOR_TARGET))
+        log(f"  {'handoff-again / handoff':<28} {kv.interval_text(kv.ratios(runs[kv.AGAIN], runs['handoff'], 'rps'))}")
+        log(f"  {'remote / handoff':<28} {kv.interval_text(kv.ratios(runs[kv.REMOTE], runs['handoff'], 'rps'))}")
     log("\noutcome: every request of every run answered correctly; every server exited 0")
     return 0
 
