@@ -51,7 +51,7 @@ on any error path and checked to be empty after every run.
 
 With --open-loop the question is latency at a load the server can carry rather than the most it can
 carry.  After the warm-up: closed-loop rounds of mono, isolate-cache, handoff, handoff-again and
-remote (below), ten rounds (a whole period of the balanced order below), each build once a round
+remote (below), 20 rounds (two whole periods of the balanced order below), each build once a round
 (mono's median is its closed-loop maximum, for comparison; the rounds' paired ratios, with their
 90% interval, give the closed loop's ratios below); the futex hand-off's cost on this
 machine (five runs of bench/ipc/pingpong.c's futex ping-pong, CPU time of both processes per round
@@ -766,16 +766,17 @@ def paced_run(exe: str, loadgen: str, threads: int, rate: float, duration: float
 CLOSED = ("mono", "isolate-cache", "handoff", AGAIN, REMOTE)
 
 
-CLOSED_ROUNDS = balanced_period(len(CLOSED))   # one whole period of the balanced order
+CLOSED_ROUNDS = 2 * balanced_period(len(CLOSED))   # two whole periods of the balanced order
 
 
 def closed_loop_runs(exes: dict, loadgen: str, load: list[str], seconds: float, tmp: str) -> dict:
     """CLOSED_ROUNDS closed-loop rounds, each running every build of CLOSED once in the balanced
     order, their round trips counted: runs[variant] -> results, one a round.  A closed-loop run on
     these machines lands in one of two modes (docs/PERFORMANCE.md), so three runs a build decided
-    little; a whole period of the balanced order is the fewest rounds that give a 90% interval for
-    the paired ratios and let every build follow every other equally often.  Raises Failure if any
-    request failed."""
+    little; whole periods of the balanced order let every build follow every other equally often,
+    and two of them (20 rounds for five builds) give the paired ratios a 90% interval from their
+    6th to their 15th value, where one period's is from the 2nd to the 9th of 10.  Raises Failure
+    if any request failed."""
     runs: dict = {v: [] for v in CLOSED}
     for i in range(CLOSED_ROUNDS):
         for v in balanced(CLOSED, i):
