@@ -1000,7 +1000,8 @@ def p99_floor_report(runs: dict, rates: dict, searches: dict, refined: list[dict
         log(f"  (the load is above the floor's own maximum, {floor_top:.0f}/s, the median of its searches"
             + (f", and above {FLOOR_OF}'s, {own_top:.0f}/s: both builds are" if both else ": the floor is")
             + f" past saturation there, where a p99 is the backlog that {duration:g} s of load built up, not a "
-            f"latency; what compares them is their maxima, above)")
+            f"latency; what compares them is their maxima, above, and their latency at a load the floor carries: "
+            f"bench/fixed_rate.py --share 0.5 --of handoff)")
 
 
 def equal_utilization_report(equal: dict | None, runs: dict) -> None:
