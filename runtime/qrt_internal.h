@@ -128,6 +128,9 @@ void qrt__disown_fds(void);
  * SIZE_MAX); giving back a mark releases everything taken since. */
 void *qrt__scratch_take(size_t n, size_t *mark);
 void qrt__scratch_give(size_t mark);
+/* Zeroes again what the last out buffer given back (qrt_out_free) had written: after the answer
+ * is posted. */
+void qrt__settle(void);
 
 /* The blame for one death of a domain, kept for the callers of that generation to read. */
 #define QRT_BLAME_ALL UINT32_MAX      /* a thread serving no call died: every call is a culprit */

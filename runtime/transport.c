@@ -1035,6 +1035,7 @@ static void serve_one(struct qrt__chan *c, int side, uint32_t fn, struct qrt_rd 
         post(c, side, QRT_K_ERROR, (uint32_t)-err, 0, 0);
     else
         post(c, side, QRT_K_RETURN, 0, (uint32_t)w.len, w.nfds);
+    qrt__settle();
 }
 
 /* Whether domain d may have the main process run function (or callback) id for it: only what

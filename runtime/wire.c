@@ -37,6 +37,11 @@
 static __thread uint8_t *scratch_base;
 static __thread size_t scratch_top;
 static __thread size_t scratch_clean;   /* the scratch's bytes from here to its end are all zero */
+/* The out buffer qrt_out_free gave back with its written bytes not yet zeroed again: qrt__settle,
+ * after the answer is out, zeroes them (the caller need not wait for that); a take of the scratch
+ * before then cancels it, and the bytes count as not clean, as any taken bytes do. */
+static __thread uint8_t *settle_at;
+static __thread size_t settle_len, settle_mark, settle_taken;
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 
@@ -62,6 +67,7 @@ static void scratch_make_key(void)
 void *qrt__scratch_take(size_t n, size_t *mark)
 {
     *mark = SIZE_MAX;
+    settle_at = NULL;   /* its bytes stay below scratch_clean: whoever takes them zeroes what it needs */
     n = scratch_size(n);
     if (!n || n > QRT_SCRATCH - scratch_top)
         return NULL;
@@ -116,17 +122,28 @@ void qrt_out_free(void *p, size_t mark)
     if (mark == SIZE_MAX) {
         free(p);
     } else {
-        if (p == back_at) {
-            /* Its bytes past back_len were found zero; zeroing the ones before makes all of it
-             * zero again, and when nothing above it was taken since, the scratch is clean from
-             * it on. */
-            memset(p, 0, back_len);
-            if (scratch_clean <= mark + back_taken)
-                scratch_clean = mark;
-        }
         qrt__scratch_give(mark);
+        if (p == back_at) {
+            /* Its bytes past back_len were found zero; zeroing the ones before (qrt__settle)
+             * makes all of it zero again. */
+            settle_at = p;
+            settle_len = back_len;
+            settle_mark = mark;
+            settle_taken = back_taken;
+        }
     }
     back_at = NULL;
+}
+
+void qrt__settle(void)
+{
+    if (!settle_at)
+        return;
+    memset(settle_at, 0, settle_len);
+    /* When nothing above it was taken since, the scratch is clean from it on. */
+    if (scratch_clean <= settle_mark + settle_taken)
+        scratch_clean = settle_mark;
+    settle_at = NULL;
 }
 
 #define QRT_NULL_LEN UINT64_MAX

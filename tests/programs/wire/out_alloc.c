@@ -8,8 +8,10 @@
  * (an in-out buffer, which is the callee's in the message itself), has its callee write into
  * them (nothing, a few bytes, bytes with zeros between, all of it), then sends them back with
  * qrt_put_back, or, as on an error path, sends none or only some, and gives them back in the
- * order a stub does (first to last) or the other.  Some calls nest a whole call inside
- * themselves, between the callee's writes and the sending (a callee that calls back into a
+ * order a stub does (first to last) or the other, and mostly zeroes again what the last one sent
+ * had written, as serve_one does once its answer is out (qrt__settle); now and then scratch is
+ * taken and written before that, which must leave it as written.  Some calls nest a whole call
+ * inside themselves, between the callee's writes and the sending (a callee that calls back into a
  * function that is served on the same thread).  Each buffer is checked to be all zeros when it is
  * handed out.  First, one case by hand: an in-out buffer sent from a message copy, and an out
  * buffer taken where it was and given back unsent.
@@ -26,6 +28,7 @@
 
 void *qrt__scratch_take(size_t n, size_t *mark);   /* runtime/qrt_internal.h */
 void qrt__scratch_give(size_t mark);
+void qrt__settle(void);
 
 static unsigned long checked, calls;
 static unsigned seed = 1;
@@ -126,6 +129,24 @@ static int call(int depth)
     else
         for (int i = k - 1; i >= 0; i--)
             qrt_out_free(out[i], mark[i]);
+    /* The answer posted, serve_one zeroes again what the last buffer sent back had written.
+     * Scratch taken before that (serve_one takes none) is the taker's: qrt__settle leaves it. */
+    if (rnd(8) == 0) {
+        size_t len = 1 + rnd(300), taken_mark;
+        uint8_t *t = qrt__scratch_take(len, &taken_mark);
+        if (t) {
+            memset(t, 0xcc, len);
+            qrt__settle();
+            for (size_t j = 0; j < len; j++)
+                if (t[j] != 0xcc) {
+                    printf("%s: scratch taken before qrt__settle has byte %zu = %u\n", what, j, t[j]);
+                    return 1;
+                }
+            qrt__scratch_give(taken_mark);
+        }
+    }
+    if (rnd(4))
+        qrt__settle();
     if (copy_mark != SIZE_MAX)
         qrt__scratch_give(copy_mark);
     return 0;
@@ -147,6 +168,7 @@ int main(void)
         return 1;
     memset(b, 0xff, 40);
     qrt_out_free(b, mark);
+    qrt__settle();
     if (!(b = zeros_of(64, &mark, "after an in-out buffer was sent")))
         return 1;
     qrt_out_free(b, mark);
