@@ -6,7 +6,7 @@ Run from the repository root:
     .venv/bin/python bench/fixed_rate.py                        # 40,000 requests/s, 24 rounds
     .venv/bin/python bench/fixed_rate.py --rate 30000 --rounds 16 --duration 2
     .venv/bin/python bench/fixed_rate.py --share 0.5 --rounds 40   # issue 13's load: half mono's maximum
-    .venv/bin/python bench/fixed_rate.py --share 0.5 --of handoff --rounds 40   # half the floor's
+    .venv/bin/python bench/fixed_rate.py --share 0.5 --of handoff --rounds 120  # half the floor's
 
 bench/kvstore.py --open-loop judges the p99 at 50% of mono's maximum from a few rounds; where
 that load is near the floor's own maximum, every build's p99 there moves by multiples from one
